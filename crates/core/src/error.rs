@@ -1,0 +1,89 @@
+//! The library's error type.
+
+use crate::config::{ArchiveMode, ArchiveModeError, ConfigError, TtlError};
+use crate::event::EventError;
+use crate::names::{NameError, StreamName, TableName};
+use crate::record::ItemError;
+use crate::sequence::SequenceNumberError;
+
+/// Everything that can go wrong in kinarch. Each message says what was wrong and, where
+/// there is one, what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A stream or table name, or an ARN, is not valid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A sequence number is not valid.
+    #[error(transparent)]
+    SequenceNumber(#[from] SequenceNumberError),
+    /// An archive mode is not ALL or LATEST.
+    #[error(transparent)]
+    Mode(#[from] ArchiveModeError),
+    /// A TTL is not valid.
+    #[error(transparent)]
+    Ttl(#[from] TtlError),
+    /// A stream's archive tags are not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A Lambda event cannot be archived.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// An archived item does not follow the table contract.
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    /// The stream does not exist (or is not visible with these credentials).
+    #[error(
+        "stream {stream} was not found in region {region}: check the stream name and the region \
+         (--region, AWS_REGION or the profile's region)"
+    )]
+    StreamNotFound {
+        /// The stream asked for.
+        stream: StreamName,
+        /// The region asked in.
+        region: String,
+    },
+    /// The archive table does not exist.
+    #[error(
+        "archive table {table} of stream {stream} does not exist in region {region}: run \
+         `kinarch setup {stream} {mode} {region}` to create it"
+    )]
+    TableNotFound {
+        /// The table looked for.
+        table: TableName,
+        /// The stream it archives.
+        stream: StreamName,
+        /// The stream's archive mode.
+        mode: ArchiveMode,
+        /// The region looked in.
+        region: String,
+    },
+    /// A table exists but its key schema does not fit the archive mode.
+    #[error("table {table} has key schema {found} but {mode} mode needs {expected}: {advice}")]
+    KeySchemaMismatch {
+        /// The table.
+        table: TableName,
+        /// The mode it was meant for.
+        mode: ArchiveMode,
+        /// Key schema found.
+        found: String,
+        /// Key schema needed.
+        expected: String,
+        /// What to do.
+        advice: String,
+    },
+    /// An AWS call failed for a reason not covered above.
+    #[error("{operation} failed: {message}")]
+    Aws {
+        /// The API operation, e.g. `DynamoDB.BatchWriteItem`.
+        operation: &'static str,
+        /// The service's message, with the error code.
+        message: String,
+    },
+    /// A caller passed options that cannot work together.
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

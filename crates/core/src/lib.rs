@@ -1,0 +1,25 @@
+//! kinarch: archive Amazon Kinesis Data Streams into DynamoDB, look records up, replay them.
+//!
+//! This crate holds the domain (modes, sequence numbers, the table contract) and every AWS
+//! call kinarch makes; the Lambda function and the `kinarch` CLI are thin layers on top.
+
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod names;
+pub mod plan;
+pub mod record;
+mod retry;
+pub mod sequence;
+pub mod streams;
+pub mod writer;
+
+pub use config::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
+pub use error::{Error, Result};
+pub use names::{StreamName, StreamRef, TableName};
+pub use record::ArchiveRecord;
+pub use sequence::SequenceNumber;
+pub use writer::{ArchiveWriter, WriteOutcome, WriterOptions};

@@ -1,0 +1,144 @@
+//! Write planning: which records go into which DynamoDB request.
+//!
+//! Pure functions over record indices, so the rules are tested without any I/O.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::record::ArchiveRecord;
+use crate::sequence::SequenceNumber;
+
+/// BatchWriteItem takes at most 25 put requests. Emulators accept more; AWS does not.
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
+
+/// ALL mode: splits the records into BatchWriteItem requests of at most
+/// [`MAX_BATCH_WRITE_ITEMS`], with no key (`partitionKey`, `sequenceNumber`) twice in one
+/// request (DynamoDB refuses such a request as a whole). A record delivered twice in one
+/// batch is written once.
+pub fn plan_all(records: &[ArchiveRecord]) -> Vec<Vec<usize>> {
+    let mut seen = HashSet::with_capacity(records.len());
+    let unique: Vec<usize> = (0..records.len())
+        .filter(|&i| seen.insert((&records[i].partition_key, &records[i].sequence_number)))
+        .collect();
+    unique
+        .chunks(MAX_BATCH_WRITE_ITEMS)
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
+/// LATEST mode: the index of the record with the highest sequence number of each partition
+/// key, in order of first appearance of the key.
+pub fn reduce_latest(records: &[ArchiveRecord]) -> Vec<usize> {
+    let mut newest: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut order = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        match newest.get_mut(record.partition_key.as_str()) {
+            None => {
+                newest.insert(&record.partition_key, i);
+                order.push(&record.partition_key);
+            }
+            Some(best) => {
+                if record.sequence_number > records[*best].sequence_number {
+                    *best = i;
+                }
+            }
+        }
+    }
+    order.into_iter().map(|key| newest[key.as_str()]).collect()
+}
+
+/// The lowest sequence number among the records for which `failed` holds: the point from
+/// which the event source must deliver the shard again.
+pub fn lowest_sequence<'a>(
+    records: &'a [ArchiveRecord],
+    failed: impl Fn(usize, &ArchiveRecord) -> bool,
+) -> Option<&'a SequenceNumber> {
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| failed(*i, r))
+        .map(|(_, r)| &r.sequence_number)
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rec(key: &str, seq: &str) -> ArchiveRecord {
+        ArchiveRecord {
+            partition_key: key.into(),
+            sequence_number: SequenceNumber::parse(seq).unwrap(),
+            shard_id: "shardId-000000000000".into(),
+            approximate_arrival_timestamp: 0.0,
+            data: vec![],
+            last_update: None,
+            expire_after: None,
+            oversize_bytes: None,
+        }
+    }
+
+    #[test]
+    fn all_mode_chunks_of_25() {
+        let records: Vec<_> = (1..=60).map(|i| rec("k", &i.to_string())).collect();
+        let plan = plan_all(&records);
+        assert_eq!(
+            plan.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![25, 25, 10]
+        );
+    }
+
+    #[test]
+    fn all_mode_drops_duplicate_keys() {
+        let records = vec![rec("a", "1"), rec("a", "1"), rec("b", "1"), rec("a", "2")];
+        assert_eq!(plan_all(&records), vec![vec![0, 2, 3]]);
+    }
+
+    #[test]
+    fn latest_keeps_numerically_highest_per_key() {
+        let records = vec![
+            rec("a", "9"),
+            rec("b", "5"),
+            rec("a", "10"),
+            rec("a", "2"),
+            rec("b", "4"),
+        ];
+        assert_eq!(reduce_latest(&records), vec![2, 1]);
+    }
+
+    #[test]
+    fn lowest_failed_is_numeric() {
+        let records = vec![rec("a", "10"), rec("b", "9"), rec("c", "100")];
+        let lowest = lowest_sequence(&records, |i, _| i != 1).unwrap();
+        assert_eq!(lowest.as_str(), "10");
+        assert!(lowest_sequence(&records, |_, _| false).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn planning_invariants(pairs in proptest::collection::vec((0u8..20, 1u32..200), 0..300)) {
+            let records: Vec<_> = pairs.iter().map(|(k, s)| rec(&format!("k{k}"), &s.to_string())).collect();
+            let plan = plan_all(&records);
+            let mut written = HashSet::new();
+            for request in &plan {
+                prop_assert!(request.len() <= MAX_BATCH_WRITE_ITEMS && !request.is_empty());
+                let mut keys = HashSet::new();
+                for &i in request {
+                    prop_assert!(keys.insert((&records[i].partition_key, &records[i].sequence_number)));
+                    written.insert((&records[i].partition_key, &records[i].sequence_number));
+                }
+            }
+            let distinct: HashSet<_> = records.iter().map(|r| (&r.partition_key, &r.sequence_number)).collect();
+            prop_assert_eq!(written, distinct);
+
+            let latest = reduce_latest(&records);
+            let keys: HashSet<_> = records.iter().map(|r| &r.partition_key).collect();
+            prop_assert_eq!(latest.len(), keys.len());
+            for &i in &latest {
+                let top = records.iter().filter(|r| r.partition_key == records[i].partition_key)
+                    .map(|r| &r.sequence_number).max().unwrap();
+                prop_assert_eq!(&records[i].sequence_number, top);
+            }
+        }
+    }
+}

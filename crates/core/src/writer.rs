@@ -1,0 +1,409 @@
+//! Writing a batch of records into its archive table.
+//!
+//! This is the function both the Lambda archiver and `kinarch archive` call, so the rules
+//! (modes, TTL, oversize items, partial failure) cannot drift apart.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::aws::{describe, error_code, is_transient};
+use crate::config::{ArchiveMode, StreamArchiveConfig};
+use crate::error::Error;
+use crate::plan::{lowest_sequence, plan_all, reduce_latest};
+use crate::record::{ArchiveRecord, Item, PreparedItem, attr};
+use crate::retry::Backoff;
+use crate::sequence::SequenceNumber;
+
+/// Tuning of [`ArchiveWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// BatchWriteItem requests in flight at once (ALL mode).
+    pub batch_concurrency: usize,
+    /// Conditional PutItem requests in flight at once (LATEST mode).
+    pub latest_concurrency: usize,
+    /// First retry delay; later delays double, with jitter.
+    pub first_retry_delay: Duration,
+    /// Longest retry delay.
+    pub max_retry_delay: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            batch_concurrency: 8,
+            latest_concurrency: 32,
+            first_retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Records handed in.
+    pub records: usize,
+    /// Items written (ALL: distinct records; LATEST: keys whose newest record was stored).
+    pub written: usize,
+    /// LATEST: records not written because a newer record of the same key was in the batch
+    /// or already in the table. ALL: records delivered twice in the batch.
+    pub skipped_older: usize,
+    /// Items written without their payload because it was too large (see README).
+    pub oversize: usize,
+    /// Records whose write did not land.
+    pub failed: usize,
+    /// The lowest sequence number that must be delivered again, if any failed.
+    pub lowest_failed: Option<SequenceNumber>,
+    /// The first error met, for the log.
+    pub first_error: Option<String>,
+}
+
+/// Writes records into archive tables.
+#[derive(Debug, Clone)]
+pub struct ArchiveWriter {
+    dynamodb: DynamoDbClient,
+    options: WriterOptions,
+}
+
+/// Why one request's records did not land.
+enum RequestFailure {
+    /// The table is missing: nothing in this batch can land.
+    TableNotFound,
+    /// These records did not land; the message says why.
+    Failed(String),
+}
+
+impl ArchiveWriter {
+    /// A writer using `dynamodb`.
+    pub fn new(dynamodb: DynamoDbClient, options: WriterOptions) -> Self {
+        Self { dynamodb, options }
+    }
+
+    /// Archives `records` as `config` says. Writes that have not landed by `deadline` are
+    /// given up and reported in [`WriteOutcome::lowest_failed`]; no write is started after
+    /// it. Writes are idempotent, so the caller can deliver again from `lowest_failed`.
+    ///
+    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]).
+    pub async fn write(
+        &self,
+        config: &StreamArchiveConfig,
+        records: &[ArchiveRecord],
+        deadline: Instant,
+    ) -> Result<WriteOutcome, Error> {
+        let archived_at = Utc::now();
+        let prepare = |record: &ArchiveRecord| {
+            let prepared = record.to_item(archived_at, config.ttl);
+            if prepared.oversize {
+                tracing::error!(
+                    stream = %config.stream,
+                    shard = %record.shard_id,
+                    sequence_number = %record.sequence_number,
+                    partition_key = %record.partition_key,
+                    record_bytes = record.data.len(),
+                    "record too large for a DynamoDB item: archived without its payload (oversize)"
+                );
+            }
+            prepared
+        };
+        match config.mode {
+            ArchiveMode::All => self.write_all(config, records, deadline, prepare).await,
+            ArchiveMode::Latest => self.write_latest(config, records, deadline, prepare).await,
+        }
+    }
+
+    fn table_not_found(&self, config: &StreamArchiveConfig) -> Error {
+        Error::TableNotFound {
+            table: config.table.clone(),
+            stream: config.stream.clone(),
+            mode: config.mode,
+            region: self
+                .dynamodb
+                .config()
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "<region>".into()),
+        }
+    }
+
+    async fn write_all(
+        &self,
+        config: &StreamArchiveConfig,
+        records: &[ArchiveRecord],
+        deadline: Instant,
+        prepare: impl Fn(&ArchiveRecord) -> PreparedItem,
+    ) -> Result<WriteOutcome, Error> {
+        let plan = plan_all(records);
+        let mut outcome = WriteOutcome {
+            records: records.len(),
+            ..Default::default()
+        };
+        let requests: Vec<Vec<(usize, Item)>> = plan
+            .iter()
+            .map(|request| {
+                request
+                    .iter()
+                    .map(|&i| {
+                        let prepared = prepare(&records[i]);
+                        outcome.oversize += usize::from(prepared.oversize);
+                        (i, prepared.item)
+                    })
+                    .collect()
+            })
+            .collect();
+        let planned: usize = plan.iter().map(Vec::len).sum();
+        outcome.skipped_older = records.len() - planned;
+
+        let mut landed = vec![false; records.len()];
+        let mut results = futures::stream::iter(requests)
+            .map(|request| self.batch_write(config, request, deadline))
+            .buffer_unordered(self.options.batch_concurrency.max(1));
+        while let Some((written, failure)) = results.next().await {
+            for i in written {
+                landed[i] = true;
+                outcome.written += 1;
+            }
+            match failure {
+                Some(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
+                Some(RequestFailure::Failed(message)) => {
+                    outcome.first_error.get_or_insert(message);
+                }
+                None => {}
+            }
+        }
+        // A record delivered twice lands when its twin lands.
+        let mut key_landed: HashMap<(&str, &SequenceNumber), bool> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            *key_landed
+                .entry((r.partition_key.as_str(), &r.sequence_number))
+                .or_default() |= landed[i];
+        }
+        let failed = |_: usize, r: &ArchiveRecord| {
+            !key_landed[&(r.partition_key.as_str(), &r.sequence_number)]
+        };
+        outcome.failed = records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| failed(*i, r))
+            .count();
+        outcome.lowest_failed = lowest_sequence(records, failed).cloned();
+        Ok(outcome)
+    }
+
+    /// One BatchWriteItem request, with its UnprocessedItems retried until they land or the
+    /// deadline comes. Returns the indices that landed and why the rest did not.
+    async fn batch_write(
+        &self,
+        config: &StreamArchiveConfig,
+        request: Vec<(usize, Item)>,
+        deadline: Instant,
+    ) -> (Vec<usize>, Option<RequestFailure>) {
+        let table = config.table.as_str();
+        let key_of = |item: &Item| -> (String, String) {
+            let text = |name| {
+                item.get(name)
+                    .and_then(|v: &AttributeValue| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            (text(attr::PARTITION_KEY), text(attr::SEQUENCE_NUMBER))
+        };
+        let index_of: HashMap<(String, String), usize> =
+            request.iter().map(|(i, item)| (key_of(item), *i)).collect();
+        let mut pending: Vec<WriteRequest> = request
+            .into_iter()
+            .map(|(_, item)| {
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item))
+                            .build()
+                            .expect("item is set"),
+                    )
+                    .build()
+            })
+            .collect();
+        let all: Vec<usize> = index_of.values().copied().collect();
+        let mut backoff =
+            Backoff::new(self.options.first_retry_delay, self.options.max_retry_delay);
+        loop {
+            if Instant::now() >= deadline {
+                return self.landed_except(
+                    &all,
+                    &pending,
+                    &index_of,
+                    key_of,
+                    "deadline reached before the write landed",
+                );
+            }
+            let call = self
+                .dynamodb
+                .batch_write_item()
+                .request_items(table, pending.clone())
+                .send();
+            let message = match tokio::time::timeout_at(deadline, call).await {
+                Err(_) => "deadline reached while BatchWriteItem was in flight".to_owned(),
+                Ok(Ok(output)) => {
+                    pending = output
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(table))
+                        .unwrap_or_default();
+                    if pending.is_empty() {
+                        return (all, None);
+                    }
+                    tracing::debug!(
+                        table,
+                        unprocessed = pending.len(),
+                        "BatchWriteItem left items unprocessed; retrying"
+                    );
+                    format!("{} items stayed unprocessed (throttled)", pending.len())
+                }
+                Ok(Err(err)) => {
+                    if error_code(&err) == Some("ResourceNotFoundException") {
+                        return (Vec::new(), Some(RequestFailure::TableNotFound));
+                    }
+                    let message = format!("DynamoDB.BatchWriteItem on {table}: {}", describe(&err));
+                    if !is_transient(&err) {
+                        return self.landed_except(&all, &pending, &index_of, key_of, &message);
+                    }
+                    tracing::warn!(table, error = %message, "transient DynamoDB error; retrying");
+                    message
+                }
+            };
+            if !backoff.wait(deadline).await {
+                return self.landed_except(&all, &pending, &index_of, key_of, &message);
+            }
+        }
+    }
+
+    fn landed_except(
+        &self,
+        all: &[usize],
+        pending: &[WriteRequest],
+        index_of: &HashMap<(String, String), usize>,
+        key_of: impl Fn(&Item) -> (String, String),
+        message: &str,
+    ) -> (Vec<usize>, Option<RequestFailure>) {
+        let not_landed: std::collections::HashSet<usize> = pending
+            .iter()
+            .filter_map(|w| w.put_request.as_ref())
+            .filter_map(|p| index_of.get(&key_of(&p.item)).copied())
+            .collect();
+        let landed = all
+            .iter()
+            .copied()
+            .filter(|i| !not_landed.contains(i))
+            .collect();
+        (landed, Some(RequestFailure::Failed(message.to_owned())))
+    }
+
+    async fn write_latest(
+        &self,
+        config: &StreamArchiveConfig,
+        records: &[ArchiveRecord],
+        deadline: Instant,
+        prepare: impl Fn(&ArchiveRecord) -> PreparedItem,
+    ) -> Result<WriteOutcome, Error> {
+        let newest = reduce_latest(records);
+        let mut outcome = WriteOutcome {
+            records: records.len(),
+            skipped_older: records.len() - newest.len(),
+            ..Default::default()
+        };
+        let writes: Vec<(usize, PreparedItem)> =
+            newest.iter().map(|&i| (i, prepare(&records[i]))).collect();
+        outcome.oversize = writes.iter().filter(|(_, p)| p.oversize).count();
+        let mut results = futures::stream::iter(writes)
+            .map(|(i, prepared)| async move {
+                (
+                    i,
+                    self.put_if_newer(config, &records[i].sequence_number, prepared.item, deadline)
+                        .await,
+                )
+            })
+            .buffer_unordered(self.options.latest_concurrency.max(1));
+        let mut failed_keys = std::collections::HashSet::new();
+        while let Some((i, result)) = results.next().await {
+            match result {
+                Ok(true) => outcome.written += 1,
+                Ok(false) => outcome.skipped_older += 1,
+                Err(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
+                Err(RequestFailure::Failed(message)) => {
+                    outcome.first_error.get_or_insert(message);
+                    failed_keys.insert(records[i].partition_key.as_str());
+                }
+            }
+        }
+        // A key's newest record covers its older ones, so when it failed they all must come
+        // again: the lowest of them is where delivery restarts.
+        let failed = |_: usize, r: &ArchiveRecord| failed_keys.contains(r.partition_key.as_str());
+        outcome.failed = records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| failed(*i, r))
+            .count();
+        outcome.lowest_failed = lowest_sequence(records, failed).cloned();
+        Ok(outcome)
+    }
+
+    /// Conditional put: stores the item unless the table holds the key with a sequence
+    /// number at least as high. `Ok(false)`: a newer (or the same) record is archived
+    /// already, which is success for LATEST mode.
+    async fn put_if_newer(
+        &self,
+        config: &StreamArchiveConfig,
+        sequence_number: &SequenceNumber,
+        item: Item,
+        deadline: Instant,
+    ) -> Result<bool, RequestFailure> {
+        let table = config.table.as_str();
+        let mut backoff =
+            Backoff::new(self.options.first_retry_delay, self.options.max_retry_delay);
+        loop {
+            if Instant::now() >= deadline {
+                return Err(RequestFailure::Failed(
+                    "deadline reached before the write landed".into(),
+                ));
+            }
+            // Sequence numbers compare numerically: a shorter one is smaller, equal lengths
+            // compare as strings. DynamoDB's size() gives the length of a string.
+            let call = self
+                .dynamodb
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item.clone()))
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq)",
+                )
+                .expression_attribute_names("#pk", attr::PARTITION_KEY)
+                .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
+                .expression_attribute_values(":len", AttributeValue::N(sequence_number.digits().to_string()))
+                .expression_attribute_values(":seq", AttributeValue::S(sequence_number.as_str().to_owned()))
+                .send();
+            let message = match tokio::time::timeout_at(deadline, call).await {
+                Err(_) => "deadline reached while PutItem was in flight".to_owned(),
+                Ok(Ok(_)) => return Ok(true),
+                Ok(Err(err)) => match error_code(&err) {
+                    Some("ConditionalCheckFailedException") => return Ok(false),
+                    Some("ResourceNotFoundException") => return Err(RequestFailure::TableNotFound),
+                    _ => {
+                        let message = format!("DynamoDB.PutItem on {table}: {}", describe(&err));
+                        if !is_transient(&err) {
+                            return Err(RequestFailure::Failed(message));
+                        }
+                        tracing::warn!(table, error = %message, "transient DynamoDB error; retrying");
+                        message
+                    }
+                },
+            };
+            if !backoff.wait(deadline).await {
+                return Err(RequestFailure::Failed(message));
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! One invocation: decode the event, look up the stream's configuration, write, report.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::streams::KinesisEventResponse;
+use kinarch_core::aws::{AwsOptions, load_sdk_config};
+use kinarch_core::event::decode_event;
+use kinarch_core::streams::StreamConfigCache;
+use kinarch_core::{ArchiveWriter, Error, WriterOptions};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use tokio::time::Instant;
+
+/// Seconds a stream's tags are trusted before they are read again.
+const ENV_CONFIG_REFRESH: &str = "KINARCH_CONFIG_REFRESH_SECONDS";
+/// Milliseconds before the invocation deadline at which writing stops.
+const ENV_DEADLINE_MARGIN: &str = "KINARCH_DEADLINE_MARGIN_MS";
+const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// The warm state of the function: clients and the per-stream configuration cache.
+pub struct Archiver {
+    writer: ArchiveWriter,
+    configs: StreamConfigCache,
+    deadline_margin: Duration,
+}
+
+fn env_number(name: &str) -> Result<Option<u64>, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            Error::InvalidInput(format!(
+                "environment variable {name}={v:?} is not a whole number"
+            ))
+        }),
+    }
+}
+
+impl Archiver {
+    /// Builds the clients from the Lambda environment.
+    pub async fn from_env() -> Result<Self, Error> {
+        let refresh = env_number(ENV_CONFIG_REFRESH)?
+            .map(Duration::from_secs)
+            .unwrap_or(StreamConfigCache::DEFAULT_REFRESH);
+        let deadline_margin = env_number(ENV_DEADLINE_MARGIN)?
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_DEADLINE_MARGIN);
+        let sdk = load_sdk_config(&AwsOptions::default()).await;
+        Ok(Self {
+            writer: ArchiveWriter::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                WriterOptions::default(),
+            ),
+            configs: StreamConfigCache::new(aws_sdk_kinesis::Client::new(&sdk), refresh),
+            deadline_margin,
+        })
+    }
+
+    /// Handles one invocation. Records that did not land are reported through the partial
+    /// batch response (the lowest sequence number, from which Lambda delivers again); an
+    /// event that cannot be archived at all is a function error, so its records stay in
+    /// the stream.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<KinesisEventResponse, Diagnostic> {
+        let started = Instant::now();
+        let request_id = event.context.request_id.clone();
+        let deadline = self.write_deadline(event.context.deadline);
+        let batch = decode_event(&event.payload)
+            .map_err(|e| fail("InvalidEvent", &request_id, e.into()))?;
+        let stream = batch.stream.name.clone();
+        let config = self
+            .configs
+            .get(&stream)
+            .await
+            .map_err(|e| fail("StreamConfiguration", &request_id, e))?;
+        let outcome = self
+            .writer
+            .write(&config, &batch.records, deadline)
+            .await
+            .map_err(|e| fail("ArchiveTable", &request_id, e))?;
+        tracing::info!(
+            stream = %stream,
+            shard = %batch.shard_id,
+            mode = %config.mode,
+            table = %config.table,
+            records = outcome.records,
+            written = outcome.written,
+            skipped_older = outcome.skipped_older,
+            oversize = outcome.oversize,
+            failed = outcome.failed,
+            ms = started.elapsed().as_millis() as u64,
+            "archived batch"
+        );
+        let mut response = KinesisEventResponse::default();
+        if let Some(lowest) = &outcome.lowest_failed {
+            tracing::error!(
+                stream = %stream,
+                shard = %batch.shard_id,
+                failed = outcome.failed,
+                retry_from = %lowest,
+                error = outcome.first_error.as_deref().unwrap_or("unknown"),
+                "some records were not archived; Lambda will deliver them again"
+            );
+            response.add_failure(lowest.as_str());
+        }
+        Ok(response)
+    }
+
+    /// The time by which writes must be done: the invocation deadline less a margin, so
+    /// the function answers with a partial failure instead of timing out (a timeout makes
+    /// Lambda retry the whole batch). A missing deadline (0) leaves 60 s.
+    fn write_deadline(&self, deadline_epoch_ms: u64) -> Instant {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let remaining = if deadline_epoch_ms == 0 {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+        };
+        Instant::now() + remaining.saturating_sub(self.deadline_margin)
+    }
+}
+
+fn fail(kind: &str, request_id: &str, error: Error) -> Diagnostic {
+    tracing::error!(request_id, error_type = kind, error = %error, "invocation failed; the batch stays in the stream");
+    Diagnostic {
+        error_type: format!("kinarch.{kind}"),
+        error_message: error.to_string(),
+    }
+}

@@ -1,0 +1,21 @@
+//! `bootstrap`: the kinarch archiver as a Lambda function on `provided.al2023`.
+//!
+//! Attach it to any number of Kinesis streams with an event source mapping that has
+//! `ReportBatchItemFailures`; each stream's tags say how it is archived.
+
+mod handler;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // JSON lines when the function's log format is JSON (AWS_LAMBDA_LOG_FORMAT), level from
+    // AWS_LAMBDA_LOG_LEVEL or RUST_LOG, INFO by default.
+    lambda_runtime::tracing::init_default_subscriber();
+    let archiver = handler::Archiver::from_env().await?;
+    let archiver = &archiver;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move { archiver.handle(event).await },
+    ))
+    .await
+}
