@@ -1,1 +1,67 @@
+//! Test harness: local AWS emulators, a Lambda Runtime API, and the kinarch binaries.
+//!
+//! Everything listens on 127.0.0.1 on ports the OS picks. The emulator (moto server) is
+//! installed by `bin/test` into `${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}/venv-emu`.
 
+pub mod dynamo;
+pub mod kinesis;
+pub mod lambda;
+pub mod moto;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// Where bin/test installs tool venvs.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("KINARCH_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/kinarch")
+        })
+}
+
+/// Path of a workspace binary (`bootstrap`, `kinarch`), built for this test run.
+///
+/// The binaries are built once per test process with the same cargo and profile as the
+/// tests, so `cargo test` alone always drives the current code.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(repo_root())
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "kinarch-lambda",
+                "-p",
+                "kinarch-cli",
+                "--bins",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the kinarch binaries failed");
+        // target/<profile>/deps/<test binary> -> target/<profile>
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .to_path_buf()
+    });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing after cargo build",
+        path.display()
+    );
+    path
+}

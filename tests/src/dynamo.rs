@@ -1,0 +1,78 @@
+//! DynamoDB fixtures: archive tables and their contents.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Creates a table with the contract's key schema: HASH `partitionKey`, and RANGE
+/// `sequenceNumber` when `with_range`.
+pub async fn create_table(dynamodb: &Client, name: &str, with_range: bool) {
+    let mut call = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("partitionKey"))
+        .key_schema(key("partitionKey", KeyType::Hash));
+    if with_range {
+        call = call
+            .attribute_definitions(attr("sequenceNumber"))
+            .key_schema(key("sequenceNumber", KeyType::Range));
+    }
+    call.send().await.expect("CreateTable");
+}
+
+fn attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key schema element")
+}
+
+/// Every item of a table.
+pub async fn scan_all(dynamodb: &Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("Scan");
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// Reads a string attribute.
+pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .unwrap_or_else(|| panic!("attribute {name} of type S in {item:?}"))
+}
+
+/// Reads a number attribute as text.
+pub fn n<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .unwrap_or_else(|| panic!("attribute {name} of type N in {item:?}"))
+}

@@ -1,0 +1,114 @@
+//! A moto server (DynamoDB + Kinesis emulator) per test, on a free loopback port.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use kinarch_core::aws::{AwsOptions, load_sdk_config};
+
+/// Region used with the emulator.
+pub const REGION: &str = "us-east-1";
+
+/// A running moto server; stopped on drop.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+impl Moto {
+    /// Starts moto server and waits until it answers.
+    pub fn start() -> Moto {
+        let server = crate::tools_dir().join("venv-emu/bin/moto_server");
+        assert!(
+            server.exists(),
+            "{} is missing: run bin/test once (it installs the emulator), or set KINARCH_TOOLS_DIR",
+            server.display()
+        );
+        for _attempt in 0..5 {
+            let port = free_port();
+            let child = Command::new(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server starts");
+            let mut moto = Moto { child, port };
+            if moto.wait_ready() {
+                return moto;
+            }
+            // Port taken between our probe and moto's bind: try another.
+        }
+        panic!("moto server did not start on any port");
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SDK configuration pointing at this server, with dummy credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let sdk = load_sdk_config(&AwsOptions {
+            region: Some(REGION.into()),
+            endpoint_url: Some(self.endpoint()),
+            ..Default::default()
+        })
+        .await;
+        sdk.to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "kinarch-tests",
+            )))
+            .build()
+    }
+
+    /// Environment for a kinarch process talking to this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_CONFIG_FILE", "/dev/null".to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,540 @@
+//! The real `bootstrap` binary, driven through the Lambda Runtime API, archiving records
+//! read from a moto Kinesis stream into moto DynamoDB.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kinarch_core::SequenceNumber;
+use kinarch_tests::dynamo::{self, Item, n, s};
+use kinarch_tests::kinesis::{self, StreamRecord};
+use kinarch_tests::lambda::LambdaFunction;
+use kinarch_tests::moto::Moto;
+use serde_json::{Value, json};
+
+/// A payload marker that must never appear in the function's logs.
+const SECRET: &str = "PAYLOAD-MARKER-7f3a";
+
+struct Setup {
+    moto: Moto,
+    kinesis: aws_sdk_kinesis::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    function: LambdaFunction,
+}
+
+async fn setup(extra_env: &[(&str, &str)]) -> Setup {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let mut env = moto.env();
+    env.push(("RUST_LOG".into(), "info".into()));
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let function = LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await;
+    Setup {
+        kinesis: aws_sdk_kinesis::Client::new(&sdk),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        moto,
+        function,
+    }
+}
+
+/// Puts `count` records spread over `keys` keys; every fifth is binary, all carry SECRET.
+async fn put_records(t: &Setup, stream: &str, count: usize, keys: usize) {
+    for i in 0..count {
+        let data: Vec<u8> = if i % 5 == 0 {
+            let mut d = vec![0u8, 0xff, 0xfe, b'\n', 0x80];
+            d.extend_from_slice(SECRET.as_bytes());
+            d
+        } else {
+            format!("{{\"n\":{i},\"secret\":\"{SECRET}\"}}").into_bytes()
+        };
+        kinesis::put(&t.kinesis, stream, &format!("key-{}", i % keys), &data).await;
+    }
+}
+
+fn by_shard(records: &[StreamRecord]) -> BTreeMap<String, Vec<StreamRecord>> {
+    let mut shards: BTreeMap<String, Vec<StreamRecord>> = BTreeMap::new();
+    for r in records {
+        shards
+            .entry(r.shard_id.clone())
+            .or_default()
+            .push(r.clone());
+    }
+    shards
+}
+
+fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures is an array")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_no_payload_in_logs(function: &LambdaFunction) {
+    for line in function.logs() {
+        assert!(
+            !line.contains(SECRET),
+            "payload leaked into the log: {line}"
+        );
+    }
+}
+
+fn summary_lines(function: &LambdaFunction) -> Vec<Value> {
+    function
+        .json_logs()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "archived batch")
+        .collect()
+}
+
+fn strip_archive_time(mut items: Vec<Item>) -> Vec<BTreeMap<String, String>> {
+    let mut out: Vec<BTreeMap<String, String>> = items
+        .drain(..)
+        .map(|item| {
+            item.into_iter()
+                .filter(|(k, _)| k != "lastUpdate" && k != "expireAfter")
+                .map(|(k, v)| (k, format!("{v:?}")))
+                .collect()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_mode_archives_every_record_following_the_contract() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "orders", 2).await;
+    kinesis::tag_stream(
+        &t.kinesis,
+        "orders",
+        &[
+            ("StreamArchiveMode", "ALL"),
+            ("ArchiveTTL", "expireSeconds=3600"),
+        ],
+    )
+    .await;
+    dynamo::create_table(&t.dynamodb, "orders-archive-ALL", true).await;
+    put_records(&t, "orders", 60, 7).await;
+    let records = kinesis::read_all(&t.kinesis, "orders").await;
+    assert_eq!(records.len(), 60);
+
+    let before = chrono::Utc::now().timestamp();
+    for shard_records in by_shard(&records).values() {
+        let response = t
+            .function
+            .invoke(kinesis::event(&arn, shard_records))
+            .await
+            .response();
+        assert_eq!(failures(&response), Vec::<String>::new(), "{response}");
+    }
+    let after = chrono::Utc::now().timestamp();
+
+    let items = dynamo::scan_all(&t.dynamodb, "orders-archive-ALL").await;
+    assert_eq!(items.len(), 60);
+    let by_key: HashMap<(String, String), &Item> = items
+        .iter()
+        .map(|i| {
+            (
+                (
+                    s(i, "partitionKey").to_owned(),
+                    s(i, "sequenceNumber").to_owned(),
+                ),
+                i,
+            )
+        })
+        .collect();
+    for r in &records {
+        let item = by_key[&(r.partition_key.clone(), r.sequence_number.clone())];
+        assert_eq!(item.len(), 7, "exactly the contract's attributes: {item:?}");
+        assert_eq!(STANDARD.decode(s(item, "recordData")).unwrap(), r.data);
+        assert_eq!(s(item, "shardId"), r.shard_id);
+        assert_eq!(
+            n(item, "approximateArrivalTimestamp")
+                .parse::<f64>()
+                .unwrap(),
+            r.arrival
+        );
+        let last_update = s(item, "lastUpdate");
+        let archived = chrono::NaiveDateTime::parse_from_str(last_update, "%Y-%m-%d %H:%M:%S")
+            .unwrap_or_else(|_| panic!("lastUpdate {last_update:?} is YYYY-MM-DD HH:MM:SS"))
+            .and_utc()
+            .timestamp();
+        assert!(
+            (before - 1..=after + 1).contains(&archived),
+            "lastUpdate {last_update} is the archive time"
+        );
+        assert_eq!(
+            n(item, "expireAfter").parse::<i64>().unwrap(),
+            archived + 3600
+        );
+    }
+    let summaries = summary_lines(&t.function);
+    assert_eq!(summaries.len(), 2, "one summary line per invocation");
+    let total: u64 = summaries
+        .iter()
+        .map(|l| l["fields"]["written"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 60);
+    for l in &summaries {
+        assert_eq!(l["fields"]["stream"], "orders");
+        assert_eq!(l["fields"]["failed"], 0);
+        assert!(
+            l["fields"]["shard"]
+                .as_str()
+                .unwrap()
+                .starts_with("shardId-")
+        );
+        assert!(l["fields"]["ms"].is_u64());
+    }
+    assert_no_payload_in_logs(&t.function);
+    drop(t.moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_delivery_leaves_the_same_table() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "dups", 1).await;
+    kinesis::tag_stream(&t.kinesis, "dups", &[("StreamArchiveMode", "all")]).await;
+    dynamo::create_table(&t.dynamodb, "dups-archive-ALL", true).await;
+    put_records(&t, "dups", 30, 4).await;
+    let records = kinesis::read_all(&t.kinesis, "dups").await;
+    let event = kinesis::event(&arn, &records);
+    assert!(failures(&t.function.invoke(event.clone()).await.response()).is_empty());
+    let first = dynamo::scan_all(&t.dynamodb, "dups-archive-ALL").await;
+    assert!(
+        first.iter().all(|i| !i.contains_key("expireAfter")),
+        "no TTL tag, no expireAfter"
+    );
+    // Delivered again, and a batch holding each record twice.
+    assert!(failures(&t.function.invoke(event).await.response()).is_empty());
+    let doubled: Vec<StreamRecord> = records
+        .iter()
+        .flat_map(|r| [r.clone(), r.clone()])
+        .collect();
+    assert!(
+        failures(
+            &t.function
+                .invoke(kinesis::event(&arn, &doubled))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+    let again = dynamo::scan_all(&t.dynamodb, "dups-archive-ALL").await;
+    assert_eq!(again.len(), 30);
+    assert_eq!(strip_archive_time(first), strip_archive_time(again));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_mode_keeps_the_numerically_newest_record_per_key() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "prices", 1).await;
+    kinesis::tag_stream(
+        &t.kinesis,
+        "prices",
+        &[
+            ("StreamArchiveMode", "LATEST"),
+            ("ArchiveTTL", "expireSeconds=60"),
+        ],
+    )
+    .await;
+    dynamo::create_table(&t.dynamodb, "prices-archive-LATEST", false).await;
+    // moto numbers records 1, 2, ... so keys get sequence numbers of one and two digits.
+    put_records(&t, "prices", 25, 3).await;
+    let records = kinesis::read_all(&t.kinesis, "prices").await;
+    assert!(
+        records.iter().any(|r| r.sequence_number.len() == 1)
+            && records.iter().any(|r| r.sequence_number.len() == 2)
+    );
+
+    // Newer records first, then the older batch, then the newer batch shuffled again.
+    let (old, new) = records.split_at(9);
+    let mut reversed = new.to_vec();
+    reversed.reverse();
+    for batch in [new.to_vec(), old.to_vec(), reversed] {
+        assert!(
+            failures(
+                &t.function
+                    .invoke(kinesis::event(&arn, &batch))
+                    .await
+                    .response()
+            )
+            .is_empty()
+        );
+    }
+    let items = dynamo::scan_all(&t.dynamodb, "prices-archive-LATEST").await;
+    assert_eq!(items.len(), 3);
+    for item in &items {
+        let key = s(item, "partitionKey");
+        let newest = records
+            .iter()
+            .filter(|r| r.partition_key == key)
+            .max_by_key(|r| SequenceNumber::parse(&r.sequence_number).unwrap())
+            .unwrap();
+        assert_eq!(
+            s(item, "sequenceNumber"),
+            newest.sequence_number,
+            "key {key}"
+        );
+        assert_eq!(STANDARD.decode(s(item, "recordData")).unwrap(), newest.data);
+        assert!(item.contains_key("expireAfter"));
+    }
+    let summaries = summary_lines(&t.function);
+    // First batch: 16 records over 3 keys; older batch: all 9 skipped as older.
+    assert_eq!(summaries[0]["fields"]["written"], 3);
+    assert_eq!(summaries[0]["fields"]["skipped_older"], 13);
+    assert_eq!(summaries[1]["fields"]["written"], 0);
+    assert_eq!(summaries[1]["fields"]["skipped_older"], 9);
+    assert_no_payload_in_logs(&t.function);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_mode_compares_long_sequence_numbers_numerically() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "ticks", 1).await;
+    kinesis::tag_stream(&t.kinesis, "ticks", &[("StreamArchiveMode", "LATEST")]).await;
+    dynamo::create_table(&t.dynamodb, "ticks-archive-LATEST", false).await;
+    let record = |seq: &str, data: &str| StreamRecord {
+        shard_id: "shardId-000000000000".into(),
+        partition_key: "k".into(),
+        sequence_number: seq.into(),
+        data: data.as_bytes().to_vec(),
+        arrival: 1764100000.123,
+    };
+    // Plain string order would keep "9..." over "10...".
+    let long = "49590338271490256608559692538361571095921575989136588898";
+    let longer = format!("1{long}");
+    for (seq, data) in [
+        ("9", "nine"),
+        (long, "long"),
+        ("10", "ten"),
+        (longer.as_str(), "longer"),
+        (long, "long again"),
+    ] {
+        let response = t
+            .function
+            .invoke(kinesis::event(&arn, &[record(seq, data)]))
+            .await
+            .response();
+        assert!(failures(&response).is_empty());
+    }
+    let items = dynamo::scan_all(&t.dynamodb, "ticks-archive-LATEST").await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(s(&items[0], "sequenceNumber"), longer);
+    assert_eq!(
+        STANDARD.decode(s(&items[0], "recordData")).unwrap(),
+        b"longer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_table_fails_the_batch_and_names_the_setup_command() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "nosetup", 1).await;
+    kinesis::tag_stream(&t.kinesis, "nosetup", &[("StreamArchiveMode", "ALL")]).await;
+    put_records(&t, "nosetup", 3, 1).await;
+    let records = kinesis::read_all(&t.kinesis, "nosetup").await;
+    let error = t
+        .function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .error();
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("kinarch setup nosetup ALL us-east-1"),
+        "{message}"
+    );
+    assert!(message.contains("nosetup-archive-ALL"), "{message}");
+    assert_eq!(error["errorType"], "kinarch.ArchiveTable");
+    assert!(
+        t.function
+            .logs()
+            .iter()
+            .any(|l| l.contains("kinarch setup nosetup ALL us-east-1"))
+    );
+
+    // After setup, the same batch (still in the stream) archives fully.
+    dynamo::create_table(&t.dynamodb, "nosetup-archive-ALL", true).await;
+    assert!(
+        failures(
+            &t.function
+                .invoke(kinesis::event(&arn, &records))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        dynamo::scan_all(&t.dynamodb, "nosetup-archive-ALL")
+            .await
+            .len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_the_deadline_it_reports_the_lowest_sequence_number_instead_of_timing_out() {
+    // With a 5 s margin and a 4 s deadline, no write may start.
+    let mut t = setup(&[("KINARCH_DEADLINE_MARGIN_MS", "5000")]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "late", 1).await;
+    kinesis::tag_stream(&t.kinesis, "late", &[("StreamArchiveMode", "ALL")]).await;
+    dynamo::create_table(&t.dynamodb, "late-archive-ALL", true).await;
+    put_records(&t, "late", 12, 3).await;
+    let records = kinesis::read_all(&t.kinesis, "late").await;
+    let mut shuffled = records.clone();
+    shuffled.swap(0, 7);
+    let response = t
+        .function
+        .invoke_with_deadline(kinesis::event(&arn, &shuffled), Duration::from_secs(4))
+        .await
+        .response();
+    let lowest = records
+        .iter()
+        .map(|r| SequenceNumber::parse(&r.sequence_number).unwrap())
+        .min()
+        .unwrap();
+    assert_eq!(failures(&response), vec![lowest.to_string()]);
+    assert!(
+        dynamo::scan_all(&t.dynamodb, "late-archive-ALL")
+            .await
+            .is_empty()
+    );
+    let summary = &summary_lines(&t.function)[0];
+    assert_eq!(summary["fields"]["failed"], 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_arn_and_oversize_record() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "big", 1).await;
+    kinesis::tag_stream(&t.kinesis, "big", &[("StreamArchiveMode", "ALL")]).await;
+    dynamo::create_table(&t.dynamodb, "big-archive-ALL", true).await;
+    kinesis::put(&t.kinesis, "big", "small", b"fits").await;
+    let mut huge = vec![b'x'; 350 * 1024];
+    huge[..SECRET.len()].copy_from_slice(SECRET.as_bytes());
+    kinesis::put(&t.kinesis, "big", "large", &huge).await;
+    let records = kinesis::read_all(&t.kinesis, "big").await;
+    let consumer_arn = format!("{arn}/consumer/archiver:1764100000");
+    let response = t
+        .function
+        .invoke(kinesis::event(&consumer_arn, &records))
+        .await
+        .response();
+    assert!(failures(&response).is_empty());
+    let items = dynamo::scan_all(&t.dynamodb, "big-archive-ALL").await;
+    assert_eq!(items.len(), 2);
+    let large = items
+        .iter()
+        .find(|i| s(i, "partitionKey") == "large")
+        .unwrap();
+    assert!(!large.contains_key("recordData"));
+    assert_eq!(large["oversize"].as_bool().unwrap(), &true);
+    assert_eq!(n(large, "recordSize"), (350 * 1024).to_string());
+    let seq = &records
+        .iter()
+        .find(|r| r.partition_key == "large")
+        .unwrap()
+        .sequence_number;
+    let logged = t
+        .function
+        .json_logs()
+        .into_iter()
+        .find(|l| l["level"] == "ERROR" && l["fields"]["sequence_number"] == json!(seq));
+    let logged = logged.expect("an error log names the oversize record");
+    assert_eq!(logged["fields"]["stream"], "big");
+    assert_eq!(logged["fields"]["shard"], "shardId-000000000000");
+    assert_eq!(summary_lines(&t.function)[0]["fields"]["oversize"], 1);
+    assert_no_payload_in_logs(&t.function);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_events_are_function_errors_and_write_nothing() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "bad", 1).await;
+    kinesis::tag_stream(&t.kinesis, "bad", &[("StreamArchiveMode", "ALL")]).await;
+    dynamo::create_table(&t.dynamodb, "bad-archive-ALL", true).await;
+    kinesis::put(&t.kinesis, "bad", "k", b"ok").await;
+    let records = kinesis::read_all(&t.kinesis, "bad").await;
+    let good = kinesis::event_record(&arn, &records[0]);
+    let with = |path: &[&str], value: Value| {
+        let mut r = good.clone();
+        let mut target = &mut r;
+        for p in &path[..path.len() - 1] {
+            target = &mut target[*p];
+        }
+        target[path[path.len() - 1]] = value;
+        json!({"Records": [good.clone(), r]})
+    };
+    let cases = [
+        (json!({"Records": []}), "no records"),
+        (json!({"hello": "world"}), "not a Kinesis event"),
+        (with(&["eventSource"], json!("aws:sqs")), "\"aws:sqs\""),
+        (
+            with(&["kinesis", "data"], json!("%%% not base64")),
+            "base64",
+        ),
+        (
+            with(&["kinesis", "kinesisSchemaVersion"], json!("2.0")),
+            "unknown kinesisSchemaVersion",
+        ),
+        (
+            with(&["kinesis", "sequenceNumber"], json!("12ab")),
+            "not a digit",
+        ),
+    ];
+    for (event, expected) in cases {
+        let error = t.function.invoke(event).await.error();
+        let message = error["errorMessage"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{message} should mention {expected}"
+        );
+        assert_eq!(error["errorType"], "kinarch.InvalidEvent");
+    }
+    assert!(
+        dynamo::scan_all(&t.dynamodb, "bad-archive-ALL")
+            .await
+            .is_empty()
+    );
+    // The process survived every bad event and still archives.
+    assert!(
+        failures(
+            &t.function
+                .invoke(json!({"Records": [good]}))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        dynamo::scan_all(&t.dynamodb, "bad-archive-ALL").await.len(),
+        1
+    );
+    assert!(t.function.logs().iter().all(|l| !l.contains("panicked")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_stream_tag_is_an_error_naming_the_tag() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "typo", 1).await;
+    kinesis::tag_stream(&t.kinesis, "typo", &[("StreamArchiveMode", "EVERYTHING")]).await;
+    kinesis::put(&t.kinesis, "typo", "k", b"x").await;
+    let records = kinesis::read_all(&t.kinesis, "typo").await;
+    let error = t
+        .function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .error();
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("StreamArchiveMode") && message.contains("\"EVERYTHING\""),
+        "{message}"
+    );
+}
