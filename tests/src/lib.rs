@@ -3,6 +3,7 @@
 //! Everything listens on 127.0.0.1 on ports the OS picks. The emulator (moto server) is
 //! installed by `bin/test` into `${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}/venv-emu`.
 
+pub mod cli;
 pub mod dynamo;
 pub mod kinesis;
 pub mod lambda;

@@ -5,6 +5,7 @@ use crate::event::EventError;
 use crate::names::{NameError, StreamName, TableName};
 use crate::record::ItemError;
 use crate::sequence::SequenceNumberError;
+use crate::timefmt::TimeError;
 
 /// Everything that can go wrong in kinarch. Each message says what was wrong and, where
 /// there is one, what to do about it.
@@ -58,6 +59,48 @@ pub enum Error {
         /// The region looked in.
         region: String,
     },
+    /// The stream has no `StreamArchiveMode` tag: nobody set it up for archiving, so there
+    /// is no archive table to read.
+    #[error(
+        "stream {stream} is not set up for archiving (it has no StreamArchiveMode tag): run \
+         `kinarch setup {stream} <ALL|LATEST> {region}` first"
+    )]
+    StreamNotConfigured {
+        /// The stream.
+        stream: StreamName,
+        /// The region it is in.
+        region: String,
+    },
+    /// A table did not become ACTIVE within the time allowed.
+    #[error(
+        "table {table} is still {status} after {waited_seconds} s: check it in the DynamoDB \
+         console, then run the same `kinarch setup` again (it is safe to re-run)"
+    )]
+    TableNotActive {
+        /// The table.
+        table: TableName,
+        /// Its last status.
+        status: String,
+        /// How long we waited.
+        waited_seconds: u64,
+    },
+    /// The table's TTL is on another attribute or is being switched off, so `expireAfter`
+    /// cannot be made to expire items.
+    #[error(
+        "table {table} has TTL {state}, but kinarch archives the expiry in attribute \
+         expireAfter: {advice}"
+    )]
+    TtlConflict {
+        /// The table.
+        table: TableName,
+        /// What DynamoDB reports, e.g. `ENABLED on attribute ttl`.
+        state: String,
+        /// What to do.
+        advice: String,
+    },
+    /// A time is neither RFC 3339 nor epoch seconds.
+    #[error(transparent)]
+    Time(#[from] TimeError),
     /// A table exists but its key schema does not fit the archive mode.
     #[error("table {table} has key schema {found} but {mode} mode needs {expected}: {advice}")]
     KeySchemaMismatch {

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod aws;
 pub mod config;
 pub mod error;
@@ -14,9 +15,13 @@ pub mod plan;
 pub mod record;
 mod retry;
 pub mod sequence;
+pub mod setup;
 pub mod streams;
+pub mod tables;
+pub mod timefmt;
 pub mod writer;
 
+pub use archive::{Archive, QueryOptions, ScanOptions, Selection};
 pub use config::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
 pub use error::{Error, Result};
 pub use names::{StreamName, StreamRef, TableName};

@@ -8,7 +8,7 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
 use crate::aws::{describe, error_code};
-use crate::config::StreamArchiveConfig;
+use crate::config::{StreamArchiveConfig, TAG_MODE};
 use crate::error::Error;
 use crate::names::StreamName;
 
@@ -26,19 +26,7 @@ pub async fn list_stream_tags(
             .set_exclusive_start_tag_key(start.take())
             .send()
             .await
-            .map_err(|err| {
-                if error_code(&err) == Some("ResourceNotFoundException") {
-                    Error::StreamNotFound {
-                        stream: stream.clone(),
-                        region: region(kinesis),
-                    }
-                } else {
-                    Error::Aws {
-                        operation: "Kinesis.ListTagsForStream",
-                        message: describe(&err),
-                    }
-                }
-            })?;
+            .map_err(|err| not_found_or(kinesis, stream, "Kinesis.ListTagsForStream", &err))?;
         let page: Vec<(String, String)> = output
             .tags
             .into_iter()
@@ -72,6 +60,129 @@ pub async fn read_stream_config(
     )?)
 }
 
+/// What `kinarch setup` and `kinarch status` need to know about a stream itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream's ARN.
+    pub arn: String,
+    /// `ACTIVE`, `CREATING`, `UPDATING` or `DELETING`.
+    pub status: String,
+    /// Number of open shards.
+    pub open_shards: i32,
+}
+
+fn not_found_or<E>(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    operation: &'static str,
+    err: &aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
+) -> Error
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if error_code(err) == Some("ResourceNotFoundException") {
+        Error::StreamNotFound {
+            stream: stream.clone(),
+            region: region(kinesis),
+        }
+    } else {
+        Error::Aws {
+            operation,
+            message: describe(err),
+        }
+    }
+}
+
+/// Checks that a stream exists and reads its ARN and status (DescribeStreamSummary).
+/// A missing stream is [`Error::StreamNotFound`].
+pub async fn describe_stream_summary(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+) -> Result<StreamSummary, Error> {
+    let output = kinesis
+        .describe_stream_summary()
+        .stream_name(stream.as_str())
+        .send()
+        .await
+        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.DescribeStreamSummary", &err))?;
+    let summary = output
+        .stream_description_summary
+        .ok_or_else(|| Error::Aws {
+            operation: "Kinesis.DescribeStreamSummary",
+            message: "the answer holds no stream description".into(),
+        })?;
+    Ok(StreamSummary {
+        arn: summary.stream_arn,
+        status: summary.stream_status.as_str().to_owned(),
+        open_shards: summary.open_shard_count,
+    })
+}
+
+/// Adds or overwrites tags of a stream (AddTagsToStream). Tagging with the values a stream
+/// already has changes nothing, so this is safe to repeat.
+pub async fn tag_stream(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    tags: &[(String, String)],
+) -> Result<(), Error> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let mut call = kinesis.add_tags_to_stream().stream_name(stream.as_str());
+    for (key, value) in tags {
+        call = call.tags(key, value);
+    }
+    call.send()
+        .await
+        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.AddTagsToStream", &err))?;
+    Ok(())
+}
+
+/// Removes tags from a stream (RemoveTagsFromStream); a tag the stream does not have is
+/// ignored by Kinesis, so this is safe to repeat.
+pub async fn untag_stream(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    keys: &[&str],
+) -> Result<(), Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut call = kinesis
+        .remove_tags_from_stream()
+        .stream_name(stream.as_str());
+    for key in keys {
+        call = call.tag_keys(*key);
+    }
+    call.send()
+        .await
+        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.RemoveTagsFromStream", &err))?;
+    Ok(())
+}
+
+/// Reads the archive configuration of a stream that was set up for archiving.
+///
+/// Unlike [`read_stream_config`] (the archiver's view, where a missing
+/// `StreamArchiveMode` tag means LATEST as in the original), a reader must not guess which
+/// table holds a stream's archive: a stream without the tag is
+/// [`Error::StreamNotConfigured`], whose message names `kinarch setup`.
+pub async fn read_configured_stream_config(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+) -> Result<StreamArchiveConfig, Error> {
+    let tags = list_stream_tags(kinesis, stream).await?;
+    if !tags.iter().any(|(key, _)| key == TAG_MODE) {
+        return Err(Error::StreamNotConfigured {
+            stream: stream.clone(),
+            region: region(kinesis),
+        });
+    }
+    Ok(StreamArchiveConfig::from_tags(
+        stream,
+        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
+
 /// Stream configurations kept for a while, so a warm Lambda does not call
 /// ListTagsForStream (5 calls per second per account) on every invocation, yet notices a
 /// changed tag after `refresh_after`.
@@ -97,10 +208,10 @@ impl StreamConfigCache {
 
     /// The stream's configuration, from the cache when fresh.
     pub async fn get(&self, stream: &StreamName) -> Result<StreamArchiveConfig, Error> {
-        if let Some((read_at, config)) = self.entries.lock().expect("cache lock").get(stream) {
-            if read_at.elapsed() < self.refresh_after {
-                return Ok(config.clone());
-            }
+        if let Some((read_at, config)) = self.entries.lock().expect("cache lock").get(stream)
+            && read_at.elapsed() < self.refresh_after
+        {
+            return Ok(config.clone());
         }
         let config = read_stream_config(&self.kinesis, stream).await?;
         self.entries

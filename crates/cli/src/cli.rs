@@ -1,0 +1,492 @@
+//! The command line: every subcommand, option and help text, and the parsers that turn
+//! bad values into usage errors (exit 2) before anything is called.
+
+use std::num::NonZeroUsize;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+use kinarch_core::archive::{MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS};
+use kinarch_core::timefmt::parse_time;
+use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName};
+
+const ABOUT: &str = "Archive Amazon Kinesis Data Streams in DynamoDB: set a stream up, look records up, scan the archive.";
+
+const LONG_ABOUT: &str = "\
+Archive Amazon Kinesis Data Streams in DynamoDB: set a stream up, look records up, scan the archive.
+
+The kinarch Lambda function writes the records of every stream it is attached to into a
+DynamoDB table. Each stream is configured by its tags, which `kinarch setup` writes:
+  StreamArchiveMode  ALL (every record; table keyed by partitionKey + sequenceNumber) or
+                     LATEST (the newest record per partition key; keyed by partitionKey)
+  ArchiveTTL         expireSeconds=N: archived items expire N seconds after archiving
+  ArchiveTableName   optional: the table, for archives made by other tools
+The table is <stream>-archive-<MODE> unless ArchiveTableName says otherwise.
+
+AWS access follows the usual conventions: --region/--profile/--endpoint-url, or the
+AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL environment variables, or the shared config
+files. Record data goes to standard output; messages and progress go to standard error.
+
+Exit status: 0 success (also when the reader of the output closes it, as `| head` does),
+1 failure, 2 usage error.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  kinarch setup orders ALL eu-west-1 --ttl-seconds 2592000
+  kinarch status orders
+  kinarch query orders customer-42 --from 49590338271490256608559692538361571095921575989136588898
+  kinarch scan orders --arrived-after 2024-05-01T00:00:00Z --output jsonl > records.jsonl
+  kinarch completions bash > /etc/bash_completion.d/kinarch";
+
+/// Help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
+/// `kinarch`: the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kinarch",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// AWS options and verbosity, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// AWS region of the stream and its table [default: AWS_REGION, or the profile's region].
+    #[arg(long, global = true, value_name = "REGION", value_parser = parse_region, help_heading = GLOBAL)]
+    pub region: Option<String>,
+    /// Named profile of the AWS config files [default: AWS_PROFILE, or "default"].
+    #[arg(long, global = true, value_name = "NAME", help_heading = GLOBAL)]
+    pub profile: Option<String>,
+    /// Send every AWS request to this endpoint, e.g. a local emulator or a VPC endpoint
+    /// [default: AWS_ENDPOINT_URL, or the service's public endpoint].
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint, help_heading = GLOBAL)]
+    pub endpoint_url: Option<String>,
+    /// More messages on standard error: -v progress of each step, -vv details and AWS
+    /// calls, -vvv everything. RUST_LOG, when set, overrides this.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
+    pub verbose: u8,
+    /// Print errors only: no progress, no warnings, no setup report.
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
+    pub quiet: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set a stream up for archiving: tag it and create its table.
+    #[command(
+        long_about = "\
+Set a stream up for archiving: create its DynamoDB table with the key schema the mode needs,
+wait until it is ACTIVE, enable the table's TTL on attribute expireAfter when a TTL is set,
+and tag the stream (StreamArchiveMode, ArchiveTTL) so the kinarch Lambda function archives it.
+
+Safe to re-run: an existing table is accepted when its key schema fits the mode (and refused
+with an explanation when it does not), tags are rewritten with the same values, a TTL that is
+already enabled is left alone. Billing of an existing table is never changed. Without
+--ttl-seconds or --no-ttl the stream's current TTL is kept. --no-ttl removes the ArchiveTTL tag
+so new items never expire; the table's TTL setting stays, so items archived earlier with an
+expiry still expire.
+
+When standard input is a terminal and neither --yes nor --dry-run is given, kinarch asks for
+the TTL, the billing mode and capacities you did not pass, shows the plan and asks before
+changing anything. Otherwise it uses the defaults: TTL kept, on-demand billing, 5 read and 5
+write capacity units for provisioned billing.",
+        after_help = "\
+Examples:
+  kinarch setup orders ALL eu-west-1                       # every record, kept forever
+  kinarch setup orders LATEST --ttl-seconds 604800 --yes   # newest per key, 7 days
+  kinarch setup orders ALL --billing provisioned --read-capacity 10 --write-capacity 50
+  kinarch setup orders ALL --no-ttl --dry-run              # show what would change"
+    )]
+    Setup(SetupArgs),
+
+    /// Show how a stream is archived: tags, table, key schema, TTL, item count.
+    #[command(after_help = "Example:\n  kinarch status orders --region eu-west-1")]
+    Status(StatusArgs),
+
+    /// Print the archived records of one partition key.
+    #[command(
+        long_about = "\
+Print the archived records of one partition key, in the table's order (sequence order when
+all sequence numbers have the same length, as AWS issues them).
+
+--from and --to are inclusive and compare numerically, whatever their length. --from equal
+to --to reads that one record. A LATEST archive holds only the newest record of each key: it
+is printed when it lies within the bounds.",
+        after_help = "\
+Examples:
+  kinarch query orders customer-42
+  kinarch query orders customer-42 --from 49590338271490256608559692538361571095921575989136588898 --limit 10
+  kinarch query orders customer-42 --output jsonl | jq .sequenceNumber
+  kinarch query orders -- -key-starting-with-a-dash"
+    )]
+    Query(QueryArgs),
+
+    /// Print every archived record that passes the given filters.
+    #[command(
+        long_about = "\
+Print every archived record of a stream that passes all the given filters (they apply
+together). Every filter is inclusive. TIME is RFC 3339 (2024-05-01T12:00:00Z,
+2024-05-01T14:00:00+02:00) or epoch seconds (1714564800, 1714564800.25). --archived-after
+compares with the archive time (lastUpdate, whole seconds); --arrived-after with the time the
+record reached Kinesis (approximateArrivalTimestamp).
+
+A scan reads the whole table (and pays for it); --segments N reads N parts of the table in
+parallel, which is faster on large tables. Records come in no particular order.",
+        after_help = "\
+Examples:
+  kinarch scan orders --limit 10
+  kinarch scan orders --archived-after 2024-05-01T00:00:00Z --segments 8 --output jsonl
+  kinarch scan orders --from-seq 49590338271490256608559692538361571095921575989136588898"
+    )]
+    Scan(ScanArgs),
+
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  kinarch completions bash > ~/.local/share/bash-completion/completions/kinarch
+  kinarch completions zsh > \"${fpath[1]}/_kinarch\"
+  kinarch completions fish > ~/.config/fish/completions/kinarch.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// `kinarch setup`.
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    /// The Kinesis stream to archive.
+    #[arg(value_parser = parse_stream)]
+    pub stream: StreamName,
+    /// ALL keeps every record; LATEST keeps the newest record of each partition key.
+    #[arg(value_name = "ALL|LATEST", value_parser = parse_mode)]
+    pub mode: ArchiveMode,
+    /// AWS region (the same as --region; the positional form of the original tool).
+    #[arg(value_name = "REGION", value_parser = parse_region)]
+    pub setup_region: Option<String>,
+    /// Archived items expire this many seconds after archiving (DynamoDB TTL).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_ttl_seconds, conflicts_with = "no_ttl", allow_hyphen_values = true)]
+    pub ttl_seconds: Option<ArchiveTtl>,
+    /// Archived items never expire: removes the stream's ArchiveTTL tag.
+    #[arg(long)]
+    pub no_ttl: bool,
+    /// Billing of the table, if it has to be created [default: on-demand].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub billing: Option<BillingArg>,
+    /// Read capacity units of a provisioned table (implies --billing provisioned) [default: 5].
+    #[arg(long, value_name = "UNITS", value_parser = parse_capacity, allow_hyphen_values = true)]
+    pub read_capacity: Option<u64>,
+    /// Write capacity units of a provisioned table (implies --billing provisioned) [default: 5].
+    #[arg(long, value_name = "UNITS", value_parser = parse_capacity, allow_hyphen_values = true)]
+    pub write_capacity: Option<u64>,
+    /// Ask nothing: use the defaults for what was not given, and apply without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Table billing as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BillingArg {
+    /// Pay per request (PAY_PER_REQUEST).
+    OnDemand,
+    /// Provisioned read and write capacity.
+    Provisioned,
+}
+
+/// `kinarch status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The Kinesis stream.
+    #[arg(value_parser = parse_stream)]
+    pub stream: StreamName,
+}
+
+/// Options shared by `query` and `scan`.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print at most N records.
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
+    pub limit: Option<NonZeroUsize>,
+    /// How to print each record.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Data)]
+    pub output: OutputFormat,
+    /// Items read per DynamoDB request [default: up to 1 MB per request]. Smaller pages
+    /// spread the reads of a provisioned table over time.
+    #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
+    pub page_size: Option<u32>,
+}
+
+/// How records are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The record's bytes as they are, then a newline.
+    Data,
+    /// One JSON object per line: every attribute; the bytes as base64 in "recordData" and,
+    /// when they are UTF-8, as "text".
+    Jsonl,
+    /// The record's bytes in standard base64, one line per record.
+    Base64,
+}
+
+/// `kinarch query`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// The Kinesis stream whose archive is read.
+    #[arg(value_parser = parse_stream)]
+    pub stream: StreamName,
+    /// The records' partition key (put `--` before a key that starts with '-').
+    #[arg(value_name = "PARTITION_KEY", value_parser = parse_partition_key)]
+    pub partition_key: String,
+    /// Only records from this sequence number on (inclusive).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub from: Option<SequenceNumber>,
+    /// Only records up to this sequence number (inclusive).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub to: Option<SequenceNumber>,
+    /// Limit, format, page size.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `kinarch scan`.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// The Kinesis stream whose archive is read.
+    #[arg(value_parser = parse_stream)]
+    pub stream: StreamName,
+    /// Only records with at least this sequence number (numeric comparison).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub from_seq: Option<SequenceNumber>,
+    /// Only records archived at or after TIME (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
+    pub archived_after: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis at or after TIME (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
+    pub arrived_after: Option<DateTime<Utc>>,
+    /// Read the table in N parallel segments (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_segments, allow_hyphen_values = true)]
+    pub segments: u32,
+    /// Limit, format, page size.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `kinarch completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+// ---- value parsers: a bad value is a usage error that says what is allowed ----------------
+
+fn parse_stream(text: &str) -> Result<StreamName, String> {
+    StreamName::new(text).map_err(|e| e.to_string())
+}
+
+fn parse_mode(text: &str) -> Result<ArchiveMode, String> {
+    text.parse::<ArchiveMode>().map_err(|e| e.to_string())
+}
+
+fn parse_sequence(text: &str) -> Result<SequenceNumber, String> {
+    SequenceNumber::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_time_arg(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(text).map_err(|e| e.to_string())
+}
+
+fn parse_limit(text: &str) -> Result<NonZeroUsize, String> {
+    text.trim()
+        .parse::<NonZeroUsize>()
+        .map_err(|_| "the limit must be a whole number of records, at least 1".to_owned())
+}
+
+fn parse_page_size(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("the page size must be a whole number of items, at least 1".to_owned()),
+    }
+}
+
+fn parse_segments(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_SEGMENTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "the number of segments must be a whole number from 1 to {MAX_SEGMENTS}"
+        )),
+    }
+}
+
+fn parse_ttl_seconds(text: &str) -> Result<ArchiveTtl, String> {
+    let seconds: u64 = text.trim().parse().map_err(|_| {
+        format!(
+            "the TTL must be a whole number of seconds from 1 to {} (e.g. 2592000 for 30 days)",
+            ArchiveTtl::MAX_SECONDS
+        )
+    })?;
+    ArchiveTtl::from_seconds(seconds).map_err(|_| {
+        format!(
+            "the TTL must be from 1 to {} seconds (100 years)",
+            ArchiveTtl::MAX_SECONDS
+        )
+    })
+}
+
+/// Parses capacity units (1 to 1,000,000; AWS account quotas are lower and AWS says so).
+pub fn parse_capacity(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("capacity units must be a whole number, at least 1".to_owned()),
+    }
+}
+
+fn parse_partition_key(text: &str) -> Result<String, String> {
+    let chars = text.chars().count();
+    if (1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "a partition key has 1 to {MAX_PARTITION_KEY_CHARS} characters (this one has {chars})"
+        ))
+    }
+}
+
+fn parse_region(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err("an AWS region is lower-case letters, digits and '-', like eu-west-1".to_owned())
+    }
+}
+
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    if (text.starts_with("http://") || text.starts_with("https://")) && text.len() > 8 {
+        Ok(text.to_owned())
+    } else {
+        Err("the endpoint must be a URL starting with http:// or https://".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kinarch").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn setup_takes_the_original_positional_form() {
+        let cli = parse(&["setup", "orders", "all", "eu-west-1", "--ttl-seconds", "60"]).unwrap();
+        let Command::Setup(args) = cli.command else {
+            panic!("setup")
+        };
+        assert_eq!(args.stream.as_str(), "orders");
+        assert_eq!(args.mode, ArchiveMode::All);
+        assert_eq!(args.setup_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(args.ttl_seconds.unwrap().seconds(), 60);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_that_say_what_is_allowed() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["setup", "orders", "EVERYTHING"], "ALL"),
+            (&["setup", "bad name", "ALL"], "[a-zA-Z0-9_.-]+"),
+            (&["setup", "orders", "ALL", "--ttl-seconds", "0"], "1 to"),
+            (
+                &["setup", "orders", "ALL", "--ttl-seconds", "60", "--no-ttl"],
+                "--no-ttl",
+            ),
+            (&["query", "orders", "k", "--from", "12a"], "not a digit"),
+            (&["query", "orders", "k", "--limit", "0"], "at least 1"),
+            (&["query", "orders", ""], "1 to 256"),
+            (
+                &["scan", "orders", "--arrived-after", "yesterday"],
+                "RFC 3339",
+            ),
+            (&["scan", "orders", "--segments", "0"], "1 to 1000"),
+            (&["scan", "orders", "--output", "xml"], "data"),
+            (&["status", "orders", "--region", "EU WEST"], "eu-west-1"),
+            (
+                &["status", "orders", "--endpoint-url", "localhost:4566"],
+                "http://",
+            ),
+            (&["status", "orders", "-v", "-q"], "--quiet"),
+            (&["setup", "orders", "ALL", "EU"], "eu-west-1"),
+        ];
+        for (args, expected) in cases {
+            let err = parse(args).expect_err(&format!("{args:?} is refused"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert_ne!(err.kind(), ErrorKind::DisplayHelp);
+            let text = err.to_string();
+            assert!(text.contains(expected), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn setup_region_positional_and_global_region_are_distinct_arguments() {
+        let cli = parse(&[
+            "setup",
+            "orders",
+            "ALL",
+            "eu-west-1",
+            "--region",
+            "us-east-1",
+        ])
+        .unwrap();
+        let Command::Setup(args) = cli.command else {
+            panic!("setup")
+        };
+        assert_eq!(args.setup_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(cli.global.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let cli = parse(&[
+            "-vv",
+            "scan",
+            "orders",
+            "--region",
+            "us-east-1",
+            "--limit",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.verbose, 2);
+        assert_eq!(cli.global.region.as_deref(), Some("us-east-1"));
+        let Command::Scan(args) = cli.command else {
+            panic!("scan")
+        };
+        assert_eq!(args.output.limit.map(NonZeroUsize::get), Some(3));
+        assert_eq!(args.segments, 1);
+        assert_eq!(args.output.output, OutputFormat::Data);
+    }
+}

@@ -1,0 +1,87 @@
+//! A records-per-second progress line on standard error, for people watching a terminal.
+//!
+//! Shown only when standard error is a terminal and standard output is not (data going to
+//! the terminal shows progress by itself, and a spinner redrawn between records would
+//! garble it), and never with `--quiet`. When piped, nothing extra is written.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Counts records and, when shown, draws them with their rate.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    records: u64,
+}
+
+impl Progress {
+    /// Starts a progress line if standard error is a terminal, standard output is not, and
+    /// `quiet` is false.
+    pub fn start(quiet: bool) -> Self {
+        let show = !quiet && std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
+        let bar = show.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {human_pos} records  {per_sec}  {elapsed}  {msg}",
+                )
+                .expect("valid progress template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            started: Instant::now(),
+            records: 0,
+        }
+    }
+
+    /// One more record written.
+    pub fn record(&mut self) {
+        self.records += 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// Prints a message on standard error without garbling the progress line.
+    pub fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| crate::say(text)),
+            None => crate::say(text),
+        }
+    }
+
+    /// Clears the progress line and, if it was shown, leaves a summary in its place.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+            let seconds = self.started.elapsed().as_secs_f64();
+            crate::say(&summary(self.records, seconds));
+        }
+    }
+}
+
+/// `1200 records in 2.0 s (600 records/s)`.
+pub fn summary(records: u64, seconds: f64) -> String {
+    let rate = if seconds > 0.0 {
+        records as f64 / seconds
+    } else {
+        0.0
+    };
+    format!("{records} records in {seconds:.1} s ({rate:.0} records/s)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_shows_count_time_and_rate() {
+        assert_eq!(summary(1200, 2.0), "1200 records in 2.0 s (600 records/s)");
+        assert_eq!(summary(0, 0.0), "0 records in 0.0 s (0 records/s)");
+    }
+}

@@ -1,0 +1,41 @@
+//! Prints the archived records of one partition key, optionally from a sequence number on.
+//!
+//! ```text
+//! cargo run -p kinarch-core --example query -- orders customer-42 [FROM_SEQUENCE_NUMBER]
+//! ```
+//! AWS access as usual: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the config files.
+
+use futures::TryStreamExt;
+use kinarch_core::archive::{Archive, QueryOptions};
+use kinarch_core::aws::{AwsOptions, load_sdk_config};
+use kinarch_core::{Error, SequenceNumber, StreamName};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (stream, key) = match args.as_slice() {
+        [stream, key, ..] => (stream, key),
+        _ => {
+            eprintln!("usage: query STREAM PARTITION_KEY [FROM_SEQUENCE_NUMBER]");
+            std::process::exit(2);
+        }
+    };
+    let sdk = load_sdk_config(&AwsOptions::default()).await;
+    let archive = Archive::open(&sdk, StreamName::new(stream)?).await?;
+    let mut options = QueryOptions::key(key.as_str()).limit(100);
+    if let Some(from) = args.get(2) {
+        options = options.from(SequenceNumber::parse(from)?);
+    }
+    // The stream is lazy: each page is read when the previous one has been consumed.
+    let mut records = std::pin::pin!(archive.query(options));
+    while let Some(record) = records.try_next().await? {
+        println!(
+            "{} {} ({} bytes): {}",
+            record.sequence_number,
+            record.last_update.as_deref().unwrap_or("-"),
+            record.data.len(),
+            String::from_utf8_lossy(&record.data)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,995 @@
+//! Reading an archive: look records up by key ([`Archive::query`]) or go through the whole
+//! table ([`Archive::scan`]).
+//!
+//! Both return a lazy stream of records: a page is fetched from DynamoDB only when the
+//! consumer has taken the previous one, so memory stays at one page (at most 1 MB) per scan
+//! segment however large the table, and dropping the stream stops the reads.
+//!
+//! # Sequence numbers compare numerically
+//! The table stores `sequenceNumber` as a string, and DynamoDB orders strings byte by byte,
+//! so `"10" < "9"`: a plain key condition `sequenceNumber BETWEEN :from AND :to` would
+//! return the wrong records whenever sequence numbers differ in length (emulators issue
+//! `"9"`, `"10"`; nothing in the Kinesis API promises a fixed length). So:
+//! - **Query** narrows the key condition only when that is provably safe, and the numeric
+//!   comparison in Rust ([`SequenceRange::contains`], i.e. [`SequenceNumber`]'s order)
+//!   decides. The safe narrowing: when `from` and `to` have the same number of digits `n`,
+//!   every number between them numerically also has `n` digits, and among `n`-digit strings
+//!   string order is numeric order, so `BETWEEN :from AND :to` returns a superset of the
+//!   matches (other-length strings inside the string range are dropped in Rust). AWS issues
+//!   sequence numbers of equal length today, so this is the common case. With one bound, or
+//!   bounds of different lengths, the key condition names the partition key only. (A filter
+//!   expression cannot help: DynamoDB refuses filters on key attributes in a Query.)
+//! - **Scan** sends an exact numeric filter built on `size()` (a longer number is larger;
+//!   equal lengths compare as strings), so non-matching items are not transferred, and
+//!   checks again in Rust.
+//!
+//! Records come in the table's order: for a query, sort-key (string) order, which is
+//! numeric order when all sequence numbers of the key have the same length; a scan has no
+//! useful order.
+//!
+//! # Errors in the stream
+//! An `Err` holding [`Error::Item`] reports one item that does not follow the table contract;
+//! the stream goes on with the next item. Any other `Err` (the table is missing, an AWS
+//! call failed after retries) is the last item of the stream.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_stream::stream;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::retry::ProvideErrorKind;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use tokio::time::Instant;
+
+use crate::aws::{describe, error_code, is_transient, region_of};
+use crate::config::{ArchiveMode, StreamArchiveConfig};
+use crate::error::Error;
+use crate::names::StreamName;
+use crate::record::{ArchiveRecord, Item, attr, format_last_update};
+use crate::retry::Backoff;
+use crate::sequence::SequenceNumber;
+use crate::streams::read_configured_stream_config;
+use crate::timefmt::epoch_seconds_text;
+
+/// A stream of archived records, as [`Archive::read`] returns it.
+pub type RecordStream = Pin<Box<dyn Stream<Item = Result<ArchiveRecord, Error>> + Send>>;
+
+/// The longest a Kinesis partition key can be, in Unicode characters.
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+
+/// The most scan segments accepted (DynamoDB allows 1,000,000; each segment is a request
+/// in flight and a page in memory, so more than this would only hurt).
+pub const MAX_SEGMENTS: u32 = 1000;
+
+/// How long one page is retried on throttling and 5xx answers, on top of the SDK's own
+/// three attempts, before the read gives up.
+const PAGE_RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// An inclusive range of sequence numbers; a missing bound is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SequenceRange {
+    /// Lowest sequence number included.
+    pub from: Option<SequenceNumber>,
+    /// Highest sequence number included.
+    pub to: Option<SequenceNumber>,
+}
+
+impl SequenceRange {
+    /// Whether `sequence` lies in the range, comparing numerically.
+    pub fn contains(&self, sequence: &SequenceNumber) -> bool {
+        self.from.as_ref().is_none_or(|from| sequence >= from)
+            && self.to.as_ref().is_none_or(|to| sequence <= to)
+    }
+
+    /// The one sequence number the range holds, when `from == to`.
+    pub fn single(&self) -> Option<&SequenceNumber> {
+        match (&self.from, &self.to) {
+            (Some(from), Some(to)) if from == to => Some(from),
+            _ => None,
+        }
+    }
+
+    /// A range with `from` after `to` can hold nothing; most likely the bounds were swapped.
+    fn check(&self) -> Result<(), Error> {
+        match (&self.from, &self.to) {
+            (Some(from), Some(to)) if from > to => Err(Error::InvalidInput(format!(
+                "the range is empty: from {from} is after to {to} (sequence numbers compare \
+                 numerically); swap the bounds"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What [`Archive::query`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// The records' partition key (1 to 256 characters).
+    pub partition_key: String,
+    /// Lowest sequence number included (numeric order).
+    pub from: Option<SequenceNumber>,
+    /// Highest sequence number included (numeric order). `from == to` reads one record.
+    pub to: Option<SequenceNumber>,
+    /// At most this many records in total, across pages. `Some(0)` reads nothing.
+    pub limit: Option<usize>,
+    /// Items per DynamoDB request (`Limit`); default: as many as fit in 1 MB, or `limit`
+    /// when every item read is sure to be returned (no sequence bounds).
+    pub page_size: Option<u32>,
+}
+
+impl QueryOptions {
+    /// Every record of `partition_key`.
+    pub fn key(partition_key: impl Into<String>) -> Self {
+        Self {
+            partition_key: partition_key.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Only records from this sequence number on (inclusive).
+    pub fn from(mut self, from: SequenceNumber) -> Self {
+        self.from = Some(from);
+        self
+    }
+
+    /// Only records up to this sequence number (inclusive).
+    pub fn to(mut self, to: SequenceNumber) -> Self {
+        self.to = Some(to);
+        self
+    }
+
+    /// At most `limit` records.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    fn range(&self) -> SequenceRange {
+        SequenceRange {
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
+    }
+}
+
+/// What [`Archive::scan`] reads. All filters given apply together (AND); every filter is
+/// inclusive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanOptions {
+    /// Only records with at least this sequence number (numeric order).
+    pub from_sequence: Option<SequenceNumber>,
+    /// Only records archived at or after this time (`lastUpdate`, which has whole-second
+    /// resolution: the time is rounded down to its second).
+    pub archived_after: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis at or after this time
+    /// (`approximateArrivalTimestamp`).
+    pub arrived_after: Option<DateTime<Utc>>,
+    /// At most this many records in total. `Some(0)` reads nothing.
+    pub limit: Option<usize>,
+    /// Parallel scan over this many segments (1 to [`MAX_SEGMENTS`]); `0` and `1` mean a
+    /// plain scan. Faster on large tables, and costs the same reads.
+    pub segments: u32,
+    /// Items per DynamoDB request (`Limit`, counted before filtering).
+    pub page_size: Option<u32>,
+}
+
+/// How to select records: by key or over the whole table. Handy for tools that take either
+/// (the CLI's `reinject`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    /// [`Archive::query`].
+    Query(QueryOptions),
+    /// [`Archive::scan`].
+    Scan(ScanOptions),
+}
+
+/// The stream archive of one stream: its configuration and a DynamoDB client. Cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    dynamodb: DynamoDbClient,
+    config: StreamArchiveConfig,
+    region: String,
+}
+
+impl Archive {
+    /// Opens the archive of `stream`, reading its configuration from the stream's tags.
+    ///
+    /// Fails with [`Error::StreamNotFound`] for an unknown stream and with
+    /// [`Error::StreamNotConfigured`] for a stream that has no `StreamArchiveMode` tag. The
+    /// table is not checked here: a missing table shows as [`Error::TableNotFound`] on the
+    /// first read.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), kinarch_core::Error> {
+    /// use kinarch_core::archive::Archive;
+    /// use kinarch_core::aws::{AwsOptions, load_sdk_config};
+    /// use kinarch_core::StreamName;
+    ///
+    /// let sdk = load_sdk_config(&AwsOptions::default()).await;
+    /// let archive = Archive::open(&sdk, StreamName::new("orders")?).await?;
+    /// println!("{} mode, table {}", archive.config().mode, archive.config().table);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn open(sdk: &SdkConfig, stream: StreamName) -> Result<Self, Error> {
+        let kinesis = aws_sdk_kinesis::Client::new(sdk);
+        let config = read_configured_stream_config(&kinesis, &stream).await?;
+        Ok(Self::with_config(sdk, config))
+    }
+
+    /// An archive whose configuration the caller knows (no Kinesis call), e.g. a table
+    /// made by the original archiver for a stream that no longer exists.
+    ///
+    /// ```no_run
+    /// # fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
+    /// use kinarch_core::archive::Archive;
+    /// use kinarch_core::{ArchiveMode, StreamArchiveConfig, StreamName, TableName};
+    ///
+    /// let mut config = StreamArchiveConfig::new(StreamName::new("orders")?, ArchiveMode::All, None);
+    /// config.table = TableName::new("orders-archive-all")?;
+    /// let archive = Archive::with_config(&sdk, config);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_config(sdk: &SdkConfig, config: StreamArchiveConfig) -> Self {
+        Self {
+            dynamodb: DynamoDbClient::new(sdk),
+            config,
+            region: region_of(sdk),
+        }
+    }
+
+    /// An archive read through an existing DynamoDB client.
+    pub fn from_client(dynamodb: DynamoDbClient, config: StreamArchiveConfig) -> Self {
+        let region = dynamodb
+            .config()
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "(no region set)".into());
+        Self {
+            dynamodb,
+            config,
+            region,
+        }
+    }
+
+    /// The stream's archive configuration (mode, table, TTL).
+    pub fn config(&self) -> &StreamArchiveConfig {
+        &self.config
+    }
+
+    /// The records of one partition key, optionally between two sequence numbers.
+    ///
+    /// - `from == to`: that one record (GetItem).
+    /// - one bound: an open range; both: a closed range; none: every record of the key.
+    /// - LATEST tables hold one record per key: it is returned only if it is in range.
+    ///
+    /// See the [module documentation](self) for how the bounds compare numerically and how
+    /// errors appear in the stream.
+    ///
+    /// ```no_run
+    /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
+    /// use futures::TryStreamExt;
+    /// use kinarch_core::archive::{Archive, QueryOptions};
+    /// use kinarch_core::{SequenceNumber, StreamName};
+    ///
+    /// let archive = Archive::open(&sdk, StreamName::new("orders")?).await?;
+    /// let options = QueryOptions::key("customer-42")
+    ///     .from(SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")?)
+    ///     .limit(100);
+    /// let mut records = std::pin::pin!(archive.query(options));
+    /// while let Some(record) = records.try_next().await? {
+    ///     println!("{} {} bytes", record.sequence_number, record.data.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn query(
+        &self,
+        options: QueryOptions,
+    ) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+        let archive = self.clone();
+        let limit = options.limit;
+        let inner = stream! {
+            let range = options.range();
+            if let Err(err) = check_partition_key(&options.partition_key).and(range.check()) {
+                yield Err(err);
+                return;
+            }
+            match plan_query(archive.config.mode, &range) {
+                QueryRead::Get { sequence } => {
+                    match archive.get(&options.partition_key, sequence.as_ref()).await {
+                        Ok(Some(item)) => {
+                            if let Some(result) = convert(&item, |r| range.contains(&r.sequence_number)) {
+                                yield result;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(err) => yield Err(err),
+                    }
+                }
+                QueryRead::Query { between, exact } => {
+                    let mut pages = std::pin::pin!(archive.query_pages(
+                        options.partition_key.clone(),
+                        between,
+                        page_limit(options.page_size, exact, limit),
+                    ));
+                    while let Some(page) = pages.next().await {
+                        match page {
+                            Ok(items) => {
+                                for item in &items {
+                                    if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
+                                        yield result;
+                                    }
+                                }
+                            }
+                            Err(err) => yield Err(err),
+                        }
+                    }
+                }
+            }
+        };
+        cap(inner, limit)
+    }
+
+    /// Every record of the table that passes all the given filters, optionally read by a
+    /// parallel scan whose segments are merged into one stream.
+    ///
+    /// See the [module documentation](self) for how errors appear in the stream.
+    ///
+    /// ```no_run
+    /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
+    /// use futures::StreamExt;
+    /// use kinarch_core::archive::{Archive, ScanOptions};
+    /// use kinarch_core::timefmt::parse_time;
+    /// use kinarch_core::{Error, StreamName};
+    ///
+    /// let archive = Archive::open(&sdk, StreamName::new("orders")?).await?;
+    /// let options = ScanOptions {
+    ///     arrived_after: Some(parse_time("2024-05-01T00:00:00Z")?),
+    ///     segments: 4,
+    ///     ..ScanOptions::default()
+    /// };
+    /// let mut records = std::pin::pin!(archive.scan(options));
+    /// while let Some(result) = records.next().await {
+    ///     match result {
+    ///         Ok(record) => println!("{}/{}", record.partition_key, record.sequence_number),
+    ///         Err(Error::Item(bad)) => eprintln!("skipped: {bad}"),
+    ///         Err(other) => return Err(other),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan(
+        &self,
+        options: ScanOptions,
+    ) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+        let archive = self.clone();
+        let limit = options.limit;
+        let inner = stream! {
+            if options.segments > MAX_SEGMENTS {
+                yield Err(Error::InvalidInput(format!(
+                    "{} scan segments asked for; use 1 to {MAX_SEGMENTS}",
+                    options.segments
+                )));
+                return;
+            }
+            let segments = options.segments.max(1);
+            let filter = ScanFilter::new(&options);
+            let expression = filter.expression();
+            let page = page_limit(options.page_size, expression.is_none(), limit);
+            let readers: Vec<RecordStream> = (0..segments)
+                .map(|segment| {
+                    let total = (segments > 1).then_some((segment, segments));
+                    archive.clone().scan_segment(filter.clone(), expression.clone(), total, page)
+                })
+                .collect();
+            let mut merged = futures::stream::select_all(readers);
+            while let Some(result) = merged.next().await {
+                yield result;
+            }
+        };
+        cap(inner, limit)
+    }
+
+    /// [`Self::query`] or [`Self::scan`], boxed.
+    ///
+    /// ```no_run
+    /// # async fn example(archive: kinarch_core::archive::Archive) {
+    /// use futures::StreamExt;
+    /// use kinarch_core::archive::{QueryOptions, Selection};
+    ///
+    /// let mut records = archive.read(Selection::Query(QueryOptions::key("customer-42")));
+    /// while let Some(record) = records.next().await {
+    ///     println!("{:?}", record.map(|r| r.sequence_number));
+    /// }
+    /// # }
+    /// ```
+    pub fn read(&self, selection: Selection) -> RecordStream {
+        match selection {
+            Selection::Query(options) => Box::pin(self.query(options)),
+            Selection::Scan(options) => Box::pin(self.scan(options)),
+        }
+    }
+
+    fn table_not_found(&self) -> Error {
+        Error::TableNotFound {
+            table: self.config.table.clone(),
+            stream: self.config.stream.clone(),
+            mode: self.config.mode,
+            region: self.region.clone(),
+        }
+    }
+
+    fn read_error<E>(&self, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if error_code(err) == Some("ResourceNotFoundException") {
+            self.table_not_found()
+        } else {
+            Error::Aws {
+                operation,
+                message: format!("on table {}: {}", self.config.table, describe(err)),
+            }
+        }
+    }
+
+    /// GetItem by partition key, plus the sequence number on ALL tables.
+    async fn get(
+        &self,
+        partition_key: &str,
+        sequence: Option<&SequenceNumber>,
+    ) -> Result<Option<Item>, Error> {
+        let mut call = self
+            .dynamodb
+            .get_item()
+            .table_name(self.config.table.as_str())
+            .key(
+                attr::PARTITION_KEY,
+                AttributeValue::S(partition_key.to_owned()),
+            );
+        if let Some(sequence) = sequence {
+            call = call.key(
+                attr::SEQUENCE_NUMBER,
+                AttributeValue::S(sequence.as_str().to_owned()),
+            );
+        }
+        let output = with_retries(
+            || call.clone().send(),
+            |e| self.read_error("DynamoDB.GetItem", e),
+        )
+        .await?;
+        Ok(output.item)
+    }
+
+    /// Query pages of one partition key, optionally narrowed to a string range.
+    fn query_pages(
+        &self,
+        partition_key: String,
+        between: Option<(SequenceNumber, SequenceNumber)>,
+        page: Option<i32>,
+    ) -> impl Stream<Item = Result<Vec<Item>, Error>> + Send + 'static {
+        let archive = self.clone();
+        stream! {
+            let mut call = archive
+                .dynamodb
+                .query()
+                .table_name(archive.config.table.as_str())
+                .expression_attribute_names("#pk", attr::PARTITION_KEY)
+                .expression_attribute_values(":pk", AttributeValue::S(partition_key))
+                .set_limit(page);
+            call = match &between {
+                Some((low, high)) => call
+                    .key_condition_expression("#pk = :pk AND #seq BETWEEN :low AND :high")
+                    .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
+                    .expression_attribute_values(":low", AttributeValue::S(low.as_str().to_owned()))
+                    .expression_attribute_values(":high", AttributeValue::S(high.as_str().to_owned())),
+                None => call.key_condition_expression("#pk = :pk"),
+            };
+            let mut start: Option<Item> = None;
+            loop {
+                let request = call.clone().set_exclusive_start_key(start.take());
+                match with_retries(|| request.clone().send(), |e| archive.read_error("DynamoDB.Query", e)).await {
+                    Ok(output) => {
+                        start = output.last_evaluated_key.filter(|k| !k.is_empty());
+                        yield Ok(output.items.unwrap_or_default());
+                        if start.is_none() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        yield Err(err);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The records of one scan segment (or of the whole table when `segment` is `None`).
+    fn scan_segment(
+        self,
+        filter: ScanFilter,
+        expression: Option<FilterExpression>,
+        segment: Option<(u32, u32)>,
+        page: Option<i32>,
+    ) -> RecordStream {
+        Box::pin(stream! {
+            let mut call = self
+                .dynamodb
+                .scan()
+                .table_name(self.config.table.as_str())
+                .set_limit(page);
+            if let Some((segment, total)) = segment {
+                call = call.segment(segment as i32).total_segments(total as i32);
+            }
+            if let Some(expression) = expression {
+                call = call
+                    .filter_expression(expression.text)
+                    .set_expression_attribute_names(Some(expression.names))
+                    .set_expression_attribute_values(Some(expression.values));
+            }
+            let mut start: Option<Item> = None;
+            loop {
+                let request = call.clone().set_exclusive_start_key(start.take());
+                match with_retries(|| request.clone().send(), |e| self.read_error("DynamoDB.Scan", e)).await {
+                    Ok(output) => {
+                        start = output.last_evaluated_key.filter(|k| !k.is_empty());
+                        for item in output.items.unwrap_or_default() {
+                            if let Some(result) = convert(&item, |r| filter.matches(r)) {
+                                yield result;
+                            }
+                        }
+                        if start.is_none() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        yield Err(err);
+                        return;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Sends a read, retrying throttling and 5xx answers with backoff for up to
+/// [`PAGE_RETRY_BUDGET`]: a long scan of a provisioned table is throttled now and then, and
+/// should not die of it.
+async fn with_retries<T, E, F, Fut>(
+    mut call: F,
+    fail: impl Fn(&SdkError<E, HttpResponse>) -> Error,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let deadline = Instant::now() + PAGE_RETRY_BUDGET;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        match call().await {
+            Ok(output) => return Ok(output),
+            Err(err) if is_transient(&err) => {
+                tracing::warn!(error = %describe(&err), "transient DynamoDB error; retrying");
+                if !backoff.wait(deadline).await {
+                    return Err(fail(&err));
+                }
+            }
+            Err(err) => return Err(fail(&err)),
+        }
+    }
+}
+
+/// Reads an item into a record and keeps it if `keep` says so. An item that breaks the
+/// contract is an error (it cannot be checked against the filters, and silently dropping
+/// it would hide data).
+fn convert(
+    item: &Item,
+    keep: impl Fn(&ArchiveRecord) -> bool,
+) -> Option<Result<ArchiveRecord, Error>> {
+    match ArchiveRecord::from_item(item) {
+        Ok(record) => keep(&record).then_some(Ok(record)),
+        Err(err) => Some(Err(err.into())),
+    }
+}
+
+/// Ends a record stream after `limit` records, or after an error that is not about a
+/// single item.
+fn cap(
+    inner: impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static,
+    limit: Option<usize>,
+) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+    stream! {
+        if limit == Some(0) {
+            return;
+        }
+        let mut inner = std::pin::pin!(inner);
+        let mut records = 0usize;
+        while let Some(result) = inner.next().await {
+            match result {
+                Ok(record) => {
+                    yield Ok(record);
+                    records += 1;
+                    if Some(records) == limit {
+                        return;
+                    }
+                }
+                Err(Error::Item(bad)) => yield Err(Error::Item(bad)),
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn check_partition_key(key: &str) -> Result<(), Error> {
+    let chars = key.chars().count();
+    if (1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "invalid partition key ({chars} characters): a Kinesis partition key has 1 to \
+             {MAX_PARTITION_KEY_CHARS} characters"
+        )))
+    }
+}
+
+/// How a query is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum QueryRead {
+    /// GetItem: ALL tables with `from == to` (key partition key + sequence number), and
+    /// every LATEST query (key partition key: the one record, checked against the range).
+    Get { sequence: Option<SequenceNumber> },
+    /// Query the partition key. `between`: a key-condition narrowing proven safe (both
+    /// bounds have the same number of digits). `exact`: every item returned is a match
+    /// (no bound at all), so DynamoDB's `Limit` can be the number of records still wanted.
+    Query {
+        between: Option<(SequenceNumber, SequenceNumber)>,
+        exact: bool,
+    },
+}
+
+fn plan_query(mode: ArchiveMode, range: &SequenceRange) -> QueryRead {
+    match mode {
+        ArchiveMode::Latest => QueryRead::Get { sequence: None },
+        ArchiveMode::All => {
+            if let Some(single) = range.single() {
+                return QueryRead::Get {
+                    sequence: Some(single.clone()),
+                };
+            }
+            match (&range.from, &range.to) {
+                (None, None) => QueryRead::Query {
+                    between: None,
+                    exact: true,
+                },
+                (Some(from), Some(to)) if from.digits() == to.digits() => QueryRead::Query {
+                    between: Some((from.clone(), to.clone())),
+                    exact: false,
+                },
+                _ => QueryRead::Query {
+                    between: None,
+                    exact: false,
+                },
+            }
+        }
+    }
+}
+
+/// DynamoDB's `Limit` for a page: the page size asked for; else, when every item read is a
+/// match, the total limit (no point reading more); else none (1 MB pages, as filtering may
+/// drop most items, and a small `Limit` would then mean many requests).
+fn page_limit(page_size: Option<u32>, exact: bool, limit: Option<usize>) -> Option<i32> {
+    let clamp = |n: usize| n.clamp(1, i32::MAX as usize) as i32;
+    match page_size {
+        Some(size) => Some(clamp(size as usize)),
+        None if exact => limit.map(clamp),
+        None => None,
+    }
+}
+
+/// The scan filters, checked in Rust ([`ScanFilter::matches`]) and sent to DynamoDB
+/// ([`ScanFilter::expression`]) so that non-matching items are not transferred.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ScanFilter {
+    from_sequence: Option<SequenceNumber>,
+    /// `lastUpdate` has whole seconds and its fixed-width text orders like time: the time
+    /// is formatted the same way (which drops the fraction) and compared as text.
+    archived_after: Option<String>,
+    /// The exact decimal sent to DynamoDB, and the same number as `f64` for Rust.
+    arrived_after: Option<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct FilterExpression {
+    text: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl ScanFilter {
+    fn new(options: &ScanOptions) -> Self {
+        Self {
+            from_sequence: options.from_sequence.clone(),
+            archived_after: options.archived_after.map(format_last_update),
+            arrived_after: options.arrived_after.map(|time| {
+                let text = epoch_seconds_text(time);
+                let number = text.parse::<f64>().unwrap_or(f64::INFINITY);
+                (text, number)
+            }),
+        }
+    }
+
+    fn matches(&self, record: &ArchiveRecord) -> bool {
+        let sequence_ok = self
+            .from_sequence
+            .as_ref()
+            .is_none_or(|from| record.sequence_number >= *from);
+        let archived_ok = self
+            .archived_after
+            .as_deref()
+            .is_none_or(|after| record.last_update.as_deref().is_some_and(|at| at >= after));
+        // Rounding a decimal to f64 is monotonic, so this never refuses an item that
+        // DynamoDB's exact decimal comparison accepted.
+        let arrived_ok = self
+            .arrived_after
+            .as_ref()
+            .is_none_or(|(_, after)| record.approximate_arrival_timestamp >= *after);
+        sequence_ok && archived_ok && arrived_ok
+    }
+
+    fn expression(&self) -> Option<FilterExpression> {
+        let mut parts = Vec::new();
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        if let Some(from) = &self.from_sequence {
+            // Numeric `>=` on digit strings without leading zeros: longer is larger, equal
+            // lengths compare as strings.
+            parts.push("(size(#seq) > :seqlen OR (size(#seq) = :seqlen AND #seq >= :seq))");
+            names.insert("#seq".to_owned(), attr::SEQUENCE_NUMBER.to_owned());
+            values.insert(
+                ":seqlen".to_owned(),
+                AttributeValue::N(from.digits().to_string()),
+            );
+            values.insert(
+                ":seq".to_owned(),
+                AttributeValue::S(from.as_str().to_owned()),
+            );
+        }
+        if let Some(text) = &self.archived_after {
+            parts.push("#lu >= :lu");
+            names.insert("#lu".to_owned(), attr::LAST_UPDATE.to_owned());
+            values.insert(":lu".to_owned(), AttributeValue::S(text.clone()));
+        }
+        if let Some((text, _)) = &self.arrived_after {
+            parts.push("#aat >= :aat");
+            names.insert(
+                "#aat".to_owned(),
+                attr::APPROXIMATE_ARRIVAL_TIMESTAMP.to_owned(),
+            );
+            values.insert(":aat".to_owned(), AttributeValue::N(text.clone()));
+        }
+        (!parts.is_empty()).then(|| FilterExpression {
+            text: parts.join(" AND "),
+            names,
+            values,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timefmt::parse_time;
+
+    fn seq(s: &str) -> SequenceNumber {
+        SequenceNumber::parse(s).unwrap()
+    }
+
+    fn range(from: Option<&str>, to: Option<&str>) -> SequenceRange {
+        SequenceRange {
+            from: from.map(seq),
+            to: to.map(seq),
+        }
+    }
+
+    fn record(sequence: &str, last_update: &str, arrival: f64) -> ArchiveRecord {
+        ArchiveRecord {
+            partition_key: "k".into(),
+            sequence_number: seq(sequence),
+            shard_id: "shardId-000000000000".into(),
+            approximate_arrival_timestamp: arrival,
+            data: b"x".to_vec(),
+            last_update: Some(last_update.into()),
+            expire_after: None,
+            oversize_bytes: None,
+        }
+    }
+
+    #[test]
+    fn range_compares_numerically() {
+        let r = range(Some("9"), Some("11"));
+        let kept: Vec<&str> = ["8", "9", "10", "11", "100", "12"]
+            .into_iter()
+            .filter(|s| r.contains(&seq(s)))
+            .collect();
+        assert_eq!(kept, ["9", "10", "11"]);
+        assert!(range(Some("10"), None).contains(&seq("100")));
+        assert!(!range(Some("10"), None).contains(&seq("9")));
+        assert!(range(None, Some("10")).contains(&seq("9")));
+        assert!(!range(None, Some("10")).contains(&seq("11")));
+        assert!(range(None, None).contains(&seq("0")));
+    }
+
+    #[test]
+    fn swapped_bounds_are_an_error_numerically() {
+        assert!(range(Some("10"), Some("9")).check().is_err());
+        // "9" > "10" as strings, but 9 < 10: a valid range.
+        assert!(range(Some("9"), Some("10")).check().is_ok());
+        assert!(range(Some("5"), Some("5")).check().is_ok());
+    }
+
+    #[test]
+    fn query_plans() {
+        use QueryRead::*;
+        assert_eq!(
+            plan_query(ArchiveMode::All, &range(Some("10"), Some("10"))),
+            Get {
+                sequence: Some(seq("10"))
+            }
+        );
+        assert_eq!(
+            plan_query(ArchiveMode::Latest, &range(Some("10"), Some("10"))),
+            Get { sequence: None }
+        );
+        assert_eq!(
+            plan_query(ArchiveMode::Latest, &range(None, None)),
+            Get { sequence: None }
+        );
+        assert_eq!(
+            plan_query(ArchiveMode::All, &range(None, None)),
+            Query {
+                between: None,
+                exact: true
+            }
+        );
+        // Same length: BETWEEN is a safe superset.
+        assert_eq!(
+            plan_query(ArchiveMode::All, &range(Some("10"), Some("99"))),
+            Query {
+                between: Some((seq("10"), seq("99"))),
+                exact: false
+            }
+        );
+        // Different lengths or one bound: only the partition key in the key condition.
+        for r in [
+            range(Some("9"), Some("100")),
+            range(Some("9"), None),
+            range(None, Some("100")),
+        ] {
+            assert_eq!(
+                plan_query(ArchiveMode::All, &r),
+                Query {
+                    between: None,
+                    exact: false
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn same_length_between_is_a_superset_of_the_numeric_range() {
+        // Exhaustive over small numbers: every number numerically in [from, to] with
+        // equal-length bounds is also in the string range.
+        for from in 10u32..100 {
+            for to in (from..100).step_by(7) {
+                for x in 0u32..1000 {
+                    let xs = x.to_string();
+                    let numeric = (from..=to).contains(&x);
+                    let string = xs.as_str() >= from.to_string().as_str()
+                        && xs.as_str() <= to.to_string().as_str();
+                    assert!(!numeric || string, "{x} in [{from}, {to}]");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn page_limits() {
+        assert_eq!(page_limit(Some(2), false, Some(10)), Some(2));
+        assert_eq!(page_limit(None, true, Some(10)), Some(10));
+        assert_eq!(page_limit(None, false, Some(10)), None);
+        assert_eq!(page_limit(None, true, None), None);
+        assert_eq!(page_limit(None, true, Some(usize::MAX)), Some(i32::MAX));
+        assert_eq!(page_limit(Some(0), true, None), Some(1));
+    }
+
+    #[test]
+    fn partition_keys_follow_kinesis_rules() {
+        assert!(check_partition_key("k").is_ok());
+        assert!(check_partition_key(&"é".repeat(256)).is_ok());
+        assert!(check_partition_key("").is_err());
+        assert!(check_partition_key(&"k".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn scan_filters_apply_together() {
+        let filter = ScanFilter::new(&ScanOptions {
+            from_sequence: Some(seq("10")),
+            archived_after: Some(parse_time("2024-05-01T12:00:00.700Z").unwrap()),
+            arrived_after: Some(parse_time("1714564800.5").unwrap()),
+            ..ScanOptions::default()
+        });
+        let good = record("100", "2024-05-01 12:00:00", 1714564800.5);
+        assert!(filter.matches(&good), "at the second and at the instant");
+        assert!(!filter.matches(&record("9", "2024-05-01 12:00:00", 1714564801.0)));
+        assert!(!filter.matches(&record("11", "2024-05-01 11:59:59", 1714564801.0)));
+        assert!(!filter.matches(&record("11", "2024-05-01 12:00:01", 1714564800.4)));
+        let mut no_time = good.clone();
+        no_time.last_update = None;
+        assert!(!filter.matches(&no_time));
+        assert!(ScanFilter::default().matches(&no_time));
+    }
+
+    #[test]
+    fn scan_filter_expression_is_numeric_and_anded() {
+        assert_eq!(ScanFilter::default().expression(), None);
+        let filter = ScanFilter::new(&ScanOptions {
+            from_sequence: Some(seq("123")),
+            archived_after: Some(parse_time("2024-05-01T12:00:00.700Z").unwrap()),
+            arrived_after: Some(parse_time("1714564800.25").unwrap()),
+            ..ScanOptions::default()
+        });
+        let e = filter.expression().unwrap();
+        assert_eq!(
+            e.text,
+            "(size(#seq) > :seqlen OR (size(#seq) = :seqlen AND #seq >= :seq)) AND #lu >= :lu AND #aat >= :aat"
+        );
+        assert_eq!(e.values[":seqlen"], AttributeValue::N("3".into()));
+        assert_eq!(e.values[":seq"], AttributeValue::S("123".into()));
+        assert_eq!(
+            e.values[":lu"],
+            AttributeValue::S("2024-05-01 12:00:00".into())
+        );
+        assert_eq!(e.values[":aat"], AttributeValue::N("1714564800.25".into()));
+        assert_eq!(e.names["#aat"], "approximateArrivalTimestamp");
+    }
+
+    #[tokio::test]
+    async fn cap_counts_records_not_item_errors_and_stops_after_fatal_errors() {
+        use crate::record::ItemError;
+        let item_error = || {
+            Err(Error::Item(ItemError {
+                key: "k/?".into(),
+                problem: "bad".into(),
+            }))
+        };
+        let ok = |s: &str| Ok(record(s, "2024-05-01 12:00:00", 1.0));
+        let source = vec![ok("1"), item_error(), ok("2"), ok("3")];
+        let out: Vec<_> = cap(futures::stream::iter(source), Some(2)).collect().await;
+        assert_eq!(out.len(), 3, "two records and the item error between them");
+        assert!(matches!(out[1], Err(Error::Item(_))));
+
+        let source = vec![ok("1"), Err(Error::InvalidInput("boom".into())), ok("2")];
+        let out: Vec<_> = cap(futures::stream::iter(source), None).collect().await;
+        assert_eq!(out.len(), 2, "nothing after a fatal error");
+
+        let out: Vec<_> = cap(futures::stream::iter(vec![ok("1")]), Some(0))
+            .collect()
+            .await;
+        assert!(out.is_empty());
+    }
+}

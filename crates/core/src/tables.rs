@@ -1,0 +1,446 @@
+//! Archive tables as DynamoDB resources: their key schema, status, billing and TTL.
+//!
+//! `kinarch setup` and `kinarch status` both go through these functions, so a table is
+//! described, created and checked one way only.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+};
+use tokio::time::Instant;
+
+use crate::aws::{describe, error_code};
+use crate::config::ArchiveMode;
+use crate::error::Error;
+use crate::names::TableName;
+use crate::record::attr;
+
+/// How a table is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Billing {
+    /// On-demand (PAY_PER_REQUEST): no capacity to plan, pay per request.
+    OnDemand,
+    /// Provisioned capacity, in read and write capacity units (each at least 1).
+    Provisioned {
+        /// Read capacity units.
+        read_capacity: u64,
+        /// Write capacity units.
+        write_capacity: u64,
+    },
+}
+
+impl fmt::Display for Billing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Billing::OnDemand => f.write_str("on-demand"),
+            Billing::Provisioned {
+                read_capacity,
+                write_capacity,
+            } => write!(
+                f,
+                "provisioned, {read_capacity} read / {write_capacity} write capacity units"
+            ),
+        }
+    }
+}
+
+/// Whether a key attribute is the partition (HASH) or sort (RANGE) key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// Partition key.
+    Hash,
+    /// Sort key.
+    Range,
+}
+
+/// One attribute of a key schema, with its type (`S`, `N`, `B`) as the attribute
+/// definitions say.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyElement {
+    /// HASH or RANGE.
+    pub role: KeyRole,
+    /// Attribute name.
+    pub name: String,
+    /// Attribute type; `?` when the table description does not define it.
+    pub attribute_type: String,
+}
+
+/// A table's primary key, in the order DynamoDB lists it (HASH first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KeySchema(pub Vec<KeyElement>);
+
+impl KeySchema {
+    /// The key schema of the table contract for `mode`: HASH `partitionKey` (S), plus RANGE
+    /// `sequenceNumber` (S) for ALL, which keeps every record of a key.
+    pub fn for_mode(mode: ArchiveMode) -> Self {
+        let element = |role, name: &str| KeyElement {
+            role,
+            name: name.to_owned(),
+            attribute_type: "S".to_owned(),
+        };
+        let mut elements = vec![element(KeyRole::Hash, attr::PARTITION_KEY)];
+        if mode == ArchiveMode::All {
+            elements.push(element(KeyRole::Range, attr::SEQUENCE_NUMBER));
+        }
+        Self(elements)
+    }
+
+    /// Whether a table with this key schema can hold an archive of `mode`.
+    pub fn fits(&self, mode: ArchiveMode) -> bool {
+        *self == Self::for_mode(mode)
+    }
+
+    /// The mode this key schema fits, if any.
+    pub fn mode(&self) -> Option<ArchiveMode> {
+        [ArchiveMode::All, ArchiveMode::Latest]
+            .into_iter()
+            .find(|&mode| self.fits(mode))
+    }
+}
+
+impl fmt::Display for KeySchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(none)");
+        }
+        for (i, element) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" + ")?;
+            }
+            let role = match element.role {
+                KeyRole::Hash => "HASH",
+                KeyRole::Range => "RANGE",
+            };
+            write!(f, "{role} {} ({})", element.name, element.attribute_type)?;
+        }
+        Ok(())
+    }
+}
+
+/// What DescribeTable says about an archive table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// The table.
+    pub name: TableName,
+    /// `ACTIVE`, `CREATING`, `UPDATING`, ...
+    pub status: String,
+    /// Its primary key.
+    pub key_schema: KeySchema,
+    /// How it is billed.
+    pub billing: Billing,
+    /// Items, as DynamoDB last counted them (updated about every six hours).
+    pub item_count: Option<i64>,
+}
+
+impl TableInfo {
+    /// Whether the table takes reads and writes.
+    pub fn is_active(&self) -> bool {
+        self.status == TableStatus::Active.as_str()
+    }
+}
+
+/// The TTL setting of a table (DescribeTimeToLive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TtlState {
+    /// TTL is on for this attribute.
+    Enabled(String),
+    /// TTL is being switched on for this attribute (takes up to an hour on AWS).
+    Enabling(String),
+    /// TTL is being switched off.
+    Disabling(String),
+    /// TTL is off.
+    Disabled,
+}
+
+impl TtlState {
+    /// Whether items with an `expireAfter` in the past will be deleted (now or once
+    /// enabling finishes).
+    pub fn expires_archive_items(&self) -> bool {
+        matches!(self, TtlState::Enabled(a) | TtlState::Enabling(a) if a == attr::EXPIRE_AFTER)
+    }
+}
+
+impl fmt::Display for TtlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TtlState::Enabled(a) => write!(f, "enabled on attribute {a}"),
+            TtlState::Enabling(a) => write!(f, "being enabled on attribute {a}"),
+            TtlState::Disabling(a) => write!(f, "being disabled (attribute {a})"),
+            TtlState::Disabled => f.write_str("disabled"),
+        }
+    }
+}
+
+fn aws_error<E: std::error::Error + 'static>(
+    operation: &'static str,
+    err: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Error {
+    Error::Aws {
+        operation,
+        message: describe(err),
+    }
+}
+
+/// Describes a table; `None` when it does not exist.
+pub async fn describe_table(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+) -> Result<Option<TableInfo>, Error> {
+    let output = match dynamodb
+        .describe_table()
+        .table_name(table.as_str())
+        .send()
+        .await
+    {
+        Ok(output) => output,
+        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(err) => return Err(aws_error("DynamoDB.DescribeTable", &err)),
+    };
+    let Some(description) = output.table else {
+        return Ok(None);
+    };
+    let type_of = |name: &str| {
+        description
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == name)
+            .map(|d| d.attribute_type().as_str().to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    let key_schema = KeySchema(
+        description
+            .key_schema()
+            .iter()
+            .map(|k| KeyElement {
+                role: if *k.key_type() == KeyType::Range {
+                    KeyRole::Range
+                } else {
+                    KeyRole::Hash
+                },
+                name: k.attribute_name().to_owned(),
+                attribute_type: type_of(k.attribute_name()),
+            })
+            .collect(),
+    );
+    // A table made before on-demand billing existed has no billing summary: provisioned.
+    let on_demand = description
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .is_some_and(|m| *m == BillingMode::PayPerRequest);
+    let billing = if on_demand {
+        Billing::OnDemand
+    } else {
+        let throughput = description.provisioned_throughput();
+        let units = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+        Billing::Provisioned {
+            read_capacity: units(throughput.and_then(|t| t.read_capacity_units())),
+            write_capacity: units(throughput.and_then(|t| t.write_capacity_units())),
+        }
+    };
+    Ok(Some(TableInfo {
+        name: table.clone(),
+        status: description
+            .table_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "UNKNOWN".to_owned()),
+        key_schema,
+        billing,
+        item_count: description.item_count(),
+    }))
+}
+
+/// Reads a table's TTL setting.
+pub async fn describe_ttl(dynamodb: &DynamoDbClient, table: &TableName) -> Result<TtlState, Error> {
+    let output = dynamodb
+        .describe_time_to_live()
+        .table_name(table.as_str())
+        .send()
+        .await
+        .map_err(|err| aws_error("DynamoDB.DescribeTimeToLive", &err))?;
+    let Some(description) = output.time_to_live_description else {
+        return Ok(TtlState::Disabled);
+    };
+    let attribute = description.attribute_name.unwrap_or_default();
+    Ok(match description.time_to_live_status {
+        Some(TimeToLiveStatus::Enabled) => TtlState::Enabled(attribute),
+        Some(TimeToLiveStatus::Enabling) => TtlState::Enabling(attribute),
+        Some(TimeToLiveStatus::Disabling) => TtlState::Disabling(attribute),
+        _ => TtlState::Disabled,
+    })
+}
+
+/// Whether a create call found the table already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The table was created (it may still be CREATING).
+    Created,
+    /// A table of that name existed already (created meanwhile by someone else).
+    AlreadyExisted,
+}
+
+/// Creates a table with the contract's key schema for `mode`.
+pub async fn create_archive_table(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+    mode: ArchiveMode,
+    billing: Billing,
+) -> Result<Created, Error> {
+    let mut call = dynamodb.create_table().table_name(table.as_str());
+    for element in KeySchema::for_mode(mode).0 {
+        call = call
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(&element.name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(&element.name)
+                    .key_type(match element.role {
+                        KeyRole::Hash => KeyType::Hash,
+                        KeyRole::Range => KeyType::Range,
+                    })
+                    .build()
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            );
+    }
+    call = match billing {
+        Billing::OnDemand => call.billing_mode(BillingMode::PayPerRequest),
+        Billing::Provisioned {
+            read_capacity,
+            write_capacity,
+        } => {
+            let units = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            call.billing_mode(BillingMode::Provisioned)
+                .provisioned_throughput(
+                    ProvisionedThroughput::builder()
+                        .read_capacity_units(units(read_capacity))
+                        .write_capacity_units(units(write_capacity))
+                        .build()
+                        .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                )
+        }
+    };
+    match call.send().await {
+        Ok(_) => Ok(Created::Created),
+        Err(err) if error_code(&err) == Some("ResourceInUseException") => {
+            Ok(Created::AlreadyExisted)
+        }
+        Err(err) => Err(aws_error("DynamoDB.CreateTable", &err)),
+    }
+}
+
+/// Waits until a table is ACTIVE, asking every `poll` for at most `timeout`.
+pub async fn wait_until_active(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<TableInfo, Error> {
+    let started = Instant::now();
+    loop {
+        let status = match describe_table(dynamodb, table).await? {
+            Some(info) if info.is_active() => return Ok(info),
+            Some(info) => info.status,
+            // Just created: DescribeTable may lag behind CreateTable for a moment.
+            None => "not yet visible".to_owned(),
+        };
+        if started.elapsed() + poll > timeout {
+            return Err(Error::TableNotActive {
+                table: table.clone(),
+                status,
+                waited_seconds: started.elapsed().as_secs(),
+            });
+        }
+        tracing::debug!(table = %table, %status, "waiting for the table to become ACTIVE");
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Whether an enable call found TTL already on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlEnabled {
+    /// TTL was switched on now.
+    Enabled,
+    /// TTL was on already (DynamoDB refuses to enable it twice).
+    AlreadyEnabled,
+}
+
+/// Switches TTL on for attribute `expireAfter`.
+pub async fn enable_ttl(dynamodb: &DynamoDbClient, table: &TableName) -> Result<TtlEnabled, Error> {
+    let specification = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(attr::EXPIRE_AFTER)
+        .build()
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    match dynamodb
+        .update_time_to_live()
+        .table_name(table.as_str())
+        .time_to_live_specification(specification)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(TtlEnabled::Enabled),
+        // A second enable between our DescribeTimeToLive and now:
+        // "ValidationException: TimeToLive is already enabled".
+        Err(err)
+            if error_code(&err) == Some("ValidationException")
+                && describe(&err).contains("already enabled") =>
+        {
+            Ok(TtlEnabled::AlreadyEnabled)
+        }
+        Err(err) => Err(aws_error("DynamoDB.UpdateTimeToLive", &err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(role: KeyRole, name: &str, t: &str) -> KeyElement {
+        KeyElement {
+            role,
+            name: name.into(),
+            attribute_type: t.into(),
+        }
+    }
+
+    #[test]
+    fn contract_key_schemas() {
+        let all = KeySchema::for_mode(ArchiveMode::All);
+        assert_eq!(
+            all.to_string(),
+            "HASH partitionKey (S) + RANGE sequenceNumber (S)"
+        );
+        let latest = KeySchema::for_mode(ArchiveMode::Latest);
+        assert_eq!(latest.to_string(), "HASH partitionKey (S)");
+        assert!(all.fits(ArchiveMode::All) && !all.fits(ArchiveMode::Latest));
+        assert_eq!(latest.mode(), Some(ArchiveMode::Latest));
+    }
+
+    #[test]
+    fn other_key_schemas_fit_no_mode() {
+        let numeric_range = KeySchema(vec![
+            element(KeyRole::Hash, "partitionKey", "S"),
+            element(KeyRole::Range, "sequenceNumber", "N"),
+        ]);
+        assert_eq!(numeric_range.mode(), None);
+        let other_name = KeySchema(vec![element(KeyRole::Hash, "id", "S")]);
+        assert_eq!(other_name.mode(), None);
+        assert_eq!(KeySchema::default().to_string(), "(none)");
+    }
+
+    #[test]
+    fn ttl_state_on_expire_after_only_counts() {
+        assert!(TtlState::Enabled("expireAfter".into()).expires_archive_items());
+        assert!(TtlState::Enabling("expireAfter".into()).expires_archive_items());
+        assert!(!TtlState::Enabled("ttl".into()).expires_archive_items());
+        assert!(!TtlState::Disabled.expires_archive_items());
+    }
+}

@@ -1,0 +1,123 @@
+//! Running the real `kinarch` binary against a moto server.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::moto::Moto;
+
+/// How a `kinarch` run ended.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Exit code (`-1` when killed by a signal).
+    pub code: i32,
+    /// Standard output, byte for byte.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Standard output as text.
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Panics with both outputs unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            code,
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.out(),
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the run succeeded.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.expect_code(0)
+    }
+}
+
+/// A `kinarch` command with a clean environment pointing at `moto` (endpoint, region,
+/// dummy credentials, no config files).
+pub fn command(moto: &Moto) -> Command {
+    command_with_env(&moto.env())
+}
+
+/// A `kinarch` command with exactly `env` (plus PATH and HOME).
+pub fn command_with_env(env: &[(String, String)]) -> Command {
+    let mut command = Command::new(crate::binary("kinarch"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "HOME",
+            std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a prepared command to the end, feeding `input` to its standard input.
+pub async fn run_command(mut command: Command, input: Option<&[u8]>) -> Run {
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().expect("kinarch starts");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(input).await.expect("write stdin");
+        drop(stdin);
+    }
+    let output = child.wait_with_output().await.expect("kinarch runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `kinarch ARGS` against `moto`.
+pub async fn kinarch(moto: &Moto, args: &[&str]) -> Run {
+    let mut command = command(moto);
+    command.args(args);
+    run_command(command, None).await
+}
+
+/// Runs `kinarch ARGS` on a pseudo-terminal made by util-linux `script`, typing `input`.
+/// `args` is a shell fragment (it may redirect standard output, e.g. `scan s > FILE`).
+/// Standard input, output and error of kinarch are the terminal, so everything it writes
+/// to either comes back in [`Run::stdout`], along with the echo of `input`.
+pub async fn kinarch_on_a_terminal(moto: &Moto, args: &str, input: &str) -> Run {
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("util-linux `script` is needed to give kinarch a terminal");
+    let binary = crate::binary("kinarch");
+    let mut command = Command::new(script);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "dumb")
+        .envs(moto.env())
+        .args([
+            "-qec",
+            &format!("'{}' {args}", binary.display()),
+            "/dev/null",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    run_command(command, Some(input.as_bytes())).await
+}
