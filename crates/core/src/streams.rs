@@ -97,10 +97,10 @@ impl StreamConfigCache {
 
     /// The stream's configuration, from the cache when fresh.
     pub async fn get(&self, stream: &StreamName) -> Result<StreamArchiveConfig, Error> {
-        if let Some((read_at, config)) = self.entries.lock().expect("cache lock").get(stream) {
-            if read_at.elapsed() < self.refresh_after {
-                return Ok(config.clone());
-            }
+        if let Some((read_at, config)) = self.entries.lock().expect("cache lock").get(stream)
+            && read_at.elapsed() < self.refresh_after
+        {
+            return Ok(config.clone());
         }
         let config = read_stream_config(&self.kinesis, stream).await?;
         self.entries
