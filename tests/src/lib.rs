@@ -8,6 +8,7 @@ pub mod dynamo;
 pub mod kinesis;
 pub mod lambda;
 pub mod moto;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

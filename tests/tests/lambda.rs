@@ -11,6 +11,7 @@ use kinarch_tests::dynamo::{self, Item, n, s};
 use kinarch_tests::kinesis::{self, StreamRecord};
 use kinarch_tests::lambda::LambdaFunction;
 use kinarch_tests::moto::Moto;
+use kinarch_tests::proxy::{Fault, FaultProxy};
 use serde_json::{Value, json};
 
 /// A payload marker that must never appear in the function's logs.
@@ -24,9 +25,27 @@ struct Setup {
 }
 
 async fn setup(extra_env: &[(&str, &str)]) -> Setup {
+    setup_behind(None, extra_env).await
+}
+
+/// Like [`setup`], with the function talking to AWS through a fault proxy.
+async fn setup_with_proxy(extra_env: &[(&str, &str)]) -> (Setup, FaultProxy) {
     let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    (setup_behind(Some((moto, &proxy)), extra_env).await, proxy)
+}
+
+async fn setup_behind(behind: Option<(Moto, &FaultProxy)>, extra_env: &[(&str, &str)]) -> Setup {
+    let (moto, endpoint) = match behind {
+        Some((moto, proxy)) => (moto, Some(proxy.endpoint())),
+        None => (Moto::start(), None),
+    };
     let sdk = moto.sdk_config().await;
     let mut env = moto.env();
+    if let Some(endpoint) = endpoint {
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), endpoint));
+    }
     env.push(("RUST_LOG".into(), "info".into()));
     env.extend(
         extra_env
@@ -536,5 +555,139 @@ async fn invalid_stream_tag_is_an_error_naming_the_tag() {
     assert!(
         message.contains("StreamArchiveMode") && message.contains("\"EVERYTHING\""),
         "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_write_reports_the_lowest_failed_sequence_number_and_retry_completes() {
+    let (mut t, proxy) = setup_with_proxy(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "partial", 1).await;
+    kinesis::tag_stream(&t.kinesis, "partial", &[("StreamArchiveMode", "ALL")]).await;
+    dynamo::create_table(&t.dynamodb, "partial-archive-ALL", true).await;
+    for i in 0..60 {
+        let key = if i == 37 {
+            "poison".to_owned()
+        } else {
+            format!("key-{}", i % 5)
+        };
+        kinesis::put(
+            &t.kinesis,
+            "partial",
+            &key,
+            format!("record {i}").as_bytes(),
+        )
+        .await;
+    }
+    let records = kinesis::read_all(&t.kinesis, "partial").await;
+    // The first BatchWriteItem is throttled (retried inside the invocation); any request
+    // holding the poison record is refused for good.
+    let throttled = std::sync::atomic::AtomicBool::new(false);
+    proxy.set_rule(move |call| match call.operation() {
+        "BatchWriteItem" if call.body.contains("\"poison\"") => {
+            Some(Fault::client_error("ValidationException"))
+        }
+        "BatchWriteItem" if !throttled.swap(true, std::sync::atomic::Ordering::SeqCst) => Some(
+            Fault::client_error("ProvisionedThroughputExceededException"),
+        ),
+        _ => None,
+    });
+    let response = t
+        .function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    // Requests hold records 0-24, 25-49 and 50-59; the second one fails.
+    assert_eq!(
+        failures(&response),
+        vec![records[25].sequence_number.clone()]
+    );
+    assert_eq!(
+        dynamo::scan_all(&t.dynamodb, "partial-archive-ALL")
+            .await
+            .len(),
+        35
+    );
+    assert!(proxy.injected() >= 2);
+    let summary = &summary_lines(&t.function)[0];
+    assert_eq!(summary["fields"]["failed"], 25);
+    assert_eq!(summary["fields"]["written"], 35);
+
+    // Lambda delivers again from the reported record; the fault is gone.
+    proxy.heal();
+    let again: Vec<StreamRecord> = records[25..].to_vec();
+    assert!(
+        failures(
+            &t.function
+                .invoke(kinesis::event(&arn, &again))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        dynamo::scan_all(&t.dynamodb, "partial-archive-ALL")
+            .await
+            .len(),
+        60
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_failure_reports_the_lowest_record_of_the_failed_key() {
+    let (mut t, proxy) = setup_with_proxy(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "partial-latest", 1).await;
+    kinesis::tag_stream(
+        &t.kinesis,
+        "partial-latest",
+        &[("StreamArchiveMode", "LATEST")],
+    )
+    .await;
+    dynamo::create_table(&t.dynamodb, "partial-latest-archive-LATEST", false).await;
+    put_records(&t, "partial-latest", 20, 4).await;
+    let records = kinesis::read_all(&t.kinesis, "partial-latest").await;
+    proxy.set_rule(|call| {
+        (call.operation() == "PutItem" && call.body.contains("\"key-2\"")).then(|| Fault::Error {
+            status: 500,
+            error_type: "InternalServerError".into(),
+        })
+    });
+    // A persistent 5xx is retried until the deadline is near, then reported.
+    let response = t
+        .function
+        .invoke_with_deadline(kinesis::event(&arn, &records), Duration::from_secs(5))
+        .await
+        .response();
+    let first_of_key_2 = records.iter().find(|r| r.partition_key == "key-2").unwrap();
+    assert_eq!(
+        failures(&response),
+        vec![first_of_key_2.sequence_number.clone()]
+    );
+    let items = dynamo::scan_all(&t.dynamodb, "partial-latest-archive-LATEST").await;
+    assert_eq!(items.len(), 3, "the other keys landed");
+    assert!(items.iter().all(|i| s(i, "partitionKey") != "key-2"));
+    assert!(
+        proxy.injected() > 1,
+        "a 5xx is retried before it is given up"
+    );
+    proxy.heal();
+    let position = records
+        .iter()
+        .position(|r| r.sequence_number == first_of_key_2.sequence_number)
+        .unwrap();
+    let again = records[position..].to_vec();
+    assert!(
+        failures(
+            &t.function
+                .invoke(kinesis::event(&arn, &again))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        dynamo::scan_all(&t.dynamodb, "partial-latest-archive-LATEST")
+            .await
+            .len(),
+        4
     );
 }

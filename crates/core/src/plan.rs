@@ -48,10 +48,10 @@ pub fn reduce_latest(records: &[ArchiveRecord]) -> Vec<usize> {
 
 /// The lowest sequence number among the records for which `failed` holds: the point from
 /// which the event source must deliver the shard again.
-pub fn lowest_sequence<'a>(
-    records: &'a [ArchiveRecord],
+pub fn lowest_sequence(
+    records: &[ArchiveRecord],
     failed: impl Fn(usize, &ArchiveRecord) -> bool,
-) -> Option<&'a SequenceNumber> {
+) -> Option<&SequenceNumber> {
     records
         .iter()
         .enumerate()

@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn largest_payload_that_fits_is_kept_and_one_more_byte_is_not() {
         let base = record(vec![]);
-        let overhead = item_size(&base.to_item(at(), None).item) - attr::RECORD_DATA.len() - 0;
+        let overhead = item_size(&base.to_item(at(), None).item) - attr::RECORD_DATA.len();
         // Largest payload whose base64 fits the remaining space exactly.
         let room = ITEM_SIZE_LIMIT - overhead - attr::RECORD_DATA.len();
         let fits = room / 4 * 3;

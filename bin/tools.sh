@@ -1,0 +1,28 @@
+# Sourced by bin/test and bin/demo: installs the Python tools kinarch's tests and demo use,
+# once, into "${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}".
+TOOLS_DIR="${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}"
+export KINARCH_TOOLS_DIR="$TOOLS_DIR"
+
+# The emulator: moto server serves DynamoDB and Kinesis on one loopback port.
+readonly EMULATOR_REQUIREMENTS="moto[server]==5.2.5"
+# Offline template checks: cfn-lint 1.53.3 still expands the SAM transform (1.54+ does not).
+readonly SAM_TOOLS_REQUIREMENTS="cfn-lint==1.53.3 aws-sam-cli"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+# ensure_venv NAME REQUIREMENTS: a venv holding these requirements, (re)installed only when
+# the list changes; a marker file in the venv holds the list that was installed.
+ensure_venv() {
+    local name="$1" wanted="$2"
+    local venv="$TOOLS_DIR/$name"
+    if [[ -x "$venv/bin/python" && "$(cat "$venv/.kinarch-requirements" 2>/dev/null)" == "$wanted" ]]; then
+        return 0
+    fi
+    command -v python3 >/dev/null || { echo "python3 is needed to install $wanted" >&2; return 1; }
+    step "installing $wanted into $venv"
+    mkdir -p "$TOOLS_DIR"
+    [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # the list is words on purpose
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $wanted
+    printf '%s' "$wanted" > "$venv/.kinarch-requirements"
+}

@@ -1,0 +1,206 @@
+//! A loopback fault proxy between kinarch and the emulator.
+//!
+//! Every request goes through a rule that sees the AWS operation (`X-Amz-Target`) and the
+//! body; the rule either lets it through to the emulator or answers with a fault. Tests use
+//! it to produce what moto never does: throttling, 5xx answers, validation errors on
+//! chosen records, dropped connections.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// What the rule sees of a request.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `X-Amz-Target`, e.g. `DynamoDB_20120810.BatchWriteItem`; empty if absent.
+    pub target: String,
+    /// The request body as text (lossy).
+    pub body: String,
+    /// How many requests with this target came before this one.
+    pub nth_of_target: u64,
+}
+
+impl Call {
+    /// The operation name, e.g. `BatchWriteItem`.
+    pub fn operation(&self) -> &str {
+        self.target.rsplit('.').next().unwrap_or("")
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with an AWS JSON error of this HTTP status and error type.
+    Error { status: u16, error_type: String },
+    /// Answer with this status and JSON body.
+    Json { status: u16, body: String },
+    /// Wait, then pass the request through.
+    Delay(Duration),
+}
+
+impl Fault {
+    /// A 400 error with this type, e.g. `ProvisionedThroughputExceededException`.
+    pub fn client_error(error_type: &str) -> Fault {
+        Fault::Error {
+            status: 400,
+            error_type: error_type.to_owned(),
+        }
+    }
+}
+
+type Rule = dyn Fn(&Call) -> Option<Fault> + Send + Sync;
+
+struct Shared {
+    upstream: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    rule: Mutex<Arc<Rule>>,
+    counts: Mutex<std::collections::HashMap<String, u64>>,
+    injected: AtomicU64,
+}
+
+/// A running proxy.
+pub struct FaultProxy {
+    port: u16,
+    shared: Arc<Shared>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`) that passes
+    /// everything through until [`Self::set_rule`].
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            rule: Mutex::new(Arc::new(|_: &Call| None)),
+            counts: Mutex::new(Default::default()),
+            injected: AtomicU64::new(0),
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        FaultProxy { port, shared }
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Replaces the rule.
+    pub fn set_rule(&self, rule: impl Fn(&Call) -> Option<Fault> + Send + Sync + 'static) {
+        *self.shared.rule.lock().unwrap() = Arc::new(rule);
+    }
+
+    /// Lets everything through again.
+    pub fn heal(&self) {
+        self.set_rule(|_| None);
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.shared.injected.load(Ordering::SeqCst)
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let nth_of_target = {
+        let mut counts = shared.counts.lock().unwrap();
+        let n = counts.entry(target.clone()).or_default();
+        *n += 1;
+        *n - 1
+    };
+    let call = Call {
+        target,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        nth_of_target,
+    };
+    let rule = shared.rule.lock().unwrap().clone();
+    match rule(&call) {
+        Some(Fault::Error { status, error_type }) => {
+            shared.injected.fetch_add(1, Ordering::SeqCst);
+            let body = serde_json::json!({
+                "__type": format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
+                "message": format!("injected by the kinarch test fault proxy: {error_type}"),
+            });
+            return json_response(status, body.to_string());
+        }
+        Some(Fault::Json { status, body }) => {
+            shared.injected.fetch_add(1, Ordering::SeqCst);
+            return json_response(status, body);
+        }
+        Some(Fault::Delay(d)) => {
+            shared.injected.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(d).await;
+        }
+        None => {}
+    }
+    let uri = format!(
+        "{}{}",
+        shared.upstream,
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut builder = axum::http::Request::builder().method(parts.method).uri(uri);
+    for (name, value) in parts.headers.iter() {
+        if name != "host" {
+            builder = builder.header(name, value);
+        }
+    }
+    let upstream_request = builder.body(Full::new(body)).expect("valid request");
+    match shared.client.request(upstream_request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Err(e) => json_response(
+            502,
+            format!("{{\"message\":\"proxy could not reach the emulator: {e}\"}}"),
+        ),
+    }
+}
+
+fn json_response(status: u16, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
+}
