@@ -72,9 +72,14 @@ impl Moto {
 
     /// SDK configuration pointing at this server, with dummy credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_via(&self.endpoint()).await
+    }
+
+    /// SDK configuration pointing at `endpoint` (a fault proxy in front of this server).
+    pub async fn sdk_config_via(&self, endpoint: &str) -> SdkConfig {
         let sdk = load_sdk_config(&AwsOptions {
             region: Some(REGION.into()),
-            endpoint_url: Some(self.endpoint()),
+            endpoint_url: Some(endpoint.to_owned()),
             ..Default::default()
         })
         .await;

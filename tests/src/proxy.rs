@@ -46,6 +46,10 @@ pub enum Fault {
     Json { status: u16, body: String },
     /// Wait, then pass the request through.
     Delay(Duration),
+    /// PutRecords only: forward the request without the entries at these positions and
+    /// answer them as failed with `ProvisionedThroughputExceededException`, as Kinesis does
+    /// when some shards are over their limit.
+    FailEntries(Vec<usize>),
 }
 
 impl Fault {
@@ -159,8 +163,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             shared.injected.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(d).await;
         }
+        Some(Fault::FailEntries(positions)) => {
+            shared.injected.fetch_add(positions.len() as u64, Ordering::SeqCst);
+            return fail_entries(&shared, parts, &body, &positions).await;
+        }
         None => {}
     }
+    forward(&shared, parts, body).await
+}
+
+async fn forward(shared: &Shared, parts: axum::http::request::Parts, body: Bytes) -> Response<Body> {
     let uri = format!(
         "{}{}",
         shared.upstream,
@@ -203,4 +215,41 @@ fn json_response(status: u16, body: String) -> Response<Body> {
         HeaderValue::from_static("application/x-amz-json-1.0"),
     );
     response
+}
+
+/// Sends PutRecords without the failing entries, then answers with the upstream results and
+/// a failure in each failing position.
+async fn fail_entries(shared: &Shared, parts: axum::http::request::Parts, body: &Bytes, positions: &[usize]) -> Response<Body> {
+    let mut request: serde_json::Value = serde_json::from_slice(body).expect("PutRecords body is JSON");
+    let entries = request["Records"].as_array().cloned().unwrap_or_default();
+    let kept: Vec<serde_json::Value> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !positions.contains(i))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let mut upstream_results: std::collections::VecDeque<serde_json::Value> = if kept.is_empty() {
+        Default::default()
+    } else {
+        request["Records"] = serde_json::Value::Array(kept);
+        let response = forward(shared, parts, Bytes::from(request.to_string())).await;
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).expect("PutRecords answer is JSON");
+        answer["Records"].as_array().cloned().unwrap_or_default().into()
+    };
+    let mut failed = 0;
+    let results: Vec<serde_json::Value> = (0..entries.len())
+        .map(|i| {
+            if positions.contains(&i) {
+                failed += 1;
+                serde_json::json!({
+                    "ErrorCode": "ProvisionedThroughputExceededException",
+                    "ErrorMessage": "Rate exceeded for shard (injected by the kinarch test fault proxy)"
+                })
+            } else {
+                upstream_results.pop_front().expect("one upstream result per kept entry")
+            }
+        })
+        .collect();
+    json_response(200, serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string())
 }

@@ -20,10 +20,15 @@ impl Backoff {
         )
     }
 
+    /// The next delay.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        self.0.next().unwrap_or(Duration::from_secs(1))
+    }
+
     /// Sleeps for the next delay. Returns false without sleeping when the delay would end at
     /// or after `deadline`: the caller has no time left for another attempt.
     pub(crate) async fn wait(&mut self, deadline: Instant) -> bool {
-        let delay = self.0.next().unwrap_or(Duration::from_secs(1));
+        let delay = self.next_delay();
         let wake = Instant::now() + delay;
         if wake >= deadline {
             return false;
