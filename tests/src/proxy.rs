@@ -184,7 +184,8 @@ async fn forward(shared: &Shared, parts: axum::http::request::Parts, body: Bytes
     );
     let mut builder = axum::http::Request::builder().method(parts.method).uri(uri);
     for (name, value) in parts.headers.iter() {
-        if name != "host" {
+        // The body may have been rewritten: hyper sets the length of the body it sends.
+        if name != "host" && name != "content-length" {
             builder = builder.header(name, value);
         }
     }
