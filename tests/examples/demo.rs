@@ -24,12 +24,17 @@ async fn main() {
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
 
-    step("creating stream demo-orders (2 shards), tagged StreamArchiveMode=ALL, ArchiveTTL=expireSeconds=86400");
+    step(
+        "creating stream demo-orders (2 shards), tagged StreamArchiveMode=ALL, ArchiveTTL=expireSeconds=86400",
+    );
     let arn = kinesis::create_stream(&kinesis_client, "demo-orders", 2).await;
     kinesis::tag_stream(
         &kinesis_client,
         "demo-orders",
-        &[("StreamArchiveMode", "ALL"), ("ArchiveTTL", "expireSeconds=86400")],
+        &[
+            ("StreamArchiveMode", "ALL"),
+            ("ArchiveTTL", "expireSeconds=86400"),
+        ],
     )
     .await;
     dynamo::create_table(&dynamodb, "demo-orders-archive-ALL", true).await;
@@ -41,7 +46,10 @@ async fn main() {
         ("customer-2", br#"{"order":2,"total":99}"#),
         ("customer-1", br#"{"order":3,"total":7}"#),
         ("sensor-9", &[0x00, 0xff, 0x10, 0x80]),
-        ("customer-3", "{\"order\":4,\"note\":\"caf\u{e9}\"}".as_bytes()),
+        (
+            "customer-3",
+            "{\"order\":4,\"note\":\"caf\u{e9}\"}".as_bytes(),
+        ),
         ("customer-2", br#"{"order":5,"total":1}"#),
     ];
     for (key, data) in samples {
@@ -59,8 +67,14 @@ async fn main() {
         by_shard.entry(r.shard_id.clone()).or_default().push(r);
     }
     for (shard, batch) in &by_shard {
-        let response = function.invoke(kinesis::event(&arn, batch)).await.response();
-        println!("    invoked with {} records of {shard}: response {response}", batch.len());
+        let response = function
+            .invoke(kinesis::event(&arn, batch))
+            .await
+            .response();
+        println!(
+            "    invoked with {} records of {shard}: response {response}",
+            batch.len()
+        );
     }
     step("the function's log (JSON, one summary line per invocation)");
     for line in function.logs() {
@@ -82,10 +96,17 @@ async fn main() {
             record.sequence_number,
             record.shard_id,
             record.last_update.as_deref().unwrap_or("-"),
-            record.expire_after.map(|e| e.to_string()).unwrap_or_default(),
+            record
+                .expire_after
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
             payload
         );
     }
     assert_eq!(items.len(), samples.len(), "every record is archived");
-    step(&format!("done: {} of {} records archived; moto server stopped", items.len(), samples.len()));
+    step(&format!(
+        "done: {} of {} records archived; moto server stopped",
+        items.len(),
+        samples.len()
+    ));
 }

@@ -164,7 +164,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             tokio::time::sleep(d).await;
         }
         Some(Fault::FailEntries(positions)) => {
-            shared.injected.fetch_add(positions.len() as u64, Ordering::SeqCst);
+            shared
+                .injected
+                .fetch_add(positions.len() as u64, Ordering::SeqCst);
             return fail_entries(&shared, parts, &body, &positions).await;
         }
         None => {}
@@ -172,7 +174,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     forward(&shared, parts, body).await
 }
 
-async fn forward(shared: &Shared, parts: axum::http::request::Parts, body: Bytes) -> Response<Body> {
+async fn forward(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Response<Body> {
     let uri = format!(
         "{}{}",
         shared.upstream,
@@ -220,8 +226,14 @@ fn json_response(status: u16, body: String) -> Response<Body> {
 
 /// Sends PutRecords without the failing entries, then answers with the upstream results and
 /// a failure in each failing position.
-async fn fail_entries(shared: &Shared, parts: axum::http::request::Parts, body: &Bytes, positions: &[usize]) -> Response<Body> {
-    let mut request: serde_json::Value = serde_json::from_slice(body).expect("PutRecords body is JSON");
+async fn fail_entries(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: &Bytes,
+    positions: &[usize],
+) -> Response<Body> {
+    let mut request: serde_json::Value =
+        serde_json::from_slice(body).expect("PutRecords body is JSON");
     let entries = request["Records"].as_array().cloned().unwrap_or_default();
     let kept: Vec<serde_json::Value> = entries
         .iter()
@@ -234,9 +246,19 @@ async fn fail_entries(shared: &Shared, parts: axum::http::request::Parts, body: 
     } else {
         request["Records"] = serde_json::Value::Array(kept);
         let response = forward(shared, parts, Bytes::from(request.to_string())).await;
-        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        let answer: serde_json::Value = serde_json::from_slice(&bytes).expect("PutRecords answer is JSON");
-        answer["Records"].as_array().cloned().unwrap_or_default().into()
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let answer: serde_json::Value =
+            serde_json::from_slice(&bytes).expect("PutRecords answer is JSON");
+        answer["Records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into()
     };
     let mut failed = 0;
     let results: Vec<serde_json::Value> = (0..entries.len())
@@ -252,5 +274,8 @@ async fn fail_entries(shared: &Shared, parts: axum::http::request::Parts, body: 
             }
         })
         .collect();
-    json_response(200, serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string())
+    json_response(
+        200,
+        serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string(),
+    )
 }

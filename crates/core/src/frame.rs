@@ -110,7 +110,9 @@ impl<'a> ReplayFrame<'a> {
 
 /// A separator given as text that is not exactly one byte.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid separator {0:?}: the separator must be exactly one byte (one ASCII character), e.g. '|'")]
+#[error(
+    "invalid separator {0:?}: the separator must be exactly one byte (one ASCII character), e.g. '|'"
+)]
 pub struct SeparatorError(pub String);
 
 /// Parses a separator given on a command line: exactly one byte.
@@ -130,7 +132,10 @@ mod tests {
     fn record() -> ArchiveRecord {
         ArchiveRecord {
             partition_key: "k".into(),
-            sequence_number: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898").unwrap(),
+            sequence_number: SequenceNumber::parse(
+                "49590338271490256608559692538361571095921575989136588898",
+            )
+            .unwrap(),
             shard_id: "shardId-000000000002".into(),
             approximate_arrival_timestamp: 1545084650.987,
             data: vec![],
@@ -149,7 +154,10 @@ mod tests {
         );
         let other = ReplayFrame::encode(&ReplayMetadata::of(&record(), Some("orders")), b"", b'#');
         let text = String::from_utf8(other).unwrap();
-        assert!(text.starts_with('#') && text.ends_with("\"originalStreamName\":\"orders\"}#"), "{text}");
+        assert!(
+            text.starts_with('#') && text.ends_with("\"originalStreamName\":\"orders\"}#"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -163,7 +171,14 @@ mod tests {
 
     #[test]
     fn unframed_records_are_payload_only() {
-        for bytes in [&b""[..], b"|", b"||", b"|{}|x", b"|{\"originalShardId\":1}|x", b"plain|{}|"] {
+        for bytes in [
+            &b""[..],
+            b"|",
+            b"||",
+            b"|{}|x",
+            b"|{\"originalShardId\":1}|x",
+            b"plain|{}|",
+        ] {
             let frame = ReplayFrame::parse(bytes, b'|');
             assert!(frame.metadata.is_none(), "{bytes:?}");
             assert_eq!(frame.payload, bytes);

@@ -220,7 +220,11 @@ impl Pending {
     fn abandon(&mut self, key: &str) -> Vec<Outgoing> {
         self.in_flight.remove(key);
         self.blocked.insert(key.to_owned());
-        let dropped: Vec<Outgoing> = self.queues.get_mut(key).map(|q| q.drain(..).collect()).unwrap_or_default();
+        let dropped: Vec<Outgoing> = self
+            .queues
+            .get_mut(key)
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default();
         self.len -= dropped.len();
         dropped
     }
@@ -329,7 +333,10 @@ pub async fn reinject(
             if let Some(rate) = options.rate {
                 // Pace: the n-th record may start n / rate seconds after the start.
                 let started_records = report.sent + report.failed.len() as u64 + report.retried;
-                tokio::time::sleep_until(started + Duration::from_secs_f64(started_records as f64 / rate.get() as f64)).await;
+                tokio::time::sleep_until(
+                    started + Duration::from_secs_f64(started_records as f64 / rate.get() as f64),
+                )
+                .await;
             }
             report.requests += 1;
             in_flight.push(send(kinesis, &options.target, request));
@@ -358,7 +365,13 @@ pub async fn reinject(
             Err(SendError::Fatal(error)) => return Err(error),
             Err(SendError::Transient(message)) => {
                 for record in request {
-                    retry_or_fail(&mut pending, &mut report, record, &message, options.max_attempts);
+                    retry_or_fail(
+                        &mut pending,
+                        &mut report,
+                        record,
+                        &message,
+                        options.max_attempts,
+                    );
                 }
             }
             Ok(codes) => {
@@ -369,7 +382,13 @@ pub async fn reinject(
                             report.bytes += record.data.len() as u64;
                             pending.settle(&record.partition_key, None);
                         }
-                        Some(code) => retry_or_fail(&mut pending, &mut report, record, &code, options.max_attempts),
+                        Some(code) => retry_or_fail(
+                            &mut pending,
+                            &mut report,
+                            record,
+                            &code,
+                            options.max_attempts,
+                        ),
                     }
                 }
             }
@@ -404,7 +423,13 @@ fn retry_delay(attempts: u32) -> Duration {
     Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
 }
 
-fn retry_or_fail(pending: &mut Pending, report: &mut ReinjectReport, mut record: Outgoing, reason: &str, max_attempts: u32) {
+fn retry_or_fail(
+    pending: &mut Pending,
+    report: &mut ReinjectReport,
+    mut record: Outgoing,
+    reason: &str,
+    max_attempts: u32,
+) {
     record.attempts += 1;
     if record.attempts < max_attempts {
         report.retried += 1;
@@ -418,14 +443,22 @@ fn retry_or_fail(pending: &mut Pending, report: &mut ReinjectReport, mut record:
             sequence_number: record.sequence_number,
             reason: format!("{reason} (after {max_attempts} attempts)"),
         });
-        report.failed.extend(abandoned(pending.abandon(&key), BLOCKED));
+        report
+            .failed
+            .extend(abandoned(pending.abandon(&key), BLOCKED));
     }
 }
 
 /// The bytes to send for `record`, or why it cannot be sent.
-fn outgoing(record: &ArchiveRecord, framing: Framing, source: Option<&str>) -> Result<Outgoing, String> {
+fn outgoing(
+    record: &ArchiveRecord,
+    framing: Framing,
+    source: Option<&str>,
+) -> Result<Outgoing, String> {
     if let Some(size) = record.oversize_bytes {
-        return Err(format!("its payload ({size} bytes) was too large to archive and is not in the archive"));
+        return Err(format!(
+            "its payload ({size} bytes) was too large to archive and is not in the archive"
+        ));
     }
     let data = match framing {
         Framing::Raw => record.data.clone(),
@@ -479,16 +512,27 @@ async fn send(
         Ok(output) => Ok(output
             .records
             .into_iter()
-            .map(|entry| entry.error_code.map(|code| match entry.error_message {
-                Some(message) => format!("{code}: {message}"),
-                None => code,
-            }))
+            .map(|entry| {
+                entry.error_code.map(|code| match entry.error_message {
+                    Some(message) => format!("{code}: {message}"),
+                    None => code,
+                })
+            })
             .collect()),
-        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => Err(SendError::Fatal(Error::StreamNotFound {
-            stream: target.clone(),
-            region: kinesis.config().region().map(|r| r.to_string()).unwrap_or_default(),
-        })),
-        Err(err) if is_transient(&err) => Err(SendError::Transient(format!("Kinesis.PutRecords: {}", describe(&err)))),
+        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => {
+            Err(SendError::Fatal(Error::StreamNotFound {
+                stream: target.clone(),
+                region: kinesis
+                    .config()
+                    .region()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+            }))
+        }
+        Err(err) if is_transient(&err) => Err(SendError::Transient(format!(
+            "Kinesis.PutRecords: {}",
+            describe(&err)
+        ))),
         Err(err) => Err(SendError::Fatal(Error::Aws {
             operation: "Kinesis.PutRecords",
             message: describe(&err),
@@ -512,7 +556,10 @@ mod tests {
     }
 
     fn keys(request: &[Outgoing]) -> Vec<(String, String)> {
-        request.iter().map(|r| (r.partition_key.clone(), r.sequence_number.to_string())).collect()
+        request
+            .iter()
+            .map(|r| (r.partition_key.clone(), r.sequence_number.to_string()))
+            .collect()
     }
 
     #[test]
@@ -522,19 +569,35 @@ mod tests {
             p.push(out(k, s)).unwrap();
         }
         let first = p.next_request(500, Instant::now());
-        assert_eq!(keys(&first), [("a".into(), "1".into()), ("b".into(), "2".into()), ("c".into(), "4".into())]);
+        assert_eq!(
+            keys(&first),
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "4".into())
+            ]
+        );
         // Nothing of a, b or c may go while they are in flight.
         assert!(p.next_request(500, Instant::now()).is_empty());
         let mut first = first.into_iter();
         let a1 = first.next().unwrap();
         p.settle("a", Some(a1)); // a's record failed: it goes again, first
         p.tidy();
-        assert_eq!(keys(&p.next_request(500, Instant::now())), [("a".into(), "1".into())]);
+        assert_eq!(
+            keys(&p.next_request(500, Instant::now())),
+            [("a".into(), "1".into())]
+        );
         p.settle("a", None);
         p.push(out("b", 6)).unwrap(); // b is still in flight: its new record waits
-        assert_eq!(keys(&p.next_request(500, Instant::now())), [("a".into(), "3".into())]);
+        assert_eq!(
+            keys(&p.next_request(500, Instant::now())),
+            [("a".into(), "3".into())]
+        );
         p.settle("b", None);
-        assert_eq!(keys(&p.next_request(500, Instant::now())), [("b".into(), "6".into())]);
+        assert_eq!(
+            keys(&p.next_request(500, Instant::now())),
+            [("b".into(), "6".into())]
+        );
     }
 
     #[test]
@@ -550,7 +613,10 @@ mod tests {
         p.settle("b", None);
         p.tidy();
         assert!(p.order.is_empty() && p.queues.is_empty());
-        assert!(p.push(out("a", 9)).is_err(), "a blocked key takes no more records");
+        assert!(
+            p.push(out("a", 9)).is_err(),
+            "a blocked key takes no more records"
+        );
         assert_eq!(p.len, 0);
         assert!(p.next_request(500, Instant::now()).is_empty());
     }
@@ -561,14 +627,22 @@ mod tests {
         for i in 0..1200 {
             p.push(out(&format!("k{i}"), i + 1)).unwrap();
         }
-        assert_eq!(p.next_request(MAX_RECORDS_PER_REQUEST, Instant::now()).len(), 500);
+        assert_eq!(
+            p.next_request(MAX_RECORDS_PER_REQUEST, Instant::now())
+                .len(),
+            500
+        );
         let mut big = Pending::default();
         for i in 0..8 {
             let mut r = out(&format!("k{i}"), i + 1);
             r.data = vec![0; 1000 * 1000];
             big.push(r).unwrap();
         }
-        assert_eq!(big.next_request(500, Instant::now()).len(), 5, "5 MiB per request");
+        assert_eq!(
+            big.next_request(500, Instant::now()).len(),
+            5,
+            "5 MiB per request"
+        );
     }
 
     #[test]
@@ -583,9 +657,17 @@ mod tests {
             expire_after: None,
             oversize_bytes: Some(500_000),
         };
-        assert!(outgoing(&record, Framing::Raw, None).unwrap_err().contains("too large to archive"));
+        assert!(
+            outgoing(&record, Framing::Raw, None)
+                .unwrap_err()
+                .contains("too large to archive")
+        );
         record.oversize_bytes = None;
         record.data = vec![1; MAX_RECORD_BYTES];
-        assert!(outgoing(&record, Framing::Raw, None).unwrap_err().contains("at most"));
+        assert!(
+            outgoing(&record, Framing::Raw, None)
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 }
