@@ -164,9 +164,6 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             tokio::time::sleep(d).await;
         }
         Some(Fault::FailEntries(positions)) => {
-            shared
-                .injected
-                .fetch_add(positions.len() as u64, Ordering::SeqCst);
             return fail_entries(&shared, parts, &body, &positions).await;
         }
         None => {}
@@ -260,7 +257,7 @@ async fn fail_entries(
             .unwrap_or_default()
             .into()
     };
-    let mut failed = 0;
+    let mut failed = 0u64;
     let results: Vec<serde_json::Value> = (0..entries.len())
         .map(|i| {
             if positions.contains(&i) {
@@ -274,6 +271,7 @@ async fn fail_entries(
             }
         })
         .collect();
+    shared.injected.fetch_add(failed, Ordering::SeqCst);
     json_response(
         200,
         serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string(),

@@ -1,7 +1,7 @@
 //! The command line: every subcommand, option and help text, and the parsers that turn
 //! bad values into usage errors (exit 2) before anything is called.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -153,6 +153,38 @@ Examples:
     )]
     Scan(ScanArgs),
 
+    /// Replay archived records into a stream (the same one or another).
+    #[command(
+        long_about = "\
+Replay archived records into a Kinesis stream: the stream they came from, or --target.
+
+Which records: --partition-key K (with optional --from/--to, as `kinarch query`), or the
+scan filters (--from-seq, --archived-after, --arrived-after, --segments, as `kinarch scan`);
+with neither, every archived record. --limit caps the number read.
+
+Records are sent with PutRecords (at most 500 records and 5 MiB per call) under their
+original partition key. Records of one partition key are never sent ahead of an earlier
+record of the same key: a key's next record goes only after the previous one is stored, so
+order per key is kept as in the stream, even when Kinesis refuses part of a call. Refused
+records are retried with backoff; a record that still fails blocks its key (its later
+records are not sent) and is listed at the end, with exit status 1.
+
+--metadata frames each record as <sep><json><sep><original bytes>, where the JSON object holds
+originalApproximateArrivalTimestamp, originalShardId, originalSequenceNumber, and
+originalStreamName when the target is another stream. The original bytes follow unchanged,
+binary or not. kinarch_core::frame::ReplayFrame::parse splits such records again.
+
+--dry-run reads the selection and prints what would be sent (partition key, sequence number,
+bytes per record) without sending anything.",
+        after_help = "\
+Examples:
+  kinarch reinject orders --partition-key customer-42 --target orders-replay --metadata
+  kinarch reinject orders --arrived-after 2024-05-01T00:00:00Z --rate 500
+  kinarch reinject orders --archived-after 1714564800 --target test-stream --dry-run
+  kinarch reinject orders --metadata --separator '#' --target audit"
+    )]
+    Reinject(ReinjectArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -284,6 +316,59 @@ pub struct ScanArgs {
     pub output: OutputArgs,
 }
 
+/// `kinarch reinject`.
+#[derive(Debug, Clone, Args)]
+pub struct ReinjectArgs {
+    /// The stream whose archive is read.
+    #[arg(value_parser = parse_stream)]
+    pub source: StreamName,
+    /// The stream to send the records to [default: the source stream].
+    #[arg(long, value_name = "STREAM", value_parser = parse_stream)]
+    pub target: Option<StreamName>,
+
+    /// Only the records of this partition key (a query; put `--` before a key starting with '-').
+    #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["from_seq", "archived_after", "arrived_after", "segments"])]
+    pub partition_key: Option<String>,
+    /// With --partition-key: only records from this sequence number on (inclusive).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
+    pub from: Option<SequenceNumber>,
+    /// With --partition-key: only records up to this sequence number (inclusive).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
+    pub to: Option<SequenceNumber>,
+    /// Only records with at least this sequence number (numeric comparison; a scan).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
+    pub from_seq: Option<SequenceNumber>,
+    /// Only records archived at or after TIME (RFC 3339 or epoch seconds; a scan).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
+    pub archived_after: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis at or after TIME (RFC 3339 or epoch seconds; a scan).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
+    pub arrived_after: Option<DateTime<Utc>>,
+    /// Scan the table in N parallel segments (1 to 1000).
+    #[arg(long, value_name = "N", value_parser = parse_segments, allow_hyphen_values = true, help_heading = "Selection")]
+    pub segments: Option<u32>,
+    /// Read at most N records.
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
+    pub limit: Option<NonZeroUsize>,
+
+    /// Frame each record with its original metadata: <sep><json><sep><original bytes>.
+    #[arg(long, help_heading = "Framing")]
+    pub metadata: bool,
+    /// The one-byte separator of --metadata framing.
+    #[arg(long, value_name = "CHAR", default_value = "|", value_parser = parse_separator, requires = "metadata", help_heading = "Framing")]
+    pub separator: u8,
+
+    /// Send at most N records per second.
+    #[arg(long, value_name = "N", value_parser = parse_rate, allow_hyphen_values = true, help_heading = "Pace")]
+    pub rate: Option<NonZeroU32>,
+    /// PutRecords calls in flight at once (1 to 64).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_concurrency, allow_hyphen_values = true, help_heading = "Pace")]
+    pub concurrency: usize,
+    /// Show what would be sent; send nothing.
+    #[arg(long, help_heading = "Pace")]
+    pub dry_run: bool,
+}
+
 /// `kinarch completions`.
 #[derive(Debug, Clone, Args)]
 pub struct CompletionsArgs {
@@ -293,6 +378,22 @@ pub struct CompletionsArgs {
 }
 
 // ---- value parsers: a bad value is a usage error that says what is allowed ----------------
+
+fn parse_separator(text: &str) -> Result<u8, String> {
+    kinarch_core::frame::parse_separator(text).map_err(|e| e.to_string())
+}
+
+fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
+    text.parse::<NonZeroU32>()
+        .map_err(|_| "the rate is a whole number of records per second, at least 1".to_owned())
+}
+
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err("the concurrency is a whole number from 1 to 64".to_owned()),
+    }
+}
 
 fn parse_stream(text: &str) -> Result<StreamName, String> {
     StreamName::new(text).map_err(|e| e.to_string())

@@ -8,6 +8,10 @@
 //! one record per request, which is the price of the order guarantee under partial
 //! failures (PutRecords may store record 2 and fail record 1 of the same key).
 //!
+//! Within a key, records go in numeric sequence order, whatever order the archive returned
+//! them in, for the records read ahead together (up to 10,000; a table returns a key's
+//! records together, so a key is ordered as a whole unless it has more).
+//!
 //! A record that still fails after its retries blocks its key: later records of that key
 //! are reported as not sent rather than sent ahead of it. A record that can never be sent
 //! (its payload was too large to archive, or would exceed 1 MiB framed) is reported and
@@ -171,7 +175,7 @@ impl Pending {
             return Err(record);
         }
         let key = record.partition_key.clone();
-        self.queue(&key).push_back(record);
+        insert_in_order(self.queue(&key), record);
         self.len += 1;
         Ok(())
     }
@@ -211,7 +215,7 @@ impl Pending {
     fn settle(&mut self, key: &str, retry: Option<Outgoing>) {
         self.in_flight.remove(key);
         if let Some(record) = retry {
-            self.queue(key).push_front(record);
+            insert_in_order(self.queue(key), record);
             self.len += 1;
         }
     }
@@ -249,6 +253,14 @@ impl Pending {
             keep
         });
     }
+}
+
+/// Keeps a key's queue in sequence order. Archives return a key's records together but in
+/// the table's string order ("10" before "9" when lengths differ), so records are put in
+/// numeric order here, within the read-ahead window.
+fn insert_in_order(queue: &mut VecDeque<Outgoing>, record: Outgoing) {
+    let at = queue.partition_point(|r| r.sequence_number < record.sequence_number);
+    queue.insert(at, record);
 }
 
 /// Sends `records` into `options.target`. `progress` is called after each answered
@@ -598,6 +610,24 @@ mod tests {
             keys(&p.next_request(500, Instant::now())),
             [("b".into(), "6".into())]
         );
+    }
+
+    #[test]
+    fn a_keys_records_go_in_numeric_order_whatever_order_they_came_in() {
+        let mut p = Pending::default();
+        for s in [10, 9, 100, 11] {
+            p.push(out("a", s)).unwrap();
+        }
+        let mut order = Vec::new();
+        loop {
+            let request = p.next_request(500, Instant::now());
+            let Some(r) = request.into_iter().next() else {
+                break;
+            };
+            order.push(r.sequence_number.to_string());
+            p.settle("a", None);
+        }
+        assert_eq!(order, ["9", "10", "11", "100"]);
     }
 
     #[test]

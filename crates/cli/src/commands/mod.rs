@@ -2,6 +2,7 @@
 
 mod completions;
 mod read;
+mod reinject;
 mod setup;
 mod status;
 
@@ -19,6 +20,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => status::run(&connect(&global, None).await?, args).await,
         Command::Query(args) => read::query(&connect(&global, None).await?, &global, args).await,
         Command::Scan(args) => read::scan(&connect(&global, None).await?, &global, args).await,
+        Command::Reinject(args) => {
+            reinject::run(&connect(&global, None).await?, &global, args).await
+        }
         Command::Completions(args) => completions::run(args),
     }
 }

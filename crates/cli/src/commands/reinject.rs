@@ -1,0 +1,124 @@
+//! `kinarch reinject`: read a selection of the archive and send it to a stream.
+
+use std::io::Write;
+
+use aws_config::SdkConfig;
+use futures::StreamExt;
+use kinarch_core::archive::{Archive, QueryOptions, ScanOptions, Selection};
+use kinarch_core::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
+
+use crate::cli::{GlobalArgs, ReinjectArgs};
+use crate::failure::Failure;
+use crate::progress::Progress;
+
+/// `kinarch reinject`.
+pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Result<(), Failure> {
+    if let (Some(from), Some(to)) = (&args.from, &args.to)
+        && from > to
+    {
+        return Err(Failure::Usage(format!(
+            "--from {from} is after --to {to} (sequence numbers compare numerically), so \
+             nothing can match: swap them"
+        )));
+    }
+    let limit = args.limit.map(usize::from);
+    let selection = match args.partition_key {
+        Some(partition_key) => Selection::Query(QueryOptions {
+            partition_key,
+            from: args.from,
+            to: args.to,
+            limit,
+            page_size: None,
+        }),
+        None => Selection::Scan(ScanOptions {
+            from_sequence: args.from_seq,
+            archived_after: args.archived_after,
+            arrived_after: args.arrived_after,
+            limit,
+            segments: args.segments.unwrap_or(1),
+            page_size: None,
+        }),
+    };
+    let target = args.target.unwrap_or_else(|| args.source.clone());
+    let archive = Archive::open(sdk, args.source.clone()).await?;
+    let mut options = ReinjectOptions::new(args.source, target.clone());
+    options.framing = if args.metadata {
+        Framing::Metadata {
+            separator: args.separator,
+        }
+    } else {
+        Framing::Raw
+    };
+    options.rate = args.rate;
+    options.concurrency = args.concurrency;
+    options.dry_run = args.dry_run;
+
+    // A dry run shows each record as it is read: key, sequence number, payload bytes.
+    let mut stdout = std::io::stdout().lock();
+    let mut shown: std::io::Result<()> = Ok(());
+    let records = archive.read(selection).inspect(|record| {
+        if let (true, Ok(record), Ok(())) = (args.dry_run, record, &shown) {
+            shown = writeln!(
+                stdout,
+                "{}\t{}\t{} bytes",
+                record.partition_key,
+                record.sequence_number,
+                record.data.len()
+            );
+        }
+    });
+    let progress = std::cell::RefCell::new(Progress::start(global.quiet));
+    let mut counted = 0;
+    let report = reinject(&kinesis_client(sdk), records, &options, |p| {
+        let mut bar = progress.borrow_mut();
+        while counted < p.sent {
+            bar.record();
+            counted += 1;
+        }
+    })
+    .await;
+    progress.into_inner().finish();
+    shown?;
+    let report = report?;
+    print_summary(&report, &target, args.dry_run, global.quiet);
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        for failed in &report.failed {
+            crate::say(&format!(
+                "not sent: {} {}: {}",
+                failed.partition_key, failed.sequence_number, failed.reason
+            ));
+        }
+        Err(Failure::Runtime(format!(
+            "{} record(s) could not be sent to {target} (listed above); the others were sent",
+            report.failed.len()
+        )))
+    }
+}
+
+fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(sdk)
+}
+
+fn print_summary(
+    report: &ReinjectReport,
+    target: &kinarch_core::StreamName,
+    dry_run: bool,
+    quiet: bool,
+) {
+    if quiet && report.failed.is_empty() {
+        return;
+    }
+    let verb = if dry_run { "would send" } else { "sent" };
+    crate::say(&format!(
+        "{target}: read {}, {verb} {}, retried {}, failed {}, {} bytes, {:.1} s ({} PutRecords calls)",
+        report.read,
+        report.sent,
+        report.retried,
+        report.failed.len(),
+        report.bytes,
+        report.elapsed.as_secs_f64(),
+        report.requests
+    ));
+}
