@@ -80,6 +80,8 @@ impl Moto {
         let sdk = load_sdk_config(&AwsOptions {
             region: Some(REGION.into()),
             endpoint_url: Some(endpoint.to_owned()),
+            // moto answers a Scan of a large table slowly; the test's own reads may wait.
+            attempt_timeout: Some(std::time::Duration::from_secs(120)),
             ..Default::default()
         })
         .await;

@@ -50,6 +50,11 @@ pub enum Fault {
     /// answer them as failed with `ProvisionedThroughputExceededException`, as Kinesis does
     /// when some shards are over their limit.
     FailEntries(Vec<usize>),
+    /// Start a response, then break the connection in the middle of it.
+    Reset,
+    /// BatchWriteItem only: write the first half of the items, answer the rest as
+    /// `UnprocessedItems`, as DynamoDB does under throttling.
+    Unprocessed,
 }
 
 impl Fault {
@@ -163,6 +168,19 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             shared.injected.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(d).await;
         }
+        Some(Fault::Reset) => {
+            shared.injected.fetch_add(1, Ordering::SeqCst);
+            let broken = futures::stream::iter([
+                Ok(Bytes::from_static(b"{\"Unproc")),
+                Err(std::io::Error::other(
+                    "connection reset by the kinarch test fault proxy",
+                )),
+            ]);
+            return Response::new(Body::from_stream(broken));
+        }
+        Some(Fault::Unprocessed) => {
+            return unprocessed(&shared, parts, &body).await;
+        }
         Some(Fault::FailEntries(positions)) => {
             return fail_entries(&shared, parts, &body, &positions).await;
         }
@@ -275,5 +293,39 @@ async fn fail_entries(
     json_response(
         200,
         serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string(),
+    )
+}
+
+/// Forwards the first half of a BatchWriteItem's items and answers the rest as unprocessed.
+async fn unprocessed(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: &Bytes,
+) -> Response<Body> {
+    let mut request: serde_json::Value =
+        serde_json::from_slice(body).expect("BatchWriteItem body is JSON");
+    let mut left = serde_json::Map::new();
+    let mut held = 0u64;
+    if let Some(tables) = request["RequestItems"].as_object_mut() {
+        for (table, writes) in tables.iter_mut() {
+            let writes = writes.as_array_mut().expect("writes are an array");
+            let keep = writes.len().div_ceil(2);
+            let rest: Vec<serde_json::Value> = writes.drain(keep..).collect();
+            held += rest.len() as u64;
+            if !rest.is_empty() {
+                left.insert(table.clone(), serde_json::Value::Array(rest));
+            }
+        }
+    }
+    shared
+        .injected
+        .fetch_add(u64::from(held > 0), Ordering::SeqCst);
+    let response = forward(shared, parts, Bytes::from(request.to_string())).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    json_response(
+        200,
+        serde_json::json!({ "UnprocessedItems": left }).to_string(),
     )
 }
