@@ -590,4 +590,50 @@ mod tests {
         assert_eq!(args.segments, 1);
         assert_eq!(args.output.output, OutputFormat::Data);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever is typed, parsing answers with a value or a usage error, never a panic.
+            #[test]
+            fn arbitrary_arguments_never_panic(
+                stream in "\\PC{0,40}",
+                key in "\\PC{0,40}",
+                value in "\\PC{0,40}",
+                flag in prop::sample::select(vec![
+                    "--from", "--to", "--limit", "--output", "--page-size", "--region", "--endpoint-url",
+                ]),
+            ) {
+                let _ = parse(&["query", &stream, &key, flag, &value]);
+                let _ = parse(&["scan", &stream, "--arrived-after", &value]);
+                let _ = parse(&["scan", &stream, "--segments", &value]);
+                let _ = parse(&["setup", &stream, &key, &value, "--ttl-seconds", &value]);
+                let _ = parse(&["reinject", &stream, "--metadata", "--separator", &value, "--rate", &value]);
+            }
+
+            /// Valid values come back as they were typed (a stream name may start with '-',
+            /// so positionals follow `--`, as the help says).
+            #[test]
+            fn valid_values_round_trip(
+                stream in "[a-zA-Z0-9_.-]{1,128}",
+                seq in "0|[1-9][0-9]{0,128}",
+                limit in 1usize..1_000_000,
+                epoch in 0i64..4_000_000_000,
+            ) {
+                let limit_text = limit.to_string();
+                let cli = parse(&["query", "--from", &seq, "--limit", &limit_text, "--", &stream, "key"]).unwrap();
+                let Command::Query(args) = cli.command else { panic!("query") };
+                prop_assert_eq!(args.stream.as_str(), stream.as_str());
+                prop_assert_eq!(args.from.as_ref().map(|s| s.as_str()), Some(seq.as_str()));
+                prop_assert_eq!(args.output.limit.unwrap().get(), limit);
+
+                let epoch_text = epoch.to_string();
+                let cli = parse(&["scan", "--arrived-after", &epoch_text, "--", &stream]).unwrap();
+                let Command::Scan(args) = cli.command else { panic!("scan") };
+                prop_assert_eq!(args.arrived_after.unwrap().timestamp(), epoch);
+            }
+        }
+    }
 }
