@@ -52,7 +52,7 @@ async fn framed_reinject_keeps_per_key_order_through_partial_failures() {
         Some(Fault::FailEntries(fail))
     });
 
-    let total = 1500u64;
+    let total = 5000u64;
     let records: Vec<ArchiveRecord> = (0..total).map(|i| archived(i, 40)).collect();
     let mut options = ReinjectOptions::new(
         StreamName::new("orders").unwrap(),
