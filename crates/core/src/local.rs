@@ -529,10 +529,11 @@ impl LocalArchiver {
         for info in listing {
             match shards.get_mut(&info.shard_id) {
                 Some(entry) => {
-                    if let (Some(ending), None) = (
-                        &info.ending_sequence_number,
-                        &entry.info.ending_sequence_number,
-                    ) {
+                    // AWS closes a shard once; an emulator may move the end later (moto
+                    // keeps adding records to closed shards), so any change is passed on.
+                    if let Some(ending) = &info.ending_sequence_number
+                        && info.ending_sequence_number != entry.info.ending_sequence_number
+                    {
                         tracing::info!(shard = %info.shard_id, ending_sequence_number = %ending, "shard closed (resharded)");
                         if let Some(tx) = &entry.ending_tx {
                             let _ = tx.send(Some(ending.clone()));
@@ -1134,10 +1135,14 @@ fn to_archive_record(
     record: aws_sdk_kinesis::types::Record,
 ) -> Result<ArchiveRecord, Error> {
     let sequence_number = SequenceNumber::parse(&record.sequence_number)?;
+    // Rounded to the nearest millisecond: AWS sends milliseconds; an emulator may send
+    // microseconds, which the Lambda event path would round the same way.
     let arrival = record
         .approximate_arrival_timestamp
-        .and_then(|t| t.to_millis().ok())
-        .map(|millis| millis as f64 / 1000.0)
+        .map(|t| {
+            let millis = t.secs() * 1000 + (i64::from(t.subsec_nanos()) + 500_000) / 1_000_000;
+            millis as f64 / 1000.0
+        })
         .unwrap_or(0.0);
     Ok(ArchiveRecord {
         partition_key: record.partition_key,
@@ -1379,6 +1384,23 @@ mod tests {
             "1545084650.987"
         );
         assert_eq!(archived.data, vec![0u8, 0xff]);
+        let micro = aws_sdk_kinesis::types::Record::builder()
+            .sequence_number("1")
+            .approximate_arrival_timestamp(aws_smithy_types::DateTime::from_secs_and_nanos(
+                1_795_646_227,
+                259_600_000,
+            ))
+            .data(Blob::new(vec![]))
+            .partition_key("k")
+            .build()
+            .unwrap();
+        assert_eq!(
+            to_archive_record("s", micro)
+                .unwrap()
+                .approximate_arrival_timestamp,
+            1795646227.26,
+            "rounded to the nearest millisecond"
+        );
         assert_eq!(archived.shard_id, "shardId-000000000003");
         let bad = aws_sdk_kinesis::types::Record::builder()
             .sequence_number("12x")
