@@ -10,8 +10,8 @@
 //! Every shard listed by ListShards is read, each by its own reader, at most
 //! [`LocalArchiveOptions::shards_in_flight`] of them holding a batch at once. After a
 //! reshard, a child shard is started only when every parent is finished (closed and read to
-//! its end), as Lambda does, so the records of one partition key are archived in order
-//! across the reshard (what LATEST mode relies on to keep the newest record). A parent that
+//! its end), as Lambda does, so the records of one partition key are archived in the order
+//! they were written, across the reshard too. A parent that
 //! ListShards no longer lists has aged out of the stream and counts as finished.
 //!
 //! A closed shard is finished when GetRecords answers with no next iterator (what AWS

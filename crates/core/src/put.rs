@@ -1,6 +1,6 @@
 //! Writing new records into a stream (`kinarch put`).
 //!
-//! This is [`reinject`](crate::reinject::reinject) with records that were never archived:
+//! This is [`reinject`] with records that were never archived:
 //! the same PutRecords path (at most 500 records and 5 MiB per call, the 1 MiB record limit,
 //! per-record retries with backoff, per-key order kept through partial failures), so no
 //! Kinesis write is implemented twice. Each input carries a caller-chosen position (a line
