@@ -77,20 +77,29 @@ pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ArchiveArgs) -> Res
     Ok(())
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed now, so a signal that
+/// comes before the future is first polled is kept, not fatal.
+#[cfg(unix)]
 fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
-    #[cfg(unix)]
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::Runtime(format!("cannot listen for SIGTERM: {e}")))?;
-    let interrupt = tokio::signal::ctrl_c();
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| Failure::Runtime(format!("cannot listen for {name}: {e}")))
+    };
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
     Ok(async move {
-        #[cfg(unix)]
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        #[cfg(not(unix))]
-        let _ = interrupt.await;
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }
 
