@@ -964,3 +964,63 @@ async fn shards_are_listed_page_by_page_as_aws_pages_them() {
         "only the first call names the stream"
     );
 }
+
+/// Writes that keep failing stop the run after the allowed attempts, with an error naming
+/// the shard and the first record that did not land, and a checkpoint before it. (Through the
+/// library, to allow two attempts instead of ten with their backoff.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them() {
+    use kinarch_core::local::{LocalArchiveOptions, LocalArchiver};
+    let w = world().await;
+    w.stream("stuck", 1, "ALL", None).await;
+    for i in 0..12 {
+        let key = if i == 7 {
+            "poison".to_owned()
+        } else {
+            format!("key-{i}")
+        };
+        kinesis::put(&w.kinesis, "stuck", &key, format!("record {i}").as_bytes()).await;
+    }
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    proxy.set_rule(|call| {
+        (call.operation() == "BatchWriteItem" && call.body.contains("\"poison\""))
+            .then(|| Fault::client_error("ValidationException"))
+    });
+    let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
+    let options = LocalArchiveOptions {
+        batch_size: 5,
+        max_write_attempts: 2,
+        ..LocalArchiveOptions::default()
+    };
+    let archiver = LocalArchiver::open(
+        &sdk,
+        kinarch_core::StreamName::new("stuck").unwrap(),
+        options,
+    )
+    .await
+    .unwrap();
+    let error = archiver
+        .run(std::future::pending(), |_| {})
+        .await
+        .expect_err("the run stops");
+    let text = error.to_string();
+    assert!(
+        text.contains("shard shardId-000000000000 of stream stuck")
+            && text.contains("from sequence number 6")
+            && text.contains("after 2 attempts")
+            && text.contains("ValidationException"),
+        "{text}"
+    );
+    // The first batch (1..=5) landed and is checkpointed. The second (6..=10) is one
+    // BatchWriteItem request holding the poison record (8): refused whole, so its lowest
+    // record, 6, is where archiving stopped.
+    let checkpoint = &w.items("stuck-archive-ALL-checkpoints").await[0];
+    assert_eq!(s(checkpoint, "sequenceNumber"), "5");
+    let items = w.items("stuck-archive-ALL").await;
+    let mut seqs: Vec<u64> = items
+        .iter()
+        .map(|i| s(i, "sequenceNumber").parse().unwrap())
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
+}
