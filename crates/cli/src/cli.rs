@@ -2,13 +2,15 @@
 //! bad values into usage errors (exit 2) before anything is called.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use kinarch_core::archive::{MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS};
+use kinarch_core::local::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, StartPosition};
 use kinarch_core::timefmt::parse_time;
-use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName};
+use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
 
 const ABOUT: &str = "Archive Amazon Kinesis Data Streams in DynamoDB: set a stream up, look records up, scan the archive.";
 
@@ -192,6 +194,69 @@ Examples:
   kinarch completions zsh > \"${fpath[1]}/_kinarch\"
   kinarch completions fish > ~/.config/fish/completions/kinarch.fish")]
     Completions(CompletionsArgs),
+
+    /// Archive a stream without Lambda: read its shards and write the archive, resumably.
+    #[command(
+        long_about = "\
+Archive a stream without Lambda: read every shard with GetRecords and write each batch with
+the same archive writer the kinarch Lambda function uses (same modes, tags, TTL, oversize
+rule). For containers, hosts and laptops, or to fill an archive from a stream's history.
+
+The stream must be set up first (`kinarch setup`): its tags say the mode and the table.
+
+Resumable: after each batch that fully landed, a checkpoint per shard records the last
+archived sequence number; a new run (after a stop, a crash, a kill) continues after it, with
+no gap. Writes are idempotent, so a batch written twice changes nothing. When some writes of
+a batch fail, the checkpoint stays before them and the shard is read again from the lowest
+failed record after a backoff: nothing is skipped. Checkpoints live in the DynamoDB table
+<archive table>-checkpoints (HASH shardId, created on first use, on-demand billing), or in
+--checkpoint-table NAME, or in a local JSON file with --checkpoint-file PATH.
+
+Shards are read in parallel; after a reshard a parent shard is read to its end before its
+children are started. --from applies only to shards without a checkpoint (and not to the
+children of archived shards, which start at their beginning so nothing is missed).
+
+Without --follow it stops when every open shard is caught up and prints a summary (records,
+shards, seconds). With --follow it keeps polling (at most 5 GetRecords calls per second per
+shard, waiting when a shard is idle, backing off when throttled) and picks up new shards
+after a reshard, until Ctrl-C or SIGTERM: then the batch in flight is finished (or abandoned
+unrecorded) and the summary printed; the exit status is 0.
+
+AWS permissions: kinesis:ListTagsForStream, ListShards, GetShardIterator, GetRecords on the
+stream; dynamodb:DescribeTable, BatchWriteItem (ALL) or PutItem (LATEST) on the archive
+table; dynamodb:DescribeTable, CreateTable (first run only), Scan, PutItem on the checkpoint
+table.",
+        after_help = "\
+Examples:
+  kinarch archive orders                                  # everything not archived yet
+  kinarch archive orders --follow                         # and keep going until Ctrl-C
+  kinarch archive orders --from LATEST --follow           # only records from now on
+  kinarch archive orders --from 2024-05-01T00:00:00Z --checkpoint-file orders.json
+  kinarch archive orders --output json | jq .records"
+    )]
+    Archive(ArchiveArgs),
+
+    /// Write records into a stream: one record per line of standard input.
+    #[command(
+        long_about = "\
+Write records into a stream: one record per line of standard input. A line ends at a
+newline byte; every other byte is kept as it is (binary safe), and empty lines are skipped.
+Records are sent with PutRecords (at most 500 per call), in order per partition key, and
+retried when the stream throttles them.
+
+The partition key is either fixed (--partition-key K) or taken from a field of each line, a
+JSON object (--key-field NAME; a string, number or boolean value). With --base64 each line
+is the standard base64 of the record, for payloads that contain newlines.
+
+Lines that cannot be sent (bad JSON, no key, a record over 1 MiB) are reported on standard
+error with their line number; the others are sent, and the exit status is then 1.",
+        after_help = "\
+Examples:
+  echo '{\"order\":1}' | kinarch put orders --partition-key customer-1
+  kinarch put orders --key-field customerId < orders.jsonl
+  base64 -w0 image.png | kinarch put images --partition-key img-1 --base64"
+    )]
+    Put(PutArgs),
 }
 
 /// `kinarch setup`.
@@ -377,6 +442,60 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// `kinarch archive`.
+#[derive(Debug, Clone, Args)]
+pub struct ArchiveArgs {
+    /// The Kinesis stream to archive (set up with `kinarch setup`).
+    #[arg(value_parser = parse_stream)]
+    pub stream: StreamName,
+    /// Where shards without a checkpoint start: TRIM_HORIZON (the oldest record kept),
+    /// LATEST (only records that arrive from now on), or a time (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "POSITION", default_value = "TRIM_HORIZON", value_parser = parse_start, allow_hyphen_values = true)]
+    pub from: StartPosition,
+    /// Keep reading after catching up, until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+    /// Records per GetRecords call and per batch written (1 to 10000). Bounds memory: at
+    /// most 8 batches are held at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE, value_parser = parse_batch_size, allow_hyphen_values = true)]
+    pub batch_size: usize,
+    /// Keep checkpoints in this DynamoDB table [default: <archive table>-checkpoints].
+    #[arg(long, value_name = "NAME", value_parser = parse_table, conflicts_with = "checkpoint_file")]
+    pub checkpoint_table: Option<TableName>,
+    /// Keep checkpoints in this local JSON file instead of a DynamoDB table.
+    #[arg(long, value_name = "PATH", value_parser = parse_path)]
+    pub checkpoint_file: Option<PathBuf>,
+    /// How to print the summary at the end (on standard output).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
+
+/// How a summary is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// `kinarch put`.
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    /// The Kinesis stream to write to.
+    #[arg(value_parser = parse_stream)]
+    pub stream: StreamName,
+    /// The partition key of every record.
+    #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, required_unless_present = "key_field", conflicts_with = "key_field")]
+    pub partition_key: Option<String>,
+    /// Take each record's partition key from this field of the line, a JSON object.
+    #[arg(long, value_name = "NAME", conflicts_with = "base64")]
+    pub key_field: Option<String>,
+    /// Each line is the standard base64 of the record bytes.
+    #[arg(long)]
+    pub base64: bool,
+}
+
 // ---- value parsers: a bad value is a usage error that says what is allowed ----------------
 
 fn parse_separator(text: &str) -> Result<u8, String> {
@@ -392,6 +511,32 @@ fn parse_concurrency(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if (1..=64).contains(&n) => Ok(n),
         _ => Err("the concurrency is a whole number from 1 to 64".to_owned()),
+    }
+}
+
+fn parse_start(text: &str) -> Result<StartPosition, String> {
+    StartPosition::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_batch_size(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "the batch size must be a whole number of records from 1 to {MAX_BATCH_SIZE} \
+             (GetRecords' limit)"
+        )),
+    }
+}
+
+fn parse_table(text: &str) -> Result<TableName, String> {
+    TableName::new(text).map_err(|e| e.to_string())
+}
+
+fn parse_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        Err("the path is empty".to_owned())
+    } else {
+        Ok(PathBuf::from(text))
     }
 }
 
@@ -541,6 +686,41 @@ mod tests {
             ),
             (&["status", "orders", "-v", "-q"], "--quiet"),
             (&["setup", "orders", "ALL", "EU"], "eu-west-1"),
+            (
+                &["archive", "orders", "--from", "yesterday"],
+                "TRIM_HORIZON",
+            ),
+            (&["archive", "orders", "--batch-size", "0"], "1 to 10000"),
+            (
+                &["archive", "orders", "--batch-size", "10001"],
+                "1 to 10000",
+            ),
+            (&["archive", "orders", "--output", "yaml"], "json"),
+            (
+                &["archive", "orders", "--checkpoint-table", "x"],
+                "3 to 255",
+            ),
+            (
+                &[
+                    "archive",
+                    "orders",
+                    "--checkpoint-table",
+                    "abc",
+                    "--checkpoint-file",
+                    "c.json",
+                ],
+                "--checkpoint-file",
+            ),
+            (&["put", "orders"], "--partition-key"),
+            (
+                &["put", "orders", "--partition-key", "k", "--key-field", "id"],
+                "--key-field",
+            ),
+            (
+                &["put", "orders", "--key-field", "id", "--base64"],
+                "--base64",
+            ),
+            (&["put", "orders", "--partition-key", ""], "1 to 256"),
         ];
         for (args, expected) in cases {
             let err = parse(args).expect_err(&format!("{args:?} is refused"));
@@ -549,6 +729,36 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(expected), "{args:?}: {text}");
         }
+    }
+
+    #[test]
+    fn archive_defaults_and_start_positions() {
+        let cli = parse(&["archive", "orders"]).unwrap();
+        let Command::Archive(args) = cli.command else {
+            panic!("archive")
+        };
+        assert_eq!(args.from, StartPosition::TrimHorizon);
+        assert_eq!(args.batch_size, DEFAULT_BATCH_SIZE);
+        assert!(!args.follow);
+        assert_eq!(args.output, SummaryFormat::Text);
+        let cli = parse(&[
+            "archive",
+            "orders",
+            "--from",
+            "latest",
+            "--follow",
+            "--batch-size",
+            "10000",
+            "--checkpoint-file",
+            "c.json",
+        ])
+        .unwrap();
+        let Command::Archive(args) = cli.command else {
+            panic!("archive")
+        };
+        assert_eq!(args.from, StartPosition::Latest);
+        assert_eq!(args.batch_size, 10000);
+        assert_eq!(args.checkpoint_file, Some(PathBuf::from("c.json")));
     }
 
     #[test]

@@ -9,6 +9,15 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::OutputFormat;
 
+/// `1 record`, `2 records`: a count with its noun, singular or plural.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Why a record was not printed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NotPrinted {
@@ -138,6 +147,13 @@ mod tests {
         let mut out = Vec::new();
         format_record(format, r, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn counts_are_singular_or_plural() {
+        assert_eq!(count(1, "record"), "1 record");
+        assert_eq!(count(0, "record"), "0 records");
+        assert_eq!(count(12, "call"), "12 calls");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! A records-per-second progress line on standard error, for people watching a terminal.
 //!
-//! Shown only when standard error is a terminal and standard output is not (data going to
-//! the terminal shows progress by itself, and a spinner redrawn between records would
-//! garble it), and never with `--quiet`. When piped, nothing extra is written.
+//! Commands that print records ([`Progress::start`]) show it only when standard error is a
+//! terminal and standard output is not (data going to the terminal shows progress by itself,
+//! and a spinner redrawn between records would garble it). Commands whose standard output
+//! holds only a summary at the end (`archive`, `put`: [`Progress::start_status`]) show it
+//! whenever standard error is a terminal. Never with `--quiet`; when piped, nothing extra is
+//! written.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -20,7 +23,16 @@ impl Progress {
     /// Starts a progress line if standard error is a terminal, standard output is not, and
     /// `quiet` is false.
     pub fn start(quiet: bool) -> Self {
-        let show = !quiet && std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
+        Self::new(!quiet && std::io::stderr().is_terminal() && !std::io::stdout().is_terminal())
+    }
+
+    /// Starts a progress line if standard error is a terminal and `quiet` is false, for
+    /// commands that write nothing to standard output while they work.
+    pub fn start_status(quiet: bool) -> Self {
+        Self::new(!quiet && std::io::stderr().is_terminal())
+    }
+
+    fn new(show: bool) -> Self {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
@@ -44,6 +56,22 @@ impl Progress {
         self.records += 1;
         if let Some(bar) = &self.bar {
             bar.inc(1);
+        }
+    }
+
+    /// Sets the count of records done, and the text after it.
+    pub fn set(&mut self, records: u64, message: String) {
+        self.records = records;
+        if let Some(bar) = &self.bar {
+            bar.set_position(records);
+            bar.set_message(message);
+        }
+    }
+
+    /// Clears the progress line, leaving nothing (the command prints its own summary).
+    pub fn clear(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
         }
     }
 

@@ -123,6 +123,33 @@ pub enum Error {
         /// The service's message, with the error code.
         message: String,
     },
+    /// The checkpoints of `kinarch archive` cannot be read or written.
+    #[error("checkpoints in {location}: {message}")]
+    Checkpoint {
+        /// Where the checkpoints are (`table NAME` or `file PATH`).
+        location: String,
+        /// What went wrong, and what to do.
+        message: String,
+    },
+    /// `kinarch archive` could not archive a shard's records after repeated attempts. The
+    /// checkpoint stays before them, so nothing is skipped: a new run tries again.
+    #[error(
+        "shard {shard} of stream {stream}: the records from sequence number {sequence_number} \
+         could not be archived after {attempts} attempts (last error: {reason}); the checkpoint \
+         stays before them, so running `kinarch archive {stream}` again retries them"
+    )]
+    ArchiveStalled {
+        /// The stream.
+        stream: StreamName,
+        /// The shard.
+        shard: String,
+        /// The lowest sequence number that did not land.
+        sequence_number: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The writer's first error of the last attempt.
+        reason: String,
+    },
     /// A caller passed options that cannot work together.
     #[error("{0}")]
     InvalidInput(String),

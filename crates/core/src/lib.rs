@@ -7,12 +7,15 @@
 
 pub mod archive;
 pub mod aws;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod local;
 pub mod names;
 pub mod plan;
+pub mod put;
 pub mod record;
 pub mod reinject;
 mod retry;

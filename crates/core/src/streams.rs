@@ -7,10 +7,12 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
-use crate::aws::{describe, error_code};
+use crate::aws::{describe, error_code, is_transient};
 use crate::config::{StreamArchiveConfig, TAG_MODE};
 use crate::error::Error;
 use crate::names::StreamName;
+use crate::retry::Backoff;
+use crate::sequence::SequenceNumber;
 
 /// All tags of a stream (ListTagsForStream, every page).
 pub async fn list_stream_tags(
@@ -181,6 +183,89 @@ pub async fn read_configured_stream_config(
         stream,
         tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?)
+}
+
+/// A shard as ListShards describes it: its lineage and whether it is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// `shardId-000000000000`.
+    pub shard_id: String,
+    /// The shard this one was split from, or the first of the two it was merged from.
+    pub parent_shard_id: Option<String>,
+    /// The second shard of a merge.
+    pub adjacent_parent_shard_id: Option<String>,
+    /// Set once the shard is closed (split or merged): no record after it will ever be
+    /// added. Open shards have none.
+    pub ending_sequence_number: Option<SequenceNumber>,
+}
+
+impl ShardInfo {
+    /// The parents (none, one after a split, two after a merge).
+    pub fn parents(&self) -> impl Iterator<Item = &str> {
+        self.parent_shard_id
+            .iter()
+            .chain(self.adjacent_parent_shard_id.iter())
+            .map(String::as_str)
+    }
+
+    /// Whether the shard is closed.
+    pub fn is_closed(&self) -> bool {
+        self.ending_sequence_number.is_some()
+    }
+}
+
+/// How long [`list_shards`] retries throttling and 5xx answers before it gives up.
+const LIST_SHARDS_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// Every shard of a stream, open and closed (those still within the retention period),
+/// following ListShards' pagination. `page_size` caps the shards per call (1 to 10000;
+/// default: the service's, 1000).
+pub async fn list_shards(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    page_size: Option<i32>,
+) -> Result<Vec<ShardInfo>, Error> {
+    let mut shards = Vec::new();
+    let mut next_token: Option<String> = None;
+    let deadline = Instant::now() + LIST_SHARDS_RETRY_BUDGET;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        // A call with NextToken must not name the stream: the token already does.
+        let call = match &next_token {
+            None => kinesis.list_shards().stream_name(stream.as_str()),
+            Some(token) => kinesis.list_shards().next_token(token),
+        };
+        let output = match call.set_max_results(page_size).send().await {
+            Ok(output) => output,
+            Err(err)
+                if is_transient(&err) && error_code(&err) != Some("ResourceNotFoundException") =>
+            {
+                tracing::warn!(stream = %stream, error = %describe(&err), "ListShards failed; retrying");
+                if !backoff.wait(deadline).await {
+                    return Err(not_found_or(kinesis, stream, "Kinesis.ListShards", &err));
+                }
+                continue;
+            }
+            Err(err) => return Err(not_found_or(kinesis, stream, "Kinesis.ListShards", &err)),
+        };
+        for shard in output.shards.unwrap_or_default() {
+            let ending = shard
+                .sequence_number_range
+                .and_then(|range| range.ending_sequence_number)
+                .map(|seq| SequenceNumber::parse(&seq))
+                .transpose()?;
+            shards.push(ShardInfo {
+                shard_id: shard.shard_id,
+                parent_shard_id: shard.parent_shard_id,
+                adjacent_parent_shard_id: shard.adjacent_parent_shard_id,
+                ending_sequence_number: ending,
+            });
+        }
+        match output.next_token {
+            Some(token) if !token.is_empty() => next_token = Some(token),
+            _ => return Ok(shards),
+        }
+    }
 }
 
 /// Stream configurations kept for a while, so a warm Lambda does not call

@@ -289,8 +289,19 @@ pub async fn create_archive_table(
     mode: ArchiveMode,
     billing: Billing,
 ) -> Result<Created, Error> {
+    create_table(dynamodb, table, &KeySchema::for_mode(mode), billing).await
+}
+
+/// Creates a table whose key attributes are all strings (S), as every table kinarch makes
+/// is: archive tables and the checkpoint table of `kinarch archive`.
+pub async fn create_table(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+    key: &KeySchema,
+    billing: Billing,
+) -> Result<Created, Error> {
     let mut call = dynamodb.create_table().table_name(table.as_str());
-    for element in KeySchema::for_mode(mode).0 {
+    for element in &key.0 {
         call = call
             .attribute_definitions(
                 AttributeDefinition::builder()

@@ -1,6 +1,8 @@
 //! The subcommands. Each is a thin layer over `kinarch_core`: parse, call, print.
 
+mod archive;
 mod completions;
+mod put;
 mod read;
 mod reinject;
 mod setup;
@@ -24,6 +26,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             reinject::run(&connect(&global, None).await?, &global, args).await
         }
         Command::Completions(args) => completions::run(args),
+        Command::Archive(args) => archive::run(&connect(&global, None).await?, &global, args).await,
+        Command::Put(args) => put::run(&connect(&global, None).await?, &global, args).await,
     }
 }
 

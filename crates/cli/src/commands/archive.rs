@@ -1,0 +1,302 @@
+//! `kinarch archive <stream>`: archive without Lambda, resumably (see
+//! `kinarch_core::local`).
+
+use std::io::Write;
+
+use aws_config::SdkConfig;
+use kinarch_core::checkpoint::CheckpointLocation;
+use kinarch_core::local::{ArchiveSummary, LocalArchiveOptions, LocalArchiver};
+use serde_json::{Value, json};
+
+use crate::cli::{ArchiveArgs, GlobalArgs, SummaryFormat};
+use crate::failure::Failure;
+use crate::output::count;
+use crate::progress::Progress;
+
+/// Archives until caught up (or, with --follow, until a signal), then prints the summary.
+pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ArchiveArgs) -> Result<(), Failure> {
+    // Listen before anything else: a signal that comes while the archiver starts must stop
+    // it cleanly too, not kill it.
+    let shutdown = shutdown_signal()?;
+    let checkpoints = match (args.checkpoint_table, args.checkpoint_file) {
+        (Some(table), _) => Some(CheckpointLocation::Table(table)),
+        (None, Some(path)) => Some(CheckpointLocation::File(path)),
+        (None, None) => None,
+    };
+    let options = LocalArchiveOptions {
+        start: args.from,
+        follow: args.follow,
+        batch_size: args.batch_size,
+        checkpoints,
+        ..LocalArchiveOptions::default()
+    };
+    let archiver = LocalArchiver::open(sdk, args.stream, options).await?;
+    let config = archiver.config();
+    tracing::info!(
+        stream = %config.stream,
+        mode = %config.mode,
+        table = %config.table,
+        checkpoints = %archiver.checkpoints(),
+        "archiving"
+    );
+    if !global.quiet {
+        crate::say(&format!(
+            "archiving stream {} ({} mode) into table {}; checkpoints in {}{}",
+            config.stream,
+            config.mode,
+            config.table,
+            archiver.checkpoints(),
+            if args.follow { "; Ctrl-C stops" } else { "" }
+        ));
+    }
+    let mut progress = Progress::start_status(global.quiet);
+    let result = archiver
+        .run(shutdown, |p| {
+            progress.set(
+                p.records,
+                format!(
+                    "{} shards reading, {} finished",
+                    p.shards_reading, p.shards_finished
+                ),
+            )
+        })
+        .await;
+    progress.clear();
+    let summary = result?;
+    let mut stdout = std::io::stdout().lock();
+    match args.output {
+        SummaryFormat::Json => {
+            serde_json::to_writer(&mut stdout, &summary_json(&summary))
+                .map_err(|e| Failure::Runtime(format!("cannot write the summary: {e}")))?;
+            stdout.write_all(b"\n")?;
+        }
+        SummaryFormat::Text if !global.quiet => stdout.write_all(render(&summary).as_bytes())?,
+        SummaryFormat::Text => {}
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed now, so a signal that
+/// comes before the future is first polled is kept, not fatal.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| Failure::Runtime(format!("cannot listen for {name}: {e}")))
+    };
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+fn seconds(summary: &ArchiveSummary) -> f64 {
+    (summary.elapsed.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// The summary as one JSON object (camelCase, like the table contract).
+pub fn summary_json(summary: &ArchiveSummary) -> Value {
+    let checkpoints = match &summary.checkpoints {
+        CheckpointLocation::Table(table) => json!({ "table": table.as_str() }),
+        CheckpointLocation::File(path) => json!({ "file": path.display().to_string() }),
+    };
+    json!({
+        "stream": summary.config.stream.as_str(),
+        "table": summary.config.table.as_str(),
+        "mode": summary.config.mode.as_str(),
+        "checkpoints": checkpoints,
+        "from": summary.start.to_string(),
+        "follow": summary.follow,
+        "stopped": summary.stopped.as_str(),
+        "seconds": seconds(summary),
+        "records": summary.records,
+        "written": summary.written,
+        "skippedOlder": summary.skipped_older,
+        "oversize": summary.oversize,
+        "retriedBatches": summary.retried_batches,
+        "shards": summary.shards.iter().map(|shard| json!({
+            "shardId": shard.shard_id,
+            "parents": shard.parents,
+            "state": shard.state.as_str(),
+            "records": shard.records,
+            "sequenceNumber": shard.sequence_number.as_ref().map(|s| s.as_str()),
+            "startedFrom": shard.started_from,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The summary for people: a headline, a table of shards, where the checkpoints are.
+pub fn render(summary: &ArchiveSummary) -> String {
+    let config = &summary.config;
+    let why = match summary.stopped {
+        kinarch_core::local::StopReason::CaughtUp => "caught up",
+        kinarch_core::local::StopReason::Shutdown => "stopped by signal",
+    };
+    let mut text = format!(
+        "archived {} of stream {} into table {} ({} mode) in {:.1} s; {why}\n",
+        count(summary.records, "record"),
+        config.stream,
+        config.table,
+        config.mode,
+        summary.elapsed.as_secs_f64()
+    );
+    let mut details = Vec::new();
+    if summary.skipped_older > 0 {
+        details.push(format!(
+            "{} older or repeated records not written",
+            summary.skipped_older
+        ));
+    }
+    if summary.oversize > 0 {
+        details.push(format!(
+            "{} too large, archived without payload",
+            summary.oversize
+        ));
+    }
+    if summary.retried_batches > 0 {
+        details.push(format!(
+            "{} batches partly failed and were read again",
+            summary.retried_batches
+        ));
+    }
+    if !details.is_empty() {
+        text.push_str(&format!("  ({})\n", details.join("; ")));
+    }
+    let rows: Vec<[String; 5]> = summary
+        .shards
+        .iter()
+        .map(|shard| {
+            [
+                shard.shard_id.clone(),
+                shard.state.as_str().to_owned(),
+                shard.records.to_string(),
+                shard
+                    .sequence_number
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                match (&shard.started_from, shard.parents.is_empty()) {
+                    (Some(from), _) => format!("from {from}"),
+                    (None, false) => format!("after {}", shard.parents.join(" + ")),
+                    (None, true) => String::new(),
+                },
+            ]
+        })
+        .collect();
+    let header = ["shard", "state", "records", "checkpoint", ""].map(str::to_owned);
+    let width = |column: usize| {
+        std::iter::once(&header)
+            .chain(&rows)
+            .map(|row| row[column].len())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2), width(3)];
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = format!(
+            "  {:<w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text.push_str(&format!("checkpoints: {}\n", summary.checkpoints));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinarch_core::local::{ShardState, ShardSummary, StartPosition, StopReason};
+    use kinarch_core::{ArchiveMode, SequenceNumber, StreamArchiveConfig, StreamName, TableName};
+    use std::time::Duration;
+
+    fn summary() -> ArchiveSummary {
+        let config =
+            StreamArchiveConfig::new(StreamName::new("orders").unwrap(), ArchiveMode::All, None);
+        ArchiveSummary {
+            checkpoints: CheckpointLocation::Table(
+                TableName::new("orders-archive-ALL-checkpoints").unwrap(),
+            ),
+            config,
+            start: StartPosition::TrimHorizon,
+            follow: false,
+            stopped: StopReason::CaughtUp,
+            records: 12,
+            written: 12,
+            skipped_older: 0,
+            oversize: 1,
+            retried_batches: 0,
+            elapsed: Duration::from_millis(1234),
+            shards: vec![
+                ShardSummary {
+                    shard_id: "shardId-000000000000".into(),
+                    parents: vec![],
+                    state: ShardState::Finished,
+                    records: 0,
+                    sequence_number: Some(SequenceNumber::parse("40").unwrap()),
+                    started_from: None,
+                },
+                ShardSummary {
+                    shard_id: "shardId-000000000001".into(),
+                    parents: vec!["shardId-000000000000".into()],
+                    state: ShardState::CaughtUp,
+                    records: 12,
+                    sequence_number: Some(SequenceNumber::parse("12").unwrap()),
+                    started_from: Some("TRIM_HORIZON (its parents were archived)".into()),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn text_summary_has_records_shards_and_seconds() {
+        let text = render(&summary());
+        for expected in [
+            "archived 12 records of stream orders into table orders-archive-ALL (ALL mode) in 1.2 s; caught up",
+            "1 too large, archived without payload",
+            "shardId-000000000000  finished",
+            "shardId-000000000001  caught-up",
+            "from TRIM_HORIZON (its parents were archived)",
+            "checkpoints: table orders-archive-ALL-checkpoints",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn json_summary_names_every_field() {
+        let value = summary_json(&summary());
+        assert_eq!(value["records"], 12);
+        assert_eq!(value["seconds"], 1.234);
+        assert_eq!(value["stopped"], "caught-up");
+        assert_eq!(
+            value["checkpoints"]["table"],
+            "orders-archive-ALL-checkpoints"
+        );
+        assert_eq!(value["shards"][1]["parents"][0], "shardId-000000000000");
+        assert_eq!(value["shards"][1]["sequenceNumber"], "12");
+        assert_eq!(value["shards"][0]["startedFrom"], Value::Null);
+    }
+}

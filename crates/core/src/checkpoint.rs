@@ -1,0 +1,607 @@
+//! Where `kinarch archive` remembers how far it got: one checkpoint per shard.
+//!
+//! A checkpoint says "every record of this shard up to and including sequence number N is in
+//! the archive table", and whether the shard is *finished* (closed by a reshard and read to
+//! its end, so its children may be read). It is written only after a batch has fully landed,
+//! so a restart, even after a crash, resumes with no gap: at worst the last batch is written
+//! again, which changes nothing (archive writes are idempotent).
+//!
+//! # Where checkpoints live
+//! By default in a small DynamoDB table next to the archive, named after the archive table:
+//! `<archive table>-checkpoints` (e.g. `orders-archive-ALL-checkpoints`), HASH key `shardId`
+//! (S), with attributes `sequenceNumber` (S, absent while nothing was archived), `finished`
+//! (BOOL), `updatedAt` (S, RFC 3339), `stream` and `archiveTable` (S, for people reading
+//! it). It is created on first use with on-demand billing. Why a table:
+//! - it sits in the same account and region as the archive, survives the machine or
+//!   container that runs the archiver, and works the same for a laptop and a fleet;
+//! - it is named after the archive *table*, not the stream: a checkpoint is a statement about
+//!   what one table holds, so after a mode change (ALL to LATEST, a new table) archiving
+//!   starts afresh instead of trusting checkpoints that describe another table;
+//! - with the default names it matches the `<stream>-archive-*` pattern the archiver's IAM
+//!   policy already grants.
+//!
+//! A local JSON file ([`CheckpointLocation::File`]) is the alternative where no extra table
+//! is wanted; it is rewritten atomically (write, sync, rename) after each batch.
+//!
+//! One archiver per checkpoint store is the intended use. A second one on the same store
+//! loses nothing: each process checkpoints only what it archived itself, so the worst case is
+//! a checkpoint that moves back and records that are archived twice after a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::aws::{describe, error_code, is_transient};
+use crate::config::StreamArchiveConfig;
+use crate::error::Error;
+use crate::names::{StreamName, TableName};
+use crate::retry::Backoff;
+use crate::sequence::SequenceNumber;
+use crate::tables::{
+    Billing, KeyElement, KeyRole, KeySchema, create_table, describe_table, wait_until_active,
+};
+
+/// Attribute names of the checkpoint table.
+pub mod attr {
+    /// S, HASH key: the shard.
+    pub const SHARD_ID: &str = "shardId";
+    /// S: the last sequence number archived; absent while nothing was.
+    pub const SEQUENCE_NUMBER: &str = "sequenceNumber";
+    /// BOOL: the shard is closed and was read to its end.
+    pub const FINISHED: &str = "finished";
+    /// S: when the checkpoint was written, RFC 3339 UTC.
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// S: the stream, for people reading the table.
+    pub const STREAM: &str = "stream";
+    /// S: the archive table the checkpoint speaks of, for people reading the table.
+    pub const ARCHIVE_TABLE: &str = "archiveTable";
+}
+
+/// How far one shard is archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Every record up to and including this one is archived; `None`: none yet.
+    pub sequence_number: Option<SequenceNumber>,
+    /// The shard is closed and every record of it is archived.
+    pub finished: bool,
+    /// When it was written, RFC 3339 UTC.
+    pub updated_at: String,
+}
+
+impl Checkpoint {
+    /// A checkpoint written now.
+    pub fn now(sequence_number: Option<SequenceNumber>, finished: bool) -> Self {
+        Self {
+            sequence_number,
+            finished,
+            updated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// Where checkpoints are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointLocation {
+    /// A DynamoDB table (HASH `shardId`), created on first use.
+    Table(TableName),
+    /// A local JSON file, created on first use.
+    File(PathBuf),
+}
+
+impl CheckpointLocation {
+    /// The default: table `<archive table>-checkpoints`. Fails when that name would be longer
+    /// than DynamoDB allows (an `ArchiveTableName` tag near 255 characters).
+    pub fn default_for(config: &StreamArchiveConfig) -> Result<Self, Error> {
+        let name = format!("{}-checkpoints", config.table);
+        TableName::new(&name).map(Self::Table).map_err(|_| {
+            Error::InvalidInput(format!(
+                "the default checkpoint table name {name:?} is longer than DynamoDB's 255 \
+                 characters: choose one with --checkpoint-table NAME, or use --checkpoint-file PATH"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for CheckpointLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointLocation::Table(table) => write!(f, "table {table}"),
+            CheckpointLocation::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// How long a checkpoint write is retried on throttling and 5xx answers before the run
+/// stops with an error (the records stay archived; only the checkpoint lags).
+const SAVE_RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// How long a new checkpoint table may take to become ACTIVE.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Reads and writes checkpoints. Shared by all shards of a run.
+#[derive(Debug)]
+pub struct CheckpointStore {
+    location: CheckpointLocation,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Table {
+        dynamodb: DynamoDbClient,
+        table: TableName,
+        stream: StreamName,
+        archive_table: TableName,
+    },
+    File {
+        path: PathBuf,
+        state: Mutex<FileState>,
+    },
+}
+
+/// The checkpoint file's content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileState {
+    /// Format version, 1.
+    kinarch_checkpoints: u32,
+    stream: String,
+    archive_table: String,
+    shards: BTreeMap<String, FileCheckpoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileCheckpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<SequenceNumber>,
+    finished: bool,
+    updated_at: String,
+}
+
+/// The key schema of the checkpoint table.
+fn table_key() -> KeySchema {
+    KeySchema(vec![KeyElement {
+        role: KeyRole::Hash,
+        name: attr::SHARD_ID.to_owned(),
+        attribute_type: "S".to_owned(),
+    }])
+}
+
+impl CheckpointStore {
+    /// Opens the checkpoints of `config`'s archive at `location`, creating the table (on
+    /// demand billing, waiting until it is ACTIVE) or the file if it does not exist yet.
+    ///
+    /// A table with another key schema, or a file written for another stream or archive
+    /// table, is an error: its checkpoints would describe other records.
+    pub async fn open(
+        dynamodb: &DynamoDbClient,
+        location: CheckpointLocation,
+        config: &StreamArchiveConfig,
+    ) -> Result<Self, Error> {
+        let inner = match &location {
+            CheckpointLocation::Table(table) => {
+                open_table(dynamodb, table, &location).await?;
+                Inner::Table {
+                    dynamodb: dynamodb.clone(),
+                    table: table.clone(),
+                    stream: config.stream.clone(),
+                    archive_table: config.table.clone(),
+                }
+            }
+            CheckpointLocation::File(path) => {
+                let state = open_file(path, config, &location)?;
+                Inner::File {
+                    path: path.clone(),
+                    state: Mutex::new(state),
+                }
+            }
+        };
+        Ok(Self { location, inner })
+    }
+
+    /// Where the checkpoints are.
+    pub fn location(&self) -> &CheckpointLocation {
+        &self.location
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Checkpoint {
+            location: self.location.to_string(),
+            message,
+        }
+    }
+
+    /// Every checkpoint, by shard id.
+    pub async fn load(&self) -> Result<HashMap<String, Checkpoint>, Error> {
+        match &self.inner {
+            Inner::File { state, .. } => Ok(state
+                .lock()
+                .expect("checkpoint lock")
+                .shards
+                .iter()
+                .map(|(shard, c)| {
+                    (
+                        shard.clone(),
+                        Checkpoint {
+                            sequence_number: c.sequence_number.clone(),
+                            finished: c.finished,
+                            updated_at: c.updated_at.clone(),
+                        },
+                    )
+                })
+                .collect()),
+            Inner::Table {
+                dynamodb, table, ..
+            } => {
+                let mut checkpoints = HashMap::new();
+                let mut start = None;
+                loop {
+                    let output = dynamodb
+                        .scan()
+                        .table_name(table.as_str())
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|err| {
+                            self.error(format!("DynamoDB.Scan failed: {}", describe(&err)))
+                        })?;
+                    for item in output.items.unwrap_or_default() {
+                        let (shard, checkpoint) = self.checkpoint_of(&item)?;
+                        checkpoints.insert(shard, checkpoint);
+                    }
+                    start = output.last_evaluated_key;
+                    if start.is_none() {
+                        return Ok(checkpoints);
+                    }
+                }
+            }
+        }
+    }
+
+    fn checkpoint_of(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<(String, Checkpoint), Error> {
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+        };
+        let shard = text(attr::SHARD_ID)
+            .ok_or_else(|| self.error(format!("an item has no {} string", attr::SHARD_ID)))?;
+        let sequence_number = text(attr::SEQUENCE_NUMBER)
+            .map(SequenceNumber::parse)
+            .transpose()
+            .map_err(|e| self.error(format!("shard {shard}: {e}")))?;
+        let finished = matches!(item.get(attr::FINISHED), Some(AttributeValue::Bool(true)));
+        Ok((
+            shard.to_owned(),
+            Checkpoint {
+                sequence_number,
+                finished,
+                updated_at: text(attr::UPDATED_AT).unwrap_or_default().to_owned(),
+            },
+        ))
+    }
+
+    /// Writes the checkpoint of `shard`.
+    pub async fn save(&self, shard: &str, checkpoint: &Checkpoint) -> Result<(), Error> {
+        match &self.inner {
+            Inner::File { path, state } => {
+                let mut state = state.lock().expect("checkpoint lock");
+                state.shards.insert(
+                    shard.to_owned(),
+                    FileCheckpoint {
+                        sequence_number: checkpoint.sequence_number.clone(),
+                        finished: checkpoint.finished,
+                        updated_at: checkpoint.updated_at.clone(),
+                    },
+                );
+                // Small and rare (one write per archived batch): written in place of an
+                // async file API, under the lock so that writes never interleave.
+                write_file(path, &state).map_err(|message| self.error(message))
+            }
+            Inner::Table {
+                dynamodb,
+                table,
+                stream,
+                archive_table,
+            } => {
+                let s = |v: &str| AttributeValue::S(v.to_owned());
+                let mut item = HashMap::from([
+                    (attr::SHARD_ID.to_owned(), s(shard)),
+                    (
+                        attr::FINISHED.to_owned(),
+                        AttributeValue::Bool(checkpoint.finished),
+                    ),
+                    (attr::UPDATED_AT.to_owned(), s(&checkpoint.updated_at)),
+                    (attr::STREAM.to_owned(), s(stream.as_str())),
+                    (attr::ARCHIVE_TABLE.to_owned(), s(archive_table.as_str())),
+                ]);
+                if let Some(seq) = &checkpoint.sequence_number {
+                    item.insert(attr::SEQUENCE_NUMBER.to_owned(), s(seq.as_str()));
+                }
+                let deadline = Instant::now() + SAVE_RETRY_BUDGET;
+                let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+                loop {
+                    match dynamodb
+                        .put_item()
+                        .table_name(table.as_str())
+                        .set_item(Some(item.clone()))
+                        .send()
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(err) if is_transient(&err) => {
+                            tracing::warn!(table = %table, shard, error = %describe(&err), "writing a checkpoint failed; retrying");
+                            if !backoff.wait(deadline).await {
+                                return Err(self.error(format!(
+                                    "DynamoDB.PutItem failed: {}",
+                                    describe(&err)
+                                )));
+                            }
+                        }
+                        Err(err) => {
+                            let hint = if error_code(&err) == Some("ResourceNotFoundException") {
+                                " (the table was deleted while archiving)"
+                            } else {
+                                ""
+                            };
+                            return Err(self.error(format!(
+                                "DynamoDB.PutItem failed{hint}: {}",
+                                describe(&err)
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Makes sure the checkpoint table exists with key `shardId` and is ACTIVE.
+async fn open_table(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+    location: &CheckpointLocation,
+) -> Result<(), Error> {
+    let error = |message: String| Error::Checkpoint {
+        location: location.to_string(),
+        message,
+    };
+    let info = match describe_table(dynamodb, table).await? {
+        Some(info) => info,
+        None => {
+            tracing::info!(table = %table, "creating the checkpoint table (on-demand billing)");
+            create_table(dynamodb, table, &table_key(), Billing::OnDemand).await?;
+            wait_until_active(
+                dynamodb,
+                table,
+                TABLE_ACTIVE_TIMEOUT,
+                Duration::from_millis(500),
+            )
+            .await?
+        }
+    };
+    if info.key_schema != table_key() {
+        return Err(error(format!(
+            "the table has key {} but a checkpoint table needs {}: it is not a kinarch \
+             checkpoint table; choose another with --checkpoint-table NAME",
+            info.key_schema,
+            table_key()
+        )));
+    }
+    if !info.is_active() {
+        wait_until_active(
+            dynamodb,
+            table,
+            TABLE_ACTIVE_TIMEOUT,
+            Duration::from_millis(500),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Reads the checkpoint file, or creates it (so that an unwritable path fails now, not
+/// after the first batch).
+fn open_file(
+    path: &Path,
+    config: &StreamArchiveConfig,
+    location: &CheckpointLocation,
+) -> Result<FileState, Error> {
+    let error = |message: String| Error::Checkpoint {
+        location: location.to_string(),
+        message,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let state: FileState = serde_json::from_slice(&bytes).map_err(|e| {
+                error(format!(
+                    "the file is not a kinarch checkpoint file ({e}); give another path"
+                ))
+            })?;
+            if state.kinarch_checkpoints != 1 {
+                return Err(error(format!(
+                    "format version {} is not supported by this kinarch (it reads version 1)",
+                    state.kinarch_checkpoints
+                )));
+            }
+            if state.stream != config.stream.as_str()
+                || state.archive_table != config.table.as_str()
+            {
+                return Err(error(format!(
+                    "the file holds checkpoints of stream {} archived into table {}, not of \
+                     stream {} archived into table {}: give another path",
+                    state.stream, state.archive_table, config.stream, config.table
+                )));
+            }
+            Ok(state)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let state = FileState {
+                kinarch_checkpoints: 1,
+                stream: config.stream.to_string(),
+                archive_table: config.table.to_string(),
+                shards: BTreeMap::new(),
+            };
+            write_file(path, &state).map_err(error)?;
+            Ok(state)
+        }
+        Err(err) => Err(error(format!("cannot read it: {err}"))),
+    }
+}
+
+/// Replaces the file atomically: a crash leaves either the old or the new checkpoints,
+/// never a torn file.
+fn write_file(path: &Path, state: &FileState) -> Result<(), String> {
+    let mut text = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+    text.push(b'\n');
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| "the path names no file".to_owned())?;
+    let mut temporary = path.to_path_buf();
+    temporary.set_file_name(format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    };
+    write().map_err(|err| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write it: {err}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ArchiveMode;
+
+    fn config(stream: &str) -> StreamArchiveConfig {
+        StreamArchiveConfig::new(StreamName::new(stream).unwrap(), ArchiveMode::All, None)
+    }
+
+    fn dynamodb() -> DynamoDbClient {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        DynamoDbClient::from_conf(conf)
+    }
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "kinarch-checkpoint-test-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("checkpoints.json")
+    }
+
+    #[test]
+    fn default_table_is_named_after_the_archive_table() {
+        let location = CheckpointLocation::default_for(&config("orders")).unwrap();
+        assert_eq!(
+            location,
+            CheckpointLocation::Table(TableName::new("orders-archive-ALL-checkpoints").unwrap())
+        );
+        assert_eq!(location.to_string(), "table orders-archive-ALL-checkpoints");
+        let mut long = config("orders");
+        long.table = TableName::new(&"t".repeat(250)).unwrap();
+        let err = CheckpointLocation::default_for(&long)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--checkpoint-table"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn file_checkpoints_survive_a_reopen_and_refuse_another_stream() {
+        let path = temp_path("reopen");
+        let _ = std::fs::remove_file(&path);
+        let location = CheckpointLocation::File(path.clone());
+        let store = CheckpointStore::open(&dynamodb(), location.clone(), &config("orders"))
+            .await
+            .unwrap();
+        assert!(path.exists(), "created on open");
+        assert!(store.load().await.unwrap().is_empty());
+        let seq = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+            .unwrap();
+        store
+            .save(
+                "shardId-000000000001",
+                &Checkpoint::now(Some(seq.clone()), false),
+            )
+            .await
+            .unwrap();
+        store
+            .save("shardId-000000000000", &Checkpoint::now(None, true))
+            .await
+            .unwrap();
+
+        let again = CheckpointStore::open(&dynamodb(), location.clone(), &config("orders"))
+            .await
+            .unwrap();
+        let loaded = again.load().await.unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded["shardId-000000000001"].sequence_number, Some(seq));
+        assert!(!loaded["shardId-000000000001"].finished);
+        assert!(loaded["shardId-000000000000"].finished);
+        assert_eq!(loaded["shardId-000000000000"].sequence_number, None);
+
+        let err = CheckpointStore::open(&dynamodb(), location, &config("payments"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stream orders") && err.contains("not of stream payments"),
+            "{err}"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary file is left behind");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_checkpoint_file_is_refused() {
+        let path = temp_path("garbage");
+        std::fs::write(&path, b"{\"hello\": 1}").unwrap();
+        let err = CheckpointStore::open(
+            &dynamodb(),
+            CheckpointLocation::File(path.clone()),
+            &config("orders"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a kinarch checkpoint file"), "{err}");
+        let unwritable = PathBuf::from("/nonexistent-dir/kinarch/checkpoints.json");
+        let err = CheckpointStore::open(
+            &dynamodb(),
+            CheckpointLocation::File(unwritable),
+            &config("orders"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot write it"), "{err}");
+    }
+}

@@ -1,0 +1,115 @@
+//! Writing new records into a stream (`kinarch put`).
+//!
+//! This is [`reinject`] with records that were never archived:
+//! the same PutRecords path (at most 500 records and 5 MiB per call, the 1 MiB record limit,
+//! per-record retries with backoff, per-key order kept through partial failures), so no
+//! Kinesis write is implemented twice. Each input carries a caller-chosen position (a line
+//! number, say) that failures are reported by.
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client as KinesisClient;
+use futures::{Stream, StreamExt};
+
+use crate::error::Error;
+use crate::names::StreamName;
+use crate::record::ArchiveRecord;
+use crate::reinject::{Framing, ReinjectOptions, ReinjectProgress, reinject};
+use crate::sequence::SequenceNumber;
+
+/// One record to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutInput {
+    /// Where the record came from (e.g. its line number); failures name it.
+    pub position: u64,
+    /// The partition key (1 to 256 characters).
+    pub partition_key: String,
+    /// The record bytes.
+    pub data: Vec<u8>,
+}
+
+/// A record that could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutFailure {
+    /// Its [`PutInput::position`].
+    pub position: u64,
+    /// Its partition key.
+    pub partition_key: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What [`put_records`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PutReport {
+    /// Records taken from the input.
+    pub read: u64,
+    /// Records the stream accepted.
+    pub sent: u64,
+    /// Records that could not be written.
+    pub failed: Vec<PutFailure>,
+    /// PutRecords calls made.
+    pub requests: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Writes `records` into `stream`, in order per partition key, with at most `concurrency`
+/// PutRecords calls in flight. `progress` is called after each answered call. An error is
+/// returned only when nothing can go on (the stream does not exist, the input failed).
+///
+/// ```no_run
+/// # async fn example(kinesis: aws_sdk_kinesis::Client) -> kinarch_core::Result<()> {
+/// use kinarch_core::StreamName;
+/// use kinarch_core::put::{PutInput, put_records};
+///
+/// let lines = ["{\"order\":1}", "{\"order\":2}"];
+/// let records = lines.iter().enumerate().map(|(i, line)| {
+///     Ok(PutInput { position: i as u64 + 1, partition_key: "customer-1".into(), data: line.as_bytes().to_vec() })
+/// });
+/// let report = put_records(&kinesis, &StreamName::new("orders")?, futures::stream::iter(records), 1, |_| {}).await?;
+/// println!("{} of {} written", report.sent, report.read);
+/// # Ok(()) }
+/// ```
+pub async fn put_records(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    records: impl Stream<Item = Result<PutInput, Error>>,
+    concurrency: usize,
+    progress: impl FnMut(&ReinjectProgress),
+) -> Result<PutReport, Error> {
+    let records = records.map(|input| {
+        input.map(|input| ArchiveRecord {
+            partition_key: input.partition_key,
+            // The reinject machinery names records by sequence number; the position is
+            // one (a whole number), and comes back in the failures.
+            sequence_number: SequenceNumber::parse(&input.position.to_string())
+                .expect("a u64 is a valid sequence number"),
+            shard_id: String::new(),
+            approximate_arrival_timestamp: 0.0,
+            data: input.data,
+            last_update: None,
+            expire_after: None,
+            oversize_bytes: None,
+        })
+    });
+    let mut options = ReinjectOptions::new(stream.clone(), stream.clone());
+    options.framing = Framing::Raw;
+    options.concurrency = concurrency.max(1);
+    let report = reinject(kinesis, records, &options, progress).await?;
+    Ok(PutReport {
+        read: report.read,
+        sent: report.sent,
+        failed: report
+            .failed
+            .into_iter()
+            .map(|f| PutFailure {
+                position: f.sequence_number.as_str().parse().unwrap_or(0),
+                partition_key: f.partition_key,
+                reason: f.reason,
+            })
+            .collect(),
+        requests: report.requests,
+        elapsed: report.elapsed,
+    })
+}

@@ -1,0 +1,1026 @@
+//! `kinarch archive` and `kinarch put`, the real binary against moto: several shards from
+//! TRIM_HORIZON with the table contract, a SIGKILL mid-way and a resume from checkpoints,
+//! a reshard while following (parents before children), LATEST mode across shards,
+//! `--from LATEST`, SIGTERM with a checkpoint file and a JSON summary, failed writes read
+//! again, `put` byte for byte, and bad input.
+//!
+//! moto quirks these tests live with (see /work/shared/LOCAL-AWS.md): sequence numbers are
+//! small per-shard counters, so records get unique partition keys wherever two shards could
+//! otherwise give one key the same sequence number; and moto keeps routing new records to a
+//! closed parent shard, so the reshard test writes its records before resharding.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kinarch_tests::cli::{self, Run, kinarch};
+use kinarch_tests::dynamo::{self, Item, n, s};
+use kinarch_tests::kinesis::{self, StreamRecord};
+use kinarch_tests::moto::Moto;
+use kinarch_tests::proxy::{Fault, FaultProxy};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Child;
+
+struct World {
+    moto: Moto,
+    kinesis: aws_sdk_kinesis::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+async fn world() -> World {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    World {
+        kinesis: aws_sdk_kinesis::Client::new(&sdk),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        moto,
+    }
+}
+
+impl World {
+    /// A stream of `shards` shards set up with `kinarch setup` itself.
+    async fn stream(&self, name: &str, shards: i32, mode: &str, ttl: Option<&str>) {
+        kinesis::create_stream(&self.kinesis, name, shards).await;
+        let mut args = vec!["setup", name, mode, "--yes"];
+        if let Some(ttl) = ttl {
+            args.extend(["--ttl-seconds", ttl]);
+        }
+        kinarch(&self.moto, &args).await.ok();
+    }
+
+    async fn items(&self, table: &str) -> Vec<Item> {
+        dynamo::scan_all(&self.dynamodb, table).await
+    }
+
+    /// Items of a table that may not exist yet (none then).
+    async fn items_if_any(&self, table: &str) -> Vec<Item> {
+        let exists = self
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .is_ok();
+        if exists {
+            self.items(table).await
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Waits until `table` holds at least `count` items.
+    async fn wait_for_items(&self, table: &str, count: usize) {
+        for _ in 0..600 {
+            if self.items(table).await.len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{table} did not reach {count} items");
+    }
+}
+
+/// Puts `count` records with unique keys (`key-<i>`), payloads `record <i>` followed by
+/// binary bytes.
+async fn put_unique(w: &World, stream: &str, from: usize, count: usize) {
+    for i in from..from + count {
+        let mut data = format!("record {i} ").into_bytes();
+        data.extend_from_slice(&[0x00, 0xff, (i % 256) as u8]);
+        kinesis::put(&w.kinesis, stream, &format!("key-{i}"), &data).await;
+    }
+}
+
+/// (partitionKey, sequenceNumber, shardId, data) of every archived item.
+fn archived(items: &[Item]) -> BTreeSet<(String, String, String, Vec<u8>)> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                s(i, "partitionKey").to_owned(),
+                s(i, "sequenceNumber").to_owned(),
+                s(i, "shardId").to_owned(),
+                STANDARD.decode(s(i, "recordData")).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn in_stream(records: &[StreamRecord]) -> BTreeSet<(String, String, String, Vec<u8>)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key.clone(),
+                r.sequence_number.clone(),
+                r.shard_id.clone(),
+                r.data.clone(),
+            )
+        })
+        .collect()
+}
+
+fn json(run: &Run) -> Value {
+    run.ok();
+    serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: the summary is one JSON object: {}", run.out()))
+}
+
+/// A `kinarch` process left running, its standard error collected line by line.
+struct Running {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    fn start(env: &[(String, String)], args: &[&str]) -> Running {
+        let mut command = cli::command_with_env(env);
+        command.args(args).stdin(Stdio::null());
+        let mut child = command.spawn().expect("kinarch starts");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&stderr);
+        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes).await;
+            bytes
+        });
+        Running {
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` lines of standard error contain every one of `needles`.
+    async fn wait_for_log(&mut self, needles: &[&str], count: usize) {
+        for _ in 0..600 {
+            let found = self
+                .log()
+                .iter()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .count();
+            if found >= count {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "kinarch ended ({status}) before logging {needles:?}:\n{}",
+                    self.log().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no log line {needles:?}:\n{}", self.log().join("\n"));
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the end (at most a minute) and returns how it ended.
+    async fn wait(mut self) -> Run {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("kinarch stops within a minute")
+            .unwrap();
+        let stdout = self.stdout.await.unwrap();
+        // Standard error is read by its own task: let it take the last lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: self.stderr.lock().unwrap().join("\n"),
+        }
+    }
+}
+
+/// Environment pointing kinarch at `endpoint` (a fault proxy) instead of moto itself.
+fn env_via(moto: &Moto, endpoint: &str) -> Vec<(String, String)> {
+    let mut env = moto.env();
+    for (key, value) in &mut env {
+        if key == "AWS_ENDPOINT_URL" {
+            *value = endpoint.to_owned();
+        }
+    }
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_every_shard_from_trim_horizon_following_the_contract() {
+    let w = world().await;
+    w.stream("orders", 3, "ALL", Some("3600")).await;
+    for i in 0..90 {
+        let data: Vec<u8> = if i % 3 == 0 {
+            vec![0x00, 0xff, b'\n', (i % 256) as u8]
+        } else {
+            format!("{{\"order\":{i}}}").into_bytes()
+        };
+        kinesis::put(&w.kinesis, "orders", &format!("customer-{}", i % 11), &data).await;
+    }
+    let records = kinesis::read_all(&w.kinesis, "orders").await;
+    assert_eq!(records.len(), 90);
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| &r.shard_id)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        3,
+        "the records are spread over the three shards"
+    );
+
+    let before = chrono::Utc::now().timestamp();
+    let run = kinarch(
+        &w.moto,
+        &["archive", "orders", "--batch-size", "7", "--output", "json"],
+    )
+    .await;
+    let after = chrono::Utc::now().timestamp();
+    let summary = json(&run);
+    assert_eq!(summary["records"], 90);
+    assert_eq!(summary["written"], 90);
+    assert_eq!(summary["stopped"], "caught-up");
+    assert_eq!(summary["from"], "TRIM_HORIZON");
+    assert_eq!(
+        summary["checkpoints"]["table"],
+        "orders-archive-ALL-checkpoints"
+    );
+    let shards = summary["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    for shard in shards {
+        assert_eq!(shard["state"], "caught-up", "{shard}");
+        let id = shard["shardId"].as_str().unwrap();
+        let in_shard: Vec<&StreamRecord> = records.iter().filter(|r| r.shard_id == id).collect();
+        assert_eq!(shard["records"], in_shard.len());
+        let highest = in_shard
+            .iter()
+            .map(|r| r.sequence_number.parse::<u64>().unwrap())
+            .max()
+            .unwrap();
+        assert_eq!(shard["sequenceNumber"], highest.to_string());
+    }
+
+    let items = w.items("orders-archive-ALL").await;
+    assert_eq!(items.len(), 90, "every record once");
+    assert_eq!(archived(&items), in_stream(&records));
+    let by_key: HashMap<(&str, &str), &Item> = items
+        .iter()
+        .map(|i| ((s(i, "partitionKey"), s(i, "sequenceNumber")), i))
+        .collect();
+    for r in &records {
+        let item = by_key[&(r.partition_key.as_str(), r.sequence_number.as_str())];
+        assert_eq!(item.len(), 7, "exactly the contract's attributes: {item:?}");
+        assert_eq!(s(item, "shardId"), r.shard_id);
+        assert_eq!(
+            n(item, "approximateArrivalTimestamp")
+                .parse::<f64>()
+                .unwrap(),
+            r.arrival,
+            "arrival kept to the millisecond, as a Lambda event carries it"
+        );
+        let archived_at =
+            chrono::NaiveDateTime::parse_from_str(s(item, "lastUpdate"), "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+                .timestamp();
+        assert!((before - 1..=after + 1).contains(&archived_at));
+        assert_eq!(
+            n(item, "expireAfter").parse::<i64>().unwrap(),
+            archived_at + 3600
+        );
+    }
+
+    let checkpoints = w.items("orders-archive-ALL-checkpoints").await;
+    assert_eq!(checkpoints.len(), 3);
+    for c in &checkpoints {
+        assert_eq!(s(c, "stream"), "orders");
+        assert_eq!(s(c, "archiveTable"), "orders-archive-ALL");
+        assert!(!s(c, "updatedAt").is_empty());
+        assert_eq!(
+            c["finished"],
+            aws_sdk_dynamodb::types::AttributeValue::Bool(false)
+        );
+    }
+
+    // Nothing new: a second run reads nothing and says where each shard resumed.
+    let again = json(&kinarch(&w.moto, &["archive", "orders", "--output", "json"]).await);
+    assert_eq!(again["records"], 0);
+    for shard in again["shards"].as_array().unwrap() {
+        assert!(
+            shard["startedFrom"]
+                .as_str()
+                .unwrap()
+                .starts_with("after checkpoint "),
+            "{shard}"
+        );
+    }
+
+    // The text summary names records, shards and seconds.
+    let text = kinarch(&w.moto, &["archive", "orders"]).await;
+    text.ok();
+    let out = text.out();
+    assert!(
+        out.contains(
+            "archived 0 records of stream orders into table orders-archive-ALL (ALL mode) in "
+        ),
+        "{out}"
+    );
+    assert!(out.contains("shardId-000000000002  caught-up"), "{out}");
+    assert!(
+        out.contains("checkpoints: table orders-archive-ALL-checkpoints"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_archiver_resumes_from_its_checkpoints_with_nothing_missing() {
+    let w = world().await;
+    w.stream("clicks", 3, "ALL", None).await;
+    put_unique(&w, "clicks", 0, 240).await;
+    let records = kinesis::read_all(&w.kinesis, "clicks").await;
+
+    // Slow writes, so that the process is surely killed half-way.
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    proxy.set_rule(|call| {
+        (call.operation() == "BatchWriteItem").then(|| Fault::Delay(Duration::from_millis(150)))
+    });
+    let mut first = Running::start(
+        &env_via(&w.moto, &proxy.endpoint()),
+        &["archive", "clicks", "--follow", "--batch-size", "10"],
+    );
+    for _ in 0..600 {
+        if w.items_if_any("clicks-archive-ALL-checkpoints").await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.child.start_kill().unwrap();
+    let killed = first.wait().await;
+    assert_eq!(killed.code, -1, "killed by SIGKILL");
+    let after_kill = w.items("clicks-archive-ALL").await.len();
+    assert!(
+        (1..240).contains(&after_kill),
+        "killed half-way: {after_kill} of 240 archived"
+    );
+    let checkpointed: u64 = w
+        .items("clicks-archive-ALL-checkpoints")
+        .await
+        .iter()
+        .map(|c| s(c, "sequenceNumber").parse::<u64>().unwrap())
+        .sum();
+    assert!(checkpointed > 0);
+
+    let resumed = json(&kinarch(&w.moto, &["archive", "clicks", "--output", "json"]).await);
+    let read_again = resumed["records"].as_u64().unwrap();
+    // moto numbers each shard's records 1, 2, 3...: the checkpoints add up to the records
+    // they cover.
+    assert_eq!(
+        read_again,
+        240 - checkpointed,
+        "the second run reads exactly what was not checkpointed"
+    );
+    for shard in resumed["shards"].as_array().unwrap() {
+        let from = shard["startedFrom"].as_str().unwrap();
+        assert!(
+            from.starts_with("after checkpoint ") || from == "TRIM_HORIZON",
+            "{shard}"
+        );
+    }
+    let items = w.items("clicks-archive-ALL").await;
+    assert_eq!(items.len(), 240, "every record once");
+    assert_eq!(archived(&items), in_stream(&records), "none missing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resharding_while_archiving_reads_parents_before_children_and_misses_nothing() {
+    let w = world().await;
+    w.stream("events", 2, "ALL", None).await;
+    put_unique(&w, "events", 0, 80).await;
+    let records = kinesis::read_all(&w.kinesis, "events").await;
+
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    proxy.set_rule(|call| {
+        (call.operation() == "BatchWriteItem").then(|| Fault::Delay(Duration::from_millis(100)))
+    });
+    let mut running = Running::start(
+        &env_via(&w.moto, &proxy.endpoint()),
+        &[
+            "archive",
+            "events",
+            "--follow",
+            "--batch-size",
+            "5",
+            "-v",
+            "--output",
+            "json",
+        ],
+    );
+    running.wait_for_log(&["reading shard"], 2).await;
+    w.kinesis
+        .update_shard_count()
+        .stream_name("events")
+        .target_shard_count(4)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect("UpdateShardCount");
+    let shards = w
+        .kinesis
+        .list_shards()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap();
+    let children: Vec<(String, String)> = shards
+        .iter()
+        .filter_map(|s| Some((s.shard_id.clone(), s.parent_shard_id.clone()?)))
+        .collect();
+    assert_eq!(children.len(), 4, "two parents split in two: {shards:?}");
+    for (child, _) in &children {
+        running.wait_for_log(&["reading shard", child], 1).await;
+    }
+    running.signal("TERM");
+    let run = running.wait().await;
+    let summary = json(&run);
+    assert_eq!(summary["stopped"], "shutdown");
+
+    let log: Vec<String> = run.stderr.lines().map(str::to_owned).collect();
+    let line_of = |needles: &[&str]| {
+        log.iter()
+            .position(|l| needles.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no log line {needles:?}:\n{}", run.stderr))
+    };
+    for (child, parent) in &children {
+        assert!(
+            line_of(&["shard finished", parent]) < line_of(&["reading shard", child]),
+            "{parent} is finished before its child {child} starts:\n{}",
+            run.stderr
+        );
+    }
+    let states: BTreeMap<String, (String, Value)> = summary["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["shardId"].as_str().unwrap().to_owned(),
+                (
+                    s["state"].as_str().unwrap().to_owned(),
+                    s["parents"].clone(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 6);
+    for (_, parent) in &children {
+        assert_eq!(states[parent].0, "finished");
+    }
+
+    let items = w.items("events-archive-ALL").await;
+    assert_eq!(items.len(), 80, "every record once");
+    assert_eq!(archived(&items), in_stream(&records), "none missing");
+    let checkpoints: HashMap<String, Item> = w
+        .items("events-archive-ALL-checkpoints")
+        .await
+        .into_iter()
+        .map(|c| (s(&c, "shardId").to_owned(), c))
+        .collect();
+    for (_, parent) in &children {
+        assert_eq!(
+            checkpoints[parent]["finished"],
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            "a finished parent is checkpointed as finished"
+        );
+    }
+
+    // A restart does not read the finished parents again.
+    let again = json(&kinarch(&w.moto, &["archive", "events", "--output", "json"]).await);
+    assert_eq!(again["records"], 0);
+    for (_, parent) in &children {
+        let shard = again["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["shardId"] == parent.as_str())
+            .unwrap();
+        assert_eq!(shard["state"], "finished");
+        assert_eq!(shard["startedFrom"], Value::Null, "not read again");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_mode_converges_to_the_numerically_newest_record_per_key_across_shards() {
+    let w = world().await;
+    w.stream("prices", 2, "LATEST", None).await;
+    // Explicit hash keys put records of one partition key into both shards, where moto
+    // numbers them with independent counters: "12" in one shard is newer than "9" in the
+    // other, though it sorts first as a string.
+    let half = (1u128 << 127).to_string();
+    let plan: Vec<(&str, &str)> = [
+        vec![("a", "0"); 9],
+        vec![("a", half.as_str()); 12],
+        vec![("b", half.as_str()); 2],
+        vec![("b", "0"); 2],
+        vec![("c", "0"); 1],
+    ]
+    .concat();
+    let mut newest: HashMap<&str, (u64, String, Vec<u8>)> = HashMap::new();
+    for (i, (key, hash)) in plan.iter().enumerate() {
+        let data = format!("{key} #{i}").into_bytes();
+        let out = w
+            .kinesis
+            .put_record()
+            .stream_name("prices")
+            .partition_key(*key)
+            .explicit_hash_key(*hash)
+            .data(Blob::new(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        let seq: u64 = out.sequence_number.parse().unwrap();
+        let entry = newest.entry(key).or_insert((0, String::new(), Vec::new()));
+        if seq > entry.0 {
+            *entry = (seq, out.shard_id, data);
+        }
+    }
+    assert_eq!(newest["a"].0, 12);
+    assert_eq!(newest["b"].0, 14, "b's newest is in the second shard");
+
+    let summary = json(
+        &kinarch(
+            &w.moto,
+            &["archive", "prices", "--batch-size", "4", "--output", "json"],
+        )
+        .await,
+    );
+    assert_eq!(summary["records"], plan.len());
+    assert_eq!(summary["mode"], "LATEST");
+    let items = w.items("prices-archive-LATEST").await;
+    assert_eq!(items.len(), 3, "one item per key");
+    for item in &items {
+        let key = s(item, "partitionKey");
+        let (seq, shard, data) = &newest[key];
+        assert_eq!(s(item, "sequenceNumber"), seq.to_string(), "key {key}");
+        assert_eq!(s(item, "shardId"), shard, "key {key}");
+        assert_eq!(&STANDARD.decode(s(item, "recordData")).unwrap(), data);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_latest_archives_only_records_that_arrive_after_the_start() {
+    let w = world().await;
+    w.stream("ticks", 2, "ALL", None).await;
+    put_unique(&w, "ticks", 0, 20).await;
+    let mut running = Running::start(
+        &w.moto.env(),
+        &["archive", "ticks", "--from", "LATEST", "--follow", "-v"],
+    );
+    running
+        .wait_for_log(&["reading shard", "from", "LATEST"], 2)
+        .await;
+    put_unique(&w, "ticks", 100, 10).await;
+    w.wait_for_items("ticks-archive-ALL", 10).await;
+    running.signal("TERM");
+    running.wait().await.ok();
+    let keys: BTreeSet<String> = w
+        .items("ticks-archive-ALL")
+        .await
+        .iter()
+        .map(|i| s(i, "partitionKey").to_owned())
+        .collect();
+    let expected: BTreeSet<String> = (100..110).map(|i| format!("key-{i}")).collect();
+    assert_eq!(keys, expected, "only the records put after the start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_stops_cleanly_on_sigterm_with_checkpoints_in_a_file() {
+    let w = world().await;
+    w.stream("logs", 2, "ALL", None).await;
+    let dir = std::env::temp_dir().join(format!("kinarch-archive-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("logs-checkpoints.json");
+    let _ = std::fs::remove_file(&file);
+    let file_arg = file.to_str().unwrap();
+    let mut running = Running::start(
+        &w.moto.env(),
+        &[
+            "archive",
+            "logs",
+            "--follow",
+            "--checkpoint-file",
+            file_arg,
+            "--output",
+            "json",
+            "-v",
+        ],
+    );
+    running.wait_for_log(&["reading shard"], 2).await;
+    put_unique(&w, "logs", 0, 30).await;
+    w.wait_for_items("logs-archive-ALL", 30).await;
+    running.signal("TERM");
+    let run = running.wait().await;
+    run.ok();
+    let summary = json(&run);
+    assert_eq!(summary["stopped"], "shutdown");
+    assert_eq!(summary["follow"], true);
+    assert_eq!(summary["records"], 30);
+    assert_eq!(summary["checkpoints"]["file"], file_arg);
+
+    let records = kinesis::read_all(&w.kinesis, "logs").await;
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["stream"], "logs");
+    assert_eq!(saved["archiveTable"], "logs-archive-ALL");
+    for (shard, checkpoint) in saved["shards"].as_object().unwrap() {
+        let highest = records
+            .iter()
+            .filter(|r| &r.shard_id == shard)
+            .map(|r| r.sequence_number.parse::<u64>().unwrap())
+            .max()
+            .unwrap();
+        assert_eq!(checkpoint["sequenceNumber"], highest.to_string(), "{shard}");
+        assert_eq!(checkpoint["finished"], false);
+    }
+    let tables = w.dynamodb.list_tables().send().await.unwrap();
+    assert!(
+        !tables
+            .table_names()
+            .iter()
+            .any(|t| t.ends_with("-checkpoints")),
+        "no checkpoint table is created with --checkpoint-file: {tables:?}"
+    );
+
+    // The next run resumes from the file.
+    put_unique(&w, "logs", 30, 5).await;
+    let again = json(
+        &kinarch(
+            &w.moto,
+            &[
+                "archive",
+                "logs",
+                "--checkpoint-file",
+                file_arg,
+                "--output",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(again["records"], 5);
+    assert_eq!(w.items("logs-archive-ALL").await.len(), 35);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_writes_are_read_again_from_the_lowest_failed_record() {
+    let w = world().await;
+    w.stream("payments", 1, "ALL", None).await;
+    for i in 0..40 {
+        let key = if i == 23 {
+            "poison".to_owned()
+        } else {
+            format!("key-{i}")
+        };
+        kinesis::put(
+            &w.kinesis,
+            "payments",
+            &key,
+            format!("payment {i}").as_bytes(),
+        )
+        .await;
+    }
+    let records = kinesis::read_all(&w.kinesis, "payments").await;
+    // Requests holding the poison record are refused twice, then accepted.
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    let refused = std::sync::atomic::AtomicU32::new(0);
+    proxy.set_rule(move |call| {
+        (call.operation() == "BatchWriteItem"
+            && call.body.contains("\"poison\"")
+            && refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2)
+            .then(|| Fault::client_error("ValidationException"))
+    });
+    let mut command = cli::command_with_env(&env_via(&w.moto, &proxy.endpoint()));
+    command.args(["archive", "payments", "--output", "json"]);
+    let run = cli::run_command(command, None).await;
+    let summary = json(&run);
+    assert_eq!(proxy.injected(), 2);
+    assert_eq!(summary["retriedBatches"], 2);
+    assert_eq!(summary["records"], 40, "each record counted once");
+    assert!(
+        run.stderr.contains("reading them again"),
+        "the retry is logged: {}",
+        run.stderr
+    );
+    let items = w.items("payments-archive-ALL").await;
+    assert_eq!(archived(&items), in_stream(&records), "nothing skipped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_sends_lines_byte_for_byte_with_fixed_or_json_keys() {
+    let w = world().await;
+    kinesis::create_stream(&w.kinesis, "inbox", 2).await;
+    let mut command = cli::command(&w.moto);
+    command.args(["put", "inbox", "--partition-key", "fixed"]);
+    let binary = b"text line\n\x00\xff binary \x80\r\n\nlast".to_vec();
+    let run = cli::run_command(command, Some(&binary)).await;
+    run.ok();
+    assert!(
+        run.stderr.contains("put 3 records into stream inbox"),
+        "{}",
+        run.stderr
+    );
+    let mut command = cli::command(&w.moto);
+    command.args(["put", "inbox", "--key-field", "user"]);
+    let lines = b"{\"user\":\"ann\",\"n\":1}\n{\"user\":42,\"n\":2}\nnot json\n{\"n\":4}\n";
+    let run = cli::run_command(command, Some(lines)).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("line 3: the line is not JSON"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("line 4: the JSON object has no field \"user\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("2 line(s) were not sent"),
+        "{}",
+        run.stderr
+    );
+
+    let mut got: Vec<(String, Vec<u8>)> = kinesis::read_all(&w.kinesis, "inbox")
+        .await
+        .into_iter()
+        .map(|r| (r.partition_key, r.data))
+        .collect();
+    got.sort();
+    let mut expected = vec![
+        ("fixed".to_owned(), b"text line".to_vec()),
+        ("fixed".to_owned(), b"\x00\xff binary \x80\r".to_vec()),
+        ("fixed".to_owned(), b"last".to_vec()),
+        ("ann".to_owned(), b"{\"user\":\"ann\",\"n\":1}".to_vec()),
+        ("42".to_owned(), b"{\"user\":42,\"n\":2}".to_vec()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+
+    let run = kinarch(&w.moto, &["put", "nope", "--partition-key", "k"]).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("stream nope was not found"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_message_and_the_right_exit_code() {
+    let w = world().await;
+    kinesis::create_stream(&w.kinesis, "raw", 1).await;
+    kinesis::create_stream(&w.kinesis, "tagged", 1).await;
+    kinesis::tag_stream(&w.kinesis, "tagged", &[("StreamArchiveMode", "ALL")]).await;
+    w.stream("ready", 1, "ALL", None).await;
+    // A table with the default checkpoint name but another key.
+    dynamo::create_table(&w.dynamodb, "ready-archive-ALL-checkpoints", false).await;
+
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        (&["archive", "nope"], 1, &["stream nope was not found"]),
+        (
+            &["archive", "raw"],
+            1,
+            &["not set up for archiving", "kinarch setup raw"],
+        ),
+        (
+            &["archive", "tagged"],
+            1,
+            &[
+                "table tagged-archive-ALL",
+                "does not exist",
+                "kinarch setup tagged ALL",
+            ],
+        ),
+        (
+            &["archive", "ready"],
+            1,
+            &[
+                "ready-archive-ALL-checkpoints",
+                "HASH partitionKey",
+                "--checkpoint-table",
+            ],
+        ),
+        (
+            &["archive", "ready", "--batch-size", "0"],
+            2,
+            &["1 to 10000"],
+        ),
+        (
+            &["archive", "ready", "--from", "yesterday"],
+            2,
+            &["TRIM_HORIZON, LATEST or a time"],
+        ),
+        (&["archive", "bad name!"], 2, &["invalid stream name"]),
+        (
+            &[
+                "archive",
+                "ready",
+                "--checkpoint-file",
+                "/nonexistent-dir/c.json",
+            ],
+            1,
+            &["file /nonexistent-dir/c.json", "cannot write it"],
+        ),
+        (&["put", "ready"], 2, &["--partition-key"]),
+    ];
+    for (args, code, expected) in cases {
+        let run = kinarch(&w.moto, args).await;
+        assert_eq!(run.code, *code, "{args:?}: {}", run.stderr);
+        for text in *expected {
+            assert!(
+                run.stderr.contains(text),
+                "{args:?}: {text:?} in {}",
+                run.stderr
+            );
+        }
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// ListShards pages as AWS serves them, answered by the fault proxy (moto insists on the
+/// stream name with a page token, which AWS refuses): the first call names the stream, the
+/// next ones send only the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_are_listed_page_by_page_as_aws_pages_them() {
+    let w = world().await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&requests);
+    let shard = |id: u32, parent: Option<u32>, ending: Option<&str>| {
+        let mut range = serde_json::json!({"StartingSequenceNumber": "1"});
+        if let Some(ending) = ending {
+            range["EndingSequenceNumber"] = ending.into();
+        }
+        let mut shard = serde_json::json!({
+            "ShardId": format!("shardId-{id:012}"),
+            "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+            "SequenceNumberRange": range,
+        });
+        if let Some(parent) = parent {
+            shard["ParentShardId"] = format!("shardId-{parent:012}").into();
+        }
+        shard
+    };
+    let pages = [
+        (
+            vec![
+                shard(
+                    0,
+                    None,
+                    Some("49590338271490256608559692538361571095921575989136588898"),
+                ),
+                shard(1, None, None),
+            ],
+            Some("page-2"),
+        ),
+        (
+            vec![shard(2, Some(0), None), shard(3, Some(0), None)],
+            Some("page-3"),
+        ),
+        (vec![shard(4, None, None)], None),
+    ];
+    proxy.set_rule(move |call| {
+        if call.operation() != "ListShards" {
+            return None;
+        }
+        let body: Value = serde_json::from_str(&call.body).unwrap();
+        seen.lock().unwrap().push((
+            body["StreamName"].as_str().map(str::to_owned),
+            body["NextToken"].as_str().map(str::to_owned),
+            body["MaxResults"].as_i64(),
+        ));
+        let page = match body["NextToken"].as_str() {
+            None => 0,
+            Some("page-2") => 1,
+            Some(_) => 2,
+        };
+        let (shards, token) = &pages[page];
+        let mut answer = serde_json::json!({ "Shards": shards });
+        if let Some(token) = token {
+            answer["NextToken"] = (*token).into();
+        }
+        Some(Fault::Json {
+            status: 200,
+            body: answer.to_string(),
+        })
+    });
+    let stream = kinarch_core::StreamName::new("wide").unwrap();
+    let shards = kinarch_core::streams::list_shards(&kinesis, &stream, Some(2))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        (0..5)
+            .map(|i| format!("shardId-{i:012}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(shards[0].is_closed() && !shards[1].is_closed());
+    assert_eq!(
+        shards[2].parents().collect::<Vec<_>>(),
+        ["shardId-000000000000"]
+    );
+    assert_eq!(
+        *requests.lock().unwrap(),
+        [
+            (Some("wide".to_owned()), None, Some(2)),
+            (None, Some("page-2".to_owned()), Some(2)),
+            (None, Some("page-3".to_owned()), Some(2)),
+        ],
+        "only the first call names the stream"
+    );
+}
+
+/// Writes that keep failing stop the run after the allowed attempts, with an error naming
+/// the shard and the first record that did not land, and a checkpoint before it. (Through the
+/// library, to allow two attempts instead of ten with their backoff.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them() {
+    use kinarch_core::local::{LocalArchiveOptions, LocalArchiver};
+    let w = world().await;
+    w.stream("stuck", 1, "ALL", None).await;
+    for i in 0..12 {
+        let key = if i == 7 {
+            "poison".to_owned()
+        } else {
+            format!("key-{i}")
+        };
+        kinesis::put(&w.kinesis, "stuck", &key, format!("record {i}").as_bytes()).await;
+    }
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    proxy.set_rule(|call| {
+        (call.operation() == "BatchWriteItem" && call.body.contains("\"poison\""))
+            .then(|| Fault::client_error("ValidationException"))
+    });
+    let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
+    let options = LocalArchiveOptions {
+        batch_size: 5,
+        max_write_attempts: 2,
+        ..LocalArchiveOptions::default()
+    };
+    let archiver = LocalArchiver::open(
+        &sdk,
+        kinarch_core::StreamName::new("stuck").unwrap(),
+        options,
+    )
+    .await
+    .unwrap();
+    let error = archiver
+        .run(std::future::pending(), |_| {})
+        .await
+        .expect_err("the run stops");
+    let text = error.to_string();
+    assert!(
+        text.contains("shard shardId-000000000000 of stream stuck")
+            && text.contains("from sequence number 6")
+            && text.contains("after 2 attempts")
+            && text.contains("ValidationException"),
+        "{text}"
+    );
+    // The first batch (1..=5) landed and is checkpointed. The second (6..=10) is one
+    // BatchWriteItem request holding the poison record (8): refused whole, so its lowest
+    // record, 6, is where archiving stopped.
+    let checkpoint = &w.items("stuck-archive-ALL-checkpoints").await[0];
+    assert_eq!(s(checkpoint, "sequenceNumber"), "5");
+    let items = w.items("stuck-archive-ALL").await;
+    let mut seqs: Vec<u64> = items
+        .iter()
+        .map(|i| s(i, "sequenceNumber").parse().unwrap())
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
+}
