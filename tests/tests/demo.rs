@@ -133,24 +133,19 @@ fn the_demo_runs_every_step_and_stops_its_emulator() {
             "{\"sku\":\"plum\",\"price\":2.00}"
         ]
     );
-    // The reinject step runs once `kinarch reinject` exists, and shows the framed records.
-    if !demo
-        .stdout
-        .contains("(skipped: this kinarch has no reinject command yet)")
-    {
-        assert!(
-            demo.stdout
-                .contains("$ kinarch reinject demo-orders --target demo-replay --metadata"),
-            "{}",
-            demo.stdout
-        );
-        assert!(
-            demo.stdout
-                .contains("data=|{\"originalApproximateArrivalTimestamp\":"),
-            "framed records are read back:\n{}",
-            demo.stdout
-        );
-    }
+    // The reinject step shows the framed records.
+    assert!(
+        demo.stdout
+            .contains("$ kinarch reinject demo-orders --target demo-replay --metadata"),
+        "{}",
+        demo.stdout
+    );
+    assert!(
+        demo.stdout
+            .contains("data=|{\"originalApproximateArrivalTimestamp\":"),
+        "framed records are read back:\n{}",
+        demo.stdout
+    );
     assert!(
         demo.stderr.contains("moto server stopped"),
         "{}",
