@@ -2,7 +2,8 @@
 //! TRIM_HORIZON with the table contract, a SIGKILL mid-way and a resume from checkpoints,
 //! a reshard while following (parents before children), LATEST mode across shards,
 //! `--from LATEST`, SIGTERM with a checkpoint file and a JSON summary, failed writes read
-//! again, `put` byte for byte, and bad input.
+//! again (and a run that stops when they keep failing), throttled reads, ListShards paging,
+//! `put` byte for byte, and bad input.
 //!
 //! moto quirks these tests live with (see /work/shared/LOCAL-AWS.md): sequence numbers are
 //! small per-shard counters, so records get unique partition keys wherever two shards could
