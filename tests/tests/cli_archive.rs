@@ -2,7 +2,8 @@
 //! TRIM_HORIZON with the table contract, a SIGKILL mid-way and a resume from checkpoints,
 //! a reshard while following (parents before children), LATEST mode across shards,
 //! `--from LATEST`, SIGTERM with a checkpoint file and a JSON summary, failed writes read
-//! again, `put` byte for byte, and bad input.
+//! again (and a run that stops when they keep failing), throttled reads, ListShards paging,
+//! `put` byte for byte, and bad input.
 //!
 //! moto quirks these tests live with (see /work/shared/LOCAL-AWS.md): sequence numbers are
 //! small per-shard counters, so records get unique partition keys wherever two shards could
@@ -1023,4 +1024,38 @@ async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them()
         .collect();
     seqs.sort();
     assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
+}
+
+/// GetRecords throttling (ProvisionedThroughputExceededException) is waited out with a
+/// backoff, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_reads_back_off_and_archive_everything() {
+    let w = world().await;
+    w.stream("busy", 2, "ALL", None).await;
+    put_unique(&w, "busy", 0, 30).await;
+    let records = kinesis::read_all(&w.kinesis, "busy").await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    // Eight refusals over two shards: one shard gets at least four, more than the SDK's own
+    // three attempts absorb, so kinarch's backoff is exercised too.
+    let throttled = std::sync::atomic::AtomicU32::new(0);
+    proxy.set_rule(move |call| {
+        (call.operation() == "GetRecords"
+            && throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 8)
+            .then(|| Fault::client_error("ProvisionedThroughputExceededException"))
+    });
+    let mut command = cli::command_with_env(&env_via(&w.moto, &proxy.endpoint()));
+    command.args(["archive", "busy", "--batch-size", "10", "--output", "json"]);
+    let run = cli::run_command(command, None).await;
+    let summary = json(&run);
+    assert_eq!(proxy.injected(), 8);
+    assert_eq!(summary["records"], 30);
+    assert!(
+        run.stderr
+            .contains("ProvisionedThroughputExceededException")
+            && run.stderr.contains("backing off"),
+        "the throttling is logged: {}",
+        run.stderr
+    );
+    let items = w.items("busy-archive-ALL").await;
+    assert_eq!(archived(&items), in_stream(&records));
 }
