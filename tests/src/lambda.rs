@@ -222,8 +222,20 @@ impl LambdaFunction {
         }
     }
 
-    /// Lines the process wrote to stdout and stderr so far.
+    /// Lines the process wrote to stdout and stderr so far. The lines are read by threads
+    /// that may lag behind the Runtime API answer, so this waits until no new line has come
+    /// for 150 ms (at most 3 s).
     pub fn logs(&self) -> Vec<String> {
+        let start = std::time::Instant::now();
+        let mut seen = self.logs.lock().unwrap().len();
+        while start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.logs.lock().unwrap().len();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
         self.logs.lock().unwrap().clone()
     }
 
