@@ -2,9 +2,17 @@
 //!
 //! A long-lived process (the Lambda `bootstrap`) is read from `/proc/<pid>` while it runs;
 //! a process that ends (the `kinarch` CLI) is reaped with `wait4`, whose resource usage has
-//! microsecond CPU times and the peak resident set size.
+//! microsecond CPU times.
+//!
+//! Peak memory of a process that ends is NOT `wait4`'s `ru_maxrss`: Linux carries the
+//! high-water mark of the address space a child had before `exec` (a copy of the parent's,
+//! here the driver's, 75–95 MiB) into the child's `ru_maxrss`. `VmHWM` in
+//! `/proc/<pid>/status` belongs to the address space made by `exec`, so it is polled every
+//! millisecond while the process runs and the last reading is kept.
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in KiB.
@@ -40,7 +48,7 @@ pub struct Finished {
     pub user: Duration,
     /// System CPU time.
     pub system: Duration,
-    /// Peak resident set size, KiB.
+    /// Peak resident set size (`VmHWM`), KiB: the last reading before the process ended.
     pub max_rss_kib: u64,
 }
 
@@ -61,6 +69,21 @@ pub fn run_to_end(command: &mut Command) -> std::io::Result<Finished> {
     let started = Instant::now();
     let child = command.spawn()?;
     let pid = child.id() as libc::pid_t;
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            // A zombie has no VmHWM: readings stop at the exit, before the reaping.
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kib) = status_kib(pid as u32, "VmHWM") {
+                    peak = kib;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            peak
+        })
+    };
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -77,6 +100,8 @@ pub fn run_to_end(command: &mut Command) -> std::io::Result<Finished> {
         }
     }
     let wall = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let max_rss_kib = poller.join().unwrap_or(0);
     // The child is reaped: dropping `Child` closes its pipes and does not wait.
     drop(child);
     Ok(Finished {
@@ -84,7 +109,7 @@ pub fn run_to_end(command: &mut Command) -> std::io::Result<Finished> {
         wall,
         user: timeval(usage.ru_utime),
         system: timeval(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss as u64,
+        max_rss_kib,
     })
 }
 
@@ -97,7 +122,7 @@ mod tests {
         let me = std::process::id();
         assert!(status_kib(me, "VmHWM").unwrap() > 0);
         assert!(cpu_time(me).is_some());
-        let done = run_to_end(Command::new("true").stdout(std::process::Stdio::null())).unwrap();
-        assert!(done.success && done.max_rss_kib > 0);
+        let done = run_to_end(Command::new("sleep").arg("0.05")).unwrap();
+        assert!(done.success && done.max_rss_kib > 0, "{done:?}");
     }
 }
