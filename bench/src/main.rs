@@ -59,7 +59,22 @@ struct Options {
     criterion_dir: Option<PathBuf>,
     runs: Runs,
     moto: bool,
+    /// Only the scenarios with these names (all when empty).
+    only: Vec<String>,
+    /// Extra environment of every `bootstrap` process (`KEY=VALUE`), for experiments.
+    bootstrap_env: Vec<(String, String)>,
 }
+
+/// Scenario names for `--only`.
+const SCENARIOS: &[&str] = &[
+    "sizes",
+    "init",
+    "requests",
+    "big-batches",
+    "reinject",
+    "scan",
+    "moto",
+];
 
 fn parse_args() -> Options {
     let mut options = Options {
@@ -74,6 +89,8 @@ fn parse_args() -> Options {
             moto: 3,
         },
         moto: true,
+        only: Vec::new(),
+        bootstrap_env: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -86,6 +103,20 @@ fn parse_args() -> Options {
             "--out" => options.out_dir = value().into(),
             "--criterion-dir" => options.criterion_dir = Some(value().into()),
             "--no-moto" => options.moto = false,
+            "--only" => {
+                let name = value();
+                if !SCENARIOS.contains(&name.as_str()) {
+                    usage(&format!("unknown scenario {name}; one of {SCENARIOS:?}"));
+                }
+                options.only.push(name);
+            }
+            "--bootstrap-env" => {
+                let pair = value();
+                let (k, v) = pair
+                    .split_once('=')
+                    .unwrap_or_else(|| usage("--bootstrap-env takes KEY=VALUE"));
+                options.bootstrap_env.push((k.to_owned(), v.to_owned()));
+            }
             "--quick" => {
                 options.runs = Runs {
                     init: 20,
@@ -103,7 +134,8 @@ fn parse_args() -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "kinarch-bench: {problem}\nusage: kinarch-bench [--bin-dir DIR] [--out DIR] [--criterion-dir DIR] [--quick] [--no-moto]"
+        "kinarch-bench: {problem}\nusage: kinarch-bench [--bin-dir DIR] [--out DIR] [--criterion-dir DIR] [--quick] [--no-moto] [--only SCENARIO]... [--bootstrap-env KEY=VALUE]...\nscenarios: {}",
+        SCENARIOS.join(", ")
     );
     std::process::exit(2)
 }
@@ -117,6 +149,7 @@ struct Ctx {
     bootstrap: PathBuf,
     kinarch: PathBuf,
     runs: Runs,
+    bootstrap_env: Vec<(String, String)>,
 }
 
 fn main() {
@@ -143,18 +176,32 @@ fn main() {
             bootstrap: existing(&options.bin_dir.join("bootstrap")),
             kinarch: existing(&options.bin_dir.join("kinarch")),
             runs: options.runs,
+            bootstrap_env: options.bootstrap_env.clone(),
         };
-        binary_sizes(&ctx, &mut report);
-        init_time(&ctx, &mut report).await;
-        lambda_requests(&ctx, &mut report).await;
-        writer_requests(&ctx, &mut report).await;
-        big_batches(&ctx, &mut report, "bench-all", 10_000).await;
-        big_batches(&ctx, &mut report, "bench-latest", 1_000).await;
-        reinject_library(&ctx, &mut report).await;
-        reinject_binary(&ctx, &mut report).await;
-        scan_library(&ctx, &mut report).await;
-        scan_binary(&ctx, &mut report).await;
-        if options.moto {
+        let run = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
+        if run("sizes") {
+            binary_sizes(&ctx, &mut report);
+        }
+        if run("init") {
+            init_time(&ctx, &mut report).await;
+        }
+        if run("requests") {
+            lambda_requests(&ctx, &mut report).await;
+            writer_requests(&ctx, &mut report).await;
+        }
+        if run("big-batches") {
+            big_batches(&ctx, &mut report, "bench-all", 10_000).await;
+            big_batches(&ctx, &mut report, "bench-latest", 1_000).await;
+        }
+        if run("reinject") {
+            reinject_library(&ctx, &mut report).await;
+            reinject_binary(&ctx, &mut report).await;
+        }
+        if run("scan") {
+            scan_library(&ctx, &mut report).await;
+            scan_binary(&ctx, &mut report).await;
+        }
+        if options.moto && run("moto") {
             moto_scenarios(&ctx, &mut report).await;
         }
     });
@@ -291,7 +338,9 @@ fn binary_sizes(ctx: &Ctx, report: &mut Report) {
 }
 
 async fn start_function(ctx: &Ctx, endpoint: &str) -> (LambdaFunction, Duration) {
-    let function = LambdaFunction::start(&ctx.servers, &ctx.bootstrap, &aws_env(endpoint)).await;
+    let mut env = aws_env(endpoint);
+    env.extend(ctx.bootstrap_env.iter().cloned());
+    let function = LambdaFunction::start(&ctx.servers, &ctx.bootstrap, &env).await;
     let init = function
         .init_time(Duration::from_secs(20))
         .await
