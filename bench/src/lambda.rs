@@ -111,7 +111,14 @@ impl LambdaFunction {
     /// Serves the Runtime API on a free loopback port (on `runtime`) and starts `binary`
     /// against it with the environment Lambda sets plus `env`. Its output is discarded
     /// (drained, so that logging costs what it costs in Lambda, minus CloudWatch).
-    pub async fn start(runtime: &Handle, binary: &Path, env: &[(String, String)]) -> Self {
+    /// `wrapper` (e.g. `valgrind --tool=callgrind`) goes in front of the binary, for
+    /// profiling; empty for measurements.
+    pub async fn start(
+        runtime: &Handle,
+        wrapper: &[String],
+        binary: &Path,
+        env: &[(String, String)],
+    ) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         let api = Arc::new(Api {
             queue: tokio::sync::Mutex::new(rx),
@@ -137,9 +144,17 @@ impl LambdaFunction {
         runtime.spawn(async move {
             axum::serve(listener, app).await.ok();
         });
-        let mut command = Command::new(binary);
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         command
             .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "kinarch-archiver")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")

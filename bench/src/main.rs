@@ -63,6 +63,8 @@ struct Options {
     only: Vec<String>,
     /// Extra environment of every `bootstrap` process (`KEY=VALUE`), for experiments.
     bootstrap_env: Vec<(String, String)>,
+    /// A command in front of every `bootstrap` (a profiler), split on spaces.
+    bootstrap_wrap: Vec<String>,
 }
 
 /// Scenario names for `--only`.
@@ -91,6 +93,7 @@ fn parse_args() -> Options {
         moto: true,
         only: Vec::new(),
         bootstrap_env: Vec::new(),
+        bootstrap_wrap: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -117,6 +120,9 @@ fn parse_args() -> Options {
                     .unwrap_or_else(|| usage("--bootstrap-env takes KEY=VALUE"));
                 options.bootstrap_env.push((k.to_owned(), v.to_owned()));
             }
+            "--bootstrap-wrap" => {
+                options.bootstrap_wrap = value().split_whitespace().map(str::to_owned).collect();
+            }
             "--quick" => {
                 options.runs = Runs {
                     init: 20,
@@ -134,7 +140,7 @@ fn parse_args() -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "kinarch-bench: {problem}\nusage: kinarch-bench [--bin-dir DIR] [--out DIR] [--criterion-dir DIR] [--quick] [--no-moto] [--only SCENARIO]... [--bootstrap-env KEY=VALUE]...\nscenarios: {}",
+        "kinarch-bench: {problem}\nusage: kinarch-bench [--bin-dir DIR] [--out DIR] [--criterion-dir DIR] [--quick] [--no-moto] [--only SCENARIO]... [--bootstrap-env KEY=VALUE]... [--bootstrap-wrap 'valgrind --tool=callgrind']\nscenarios: {}",
         SCENARIOS.join(", ")
     );
     std::process::exit(2)
@@ -150,6 +156,7 @@ struct Ctx {
     kinarch: PathBuf,
     runs: Runs,
     bootstrap_env: Vec<(String, String)>,
+    bootstrap_wrap: Vec<String>,
 }
 
 fn main() {
@@ -177,6 +184,7 @@ fn main() {
             kinarch: existing(&options.bin_dir.join("kinarch")),
             runs: options.runs,
             bootstrap_env: options.bootstrap_env.clone(),
+            bootstrap_wrap: options.bootstrap_wrap.clone(),
         };
         let run = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
         if run("sizes") {
@@ -340,9 +348,10 @@ fn binary_sizes(ctx: &Ctx, report: &mut Report) {
 async fn start_function(ctx: &Ctx, endpoint: &str) -> (LambdaFunction, Duration) {
     let mut env = aws_env(endpoint);
     env.extend(ctx.bootstrap_env.iter().cloned());
-    let function = LambdaFunction::start(&ctx.servers, &ctx.bootstrap, &env).await;
+    let function =
+        LambdaFunction::start(&ctx.servers, &ctx.bootstrap_wrap, &ctx.bootstrap, &env).await;
     let init = function
-        .init_time(Duration::from_secs(20))
+        .init_time(Duration::from_secs(60))
         .await
         .expect("bootstrap asks for its first invocation");
     (function, init)
