@@ -42,6 +42,8 @@ pub struct LambdaFunction {
     api: Arc<Api>,
     queue: mpsc::UnboundedSender<Pending>,
     counter: u64,
+    /// Under a profiler: stop with SIGTERM so that it writes its output.
+    wrapped: bool,
 }
 
 async fn next(State(api): State<Arc<Api>>) -> (StatusCode, HeaderMap, String) {
@@ -182,6 +184,7 @@ impl LambdaFunction {
             api,
             queue,
             counter: 0,
+            wrapped: !wrapper.is_empty(),
         }
     }
 
@@ -235,6 +238,16 @@ impl LambdaFunction {
 
 impl Drop for LambdaFunction {
     fn drop(&mut self) {
+        if self.wrapped {
+            // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            for _ in 0..600 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
