@@ -816,14 +816,19 @@ async fn scan_binary(ctx: &Ctx, report: &mut Report) {
     }
     if let (Some(first), Some(last)) = (medians.first(), medians.last()) {
         let growth = last - first;
+        let per_record = growth * 1024.0 * 1024.0 / 90_000.0;
         report.add(
             NULL,
             "kinarch scan: peak RSS growth from 10,000 to 100,000 items (MiB)",
             "flat",
             format!("{growth:+.1}"),
-            // Flat: within 2 MiB (allocator and page-cache noise) for 10x the records.
-            Verdict::check(medians.len() == 3 && growth.abs() <= 2.0),
-            "difference of the medians",
+            // A scan that kept its records would grow by at least their size, ~300 bytes
+            // each in memory (26 MiB here); heap growth as the allocator settles is far
+            // less and stops (see BENCHMARKS.md).
+            Verdict::check(medians.len() == 3 && per_record < 64.0),
+            format!(
+                "difference of the medians: {per_record:.0} bytes per extra record (flat: < 64; keeping the records would be ≥ 300)"
+            ),
         );
     }
 }
