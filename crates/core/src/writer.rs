@@ -143,25 +143,25 @@ impl ArchiveWriter {
             records: records.len(),
             ..Default::default()
         };
-        let requests: Vec<Vec<(usize, Item)>> = plan
-            .iter()
-            .map(|request| {
-                request
-                    .iter()
-                    .map(|&i| {
-                        let prepared = prepare(&records[i]);
-                        outcome.oversize += usize::from(prepared.oversize);
-                        (i, prepared.item)
-                    })
-                    .collect()
-            })
-            .collect();
         let planned: usize = plan.iter().map(Vec::len).sum();
         outcome.skipped_older = records.len() - planned;
 
         let mut landed = vec![false; records.len()];
-        let mut results = futures::stream::iter(requests)
-            .map(|request| self.batch_write(config, request, deadline))
+        // A request's items are built when it starts, so only the requests in flight hold
+        // items: a batch's items all at once would be ~1 KiB per record.
+        let mut oversize = 0;
+        let mut results = futures::stream::iter(&plan)
+            .map(|request| {
+                let items: Vec<(usize, Item)> = request
+                    .iter()
+                    .map(|&i| {
+                        let prepared = prepare(&records[i]);
+                        oversize += usize::from(prepared.oversize);
+                        (i, prepared.item)
+                    })
+                    .collect();
+                self.batch_write(config, items, deadline)
+            })
             .buffer_unordered(self.options.batch_concurrency.max(1));
         while let Some((written, failure)) = results.next().await {
             for i in written {
@@ -176,6 +176,8 @@ impl ArchiveWriter {
                 None => {}
             }
         }
+        drop(results);
+        outcome.oversize = oversize;
         // A record delivered twice lands when its twin lands.
         let mut key_landed: HashMap<(&str, &SequenceNumber), bool> = HashMap::new();
         for (i, r) in records.iter().enumerate() {

@@ -67,6 +67,8 @@ impl Archiver {
         let deadline = self.write_deadline(event.context.deadline);
         let batch = decode_event(&event.payload)
             .map_err(|e| fail("InvalidEvent", &request_id, e.into()))?;
+        // The parsed event is ~3x its JSON; free it before the items are built.
+        drop(event.payload);
         let stream = batch.stream.name.clone();
         let config = self
             .configs
