@@ -1,9 +1,11 @@
 //! Running the real `kinarch` binary against a moto server.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
 
 use crate::moto::Moto;
 
@@ -120,4 +122,89 @@ pub async fn kinarch_on_a_terminal(moto: &Moto, args: &str, input: &str) -> Run 
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     run_command(command, Some(input.as_bytes())).await
+}
+
+/// A `kinarch` process left running, its standard error collected line by line.
+pub struct Running {
+    pub child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    pub fn start(env: &[(String, String)], args: &[&str]) -> Running {
+        let mut command = command_with_env(env);
+        command.args(args).stdin(Stdio::null());
+        let mut child = command.spawn().expect("kinarch starts");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&stderr);
+        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes).await;
+            bytes
+        });
+        Running {
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` lines of standard error contain every one of `needles`.
+    pub async fn wait_for_log(&mut self, needles: &[&str], count: usize) {
+        for _ in 0..600 {
+            let found = self
+                .log()
+                .iter()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .count();
+            if found >= count {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "kinarch ended ({status}) before logging {needles:?}:\n{}",
+                    self.log().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no log line {needles:?}:\n{}", self.log().join("\n"));
+    }
+
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the end (at most a minute) and returns how it ended.
+    pub async fn wait(mut self) -> Run {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("kinarch stops within a minute")
+            .unwrap();
+        let stdout = self.stdout.await.unwrap();
+        // Standard error is read by its own task: let it take the last lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: self.stderr.lock().unwrap().join("\n"),
+        }
+    }
 }

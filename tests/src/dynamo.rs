@@ -1,14 +1,19 @@
 //! DynamoDB fixtures: archive tables and their contents.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 pub type Item = HashMap<String, AttributeValue>;
+
+/// What an archive holds of a record: (partitionKey, sequenceNumber, shardId, data).
+pub type ArchivedRecord = (String, String, String, Vec<u8>);
 
 /// Creates a table with the contract's key schema: HASH `partitionKey`, and RANGE
 /// `sequenceNumber` when `with_range`.
@@ -75,4 +80,21 @@ pub fn n<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .unwrap_or_else(|| panic!("attribute {name} of type N in {item:?}"))
+}
+
+/// The records archived in `items` (ALL or LATEST table), payloads decoded.
+pub fn archived(items: &[Item]) -> BTreeSet<ArchivedRecord> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                s(i, "partitionKey").to_owned(),
+                s(i, "sequenceNumber").to_owned(),
+                s(i, "shardId").to_owned(),
+                STANDARD
+                    .decode(s(i, "recordData"))
+                    .expect("recordData is base64"),
+            )
+        })
+        .collect()
 }

@@ -1,13 +1,17 @@
 //! Kinesis fixtures: streams, records, and Lambda events built from what the stream holds.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use kinarch_core::SequenceNumber;
 use serde_json::{Value, json};
+
+use crate::dynamo::ArchivedRecord;
 
 /// A record as read back from the stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,4 +147,61 @@ pub fn event_record(stream_arn: &str, r: &StreamRecord) -> Value {
 /// A Lambda Kinesis event holding `records`.
 pub fn event(stream_arn: &str, records: &[StreamRecord]) -> Value {
     json!({ "Records": records.iter().map(|r| event_record(stream_arn, r)).collect::<Vec<_>>() })
+}
+
+/// `records` as an archive holds them (see [`crate::dynamo::archived`]).
+pub fn as_archived(records: &[StreamRecord]) -> BTreeSet<ArchivedRecord> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key.clone(),
+                r.sequence_number.clone(),
+                r.shard_id.clone(),
+                r.data.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Puts `records` (partition key, data) with PutRecords, 500 per call, one call at a time
+/// (moto loses records when two PutRecords reach one shard at once).
+pub async fn put_many(kinesis: &Client, stream: &str, records: &[(String, Vec<u8>)]) {
+    for chunk in records.chunks(500) {
+        let entries = chunk
+            .iter()
+            .map(|(key, data)| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(key)
+                    .data(Blob::new(data.clone()))
+                    .build()
+                    .expect("PutRecords entry")
+            })
+            .collect();
+        let out = kinesis
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .expect("PutRecords");
+        assert_eq!(out.failed_record_count, Some(0), "every record put");
+    }
+}
+
+/// The numerically newest record of every partition key: what a LATEST table must hold.
+pub fn newest_per_key(records: &[StreamRecord]) -> BTreeMap<String, StreamRecord> {
+    let sequence = |r: &StreamRecord| {
+        SequenceNumber::parse(&r.sequence_number).expect("a valid sequence number")
+    };
+    let mut newest: BTreeMap<String, StreamRecord> = BTreeMap::new();
+    for r in records {
+        match newest.get(&r.partition_key) {
+            Some(current) if sequence(current) >= sequence(r) => {}
+            _ => {
+                newest.insert(r.partition_key.clone(), r.clone());
+            }
+        }
+    }
+    newest
 }

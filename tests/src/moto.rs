@@ -111,6 +111,18 @@ impl Moto {
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
     }
+
+    /// [`Self::env`] with the endpoint replaced by `endpoint` (a fault proxy in front of
+    /// this server).
+    pub fn env_via(&self, endpoint: &str) -> Vec<(String, String)> {
+        let mut env = self.env();
+        for (key, value) in &mut env {
+            if key == "AWS_ENDPOINT_URL" {
+                *value = endpoint.to_owned();
+            }
+        }
+        env
+    }
 }
 
 impl Drop for Moto {

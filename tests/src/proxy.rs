@@ -67,6 +67,91 @@ impl Fault {
     }
 }
 
+/// A seeded random fault plan: a `share` of the requests get one of the faults of issue 6,
+/// chosen at random: `ProvisionedThroughputExceededException` or `ThrottlingException`
+/// (400), HTTP 500 or 503, a connection reset, an answer slower than a 1 s attempt timeout,
+/// and for BatchWriteItem also `UnprocessedItems`. Use it as the proxy's rule:
+/// `proxy.set_rule(move |call| plan.fault(call))` with an `Arc<FaultPlan>`.
+pub struct FaultPlan {
+    seed: u64,
+    state: Mutex<u64>,
+    share: f64,
+    counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl FaultPlan {
+    pub fn new(seed: u64, share: f64) -> FaultPlan {
+        FaultPlan {
+            seed,
+            state: Mutex::new(seed.max(1)),
+            share,
+            counts: Mutex::new(Default::default()),
+        }
+    }
+
+    /// xorshift64*: a uniform number in [0, 1).
+    fn uniform(&self) -> f64 {
+        let mut x = self.state.lock().unwrap();
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        (x.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The fault for `call`, if the plan picks one.
+    pub fn fault(&self, call: &Call) -> Option<Fault> {
+        if self.uniform() >= self.share {
+            return None;
+        }
+        let batch_write = call.operation() == "BatchWriteItem";
+        let kinds = if batch_write { 7.0 } else { 6.0 };
+        let (name, fault) = match (self.uniform() * kinds) as u32 {
+            0 => (
+                "throughput exceeded",
+                Fault::client_error("ProvisionedThroughputExceededException"),
+            ),
+            1 => ("throttling", Fault::client_error("ThrottlingException")),
+            2 => (
+                "http 500",
+                Fault::Error {
+                    status: 500,
+                    error_type: "InternalServerError".into(),
+                },
+            ),
+            3 => (
+                "http 503",
+                Fault::Error {
+                    status: 503,
+                    error_type: "ServiceUnavailable".into(),
+                },
+            ),
+            4 => ("connection reset", Fault::Reset),
+            5 => ("slow answer", Fault::Delay(Duration::from_millis(1500))),
+            _ => ("unprocessed items", Fault::Unprocessed),
+        };
+        *self.counts.lock().unwrap().entry(name).or_default() += 1;
+        Some(fault)
+    }
+
+    /// One line: the seed, the share and how many faults of each kind were injected.
+    pub fn summary(&self) -> String {
+        let counts = self.counts.lock().unwrap();
+        let total: u64 = counts.values().sum();
+        let kinds: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        format!(
+            "fault plan seed {:#x}, {:.0}% of requests: {total} faults injected ({})",
+            self.seed,
+            self.share * 100.0,
+            kinds.join(", ")
+        )
+    }
+
+    /// How many faults were injected.
+    pub fn injected(&self) -> u64 {
+        self.counts.lock().unwrap().values().sum()
+    }
+}
+
 type Rule = dyn Fn(&Call) -> Option<Fault> + Send + Sync;
 
 struct Shared {

@@ -11,7 +11,6 @@
 //! closed parent shard, so the reshard test writes its records before resharding.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,8 +23,6 @@ use kinarch_tests::kinesis::{self, StreamRecord};
 use kinarch_tests::moto::Moto;
 use kinarch_tests::proxy::{Fault, FaultProxy};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Child;
 
 struct World {
     moto: Moto,
@@ -96,135 +93,10 @@ async fn put_unique(w: &World, stream: &str, from: usize, count: usize) {
     }
 }
 
-/// (partitionKey, sequenceNumber, shardId, data) of every archived item.
-fn archived(items: &[Item]) -> BTreeSet<(String, String, String, Vec<u8>)> {
-    items
-        .iter()
-        .map(|i| {
-            (
-                s(i, "partitionKey").to_owned(),
-                s(i, "sequenceNumber").to_owned(),
-                s(i, "shardId").to_owned(),
-                STANDARD.decode(s(i, "recordData")).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn in_stream(records: &[StreamRecord]) -> BTreeSet<(String, String, String, Vec<u8>)> {
-    records
-        .iter()
-        .map(|r| {
-            (
-                r.partition_key.clone(),
-                r.sequence_number.clone(),
-                r.shard_id.clone(),
-                r.data.clone(),
-            )
-        })
-        .collect()
-}
-
 fn json(run: &Run) -> Value {
     run.ok();
     serde_json::from_slice(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: the summary is one JSON object: {}", run.out()))
-}
-
-/// A `kinarch` process left running, its standard error collected line by line.
-struct Running {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    stdout: tokio::task::JoinHandle<Vec<u8>>,
-}
-
-impl Running {
-    fn start(env: &[(String, String)], args: &[&str]) -> Running {
-        let mut command = cli::command_with_env(env);
-        command.args(args).stdin(Stdio::null());
-        let mut child = command.spawn().expect("kinarch starts");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&stderr);
-        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut out = child.stdout.take().unwrap();
-        let stdout = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes).await;
-            bytes
-        });
-        Running {
-            child,
-            stderr,
-            stdout,
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until `count` lines of standard error contain every one of `needles`.
-    async fn wait_for_log(&mut self, needles: &[&str], count: usize) {
-        for _ in 0..600 {
-            let found = self
-                .log()
-                .iter()
-                .filter(|l| needles.iter().all(|n| l.contains(n)))
-                .count();
-            if found >= count {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "kinarch ended ({status}) before logging {needles:?}:\n{}",
-                    self.log().join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no log line {needles:?}:\n{}", self.log().join("\n"));
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("still running");
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// Waits for the end (at most a minute) and returns how it ended.
-    async fn wait(mut self) -> Run {
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("kinarch stops within a minute")
-            .unwrap();
-        let stdout = self.stdout.await.unwrap();
-        // Standard error is read by its own task: let it take the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout,
-            stderr: self.stderr.lock().unwrap().join("\n"),
-        }
-    }
-}
-
-/// Environment pointing kinarch at `endpoint` (a fault proxy) instead of moto itself.
-fn env_via(moto: &Moto, endpoint: &str) -> Vec<(String, String)> {
-    let mut env = moto.env();
-    for (key, value) in &mut env {
-        if key == "AWS_ENDPOINT_URL" {
-            *value = endpoint.to_owned();
-        }
-    }
-    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +156,7 @@ async fn archives_every_shard_from_trim_horizon_following_the_contract() {
 
     let items = w.items("orders-archive-ALL").await;
     assert_eq!(items.len(), 90, "every record once");
-    assert_eq!(archived(&items), in_stream(&records));
+    assert_eq!(dynamo::archived(&items), kinesis::as_archived(&records));
     let by_key: HashMap<(&str, &str), &Item> = items
         .iter()
         .map(|i| ((s(i, "partitionKey"), s(i, "sequenceNumber")), i))
@@ -366,8 +238,8 @@ async fn a_killed_archiver_resumes_from_its_checkpoints_with_nothing_missing() {
     proxy.set_rule(|call| {
         (call.operation() == "BatchWriteItem").then(|| Fault::Delay(Duration::from_millis(150)))
     });
-    let mut first = Running::start(
-        &env_via(&w.moto, &proxy.endpoint()),
+    let mut first = cli::Running::start(
+        &w.moto.env_via(&proxy.endpoint()),
         &["archive", "clicks", "--follow", "--batch-size", "10"],
     );
     for _ in 0..600 {
@@ -410,7 +282,11 @@ async fn a_killed_archiver_resumes_from_its_checkpoints_with_nothing_missing() {
     }
     let items = w.items("clicks-archive-ALL").await;
     assert_eq!(items.len(), 240, "every record once");
-    assert_eq!(archived(&items), in_stream(&records), "none missing");
+    assert_eq!(
+        dynamo::archived(&items),
+        kinesis::as_archived(&records),
+        "none missing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,8 +300,8 @@ async fn resharding_while_archiving_reads_parents_before_children_and_misses_not
     proxy.set_rule(|call| {
         (call.operation() == "BatchWriteItem").then(|| Fault::Delay(Duration::from_millis(100)))
     });
-    let mut running = Running::start(
-        &env_via(&w.moto, &proxy.endpoint()),
+    let mut running = cli::Running::start(
+        &w.moto.env_via(&proxy.endpoint()),
         &[
             "archive",
             "events",
@@ -502,7 +378,11 @@ async fn resharding_while_archiving_reads_parents_before_children_and_misses_not
 
     let items = w.items("events-archive-ALL").await;
     assert_eq!(items.len(), 80, "every record once");
-    assert_eq!(archived(&items), in_stream(&records), "none missing");
+    assert_eq!(
+        dynamo::archived(&items),
+        kinesis::as_archived(&records),
+        "none missing"
+    );
     let checkpoints: HashMap<String, Item> = w
         .items("events-archive-ALL-checkpoints")
         .await
@@ -595,7 +475,7 @@ async fn from_latest_archives_only_records_that_arrive_after_the_start() {
     let w = world().await;
     w.stream("ticks", 2, "ALL", None).await;
     put_unique(&w, "ticks", 0, 20).await;
-    let mut running = Running::start(
+    let mut running = cli::Running::start(
         &w.moto.env(),
         &["archive", "ticks", "--from", "LATEST", "--follow", "-v"],
     );
@@ -625,7 +505,7 @@ async fn follow_stops_cleanly_on_sigterm_with_checkpoints_in_a_file() {
     let file = dir.join("logs-checkpoints.json");
     let _ = std::fs::remove_file(&file);
     let file_arg = file.to_str().unwrap();
-    let mut running = Running::start(
+    let mut running = cli::Running::start(
         &w.moto.env(),
         &[
             "archive",
@@ -721,7 +601,7 @@ async fn failed_writes_are_read_again_from_the_lowest_failed_record() {
             && refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2)
             .then(|| Fault::client_error("ValidationException"))
     });
-    let mut command = cli::command_with_env(&env_via(&w.moto, &proxy.endpoint()));
+    let mut command = cli::command_with_env(&w.moto.env_via(&proxy.endpoint()));
     command.args(["archive", "payments", "--output", "json"]);
     let run = cli::run_command(command, None).await;
     let summary = json(&run);
@@ -734,7 +614,11 @@ async fn failed_writes_are_read_again_from_the_lowest_failed_record() {
         run.stderr
     );
     let items = w.items("payments-archive-ALL").await;
-    assert_eq!(archived(&items), in_stream(&records), "nothing skipped");
+    assert_eq!(
+        dynamo::archived(&items),
+        kinesis::as_archived(&records),
+        "nothing skipped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1043,7 +927,7 @@ async fn throttled_reads_back_off_and_archive_everything() {
             && throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 8)
             .then(|| Fault::client_error("ProvisionedThroughputExceededException"))
     });
-    let mut command = cli::command_with_env(&env_via(&w.moto, &proxy.endpoint()));
+    let mut command = cli::command_with_env(&w.moto.env_via(&proxy.endpoint()));
     command.args(["archive", "busy", "--batch-size", "10", "--output", "json"]);
     let run = cli::run_command(command, None).await;
     let summary = json(&run);
@@ -1057,5 +941,5 @@ async fn throttled_reads_back_off_and_archive_everything() {
         run.stderr
     );
     let items = w.items("busy-archive-ALL").await;
-    assert_eq!(archived(&items), in_stream(&records));
+    assert_eq!(dynamo::archived(&items), kinesis::as_archived(&records));
 }

@@ -1,82 +1,23 @@
 //! Nothing is lost under faults: 10,000 records through the real Lambda binary while a
 //! seeded fault plan breaks 30% of the AWS requests, with the test playing the event
 //! source mapping (deliver again from the reported `itemIdentifier`, retry the whole batch
-//! after a function error). Also LATEST under concurrent, shuffled delivery.
+//! after a function error). The same 10,000 records through `kinarch archive`, killed with
+//! SIGKILL twice in the middle and started again. Also LATEST under concurrent, shuffled
+//! delivery.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use kinarch_core::SequenceNumber;
+use kinarch_tests::cli;
 use kinarch_tests::dynamo::{self, s};
 use kinarch_tests::kinesis::{self, StreamRecord};
 use kinarch_tests::lambda::{Invocation, LambdaFunction};
 use kinarch_tests::moto::Moto;
-use kinarch_tests::proxy::{Call, Fault, FaultProxy};
+use kinarch_tests::proxy::{FaultPlan, FaultProxy};
 
 const SHARDS: usize = 4;
 const PER_SHARD: usize = 2500;
 const BATCH: usize = 500;
-
-/// A seeded fault plan: `share` of the requests get one of the faults, chosen at random.
-struct Plan {
-    state: Mutex<u64>,
-    share: f64,
-    counts: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl Plan {
-    fn new(seed: u64, share: f64) -> Plan {
-        Plan {
-            state: Mutex::new(seed.max(1)),
-            share,
-            counts: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// xorshift64*: a uniform number in [0, 1).
-    fn uniform(&self) -> f64 {
-        let mut x = self.state.lock().unwrap();
-        *x ^= *x >> 12;
-        *x ^= *x << 25;
-        *x ^= *x >> 27;
-        (x.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn fault(&self, call: &Call) -> Option<Fault> {
-        if self.uniform() >= self.share {
-            return None;
-        }
-        let batch_write = call.operation() == "BatchWriteItem";
-        let kinds = if batch_write { 7.0 } else { 6.0 };
-        let (name, fault) = match (self.uniform() * kinds) as u32 {
-            0 => (
-                "throughput exceeded",
-                Fault::client_error("ProvisionedThroughputExceededException"),
-            ),
-            1 => ("throttling", Fault::client_error("ThrottlingException")),
-            2 => (
-                "http 500",
-                Fault::Error {
-                    status: 500,
-                    error_type: "InternalServerError".into(),
-                },
-            ),
-            3 => (
-                "http 503",
-                Fault::Error {
-                    status: 503,
-                    error_type: "ServiceUnavailable".into(),
-                },
-            ),
-            4 => ("connection reset", Fault::Reset),
-            5 => ("slow answer", Fault::Delay(Duration::from_millis(1500))),
-            _ => ("unprocessed items", Fault::Unprocessed),
-        };
-        *self.counts.lock().unwrap().entry(name).or_default() += 1;
-        Some(fault)
-    }
-}
 
 /// Records of one shard: keys local to the shard, sequence numbers 1.. (1 to 4 digits).
 fn shard_records(shard: usize) -> Vec<StreamRecord> {
@@ -145,40 +86,26 @@ async fn ten_thousand_records_through_thirty_percent_faults_lose_nothing() {
     let latest_arn = stream_with_table(&kinesis_client, &dynamodb, "faults-latest", "LATEST").await;
 
     let seed = 0x6b696e61726368;
-    let plan = std::sync::Arc::new(Plan::new(seed, 0.30));
+    let plan = std::sync::Arc::new(FaultPlan::new(seed, 0.30));
     let rule_plan = plan.clone();
     proxy.set_rule(move |call| rule_plan.fault(call));
 
-    let mut env = moto.env();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    let mut env = moto.env_via(&proxy.endpoint());
     env.push(("KINARCH_ATTEMPT_TIMEOUT_MS".into(), "1000".into()));
     env.push(("KINARCH_CONFIG_REFRESH_SECONDS".into(), "0".into()));
     let mut function = LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await;
 
     let mut invocations = 0;
-    let mut expected_latest: HashMap<String, StreamRecord> = HashMap::new();
+    let mut delivered = Vec::new();
     for shard in 0..SHARDS {
         let records = shard_records(shard);
         invocations += deliver_shard(&mut function, &all_arn, &records).await;
         invocations += deliver_shard(&mut function, &latest_arn, &records).await;
-        for r in records {
-            let newest = expected_latest
-                .entry(r.partition_key.clone())
-                .or_insert_with(|| r.clone());
-            if SequenceNumber::parse(&r.sequence_number).unwrap()
-                > SequenceNumber::parse(&newest.sequence_number).unwrap()
-            {
-                *newest = r;
-            }
-        }
+        delivered.extend(records);
     }
+    let expected_latest = kinesis::newest_per_key(&delivered);
     proxy.heal();
-    println!(
-        "fault plan seed {seed:#x}: {} faults injected into a 30% share of requests: {:?}; {invocations} invocations",
-        proxy.injected(),
-        plan.counts.lock().unwrap()
-    );
+    println!("{}; {invocations} invocations", plan.summary());
     assert!(proxy.injected() > 100, "the plan injected faults");
 
     let all = dynamo::scan_all(&dynamodb, "faults-all-archive-ALL").await;
@@ -282,4 +209,124 @@ async fn latest_converges_under_concurrent_shuffled_delivery() {
             .unwrap();
         assert_eq!(s(item, "sequenceNumber"), newest.as_str(), "{key}");
     }
+}
+
+/// Sum of the checkpointed sequence numbers of a stream's shards: with moto's per-shard
+/// counters (1, 2, 3...) that is how many records the checkpoints cover.
+async fn checkpointed(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> u64 {
+    if dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_err()
+    {
+        return 0;
+    }
+    dynamo::scan_all(dynamodb, table)
+        .await
+        .iter()
+        .filter_map(|c| c.get("sequenceNumber")?.as_s().ok()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Runs `kinarch archive` on `stream` to the end as a supervisor would: SIGKILL once the
+/// checkpoints cover each of `kill_at` records, start again after every kill. Every run that
+/// is not killed must end well: the archiver rides out the faults itself.
+async fn archive_with_kills(
+    env: &[(String, String)],
+    dynamodb: &aws_sdk_dynamodb::Client,
+    stream: &str,
+    mode: &str,
+    kill_at: &[u64],
+) {
+    let checkpoints = format!("{stream}-archive-{mode}-checkpoints");
+    let args = ["archive", stream, "--batch-size", "250", "--output", "json"];
+    for (run, kill_at) in kill_at.iter().map(Some).chain([None]).enumerate() {
+        let mut running = cli::Running::start(env, &args);
+        loop {
+            if let Some(&at) = kill_at
+                && checkpointed(dynamodb, &checkpoints).await >= at
+            {
+                running.child.start_kill().unwrap();
+                let killed = running.wait().await;
+                assert_eq!(killed.code, -1, "{stream}: run {run} ended before its kill");
+                println!(
+                    "{stream}: run {run} killed at {} checkpointed records",
+                    checkpointed(dynamodb, &checkpoints).await
+                );
+                break;
+            }
+            if let Ok(Some(_)) = running.child.try_wait() {
+                let ended = running.wait().await;
+                assert!(
+                    kill_at.is_none(),
+                    "{stream}: run {run} ended before its kill:\n{}",
+                    ended.stderr
+                );
+                ended.ok();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinarch_archive_killed_twice_under_thirty_percent_faults_loses_nothing() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+
+    // 10,000 records over 4 shards; 160 keys, each in one shard (moto's sequence numbers
+    // repeat across shards, and a key never changes shard without resharding).
+    let records: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| {
+            let mut data = format!("record {i} ").into_bytes();
+            data.extend_from_slice(&[0x00, 0xff, (i % 256) as u8]);
+            (format!("key-{}", i % 160), data)
+        })
+        .collect();
+    for (stream, mode) in [("kill-all", "ALL"), ("kill-latest", "LATEST")] {
+        kinesis::create_stream(&kinesis_client, stream, 4).await;
+        cli::kinarch(&moto, &["setup", stream, mode, "--yes"])
+            .await
+            .ok();
+        kinesis::put_many(&kinesis_client, stream, &records).await;
+    }
+
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let seed = 0x6172636869766531;
+    let plan = std::sync::Arc::new(FaultPlan::new(seed, 0.30));
+    let rule_plan = plan.clone();
+    proxy.set_rule(move |call| rule_plan.fault(call));
+    let mut env = moto.env_via(&proxy.endpoint());
+    env.push(("KINARCH_ATTEMPT_TIMEOUT_MS".into(), "1000".into()));
+
+    tokio::join!(
+        archive_with_kills(&env, &dynamodb, "kill-all", "ALL", &[2_500, 6_000]),
+        archive_with_kills(&env, &dynamodb, "kill-latest", "LATEST", &[2_500, 6_000]),
+    );
+    proxy.heal();
+    println!("{}", plan.summary());
+    assert!(plan.injected() > 100, "the plan injected faults");
+
+    let in_stream = kinesis::read_all(&kinesis_client, "kill-all").await;
+    assert_eq!(in_stream.len(), 10_000);
+    let all = dynamo::scan_all(&dynamodb, "kill-all-archive-ALL").await;
+    assert_eq!(all.len(), 10_000, "the ALL table holds every record once");
+    assert_eq!(
+        dynamo::archived(&all),
+        kinesis::as_archived(&in_stream),
+        "every record with its shard and bytes"
+    );
+
+    let newest = kinesis::newest_per_key(&kinesis::read_all(&kinesis_client, "kill-latest").await);
+    let latest = dynamo::scan_all(&dynamodb, "kill-latest-archive-LATEST").await;
+    assert_eq!(
+        dynamo::archived(&latest),
+        kinesis::as_archived(&newest.into_values().collect::<Vec<_>>()),
+        "the LATEST table holds the newest record of every key"
+    );
 }

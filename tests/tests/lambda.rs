@@ -41,11 +41,10 @@ async fn setup_behind(behind: Option<(Moto, &FaultProxy)>, extra_env: &[(&str, &
         None => (Moto::start(), None),
     };
     let sdk = moto.sdk_config().await;
-    let mut env = moto.env();
-    if let Some(endpoint) = endpoint {
-        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-        env.push(("AWS_ENDPOINT_URL".into(), endpoint));
-    }
+    let mut env = match endpoint {
+        Some(endpoint) => moto.env_via(&endpoint),
+        None => moto.env(),
+    };
     env.push(("RUST_LOG".into(), "info".into()));
     env.extend(
         extra_env

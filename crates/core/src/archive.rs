@@ -45,14 +45,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use tokio::time::Instant;
 
-use crate::aws::{describe, error_code, is_transient, region_of};
+use crate::aws::{describe, error_code, is_transient, region_of, send_with_retries};
 use crate::config::{ArchiveMode, StreamArchiveConfig};
 use crate::error::Error;
 use crate::names::StreamName;
 use crate::record::{ArchiveRecord, Item, attr, format_last_update};
-use crate::retry::Backoff;
 use crate::sequence::SequenceNumber;
 use crate::streams::read_configured_stream_config;
 use crate::timefmt::epoch_seconds_text;
@@ -431,7 +429,7 @@ impl Archive {
 
     fn read_error<E>(&self, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
     {
         if error_code(err) == Some("ResourceNotFoundException") {
             self.table_not_found()
@@ -439,6 +437,7 @@ impl Archive {
             Error::Aws {
                 operation,
                 message: format!("on table {}: {}", self.config.table, describe(err)),
+                transient: is_transient(err),
             }
         }
     }
@@ -463,7 +462,8 @@ impl Archive {
                 AttributeValue::S(sequence.as_str().to_owned()),
             );
         }
-        let output = with_retries(
+        let output = send_with_retries(
+            PAGE_RETRY_BUDGET,
             || call.clone().send(),
             |e| self.read_error("DynamoDB.GetItem", e),
         )
@@ -498,7 +498,7 @@ impl Archive {
             let mut start: Option<Item> = None;
             loop {
                 let request = call.clone().set_exclusive_start_key(start.take());
-                match with_retries(|| request.clone().send(), |e| archive.read_error("DynamoDB.Query", e)).await {
+                match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| archive.read_error("DynamoDB.Query", e)).await {
                     Ok(output) => {
                         start = output.last_evaluated_key.filter(|k| !k.is_empty());
                         yield Ok(output.items.unwrap_or_default());
@@ -541,7 +541,7 @@ impl Archive {
             let mut start: Option<Item> = None;
             loop {
                 let request = call.clone().set_exclusive_start_key(start.take());
-                match with_retries(|| request.clone().send(), |e| self.read_error("DynamoDB.Scan", e)).await {
+                match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| self.read_error("DynamoDB.Scan", e)).await {
                     Ok(output) => {
                         start = output.last_evaluated_key.filter(|k| !k.is_empty());
                         for item in output.items.unwrap_or_default() {
@@ -560,34 +560,6 @@ impl Archive {
                 }
             }
         })
-    }
-}
-
-/// Sends a read, retrying throttling and 5xx answers with backoff for up to
-/// [`PAGE_RETRY_BUDGET`]: a long scan of a provisioned table is throttled now and then, and
-/// should not die of it.
-async fn with_retries<T, E, F, Fut>(
-    mut call: F,
-    fail: impl Fn(&SdkError<E, HttpResponse>) -> Error,
-) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let deadline = Instant::now() + PAGE_RETRY_BUDGET;
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    loop {
-        match call().await {
-            Ok(output) => return Ok(output),
-            Err(err) if is_transient(&err) => {
-                tracing::warn!(error = %describe(&err), "transient DynamoDB error; retrying");
-                if !backoff.wait(deadline).await {
-                    return Err(fail(&err));
-                }
-            }
-            Err(err) => return Err(fail(&err)),
-        }
     }
 }
 

@@ -10,9 +10,13 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::retry::ProvideErrorKind;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::retry::Backoff;
 
 /// Where and as whom to call AWS. Unset fields fall back to the SDK's usual sources
 /// (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the shared config files, ...).
@@ -120,8 +124,127 @@ pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse
     }
 }
 
-/// A full, one-line description of an SDK error (the plain `Display` says only
-/// "service error").
-pub(crate) fn describe<E: std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> String {
-    DisplayErrorContext(err).to_string()
+/// A one-line description of an SDK error for people: the error code and the service's
+/// message for an answer from AWS, else the chain of causes (the SDK's own `Display` says
+/// only "service error", and its debug form carries the whole HTTP response).
+pub(crate) fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let error = service.err();
+            match (
+                ProvideErrorMetadata::code(error),
+                ProvideErrorMetadata::message(error),
+            ) {
+                (Some(code), Some(message)) => format!("{code}: {message} (HTTP {status})"),
+                (Some(code), None) => format!("{code} (HTTP {status})"),
+                _ => format!("HTTP {status}: {}", causes(error)),
+            }
+        }
+        SdkError::TimeoutError(_) => {
+            format!("no answer within the attempt timeout ({})", causes(err))
+        }
+        _ => causes(err),
+    }
+}
+
+/// An error and its sources, joined with ": ", each said once.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}
+
+/// [`Error::Aws`] for a failed call, marked transient when trying again may succeed.
+pub(crate) fn aws_error<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+{
+    Error::Aws {
+        operation,
+        message: describe(err),
+        transient: is_transient(err),
+    }
+}
+
+/// Sends a call, retrying throttling, 5xx answers and timeouts with backoff for up to
+/// `budget` (on top of the SDK's own attempts): a long scan of a provisioned table is
+/// throttled now and then and should not die of it. `fail` makes the error of a call that
+/// failed for good or ran out of budget.
+pub(crate) async fn send_with_retries<T, E, F, Fut>(
+    budget: Duration,
+    mut call: F,
+    fail: impl Fn(&SdkError<E, HttpResponse>) -> Error,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let deadline = Instant::now() + budget;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        match call().await {
+            Ok(output) => return Ok(output),
+            Err(err) if is_transient(&err) => {
+                let error = fail(&err);
+                tracing::warn!(error = %error, "transient AWS error; retrying");
+                if !backoff.wait(deadline).await {
+                    return Err(error);
+                }
+            }
+            Err(err) => return Err(fail(&err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn service_error(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> SdkError<DescribeTableError, HttpResponse> {
+        let error = DescribeTableError::generic(
+            ErrorMetadata::builder().code(code).message(message).build(),
+        );
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from("{}"));
+        SdkError::service_error(error, raw)
+    }
+
+    #[test]
+    fn a_service_error_is_described_by_code_message_and_status_only() {
+        let err = service_error(500, "InternalServerError", "try again");
+        assert_eq!(describe(&err), "InternalServerError: try again (HTTP 500)");
+        let error = aws_error("DynamoDB.DescribeTable", &err);
+        assert!(error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "DynamoDB.DescribeTable failed: InternalServerError: try again (HTTP 500)"
+        );
+    }
+
+    #[test]
+    fn a_client_error_is_not_transient_but_throttling_is() {
+        let denied = service_error(400, "AccessDeniedException", "not allowed");
+        assert!(!aws_error("DynamoDB.DescribeTable", &denied).is_transient());
+        let throttled = service_error(400, "ThrottlingException", "slow down");
+        assert!(aws_error("DynamoDB.DescribeTable", &throttled).is_transient());
+    }
 }

@@ -40,7 +40,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::aws::{describe, error_code, is_transient};
+use crate::aws::{describe, error_code, is_transient, send_with_retries};
 use crate::config::StreamArchiveConfig;
 use crate::error::Error;
 use crate::names::{StreamName, TableName};
@@ -123,6 +123,8 @@ impl fmt::Display for CheckpointLocation {
 /// How long a checkpoint write is retried on throttling and 5xx answers before the run
 /// stops with an error (the records stay archived; only the checkpoint lags).
 const SAVE_RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// How long reading the checkpoints is retried on throttling and 5xx answers.
+const LOAD_RETRY_BUDGET: Duration = Duration::from_secs(60);
 /// How long a new checkpoint table may take to become ACTIVE.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -245,16 +247,17 @@ impl CheckpointStore {
                 let mut checkpoints = HashMap::new();
                 let mut start = None;
                 loop {
-                    let output = dynamodb
+                    let scan = dynamodb
                         .scan()
                         .table_name(table.as_str())
                         .consistent_read(true)
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(|err| {
-                            self.error(format!("DynamoDB.Scan failed: {}", describe(&err)))
-                        })?;
+                        .set_exclusive_start_key(start);
+                    let output = send_with_retries(
+                        LOAD_RETRY_BUDGET,
+                        || scan.clone().send(),
+                        |err| self.error(format!("DynamoDB.Scan failed: {}", describe(err))),
+                    )
+                    .await?;
                     for item in output.items.unwrap_or_default() {
                         let (shard, checkpoint) = self.checkpoint_of(&item)?;
                         checkpoints.insert(shard, checkpoint);

@@ -122,6 +122,9 @@ pub enum Error {
         operation: &'static str,
         /// The service's message, with the error code.
         message: String,
+        /// Throttling, a 5xx answer, a timeout or a broken connection: the same call may
+        /// succeed later (see [`Error::is_transient`]).
+        transient: bool,
     },
     /// The checkpoints of `kinarch archive` cannot be read or written.
     #[error("checkpoints in {location}: {message}")]
@@ -153,6 +156,20 @@ pub enum Error {
     /// A caller passed options that cannot work together.
     #[error("{0}")]
     InvalidInput(String),
+}
+
+impl Error {
+    /// Whether trying the same thing again later may succeed: AWS throttled the call,
+    /// answered with a server error, or did not answer in time.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Aws {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Result with [`Error`].

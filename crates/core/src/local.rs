@@ -71,7 +71,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::aws::{describe, error_code, is_transient, region_of};
+use crate::aws::{aws_error, describe, error_code, is_transient, region_of};
 use crate::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::config::StreamArchiveConfig;
 use crate::error::Error;
@@ -90,6 +90,8 @@ pub const MAX_BATCH_SIZE: usize = 10_000;
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Least time between two GetRecords calls on one shard (the API allows 5 per second).
 pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long [`LocalArchiver::open`] retries throttling, 5xx answers and timeouts.
+const OPEN_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// Where a shard without checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +327,8 @@ impl LocalArchiver {
     /// Fails with [`Error::StreamNotFound`], [`Error::StreamNotConfigured`] (no
     /// `StreamArchiveMode` tag: the message names `kinarch setup`), [`Error::Config`] (a bad
     /// tag), [`Error::TableNotFound`], [`Error::Checkpoint`], or [`Error::InvalidInput`]
-    /// for options out of range.
+    /// for options out of range. Throttling, 5xx answers and timeouts on the way are
+    /// retried with backoff for up to a minute.
     pub async fn open(
         sdk: &SdkConfig,
         stream: StreamName,
@@ -345,23 +348,22 @@ impl LocalArchiver {
         let kinesis = KinesisClient::new(sdk);
         let dynamodb = DynamoDbClient::new(sdk);
         let region = region_of(sdk);
-        // A stream without the mode tag is refused rather than archived as LATEST (the
-        // Lambda's default): a person starting an archiver by hand most likely forgot
-        // `kinarch setup`, and the error says so.
-        let config = read_configured_stream_config(&kinesis, &stream).await?;
-        if describe_table(&dynamodb, &config.table).await?.is_none() {
-            return Err(Error::TableNotFound {
-                table: config.table.clone(),
-                stream: config.stream.clone(),
-                mode: config.mode,
-                region,
-            });
-        }
-        let location = match &options.checkpoints {
-            Some(location) => location.clone(),
-            None => CheckpointLocation::default_for(&config)?,
+        // An archiver started by a supervisor (or after a crash) should not exit because
+        // AWS throttled or failed one of these calls: every step is safe to repeat.
+        let deadline = Instant::now() + OPEN_RETRY_BUDGET;
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let (config, store) = loop {
+            match Self::prepare(&kinesis, &dynamodb, &stream, &options, &region).await {
+                Ok(prepared) => break prepared,
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(stream = %stream, error = %error, "preparing the archiver failed; retrying");
+                    if !backoff.wait(deadline).await {
+                        return Err(error);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
         };
-        let store = CheckpointStore::open(&dynamodb, location, &config).await?;
         Ok(Self {
             kinesis,
             writer: ArchiveWriter::new(dynamodb, WriterOptions::default()),
@@ -370,6 +372,35 @@ impl LocalArchiver {
             options,
             region,
         })
+    }
+
+    /// The configuration from the stream's tags, a check that the table exists, and the
+    /// checkpoint store.
+    async fn prepare(
+        kinesis: &KinesisClient,
+        dynamodb: &DynamoDbClient,
+        stream: &StreamName,
+        options: &LocalArchiveOptions,
+        region: &str,
+    ) -> Result<(StreamArchiveConfig, CheckpointStore), Error> {
+        // A stream without the mode tag is refused rather than archived as LATEST (the
+        // Lambda's default): a person starting an archiver by hand most likely forgot
+        // `kinarch setup`, and the error says so.
+        let config = read_configured_stream_config(kinesis, stream).await?;
+        if describe_table(dynamodb, &config.table).await?.is_none() {
+            return Err(Error::TableNotFound {
+                table: config.table.clone(),
+                stream: config.stream.clone(),
+                mode: config.mode,
+                region: region.to_owned(),
+            });
+        }
+        let location = match &options.checkpoints {
+            Some(location) => location.clone(),
+            None => CheckpointLocation::default_for(&config)?,
+        };
+        let store = CheckpointStore::open(dynamodb, location, &config).await?;
+        Ok((config, store))
     }
 
     /// The stream's archive configuration.
@@ -962,9 +993,10 @@ impl LocalArchiver {
         match call.send().await {
             Ok(output) => Ok(output.shard_iterator),
             Err(err) => Err(match self.classify(&err, "Kinesis.GetShardIterator") {
-                CallError::Fatal(Error::Aws { operation, message })
-                    if error_code(&err) == Some("InvalidArgumentException")
-                        && matches!(position, Position::After(_)) =>
+                CallError::Fatal(Error::Aws {
+                    operation, message, ..
+                }) if error_code(&err) == Some("InvalidArgumentException")
+                    && matches!(position, Position::After(_)) =>
                 {
                     CallError::Fatal(Error::Aws {
                         operation,
@@ -974,6 +1006,7 @@ impl LocalArchiver {
                              checkpoint to archive the shard from the start",
                             self.store.location()
                         ),
+                        transient: false,
                     })
                 }
                 other => other,
@@ -1013,10 +1046,7 @@ impl LocalArchiver {
             _ if is_transient(err) => {
                 CallError::Transient(format!("{operation}: {}", describe(err)))
             }
-            _ => CallError::Fatal(Error::Aws {
-                operation,
-                message: describe(err),
-            }),
+            _ => CallError::Fatal(aws_error(operation, err)),
         }
     }
 }

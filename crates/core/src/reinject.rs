@@ -29,7 +29,7 @@ use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::aws::{describe, error_code, is_transient};
+use crate::aws::{aws_error, describe, error_code, is_transient};
 use crate::error::Error;
 use crate::frame::{ReplayFrame, ReplayMetadata};
 use crate::names::StreamName;
@@ -545,10 +545,7 @@ async fn send(
             "Kinesis.PutRecords: {}",
             describe(&err)
         ))),
-        Err(err) => Err(SendError::Fatal(Error::Aws {
-            operation: "Kinesis.PutRecords",
-            message: describe(&err),
-        })),
+        Err(err) => Err(SendError::Fatal(aws_error("Kinesis.PutRecords", &err))),
     };
     (request, result)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
-use crate::aws::{describe, error_code, is_transient};
+use crate::aws::{aws_error, describe, error_code, is_transient};
 use crate::config::{StreamArchiveConfig, TAG_MODE};
 use crate::error::Error;
 use crate::names::StreamName;
@@ -80,7 +80,10 @@ fn not_found_or<E>(
     err: &aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
 ) -> Error
 where
-    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_smithy_types::retry::ProvideErrorKind
+        + aws_sdk_kinesis::error::ProvideErrorMetadata
+        + std::error::Error
+        + 'static,
 {
     if error_code(err) == Some("ResourceNotFoundException") {
         Error::StreamNotFound {
@@ -88,10 +91,7 @@ where
             region: region(kinesis),
         }
     } else {
-        Error::Aws {
-            operation,
-            message: describe(err),
-        }
+        aws_error(operation, err)
     }
 }
 
@@ -112,6 +112,7 @@ pub async fn describe_stream_summary(
         .ok_or_else(|| Error::Aws {
             operation: "Kinesis.DescribeStreamSummary",
             message: "the answer holds no stream description".into(),
+            transient: false,
         })?;
     Ok(StreamSummary {
         arn: summary.stream_arn,

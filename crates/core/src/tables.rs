@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use tokio::time::Instant;
 
-use crate::aws::{describe, error_code};
+use crate::aws::{aws_error, describe, error_code};
 use crate::config::ArchiveMode;
 use crate::error::Error;
 use crate::names::TableName;
@@ -172,16 +172,6 @@ impl fmt::Display for TtlState {
             TtlState::Disabling(a) => write!(f, "being disabled (attribute {a})"),
             TtlState::Disabled => f.write_str("disabled"),
         }
-    }
-}
-
-fn aws_error<E: std::error::Error + 'static>(
-    operation: &'static str,
-    err: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Error {
-    Error::Aws {
-        operation,
-        message: describe(err),
     }
 }
 
