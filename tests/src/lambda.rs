@@ -44,7 +44,8 @@ impl Invocation {
 
 struct Pending {
     id: String,
-    event: Value,
+    /// The invocation body, as Lambda passes it on (normally JSON).
+    body: String,
     deadline_ms: u64,
 }
 
@@ -82,7 +83,7 @@ async fn next(State(api): State<Arc<Api>>) -> (StatusCode, HeaderMap, String) {
         h("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=1;Sampled=0"),
     );
     headers.insert("content-type", h("application/json"));
-    (StatusCode::OK, headers, p.event.to_string())
+    (StatusCode::OK, headers, p.body)
 }
 
 fn finish(api: &Api, id: &str, outcome: Invocation) -> StatusCode {
@@ -191,6 +192,16 @@ impl LambdaFunction {
 
     /// Invokes the function with `event`, the deadline `remaining` from now.
     pub async fn invoke_with_deadline(&mut self, event: Value, remaining: Duration) -> Invocation {
+        self.invoke_body(event.to_string(), remaining).await
+    }
+
+    /// Invokes the function with a body that need not be JSON at all.
+    pub async fn invoke_raw(&mut self, body: &str) -> Invocation {
+        self.invoke_body(body.to_owned(), Duration::from_secs(60))
+            .await
+    }
+
+    async fn invoke_body(&mut self, body: String, remaining: Duration) -> Invocation {
         let id = {
             let mut c = self.counter.lock().unwrap();
             *c += 1;
@@ -205,7 +216,7 @@ impl LambdaFunction {
         self.queue
             .send(Pending {
                 id: id.clone(),
-                event,
+                body,
                 deadline_ms: now_ms + remaining.as_millis() as u64,
             })
             .expect("runtime API is up");

@@ -1,5 +1,9 @@
 //! The real `bootstrap` binary, driven through the Lambda Runtime API, archiving records
-//! read from a moto Kinesis stream into moto DynamoDB.
+//! read from a moto Kinesis stream into moto DynamoDB: the table contract, ALL and LATEST,
+//! partial failures and deadlines, and bad input (malformed and non-Kinesis events, missing
+//! fields, bad base64, non-digit sequence numbers, empty data, an item of exactly the size
+//! limit and one byte over, unicode and 256-character keys with binary payloads through
+//! `kinarch query` and `reinject`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -506,6 +510,14 @@ async fn bad_events_are_function_errors_and_write_nothing() {
             with(&["kinesis", "sequenceNumber"], json!("12ab")),
             "not a digit",
         ),
+        (
+            {
+                let mut r = good.clone();
+                r["kinesis"].as_object_mut().unwrap().remove("partitionKey");
+                json!({"Records": [r]})
+            },
+            "partitionKey",
+        ),
     ];
     for (event, expected) in cases {
         let error = t.function.invoke(event).await.error();
@@ -516,6 +528,16 @@ async fn bad_events_are_function_errors_and_write_nothing() {
         );
         assert_eq!(error["errorType"], "kinarch.InvalidEvent");
     }
+    // A body that is not JSON at all fails in lambda_runtime, before the handler: a function
+    // error all the same (its type is the runtime's, not kinarch's).
+    let error = t.function.invoke_raw("{\"Records\": [").await.error();
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("deserialize"),
+        "{error}"
+    );
     assert!(
         dynamo::scan_all(&t.dynamodb, "bad-archive-ALL")
             .await
@@ -689,4 +711,196 @@ async fn latest_failure_reports_the_lowest_record_of_the_failed_key() {
             .len(),
         4
     );
+}
+
+/// An event record with these fields (synthetic: no stream needed for the item-size cases).
+fn synthetic_record(key: &str, sequence: &str, data: &[u8]) -> StreamRecord {
+    StreamRecord {
+        shard_id: "shardId-000000000000".into(),
+        partition_key: key.into(),
+        sequence_number: sequence.into(),
+        data: data.to_vec(),
+        arrival: 1_764_000_000.123,
+    }
+}
+
+/// The item kinarch would build for `record` of `event`, without `recordData`, and its size.
+fn size_without_data(event: &Value) -> usize {
+    let batch = kinarch_core::event::decode_event(event).expect("a valid event");
+    let mut record = batch.records[0].clone();
+    record.data.clear();
+    let mut item = record.to_item(chrono::Utc::now(), None).item;
+    item.remove("recordData");
+    kinarch_core::record::item_size(&item)
+}
+
+/// DynamoDB takes items up to 400 KB (409,600 bytes); moto refuses items above 405,000
+/// bytes (`LimitedSizeDict` in moto 5.2.5), so the item of exactly the limit cannot be
+/// stored in moto. Its BatchWriteItem is taken by the proxy instead, answered as DynamoDB
+/// answers a full success, and the request is checked: the whole payload went out. The item
+/// one byte over and the empty record go to moto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_size_limit_exactly_fits_one_byte_over_is_oversize_and_empty_data_is_kept() {
+    let (mut t, proxy) = setup_with_proxy(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "edge", 1).await;
+    kinesis::tag_stream(&t.kinesis, "edge", &[("StreamArchiveMode", "ALL")]).await;
+    dynamo::create_table(&t.dynamodb, "edge-archive-ALL", true).await;
+
+    // A payload whose item is exactly the limit by kinarch's count (DynamoDB counts numbers
+    // as fewer bytes, never more): payloads of 3n bytes take 4n of base64, and up to three
+    // more key characters fill the rest to the byte.
+    let limit = kinarch_core::record::ITEM_SIZE_LIMIT;
+    let probe = |key: &str| kinesis::event(&arn, &[synthetic_record(key, "10", &[])]);
+    let room = limit - size_without_data(&probe("exact")) - "recordData".len();
+    let payload_len = room / 4 * 3;
+    let key = format!("exact{}", "k".repeat(room % 4));
+    let encoded = "recordData".len() + payload_len / 3 * 4;
+    assert_eq!(size_without_data(&probe(&key)) + encoded, limit, "{key}");
+    let over_key = format!("{key}+");
+    let payload: Vec<u8> = (0..payload_len).map(|i| (i % 251) as u8).collect();
+
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = sent.clone();
+    proxy.set_rule(move |call| {
+        (call.operation() == "BatchWriteItem" && call.body.contains("\"exact")).then(|| {
+            seen.lock().unwrap().push(call.body.clone());
+            Fault::Json {
+                status: 200,
+                body: r#"{"UnprocessedItems":{}}"#.into(),
+            }
+        })
+    });
+    let exact = [synthetic_record(&key, "10", &payload)];
+    let response = t
+        .function
+        .invoke(kinesis::event(&arn, &exact))
+        .await
+        .response();
+    assert!(failures(&response).is_empty(), "{response}");
+    let bodies = sent.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "one BatchWriteItem");
+    let request: Value = serde_json::from_str(&bodies[0]).unwrap();
+    let item = &request["RequestItems"]["edge-archive-ALL"][0]["PutRequest"]["Item"];
+    assert_eq!(item["partitionKey"]["S"], key.as_str());
+    assert!(item.get("oversize").is_none(), "{key} is not oversize");
+    assert_eq!(
+        STANDARD
+            .decode(item["recordData"]["S"].as_str().unwrap())
+            .unwrap(),
+        payload,
+        "the item of exactly the limit carries its whole payload"
+    );
+
+    proxy.heal();
+    let rest = [
+        synthetic_record(&over_key, "11", &payload),
+        synthetic_record("empty", "12", b""),
+    ];
+    let response = t
+        .function
+        .invoke(kinesis::event(&arn, &rest))
+        .await
+        .response();
+    assert!(
+        failures(&response).is_empty(),
+        "{response}\n{}",
+        t.function.logs().join("\n")
+    );
+    let items = dynamo::scan_all(&t.dynamodb, "edge-archive-ALL").await;
+    let item = |k: &str| {
+        items
+            .iter()
+            .find(|i| s(i, "partitionKey") == k)
+            .unwrap_or_else(|| panic!("{k} archived"))
+    };
+    let over = item(&over_key);
+    assert!(
+        !over.contains_key("recordData"),
+        "one byte over: no payload"
+    );
+    assert_eq!(over["oversize"].as_bool().unwrap(), &true);
+    assert_eq!(n(over, "recordSize"), payload_len.to_string());
+    let empty = item("empty");
+    assert_eq!(
+        s(empty, "recordData"),
+        "",
+        "an empty record is archived as empty"
+    );
+    assert!(!empty.contains_key("oversize"));
+    let summaries = summary_lines(&t.function);
+    assert_eq!(summaries[0]["fields"]["oversize"], 0);
+    assert_eq!(summaries[1]["fields"]["oversize"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicode_and_256_character_keys_with_binary_payloads_survive_archive_query_and_reinject() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "intl", 2).await;
+    kinesis::tag_stream(&t.kinesis, "intl", &[("StreamArchiveMode", "ALL")]).await;
+    dynamo::create_table(&t.dynamodb, "intl-archive-ALL", true).await;
+    kinesis::create_stream(&t.kinesis, "intl-copy", 1).await;
+
+    // 256 characters is Kinesis' maximum; four-byte characters make it 1,024 bytes.
+    let longest = "🦀".repeat(256);
+    let keys = [longest.as_str(), "clé-ünïcødé", "键", "-starts-with-dash"];
+    let payloads: [&[u8]; 4] = [
+        &[0xff, 0xfe, 0x00, 0xc3, 0x28, b'\n'],
+        "naïve café".as_bytes(),
+        &[0x80, 0x81, 0x82],
+        b"\r\n\t",
+    ];
+    for (key, data) in keys.iter().zip(payloads) {
+        kinesis::put(&t.kinesis, "intl", key, data).await;
+    }
+    let records = kinesis::read_all(&t.kinesis, "intl").await;
+    for (shard, batch) in by_shard(&records) {
+        let response = t
+            .function
+            .invoke(kinesis::event(&arn, &batch))
+            .await
+            .response();
+        assert!(failures(&response).is_empty(), "{shard}: {response}");
+    }
+    let items = dynamo::scan_all(&t.dynamodb, "intl-archive-ALL").await;
+    assert_eq!(dynamo::archived(&items), kinesis::as_archived(&records));
+
+    // `kinarch query` finds each key and prints the bytes as they are.
+    for (key, data) in keys.iter().zip(payloads) {
+        let run = kinarch_tests::cli::kinarch(&t.moto, &["query", "intl", "--", key]).await;
+        run.ok();
+        let mut expected = data.to_vec();
+        expected.push(b'\n');
+        assert_eq!(run.stdout, expected, "{key}");
+    }
+    // A key over 256 characters is refused before any call.
+    let too_long = "🦀".repeat(257);
+    let run = kinarch_tests::cli::kinarch(&t.moto, &["query", "intl", &too_long]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("256"), "{}", run.stderr);
+
+    // Replayed into another stream: the same keys and the same bytes.
+    kinarch_tests::cli::kinarch(
+        &t.moto,
+        &[
+            "reinject",
+            "intl",
+            "--target",
+            "intl-copy",
+            "--concurrency",
+            "1",
+        ],
+    )
+    .await
+    .ok();
+    let copied: std::collections::BTreeSet<(String, Vec<u8>)> =
+        kinesis::read_all(&t.kinesis, "intl-copy")
+            .await
+            .into_iter()
+            .map(|r| (r.partition_key, r.data))
+            .collect();
+    let original: std::collections::BTreeSet<(String, Vec<u8>)> = records
+        .into_iter()
+        .map(|r| (r.partition_key, r.data))
+        .collect();
+    assert_eq!(copied, original);
 }
