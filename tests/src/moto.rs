@@ -11,6 +11,12 @@ use kinarch_core::aws::{AwsOptions, load_sdk_config};
 /// Region used with the emulator.
 pub const REGION: &str = "us-east-1";
 
+/// The dummy access key id the tests give kinarch (moto takes any).
+pub const ACCESS_KEY_ID: &str = "AKIAKINARCHTEST00001";
+/// The dummy secret key the tests give kinarch: distinctive, so that a test can check that
+/// it never shows in a log.
+pub const SECRET_ACCESS_KEY: &str = "kinarch-test-secret-key-5c1e9a";
+
 /// A running moto server; stopped on drop.
 pub struct Moto {
     child: Child,
@@ -87,8 +93,8 @@ impl Moto {
         .await;
         sdk.to_builder()
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "testing",
-                "testing",
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
                 None,
                 None,
                 "kinarch-tests",
@@ -101,8 +107,8 @@ impl Moto {
         [
             ("AWS_ENDPOINT_URL", self.endpoint()),
             ("AWS_REGION", REGION.to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
             ("AWS_CONFIG_FILE", "/dev/null".to_owned()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),

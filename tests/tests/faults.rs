@@ -251,6 +251,12 @@ async fn archive_with_kills(
                 running.child.start_kill().unwrap();
                 let killed = running.wait().await;
                 assert_eq!(killed.code, -1, "{stream}: run {run} ended before its kill");
+                assert!(
+                    !killed
+                        .stderr
+                        .contains(kinarch_tests::moto::SECRET_ACCESS_KEY),
+                    "credentials leaked into the log"
+                );
                 println!(
                     "{stream}: run {run} killed at {} checkpointed records",
                     checkpointed(dynamodb, &checkpoints).await
@@ -259,6 +265,12 @@ async fn archive_with_kills(
             }
             if let Ok(Some(_)) = running.child.try_wait() {
                 let ended = running.wait().await;
+                assert!(
+                    !ended
+                        .stderr
+                        .contains(kinarch_tests::moto::SECRET_ACCESS_KEY),
+                    "credentials leaked into the log"
+                );
                 assert!(
                     kill_at.is_none(),
                     "{stream}: run {run} ended before its kill:\n{}",

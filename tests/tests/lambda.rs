@@ -98,11 +98,16 @@ fn failures(response: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Neither the planted payload marker nor the secret key shows in the function's log.
 fn assert_no_payload_in_logs(function: &LambdaFunction) {
     for line in function.logs() {
         assert!(
             !line.contains(SECRET),
             "payload leaked into the log: {line}"
+        );
+        assert!(
+            !line.contains(kinarch_tests::moto::SECRET_ACCESS_KEY),
+            "credentials leaked into the log: {line}"
         );
     }
 }
