@@ -943,3 +943,53 @@ async fn throttled_reads_back_off_and_archive_everything() {
     let items = w.items("busy-archive-ALL").await;
     assert_eq!(dynamo::archived(&items), kinesis::as_archived(&records));
 }
+
+/// Server errors while the archiver starts (more than the SDK's three attempts absorb) are
+/// retried: the run starts and archives everything. An error that is not transient
+/// (access denied) stops it at once, with the service's code and message, no raw response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_rides_out_server_errors_and_stops_on_access_denied() {
+    let w = world().await;
+    w.stream("boot", 1, "ALL", None).await;
+    put_unique(&w, "boot", 0, 5).await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    let failed = std::sync::atomic::AtomicU32::new(0);
+    proxy.set_rule(move |call| {
+        (call.operation() == "DescribeTable"
+            && failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 5)
+            .then(|| Fault::Error {
+                status: 500,
+                error_type: "InternalServerError".into(),
+            })
+    });
+    let env = w.moto.env_via(&proxy.endpoint());
+    let mut command = cli::command_with_env(&env);
+    command.args(["archive", "boot", "--output", "json"]);
+    let run = cli::run_command(command, None).await;
+    assert_eq!(json(&run)["records"], 5);
+    assert_eq!(proxy.injected(), 5);
+    assert!(
+        run.stderr
+            .contains("preparing the archiver failed; retrying"),
+        "{}",
+        run.stderr
+    );
+
+    proxy.set_rule(|call| {
+        (call.operation() == "ListTagsForStream").then(|| Fault::Error {
+            status: 400,
+            error_type: "AccessDeniedException".into(),
+        })
+    });
+    let mut command = cli::command_with_env(&env);
+    command.args(["archive", "boot"]);
+    let run = cli::run_command(command, None).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("AccessDeniedException") && run.stderr.contains("(HTTP 400)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("raw: Response"), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("retrying").count(), 0, "{}", run.stderr);
+}

@@ -46,8 +46,42 @@ impl From<Error> for Failure {
         match err {
             // Options that cannot work together (an empty sequence range, ...).
             Error::InvalidInput(message) => Failure::Usage(message),
+            Error::Aws {
+                ref message,
+                transient,
+                ..
+            } => {
+                let advice = aws_advice(message, transient);
+                Failure::Runtime(format!("{err}\n{advice}"))
+            }
             other => Failure::Runtime(other.to_string()),
         }
+    }
+}
+
+/// What to do about a failed AWS call, from its error code (the start of the message).
+fn aws_advice(message: &str, transient: bool) -> &'static str {
+    const CREDENTIALS: [&str; 5] = [
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "MissingAuthenticationToken",
+    ];
+    if message.starts_with("AccessDenied") {
+        "hint: the credentials in use lack a permission for this call; SECURITY.md lists \
+         what each kinarch command needs"
+    } else if CREDENTIALS.iter().any(|code| message.starts_with(code)) {
+        "hint: AWS did not accept the credentials: check AWS_PROFILE / --profile, the keys, \
+         and that a session token has not expired"
+    } else if message.starts_with("dispatch failure") {
+        "hint: the request could not be sent: check the network, the region and \
+         --endpoint-url"
+    } else if transient {
+        "hint: AWS throttled the call, answered with a server error, or did not answer in \
+         time, also when tried again; try again later"
+    } else {
+        "hint: the message above is AWS's own; run with -v for the calls that led to it"
     }
 }
 
@@ -81,5 +115,26 @@ mod tests {
             Failure::from(Error::InvalidInput("x".into())),
             Failure::Usage(_)
         ));
+    }
+
+    #[test]
+    fn aws_failures_get_advice_by_error_code() {
+        let failure = |message: &str, transient: bool| match Failure::from(Error::Aws {
+            operation: "Kinesis.ListTagsForStream",
+            message: message.into(),
+            transient,
+        }) {
+            Failure::Runtime(text) => text,
+            other => panic!("{other:?}"),
+        };
+        let denied = failure("AccessDeniedException: no (HTTP 400)", false);
+        assert!(denied.starts_with("Kinesis.ListTagsForStream failed: AccessDeniedException"));
+        assert!(denied.contains("SECURITY.md"), "{denied}");
+        let expired = failure("ExpiredTokenException: old (HTTP 400)", false);
+        assert!(expired.contains("session token"), "{expired}");
+        let throttled = failure("ThrottlingException: slow down (HTTP 400)", true);
+        assert!(throttled.contains("try again later"), "{throttled}");
+        let offline = failure("dispatch failure: io error: connection refused", true);
+        assert!(offline.contains("--endpoint-url"), "{offline}");
     }
 }
