@@ -4,6 +4,12 @@
 //! body; the rule either lets it through to the emulator or answers with a fault. Tests use
 //! it to produce what moto never does: throttling, 5xx answers, validation errors on
 //! chosen records, dropped connections.
+//!
+//! It also makes moto's conditional writes atomic: moto checks a `ConditionExpression` and
+//! then writes without a lock, so two concurrent conditional PutItems of one key can both
+//! pass their check and the older one land last. DynamoDB applies a conditional write
+//! atomically per item; the proxy sends conditional writes to moto one at a time, so tests
+//! of concurrent LATEST writers (which rely on that guarantee) run through a proxy.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,6 +166,8 @@ struct Shared {
     rule: Mutex<Arc<Rule>>,
     counts: Mutex<std::collections::HashMap<String, u64>>,
     injected: AtomicU64,
+    /// Held while a conditional write is with moto (see the module documentation).
+    conditional_write: tokio::sync::Mutex<()>,
 }
 
 /// A running proxy.
@@ -178,6 +186,7 @@ impl FaultProxy {
             rule: Mutex::new(Arc::new(|_: &Call| None)),
             counts: Mutex::new(Default::default()),
             injected: AtomicU64::new(0),
+            conditional_write: tokio::sync::Mutex::new(()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -295,6 +304,15 @@ async fn forward(
             builder = builder.header(name, value);
         }
     }
+    let conditional = parts
+        .headers
+        .get("x-amz-target")
+        .is_some_and(|t| t.as_bytes().starts_with(b"DynamoDB_"))
+        && body.windows(19).any(|w| w == b"ConditionExpression");
+    let _one_at_a_time = match conditional {
+        true => Some(shared.conditional_write.lock().await),
+        false => None,
+    };
     let upstream_request = builder.body(Full::new(body)).expect("valid request");
     match shared.client.request(upstream_request).await {
         Ok(response) => {

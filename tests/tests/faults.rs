@@ -142,7 +142,9 @@ async fn latest_converges_under_concurrent_shuffled_delivery() {
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let arn = stream_with_table(&kinesis_client, &dynamodb, "race", "LATEST").await;
-    let env = moto.env();
+    // Through the proxy, which makes moto's conditional writes atomic as DynamoDB's are.
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let env = moto.env_via(&proxy.endpoint());
     let mut first = LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await;
     let mut second = LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await;
 
