@@ -59,7 +59,7 @@ impl From<Error> for Failure {
     }
 }
 
-/// What to do about a failed AWS call, from its error code (the start of the message).
+/// What to do about a failed AWS call, from the error code in its message.
 fn aws_advice(message: &str, transient: bool) -> &'static str {
     const CREDENTIALS: [&str; 5] = [
         "UnrecognizedClientException",
@@ -68,13 +68,13 @@ fn aws_advice(message: &str, transient: bool) -> &'static str {
         "InvalidClientTokenId",
         "MissingAuthenticationToken",
     ];
-    if message.starts_with("AccessDenied") {
+    if message.contains("AccessDenied") {
         "hint: the credentials in use lack a permission for this call; SECURITY.md lists \
          what each kinarch command needs"
-    } else if CREDENTIALS.iter().any(|code| message.starts_with(code)) {
+    } else if CREDENTIALS.iter().any(|code| message.contains(code)) {
         "hint: AWS did not accept the credentials: check AWS_PROFILE / --profile, the keys, \
          and that a session token has not expired"
-    } else if message.starts_with("dispatch failure") {
+    } else if message.contains("dispatch failure") {
         "hint: the request could not be sent: check the network, the region and \
          --endpoint-url"
     } else if transient {
@@ -127,8 +127,8 @@ mod tests {
             Failure::Runtime(text) => text,
             other => panic!("{other:?}"),
         };
-        let denied = failure("AccessDeniedException: no (HTTP 400)", false);
-        assert!(denied.starts_with("Kinesis.ListTagsForStream failed: AccessDeniedException"));
+        let denied = failure("on table t: AccessDeniedException: no (HTTP 400)", false);
+        assert!(denied.starts_with("Kinesis.ListTagsForStream failed: on table t: AccessDenied"));
         assert!(denied.contains("SECURITY.md"), "{denied}");
         let expired = failure("ExpiredTokenException: old (HTTP 400)", false);
         assert!(expired.contains("session token"), "{expired}");

@@ -1,4 +1,5 @@
-//! The one place where AWS SDK configuration is built.
+//! The one place where AWS SDK configuration is built, and where failed calls are
+//! classified (transient or not), described for people and retried.
 //!
 //! The SDK crates are used without their default features (which would compile a second
 //! HTTP stack), so every configuration must get its HTTP client here: a config built
