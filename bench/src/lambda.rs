@@ -1,8 +1,12 @@
 //! The Lambda Runtime API on loopback, driving the real `bootstrap` binary as Lambda does.
 //!
-//! A lean copy of the test harness in `tests/src/lambda.rs` (benchmarks must not depend on
-//! the test crate), plus what a benchmark needs: when the process made its first
-//! `/invocation/next` request (its init time), and its pid for `/proc` readings.
+//! Not the test harness's `kinarch_tests::lambda`, though it serves the same API: a
+//! measurement needs what a test must not do and the reverse. The bench hands over one
+//! pre-serialized 6 MB event per invocation (`Arc<String>`), drains the process's output
+//! instead of keeping it, reports a lost invocation as an error instead of panicking, can
+//! start the binary under a profiler (and stop it with SIGTERM so the profiler writes), and
+//! records when the process made its first `/invocation/next` request (its init time) and
+//! its pid for `/proc` readings.
 
 use std::collections::HashMap;
 use std::io::Read;

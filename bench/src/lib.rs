@@ -5,7 +5,6 @@
 
 pub mod data;
 pub mod lambda;
-pub mod moto;
 pub mod null_endpoint;
 pub mod procfs;
 pub mod report;

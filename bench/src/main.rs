@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kinarch_bench::data::{self, PAYLOAD_BYTES};
 use kinarch_bench::lambda::LambdaFunction;
-use kinarch_bench::moto::Moto;
 use kinarch_bench::null_endpoint::{Dataset, NullEndpoint, OpCount};
 use kinarch_bench::procfs::{self, Finished};
 use kinarch_bench::report::{Report, Verdict};
@@ -31,6 +30,8 @@ use kinarch_core::tables::{Billing, create_archive_table};
 use kinarch_core::{
     ArchiveMode, ArchiveRecord, ArchiveWriter, StreamArchiveConfig, StreamName, WriterOptions,
 };
+use kinarch_tests::kinesis;
+use kinarch_tests::moto::Moto;
 use serde_json::Value;
 use tokio::runtime::Handle;
 
@@ -833,42 +834,17 @@ async fn scan_binary(ctx: &Ctx, report: &mut Report) {
     }
 }
 
+/// A one-shard stream, tagged with `mode` when given.
 async fn create_stream(kinesis: &aws_sdk_kinesis::Client, name: &str, mode: Option<&str>) {
-    kinesis
-        .create_stream()
-        .stream_name(name)
-        .shard_count(1)
-        .send()
-        .await
-        .expect("CreateStream");
-    for _ in 0..200 {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .expect("DescribeStreamSummary")
-            .stream_description_summary
-            .expect("summary");
-        if summary.stream_status == aws_sdk_kinesis::types::StreamStatus::Active {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kinesis::create_stream(kinesis, name, 1).await;
     if let Some(mode) = mode {
-        kinesis
-            .add_tags_to_stream()
-            .stream_name(name)
-            .tags("StreamArchiveMode", mode)
-            .send()
-            .await
-            .expect("AddTagsToStream");
+        kinesis::tag_stream(kinesis, name, &[("StreamArchiveMode", mode)]).await;
     }
 }
 
 /// The same scenarios end to end against moto, counted by a forwarding null endpoint.
 async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
-    let Some(moto) = Moto::start() else {
+    let Some(moto) = Moto::try_start() else {
         report.add(
             MOTO,
             "moto scenarios",
