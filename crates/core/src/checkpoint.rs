@@ -38,13 +38,11 @@ use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use crate::aws::{describe, error_code, is_transient, send_with_retries};
+use crate::aws::{describe, error_code, send_with_retries};
 use crate::config::StreamArchiveConfig;
 use crate::error::Error;
 use crate::names::{StreamName, TableName};
-use crate::retry::Backoff;
 use crate::sequence::SequenceNumber;
 use crate::tables::{
     Billing, KeyElement, KeyRole, KeySchema, create_table, describe_table, wait_until_active,
@@ -334,39 +332,27 @@ impl CheckpointStore {
                 if let Some(seq) = &checkpoint.sequence_number {
                     item.insert(attr::SEQUENCE_NUMBER.to_owned(), s(seq.as_str()));
                 }
-                let deadline = Instant::now() + SAVE_RETRY_BUDGET;
-                let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-                loop {
-                    match dynamodb
-                        .put_item()
-                        .table_name(table.as_str())
-                        .set_item(Some(item.clone()))
-                        .send()
-                        .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(err) if is_transient(&err) => {
-                            tracing::warn!(table = %table, shard, error = %describe(&err), "writing a checkpoint failed; retrying");
-                            if !backoff.wait(deadline).await {
-                                return Err(self.error(format!(
-                                    "DynamoDB.PutItem failed: {}",
-                                    describe(&err)
-                                )));
-                            }
-                        }
-                        Err(err) => {
-                            let hint = if error_code(&err) == Some("ResourceNotFoundException") {
-                                " (the table was deleted while archiving)"
-                            } else {
-                                ""
-                            };
-                            return Err(self.error(format!(
-                                "DynamoDB.PutItem failed{hint}: {}",
-                                describe(&err)
-                            )));
-                        }
-                    }
-                }
+                let put = dynamodb
+                    .put_item()
+                    .table_name(table.as_str())
+                    .set_item(Some(item));
+                send_with_retries(
+                    SAVE_RETRY_BUDGET,
+                    || put.clone().send(),
+                    |err| {
+                        let hint = if error_code(err) == Some("ResourceNotFoundException") {
+                            " (the table was deleted while archiving)"
+                        } else {
+                            ""
+                        };
+                        self.error(format!(
+                            "DynamoDB.PutItem of the checkpoint of {shard} failed{hint}: {}",
+                            describe(err)
+                        ))
+                    },
+                )
+                .await?;
+                Ok(())
             }
         }
     }

@@ -7,11 +7,10 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
-use crate::aws::{aws_error, describe, error_code, is_transient};
+use crate::aws::{aws_error, error_code, send_with_retries};
 use crate::config::{StreamArchiveConfig, TAG_MODE};
 use crate::error::Error;
 use crate::names::StreamName;
-use crate::retry::Backoff;
 use crate::sequence::SequenceNumber;
 
 /// All tags of a stream (ListTagsForStream, every page).
@@ -228,27 +227,21 @@ pub async fn list_shards(
 ) -> Result<Vec<ShardInfo>, Error> {
     let mut shards = Vec::new();
     let mut next_token: Option<String> = None;
+    // One budget for the whole listing, however many pages it takes.
     let deadline = Instant::now() + LIST_SHARDS_RETRY_BUDGET;
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         // A call with NextToken must not name the stream: the token already does.
         let call = match &next_token {
             None => kinesis.list_shards().stream_name(stream.as_str()),
             Some(token) => kinesis.list_shards().next_token(token),
         };
-        let output = match call.set_max_results(page_size).send().await {
-            Ok(output) => output,
-            Err(err)
-                if is_transient(&err) && error_code(&err) != Some("ResourceNotFoundException") =>
-            {
-                tracing::warn!(stream = %stream, error = %describe(&err), "ListShards failed; retrying");
-                if !backoff.wait(deadline).await {
-                    return Err(not_found_or(kinesis, stream, "Kinesis.ListShards", &err));
-                }
-                continue;
-            }
-            Err(err) => return Err(not_found_or(kinesis, stream, "Kinesis.ListShards", &err)),
-        };
+        let call = call.set_max_results(page_size);
+        let output = send_with_retries(
+            deadline.saturating_duration_since(Instant::now()),
+            || call.clone().send(),
+            |err| not_found_or(kinesis, stream, "Kinesis.ListShards", err),
+        )
+        .await?;
         for shard in output.shards.unwrap_or_default() {
             let ending = shard
                 .sequence_number_range
