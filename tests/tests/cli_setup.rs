@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::{
+    BillingMode, KeyType, ScalarAttributeType, TableDescription, TimeToLiveStatus,
+};
 use kinarch_tests::cli::{self, Run, kinarch, kinarch_on_a_terminal};
 use kinarch_tests::dynamo;
 use kinarch_tests::kinesis;
@@ -40,17 +42,32 @@ impl World {
             .collect()
     }
 
-    /// Key schema as `["HASH partitionKey S", ...]`.
-    async fn key_schema(&self, table: &str) -> Vec<String> {
-        let table = self
-            .dynamodb
+    async fn describe(&self, table: &str) -> TableDescription {
+        self.dynamodb
             .describe_table()
             .table_name(table)
             .send()
             .await
             .expect("DescribeTable")
             .table
-            .expect("table description");
+            .expect("table description")
+    }
+
+    /// Provisioned (read, write) capacity units.
+    async fn throughput(&self, table: &str) -> (Option<i64>, Option<i64>) {
+        let table = self.describe(table).await;
+        let throughput = table
+            .provisioned_throughput()
+            .expect("provisioned throughput");
+        (
+            throughput.read_capacity_units(),
+            throughput.write_capacity_units(),
+        )
+    }
+
+    /// Key schema as `["HASH partitionKey S", ...]`.
+    async fn key_schema(&self, table: &str) -> Vec<String> {
+        let table = self.describe(table).await;
         table
             .key_schema()
             .iter()
@@ -146,15 +163,7 @@ async fn setup_all_creates_the_table_enables_ttl_tags_the_stream_and_is_safe_to_
         w.key_schema("orders-archive-ALL").await,
         ["HASH partitionKey", "RANGE sequenceNumber"]
     );
-    let description = w
-        .dynamodb
-        .describe_table()
-        .table_name("orders-archive-ALL")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let description = w.describe("orders-archive-ALL").await;
     assert_eq!(
         description
             .billing_mode_summary()
@@ -206,18 +215,10 @@ async fn setup_latest_with_provisioned_capacity_and_region_from_the_environment(
         w.key_schema("prices-archive-LATEST").await,
         ["HASH partitionKey"]
     );
-    let table = w
-        .dynamodb
-        .describe_table()
-        .table_name("prices-archive-LATEST")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
-    let throughput = table.provisioned_throughput().unwrap();
-    assert_eq!(throughput.read_capacity_units(), Some(3));
-    assert_eq!(throughput.write_capacity_units(), Some(4));
+    assert_eq!(
+        w.throughput("prices-archive-LATEST").await,
+        (Some(3), Some(4))
+    );
     // No TTL asked: TTL stays off and no ArchiveTTL tag.
     assert_eq!(
         w.ttl("prices-archive-LATEST").await.0,
@@ -425,18 +426,7 @@ async fn interactive_setup_asks_for_ttl_billing_capacity_and_confirmation() {
             "{question:?} on screen:\n{screen}"
         );
     }
-    let table = w
-        .dynamodb
-        .describe_table()
-        .table_name("orders-archive-ALL")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
-    let throughput = table.provisioned_throughput().unwrap();
-    assert_eq!(throughput.read_capacity_units(), Some(7));
-    assert_eq!(throughput.write_capacity_units(), Some(5));
+    assert_eq!(w.throughput("orders-archive-ALL").await, (Some(7), Some(5)));
     assert_eq!(
         w.ttl("orders-archive-ALL").await.0,
         Some(TimeToLiveStatus::Enabled)
