@@ -98,3 +98,15 @@ pub fn archived(items: &[Item]) -> BTreeSet<ArchivedRecord> {
         })
         .collect()
 }
+
+/// The (partition key, sequence number) of each record in `expected` that `actual` lacks,
+/// for a failing test's report.
+pub fn missing(
+    expected: &BTreeSet<ArchivedRecord>,
+    actual: &BTreeSet<ArchivedRecord>,
+) -> Vec<(String, String)> {
+    expected
+        .difference(actual)
+        .map(|(key, seq, _, _)| (key.clone(), seq.clone()))
+        .collect()
+}

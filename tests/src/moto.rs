@@ -18,14 +18,23 @@ pub const ACCESS_KEY_ID: &str = "AKIAKINARCHTEST00001";
 pub const SECRET_ACCESS_KEY: &str = "kinarch-test-secret-key-5c1e9a";
 
 /// A running moto server; stopped on drop.
+///
+/// It runs through `tests/moto_server.py`, which makes moto's writes atomic (moto's threaded
+/// server loses DynamoDB items and Kinesis records under concurrent writes; AWS does not):
+/// kinarch's requests stay concurrent, the emulator applies them one at a time.
 pub struct Moto {
     child: Child,
     port: u16,
 }
 
-/// Where `bin/test` installs moto server.
+/// The Python of the venv where `bin/test` installs moto server.
 fn server_path() -> std::path::PathBuf {
-    crate::tools_dir().join("venv-emu/bin/moto_server")
+    crate::tools_dir().join("venv-emu/bin/python")
+}
+
+/// The wrapper that starts moto with its writes made atomic (see the script's docstring).
+fn server_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_server.py")
 }
 
 fn free_port() -> u16 {
@@ -57,6 +66,7 @@ impl Moto {
         for _attempt in 0..5 {
             let port = free_port();
             let child = Command::new(&server)
+                .arg(server_script())
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

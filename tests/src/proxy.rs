@@ -5,6 +5,10 @@
 //! it to produce what moto never does: throttling, 5xx answers, validation errors on
 //! chosen records, dropped connections.
 //!
+//! It keeps a log of every request it handled (operation, fault, status, body) in memory,
+//! so that a failing test can say which requests carried a record that went missing
+//! ([`FaultProxy::calls_carrying`]).
+//!
 //! It also makes moto's conditional writes atomic: moto checks a `ConditionExpression` and
 //! then writes without a lock, so two concurrent conditional PutItems of one key can both
 //! pass their check and the older one land last. DynamoDB applies a conditional write
@@ -86,7 +90,17 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// A plan from `seed`, or from `KINARCH_FAULT_SEED` (decimal or `0x` hex) when it is
+    /// set, so a rare failure can be hunted over many seeds with one test in a loop.
     pub fn new(seed: u64, share: f64) -> FaultPlan {
+        let seed = match std::env::var("KINARCH_FAULT_SEED") {
+            Err(_) => seed,
+            Ok(text) => match text.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => text.parse(),
+            }
+            .unwrap_or_else(|_| panic!("KINARCH_FAULT_SEED={text:?} is not a number")),
+        };
         FaultPlan {
             seed,
             state: Mutex::new(seed.max(1)),
@@ -158,6 +172,44 @@ impl FaultPlan {
     }
 }
 
+/// One request as the proxy handled it.
+#[derive(Debug, Clone)]
+struct LoggedCall {
+    /// Order of arrival at the proxy, from 0.
+    n: u64,
+    target: String,
+    /// The fault applied, if any.
+    fault: Option<String>,
+    /// The status answered (a reset connection answered 200 before it broke).
+    status: u16,
+    /// Milliseconds since the proxy started, when the request arrived.
+    at_ms: u128,
+    body: Bytes,
+}
+
+impl LoggedCall {
+    /// Whether this request wrote an item with this `partitionKey` and `sequenceNumber`
+    /// (BatchWriteItem or PutItem of the archive's layout).
+    fn carries(&self, partition_key: &str, sequence_number: &str) -> bool {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&self.body) else {
+            return false;
+        };
+        let matches = |item: &serde_json::Value| {
+            item["partitionKey"]["S"] == partition_key
+                && item["sequenceNumber"]["S"] == sequence_number
+        };
+        if matches(&body["Item"]) {
+            return true;
+        }
+        body["RequestItems"].as_object().is_some_and(|tables| {
+            tables
+                .values()
+                .flat_map(|w| w.as_array().into_iter().flatten())
+                .any(|w| matches(&w["PutRequest"]["Item"]))
+        })
+    }
+}
+
 type Rule = dyn Fn(&Call) -> Option<Fault> + Send + Sync;
 
 struct Shared {
@@ -166,8 +218,12 @@ struct Shared {
     rule: Mutex<Arc<Rule>>,
     counts: Mutex<std::collections::HashMap<String, u64>>,
     injected: AtomicU64,
+    /// Requests that arrived so far.
+    arrived: AtomicU64,
     /// Held while a conditional write is with moto (see the module documentation).
     conditional_write: tokio::sync::Mutex<()>,
+    log: Mutex<Vec<LoggedCall>>,
+    started: std::time::Instant,
 }
 
 /// A running proxy.
@@ -186,7 +242,10 @@ impl FaultProxy {
             rule: Mutex::new(Arc::new(|_: &Call| None)),
             counts: Mutex::new(Default::default()),
             injected: AtomicU64::new(0),
+            arrived: AtomicU64::new(0),
             conditional_write: tokio::sync::Mutex::new(()),
+            log: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -218,9 +277,56 @@ impl FaultProxy {
     pub fn injected(&self) -> u64 {
         self.shared.injected.load(Ordering::SeqCst)
     }
+
+    /// For a failing test: each record (partition key, sequence number) with one line per
+    /// request that carried it (arrival order, time, operation, fault, status).
+    pub fn calls_carrying(&self, records: &[(String, String)]) -> String {
+        let log = self.shared.log.lock().unwrap();
+        let mut report = String::new();
+        for (key, seq) in records {
+            report.push_str(&format!("record ({key}, {seq}):\n"));
+            let calls: Vec<&LoggedCall> = log.iter().filter(|c| c.carries(key, seq)).collect();
+            if calls.is_empty() {
+                report.push_str("  no request through the proxy carried it\n");
+            }
+            for call in calls {
+                report.push_str(&format!(
+                    "  #{} at {} ms: {} -> {}{}\n",
+                    call.n,
+                    call.at_ms,
+                    call.target,
+                    call.status,
+                    call.fault
+                        .as_deref()
+                        .map(|f| format!(" (fault: {f})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        report
+    }
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response<Body> {
+    let at_ms = shared.started.elapsed().as_millis();
+    let (n, target, fault, body, response) = apply_rule(&shared, request).await;
+    shared.log.lock().unwrap().push(LoggedCall {
+        n,
+        target,
+        fault: fault.map(|f| format!("{f:?}")),
+        status: response.status().as_u16(),
+        at_ms,
+        body,
+    });
+    response
+}
+
+/// Applies the rule to one request: (its number, target, the fault applied, its body, the
+/// answer).
+async fn apply_rule(
+    shared: &Shared,
+    request: Request,
+) -> (u64, String, Option<Fault>, Bytes, Response<Body>) {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -239,48 +345,45 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         *n += 1;
         *n - 1
     };
+    let n = shared.arrived.fetch_add(1, Ordering::SeqCst);
     let call = Call {
-        target,
+        target: target.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
         nth_of_target,
     };
     let rule = shared.rule.lock().unwrap().clone();
-    match rule(&call) {
+    let fault = rule(&call);
+    if fault.is_some() && !matches!(fault, Some(Fault::Unprocessed | Fault::FailEntries(_))) {
+        // Those two count what they hold back themselves.
+        shared.injected.fetch_add(1, Ordering::SeqCst);
+    }
+    let response = match fault.clone() {
         Some(Fault::Error { status, error_type }) => {
-            shared.injected.fetch_add(1, Ordering::SeqCst);
             let body = serde_json::json!({
                 "__type": format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
                 "message": format!("injected by the kinarch test fault proxy: {error_type}"),
             });
-            return json_response(status, body.to_string());
+            json_response(status, body.to_string())
         }
-        Some(Fault::Json { status, body }) => {
-            shared.injected.fetch_add(1, Ordering::SeqCst);
-            return json_response(status, body);
-        }
+        Some(Fault::Json { status, body }) => json_response(status, body),
         Some(Fault::Delay(d)) => {
-            shared.injected.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(d).await;
+            forward(shared, parts, body.clone()).await
         }
         Some(Fault::Reset) => {
-            shared.injected.fetch_add(1, Ordering::SeqCst);
             let broken = futures::stream::iter([
                 Ok(Bytes::from_static(b"{\"Unproc")),
                 Err(std::io::Error::other(
                     "connection reset by the kinarch test fault proxy",
                 )),
             ]);
-            return Response::new(Body::from_stream(broken));
+            Response::new(Body::from_stream(broken))
         }
-        Some(Fault::Unprocessed) => {
-            return unprocessed(&shared, parts, &body).await;
-        }
-        Some(Fault::FailEntries(positions)) => {
-            return fail_entries(&shared, parts, &body, &positions).await;
-        }
-        None => {}
-    }
-    forward(&shared, parts, body).await
+        Some(Fault::Unprocessed) => unprocessed(shared, parts, &body).await,
+        Some(Fault::FailEntries(positions)) => fail_entries(shared, parts, &body, &positions).await,
+        None => forward(shared, parts, body.clone()).await,
+    };
+    (n, target, fault, body, response)
 }
 
 async fn forward(

@@ -109,6 +109,13 @@ async fn ten_thousand_records_through_thirty_percent_faults_lose_nothing() {
     assert!(proxy.injected() > 100, "the plan injected faults");
 
     let all = dynamo::scan_all(&dynamodb, "faults-all-archive-ALL").await;
+    let missing = dynamo::missing(&kinesis::as_archived(&delivered), &dynamo::archived(&all));
+    assert!(
+        missing.is_empty(),
+        "the ALL table lacks {} records; the requests that carried them:\n{}",
+        missing.len(),
+        proxy.calls_carrying(&missing)
+    );
     assert_eq!(
         all.len(),
         SHARDS * PER_SHARD,
@@ -329,6 +336,13 @@ async fn kinarch_archive_killed_twice_under_thirty_percent_faults_loses_nothing(
     let in_stream = kinesis::read_all(&kinesis_client, "kill-all").await;
     assert_eq!(in_stream.len(), 10_000);
     let all = dynamo::scan_all(&dynamodb, "kill-all-archive-ALL").await;
+    let missing = dynamo::missing(&kinesis::as_archived(&in_stream), &dynamo::archived(&all));
+    assert!(
+        missing.is_empty(),
+        "the ALL table lacks {} records; the requests that carried them:\n{}",
+        missing.len(),
+        proxy.calls_carrying(&missing)
+    );
     assert_eq!(all.len(), 10_000, "the ALL table holds every record once");
     assert_eq!(
         dynamo::archived(&all),
