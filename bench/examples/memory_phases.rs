@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kinarch_bench::data;
-use kinarch_core::event::decode_event;
+use kinarch_core::domain::event::decode_event;
 use kinarch_core::{ArchiveMode, ArchiveWriter, StreamArchiveConfig, StreamName, WriterOptions};
 
 struct Counting;

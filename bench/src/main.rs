@@ -23,10 +23,10 @@ use kinarch_bench::procfs::{self, Finished};
 use kinarch_bench::report::{Report, Verdict};
 use kinarch_bench::stats::Summary;
 use kinarch_bench::{aws_env, sdk_config};
-use kinarch_core::archive::{Archive, ScanOptions};
-use kinarch_core::event::decode_event;
-use kinarch_core::reinject::{ReinjectOptions, reinject};
-use kinarch_core::tables::{Billing, create_archive_table};
+use kinarch_core::aws::tables::{Billing, create_archive_table};
+use kinarch_core::domain::event::decode_event;
+use kinarch_core::read::{ArchiveReader, ScanOptions};
+use kinarch_core::replay::reinject::{ReinjectOptions, reinject};
 use kinarch_core::{
     ArchiveMode, ArchiveRecord, ArchiveWriter, StreamArchiveConfig, StreamName, WriterOptions,
 };
@@ -562,7 +562,7 @@ fn records(n: usize, keys: usize) -> Vec<ArchiveRecord> {
     records_of(&data::event("bench", n, keys, PAYLOAD_BYTES))
 }
 
-/// `kinarch_core::reinject::reinject` in-process: requests and records/s.
+/// `kinarch_core::replay::reinject::reinject` in-process: requests and records/s.
 async fn reinject_library(ctx: &Ctx, report: &mut Report) {
     const RECORDS: usize = 10_000;
     let sdk = sdk_config(&ctx.null.endpoint()).await;
@@ -711,7 +711,7 @@ async fn reinject_binary(ctx: &Ctx, report: &mut Report) {
     }
 }
 
-/// `Archive::scan` in-process over 100,000 items: records/s.
+/// `ArchiveReader::scan` in-process over 100,000 items: records/s.
 async fn scan_library(ctx: &Ctx, report: &mut Report) {
     const ITEMS: usize = 100_000;
     ctx.null.set_dataset(Dataset {
@@ -725,7 +725,7 @@ async fn scan_library(ctx: &Ctx, report: &mut Report) {
         ArchiveMode::All,
         None,
     );
-    let archive = Archive::with_config(&sdk, config);
+    let archive = ArchiveReader::with_config(&sdk, config);
     let mut rates = Vec::new();
     let mut pages = 0;
     let mut bad = 0;
@@ -750,7 +750,7 @@ async fn scan_library(ctx: &Ctx, report: &mut Report) {
     if let Some(rate) = Summary::of(&rates) {
         report.add(
             NULL,
-            "scan: records/s, 100,000 items (library Archive::scan)",
+            "scan: records/s, 100,000 items (library ArchiveReader::scan)",
             "report",
             rate.show(0),
             Verdict::Info,

@@ -823,7 +823,7 @@ async fn shards_are_listed_page_by_page_as_aws_pages_them() {
         })
     });
     let stream = kinarch_core::StreamName::new("wide").unwrap();
-    let shards = kinarch_core::streams::list_shards(&kinesis, &stream, Some(2))
+    let shards = kinarch_core::aws::streams::list_shards(&kinesis, &stream, Some(2))
         .await
         .unwrap();
     let ids: Vec<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
@@ -854,7 +854,7 @@ async fn shards_are_listed_page_by_page_as_aws_pages_them() {
 /// library, to allow two attempts instead of ten with their backoff.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them() {
-    use kinarch_core::local::{LocalArchiveOptions, LocalArchiver};
+    use kinarch_core::poller::{PollerOptions, StreamPoller};
     let w = world().await;
     w.stream("stuck", 1, "ALL", None).await;
     for i in 0..12 {
@@ -871,12 +871,12 @@ async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them()
             .then(|| Fault::client_error("ValidationException"))
     });
     let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
-    let options = LocalArchiveOptions {
+    let options = PollerOptions {
         batch_size: 5,
         max_write_attempts: 2,
-        ..LocalArchiveOptions::default()
+        ..PollerOptions::default()
     };
-    let archiver = LocalArchiver::open(
+    let archiver = StreamPoller::open(
         &sdk,
         kinarch_core::StreamName::new("stuck").unwrap(),
         options,

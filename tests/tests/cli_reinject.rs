@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
-use kinarch_core::frame::ReplayFrame;
+use kinarch_core::domain::frame::ReplayFrame;
 use kinarch_core::{ArchiveRecord, SequenceNumber};
 use kinarch_tests::cli::{self, kinarch};
 use kinarch_tests::kinesis;

@@ -731,12 +731,12 @@ fn synthetic_record(key: &str, sequence: &str, data: &[u8]) -> StreamRecord {
 
 /// The item kinarch would build for `record` of `event`, without `recordData`, and its size.
 fn size_without_data(event: &Value) -> usize {
-    let batch = kinarch_core::event::decode_event(event).expect("a valid event");
+    let batch = kinarch_core::domain::event::decode_event(event).expect("a valid event");
     let mut record = batch.records[0].clone();
     record.data.clear();
     let mut item = record.to_item(chrono::Utc::now(), None).item;
     item.remove("recordData");
-    kinarch_core::record::item_size(&item)
+    kinarch_core::aws::item::item_size(&item)
 }
 
 /// DynamoDB takes items up to 400 KB (409,600 bytes); moto refuses items above 405,000
@@ -754,7 +754,7 @@ async fn item_size_limit_exactly_fits_one_byte_over_is_oversize_and_empty_data_i
     // A payload whose item is exactly the limit by kinarch's count (DynamoDB counts numbers
     // as fewer bytes, never more): payloads of 3n bytes take 4n of base64, and up to three
     // more key characters fill the rest to the byte.
-    let limit = kinarch_core::record::ITEM_SIZE_LIMIT;
+    let limit = kinarch_core::aws::item::ITEM_SIZE_LIMIT;
     let probe = |key: &str| kinesis::event(&arn, &[synthetic_record(key, "10", &[])]);
     let room = limit - size_without_data(&probe("exact")) - "recordData".len();
     let payload_len = room / 4 * 3;

@@ -1,9 +1,9 @@
-//! `kinarch_core::reinject` against moto, through the fault proxy.
+//! `kinarch_core::replay::reinject` against moto, through the fault proxy.
 
 use std::collections::{BTreeMap, HashSet};
 
-use kinarch_core::frame::ReplayFrame;
-use kinarch_core::reinject::{Framing, ReinjectOptions, reinject};
+use kinarch_core::domain::frame::ReplayFrame;
+use kinarch_core::replay::reinject::{Framing, ReinjectOptions, reinject};
 use kinarch_core::{ArchiveRecord, SequenceNumber, StreamName};
 use kinarch_tests::kinesis;
 use kinarch_tests::moto::Moto;

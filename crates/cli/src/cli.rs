@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
-use kinarch_core::archive::{MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS};
-use kinarch_core::local::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, StartPosition};
-use kinarch_core::timefmt::parse_time;
+use kinarch_core::domain::timefmt::parse_time;
+use kinarch_core::poller::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, StartPosition};
+use kinarch_core::read::{MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS};
 use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
 
 const ABOUT: &str = "Archive Amazon Kinesis Data Streams in DynamoDB: set a stream up, look records up, scan the archive.";
@@ -174,7 +174,7 @@ records are not sent) and is listed at the end, with exit status 1.
 --metadata frames each record as <sep><json><sep><original bytes>, where the JSON object holds
 originalApproximateArrivalTimestamp, originalShardId, originalSequenceNumber, and
 originalStreamName when the target is another stream. The original bytes follow unchanged,
-binary or not. kinarch_core::frame::ReplayFrame::parse splits such records again.
+binary or not. kinarch_core::domain::frame::ReplayFrame::parse splits such records again.
 
 --dry-run reads the selection and prints what would be sent (partition key, sequence number,
 bytes per record) without sending anything.",
@@ -499,7 +499,7 @@ pub struct PutArgs {
 // ---- value parsers: a bad value is a usage error that says what is allowed ----------------
 
 fn parse_separator(text: &str) -> Result<u8, String> {
-    kinarch_core::frame::parse_separator(text).map_err(|e| e.to_string())
+    kinarch_core::domain::frame::parse_separator(text).map_err(|e| e.to_string())
 }
 
 fn parse_rate(text: &str) -> Result<NonZeroU32, String> {

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kinarch_core::ArchiveTtl;
-use kinarch_core::event::decode_event;
+use kinarch_core::domain::event::decode_event;
 use serde_json::json;
 
 mod common;

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kinarch_core::frame::{ReplayFrame, ReplayMetadata};
+use kinarch_core::domain::frame::{ReplayFrame, ReplayMetadata};
 
 mod common;
 

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kinarch_core::plan::{plan_all, reduce_latest};
+use kinarch_core::domain::plan::{plan_all, reduce_latest};
 
 mod common;
 

@@ -6,8 +6,8 @@
 //! AWS access as usual: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the config files.
 
 use futures::TryStreamExt;
-use kinarch_core::archive::{Archive, QueryOptions};
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
+use kinarch_core::read::{ArchiveReader, QueryOptions};
 use kinarch_core::{Error, SequenceNumber, StreamName};
 
 #[tokio::main]
@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
         }
     };
     let sdk = load_sdk_config(&AwsOptions::default()).await;
-    let archive = Archive::open(&sdk, StreamName::new(stream)?).await?;
+    let archive = ArchiveReader::open(&sdk, StreamName::new(stream)?).await?;
     let mut options = QueryOptions::key(key.as_str()).limit(100);
     if let Some(from) = args.get(2) {
         options = options.from(SequenceNumber::parse(from)?);

@@ -6,9 +6,9 @@
 //! ```
 //! AWS access as usual: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the config files.
 
-use kinarch_core::archive::{Archive, QueryOptions};
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
-use kinarch_core::reinject::{Framing, ReinjectOptions, reinject};
+use kinarch_core::read::{ArchiveReader, QueryOptions};
+use kinarch_core::replay::reinject::{Framing, ReinjectOptions, reinject};
 use kinarch_core::{Error, StreamName};
 
 #[tokio::main]
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     };
     let sdk = load_sdk_config(&AwsOptions::default()).await;
     let source = StreamName::new(source)?;
-    let archive = Archive::open(&sdk, source.clone()).await?;
+    let archive = ArchiveReader::open(&sdk, source.clone()).await?;
     let mut options = ReinjectOptions::new(source, StreamName::new(target)?);
     options.framing = Framing::Metadata { separator: b'|' };
     let records = archive.query(QueryOptions::key(key.as_str()));

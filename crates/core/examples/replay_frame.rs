@@ -9,7 +9,7 @@
 
 use std::io::BufRead;
 
-use kinarch_core::frame::{DEFAULT_SEPARATOR, ReplayFrame};
+use kinarch_core::domain::frame::{DEFAULT_SEPARATOR, ReplayFrame};
 
 fn main() -> std::io::Result<()> {
     for line in std::io::stdin().lock().split(b'\n') {

@@ -6,9 +6,9 @@
 //! ```
 
 use futures::StreamExt;
-use kinarch_core::archive::{Archive, ScanOptions};
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
-use kinarch_core::timefmt::parse_time;
+use kinarch_core::domain::timefmt::parse_time;
+use kinarch_core::read::{ArchiveReader, ScanOptions};
 use kinarch_core::{Error, StreamName};
 
 #[tokio::main]
@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
         None => 4,
     };
     let sdk = load_sdk_config(&AwsOptions::default()).await;
-    let archive = Archive::open(&sdk, StreamName::new(stream)?).await?;
+    let archive = ArchiveReader::open(&sdk, StreamName::new(stream)?).await?;
     let options = ScanOptions {
         archived_after: Some(parse_time(since)?),
         segments,

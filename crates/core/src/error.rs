@@ -1,11 +1,11 @@
 //! The library's error type.
 
-use crate::config::{ArchiveMode, ArchiveModeError, ConfigError, TtlError};
-use crate::event::EventError;
-use crate::names::{NameError, StreamName, TableName};
-use crate::record::ItemError;
-use crate::sequence::SequenceNumberError;
-use crate::timefmt::TimeError;
+use crate::aws::item::ItemError;
+use crate::domain::config::{ArchiveMode, ArchiveModeError, ConfigError, TtlError};
+use crate::domain::event::EventError;
+use crate::domain::names::{NameError, StreamName, TableName};
+use crate::domain::sequence::SequenceNumberError;
+use crate::domain::timefmt::TimeError;
 
 /// Everything that can go wrong in kinarch. Each message says what was wrong and, where
 /// there is one, what to do about it.

@@ -3,9 +3,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::streams::KinesisEventResponse;
+use kinarch_core::aws::streams::StreamConfigCache;
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
-use kinarch_core::event::decode_event;
-use kinarch_core::streams::StreamConfigCache;
+use kinarch_core::domain::event::decode_event;
 use kinarch_core::{ArchiveWriter, Error, WriterOptions};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use tokio::time::Instant;

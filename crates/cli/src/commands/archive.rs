@@ -1,11 +1,11 @@
 //! `kinarch archive <stream>`: archive without Lambda, resumably (see
-//! `kinarch_core::local`).
+//! `kinarch_core::poller`).
 
 use std::io::Write;
 
 use aws_config::SdkConfig;
-use kinarch_core::checkpoint::CheckpointLocation;
-use kinarch_core::local::{ArchiveSummary, LocalArchiveOptions, LocalArchiver};
+use kinarch_core::poller::checkpoint::CheckpointLocation;
+use kinarch_core::poller::{ArchiveSummary, PollerOptions, StreamPoller};
 use serde_json::{Value, json};
 
 use crate::cli::{ArchiveArgs, GlobalArgs, SummaryFormat};
@@ -23,14 +23,14 @@ pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ArchiveArgs) -> Res
         (None, Some(path)) => Some(CheckpointLocation::File(path)),
         (None, None) => None,
     };
-    let options = LocalArchiveOptions {
+    let options = PollerOptions {
         start: args.from,
         follow: args.follow,
         batch_size: args.batch_size,
         checkpoints,
-        ..LocalArchiveOptions::default()
+        ..PollerOptions::default()
     };
-    let archiver = LocalArchiver::open(sdk, args.stream, options).await?;
+    let archiver = StreamPoller::open(sdk, args.stream, options).await?;
     let config = archiver.config();
     tracing::info!(
         stream = %config.stream,
@@ -142,8 +142,8 @@ pub fn summary_json(summary: &ArchiveSummary) -> Value {
 pub fn render(summary: &ArchiveSummary) -> String {
     let config = &summary.config;
     let why = match summary.stopped {
-        kinarch_core::local::StopReason::CaughtUp => "caught up",
-        kinarch_core::local::StopReason::Shutdown => "stopped by signal",
+        kinarch_core::poller::StopReason::CaughtUp => "caught up",
+        kinarch_core::poller::StopReason::Shutdown => "stopped by signal",
     };
     let mut text = format!(
         "archived {} of stream {} into table {} ({} mode) in {:.1} s; {why}\n",
@@ -228,7 +228,7 @@ pub fn render(summary: &ArchiveSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kinarch_core::local::{ShardState, ShardSummary, StartPosition, StopReason};
+    use kinarch_core::poller::{ShardState, ShardSummary, StartPosition, StopReason};
     use kinarch_core::{ArchiveMode, SequenceNumber, StreamArchiveConfig, StreamName, TableName};
     use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `kinarch put <stream>`: one record per line of standard input (see
-//! `kinarch_core::put`).
+//! `kinarch_core::replay::put`).
 
 use std::sync::{Arc, Mutex};
 
@@ -7,9 +7,9 @@ use aws_config::SdkConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::Stream;
-use kinarch_core::archive::MAX_PARTITION_KEY_CHARS;
-use kinarch_core::put::{PutInput, put_records};
-use kinarch_core::streams::describe_stream_summary;
+use kinarch_core::aws::streams::describe_stream_summary;
+use kinarch_core::read::MAX_PARTITION_KEY_CHARS;
+use kinarch_core::replay::put::{PutInput, put_records};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::cli::{GlobalArgs, PutArgs};

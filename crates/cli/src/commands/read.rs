@@ -2,7 +2,7 @@
 
 use aws_config::SdkConfig;
 use futures::StreamExt;
-use kinarch_core::archive::{Archive, QueryOptions, ScanOptions, Selection};
+use kinarch_core::read::{ArchiveReader, QueryOptions, ScanOptions, Selection};
 use kinarch_core::{Error, StreamName};
 
 use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
@@ -53,7 +53,7 @@ async fn print_records(
     selection: Selection,
     output: &OutputArgs,
 ) -> Result<(), Failure> {
-    let archive = Archive::open(sdk, stream).await?;
+    let archive = ArchiveReader::open(sdk, stream).await?;
     tracing::info!(table = %archive.config().table, mode = %archive.config().mode, "reading");
     let mut records = archive.read(selection);
     let mut writer = RecordWriter::stdout(output.output);

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use aws_config::SdkConfig;
 use futures::StreamExt;
-use kinarch_core::archive::{Archive, QueryOptions, ScanOptions, Selection};
-use kinarch_core::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
+use kinarch_core::read::{ArchiveReader, QueryOptions, ScanOptions, Selection};
+use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
 
 use crate::cli::{GlobalArgs, ReinjectArgs};
 use crate::failure::Failure;
@@ -40,7 +40,7 @@ pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Re
         }),
     };
     let target = args.target.unwrap_or_else(|| args.source.clone());
-    let archive = Archive::open(sdk, args.source.clone()).await?;
+    let archive = ArchiveReader::open(sdk, args.source.clone()).await?;
     let mut options = ReinjectOptions::new(args.source, target.clone());
     options.framing = if args.metadata {
         Framing::Metadata {

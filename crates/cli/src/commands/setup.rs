@@ -2,10 +2,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use kinarch_core::aws::tables::Billing;
 use kinarch_core::setup::{
     Setup, SetupAction, SetupPlan, SetupRequest, SetupStep, StepStatus, TtlChange,
 };
-use kinarch_core::tables::Billing;
 use kinarch_core::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
 
 use crate::cli::{BillingArg, GlobalArgs, SetupArgs, parse_capacity};

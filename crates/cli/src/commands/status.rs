@@ -4,8 +4,8 @@ use std::io::Write;
 
 use aws_config::SdkConfig;
 use kinarch_core::ArchiveMode;
+use kinarch_core::aws::tables::TtlState;
 use kinarch_core::setup::{ArchiveStatus, Setup};
-use kinarch_core::tables::TtlState;
 
 use crate::cli::StatusArgs;
 use crate::failure::Failure;
@@ -67,7 +67,7 @@ pub fn render(status: &ArchiveStatus) -> String {
                 format!(
                     "DOES NOT FIT {} mode, which needs {}",
                     config.mode,
-                    kinarch_core::tables::KeySchema::for_mode(config.mode)
+                    kinarch_core::aws::tables::KeySchema::for_mode(config.mode)
                 )
             };
             lines.push(("key schema", format!("{} ({fit})", table.key_schema)));
@@ -109,8 +109,8 @@ pub fn render(status: &ArchiveStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kinarch_core::streams::StreamSummary;
-    use kinarch_core::tables::{Billing, KeySchema, TableInfo};
+    use kinarch_core::aws::streams::StreamSummary;
+    use kinarch_core::aws::tables::{Billing, KeySchema, TableInfo};
     use kinarch_core::{ArchiveTtl, StreamArchiveConfig, StreamName};
 
     fn status(configured: bool, table: bool) -> ArchiveStatus {

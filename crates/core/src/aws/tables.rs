@@ -13,11 +13,11 @@ use aws_sdk_dynamodb::types::{
 };
 use tokio::time::Instant;
 
+use crate::aws::item::attr;
 use crate::aws::{aws_error, describe, error_code};
-use crate::config::ArchiveMode;
+use crate::domain::config::ArchiveMode;
+use crate::domain::names::TableName;
 use crate::error::Error;
-use crate::names::TableName;
-use crate::record::attr;
 
 /// How a table is billed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -39,14 +39,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{describe, error_code, send_with_retries};
-use crate::config::StreamArchiveConfig;
-use crate::error::Error;
-use crate::names::{StreamName, TableName};
-use crate::sequence::SequenceNumber;
-use crate::tables::{
+use crate::aws::tables::{
     Billing, KeyElement, KeyRole, KeySchema, create_table, describe_table, wait_until_active,
 };
+use crate::aws::{describe, error_code, send_with_retries};
+use crate::domain::config::StreamArchiveConfig;
+use crate::domain::names::{StreamName, TableName};
+use crate::domain::sequence::SequenceNumber;
+use crate::error::Error;
 
 /// Attribute names of the checkpoint table.
 pub mod attr {
@@ -480,7 +480,7 @@ fn write_file(path: &Path, state: &FileState) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ArchiveMode;
+    use crate::domain::config::ArchiveMode;
 
     fn config(stream: &str) -> StreamArchiveConfig {
         StreamArchiveConfig::new(StreamName::new(stream).unwrap(), ArchiveMode::All, None)

@@ -26,7 +26,7 @@ pub struct TimeError {
 /// no binary floating point is involved).
 ///
 /// ```
-/// use kinarch_core::timefmt::parse_time;
+/// use kinarch_core::domain::timefmt::parse_time;
 ///
 /// let a = parse_time("2024-05-01T12:00:00Z").unwrap();
 /// let b = parse_time("1714564800").unwrap();

@@ -8,10 +8,10 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
 use crate::aws::{aws_error, error_code, send_with_retries};
-use crate::config::{StreamArchiveConfig, TAG_MODE};
+use crate::domain::config::{StreamArchiveConfig, TAG_MODE};
+use crate::domain::names::StreamName;
+use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::names::StreamName;
-use crate::sequence::SequenceNumber;
 
 /// All tags of a stream (ListTagsForStream, every page).
 pub async fn list_stream_tags(

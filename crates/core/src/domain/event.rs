@@ -10,9 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use crate::names::StreamRef;
-use crate::record::ArchiveRecord;
-use crate::sequence::SequenceNumber;
+use crate::domain::names::StreamRef;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
 
 /// The records of one invocation, all from one stream.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 //!
 //! # Shard order
 //! Every shard listed by ListShards is read, each by its own reader, at most
-//! [`LocalArchiveOptions::shards_in_flight`] of them holding a batch at once. After a
+//! [`PollerOptions::shards_in_flight`] of them holding a batch at once. After a
 //! reshard, a child shard is started only when every parent is finished (closed and read to
 //! its end), as Lambda does, so the records of one partition key are archived in the order
 //! they were written, across the reshard too. A parent that
@@ -22,24 +22,24 @@
 //!
 //! # Where reading starts
 //! A shard with a checkpoint continues after it. A shard without one starts at
-//! [`LocalArchiveOptions::start`] (TRIM_HORIZON, LATEST or a time), except a shard whose
+//! [`PollerOptions::start`] (TRIM_HORIZON, LATEST or a time), except a shard whose
 //! parent was archived (it has a checkpoint, or was read in this run) and a shard that
 //! appeared during the run: these start at TRIM_HORIZON, because their records came after
 //! what was archived and skipping them would leave a gap. With LATEST, a shard that is
 //! already closed can never receive a new record and is marked finished without reading.
 //!
 //! # Batches, failures and checkpoints
-//! One GetRecords page (at most [`LocalArchiveOptions::batch_size`] records) is one batch.
+//! One GetRecords page (at most [`PollerOptions::batch_size`] records) is one batch.
 //! When the writer reports [`WriteOutcome::lowest_failed`](crate::WriteOutcome), the
 //! checkpoint moves to the last record below it, and after a backoff the shard is read again
 //! at that sequence number (AT_SEQUENCE_NUMBER): nothing is skipped, and what is written
-//! twice changes nothing. After [`LocalArchiveOptions::max_write_attempts`] failures in a
+//! twice changes nothing. After [`PollerOptions::max_write_attempts`] failures in a
 //! row the run stops with [`Error::ArchiveStalled`]; the checkpoint stays before the
 //! records. A missing archive table stops the run at once ([`Error::TableNotFound`]).
 //!
 //! # Limits of the Kinesis API
 //! GetRecords allows 5 calls per second per shard: a reader waits at least
-//! [`MIN_CALL_INTERVAL`] between calls, and [`LocalArchiveOptions::idle_poll`] when the shard
+//! [`MIN_CALL_INTERVAL`] between calls, and [`PollerOptions::idle_poll`] when the shard
 //! has nothing new. ProvisionedThroughputExceeded and other throttling answers are retried
 //! after an exponential backoff with jitter. An expired shard iterator is replaced from the
 //! last archived position.
@@ -48,10 +48,12 @@
 //! Without `follow`, the run ends when every open shard is caught up (MillisBehindLatest 0
 //! on a page shorter than the batch size) and every closed shard is finished. With `follow`
 //! it keeps polling and picks up new shards (ListShards every
-//! [`LocalArchiveOptions::relist_interval`], and at once when a shard finishes) until the
-//! `shutdown` future given to [`LocalArchiver::run`] completes. Then no new batch is read;
-//! a batch being written gets [`LocalArchiveOptions::shutdown_grace`] to land and be
+//! [`PollerOptions::relist_interval`], and at once when a shard finishes) until the
+//! `shutdown` future given to [`StreamPoller::run`] completes. Then no new batch is read;
+//! a batch being written gets [`PollerOptions::shutdown_grace`] to land and be
 //! checkpointed, otherwise it is abandoned unrecorded, to be read again next time.
+
+pub mod checkpoint;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -71,18 +73,18 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::aws::retry::Backoff;
+use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
+use crate::aws::tables::describe_table;
 use crate::aws::{aws_error, describe, error_code, is_transient, region_of};
-use crate::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
-use crate::config::StreamArchiveConfig;
+use crate::domain::config::StreamArchiveConfig;
+use crate::domain::names::StreamName;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
+use crate::domain::timefmt::parse_time;
 use crate::error::Error;
-use crate::names::StreamName;
-use crate::record::ArchiveRecord;
-use crate::retry::Backoff;
-use crate::sequence::SequenceNumber;
-use crate::streams::{ShardInfo, list_shards, read_configured_stream_config};
-use crate::tables::describe_table;
-use crate::timefmt::parse_time;
-use crate::writer::{ArchiveWriter, WriterOptions};
+use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
+use crate::write::{ArchiveWriter, WriterOptions};
 
 /// GetRecords returns at most 10,000 records per call.
 pub const MAX_BATCH_SIZE: usize = 10_000;
@@ -90,7 +92,7 @@ pub const MAX_BATCH_SIZE: usize = 10_000;
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Least time between two GetRecords calls on one shard (the API allows 5 per second).
 pub const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
-/// How long [`LocalArchiver::open`] retries throttling, 5xx answers and timeouts.
+/// How long [`StreamPoller::open`] retries throttling, 5xx answers and timeouts.
 const OPEN_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// Where a shard without checkpoint starts.
@@ -137,9 +139,9 @@ impl fmt::Display for StartPosition {
     }
 }
 
-/// How [`LocalArchiver`] runs. [`Default`] gives the values documented on each field.
+/// How [`StreamPoller`] runs. [`Default`] gives the values documented on each field.
 #[derive(Debug, Clone)]
-pub struct LocalArchiveOptions {
+pub struct PollerOptions {
     /// Where shards without checkpoint start (see the [module documentation](self)).
     /// Default TRIM_HORIZON.
     pub start: StartPosition,
@@ -169,7 +171,7 @@ pub struct LocalArchiveOptions {
     pub list_shards_page_size: Option<i32>,
 }
 
-impl Default for LocalArchiveOptions {
+impl Default for PollerOptions {
     fn default() -> Self {
         Self {
             start: StartPosition::TrimHorizon,
@@ -296,11 +298,11 @@ pub struct ArchiveSummary {
 /// # async fn example() -> Result<(), kinarch_core::Error> {
 /// use kinarch_core::StreamName;
 /// use kinarch_core::aws::{AwsOptions, load_sdk_config};
-/// use kinarch_core::local::{LocalArchiveOptions, LocalArchiver};
+/// use kinarch_core::poller::{PollerOptions, StreamPoller};
 ///
 /// let sdk = load_sdk_config(&AwsOptions::default()).await;
 /// let archiver =
-///     LocalArchiver::open(&sdk, StreamName::new("orders")?, LocalArchiveOptions::default())
+///     StreamPoller::open(&sdk, StreamName::new("orders")?, PollerOptions::default())
 ///         .await?;
 /// let shutdown = async {
 ///     let _ = tokio::signal::ctrl_c().await;
@@ -311,16 +313,16 @@ pub struct ArchiveSummary {
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct LocalArchiver {
+pub struct StreamPoller {
     kinesis: KinesisClient,
     writer: ArchiveWriter,
     config: StreamArchiveConfig,
     store: CheckpointStore,
-    options: LocalArchiveOptions,
+    options: PollerOptions,
     region: String,
 }
 
-impl LocalArchiver {
+impl StreamPoller {
     /// Prepares archiving `stream`: reads its configuration from its tags, checks that the
     /// archive table exists, and opens (or creates) the checkpoint store.
     ///
@@ -332,7 +334,7 @@ impl LocalArchiver {
     pub async fn open(
         sdk: &SdkConfig,
         stream: StreamName,
-        options: LocalArchiveOptions,
+        options: PollerOptions,
     ) -> Result<Self, Error> {
         if !(1..=MAX_BATCH_SIZE).contains(&options.batch_size) {
             return Err(Error::InvalidInput(format!(
@@ -380,7 +382,7 @@ impl LocalArchiver {
         kinesis: &KinesisClient,
         dynamodb: &DynamoDbClient,
         stream: &StreamName,
-        options: &LocalArchiveOptions,
+        options: &PollerOptions,
         region: &str,
     ) -> Result<(StreamArchiveConfig, CheckpointStore), Error> {
         // A stream without the mode tag is refused rather than archived as LATEST (the
@@ -417,7 +419,7 @@ impl LocalArchiver {
     /// `progress` as batches land. `shutdown` also ends a run without `follow` early.
     ///
     /// A fatal error (the archive table or the stream disappeared, access denied, a shard
-    /// that cannot be archived after [`LocalArchiveOptions::max_write_attempts`]) stops every
+    /// that cannot be archived after [`PollerOptions::max_write_attempts`]) stops every
     /// shard; checkpoints written so far stay valid.
     pub async fn run(
         &self,
@@ -1216,7 +1218,7 @@ mod tests {
 
     /// An archiver that makes no AWS call in what these tests use (listing merges and
     /// start decisions), with checkpoints in a temporary file.
-    async fn archiver(start: StartPosition, name: &str) -> LocalArchiver {
+    async fn archiver(start: StartPosition, name: &str) -> StreamPoller {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
@@ -1237,14 +1239,14 @@ mod tests {
         )
         .await
         .unwrap();
-        LocalArchiver {
+        StreamPoller {
             kinesis: KinesisClient::new(&sdk),
             writer: ArchiveWriter::new(DynamoDbClient::new(&sdk), WriterOptions::default()),
             config,
             store,
-            options: LocalArchiveOptions {
+            options: PollerOptions {
                 start,
-                ..LocalArchiveOptions::default()
+                ..PollerOptions::default()
             },
             region: "us-east-1".into(),
         }
@@ -1410,7 +1412,7 @@ mod tests {
         let archived = to_archive_record("shardId-000000000003", record).unwrap();
         assert_eq!(archived.approximate_arrival_timestamp, 1545084650.987);
         assert_eq!(
-            crate::record::format_epoch_seconds(archived.approximate_arrival_timestamp),
+            crate::domain::record::format_epoch_seconds(archived.approximate_arrival_timestamp),
             "1545084650.987"
         );
         assert_eq!(archived.data, vec![0u8, 0xff]);

@@ -30,11 +30,11 @@ use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::aws::{aws_error, describe, error_code, is_transient};
+use crate::domain::frame::{ReplayFrame, ReplayMetadata};
+use crate::domain::names::StreamName;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::frame::{ReplayFrame, ReplayMetadata};
-use crate::names::StreamName;
-use crate::record::ArchiveRecord;
-use crate::sequence::SequenceNumber;
 
 /// PutRecords takes at most 500 records per call.
 pub const MAX_RECORDS_PER_REQUEST: usize = 500;
@@ -270,7 +270,7 @@ fn insert_in_order(queue: &mut VecDeque<Outgoing>, record: Outgoing) {
 /// ```no_run
 /// # async fn example(sdk: aws_config::SdkConfig, records: Vec<kinarch_core::ArchiveRecord>) -> kinarch_core::Result<()> {
 /// use kinarch_core::StreamName;
-/// use kinarch_core::reinject::{Framing, ReinjectOptions, reinject};
+/// use kinarch_core::replay::reinject::{Framing, ReinjectOptions, reinject};
 ///
 /// let kinesis = aws_sdk_kinesis::Client::new(&sdk);
 /// let mut options = ReinjectOptions::new(StreamName::new("orders")?, StreamName::new("orders-replay")?);

@@ -11,11 +11,11 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client as KinesisClient;
 use futures::{Stream, StreamExt};
 
+use crate::domain::names::StreamName;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::names::StreamName;
-use crate::record::ArchiveRecord;
-use crate::reinject::{Framing, ReinjectOptions, ReinjectProgress, reinject};
-use crate::sequence::SequenceNumber;
+use crate::replay::reinject::{Framing, ReinjectOptions, ReinjectProgress, reinject};
 
 /// One record to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub struct PutReport {
 /// ```no_run
 /// # async fn example(kinesis: aws_sdk_kinesis::Client) -> kinarch_core::Result<()> {
 /// use kinarch_core::StreamName;
-/// use kinarch_core::put::{PutInput, put_records};
+/// use kinarch_core::replay::put::{PutInput, put_records};
 ///
 /// let lines = ["{\"order\":1}", "{\"order\":2}"];
 /// let records = lines.iter().enumerate().map(|(i, line)| {

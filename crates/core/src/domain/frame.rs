@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::ArchiveRecord;
+use crate::domain::record::ArchiveRecord;
 
 /// The default separator, as in the original archiver.
 pub const DEFAULT_SEPARATOR: u8 = b'|';
@@ -59,7 +59,7 @@ impl<'a> ReplayFrame<'a> {
     /// works and the payload may contain it.
     ///
     /// ```
-    /// use kinarch_core::frame::ReplayFrame;
+    /// use kinarch_core::domain::frame::ReplayFrame;
     ///
     /// let bytes = br#"|{"originalApproximateArrivalTimestamp":1700000000.5,"originalShardId":"shardId-000000000000","originalSequenceNumber":"42"}|hello"#;
     /// let frame = ReplayFrame::parse(bytes, b'|');

@@ -1,4 +1,4 @@
-//! Archived records and their DynamoDB items.
+//! The item codec: an [`ArchiveRecord`] as a DynamoDB item of the table contract, and back.
 //!
 //! The item layout is a public contract shared with the original Node archiver and with
 //! anyone who reads the tables directly, so names and types are fixed:
@@ -25,8 +25,9 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use chrono::{DateTime, Utc};
 
-use crate::config::ArchiveTtl;
-use crate::sequence::SequenceNumber;
+use crate::domain::config::ArchiveTtl;
+use crate::domain::record::{ArchiveRecord, format_epoch_seconds, format_last_update};
+use crate::domain::sequence::SequenceNumber;
 
 /// Attribute names of the table contract.
 pub mod attr {
@@ -56,31 +57,6 @@ pub const ITEM_SIZE_LIMIT: usize = 400 * 1024;
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
-/// The `lastUpdate` format of the table contract.
-const LAST_UPDATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
-
-/// A Kinesis record, as archived or as it is about to be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArchiveRecord {
-    /// The partition key the producer gave.
-    pub partition_key: String,
-    /// Position in the shard.
-    pub sequence_number: SequenceNumber,
-    /// The shard the record came from (`shardId-000000000000`).
-    pub shard_id: String,
-    /// When Kinesis accepted the record, in epoch seconds (milliseconds in the fraction).
-    pub approximate_arrival_timestamp: f64,
-    /// The record bytes; empty when [`Self::oversize_bytes`] is set.
-    pub data: Vec<u8>,
-    /// Archive time as stored (`YYYY-MM-DD HH:MM:SS` UTC); `None` before archiving.
-    pub last_update: Option<String>,
-    /// Expiry time in epoch seconds, when the archive has a TTL.
-    pub expire_after: Option<i64>,
-    /// `Some(n)`: the payload had `n` bytes, too many for one DynamoDB item, so only the
-    /// record's metadata is archived.
-    pub oversize_bytes: Option<u64>,
-}
-
 /// An item built for writing, and whether its payload had to be left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedItem {
@@ -98,29 +74,6 @@ pub struct ItemError {
     pub key: String,
     /// What is wrong.
     pub problem: String,
-}
-
-/// Formats an archive time as the contract's `lastUpdate`.
-pub fn format_last_update(time: DateTime<Utc>) -> String {
-    time.format(LAST_UPDATE_FORMAT).to_string()
-}
-
-/// Parses a `lastUpdate` value back into a time.
-pub fn parse_last_update(text: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(text, LAST_UPDATE_FORMAT)
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-/// Formats epoch seconds as a DynamoDB number, fraction kept: Rust prints the shortest
-/// text that reads back as the same `f64`, as JavaScript does, so a timestamp from an
-/// event (`1545084650.987`) is stored exactly as the original archiver stored it.
-pub fn format_epoch_seconds(seconds: f64) -> String {
-    if seconds.is_finite() {
-        format!("{seconds}")
-    } else {
-        "0".to_owned()
-    }
 }
 
 /// Size DynamoDB charges for a number: never more than its text plus one byte (DynamoDB
@@ -287,6 +240,7 @@ impl ArchiveRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::record::parse_last_update;
     use chrono::TimeZone;
     use proptest::prelude::*;
 

@@ -20,18 +20,20 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_kinesis::Client as KinesisClient;
 
+use crate::aws::item::attr;
 use crate::aws::region_of;
-use crate::config::{ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_TABLE, TAG_TTL};
-use crate::error::Error;
-use crate::names::{StreamName, TableName};
-use crate::record::attr;
-use crate::streams::{
+use crate::aws::streams::{
     StreamSummary, describe_stream_summary, list_stream_tags, tag_stream, untag_stream,
 };
-use crate::tables::{
+use crate::aws::tables::{
     Billing, Created, KeySchema, TableInfo, TtlEnabled, TtlState, create_archive_table,
     describe_table, describe_ttl, enable_ttl, wait_until_active,
 };
+use crate::domain::config::{
+    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_TABLE, TAG_TTL,
+};
+use crate::domain::names::{StreamName, TableName};
+use crate::error::Error;
 
 /// What to do with the stream's TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -586,15 +588,13 @@ impl CurrentTags {
         };
         let table = match value(TAG_TABLE) {
             None => None,
-            Some(text) => {
-                Some(
-                    TableName::new(text.trim()).map_err(|e| crate::config::ConfigError {
-                        stream: stream.clone(),
-                        tag: TAG_TABLE,
-                        reason: e.to_string(),
-                    })?,
-                )
-            }
+            Some(text) => Some(TableName::new(text.trim()).map_err(|e| {
+                crate::domain::config::ConfigError {
+                    stream: stream.clone(),
+                    tag: TAG_TABLE,
+                    reason: e.to_string(),
+                }
+            })?),
         };
         Ok(Self {
             stream: stream.clone(),
@@ -611,7 +611,7 @@ impl CurrentTags {
             .as_deref()
             .map(|text| {
                 ArchiveTtl::parse_tag(text).map_err(|e| {
-                    Error::Config(crate::config::ConfigError {
+                    Error::Config(crate::domain::config::ConfigError {
                         stream: self.stream.clone(),
                         tag: TAG_TTL,
                         reason: format!("{e}; pass --ttl-seconds N or --no-ttl to replace it"),

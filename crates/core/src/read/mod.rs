@@ -1,5 +1,5 @@
-//! Reading an archive: look records up by key ([`Archive::query`]) or go through the whole
-//! table ([`Archive::scan`]).
+//! Reading an archive: look records up by key ([`ArchiveReader::query`]) or go through the whole
+//! table ([`ArchiveReader::scan`]).
 //!
 //! Both return a lazy stream of records: a page is fetched from DynamoDB only when the
 //! consumer has taken the previous one, so memory stays at one page (at most 1 MB) per scan
@@ -46,16 +46,17 @@ use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
+use crate::aws::item::{Item, attr};
+use crate::aws::streams::read_configured_stream_config;
 use crate::aws::{describe, error_code, is_transient, region_of, send_with_retries};
-use crate::config::{ArchiveMode, StreamArchiveConfig};
+use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
+use crate::domain::names::StreamName;
+use crate::domain::record::{ArchiveRecord, format_last_update};
+use crate::domain::sequence::SequenceNumber;
+use crate::domain::timefmt::epoch_seconds_text;
 use crate::error::Error;
-use crate::names::StreamName;
-use crate::record::{ArchiveRecord, Item, attr, format_last_update};
-use crate::sequence::SequenceNumber;
-use crate::streams::read_configured_stream_config;
-use crate::timefmt::epoch_seconds_text;
 
-/// A stream of archived records, as [`Archive::read`] returns it.
+/// A stream of archived records, as [`ArchiveReader::read`] returns it.
 pub type RecordStream = Pin<Box<dyn Stream<Item = Result<ArchiveRecord, Error>> + Send>>;
 
 /// The longest a Kinesis partition key can be, in Unicode characters.
@@ -105,7 +106,7 @@ impl SequenceRange {
     }
 }
 
-/// What [`Archive::query`] reads.
+/// What [`ArchiveReader::query`] reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryOptions {
     /// The records' partition key (1 to 256 characters).
@@ -156,7 +157,7 @@ impl QueryOptions {
     }
 }
 
-/// What [`Archive::scan`] reads. All filters given apply together (AND); every filter is
+/// What [`ArchiveReader::scan`] reads. All filters given apply together (AND); every filter is
 /// inclusive.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanOptions {
@@ -181,22 +182,22 @@ pub struct ScanOptions {
 /// (the CLI's `reinject`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
-    /// [`Archive::query`].
+    /// [`ArchiveReader::query`].
     Query(QueryOptions),
-    /// [`Archive::scan`].
+    /// [`ArchiveReader::scan`].
     Scan(ScanOptions),
 }
 
 /// The stream archive of one stream: its configuration and a DynamoDB client. Cheap to
 /// clone.
 #[derive(Debug, Clone)]
-pub struct Archive {
+pub struct ArchiveReader {
     dynamodb: DynamoDbClient,
     config: StreamArchiveConfig,
     region: String,
 }
 
-impl Archive {
+impl ArchiveReader {
     /// Opens the archive of `stream`, reading its configuration from the stream's tags.
     ///
     /// Fails with [`Error::StreamNotFound`] for an unknown stream and with
@@ -206,12 +207,12 @@ impl Archive {
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), kinarch_core::Error> {
-    /// use kinarch_core::archive::Archive;
+    /// use kinarch_core::read::ArchiveReader;
     /// use kinarch_core::aws::{AwsOptions, load_sdk_config};
     /// use kinarch_core::StreamName;
     ///
     /// let sdk = load_sdk_config(&AwsOptions::default()).await;
-    /// let archive = Archive::open(&sdk, StreamName::new("orders")?).await?;
+    /// let archive = ArchiveReader::open(&sdk, StreamName::new("orders")?).await?;
     /// println!("{} mode, table {}", archive.config().mode, archive.config().table);
     /// # Ok(())
     /// # }
@@ -227,12 +228,12 @@ impl Archive {
     ///
     /// ```no_run
     /// # fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
-    /// use kinarch_core::archive::Archive;
+    /// use kinarch_core::read::ArchiveReader;
     /// use kinarch_core::{ArchiveMode, StreamArchiveConfig, StreamName, TableName};
     ///
     /// let mut config = StreamArchiveConfig::new(StreamName::new("orders")?, ArchiveMode::All, None);
     /// config.table = TableName::new("orders-archive-all")?;
-    /// let archive = Archive::with_config(&sdk, config);
+    /// let archive = ArchiveReader::with_config(&sdk, config);
     /// # Ok(())
     /// # }
     /// ```
@@ -275,10 +276,10 @@ impl Archive {
     /// ```no_run
     /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
     /// use futures::TryStreamExt;
-    /// use kinarch_core::archive::{Archive, QueryOptions};
+    /// use kinarch_core::read::{ArchiveReader, QueryOptions};
     /// use kinarch_core::{SequenceNumber, StreamName};
     ///
-    /// let archive = Archive::open(&sdk, StreamName::new("orders")?).await?;
+    /// let archive = ArchiveReader::open(&sdk, StreamName::new("orders")?).await?;
     /// let options = QueryOptions::key("customer-42")
     ///     .from(SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")?)
     ///     .limit(100);
@@ -345,11 +346,11 @@ impl Archive {
     /// ```no_run
     /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
     /// use futures::StreamExt;
-    /// use kinarch_core::archive::{Archive, ScanOptions};
-    /// use kinarch_core::timefmt::parse_time;
+    /// use kinarch_core::read::{ArchiveReader, ScanOptions};
+    /// use kinarch_core::domain::timefmt::parse_time;
     /// use kinarch_core::{Error, StreamName};
     ///
-    /// let archive = Archive::open(&sdk, StreamName::new("orders")?).await?;
+    /// let archive = ArchiveReader::open(&sdk, StreamName::new("orders")?).await?;
     /// let options = ScanOptions {
     ///     arrived_after: Some(parse_time("2024-05-01T00:00:00Z")?),
     ///     segments: 4,
@@ -401,9 +402,9 @@ impl Archive {
     /// [`Self::query`] or [`Self::scan`], boxed.
     ///
     /// ```no_run
-    /// # async fn example(archive: kinarch_core::archive::Archive) {
+    /// # async fn example(archive: kinarch_core::read::ArchiveReader) {
     /// use futures::StreamExt;
-    /// use kinarch_core::archive::{QueryOptions, Selection};
+    /// use kinarch_core::read::{QueryOptions, Selection};
     ///
     /// let mut records = archive.read(Selection::Query(QueryOptions::key("customer-42")));
     /// while let Some(record) = records.next().await {
@@ -765,7 +766,7 @@ impl ScanFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::parse_time;
+    use crate::domain::timefmt::parse_time;
 
     fn seq(s: &str) -> SequenceNumber {
         SequenceNumber::parse(s).unwrap()
@@ -942,7 +943,7 @@ mod tests {
 
     #[tokio::test]
     async fn cap_counts_records_not_item_errors_and_stops_after_fatal_errors() {
-        use crate::record::ItemError;
+        use crate::aws::item::ItemError;
         let item_error = || {
             Err(Error::Item(ItemError {
                 key: "k/?".into(),

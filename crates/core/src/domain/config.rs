@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::names::{NameError, StreamName, TableName};
+use crate::domain::names::{NameError, StreamName, TableName};
 
 /// Tag holding the archive mode (`ALL` or `LATEST`).
 pub const TAG_MODE: &str = "StreamArchiveMode";

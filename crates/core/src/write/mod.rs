@@ -12,13 +12,14 @@ use chrono::Utc;
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::aws::item::{Item, PreparedItem, attr};
+use crate::aws::retry::Backoff;
 use crate::aws::{describe, error_code, is_transient};
-use crate::config::{ArchiveMode, StreamArchiveConfig};
+use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
+use crate::domain::plan::{lowest_sequence, plan_all, reduce_latest};
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::plan::{lowest_sequence, plan_all, reduce_latest};
-use crate::record::{ArchiveRecord, Item, PreparedItem, attr};
-use crate::retry::Backoff;
-use crate::sequence::SequenceNumber;
 
 /// Tuning of [`ArchiveWriter`].
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::record::ArchiveRecord;
-use crate::sequence::SequenceNumber;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
 
 /// BatchWriteItem takes at most 25 put requests. Emulators accept more; AWS does not.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;

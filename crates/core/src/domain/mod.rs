@@ -1,0 +1,12 @@
+//! The domain: names, sequence numbers, archive configuration, records, the Lambda event,
+//! the replay frame, times and write planning. Pure code: no I/O, and no AWS SDK types (the
+//! item codec, which speaks DynamoDB's `AttributeValue`, is [`crate::aws::item`]).
+
+pub mod config;
+pub mod event;
+pub mod frame;
+pub mod names;
+pub mod plan;
+pub mod record;
+pub mod sequence;
+pub mod timefmt;

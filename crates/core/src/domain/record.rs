@@ -1,0 +1,54 @@
+//! A Kinesis record as kinarch archives, reads and replays it, and the text forms of its
+//! times in the table contract (the item codec itself is [`crate::aws::item`]).
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::sequence::SequenceNumber;
+
+/// The `lastUpdate` format of the table contract.
+const LAST_UPDATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// A Kinesis record, as archived or as it is about to be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveRecord {
+    /// The partition key the producer gave.
+    pub partition_key: String,
+    /// Position in the shard.
+    pub sequence_number: SequenceNumber,
+    /// The shard the record came from (`shardId-000000000000`).
+    pub shard_id: String,
+    /// When Kinesis accepted the record, in epoch seconds (milliseconds in the fraction).
+    pub approximate_arrival_timestamp: f64,
+    /// The record bytes; empty when [`Self::oversize_bytes`] is set.
+    pub data: Vec<u8>,
+    /// Archive time as stored (`YYYY-MM-DD HH:MM:SS` UTC); `None` before archiving.
+    pub last_update: Option<String>,
+    /// Expiry time in epoch seconds, when the archive has a TTL.
+    pub expire_after: Option<i64>,
+    /// `Some(n)`: the payload had `n` bytes, too many for one DynamoDB item, so only the
+    /// record's metadata is archived.
+    pub oversize_bytes: Option<u64>,
+}
+
+/// Formats an archive time as the contract's `lastUpdate`.
+pub fn format_last_update(time: DateTime<Utc>) -> String {
+    time.format(LAST_UPDATE_FORMAT).to_string()
+}
+
+/// Parses a `lastUpdate` value back into a time.
+pub fn parse_last_update(text: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text, LAST_UPDATE_FORMAT)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Formats epoch seconds as a DynamoDB number, fraction kept: Rust prints the shortest
+/// text that reads back as the same `f64`, as JavaScript does, so a timestamp from an
+/// event (`1545084650.987`) is stored exactly as the original archiver stored it.
+pub fn format_epoch_seconds(seconds: f64) -> String {
+    if seconds.is_finite() {
+        format!("{seconds}")
+    } else {
+        "0".to_owned()
+    }
+}

@@ -1,0 +1,5 @@
+//! Replaying into a stream: records from the archive ([`reinject`]) and new records from
+//! lines of input ([`put`]), both through one PutRecords sender.
+
+pub mod put;
+pub mod reinject;
