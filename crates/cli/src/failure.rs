@@ -4,6 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use kinarch_core::Error;
+use kinarch_core::aws::error::AwsErrorKind;
 
 /// Exit code of a runtime failure (AWS, a missing stream or table, ...).
 pub const EXIT_FAILURE: u8 = 1;
@@ -46,42 +47,53 @@ impl From<Error> for Failure {
         match err {
             // Options that cannot work together (an empty sequence range, ...).
             Error::InvalidInput(message) => Failure::Usage(message),
-            Error::Aws {
-                ref message,
-                transient,
-                ..
-            } => {
-                let advice = aws_advice(message, transient);
-                Failure::Runtime(format!("{err}\n{advice}"))
-            }
-            other => Failure::Runtime(other.to_string()),
+            other => match aws_kind(&other) {
+                Some(kind) => Failure::Runtime(format!("{other}\n{}", aws_advice(kind))),
+                None => Failure::Runtime(other.to_string()),
+            },
         }
     }
 }
 
-/// What to do about a failed AWS call, from the error code in its message.
-fn aws_advice(message: &str, transient: bool) -> &'static str {
-    const CREDENTIALS: [&str; 5] = [
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "ExpiredTokenException",
-        "InvalidClientTokenId",
-        "MissingAuthenticationToken",
-    ];
-    if message.contains("AccessDenied") {
-        "hint: the credentials in use lack a permission for this call; SECURITY.md lists \
-         what each kinarch command needs"
-    } else if CREDENTIALS.iter().any(|code| message.contains(code)) {
-        "hint: AWS did not accept the credentials: check AWS_PROFILE / --profile, the keys, \
-         and that a session token has not expired"
-    } else if message.contains("dispatch failure") {
-        "hint: the request could not be sent: check the network, the region and \
-         --endpoint-url"
-    } else if transient {
-        "hint: AWS throttled the call, answered with a server error, or did not answer in \
-         time, also when tried again; try again later"
-    } else {
-        "hint: the message above is AWS's own; run with -v for the calls that led to it"
+/// The kind of the failed AWS call behind `err`: its own, or that of an error in its chain
+/// of sources (a checkpoint write that failed, say).
+fn aws_kind(err: &Error) -> Option<AwsErrorKind> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = next {
+        // A boxed cause (`Error::Checkpoint`'s) is seen as the box.
+        let kinarch = error
+            .downcast_ref::<Error>()
+            .or_else(|| error.downcast_ref::<Box<Error>>().map(|b| &**b));
+        if let Some(kind) = kinarch.and_then(Error::aws_kind) {
+            return Some(kind);
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// What to do about a failed AWS call of this kind.
+fn aws_advice(kind: AwsErrorKind) -> &'static str {
+    match kind {
+        AwsErrorKind::AccessDenied => {
+            "hint: the credentials in use lack a permission for this call; SECURITY.md lists \
+             what each kinarch command needs"
+        }
+        AwsErrorKind::Credentials => {
+            "hint: AWS did not accept the credentials, or none were found: check AWS_PROFILE / \
+             --profile, the keys, and that a session token has not expired"
+        }
+        AwsErrorKind::Dispatch => {
+            "hint: the request could not be sent: check the network, the region and \
+             --endpoint-url"
+        }
+        AwsErrorKind::Throttled | AwsErrorKind::Server | AwsErrorKind::Timeout => {
+            "hint: AWS throttled the call, answered with a server error, or did not answer in \
+             time, also when tried again; try again later"
+        }
+        AwsErrorKind::NotFound | AwsErrorKind::Validation | AwsErrorKind::Other => {
+            "hint: the message above is AWS's own; run with -v for the calls that led to it"
+        }
     }
 }
 
@@ -118,23 +130,54 @@ mod tests {
     }
 
     #[test]
-    fn aws_failures_get_advice_by_error_code() {
-        let failure = |message: &str, transient: bool| match Failure::from(Error::Aws {
-            operation: "Kinesis.ListTagsForStream",
-            message: message.into(),
-            transient,
-        }) {
+    fn aws_failures_get_advice_by_kind() {
+        let failure = |kind: AwsErrorKind, message: &str| match Failure::from(Error::aws(
+            "Kinesis.ListTagsForStream",
+            kind,
+            message,
+        )) {
             Failure::Runtime(text) => text,
             other => panic!("{other:?}"),
         };
-        let denied = failure("on table t: AccessDeniedException: no (HTTP 400)", false);
+        let denied = failure(
+            AwsErrorKind::AccessDenied,
+            "on table t: AccessDeniedException: no",
+        );
         assert!(denied.starts_with("Kinesis.ListTagsForStream failed: on table t: AccessDenied"));
         assert!(denied.contains("SECURITY.md"), "{denied}");
-        let expired = failure("ExpiredTokenException: old (HTTP 400)", false);
+        // The hint follows the kind, not words in the message.
+        let expired = failure(AwsErrorKind::Credentials, "AccessDenied in the text");
         assert!(expired.contains("session token"), "{expired}");
-        let throttled = failure("ThrottlingException: slow down (HTTP 400)", true);
+        let throttled = failure(AwsErrorKind::Throttled, "ThrottlingException: slow down");
         assert!(throttled.contains("try again later"), "{throttled}");
-        let offline = failure("dispatch failure: io error: connection refused", true);
+        let offline = failure(AwsErrorKind::Dispatch, "io error: connection refused");
         assert!(offline.contains("--endpoint-url"), "{offline}");
+    }
+
+    #[test]
+    fn a_checkpoint_error_gets_the_hint_of_the_call_behind_it() {
+        let failure = Failure::from(Error::Checkpoint {
+            location: "table t".into(),
+            message: "DynamoDB.PutItem failed".into(),
+            source: Some(Box::new(Error::aws(
+                "DynamoDB.PutItem",
+                AwsErrorKind::AccessDenied,
+                "no",
+            ))),
+        });
+        assert!(matches!(failure, Failure::Runtime(m) if m.contains("SECURITY.md")));
+    }
+
+    #[test]
+    fn io_and_internal_errors_are_runtime_failures_not_usage_errors() {
+        let io = Error::Io {
+            context: "cannot read standard input".into(),
+            source: io::Error::other("gone"),
+        };
+        assert!(matches!(Failure::from(io), Failure::Runtime(m) if m.contains("standard input")));
+        assert!(matches!(
+            Failure::from(Error::Internal("x".into())),
+            Failure::Runtime(_)
+        ));
     }
 }

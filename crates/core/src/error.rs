@@ -1,5 +1,6 @@
 //! The library's error type.
 
+use crate::aws::error::AwsErrorKind;
 use crate::aws::item::ItemError;
 use crate::domain::config::{ArchiveMode, ArchiveModeError, ConfigError, TtlError};
 use crate::domain::event::EventError;
@@ -120,11 +121,18 @@ pub enum Error {
     Aws {
         /// The API operation, e.g. `DynamoDB.BatchWriteItem`.
         operation: &'static str,
-        /// The service's message, with the error code.
+        /// What kind of failure it was: retries and hints follow it.
+        kind: AwsErrorKind,
+        /// The service's error code (`ValidationException`), for an answer from AWS.
+        code: Option<String>,
+        /// The HTTP status, for an answer from AWS.
+        status: Option<u16>,
+        /// For people: the code, the service's message and the status, or the chain of
+        /// causes when no answer came.
         message: String,
-        /// Throttling, a 5xx answer, a timeout or a broken connection: the same call may
-        /// succeed later (see [`Error::is_transient`]).
-        transient: bool,
+        /// The SDK's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The checkpoints of `kinarch archive` cannot be read or written.
     #[error("checkpoints in {location}: {message}")]
@@ -133,6 +141,9 @@ pub enum Error {
         location: String,
         /// What went wrong, and what to do.
         message: String,
+        /// The error behind it (a failed AWS call), when there is one.
+        #[source]
+        source: Option<Box<Error>>,
     },
     /// `kinarch archive` could not archive a shard's records after repeated attempts. The
     /// checkpoint stays before them, so nothing is skipped: a new run tries again.
@@ -156,19 +167,46 @@ pub enum Error {
     /// A caller passed options that cannot work together.
     #[error("{0}")]
     InvalidInput(String),
+    /// Reading or writing a local file or standard input/output failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being read or written, e.g. `reading standard input`.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something that should not happen did (an SDK request could not be built): a bug in
+    /// kinarch, not a fault of the input.
+    #[error("internal error: {0} (please report it)")]
+    Internal(String),
 }
 
 impl Error {
     /// Whether trying the same thing again later may succeed: AWS throttled the call,
     /// answered with a server error, or did not answer in time.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::Aws {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self, Error::Aws { kind, .. } if kind.is_transient())
+    }
+
+    /// The kind of a failed AWS call; `None` for other errors.
+    pub fn aws_kind(&self) -> Option<AwsErrorKind> {
+        match self {
+            Error::Aws { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// An [`Error::Aws`] with no SDK error behind it (an answer that lacks a field, say).
+    pub fn aws(operation: &'static str, kind: AwsErrorKind, message: impl Into<String>) -> Self {
+        Error::Aws {
+            operation,
+            kind,
+            code: None,
+            status: None,
+            message: message.into(),
+            source: None,
+        }
     }
 }
 

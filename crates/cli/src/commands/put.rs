@@ -124,9 +124,10 @@ fn records(
                         Ok(0) => return None,
                         Ok(_) => {}
                         Err(err) => {
-                            let error = kinarch_core::Error::InvalidInput(format!(
-                                "cannot read standard input: {err}"
-                            ));
+                            let error = kinarch_core::Error::Io {
+                                context: "cannot read standard input".into(),
+                                source: err,
+                            };
                             return Some((Err(error), (reader, line_number, line)));
                         }
                     }

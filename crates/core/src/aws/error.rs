@@ -2,38 +2,155 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::retry::ProvideErrorKind;
+use aws_smithy_types::retry::{ErrorKind, ProvideErrorKind};
 
 use crate::error::Error;
+
+/// What kind of failure an AWS call met. Retries follow it ([`AwsErrorKind::is_transient`])
+/// and so do the CLI's hints, so neither reads the text of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// Throttled (`ThrottlingException`, `ProvisionedThroughputExceededException`, ...).
+    Throttled,
+    /// The service answered with a server error (HTTP 5xx, `InternalServerError`).
+    Server,
+    /// No answer within the attempt timeout.
+    Timeout,
+    /// The request could not be sent or its answer not read (network, DNS, TLS, a
+    /// connection reset).
+    Dispatch,
+    /// The credentials lack a permission (`AccessDeniedException`).
+    AccessDenied,
+    /// No usable credentials, or AWS refused them (expired token, unknown key, bad
+    /// signature).
+    Credentials,
+    /// The stream or table does not exist (`ResourceNotFoundException`).
+    NotFound,
+    /// AWS refused the request as invalid (`ValidationException`, ...): sending it again
+    /// cannot help.
+    Validation,
+    /// Anything else.
+    Other,
+}
+
+impl AwsErrorKind {
+    /// Whether the same call may succeed when tried again: throttling, server errors,
+    /// timeouts and dispatch failures.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            AwsErrorKind::Throttled
+                | AwsErrorKind::Server
+                | AwsErrorKind::Timeout
+                | AwsErrorKind::Dispatch
+        )
+    }
+
+    /// A name for logs and JSON: `throttled`, `access_denied`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsErrorKind::Throttled => "throttled",
+            AwsErrorKind::Server => "server",
+            AwsErrorKind::Timeout => "timeout",
+            AwsErrorKind::Dispatch => "dispatch",
+            AwsErrorKind::AccessDenied => "access_denied",
+            AwsErrorKind::Credentials => "credentials",
+            AwsErrorKind::NotFound => "not_found",
+            AwsErrorKind::Validation => "validation",
+            AwsErrorKind::Other => "other",
+        }
+    }
+}
+
+/// Error codes of throttling answers across DynamoDB and Kinesis.
+const THROTTLING_CODES: [&str; 5] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "KMSThrottlingException",
+];
+
+/// Error codes of answers that refuse the caller's credentials.
+const CREDENTIAL_CODES: [&str; 6] = [
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+];
+
+/// Error codes of requests refused as invalid.
+const VALIDATION_CODES: [&str; 4] = [
+    "ValidationException",
+    "InvalidArgumentException",
+    "SerializationException",
+    "InvalidParameterValue",
+];
+
+/// Whether a credentials provider failed somewhere in this error's chain of sources (the
+/// SDK reports "no credentials" as a dispatch or construction failure).
+fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// The kind of a failed call (see [`AwsErrorKind`]).
+pub fn kind_of<E>(err: &SdkError<E, HttpResponse>) -> AwsErrorKind
+where
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
+        _ if credentials_failed(err) => AwsErrorKind::Credentials,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => AwsErrorKind::Dispatch,
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let error = service.err();
+            let code = ProvideErrorMetadata::code(error).unwrap_or("");
+            if THROTTLING_CODES.contains(&code)
+                || error.retryable_error_kind() == Some(ErrorKind::ThrottlingError)
+            {
+                AwsErrorKind::Throttled
+            } else if status >= 500
+                || code == "InternalServerError"
+                || code == "ServiceUnavailable"
+                || error.retryable_error_kind().is_some()
+            {
+                AwsErrorKind::Server
+            } else if code.starts_with("AccessDenied") {
+                AwsErrorKind::AccessDenied
+            } else if CREDENTIAL_CODES.contains(&code) {
+                AwsErrorKind::Credentials
+            } else if code == "ResourceNotFoundException" {
+                AwsErrorKind::NotFound
+            } else if VALIDATION_CODES.contains(&code) {
+                AwsErrorKind::Validation
+            } else {
+                AwsErrorKind::Other
+            }
+        }
+        _ => AwsErrorKind::Other,
+    }
+}
 
 /// Whether a failed call may succeed when tried again: throttling, 5xx answers, timeouts
 /// and connection failures.
 pub(crate) fn is_transient<E>(err: &SdkError<E, HttpResponse>) -> bool
 where
-    E: ProvideErrorKind + ProvideErrorMetadata,
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service) => {
-            service.raw().status().as_u16() >= 500
-                || service.err().retryable_error_kind().is_some()
-                || matches!(
-                    ProvideErrorMetadata::code(service.err()),
-                    Some(
-                        "ProvisionedThroughputExceededException"
-                            | "ThrottlingException"
-                            | "RequestLimitExceeded"
-                            | "LimitExceededException"
-                            | "InternalServerError"
-                            | "ServiceUnavailable"
-                            | "KMSThrottlingException"
-                    )
-                )
-        }
-        _ => false,
-    }
+    kind_of(err).is_transient()
 }
 
 /// The error code of a service error (`ResourceNotFoundException`), if it is one.
@@ -85,15 +202,35 @@ fn causes(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// [`Error::Aws`] for a failed call, marked transient when trying again may succeed.
-pub(crate) fn aws_error<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error
+/// [`Error::Aws`] for a failed call: its kind, code and status, a description for people,
+/// and the SDK error itself as the [`source`](std::error::Error::source).
+pub(crate) fn aws_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
 where
-    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    aws_error_with(operation, err, |description| description)
+}
+
+/// [`aws_error`] with the description rewritten by `message` (to name a table, say).
+pub(crate) fn aws_error_with<E>(
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+    message: impl FnOnce(String) -> String,
+) -> Error
+where
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = match &err {
+        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+        _ => None,
+    };
     Error::Aws {
         operation,
-        message: describe(err),
-        transient: is_transient(err),
+        kind: kind_of(&err),
+        code: error_code(&err).map(str::to_owned),
+        status,
+        message: message(describe(&err)),
+        source: Some(Box::new(err)),
     }
 }
 
@@ -121,7 +258,7 @@ mod tests {
     fn a_service_error_is_described_by_code_message_and_status_only() {
         let err = service_error(500, "InternalServerError", "try again");
         assert_eq!(describe(&err), "InternalServerError: try again (HTTP 500)");
-        let error = aws_error("DynamoDB.DescribeTable", &err);
+        let error = aws_error("DynamoDB.DescribeTable", err);
         assert!(error.is_transient());
         assert_eq!(
             error.to_string(),
@@ -132,8 +269,84 @@ mod tests {
     #[test]
     fn a_client_error_is_not_transient_but_throttling_is() {
         let denied = service_error(400, "AccessDeniedException", "not allowed");
-        assert!(!aws_error("DynamoDB.DescribeTable", &denied).is_transient());
+        assert!(!aws_error("DynamoDB.DescribeTable", denied).is_transient());
         let throttled = service_error(400, "ThrottlingException", "slow down");
-        assert!(aws_error("DynamoDB.DescribeTable", &throttled).is_transient());
+        assert!(aws_error("DynamoDB.DescribeTable", throttled).is_transient());
+    }
+
+    #[test]
+    fn each_answer_gets_its_kind() {
+        let kind = |status, code| kind_of(&service_error(status, code, "m"));
+        assert_eq!(
+            kind(400, "ProvisionedThroughputExceededException"),
+            AwsErrorKind::Throttled
+        );
+        assert_eq!(kind(400, "ThrottlingException"), AwsErrorKind::Throttled);
+        assert_eq!(kind(500, "InternalServerError"), AwsErrorKind::Server);
+        assert_eq!(kind(503, "ServiceUnavailable"), AwsErrorKind::Server);
+        assert_eq!(
+            kind(400, "AccessDeniedException"),
+            AwsErrorKind::AccessDenied
+        );
+        assert_eq!(
+            kind(400, "ExpiredTokenException"),
+            AwsErrorKind::Credentials
+        );
+        assert_eq!(
+            kind(400, "UnrecognizedClientException"),
+            AwsErrorKind::Credentials
+        );
+        assert_eq!(
+            kind(400, "ResourceNotFoundException"),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(kind(400, "ValidationException"), AwsErrorKind::Validation);
+        assert_eq!(kind(400, "SomethingElse"), AwsErrorKind::Other);
+        for transient in [
+            AwsErrorKind::Throttled,
+            AwsErrorKind::Server,
+            AwsErrorKind::Timeout,
+            AwsErrorKind::Dispatch,
+        ] {
+            assert!(transient.is_transient());
+        }
+        for permanent in [
+            AwsErrorKind::AccessDenied,
+            AwsErrorKind::Credentials,
+            AwsErrorKind::NotFound,
+            AwsErrorKind::Validation,
+            AwsErrorKind::Other,
+        ] {
+            assert!(!permanent.is_transient());
+        }
+    }
+
+    #[test]
+    fn the_sdk_error_is_the_source_and_code_and_status_are_kept() {
+        use std::error::Error as _;
+        let error = aws_error(
+            "DynamoDB.DescribeTable",
+            service_error(400, "ValidationException", "bad key"),
+        );
+        let Error::Aws {
+            kind, code, status, ..
+        } = &error
+        else {
+            panic!("{error:?}")
+        };
+        assert_eq!(
+            (*kind, code.as_deref(), *status),
+            (
+                AwsErrorKind::Validation,
+                Some("ValidationException"),
+                Some(400)
+            )
+        );
+        let source = error.source().expect("the SDK error is kept");
+        assert!(
+            source
+                .downcast_ref::<SdkError<DescribeTableError, HttpResponse>>()
+                .is_some()
+        );
     }
 }

@@ -51,7 +51,7 @@ impl Backoff {
 pub(crate) async fn send_with_retries<T, E, F, Fut>(
     budget: Duration,
     mut call: F,
-    fail: impl Fn(&SdkError<E, HttpResponse>) -> Error,
+    fail: impl Fn(SdkError<E, HttpResponse>) -> Error,
 ) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
@@ -64,13 +64,13 @@ where
         match call().await {
             Ok(output) => return Ok(output),
             Err(err) if is_transient(&err) => {
-                let error = fail(&err);
+                let error = fail(err);
                 tracing::warn!(error = %error, "transient AWS error; retrying");
                 if !backoff.wait(deadline).await {
                     return Err(error);
                 }
             }
-            Err(err) => return Err(fail(&err)),
+            Err(err) => return Err(fail(err)),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
+use crate::aws::error::AwsErrorKind;
 use crate::aws::{aws_error, error_code, send_with_retries};
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE};
 use crate::domain::names::StreamName;
@@ -27,7 +28,7 @@ pub async fn list_stream_tags(
             .set_exclusive_start_tag_key(start.take())
             .send()
             .await
-            .map_err(|err| not_found_or(kinesis, stream, "Kinesis.ListTagsForStream", &err))?;
+            .map_err(|err| not_found_or(kinesis, stream, "Kinesis.ListTagsForStream", err))?;
         let page: Vec<(String, String)> = output
             .tags
             .into_iter()
@@ -42,11 +43,7 @@ pub async fn list_stream_tags(
 }
 
 fn region(kinesis: &KinesisClient) -> String {
-    kinesis
-        .config()
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "(no region set)".into())
+    crate::aws::region_name(kinesis.config().region())
 }
 
 /// Reads a stream's archive configuration from its tags.
@@ -76,15 +73,17 @@ fn not_found_or<E>(
     kinesis: &KinesisClient,
     stream: &StreamName,
     operation: &'static str,
-    err: &aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
+    err: aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
 ) -> Error
 where
     E: aws_smithy_types::retry::ProvideErrorKind
         + aws_sdk_kinesis::error::ProvideErrorMetadata
         + std::error::Error
+        + Send
+        + Sync
         + 'static,
 {
-    if error_code(err) == Some("ResourceNotFoundException") {
+    if error_code(&err) == Some("ResourceNotFoundException") {
         Error::StreamNotFound {
             stream: stream.clone(),
             region: region(kinesis),
@@ -105,14 +104,14 @@ pub async fn describe_stream_summary(
         .stream_name(stream.as_str())
         .send()
         .await
-        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.DescribeStreamSummary", &err))?;
-    let summary = output
-        .stream_description_summary
-        .ok_or_else(|| Error::Aws {
-            operation: "Kinesis.DescribeStreamSummary",
-            message: "the answer holds no stream description".into(),
-            transient: false,
-        })?;
+        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.DescribeStreamSummary", err))?;
+    let summary = output.stream_description_summary.ok_or_else(|| {
+        Error::aws(
+            "Kinesis.DescribeStreamSummary",
+            AwsErrorKind::Other,
+            "the answer holds no stream description",
+        )
+    })?;
     Ok(StreamSummary {
         arn: summary.stream_arn,
         status: summary.stream_status.as_str().to_owned(),
@@ -136,7 +135,7 @@ pub async fn tag_stream(
     }
     call.send()
         .await
-        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.AddTagsToStream", &err))?;
+        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.AddTagsToStream", err))?;
     Ok(())
 }
 
@@ -158,7 +157,7 @@ pub async fn untag_stream(
     }
     call.send()
         .await
-        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.RemoveTagsFromStream", &err))?;
+        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.RemoveTagsFromStream", err))?;
     Ok(())
 }
 

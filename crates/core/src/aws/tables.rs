@@ -188,7 +188,7 @@ pub async fn describe_table(
     {
         Ok(output) => output,
         Err(err) if error_code(&err) == Some("ResourceNotFoundException") => return Ok(None),
-        Err(err) => return Err(aws_error("DynamoDB.DescribeTable", &err)),
+        Err(err) => return Err(aws_error("DynamoDB.DescribeTable", err)),
     };
     let Some(description) = output.table else {
         return Ok(None);
@@ -250,7 +250,7 @@ pub async fn describe_ttl(dynamodb: &DynamoDbClient, table: &TableName) -> Resul
         .table_name(table.as_str())
         .send()
         .await
-        .map_err(|err| aws_error("DynamoDB.DescribeTimeToLive", &err))?;
+        .map_err(|err| aws_error("DynamoDB.DescribeTimeToLive", err))?;
     let Some(description) = output.time_to_live_description else {
         return Ok(TtlState::Disabled);
     };
@@ -298,7 +298,7 @@ pub async fn create_table(
                     .attribute_name(&element.name)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
-                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                    .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?,
             )
             .key_schema(
                 KeySchemaElement::builder()
@@ -308,7 +308,7 @@ pub async fn create_table(
                         KeyRole::Range => KeyType::Range,
                     })
                     .build()
-                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                    .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?,
             );
     }
     call = match billing {
@@ -324,7 +324,9 @@ pub async fn create_table(
                         .read_capacity_units(units(read_capacity))
                         .write_capacity_units(units(write_capacity))
                         .build()
-                        .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                        .map_err(|e| {
+                            Error::Internal(format!("building a DynamoDB request: {e}"))
+                        })?,
                 )
         }
     };
@@ -333,7 +335,7 @@ pub async fn create_table(
         Err(err) if error_code(&err) == Some("ResourceInUseException") => {
             Ok(Created::AlreadyExisted)
         }
-        Err(err) => Err(aws_error("DynamoDB.CreateTable", &err)),
+        Err(err) => Err(aws_error("DynamoDB.CreateTable", err)),
     }
 }
 
@@ -379,7 +381,7 @@ pub async fn enable_ttl(dynamodb: &DynamoDbClient, table: &TableName) -> Result<
         .enabled(true)
         .attribute_name(attr::EXPIRE_AFTER)
         .build()
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?;
     match dynamodb
         .update_time_to_live()
         .table_name(table.as_str())
@@ -396,7 +398,7 @@ pub async fn enable_ttl(dynamodb: &DynamoDbClient, table: &TableName) -> Result<
         {
             Ok(TtlEnabled::AlreadyEnabled)
         }
-        Err(err) => Err(aws_error("DynamoDB.UpdateTimeToLive", &err)),
+        Err(err) => Err(aws_error("DynamoDB.UpdateTimeToLive", err)),
     }
 }
 

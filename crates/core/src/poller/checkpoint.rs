@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::tables::{
     Billing, KeyElement, KeyRole, KeySchema, create_table, describe_table, wait_until_active,
 };
-use crate::aws::{describe, error_code, send_with_retries};
+use crate::aws::{aws_error, describe, error_code, send_with_retries};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::sequence::SequenceNumber;
@@ -217,6 +217,16 @@ impl CheckpointStore {
         Error::Checkpoint {
             location: self.location.to_string(),
             message,
+            source: None,
+        }
+    }
+
+    /// A checkpoint error caused by a failed AWS call, which stays its source.
+    fn failed_call(&self, message: String, cause: Error) -> Error {
+        Error::Checkpoint {
+            location: self.location.to_string(),
+            message,
+            source: Some(Box::new(cause)),
         }
     }
 
@@ -253,7 +263,12 @@ impl CheckpointStore {
                     let output = send_with_retries(
                         LOAD_RETRY_BUDGET,
                         || scan.clone().send(),
-                        |err| self.error(format!("DynamoDB.Scan failed: {}", describe(err))),
+                        |err| {
+                            self.failed_call(
+                                format!("DynamoDB.Scan failed: {}", describe(&err)),
+                                aws_error("DynamoDB.Scan", err),
+                            )
+                        },
                     )
                     .await?;
                     for item in output.items.unwrap_or_default() {
@@ -340,15 +355,18 @@ impl CheckpointStore {
                     SAVE_RETRY_BUDGET,
                     || put.clone().send(),
                     |err| {
-                        let hint = if error_code(err) == Some("ResourceNotFoundException") {
+                        let hint = if error_code(&err) == Some("ResourceNotFoundException") {
                             " (the table was deleted while archiving)"
                         } else {
                             ""
                         };
-                        self.error(format!(
-                            "DynamoDB.PutItem of the checkpoint of {shard} failed{hint}: {}",
-                            describe(err)
-                        ))
+                        self.failed_call(
+                            format!(
+                                "DynamoDB.PutItem of the checkpoint of {shard} failed{hint}: {}",
+                                describe(&err)
+                            ),
+                            aws_error("DynamoDB.PutItem", err),
+                        )
                     },
                 )
                 .await?;
@@ -367,6 +385,7 @@ async fn open_table(
     let error = |message: String| Error::Checkpoint {
         location: location.to_string(),
         message,
+        source: None,
     };
     let info = match describe_table(dynamodb, table).await? {
         Some(info) => info,
@@ -412,6 +431,7 @@ fn open_file(
     let error = |message: String| Error::Checkpoint {
         location: location.to_string(),
         message,
+        source: None,
     };
     match std::fs::read(path) {
         Ok(bytes) => {

@@ -994,25 +994,33 @@ impl StreamPoller {
         };
         match call.send().await {
             Ok(output) => Ok(output.shard_iterator),
-            Err(err) => Err(match self.classify(&err, "Kinesis.GetShardIterator") {
-                CallError::Fatal(Error::Aws {
-                    operation, message, ..
-                }) if error_code(&err) == Some("InvalidArgumentException")
-                    && matches!(position, Position::After(_)) =>
-                {
+            Err(err) => {
+                let checkpoint_misfits = error_code(&err) == Some("InvalidArgumentException")
+                    && matches!(position, Position::After(_));
+                Err(match self.classify(err, "Kinesis.GetShardIterator") {
                     CallError::Fatal(Error::Aws {
                         operation,
+                        kind,
+                        code,
+                        status,
+                        message,
+                        source,
+                    }) if checkpoint_misfits => CallError::Fatal(Error::Aws {
+                        operation,
+                        kind,
+                        code,
+                        status,
                         message: format!(
                             "{message}; the checkpoint of shard {shard} in {} does not fit the \
                              stream (was the stream deleted and created again?): remove that \
                              checkpoint to archive the shard from the start",
                             self.store.location()
                         ),
-                        transient: false,
-                    })
-                }
-                other => other,
-            }),
+                        source,
+                    }),
+                    other => other,
+                })
+            }
         }
     }
 
@@ -1031,22 +1039,22 @@ impl StreamPoller {
                 next_iterator: output.next_shard_iterator,
                 millis_behind_latest: output.millis_behind_latest,
             }),
-            Err(err) => Err(self.classify(&err, "Kinesis.GetRecords")),
+            Err(err) => Err(self.classify(err, "Kinesis.GetRecords")),
         }
     }
 
-    fn classify<E>(&self, err: &SdkError<E, HttpResponse>, operation: &'static str) -> CallError
+    fn classify<E>(&self, err: SdkError<E, HttpResponse>, operation: &'static str) -> CallError
     where
-        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        match error_code(err) {
+        match error_code(&err) {
             Some("ExpiredIteratorException") => CallError::Expired,
             Some("ResourceNotFoundException") => CallError::Fatal(Error::StreamNotFound {
                 stream: self.config.stream.clone(),
                 region: self.region.clone(),
             }),
-            _ if is_transient(err) => {
-                CallError::Transient(format!("{operation}: {}", describe(err)))
+            _ if is_transient(&err) => {
+                CallError::Transient(format!("{operation}: {}", describe(&err)))
             }
             _ => CallError::Fatal(aws_error(operation, err)),
         }

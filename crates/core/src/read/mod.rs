@@ -48,7 +48,7 @@ use futures::{Stream, StreamExt};
 
 use crate::aws::item::{Item, attr};
 use crate::aws::streams::read_configured_stream_config;
-use crate::aws::{describe, error_code, is_transient, region_of, send_with_retries};
+use crate::aws::{aws_error_with, error_code, region_of, send_with_retries};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::names::StreamName;
 use crate::domain::record::{ArchiveRecord, format_last_update};
@@ -245,20 +245,6 @@ impl ArchiveReader {
         }
     }
 
-    /// An archive read through an existing DynamoDB client.
-    pub fn from_client(dynamodb: DynamoDbClient, config: StreamArchiveConfig) -> Self {
-        let region = dynamodb
-            .config()
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "(no region set)".into());
-        Self {
-            dynamodb,
-            config,
-            region,
-        }
-    }
-
     /// The stream's archive configuration (mode, table, TTL).
     pub fn config(&self) -> &StreamArchiveConfig {
         &self.config
@@ -428,18 +414,17 @@ impl ArchiveReader {
         }
     }
 
-    fn read_error<E>(&self, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error
+    fn read_error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
     where
-        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        if error_code(err) == Some("ResourceNotFoundException") {
+        if error_code(&err) == Some("ResourceNotFoundException") {
             self.table_not_found()
         } else {
-            Error::Aws {
-                operation,
-                message: format!("on table {}: {}", self.config.table, describe(err)),
-                transient: is_transient(err),
-            }
+            let table = &self.config.table;
+            aws_error_with(operation, err, |description| {
+                format!("on table {table}: {description}")
+            })
         }
     }
 
@@ -864,17 +849,30 @@ mod tests {
     }
 
     #[test]
-    fn same_length_between_is_a_superset_of_the_numeric_range() {
-        // Exhaustive over small numbers: every number numerically in [from, to] with
-        // equal-length bounds is also in the string range.
-        for from in 10u32..100 {
-            for to in (from..100).step_by(7) {
+    fn the_between_that_plan_query_sends_is_a_superset_of_the_numeric_range() {
+        // Exhaustive over small numbers: whenever plan_query narrows the key condition to
+        // BETWEEN, every number numerically in [from, to] is inside that BETWEEN as
+        // DynamoDB compares strings (byte by byte), so the Rust-side filter sees it.
+        // (from == to is a GetItem of that one number.)
+        for from in 10u32..99 {
+            for to in (from + 1..100).step_by(7) {
+                let plan = plan_query(
+                    ArchiveMode::All,
+                    &range(Some(&from.to_string()), Some(&to.to_string())),
+                );
+                let QueryRead::Query {
+                    between: Some((low, high)),
+                    ..
+                } = plan
+                else {
+                    panic!("[{from}, {to}] has bounds of equal length: {plan:?}");
+                };
                 for x in 0u32..1000 {
                     let xs = x.to_string();
                     let numeric = (from..=to).contains(&x);
-                    let string = xs.as_str() >= from.to_string().as_str()
-                        && xs.as_str() <= to.to_string().as_str();
-                    assert!(!numeric || string, "{x} in [{from}, {to}]");
+                    let in_between = xs.as_bytes() >= low.as_str().as_bytes()
+                        && xs.as_bytes() <= high.as_str().as_bytes();
+                    assert!(!numeric || in_between, "{x} in [{from}, {to}]");
                 }
             }
         }

@@ -534,18 +534,14 @@ async fn send(
         Err(err) if error_code(&err) == Some("ResourceNotFoundException") => {
             Err(SendError::Fatal(Error::StreamNotFound {
                 stream: target.clone(),
-                region: kinesis
-                    .config()
-                    .region()
-                    .map(|r| r.to_string())
-                    .unwrap_or_default(),
+                region: crate::aws::region_name(kinesis.config().region()),
             }))
         }
         Err(err) if is_transient(&err) => Err(SendError::Transient(format!(
             "Kinesis.PutRecords: {}",
             describe(&err)
         ))),
-        Err(err) => Err(SendError::Fatal(aws_error("Kinesis.PutRecords", &err))),
+        Err(err) => Err(SendError::Fatal(aws_error("Kinesis.PutRecords", err))),
     };
     (request, result)
 }

@@ -123,12 +123,7 @@ impl ArchiveWriter {
             table: config.table.clone(),
             stream: config.stream.clone(),
             mode: config.mode,
-            region: self
-                .dynamodb
-                .config()
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "<region>".into()),
+            region: crate::aws::region_name(self.dynamodb.config().region()),
         }
     }
 
