@@ -693,3 +693,22 @@ async fn progress_and_rate_show_on_a_terminal_while_the_data_goes_to_a_file() {
     quiet.ok();
     assert!(!quiet.out().contains("records/s"), "{}", quiet.out());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_attempt_timeout_in_the_environment_is_refused_by_name() {
+    let w = world("orders", "ALL").await;
+    for bad in ["10s", "0", "-1"] {
+        let mut env = w.moto.env();
+        env.push(("KINARCH_ATTEMPT_TIMEOUT_MS".into(), bad.into()));
+        let mut command = cli::command_with_env(&env);
+        command.args(["scan", "orders"]);
+        let run = cli::run_command(command, None).await;
+        run.expect_code(2);
+        assert!(
+            run.stderr.contains(&format!("KINARCH_ATTEMPT_TIMEOUT_MS={bad:?}")),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}

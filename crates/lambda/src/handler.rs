@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::streams::KinesisEventResponse;
 use kinarch_core::aws::streams::StreamConfigCache;
-use kinarch_core::aws::{AwsOptions, load_sdk_config};
+use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
 use kinarch_core::domain::event::decode_event;
 use kinarch_core::{ArchiveWriter, Error, WriterOptions};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -43,7 +43,11 @@ impl Archiver {
         let deadline_margin = env_number(ENV_DEADLINE_MARGIN)?
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_DEADLINE_MARGIN);
-        let sdk = load_sdk_config(&AwsOptions::default()).await;
+        let sdk = load_sdk_config(&AwsOptions {
+            attempt_timeout: attempt_timeout_from_env()?,
+            ..AwsOptions::default()
+        })
+        .await;
         Ok(Self {
             writer: ArchiveWriter::new(
                 aws_sdk_dynamodb::Client::new(&sdk),

@@ -9,7 +9,7 @@ mod setup;
 mod status;
 
 use aws_config::SdkConfig;
-use kinarch_core::aws::{AwsOptions, load_sdk_config};
+use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::failure::Failure;
@@ -47,7 +47,7 @@ async fn connect(global: &GlobalArgs, region: Option<&str>) -> Result<SdkConfig,
         region,
         profile: global.profile.clone(),
         endpoint_url: global.endpoint_url.clone(),
-        attempt_timeout: None,
+        attempt_timeout: attempt_timeout_from_env()?,
     })
     .await;
     if sdk.region().is_none() {

@@ -19,8 +19,10 @@ pub(crate) mod retry;
 pub mod streams;
 pub mod tables;
 
-pub(crate) use error::{aws_error, describe, error_code, is_transient};
+pub(crate) use error::{aws_error, aws_error_with, describe, error_code, is_transient};
 pub(crate) use retry::send_with_retries;
+
+use crate::error::Error;
 
 /// Where and as whom to call AWS. Unset fields fall back to the SDK's usual sources
 /// (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the shared config files, ...).
@@ -32,20 +34,40 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     /// Endpoint for every service (a local emulator, a VPC endpoint).
     pub endpoint_url: Option<String>,
-    /// Timeout of one HTTP attempt; a slower answer is abandoned and retried. Default 10 s,
-    /// or `KINARCH_ATTEMPT_TIMEOUT_MS`.
+    /// Timeout of one HTTP attempt; a slower answer is abandoned and retried. Default 10 s
+    /// ([`DEFAULT_ATTEMPT_TIMEOUT`]); the binaries take [`ENV_ATTEMPT_TIMEOUT_MS`].
     pub attempt_timeout: Option<Duration>,
 }
 
 /// Default for [`AwsOptions::attempt_timeout`].
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn attempt_timeout_from_env() -> Option<Duration> {
-    std::env::var("KINARCH_ATTEMPT_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&ms| ms > 0)
-        .map(Duration::from_millis)
+/// The environment variable that sets [`AwsOptions::attempt_timeout`] in milliseconds, for
+/// both binaries (the test suite shortens it).
+pub const ENV_ATTEMPT_TIMEOUT_MS: &str = "KINARCH_ATTEMPT_TIMEOUT_MS";
+
+/// [`ENV_ATTEMPT_TIMEOUT_MS`] as the binaries read it when they start: `None` when unset,
+/// an error naming the variable when it is not a whole number of milliseconds above 0 (a
+/// typo must not silently leave the 10 s default in force). The library itself never reads
+/// the environment for it: callers pass [`AwsOptions::attempt_timeout`].
+pub fn attempt_timeout_from_env() -> Result<Option<Duration>, Error> {
+    match std::env::var(ENV_ATTEMPT_TIMEOUT_MS) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::InvalidInput(format!(
+            "environment variable {ENV_ATTEMPT_TIMEOUT_MS} is not valid UTF-8"
+        ))),
+        Ok(text) => parse_attempt_timeout_ms(&text).map(Some),
+    }
+}
+
+fn parse_attempt_timeout_ms(text: &str) -> Result<Duration, Error> {
+    match text.trim().parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(Error::InvalidInput(format!(
+            "environment variable {ENV_ATTEMPT_TIMEOUT_MS}={text:?} is not a whole number of \
+             milliseconds above 0 (e.g. 10000); unset it for the default of 10 s"
+        ))),
+    }
 }
 
 /// Loads the SDK configuration with kinarch's HTTP client, timeouts and retry policy.
@@ -57,10 +79,7 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let attempt = options
-        .attempt_timeout
-        .or_else(attempt_timeout_from_env)
-        .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
+    let attempt = options.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .timeout_config(
@@ -84,8 +103,36 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
 
 /// The region of a configuration, for messages.
 pub fn region_of(config: &SdkConfig) -> String {
-    config
-        .region()
+    region_name(config.region())
+}
+
+/// A region for messages: its name, or `(no region set)`, so that no message ever says
+/// "in region :". Every message naming a region goes through here.
+pub fn region_name(region: Option<&Region>) -> String {
+    region
         .map(|r| r.to_string())
         .unwrap_or_else(|| "(no region set)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_timeouts_are_whole_milliseconds_above_zero() {
+        assert_eq!(
+            parse_attempt_timeout_ms(" 1500 ").unwrap(),
+            Duration::from_millis(1500)
+        );
+        for bad in ["0", "-5", "1.5", "10s", ""] {
+            let message = parse_attempt_timeout_ms(bad).unwrap_err().to_string();
+            assert!(message.contains(ENV_ATTEMPT_TIMEOUT_MS), "{message}");
+        }
+    }
+
+    #[test]
+    fn no_region_is_named_as_such() {
+        assert_eq!(region_name(None), "(no region set)");
+        assert_eq!(region_name(Some(&Region::new("eu-west-1"))), "eu-west-1");
+    }
 }
