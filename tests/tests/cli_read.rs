@@ -705,7 +705,8 @@ async fn an_invalid_attempt_timeout_in_the_environment_is_refused_by_name() {
         let run = cli::run_command(command, None).await;
         run.expect_code(2);
         assert!(
-            run.stderr.contains(&format!("KINARCH_ATTEMPT_TIMEOUT_MS={bad:?}")),
+            run.stderr
+                .contains(&format!("KINARCH_ATTEMPT_TIMEOUT_MS={bad:?}")),
             "{}",
             run.stderr
         );

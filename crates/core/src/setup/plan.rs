@@ -1,0 +1,793 @@
+//! The setup plan: which steps bring a stream to what `kinarch setup` was asked, decided
+//! from what [`Setup::observe`](super::Setup::observe) read. Pure: no I/O, so every branch
+//! (mode change, key-schema fit, TTL conflict, tag diff) is tested here without AWS.
+
+use std::fmt;
+
+use crate::aws::item::attr;
+use crate::aws::tables::{Billing, KeySchema, TableInfo, TtlState};
+use crate::domain::config::{
+    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_TABLE, TAG_TTL,
+};
+use crate::domain::names::{StreamName, TableName};
+use crate::error::Error;
+
+/// What to do with the stream's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtlChange {
+    /// Keep what the stream's `ArchiveTTL` tag says (no tag: no expiry). Re-running setup
+    /// without mentioning a TTL never drops an expiry policy by accident.
+    #[default]
+    Keep,
+    /// Archived items expire this long after archiving.
+    Expire(ArchiveTtl),
+    /// Archived items never expire: the `ArchiveTTL` tag is removed.
+    Off,
+}
+
+/// What `kinarch setup` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupRequest {
+    /// The stream to archive.
+    pub stream: StreamName,
+    /// Every record (ALL) or the newest per key (LATEST).
+    pub mode: ArchiveMode,
+    /// The TTL to set.
+    pub ttl: TtlChange,
+    /// Billing of the table, if it has to be created.
+    pub billing: Billing,
+}
+
+impl SetupRequest {
+    /// A request with the defaults: TTL kept as it is, on-demand billing.
+    pub fn new(stream: StreamName, mode: ArchiveMode) -> Self {
+        Self {
+            stream,
+            mode,
+            ttl: TtlChange::Keep,
+            billing: Billing::OnDemand,
+        }
+    }
+}
+
+/// One step of setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupAction {
+    /// CreateTable with the contract's key schema for the mode.
+    CreateTable {
+        /// The table.
+        table: TableName,
+        /// The mode whose key schema it gets.
+        mode: ArchiveMode,
+        /// Its billing.
+        billing: Billing,
+    },
+    /// Wait until the table is ACTIVE.
+    WaitUntilActive {
+        /// The table.
+        table: TableName,
+    },
+    /// Switch the table's TTL on for `expireAfter`.
+    EnableTtl {
+        /// The table.
+        table: TableName,
+    },
+    /// AddTagsToStream: the archive configuration.
+    TagStream {
+        /// The stream.
+        stream: StreamName,
+        /// The tags written, in order.
+        tags: Vec<(String, String)>,
+    },
+    /// RemoveTagsFromStream `ArchiveTTL`: new items get no expiry.
+    RemoveTtlTag {
+        /// The stream.
+        stream: StreamName,
+    },
+}
+
+impl fmt::Display for SetupAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupAction::CreateTable {
+                table,
+                mode,
+                billing,
+            } => write!(
+                f,
+                "create table {table} with key {} ({billing} billing)",
+                KeySchema::for_mode(*mode)
+            ),
+            SetupAction::WaitUntilActive { table } => {
+                write!(f, "wait until table {table} is ACTIVE")
+            }
+            SetupAction::EnableTtl { table } => write!(
+                f,
+                "enable TTL of table {table} on attribute {}",
+                attr::EXPIRE_AFTER
+            ),
+            SetupAction::TagStream { stream, tags } => {
+                write!(f, "tag stream {stream}:")?;
+                for (key, value) in tags {
+                    write!(f, " {key}={value}")?;
+                }
+                Ok(())
+            }
+            SetupAction::RemoveTtlTag { stream } => {
+                write!(f, "remove tag {TAG_TTL} from stream {stream}")
+            }
+        }
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepStatus {
+    /// The step has to be done (in a plan).
+    ToDo,
+    /// The step was done (in a report).
+    Done,
+    /// Nothing to do; the text says why, as a phrase naming the resource
+    /// ("table orders-archive-ALL is ACTIVE").
+    Unchanged(String),
+}
+
+/// A step and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupStep {
+    /// What the step does.
+    pub action: SetupAction,
+    /// Whether it is needed, done, or was not needed.
+    pub status: StepStatus,
+}
+
+/// The steps setup would take, computed without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupPlan {
+    /// The stream's ARN.
+    pub stream_arn: String,
+    /// The region everything is in.
+    pub region: String,
+    /// The configuration the stream will have.
+    pub config: StreamArchiveConfig,
+    /// The table billing asked for (used only if the table is created).
+    pub billing: Billing,
+    /// The steps, in the order they are applied.
+    pub steps: Vec<SetupStep>,
+    /// Things worth knowing that are not steps (a mode change, billing left as is, ...).
+    pub notes: Vec<String>,
+}
+
+impl SetupPlan {
+    /// Whether applying the plan would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.status == StepStatus::ToDo)
+    }
+}
+
+/// What [`Setup::apply`] did: every step of the plan, each [`StepStatus::Done`] or
+/// [`StepStatus::Unchanged`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupReport {
+    /// The configuration the stream now has.
+    pub config: StreamArchiveConfig,
+    /// The region.
+    pub region: String,
+    /// The steps with their outcome.
+    pub steps: Vec<SetupStep>,
+    /// Notes carried over from the plan.
+    pub notes: Vec<String>,
+}
+
+/// What setup reads before it decides: the stream, its tags, and the table it would use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The stream's ARN.
+    pub stream_arn: String,
+    /// The stream's tags, as ListTagsForStream gives them.
+    pub tags: Vec<(String, String)>,
+    /// The table named by [`planned_table`], if it exists.
+    pub table: Option<TableInfo>,
+    /// That table's TTL setting, if it exists.
+    pub table_ttl: Option<TtlState>,
+}
+
+/// Refuses a request that cannot work whatever AWS holds: provisioned billing with 0
+/// capacity units.
+pub fn check_request(request: &SetupRequest) -> Result<(), Error> {
+    if let Billing::Provisioned {
+        read_capacity,
+        write_capacity,
+    } = request.billing
+        && (read_capacity == 0 || write_capacity == 0)
+    {
+        return Err(Error::InvalidInput(format!(
+            "provisioned billing needs at least 1 read and 1 write capacity unit \
+             (got {read_capacity} read, {write_capacity} write)"
+        )));
+    }
+    Ok(())
+}
+
+/// The table setup would use: the one the `ArchiveTableName` tag names (setup keeps it),
+/// else the mode's default name.
+pub fn planned_table(
+    stream: &StreamName,
+    mode: ArchiveMode,
+    tags: &[(String, String)],
+) -> Result<TableName, Error> {
+    Ok(CurrentTags::read(stream, tags)?
+        .table
+        .unwrap_or_else(|| mode.default_table_name(stream)))
+}
+
+/// The steps that bring the stream to `request`, given what was `observed` in `region`.
+pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result<SetupPlan, Error> {
+    let stream = &request.stream;
+    check_request(request)?;
+    let tags = &observed.tags;
+    let current = CurrentTags::read(stream, tags)?;
+    let ttl = match request.ttl {
+        TtlChange::Keep => current.ttl()?,
+        TtlChange::Expire(ttl) => Some(ttl),
+        TtlChange::Off => None,
+    };
+    let table = current
+        .table
+        .clone()
+        .unwrap_or_else(|| request.mode.default_table_name(stream));
+    let config = StreamArchiveConfig {
+        stream: stream.clone(),
+        mode: request.mode,
+        ttl,
+        table: table.clone(),
+    };
+    let mut steps = Vec::new();
+    let mut notes = Vec::new();
+
+    if let Some(previous) = current.mode.filter(|&m| m != request.mode) {
+        let previous_table = current
+            .table
+            .clone()
+            .unwrap_or_else(|| previous.default_table_name(stream));
+        notes.push(format!(
+            "the archive mode changes from {previous} to {}: records archived so far stay \
+             in table {previous_table}",
+            request.mode
+        ));
+    }
+
+    let existing = &observed.table;
+    match existing {
+        None => {
+            steps.push(to_do(SetupAction::CreateTable {
+                table: table.clone(),
+                mode: request.mode,
+                billing: request.billing,
+            }));
+            steps.push(to_do(SetupAction::WaitUntilActive {
+                table: table.clone(),
+            }));
+        }
+        Some(info) => {
+            if !info.key_schema.fits(request.mode) {
+                return Err(key_schema_mismatch(
+                    info,
+                    request.mode,
+                    stream,
+                    region,
+                    current.table.is_some(),
+                ));
+            }
+            steps.push(unchanged(
+                SetupAction::CreateTable {
+                    table: table.clone(),
+                    mode: request.mode,
+                    billing: request.billing,
+                },
+                format!("table {table} exists with key {}", info.key_schema),
+            ));
+            if info.billing != request.billing {
+                notes.push(format!(
+                    "table {table} exists: its billing ({}) is left as it is",
+                    info.billing
+                ));
+            }
+            let wait = SetupAction::WaitUntilActive {
+                table: table.clone(),
+            };
+            steps.push(if info.is_active() {
+                unchanged(wait, format!("table {table} is ACTIVE"))
+            } else {
+                to_do(wait)
+            });
+        }
+    }
+
+    let table_ttl = &observed.table_ttl;
+    if ttl.is_some() {
+        let enable = SetupAction::EnableTtl {
+            table: table.clone(),
+        };
+        steps.push(match table_ttl {
+            None | Some(TtlState::Disabled) => to_do(enable),
+            Some(state) if state.expires_archive_items() => {
+                unchanged(enable, format!("TTL of table {table} is {state}"))
+            }
+            Some(state) => return Err(ttl_conflict(&table, state)),
+        });
+    } else if table_ttl
+        .as_ref()
+        .is_some_and(TtlState::expires_archive_items)
+    {
+        notes.push(format!(
+            "table {table} keeps TTL on {}: items archived with an expiry still expire; \
+             new items are archived without one and are kept",
+            attr::EXPIRE_AFTER
+        ));
+    }
+
+    let mut wanted = vec![(TAG_MODE.to_owned(), request.mode.as_str().to_owned())];
+    if let Some(ttl) = ttl {
+        wanted.push((TAG_TTL.to_owned(), ttl.tag_value()));
+    }
+    let tag = SetupAction::TagStream {
+        stream: stream.clone(),
+        tags: wanted.clone(),
+    };
+    let tag_list: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let already_tagged = wanted
+        .iter()
+        .all(|(key, value)| tags.iter().any(|(k, v)| k == key && v == value));
+    steps.push(if already_tagged {
+        unchanged(
+            tag,
+            format!("stream {stream} is tagged {}", tag_list.join(" ")),
+        )
+    } else {
+        to_do(tag)
+    });
+    if ttl.is_none() {
+        let remove = SetupAction::RemoveTtlTag {
+            stream: stream.clone(),
+        };
+        steps.push(if current.has_ttl_tag {
+            to_do(remove)
+        } else {
+            unchanged(remove, format!("stream {stream} has no {TAG_TTL} tag"))
+        });
+    }
+
+    Ok(SetupPlan {
+        stream_arn: observed.stream_arn.clone(),
+        region: region.to_owned(),
+        config,
+        billing: request.billing,
+        steps,
+        notes,
+    })
+}
+
+fn to_do(action: SetupAction) -> SetupStep {
+    SetupStep {
+        action,
+        status: StepStatus::ToDo,
+    }
+}
+
+fn unchanged(action: SetupAction, why: String) -> SetupStep {
+    SetupStep {
+        action,
+        status: StepStatus::Unchanged(why),
+    }
+}
+
+/// The archive tags a stream has now, read leniently: a mode or TTL tag that setup is about
+/// to overwrite may be invalid; only the table tag (which setup keeps) must be valid.
+struct CurrentTags {
+    stream: StreamName,
+    mode: Option<ArchiveMode>,
+    ttl_tag: Option<String>,
+    has_ttl_tag: bool,
+    table: Option<TableName>,
+}
+
+impl CurrentTags {
+    fn read(stream: &StreamName, tags: &[(String, String)]) -> Result<Self, Error> {
+        let value = |name: &str| {
+            tags.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let table = match value(TAG_TABLE) {
+            None => None,
+            Some(text) => Some(TableName::new(text.trim()).map_err(|e| {
+                crate::domain::config::ConfigError {
+                    stream: stream.clone(),
+                    tag: TAG_TABLE,
+                    reason: e.to_string(),
+                }
+            })?),
+        };
+        Ok(Self {
+            stream: stream.clone(),
+            mode: value(TAG_MODE).and_then(|v| v.parse().ok()),
+            ttl_tag: value(TAG_TTL).map(str::to_owned),
+            has_ttl_tag: value(TAG_TTL).is_some(),
+            table,
+        })
+    }
+
+    /// The TTL to keep ([`TtlChange::Keep`]): the tag must then be valid.
+    fn ttl(&self) -> Result<Option<ArchiveTtl>, Error> {
+        self.ttl_tag
+            .as_deref()
+            .map(|text| {
+                ArchiveTtl::parse_tag(text).map_err(|e| {
+                    Error::Config(crate::domain::config::ConfigError {
+                        stream: self.stream.clone(),
+                        tag: TAG_TTL,
+                        reason: format!("{e}; pass --ttl-seconds N or --no-ttl to replace it"),
+                    })
+                })
+            })
+            .transpose()
+    }
+}
+
+pub(super) fn key_schema_mismatch(
+    info: &TableInfo,
+    mode: ArchiveMode,
+    stream: &StreamName,
+    region: &str,
+    named_by_tag: bool,
+) -> Error {
+    let other_table = if named_by_tag {
+        format!("change the stream's {TAG_TABLE} tag to a new table name")
+    } else {
+        format!("tag the stream with {TAG_TABLE}=<new table name> to archive elsewhere")
+    };
+    let advice = match info.key_schema.mode() {
+        Some(fitting) => format!(
+            "the table was made for {fitting} mode. Keep using it with `kinarch setup {stream} \
+             {fitting} {region}`, or {other_table}, or delete the table (its records are lost) \
+             and run setup again"
+        ),
+        None => format!(
+            "the table was not made by kinarch. Either {other_table}, or delete the table \
+             (its records are lost) and run setup again"
+        ),
+    };
+    Error::KeySchemaMismatch {
+        table: info.name.clone(),
+        mode,
+        found: info.key_schema.to_string(),
+        expected: KeySchema::for_mode(mode).to_string(),
+        advice,
+    }
+}
+
+fn ttl_conflict(table: &TableName, state: &TtlState) -> Error {
+    let advice = match state {
+        TtlState::Disabling(_) => {
+            "wait until it is disabled (up to an hour), then run setup again".to_owned()
+        }
+        _ => format!(
+            "switch the table's TTL off (aws dynamodb update-time-to-live --table-name {table} \
+             --time-to-live-specification Enabled=false,AttributeName=<attribute>), wait until it \
+             is disabled, then run setup again; or set up without a TTL (--no-ttl)"
+        ),
+    };
+    Error::TtlConflict {
+        table: table.clone(),
+        state: state.to_string(),
+        advice,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> StreamName {
+        StreamName::new("orders").unwrap()
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn table(name: &str, mode: ArchiveMode, status: &str) -> TableInfo {
+        TableInfo {
+            name: TableName::new(name).unwrap(),
+            status: status.into(),
+            key_schema: KeySchema::for_mode(mode),
+            billing: Billing::OnDemand,
+            item_count: Some(0),
+        }
+    }
+
+    fn observed(
+        tag_pairs: &[(&str, &str)],
+        table: Option<TableInfo>,
+        ttl: Option<TtlState>,
+    ) -> Observed {
+        Observed {
+            stream_arn: "arn:aws:kinesis:eu-west-1:123456789012:stream/orders".into(),
+            tags: tags(tag_pairs),
+            table,
+            table_ttl: ttl,
+        }
+    }
+
+    fn request(mode: ArchiveMode, ttl: TtlChange) -> SetupRequest {
+        SetupRequest {
+            ttl,
+            ..SetupRequest::new(stream(), mode)
+        }
+    }
+
+    fn day() -> ArchiveTtl {
+        ArchiveTtl::from_seconds(86_400).unwrap()
+    }
+
+    /// (action kind, to do?) of each step, for compact assertions.
+    fn shape(plan: &SetupPlan) -> Vec<(&'static str, bool)> {
+        plan.steps
+            .iter()
+            .map(|s| {
+                let kind = match s.action {
+                    SetupAction::CreateTable { .. } => "create",
+                    SetupAction::WaitUntilActive { .. } => "wait",
+                    SetupAction::EnableTtl { .. } => "ttl",
+                    SetupAction::TagStream { .. } => "tag",
+                    SetupAction::RemoveTtlTag { .. } => "untag-ttl",
+                };
+                (kind, s.status == StepStatus::ToDo)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_stream_gets_table_wait_ttl_and_tags_in_that_order() {
+        let plan = plan(
+            &request(ArchiveMode::All, TtlChange::Expire(day())),
+            &observed(&[], None, None),
+            "eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(
+            shape(&plan),
+            [
+                ("create", true),
+                ("wait", true),
+                ("ttl", true),
+                ("tag", true)
+            ]
+        );
+        assert_eq!(plan.config.table.as_str(), "orders-archive-ALL");
+        let SetupAction::TagStream { tags, .. } = &plan.steps[3].action else {
+            panic!()
+        };
+        assert_eq!(
+            tags,
+            &[
+                (TAG_MODE.to_owned(), "ALL".to_owned()),
+                (TAG_TTL.to_owned(), "expireSeconds=86400".to_owned())
+            ]
+        );
+        assert!(plan.has_changes());
+        assert!(plan.notes.is_empty());
+    }
+
+    #[test]
+    fn a_stream_set_up_as_asked_has_nothing_to_do() {
+        let done = observed(
+            &[(TAG_MODE, "ALL"), (TAG_TTL, "expireSeconds=86400")],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Enabled(attr::EXPIRE_AFTER.into())),
+        );
+        let plan = plan(&request(ArchiveMode::All, TtlChange::Keep), &done, "r").unwrap();
+        assert!(!plan.has_changes(), "{:?}", plan.steps);
+        assert_eq!(plan.config.ttl, Some(day()));
+    }
+
+    #[test]
+    fn a_table_that_is_not_active_yet_is_waited_for() {
+        let creating = observed(
+            &[],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "CREATING")),
+            Some(TtlState::Disabled),
+        );
+        let plan = plan(&request(ArchiveMode::All, TtlChange::Keep), &creating, "r").unwrap();
+        assert_eq!(
+            shape(&plan),
+            [
+                ("create", false),
+                ("wait", true),
+                ("tag", true),
+                ("untag-ttl", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mode_change_is_noted_with_the_table_that_keeps_the_old_records() {
+        let latest = observed(&[(TAG_MODE, "LATEST")], None, None);
+        let plan = plan(&request(ArchiveMode::All, TtlChange::Keep), &latest, "r").unwrap();
+        assert_eq!(plan.config.table.as_str(), "orders-archive-ALL");
+        assert!(
+            plan.notes[0].contains("from LATEST to ALL")
+                && plan.notes[0].contains("orders-archive-LATEST"),
+            "{:?}",
+            plan.notes
+        );
+    }
+
+    #[test]
+    fn a_table_with_the_other_key_schema_is_refused_with_advice() {
+        let misfit = observed(
+            &[],
+            Some(table("orders-archive-ALL", ArchiveMode::Latest, "ACTIVE")),
+            Some(TtlState::Disabled),
+        );
+        let err = plan(
+            &request(ArchiveMode::All, TtlChange::Keep),
+            &misfit,
+            "eu-west-1",
+        )
+        .unwrap_err();
+        let Error::KeySchemaMismatch { advice, found, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            found.contains("HASH partitionKey") && !found.contains("RANGE"),
+            "{found}"
+        );
+        assert!(
+            advice.contains("kinarch setup orders LATEST eu-west-1"),
+            "{advice}"
+        );
+    }
+
+    #[test]
+    fn the_table_tag_names_the_table_and_is_kept() {
+        let tagged = [(TAG_MODE, "ALL"), (TAG_TABLE, "legacy-archive")];
+        assert_eq!(
+            planned_table(&stream(), ArchiveMode::All, &tags(&tagged))
+                .unwrap()
+                .as_str(),
+            "legacy-archive"
+        );
+        let plan = plan(
+            &request(ArchiveMode::All, TtlChange::Keep),
+            &observed(&tagged, None, None),
+            "r",
+        )
+        .unwrap();
+        assert_eq!(plan.config.table.as_str(), "legacy-archive");
+        let bad = [(TAG_TABLE, "x")];
+        assert!(planned_table(&stream(), ArchiveMode::All, &tags(&bad)).is_err());
+    }
+
+    #[test]
+    fn ttl_on_another_attribute_or_being_disabled_conflicts() {
+        for state in [
+            TtlState::Enabled("ttl".into()),
+            TtlState::Disabling(attr::EXPIRE_AFTER.into()),
+        ] {
+            let existing = observed(
+                &[],
+                Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+                Some(state.clone()),
+            );
+            let err = plan(
+                &request(ArchiveMode::All, TtlChange::Expire(day())),
+                &existing,
+                "r",
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, Error::TtlConflict { .. }),
+                "{state:?}: {err:?}"
+            );
+        }
+        // Without a TTL asked for, another attribute's TTL is no business of kinarch's.
+        let other = observed(
+            &[],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Enabled("ttl".into())),
+        );
+        assert!(plan(&request(ArchiveMode::All, TtlChange::Keep), &other, "r").is_ok());
+    }
+
+    #[test]
+    fn ttl_off_removes_the_tag_and_notes_that_old_items_still_expire() {
+        let with_ttl = observed(
+            &[(TAG_MODE, "ALL"), (TAG_TTL, "expireSeconds=86400")],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Enabled(attr::EXPIRE_AFTER.into())),
+        );
+        let plan = plan(&request(ArchiveMode::All, TtlChange::Off), &with_ttl, "r").unwrap();
+        assert_eq!(
+            shape(&plan),
+            [
+                ("create", false),
+                ("wait", false),
+                ("tag", false),
+                ("untag-ttl", true)
+            ]
+        );
+        assert!(
+            plan.notes.iter().any(|n| n.contains("still expire")),
+            "{:?}",
+            plan.notes
+        );
+        assert_eq!(plan.config.ttl, None);
+    }
+
+    #[test]
+    fn tags_are_rewritten_only_when_a_value_differs() {
+        let old_ttl = observed(
+            &[(TAG_MODE, "ALL"), (TAG_TTL, "expireSeconds=60")],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Enabled(attr::EXPIRE_AFTER.into())),
+        );
+        let plan = plan(
+            &request(ArchiveMode::All, TtlChange::Expire(day())),
+            &old_ttl,
+            "r",
+        )
+        .unwrap();
+        assert_eq!(
+            shape(&plan),
+            [
+                ("create", false),
+                ("wait", false),
+                ("ttl", false),
+                ("tag", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_invalid_ttl_tag_must_be_replaced_not_kept() {
+        let broken = observed(&[(TAG_MODE, "ALL"), (TAG_TTL, "soon")], None, None);
+        let err = plan(&request(ArchiveMode::All, TtlChange::Keep), &broken, "r").unwrap_err();
+        assert!(err.to_string().contains("--ttl-seconds"), "{err}");
+        assert!(plan(&request(ArchiveMode::All, TtlChange::Off), &broken, "r").is_ok());
+    }
+
+    #[test]
+    fn billing_of_an_existing_table_is_left_alone_with_a_note() {
+        let existing = observed(
+            &[],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Disabled),
+        );
+        let mut provisioned = request(ArchiveMode::All, TtlChange::Keep);
+        provisioned.billing = Billing::Provisioned {
+            read_capacity: 5,
+            write_capacity: 5,
+        };
+        let plan = plan(&provisioned, &existing, "r").unwrap();
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("billing (on-demand) is left")),
+            "{:?}",
+            plan.notes
+        );
+        provisioned.billing = Billing::Provisioned {
+            read_capacity: 0,
+            write_capacity: 5,
+        };
+        assert!(matches!(
+            check_request(&provisioned),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
