@@ -909,3 +909,35 @@ async fn unicode_and_256_character_keys_with_binary_payloads_survive_archive_que
         .collect();
     assert_eq!(copied, original);
 }
+
+/// Issue 11, drop-in for the original archiver: its setup tagged streams `all` / `latest`
+/// in lower case and named the table with the tag as written. The function archives into
+/// that table and `kinarch query` reads it, with no change by the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_set_up_by_the_original_archiver_is_archived_into_its_lower_case_table() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "legacy", 1).await;
+    kinesis::tag_stream(&t.kinesis, "legacy", &[("StreamArchiveMode", "all")]).await;
+    dynamo::create_table(&t.dynamodb, "legacy-archive-all", true).await;
+    for i in 0..5 {
+        kinesis::put(&t.kinesis, "legacy", "customer-1", format!("order {i}").as_bytes()).await;
+    }
+    let records = kinesis::read_all(&t.kinesis, "legacy").await;
+    let response = t
+        .function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    assert_eq!(failures(&response), Vec::<String>::new(), "{response}");
+    let items = dynamo::scan_all(&t.dynamodb, "legacy-archive-all").await;
+    assert_eq!(dynamo::archived(&items), kinesis::as_archived(&records));
+
+    let run = kinarch_tests::cli::kinarch(&t.moto, &["query", "legacy", "customer-1"]).await;
+    run.ok();
+    assert_eq!(
+        run.out(),
+        "order 0\norder 1\norder 2\norder 3\norder 4\n",
+        "{}",
+        run.stderr
+    );
+}

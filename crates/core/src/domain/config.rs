@@ -37,12 +37,29 @@ impl ArchiveMode {
         }
     }
 
-    /// The table this mode uses for a stream when no `ArchiveTableName` tag says otherwise:
-    /// `<stream>-archive-<MODE>`.
+    /// The table kinarch creates for a stream in this mode: `<stream>-archive-<MODE>`, the
+    /// mode in upper case (`orders-archive-ALL`).
     pub fn default_table_name(self, stream: &StreamName) -> TableName {
-        // A stream name is at most 128 characters of the table alphabet, so this is valid.
-        TableName::new(&format!("{stream}-archive-{}", self.as_str()))
-            .expect("a valid stream name gives a valid table name")
+        table_name_for(stream, self.as_str())
+    }
+}
+
+/// `<stream>-archive-<mode>`. A stream name is at most 128 characters of the table
+/// alphabet and a mode text is ALL or LATEST in some case, so the name is valid.
+fn table_name_for(stream: &StreamName, mode_text: &str) -> TableName {
+    TableName::new(&format!("{stream}-archive-{mode_text}"))
+        .expect("a valid stream name and mode give a valid table name")
+}
+
+/// The table a stream's tags point at when no `ArchiveTableName` tag names one:
+/// `<stream>-archive-<StreamArchiveMode as written>`, so `all` (as the original Node
+/// archiver's setup wrote it) means `orders-archive-all` and `ALL` (as `kinarch setup`
+/// writes it) means `orders-archive-ALL`, exactly as the original archiver named them. The
+/// mode itself is read case-insensitively. Without a mode tag: `<stream>-archive-LATEST`.
+pub fn tagged_table_name(stream: &StreamName, mode_tag: Option<&str>) -> TableName {
+    match mode_tag {
+        Some(text) => table_name_for(stream, text.trim()),
+        None => ArchiveMode::Latest.default_table_name(stream),
     }
 }
 
@@ -162,7 +179,8 @@ impl StreamArchiveConfig {
     }
 
     /// Reads the configuration from a stream's tags. A missing `StreamArchiveMode` means
-    /// LATEST, as in the original archiver; a missing `ArchiveTTL` means no expiry.
+    /// LATEST, as in the original archiver; a missing `ArchiveTTL` means no expiry; the
+    /// table is `ArchiveTableName`, else [`tagged_table_name`].
     pub fn from_tags<'a>(
         stream: &StreamName,
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -181,6 +199,7 @@ impl StreamArchiveConfig {
             tag,
             reason,
         };
+        let mode_tag = mode;
         let mode = match mode {
             None => ArchiveMode::Latest,
             Some(value) => value
@@ -192,7 +211,7 @@ impl StreamArchiveConfig {
             .transpose()
             .map_err(|e| error(TAG_TTL, e.to_string()))?;
         let table = match table {
-            None => mode.default_table_name(stream),
+            None => tagged_table_name(stream, mode_tag),
             Some(value) => TableName::new(value.trim())
                 .map_err(|e: NameError| error(TAG_TABLE, e.to_string()))?,
         };
@@ -287,7 +306,16 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.mode, ArchiveMode::All);
         assert_eq!(cfg.ttl.unwrap().seconds(), 60);
-        assert_eq!(cfg.table.as_str(), "orders-archive-ALL");
+        // The mode tag as written names the table, as the original archiver did.
+        assert_eq!(cfg.table.as_str(), "orders-archive-all");
+        let upper = StreamArchiveConfig::from_tags(&stream(), [("StreamArchiveMode", " ALL ")]);
+        assert_eq!(upper.unwrap().table.as_str(), "orders-archive-ALL");
+        let latest = StreamArchiveConfig::from_tags(&stream(), [("StreamArchiveMode", "latest")]);
+        let latest = latest.unwrap();
+        assert_eq!(
+            (latest.mode, latest.table.as_str()),
+            (ArchiveMode::Latest, "orders-archive-latest")
+        );
     }
 
     #[test]

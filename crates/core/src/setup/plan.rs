@@ -7,7 +7,7 @@ use std::fmt;
 use crate::aws::item::attr;
 use crate::aws::tables::{Billing, KeySchema, TableInfo, TtlState};
 use crate::domain::config::{
-    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_TABLE, TAG_TTL,
+    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_TABLE, TAG_TTL, tagged_table_name,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
@@ -209,16 +209,16 @@ pub fn check_request(request: &SetupRequest) -> Result<(), Error> {
     Ok(())
 }
 
-/// The table setup would use: the one the `ArchiveTableName` tag names (setup keeps it),
-/// else the mode's default name.
+/// The table setup would use: the one the `ArchiveTableName` tag names (setup keeps it);
+/// else, when the stream is already tagged with this mode, the table that tag points at as
+/// written (`all` → `<stream>-archive-all`, a stream set up by the original archiver); else
+/// the mode's default name (`<stream>-archive-ALL`).
 pub fn planned_table(
     stream: &StreamName,
     mode: ArchiveMode,
     tags: &[(String, String)],
 ) -> Result<TableName, Error> {
-    Ok(CurrentTags::read(stream, tags)?
-        .table
-        .unwrap_or_else(|| mode.default_table_name(stream)))
+    Ok(CurrentTags::read(stream, tags)?.table_for(mode))
 }
 
 /// The steps that bring the stream to `request`, given what was `observed` in `region`.
@@ -232,10 +232,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         TtlChange::Expire(ttl) => Some(ttl),
         TtlChange::Off => None,
     };
-    let table = current
-        .table
-        .clone()
-        .unwrap_or_else(|| request.mode.default_table_name(stream));
+    let table = current.table_for(request.mode);
     let config = StreamArchiveConfig {
         stream: stream.clone(),
         mode: request.mode,
@@ -246,10 +243,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
     let mut notes = Vec::new();
 
     if let Some(previous) = current.mode.filter(|&m| m != request.mode) {
-        let previous_table = current
-            .table
-            .clone()
-            .unwrap_or_else(|| previous.default_table_name(stream));
+        let previous_table = current.table_for(previous);
         notes.push(format!(
             "the archive mode changes from {previous} to {}: records archived so far stay \
              in table {previous_table}",
@@ -327,7 +321,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         ));
     }
 
-    let mut wanted = vec![(TAG_MODE.to_owned(), request.mode.as_str().to_owned())];
+    let mut wanted = vec![(TAG_MODE.to_owned(), current.mode_tag_for(request.mode))];
     if let Some(ttl) = ttl {
         wanted.push((TAG_TTL.to_owned(), ttl.tag_value()));
     }
@@ -387,6 +381,8 @@ fn unchanged(action: SetupAction, why: String) -> SetupStep {
 struct CurrentTags {
     stream: StreamName,
     mode: Option<ArchiveMode>,
+    /// The `StreamArchiveMode` value as written (`all`, `ALL`).
+    mode_text: Option<String>,
     ttl_tag: Option<String>,
     has_ttl_tag: bool,
     table: Option<TableName>,
@@ -412,10 +408,30 @@ impl CurrentTags {
         Ok(Self {
             stream: stream.clone(),
             mode: value(TAG_MODE).and_then(|v| v.parse().ok()),
+            mode_text: value(TAG_MODE).map(|v| v.trim().to_owned()),
             ttl_tag: value(TAG_TTL).map(str::to_owned),
             has_ttl_tag: value(TAG_TTL).is_some(),
             table,
         })
+    }
+
+    /// The table of `mode` (see [`planned_table`]).
+    fn table_for(&self, mode: ArchiveMode) -> TableName {
+        match (&self.table, self.mode == Some(mode)) {
+            (Some(table), _) => table.clone(),
+            (None, true) => tagged_table_name(&self.stream, self.mode_text.as_deref()),
+            (None, false) => mode.default_table_name(&self.stream),
+        }
+    }
+
+    /// The `StreamArchiveMode` value to write for `mode`: the current one as written when
+    /// it already means `mode` (rewriting `all` as `ALL` would point the archiver at
+    /// another table), else the upper-case name.
+    fn mode_tag_for(&self, mode: ArchiveMode) -> String {
+        match &self.mode_text {
+            Some(text) if self.mode == Some(mode) => text.clone(),
+            _ => mode.as_str().to_owned(),
+        }
     }
 
     /// The TTL to keep ([`TtlChange::Keep`]): the tag must then be valid.
@@ -751,6 +767,42 @@ mod tests {
                 ("tag", true)
             ]
         );
+    }
+
+    #[test]
+    fn a_stream_of_the_original_archiver_keeps_its_lower_case_tag_and_table() {
+        let original = [(TAG_MODE, "all")];
+        assert_eq!(
+            planned_table(&stream(), ArchiveMode::All, &tags(&original))
+                .unwrap()
+                .as_str(),
+            "orders-archive-all"
+        );
+        let existing = observed(
+            &original,
+            Some(table("orders-archive-all", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Disabled),
+        );
+        let plan = plan(&request(ArchiveMode::All, TtlChange::Keep), &existing, "r").unwrap();
+        assert_eq!(plan.config.table.as_str(), "orders-archive-all");
+        assert!(!plan.has_changes(), "{:?}", plan.steps);
+        // Another mode is another table, named as kinarch names them.
+        let latest = plan_for_latest(&original);
+        assert_eq!(latest.config.table.as_str(), "orders-archive-LATEST");
+        assert!(
+            latest.notes[0].contains("orders-archive-all"),
+            "{:?}",
+            latest.notes
+        );
+    }
+
+    fn plan_for_latest(tag_pairs: &[(&str, &str)]) -> SetupPlan {
+        plan(
+            &request(ArchiveMode::Latest, TtlChange::Keep),
+            &observed(tag_pairs, None, None),
+            "r",
+        )
+        .unwrap()
     }
 
     #[test]
