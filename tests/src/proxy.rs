@@ -38,6 +38,9 @@ pub struct Call {
     pub body: String,
     /// How many requests with this target came before this one.
     pub nth_of_target: u64,
+    /// The access key id that signed the request (`Credential=AKID/...` of the SigV4
+    /// `Authorization` header); empty if unsigned.
+    pub access_key_id: String,
 }
 
 impl Call {
@@ -346,10 +349,19 @@ async fn apply_rule(
         *n - 1
     };
     let n = shared.arrived.fetch_add(1, Ordering::SeqCst);
+    let access_key_id = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|v| v.split('/').next())
+        .unwrap_or("")
+        .to_owned();
     let call = Call {
         target: target.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
         nth_of_target,
+        access_key_id,
     };
     let rule = shared.rule.lock().unwrap().clone();
     let fault = rule(&call);

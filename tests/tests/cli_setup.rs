@@ -559,3 +559,102 @@ async fn completions_and_help_need_no_aws() {
         assert!(help.out().contains("Example"), "{sub} help has examples");
     }
 }
+
+/// Environment for kinarch through `endpoint` with the given config and credentials files
+/// (and the test's dummy keys in the environment, as a developer's shell often has).
+fn env_with_profile_files(
+    w: &World,
+    endpoint: &str,
+    config: &std::path::Path,
+    credentials: &std::path::Path,
+) -> Vec<(String, String)> {
+    let mut env = w.moto.env_via(endpoint);
+    for (key, value) in &mut env {
+        match key.as_str() {
+            "AWS_CONFIG_FILE" => *value = config.display().to_string(),
+            "AWS_SHARED_CREDENTIALS_FILE" => *value = credentials.display().to_string(),
+            _ => {}
+        }
+    }
+    env
+}
+
+/// Issue 11.3: `--profile` wins over access keys in the environment, as with the AWS CLI
+/// (the proxy reads the access key id of each request's SigV4 signature); a profile that
+/// does not exist and no credentials at all end in one clear line with exit status 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_given_signs_the_requests_and_missing_credentials_are_one_clear_line() {
+    let w = world().await;
+    kinesis::create_stream(&w.kinesis, "orders", 1).await;
+    let dir = std::env::temp_dir().join(format!("kinarch-profiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    let credentials = dir.join("credentials");
+    std::fs::write(&config, "[profile other]\nregion = us-east-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[other]\naws_access_key_id = AKIAPROFILEOTHER0001\naws_secret_access_key = other-secret\n",
+    )
+    .unwrap();
+
+    let proxy = kinarch_tests::proxy::FaultProxy::start(&w.moto.endpoint()).await;
+    let signers = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = signers.clone();
+    proxy.set_rule(move |call| {
+        seen.lock().unwrap().push(call.access_key_id.clone());
+        None
+    });
+    let env = env_with_profile_files(&w, &proxy.endpoint(), &config, &credentials);
+    let status_as = |profile: Option<&str>| {
+        let mut command = cli::command_with_env(&env);
+        command.args(["status", "orders"]);
+        if let Some(profile) = profile {
+            command.args(["--profile", profile]);
+        }
+        cli::run_command(command, None)
+    };
+
+    status_as(Some("other")).await.ok();
+    let with_profile = std::mem::take(&mut *signers.lock().unwrap());
+    assert!(!with_profile.is_empty());
+    assert!(
+        with_profile.iter().all(|k| k == "AKIAPROFILEOTHER0001"),
+        "{with_profile:?}"
+    );
+    // Without --profile the environment's keys sign, as before.
+    status_as(None).await.ok();
+    let without = std::mem::take(&mut *signers.lock().unwrap());
+    assert!(
+        !without.is_empty()
+            && without
+                .iter()
+                .all(|k| k == kinarch_tests::moto::ACCESS_KEY_ID),
+        "{without:?}"
+    );
+
+    let missing = status_as(Some("nope")).await;
+    missing.expect_code(1);
+    assert!(
+        missing.stderr.contains("profile nope not found in")
+            && missing.stderr.contains(&config.display().to_string()),
+        "{}",
+        missing.stderr
+    );
+    assert!(signers.lock().unwrap().is_empty(), "no request was sent");
+
+    let mut bare: Vec<(String, String)> = w.moto.env();
+    bare.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"));
+    let mut command = cli::command_with_env(&bare);
+    command.args(["status", "orders"]);
+    let none = cli::run_command(command, None).await;
+    none.expect_code(1);
+    let lines: Vec<&str> = none.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", none.stderr);
+    assert!(
+        lines[0].starts_with("error: no AWS credentials found")
+            && lines[0].contains("aws configure"),
+        "{}",
+        none.stderr
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

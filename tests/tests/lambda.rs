@@ -920,7 +920,13 @@ async fn a_stream_set_up_by_the_original_archiver_is_archived_into_its_lower_cas
     kinesis::tag_stream(&t.kinesis, "legacy", &[("StreamArchiveMode", "all")]).await;
     dynamo::create_table(&t.dynamodb, "legacy-archive-all", true).await;
     for i in 0..5 {
-        kinesis::put(&t.kinesis, "legacy", "customer-1", format!("order {i}").as_bytes()).await;
+        kinesis::put(
+            &t.kinesis,
+            "legacy",
+            "customer-1",
+            format!("order {i}").as_bytes(),
+        )
+        .await;
     }
     let records = kinesis::read_all(&t.kinesis, "legacy").await;
     let response = t

@@ -47,6 +47,13 @@ impl From<Error> for Failure {
         match err {
             // Options that cannot work together (an empty sequence range, ...).
             Error::InvalidInput(message) => Failure::Usage(message),
+            // No answer from AWS: no credentials provider had any. The SDK's chain of
+            // provider errors helps nobody; say what to do in one line.
+            Error::Aws {
+                kind: AwsErrorKind::Credentials,
+                status: None,
+                ..
+            } => Failure::Runtime(NO_CREDENTIALS.to_owned()),
             other => match aws_kind(&other) {
                 Some(kind) => Failure::Runtime(format!("{other}\n{}", aws_advice(kind))),
                 None => Failure::Runtime(other.to_string()),
@@ -71,6 +78,12 @@ fn aws_kind(err: &Error) -> Option<AwsErrorKind> {
     }
     None
 }
+
+/// The whole message when no credentials were found anywhere.
+const NO_CREDENTIALS: &str = "no AWS credentials found (environment, --profile / AWS_PROFILE, \
+     the shared config files, container or instance metadata): set AWS_ACCESS_KEY_ID and \
+     AWS_SECRET_ACCESS_KEY, run `aws configure`, or `aws sso login --profile NAME` for an SSO \
+     profile";
 
 /// What to do about a failed AWS call of this kind.
 fn aws_advice(kind: AwsErrorKind) -> &'static str {

@@ -8,7 +8,9 @@ use crate::cli::GlobalArgs;
 fn directives(verbose: u8, quiet: bool) -> &'static str {
     match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // The SDK's own warnings (credential providers, instance metadata) are noise at the
+        // default level: a failed call ends in one kinarch message anyway.
+        (false, 0) => "error,kinarch=warn,kinarch_core=warn",
         (false, 1) => "warn,kinarch=info,kinarch_core=info",
         (false, 2) => "info,kinarch=debug,kinarch_core=debug",
         (false, 3) => "debug,kinarch=trace,kinarch_core=trace",
@@ -40,6 +42,6 @@ mod tests {
             }
         }
         assert_eq!(directives(0, true), "error");
-        assert_eq!(directives(0, false), "warn");
+        assert_eq!(directives(0, false), "error,kinarch=warn,kinarch_core=warn");
     }
 }

@@ -34,6 +34,17 @@ pub enum Error {
     /// An archived item does not follow the table contract.
     #[error(transparent)]
     Item(#[from] ItemError),
+    /// A named profile (`--profile`) is in neither AWS config file.
+    #[error(
+        "profile {profile} not found in {files}: check the name (`aws configure list-profiles` \
+         lists them), or create it with `aws configure --profile {profile}`"
+    )]
+    ProfileNotFound {
+        /// The profile asked for.
+        profile: String,
+        /// The files looked in.
+        files: String,
+    },
     /// The stream does not exist (or is not visible with these credentials).
     #[error(
         "stream {stream} was not found in region {region}: check the stream name and the region \

@@ -9,7 +9,7 @@ mod setup;
 mod status;
 
 use aws_config::SdkConfig;
-use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
+use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, check_profile, load_sdk_config};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::failure::Failure;
@@ -43,6 +43,9 @@ async fn connect(global: &GlobalArgs, region: Option<&str>) -> Result<SdkConfig,
         }
         (a, b) => a.or(b).map(str::to_owned),
     };
+    if let Some(profile) = &global.profile {
+        check_profile(profile).await?;
+    }
     let sdk = load_sdk_config(&AwsOptions {
         region,
         profile: global.profile.clone(),

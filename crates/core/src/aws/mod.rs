@@ -8,10 +8,15 @@
 
 use std::time::Duration;
 
+use aws_config::meta::region::ProvideRegion;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_types::os_shim_internal::{Env, Fs};
 
 pub mod error;
 pub mod item;
@@ -75,13 +80,20 @@ fn parse_attempt_timeout_ms(text: &str) -> Result<Duration, Error> {
 /// Retries: the SDK's standard mode (exponential backoff with jitter) retries throttling,
 /// 5xx answers, timeouts and connection errors up to 3 attempts per call; kinarch's
 /// writers retry further within their own time budget.
+///
+/// Credentials: with [`AwsOptions::profile`], the profile's credentials (keys, SSO, assume
+/// role, credential process) and nothing else, as the AWS CLI does with `--profile`: access
+/// keys in the environment must not sign the requests of another account's profile. Without
+/// one, the SDK's default chain (environment, `AWS_PROFILE` or `default`, web identity,
+/// container, instance metadata). Call [`check_profile`] first to refuse a profile that does
+/// not exist with a clear message.
 pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
     let attempt = options.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(http_client.clone())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -90,7 +102,28 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3));
     if let Some(profile) = &options.profile {
-        loader = loader.profile_name(profile);
+        // The region of the profile's own calls (STS for assume role); SSO uses the
+        // profile's sso_region.
+        let region = match &options.region {
+            Some(region) => Some(Region::new(region.clone())),
+            None => {
+                ProfileFileRegionProvider::builder()
+                    .profile_name(profile)
+                    .build()
+                    .region()
+                    .await
+            }
+        };
+        let provider_config = ProviderConfig::without_region()
+            .with_http_client(http_client)
+            .with_region(region);
+        let credentials = ProfileFileCredentialsProvider::builder()
+            .configure(&provider_config)
+            .profile_name(profile)
+            .build();
+        loader = loader
+            .profile_name(profile)
+            .credentials_provider(credentials);
     }
     if let Some(region) = &options.region {
         loader = loader.region(Region::new(region.clone()));
@@ -99,6 +132,42 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
+}
+
+/// Refuses a profile that the shared config and credentials files do not define
+/// ([`Error::ProfileNotFound`], naming the files looked in); files that cannot be parsed are
+/// an error too.
+pub async fn check_profile(profile: &str) -> Result<(), Error> {
+    let profiles = aws_config::profile::load(
+        &Fs::real(),
+        &Env::real(),
+        &EnvConfigFiles::default(),
+        Some(profile.to_owned().into()),
+    )
+    .await
+    .map_err(|e| {
+        Error::InvalidInput(format!(
+            "cannot read the AWS config files ({}): {e}",
+            profile_file_paths().join(", ")
+        ))
+    })?;
+    match profiles.get_profile(profile) {
+        Some(_) => Ok(()),
+        None => Err(Error::ProfileNotFound {
+            profile: profile.to_owned(),
+            files: profile_file_paths().join(" and "),
+        }),
+    }
+}
+
+/// The shared config and credentials files, as the SDK finds them.
+fn profile_file_paths() -> Vec<String> {
+    let home = || std::env::var("HOME").unwrap_or_else(|_| "~".into());
+    vec![
+        std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{}/.aws/config", home())),
+        std::env::var("AWS_SHARED_CREDENTIALS_FILE")
+            .unwrap_or_else(|_| format!("{}/.aws/credentials", home())),
+    ]
 }
 
 /// The region of a configuration, for messages.
