@@ -199,22 +199,21 @@ async fn per_key_order_holds_through_putrecords_partial_failures() {
         (call.operation() == "PutRecords" && call.nth_of_target % 2 == 0)
             .then(|| Fault::FailEntries(vec![0, 2]))
     });
-    let mut env = w.moto.env();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    let mut command = cli::command_with_env(&env);
     // moto numbers records without a lock: one call in flight keeps it exact (see reinject.rs).
-    command.args([
-        "--endpoint-url",
-        &proxy.endpoint(),
-        "reinject",
-        "orders",
-        "--target",
-        "replay",
-        "--metadata",
-        "--concurrency",
-        "1",
-    ]);
-    let run = cli::run_command(command, None).await;
+    let run = kinarch_via(
+        &w.moto,
+        &proxy,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--metadata",
+            "--concurrency",
+            "1",
+        ],
+    )
+    .await;
     run.ok();
     assert!(proxy.injected() >= 4, "faults were injected");
     let retried: u64 = run
@@ -233,6 +232,17 @@ async fn per_key_order_holds_through_putrecords_partial_failures() {
     let back = kinesis::read_all(&w.kinesis, "replay").await;
     assert_eq!(back.len(), 60, "every record arrives once");
     assert_in_order(&originals_by_key(&w, &back, b'|', true));
+}
+
+/// `kinarch` run against moto through `proxy`.
+async fn kinarch_via(moto: &Moto, proxy: &FaultProxy, args: &[&str]) -> cli::Run {
+    let mut env = moto.env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    let mut command = cli::command_with_env(&env);
+    command
+        .args(["--endpoint-url", &proxy.endpoint()])
+        .args(args);
+    cli::run_command(command, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
