@@ -281,6 +281,26 @@ impl FaultProxy {
         self.shared.injected.load(Ordering::SeqCst)
     }
 
+    /// Every PutRecords request so far as (milliseconds since the proxy started, when it
+    /// arrived; how many entries it held), in arrival order: a rate is checked where Kinesis
+    /// would measure it, at the receiving end.
+    pub fn put_records_arrivals(&self) -> Vec<(u128, usize)> {
+        let log = self.shared.log.lock().unwrap();
+        let mut arrivals: Vec<(u128, usize)> = log
+            .iter()
+            .filter(|c| c.target.ends_with(".PutRecords"))
+            .map(|c| {
+                let entries = serde_json::from_slice::<serde_json::Value>(&c.body)
+                    .ok()
+                    .and_then(|b| b["Records"].as_array().map(Vec::len))
+                    .unwrap_or(0);
+                (c.at_ms, entries)
+            })
+            .collect();
+        arrivals.sort();
+        arrivals
+    }
+
     /// For a failing test: each record (partition key, sequence number) with one line per
     /// request that carried it (arrival order, time, operation, fault, status).
     pub fn calls_carrying(&self, records: &[(String, String)]) -> String {

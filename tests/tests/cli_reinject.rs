@@ -1,6 +1,6 @@
 //! `kinarch reinject`, the real binary against moto: framed and raw replay into another and
 //! the same stream, byte for byte; per-key order through injected PutRecords partial
-//! failures; dry run; records that cannot be sent; bad input.
+//! failures; `--rate` as a ceiling; dry run; records that cannot be sent; bad input.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +34,11 @@ fn record(key: &str, seq: u64, data: Vec<u8>) -> ArchiveRecord {
 /// Stream `orders` archived in ALL mode with `count` records over 5 keys (sequence numbers
 /// of 1 to 3 digits, every third payload binary), and an empty stream `replay`.
 async fn world(count: u64) -> World {
+    world_of(count, 5).await
+}
+
+/// [`world`] with the records spread over `keys` partition keys.
+async fn world_of(count: u64, keys: u64) -> World {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
@@ -50,7 +55,7 @@ async fn world(count: u64) -> World {
         } else {
             format!("{{\"order\":{i}}}").into_bytes()
         };
-        let r = record(&format!("customer-{}", i % 5), i * 7 + 3, data);
+        let r = record(&format!("customer-{}", i % keys), i * 7 + 3, data);
         dynamodb
             .put_item()
             .table_name("orders-archive-ALL")
@@ -199,22 +204,21 @@ async fn per_key_order_holds_through_putrecords_partial_failures() {
         (call.operation() == "PutRecords" && call.nth_of_target % 2 == 0)
             .then(|| Fault::FailEntries(vec![0, 2]))
     });
-    let mut env = w.moto.env();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    let mut command = cli::command_with_env(&env);
     // moto numbers records without a lock: one call in flight keeps it exact (see reinject.rs).
-    command.args([
-        "--endpoint-url",
-        &proxy.endpoint(),
-        "reinject",
-        "orders",
-        "--target",
-        "replay",
-        "--metadata",
-        "--concurrency",
-        "1",
-    ]);
-    let run = cli::run_command(command, None).await;
+    let run = kinarch_via(
+        &w.moto,
+        &proxy,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--metadata",
+            "--concurrency",
+            "1",
+        ],
+    )
+    .await;
     run.ok();
     assert!(proxy.injected() >= 4, "faults were injected");
     let retried: u64 = run
@@ -232,6 +236,75 @@ async fn per_key_order_holds_through_putrecords_partial_failures() {
     );
     let back = kinesis::read_all(&w.kinesis, "replay").await;
     assert_eq!(back.len(), 60, "every record arrives once");
+    assert_in_order(&originals_by_key(&w, &back, b'|', true));
+}
+
+/// `kinarch` run against moto through `proxy`.
+async fn kinarch_via(moto: &Moto, proxy: &FaultProxy, args: &[&str]) -> cli::Run {
+    let mut env = moto.env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    let mut command = cli::command_with_env(&env);
+    command
+        .args(["--endpoint-url", &proxy.endpoint()])
+        .args(args);
+    cli::run_command(command, None).await
+}
+
+/// The most entries that arrived within one second: over the windows [t, t + 1000 ms) that
+/// start at an arrival, since any window holds no more than the one starting at its first
+/// arrival.
+fn busiest_second(arrivals: &[(u128, usize)]) -> usize {
+    arrivals
+        .iter()
+        .map(|&(start, _)| {
+            arrivals
+                .iter()
+                .filter(|(at, _)| (start..start + 1000).contains(at))
+                .map(|(_, entries)| entries)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `--rate N` is a ceiling where Kinesis measures it: no second at the receiving end holds
+/// more than N entries, retried ones included, with the default four calls in flight (which
+/// used to reach 4 x N: pacing counted answered records only). An upper bound, so it holds on
+/// a slow machine too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_is_a_ceiling_on_entries_per_second_where_they_arrive() {
+    const RATE: usize = 50;
+    // 100 keys, two records each: four calls of 50 records can be in flight at once.
+    let w = world_of(200, 100).await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    // Every third call fails its first entry: retries are sends and count against the rate.
+    proxy.set_rule(|call| {
+        (call.operation() == "PutRecords" && call.nth_of_target % 3 == 1)
+            .then(|| Fault::FailEntries(vec![0]))
+    });
+    let rate = RATE.to_string();
+    let args = ["reinject", "orders", "--target", "replay", "--metadata"];
+    let run = kinarch_via(&w.moto, &proxy, &[&args[..], &["--rate", &rate]].concat()).await;
+    run.ok();
+    let arrivals = proxy.put_records_arrivals();
+    let entries: usize = arrivals.iter().map(|(_, n)| n).sum();
+    assert!(proxy.injected() > 0, "faults were injected");
+    assert_eq!(
+        entries as u64,
+        200 + proxy.injected(),
+        "every record and every retry went through the proxy"
+    );
+    let busiest = busiest_second(&arrivals);
+    println!(
+        "--rate {RATE}: at most {busiest} entries in one second; {} calls at (ms, entries) {arrivals:?}",
+        arrivals.len()
+    );
+    assert!(
+        busiest <= RATE,
+        "{busiest} entries arrived within one second at --rate {RATE}: {arrivals:?}"
+    );
+    let back = kinesis::read_all(&w.kinesis, "replay").await;
+    assert_eq!(back.len(), 200, "every record arrives once");
     assert_in_order(&originals_by_key(&w, &back, b'|', true));
 }
 

@@ -159,8 +159,24 @@ mod tests {
         assert!(denied.starts_with("Kinesis.ListTagsForStream failed: on table t: AccessDenied"));
         assert!(denied.contains("SECURITY.md"), "{denied}");
         // The hint follows the kind, not words in the message.
-        let expired = failure(AwsErrorKind::Credentials, "AccessDenied in the text");
+        let expired = match Failure::from(Error::Aws {
+            operation: "Kinesis.ListTagsForStream",
+            kind: AwsErrorKind::Credentials,
+            code: Some("ExpiredTokenException".into()),
+            status: Some(400),
+            message: "AccessDenied in the text".into(),
+            source: None,
+        }) {
+            Failure::Runtime(text) => text,
+            other => panic!("{other:?}"),
+        };
         assert!(expired.contains("session token"), "{expired}");
+        // No answer at all: no credentials were found, said in one line.
+        let none = failure(AwsErrorKind::Credentials, "no providers in chain");
+        assert!(
+            none.starts_with("no AWS credentials found") && !none.contains('\n'),
+            "{none}"
+        );
         let throttled = failure(AwsErrorKind::Throttled, "ThrottlingException: slow down");
         assert!(throttled.contains("try again later"), "{throttled}");
         let offline = failure(AwsErrorKind::Dispatch, "io error: connection refused");

@@ -12,6 +12,7 @@ use super::error::is_transient;
 use crate::error::Error;
 
 /// Exponential backoff with jitter (backon), starting at `first` and capped at `max`.
+#[derive(Debug)]
 pub(crate) struct Backoff(ExponentialBackoff);
 
 impl Backoff {

@@ -1,10 +1,11 @@
 //! Writing new records into a stream (`kinarch put`).
 //!
-//! This is [`reinject`] with records that were never archived:
-//! the same PutRecords path (at most 500 records and 5 MiB per call, the 1 MiB record limit,
-//! per-record retries with backoff, per-key order kept through partial failures), so no
-//! Kinesis write is implemented twice. Each input carries a caller-chosen position (a line
-//! number, say) that failures are reported by.
+//! The records go through the [sender](super::sender) that [`reinject`](super::reinject)
+//! uses too: the same PutRecords path (at most 500 records and 5 MiB per call, the 1 MiB
+//! record limit, per-record retries with backoff, per-key order kept through partial
+//! failures), so no Kinesis write is implemented twice. Each input carries a caller-chosen
+//! position (a line number, say) that failures are reported by; a key's records go in
+//! position order.
 
 use std::time::Duration;
 
@@ -12,10 +13,8 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use futures::{Stream, StreamExt};
 
 use crate::domain::names::StreamName;
-use crate::domain::record::ArchiveRecord;
-use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::replay::reinject::{Framing, ReinjectOptions, ReinjectProgress, reinject};
+use crate::replay::sender::{Input, Outgoing, SendOptions, SendProgress, send_records};
 
 /// One record to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,27 +75,22 @@ pub async fn put_records(
     stream: &StreamName,
     records: impl Stream<Item = Result<PutInput, Error>>,
     concurrency: usize,
-    progress: impl FnMut(&ReinjectProgress),
+    progress: impl FnMut(&SendProgress),
 ) -> Result<PutReport, Error> {
     let records = records.map(|input| {
-        input.map(|input| ArchiveRecord {
-            partition_key: input.partition_key,
-            // The reinject machinery names records by sequence number; the position is
-            // one (a whole number), and comes back in the failures.
-            sequence_number: SequenceNumber::parse(&input.position.to_string())
-                .expect("a u64 is a valid sequence number"),
-            shard_id: String::new(),
-            approximate_arrival_timestamp: 0.0,
-            data: input.data,
-            last_update: None,
-            expire_after: None,
-            oversize_bytes: None,
+        input.map(|input| {
+            Input::Send(Outgoing::new(
+                input.position,
+                input.partition_key,
+                input.data,
+            ))
         })
     });
-    let mut options = ReinjectOptions::new(stream.clone(), stream.clone());
-    options.framing = Framing::Raw;
-    options.concurrency = concurrency.max(1);
-    let report = reinject(kinesis, records, &options, progress).await?;
+    let options = SendOptions {
+        concurrency: concurrency.max(1),
+        ..SendOptions::default()
+    };
+    let report = send_records(kinesis, stream, records, &options, progress).await?;
     Ok(PutReport {
         read: report.read,
         sent: report.sent,
@@ -104,7 +98,7 @@ pub async fn put_records(
             .failed
             .into_iter()
             .map(|f| PutFailure {
-                position: f.sequence_number.as_str().parse().unwrap_or(0),
+                position: f.id,
                 partition_key: f.partition_key,
                 reason: f.reason,
             })
