@@ -3,7 +3,8 @@
 //! a reshard while following (parents before children), LATEST mode across shards,
 //! `--from LATEST`, SIGTERM with a checkpoint file and a JSON summary, failed writes read
 //! again (and a run that stops when they keep failing), throttled reads, ListShards paging,
-//! `put` byte for byte, and bad input.
+//! a checkpoint scan answered with an empty LastEvaluatedKey, `put` byte for byte, and bad
+//! input.
 //!
 //! moto quirks these tests live with (see /work/shared/LOCAL-AWS.md): sequence numbers are
 //! small per-shard counters, so records get unique partition keys wherever two shards could
@@ -846,6 +847,63 @@ async fn shards_are_listed_page_by_page_as_aws_pages_them() {
             (None, Some("page-3".to_owned()), Some(2)),
         ],
         "only the first call names the stream"
+    );
+}
+
+/// A checkpoint table scan whose answer carries an empty LastEvaluatedKey (`{}`) is at its
+/// end, as a read of the archive treats it: the checkpoints load with one Scan instead of the
+/// scan starting over forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_last_evaluated_key_ends_the_checkpoint_scan() {
+    use kinarch_core::poller::checkpoint::{CheckpointLocation, CheckpointStore};
+    let w = world().await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
+    let config = kinarch_core::StreamArchiveConfig::new(
+        kinarch_core::StreamName::new("paged").unwrap(),
+        kinarch_core::ArchiveMode::All,
+        None,
+    );
+    let location =
+        CheckpointLocation::Table(kinarch_core::TableName::new("paged-checkpoints").unwrap());
+    let store = CheckpointStore::open(&aws_sdk_dynamodb::Client::new(&sdk), location, &config)
+        .await
+        .unwrap();
+    let scans = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&scans);
+    proxy.set_rule(move |call| {
+        if call.operation() != "Scan" {
+            return None;
+        }
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let page = serde_json::json!({
+            "Items": [{
+                "shardId": {"S": "shardId-000000000000"},
+                "sequenceNumber": {"S": "5"},
+                "finished": {"BOOL": false},
+                "updatedAt": {"S": "2024-05-01T12:00:00.000Z"},
+            }],
+            "Count": 1,
+            "ScannedCount": 1,
+            "LastEvaluatedKey": {},
+        });
+        Some(Fault::Json {
+            status: 200,
+            body: page.to_string(),
+        })
+    });
+    let loaded = tokio::time::timeout(Duration::from_secs(20), store.load())
+        .await
+        .expect("the scan ends at an empty LastEvaluatedKey")
+        .unwrap();
+    assert_eq!(loaded.len(), 1);
+    let checkpoint = &loaded["shardId-000000000000"];
+    assert_eq!(checkpoint.sequence_number.as_ref().unwrap().as_str(), "5");
+    assert!(!checkpoint.finished);
+    assert_eq!(
+        scans.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one page"
     );
 }
 

@@ -275,7 +275,10 @@ impl CheckpointStore {
                         let (shard, checkpoint) = self.checkpoint_of(&item)?;
                         checkpoints.insert(shard, checkpoint);
                     }
-                    start = output.last_evaluated_key;
+                    // An empty LastEvaluatedKey ends the scan as a missing one does (as in
+                    // `read`): sent back as ExclusiveStartKey it would start the scan over,
+                    // so an endpoint answering `{}` would keep the run from ever starting.
+                    start = output.last_evaluated_key.filter(|key| !key.is_empty());
                     if start.is_none() {
                         return Ok(checkpoints);
                     }

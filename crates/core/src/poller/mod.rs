@@ -6,7 +6,16 @@
 //! partial-failure rule) is the writer's, so the two ways of archiving cannot drift apart;
 //! this module only decides *what to read when*.
 //!
-//! # Shard order
+//! # Parts
+//! [`StreamPoller::run`] coordinates: it lists the shards, asks `lineage` which may start
+//! and where (pure decisions on the listing and the checkpoints, which `run` then carries
+//! out and checkpoints), and runs one `reader` per shard started (read, write, checkpoint).
+//! `kinesis` makes the GetShardIterator and GetRecords calls, sorts their errors, and turns
+//! Kinesis records into [`ArchiveRecord`](crate::ArchiveRecord)s; [`checkpoint`] keeps the
+//! checkpoints. Each rule below is implemented, and documented again with its reasons,
+//! where the part named with it says.
+//!
+//! # Shard order (`lineage`)
 //! Every shard listed by ListShards is read, each by its own reader, at most
 //! [`PollerOptions::shards_in_flight`] of them holding a batch at once. After a
 //! reshard, a child shard is started only when every parent is finished (closed and read to
@@ -20,7 +29,7 @@
 //! shard's iterator). Finished shards are checkpointed as such, so a restart never reads them
 //! again and starts their children at once.
 //!
-//! # Where reading starts
+//! # Where reading starts (`lineage`)
 //! A shard with a checkpoint continues after it. A shard without one starts at
 //! [`PollerOptions::start`] (TRIM_HORIZON, LATEST or a time), except a shard whose
 //! parent was archived (it has a checkpoint, or was read in this run) and a shard that
@@ -28,7 +37,7 @@
 //! what was archived and skipping them would leave a gap. With LATEST, a shard that is
 //! already closed can never receive a new record and is marked finished without reading.
 //!
-//! # Batches, failures and checkpoints
+//! # Batches, failures and checkpoints (`reader`)
 //! One GetRecords page (at most [`PollerOptions::batch_size`] records) is one batch.
 //! When the writer reports [`WriteOutcome::lowest_failed`](crate::WriteOutcome), the
 //! checkpoint moves to the last record below it, and after a backoff the shard is read again
@@ -37,14 +46,14 @@
 //! row the run stops with [`Error::ArchiveStalled`]; the checkpoint stays before the
 //! records. A missing archive table stops the run at once ([`Error::TableNotFound`]).
 //!
-//! # Limits of the Kinesis API
+//! # Limits of the Kinesis API (`reader`, `kinesis`)
 //! GetRecords allows 5 calls per second per shard: a reader waits at least
 //! [`MIN_CALL_INTERVAL`] between calls, and [`PollerOptions::idle_poll`] when the shard
 //! has nothing new. ProvisionedThroughputExceeded and other throttling answers are retried
 //! after an exponential backoff with jitter. An expired shard iterator is replaced from the
 //! last archived position.
 //!
-//! # Stopping
+//! # Stopping (`run`, `reader`)
 //! Without `follow`, the run ends when every open shard is caught up (MillisBehindLatest 0
 //! on a page shorter than the batch size) and every closed shard is finished. With `follow`
 //! it keeps polling and picks up new shards (ListShards every
@@ -54,8 +63,11 @@
 //! checkpointed, otherwise it is abandoned unrecorded, to be read again next time.
 
 pub mod checkpoint;
+mod kinesis;
+mod lineage;
+mod reader;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -63,27 +75,25 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_kinesis::Client as KinesisClient;
-use aws_sdk_kinesis::config::http::HttpResponse;
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_kinesis::types::ShardIteratorType;
-use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::aws::region_of;
 use crate::aws::retry::Backoff;
 use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
 use crate::aws::tables::describe_table;
-use crate::aws::{aws_error, describe, error_code, is_transient, region_of};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::StreamName;
-use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::domain::timefmt::parse_time;
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
+use crate::poller::kinesis::ShardCalls;
+use crate::poller::lineage::{Decision, Lineage, Phase};
+use crate::poller::reader::{ReadEnv, ReaderEnd, ShardReader};
 use crate::write::{ArchiveWriter, WriterOptions};
 
 /// GetRecords returns at most 10,000 records per call.
@@ -137,6 +147,17 @@ impl fmt::Display for StartPosition {
             }
         }
     }
+}
+
+/// Where a reader (re)starts when it needs a new shard iterator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Position {
+    /// Where a shard without checkpoint starts.
+    Start(StartPosition),
+    /// After the last record archived (its checkpoint).
+    After(SequenceNumber),
+    /// At the lowest record whose write failed, to read it again.
+    At(SequenceNumber),
 }
 
 /// How [`StreamPoller`] runs. [`Default`] gives the values documented on each field.
@@ -431,7 +452,21 @@ impl StreamPoller {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<u64>();
         let permits = Semaphore::new(self.options.shards_in_flight);
-        let mut shards: BTreeMap<String, Entry> = BTreeMap::new();
+        let env = ReadEnv {
+            kinesis: ShardCalls {
+                client: &self.kinesis,
+                stream: &self.config.stream,
+                region: &self.region,
+                checkpoints: self.store.location(),
+            },
+            writer: &self.writer,
+            config: &self.config,
+            store: &self.store,
+            options: &self.options,
+            permits: &permits,
+            events: events_tx,
+        };
+        let mut shards = Shards::default();
         let mut readers = FuturesUnordered::new();
         let mut shutdown = std::pin::pin!(shutdown);
         let mut counts = ArchiveProgress::default();
@@ -462,19 +497,13 @@ impl StreamPoller {
                         continue;
                     }
                     Some(Ok(listing)) => {
-                        self.merge_listing(&mut shards, listing, &checkpoints, first_listing);
+                        shards.merge_listing(listing, &checkpoints, first_listing);
                         first_listing = false;
                         match self.start_ready(&mut shards).await {
                             Ok(ready) => {
                                 let count = ready.len();
                                 for (reader, ending) in ready {
-                                    readers.push(self.read_shard(
-                                        reader,
-                                        stop_rx.clone(),
-                                        ending,
-                                        events_tx.clone(),
-                                        &permits,
-                                    ));
+                                    readers.push(reader.read(&env, stop_rx.clone(), ending));
                                 }
                                 count
                             }
@@ -487,7 +516,7 @@ impl StreamPoller {
                     }
                 };
                 counts.shards_reading = readers.len();
-                counts.shards_finished = finished_count(&shards);
+                counts.shards_finished = shards.lineage.finished_count();
                 progress(&counts);
                 if readers.is_empty() && started_now == 0 && !self.options.follow {
                     stopped = Some(StopReason::CaughtUp);
@@ -507,26 +536,25 @@ impl StreamPoller {
             }
             tokio::select! {
                 Some((reader, end)) = readers.next(), if !readers.is_empty() => {
-                    let entry = shards.get_mut(&reader.shard_id).expect("readers have entries");
-                    entry.ending_tx = None;
-                    match end {
+                    let phase = match end {
                         Ok(ReaderEnd::Finished) => {
-                            entry.state = EntryState::Finished;
+                            // Its children may start now.
                             list_now = true;
+                            Phase::Finished
                         }
-                        Ok(ReaderEnd::CaughtUp) => entry.state = EntryState::CaughtUp,
-                        Ok(ReaderEnd::Stopped) => entry.state = EntryState::Stopped,
+                        Ok(ReaderEnd::CaughtUp) => Phase::CaughtUp,
+                        Ok(ReaderEnd::Stopped) => Phase::Stopped,
                         Err(error) => {
-                            entry.state = EntryState::Stopped;
                             if fatal.is_none() {
                                 fatal = Some(error);
                             }
                             let _ = stop_tx.send(true);
+                            Phase::Stopped
                         }
-                    }
-                    entry.reader = Some(reader);
+                    };
+                    shards.reader_ended(reader, phase);
                     counts.shards_reading = readers.len();
-                    counts.shards_finished = finished_count(&shards);
+                    counts.shards_finished = shards.lineage.finished_count();
                     progress(&counts);
                 }
                 Some(records) = events_rx.recv() => {
@@ -551,133 +579,64 @@ impl StreamPoller {
         ))
     }
 
-    /// Adds new shards, and passes news of closed shards to their readers.
-    fn merge_listing(
-        &self,
-        shards: &mut BTreeMap<String, Entry>,
-        listing: Vec<ShardInfo>,
-        checkpoints: &HashMap<String, Checkpoint>,
-        first_listing: bool,
-    ) {
-        for info in listing {
-            match shards.get_mut(&info.shard_id) {
-                Some(entry) => {
-                    // AWS closes a shard once; an emulator may move the end later (moto
-                    // keeps adding records to closed shards), so any change is passed on.
-                    if let Some(ending) = &info.ending_sequence_number
-                        && info.ending_sequence_number != entry.info.ending_sequence_number
-                    {
-                        tracing::info!(shard = %info.shard_id, ending_sequence_number = %ending, "shard closed (resharded)");
-                        if let Some(tx) = &entry.ending_tx {
-                            let _ = tx.send(Some(ending.clone()));
-                        }
-                        if entry.state == EntryState::CaughtUp {
-                            // Caught up while it was open; records may have come before it
-                            // closed, and it must be read to its end for its children.
-                            entry.state = EntryState::Waiting;
-                        }
-                    }
-                    entry.info = info;
-                }
-                None => {
-                    let checkpoint = checkpoints.get(&info.shard_id).cloned();
-                    let state = if checkpoint.as_ref().is_some_and(|c| c.finished) {
-                        EntryState::Finished
-                    } else {
-                        EntryState::Waiting
-                    };
-                    shards.insert(
-                        info.shard_id.clone(),
-                        Entry {
-                            info,
-                            state,
-                            listed_first: first_listing,
-                            checkpoint,
-                            reader: None,
-                            ending_tx: None,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    /// Starts every waiting shard whose parents are finished. Returns the readers to run.
+    /// Carries out what [`Lineage::ready`] decides: a reader for each shard to read (a new
+    /// one, or the one it had in this run), and a finished checkpoint for each shard
+    /// finished unread. Returns the readers to run, each with the receiver that tells it
+    /// its shard's EndingSequenceNumber.
     async fn start_ready(
         &self,
-        shards: &mut BTreeMap<String, Entry>,
+        shards: &mut Shards,
     ) -> Result<Vec<(ShardReader, watch::Receiver<Option<SequenceNumber>>)>, Error> {
-        let ready: Vec<String> = shards
-            .iter()
-            .filter(|(_, e)| e.state == EntryState::Waiting)
-            .filter(|(_, e)| {
-                e.info.parents().all(|parent| {
-                    shards
-                        .get(parent)
-                        .is_none_or(|p| p.state == EntryState::Finished)
-                })
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
         let mut started = Vec::new();
-        for id in ready {
-            let lineage_archived = shards[&id].info.parents().any(|parent| {
-                shards
-                    .get(parent)
-                    .is_some_and(|p| p.checkpoint.is_some() || p.reader.is_some())
-            });
-            let entry = shards.get_mut(&id).expect("ready shards have entries");
-            let reader = match entry.reader.take() {
-                Some(reader) => reader,
-                None => {
-                    let checkpointed = entry
-                        .checkpoint
-                        .as_ref()
-                        .and_then(|c| c.sequence_number.clone());
-                    let (position, from) = match checkpointed {
-                        Some(seq) => {
-                            let from = format!("after checkpoint {seq}");
-                            (Position::After(seq), from)
-                        }
-                        None if lineage_archived => (
-                            Position::Start(StartPosition::TrimHorizon),
-                            "TRIM_HORIZON (its parents were archived)".to_owned(),
-                        ),
-                        None if !entry.listed_first => (
-                            Position::Start(StartPosition::TrimHorizon),
-                            "TRIM_HORIZON (a new shard)".to_owned(),
-                        ),
-                        None => (
-                            Position::Start(self.options.start),
-                            self.options.start.to_string(),
-                        ),
-                    };
-                    if matches!(position, Position::Start(StartPosition::Latest))
-                        && entry.info.is_closed()
-                    {
-                        // No record can arrive in a closed shard any more.
-                        tracing::info!(shard = %id, "closed shard skipped: LATEST reads only new records");
-                        self.store.save(&id, &Checkpoint::now(None, true)).await?;
-                        entry.state = EntryState::Finished;
-                        continue;
-                    }
-                    ShardReader::new(id.clone(), position, from, entry.checkpoint.as_ref())
+        for decision in shards.lineage.ready(self.options.start) {
+            let reader = match &decision {
+                Decision::Start {
+                    shard_id,
+                    position,
+                    started_from,
+                } => {
+                    let checkpoint = shards
+                        .lineage
+                        .get(shard_id)
+                        .and_then(|s| s.checkpoint.as_ref());
+                    ShardReader::new(
+                        shard_id.clone(),
+                        position.clone(),
+                        started_from.clone(),
+                        checkpoint,
+                    )
+                }
+                Decision::Resume { shard_id } => shards
+                    .parked
+                    .remove(shard_id)
+                    .expect("a shard read in this run keeps its reader"),
+                Decision::FinishUnread { shard_id } => {
+                    tracing::info!(shard = %shard_id, "closed shard skipped: LATEST reads only new records");
+                    self.store
+                        .save(shard_id, &Checkpoint::now(None, true))
+                        .await?;
+                    shards.lineage.apply(&decision);
+                    continue;
                 }
             };
-            let (tx, rx) = watch::channel(entry.info.ending_sequence_number.clone());
-            entry.ending_tx = Some(tx);
-            entry.state = EntryState::Reading;
+            shards.lineage.apply(&decision);
+            let ending = shards
+                .lineage
+                .get(&reader.shard_id)
+                .and_then(|s| s.info.ending_sequence_number.clone());
+            let (tx, rx) = watch::channel(ending);
+            shards.endings.insert(reader.shard_id.clone(), tx);
             started.push((reader, rx));
         }
         Ok(started)
     }
 
-    fn summary(
-        &self,
-        shards: BTreeMap<String, Entry>,
-        stopped: StopReason,
-        elapsed: Duration,
-    ) -> ArchiveSummary {
+    fn summary(&self, shards: Shards, stopped: StopReason, elapsed: Duration) -> ArchiveSummary {
+        let Shards {
+            lineage,
+            mut parked,
+            ..
+        } = shards;
         let mut summary = ArchiveSummary {
             config: self.config.clone(),
             checkpoints: self.store.location().clone(),
@@ -690,17 +649,17 @@ impl StreamPoller {
             oversize: 0,
             retried_batches: 0,
             elapsed,
-            shards: Vec::with_capacity(shards.len()),
+            shards: Vec::new(),
         };
-        for (id, entry) in shards {
-            let state = match entry.state {
-                EntryState::Finished => ShardState::Finished,
-                EntryState::CaughtUp => ShardState::CaughtUp,
-                EntryState::Stopped | EntryState::Reading => ShardState::Stopped,
-                EntryState::Waiting => ShardState::Waiting,
+        for (id, shard) in lineage.into_shards() {
+            let state = match shard.phase {
+                Phase::Finished => ShardState::Finished,
+                Phase::CaughtUp => ShardState::CaughtUp,
+                Phase::Stopped | Phase::Reading => ShardState::Stopped,
+                Phase::Waiting => ShardState::Waiting,
             };
-            let parents = entry.info.parents().map(str::to_owned).collect();
-            let (records, sequence_number, started_from) = match &entry.reader {
+            let parents = shard.info.parents().map(str::to_owned).collect();
+            let (records, sequence_number, started_from) = match parked.remove(&id) {
                 Some(reader) => {
                     summary.records += reader.stats.records;
                     summary.written += reader.stats.written;
@@ -709,11 +668,11 @@ impl StreamPoller {
                     summary.retried_batches += reader.stats.retried_batches;
                     (
                         reader.stats.records,
-                        reader.archived_upto.clone(),
-                        Some(reader.started_from.clone()),
+                        reader.archived_upto,
+                        Some(reader.started_from),
                     )
                 }
-                None => (0, entry.checkpoint.and_then(|c| c.sequence_number), None),
+                None => (0, shard.checkpoint.and_then(|c| c.sequence_number), None),
             };
             summary.shards.push(ShardSummary {
                 shard_id: id,
@@ -726,506 +685,50 @@ impl StreamPoller {
         }
         summary
     }
+}
 
-    /// Reads one shard until it is finished, caught up (without follow) or stopped.
-    /// Returns the reader, so that a shard that was caught up can be continued exactly where
-    /// it was when it turns out to be closed.
-    async fn read_shard(
-        &self,
-        mut reader: ShardReader,
-        mut stop: watch::Receiver<bool>,
-        ending: watch::Receiver<Option<SequenceNumber>>,
-        events: mpsc::UnboundedSender<u64>,
-        permits: &Semaphore,
-    ) -> (ShardReader, Result<ReaderEnd, Error>) {
-        let end = self
-            .read_shard_inner(&mut reader, &mut stop, &ending, &events, permits)
-            .await;
-        (reader, end)
-    }
+/// A run's shards: their lineage, and what the run holds for those it reads.
+#[derive(Default)]
+struct Shards {
+    lineage: Lineage,
+    /// The readers of shards read in this run that are not running: for the summary, and
+    /// to go on exactly where a caught-up shard stopped when it turns out to be closed.
+    parked: HashMap<String, ShardReader>,
+    /// Tells each running reader that its shard closed.
+    endings: HashMap<String, watch::Sender<Option<SequenceNumber>>>,
+}
 
-    async fn read_shard_inner(
-        &self,
-        reader: &mut ShardReader,
-        stop: &mut watch::Receiver<bool>,
-        ending: &watch::Receiver<Option<SequenceNumber>>,
-        events: &mpsc::UnboundedSender<u64>,
-        permits: &Semaphore,
-    ) -> Result<ReaderEnd, Error> {
-        let shard = reader.shard_id.clone();
-        let mut throttled = Backoff::new(MIN_CALL_INTERVAL, Duration::from_secs(5));
-        let mut write_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let mut failed_writes = 0u32;
-        loop {
-            if *stop.borrow() {
-                return Ok(ReaderEnd::Stopped);
-            }
-            let iterator = match reader.iterator.take() {
-                Some(iterator) => iterator,
-                None => {
-                    let got = tokio::select! {
-                        got = self.shard_iterator(&shard, &reader.position) => got,
-                        _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
-                    };
-                    match got {
-                        Ok(Some(iterator)) => {
-                            if !reader.announced {
-                                reader.announced = true;
-                                tracing::info!(stream = %self.config.stream, shard = %shard, from = %reader.started_from, "reading shard");
-                            }
-                            iterator
-                        }
-                        // No iterator: the shard has nothing left to read (a closed shard
-                        // past its end).
-                        Ok(None) => return self.finish(reader).await,
-                        Err(CallError::Transient(message)) => {
-                            tracing::warn!(shard = %shard, error = %message, "GetShardIterator failed; retrying");
-                            if pause(stop, throttled.next_delay()).await {
-                                return Ok(ReaderEnd::Stopped);
-                            }
-                            continue;
-                        }
-                        Err(CallError::Expired) => continue,
-                        Err(CallError::Fatal(error)) => return Err(error),
-                    }
-                }
-            };
-            if let Some(last) = reader.last_call {
-                let wait = (last + MIN_CALL_INTERVAL).saturating_duration_since(Instant::now());
-                if !wait.is_zero() && pause(stop, wait).await {
-                    return Ok(ReaderEnd::Stopped);
-                }
-            }
-            let permit = tokio::select! {
-                permit = permits.acquire() => permit.expect("the semaphore is never closed"),
-                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
-            };
-            reader.last_call = Some(Instant::now());
-            let page = tokio::select! {
-                page = self.get_records(&iterator) => page,
-                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
-            };
-            let page = match page {
-                Ok(page) => page,
-                Err(CallError::Transient(message)) => {
-                    drop(permit);
-                    reader.iterator = Some(iterator);
-                    tracing::warn!(shard = %shard, error = %message, "GetRecords throttled or failed; backing off");
-                    if pause(stop, throttled.next_delay()).await {
-                        return Ok(ReaderEnd::Stopped);
-                    }
-                    continue;
-                }
-                Err(CallError::Expired) => {
-                    tracing::debug!(shard = %shard, "shard iterator expired; getting a new one");
-                    continue;
-                }
-                Err(CallError::Fatal(error)) => return Err(error),
-            };
-            throttled = Backoff::new(MIN_CALL_INTERVAL, Duration::from_secs(5));
-            let count = page.records.len();
-            let records = page
-                .records
-                .into_iter()
-                .map(|r| to_archive_record(&shard, r))
-                .collect::<Result<Vec<_>, Error>>()?;
-            if !records.is_empty() {
-                let deadline = Instant::now() + self.options.write_budget;
-                let write = self.writer.write(&self.config, &records, deadline);
-                let mut write = std::pin::pin!(write);
-                let written = tokio::select! {
-                    outcome = &mut write => Some(outcome),
-                    _ = until_stopped(stop) => {
-                        tokio::time::timeout(self.options.shutdown_grace, &mut write).await.ok()
-                    }
-                };
-                let Some(outcome) = written else {
-                    tracing::info!(shard = %shard, records = count, "batch abandoned at shutdown; it is read again next time");
-                    return Ok(ReaderEnd::Stopped);
-                };
-                let outcome = outcome?;
-                reader.stats.written += outcome.written as u64;
-                reader.stats.skipped_older += outcome.skipped_older as u64;
-                reader.stats.oversize += outcome.oversize as u64;
-                match &outcome.lowest_failed {
-                    None => {
-                        failed_writes = 0;
-                        write_backoff =
-                            Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-                        let upto = records.iter().map(|r| &r.sequence_number).max().cloned();
-                        self.archived(reader, upto, count as u64, events).await?;
-                        reader.iterator = page.next_iterator.clone();
-                    }
-                    Some(lowest) => {
-                        // Everything below the lowest failed record landed.
-                        let landed: Vec<&ArchiveRecord> = records
-                            .iter()
-                            .filter(|r| &r.sequence_number < lowest)
-                            .collect();
-                        let upto = landed.iter().map(|r| &r.sequence_number).max().cloned();
-                        self.archived(reader, upto, landed.len() as u64, events)
-                            .await?;
-                        drop(permit);
-                        failed_writes += 1;
-                        reader.stats.retried_batches += 1;
-                        let reason = outcome
-                            .first_error
-                            .clone()
-                            .unwrap_or_else(|| "unknown".into());
-                        if failed_writes >= self.options.max_write_attempts {
-                            return Err(Error::ArchiveStalled {
-                                stream: self.config.stream.clone(),
-                                shard: shard.clone(),
-                                sequence_number: lowest.to_string(),
-                                attempts: failed_writes,
-                                reason,
-                            });
-                        }
-                        tracing::warn!(
-                            stream = %self.config.stream,
-                            shard = %shard,
-                            failed = outcome.failed,
-                            retry_from = %lowest,
-                            error = %reason,
-                            "some records were not archived; reading them again after a backoff"
-                        );
-                        reader.position = Position::At(lowest.clone());
-                        reader.iterator = None;
-                        if pause(stop, write_backoff.next_delay()).await {
-                            return Ok(ReaderEnd::Stopped);
-                        }
-                        continue;
-                    }
-                }
-            } else {
-                reader.iterator = page.next_iterator.clone();
-            }
-            drop(permit);
-
-            let Some(_) = &page.next_iterator else {
-                return self.finish(reader).await;
-            };
-            let closed_at = ending.borrow().clone();
-            if let Some(end) = &closed_at {
-                let zero = SequenceNumber::parse("0").expect("0 is a sequence number");
-                if count == 0 && reader.archived_upto.as_ref().unwrap_or(&zero) >= end {
-                    return self.finish(reader).await;
-                }
-            }
-            let caught_up = page.millis_behind_latest == Some(0) && count < self.options.batch_size;
-            if caught_up && closed_at.is_none() && !self.options.follow {
-                tracing::info!(stream = %self.config.stream, shard = %shard, records = reader.stats.records, "shard caught up");
-                return Ok(ReaderEnd::CaughtUp);
-            }
-            if (count == 0 || caught_up) && pause(stop, self.options.idle_poll).await {
-                return Ok(ReaderEnd::Stopped);
+impl Shards {
+    /// Takes in a listing, and passes news of closed shards to their running readers.
+    fn merge_listing(
+        &mut self,
+        listing: Vec<ShardInfo>,
+        checkpoints: &HashMap<String, Checkpoint>,
+        first_listing: bool,
+    ) {
+        for closed in self.lineage.merge(listing, checkpoints, first_listing) {
+            tracing::info!(shard = %closed.shard_id, ending_sequence_number = %closed.ending, "shard closed (resharded)");
+            if let Some(tx) = self.endings.get(&closed.shard_id) {
+                let _ = tx.send(Some(closed.ending));
             }
         }
     }
 
-    /// Records a fully archived stretch of a shard: counts, checkpoint, progress.
-    async fn archived(
-        &self,
-        reader: &mut ShardReader,
-        upto: Option<SequenceNumber>,
-        records: u64,
-        events: &mpsc::UnboundedSender<u64>,
-    ) -> Result<(), Error> {
-        reader.stats.records += records;
-        if let Some(upto) = upto
-            && reader.archived_upto.as_ref().is_none_or(|a| &upto > a)
-        {
-            self.store
-                .save(
-                    &reader.shard_id,
-                    &Checkpoint::now(Some(upto.clone()), false),
-                )
-                .await?;
-            reader.position = Position::After(upto.clone());
-            reader.archived_upto = Some(upto);
-        }
-        if records > 0 {
-            let _ = events.send(records);
-        }
-        Ok(())
-    }
-
-    async fn finish(&self, reader: &mut ShardReader) -> Result<ReaderEnd, Error> {
-        self.store
-            .save(
-                &reader.shard_id,
-                &Checkpoint::now(reader.archived_upto.clone(), true),
-            )
-            .await?;
-        tracing::info!(stream = %self.config.stream, shard = %reader.shard_id, records = reader.stats.records, "shard finished: closed and read to its end");
-        Ok(ReaderEnd::Finished)
-    }
-
-    /// GetShardIterator for `position`. `Ok(None)`: the shard has nothing left to read.
-    async fn shard_iterator(
-        &self,
-        shard: &str,
-        position: &Position,
-    ) -> Result<Option<String>, CallError> {
-        let mut call = self
-            .kinesis
-            .get_shard_iterator()
-            .stream_name(self.config.stream.as_str())
-            .shard_id(shard);
-        call = match position {
-            Position::Start(StartPosition::TrimHorizon) => {
-                call.shard_iterator_type(ShardIteratorType::TrimHorizon)
-            }
-            Position::Start(StartPosition::Latest) => {
-                call.shard_iterator_type(ShardIteratorType::Latest)
-            }
-            Position::Start(StartPosition::AtTimestamp(time)) => call
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(aws_smithy_types::DateTime::from_secs_and_nanos(
-                    time.timestamp(),
-                    time.timestamp_subsec_nanos(),
-                )),
-            Position::After(seq) => call
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-            Position::At(seq) => call
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-        };
-        match call.send().await {
-            Ok(output) => Ok(output.shard_iterator),
-            Err(err) => {
-                let checkpoint_misfits = error_code(&err) == Some("InvalidArgumentException")
-                    && matches!(position, Position::After(_));
-                Err(match self.classify(err, "Kinesis.GetShardIterator") {
-                    CallError::Fatal(Error::Aws {
-                        operation,
-                        kind,
-                        code,
-                        status,
-                        message,
-                        source,
-                    }) if checkpoint_misfits => CallError::Fatal(Error::Aws {
-                        operation,
-                        kind,
-                        code,
-                        status,
-                        message: format!(
-                            "{message}; the checkpoint of shard {shard} in {} does not fit the \
-                             stream (was the stream deleted and created again?): remove that \
-                             checkpoint to archive the shard from the start",
-                            self.store.location()
-                        ),
-                        source,
-                    }),
-                    other => other,
-                })
-            }
-        }
-    }
-
-    async fn get_records(&self, iterator: &str) -> Result<Page, CallError> {
-        let limit = i32::try_from(self.options.batch_size).unwrap_or(MAX_BATCH_SIZE as i32);
-        match self
-            .kinesis
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(limit)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Page {
-                records: output.records,
-                next_iterator: output.next_shard_iterator,
-                millis_behind_latest: output.millis_behind_latest,
-            }),
-            Err(err) => Err(self.classify(err, "Kinesis.GetRecords")),
-        }
-    }
-
-    fn classify<E>(&self, err: SdkError<E, HttpResponse>, operation: &'static str) -> CallError
-    where
-        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        match error_code(&err) {
-            Some("ExpiredIteratorException") => CallError::Expired,
-            Some("ResourceNotFoundException") => CallError::Fatal(Error::StreamNotFound {
-                stream: self.config.stream.clone(),
-                region: self.region.clone(),
-            }),
-            _ if is_transient(&err) => {
-                CallError::Transient(format!("{operation}: {}", describe(&err)))
-            }
-            _ => CallError::Fatal(aws_error(operation, err)),
-        }
-    }
-}
-
-/// One GetRecords answer.
-struct Page {
-    records: Vec<aws_sdk_kinesis::types::Record>,
-    next_iterator: Option<String>,
-    millis_behind_latest: Option<i64>,
-}
-
-/// Why a Kinesis call did not answer.
-enum CallError {
-    /// Throttled, 5xx, timeout: try again after a backoff.
-    Transient(String),
-    /// The shard iterator is older than 5 minutes: get a new one.
-    Expired,
-    /// Cannot go on.
-    Fatal(Error),
-}
-
-/// Where a reader (re)starts when it needs a new shard iterator.
-#[derive(Debug, Clone)]
-enum Position {
-    Start(StartPosition),
-    After(SequenceNumber),
-    At(SequenceNumber),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EntryState {
-    Waiting,
-    Reading,
-    CaughtUp,
-    Finished,
-    Stopped,
-}
-
-/// What the run knows of a shard.
-struct Entry {
-    info: ShardInfo,
-    state: EntryState,
-    /// Listed when the run started (not created during it).
-    listed_first: bool,
-    /// Its checkpoint when the run started.
-    checkpoint: Option<Checkpoint>,
-    /// Its reader, once started and while it is not running.
-    reader: Option<ShardReader>,
-    /// Tells a running reader that its shard closed.
-    ending_tx: Option<watch::Sender<Option<SequenceNumber>>>,
-}
-
-fn finished_count(shards: &BTreeMap<String, Entry>) -> usize {
-    shards
-        .values()
-        .filter(|e| e.state == EntryState::Finished)
-        .count()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReaderEnd {
-    Finished,
-    CaughtUp,
-    Stopped,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct ReaderStats {
-    records: u64,
-    written: u64,
-    skipped_older: u64,
-    oversize: u64,
-    retried_batches: u64,
-}
-
-/// The state of one shard's reading, kept between runs of its reader within a run.
-struct ShardReader {
-    shard_id: String,
-    /// Where a new iterator starts.
-    position: Position,
-    /// The iterator for the next GetRecords call.
-    iterator: Option<String>,
-    /// The checkpoint: every record up to this one is archived.
-    archived_upto: Option<SequenceNumber>,
-    started_from: String,
-    announced: bool,
-    last_call: Option<Instant>,
-    stats: ReaderStats,
-}
-
-impl ShardReader {
-    fn new(
-        shard_id: String,
-        position: Position,
-        started_from: String,
-        checkpoint: Option<&Checkpoint>,
-    ) -> Self {
-        Self {
-            shard_id,
-            position,
-            iterator: None,
-            archived_upto: checkpoint.and_then(|c| c.sequence_number.clone()),
-            started_from,
-            announced: false,
-            last_call: None,
-            stats: ReaderStats::default(),
-        }
-    }
-}
-
-/// A Kinesis record as the writer takes it. The arrival time keeps Kinesis' millisecond
-/// precision the way a Lambda event carries it (epoch seconds with three decimals), so both
-/// archivers store the same `approximateArrivalTimestamp`.
-fn to_archive_record(
-    shard: &str,
-    record: aws_sdk_kinesis::types::Record,
-) -> Result<ArchiveRecord, Error> {
-    let sequence_number = SequenceNumber::parse(&record.sequence_number)?;
-    // Rounded to the nearest millisecond: AWS sends milliseconds; an emulator may send
-    // microseconds, which the Lambda event path would round the same way.
-    let arrival = record
-        .approximate_arrival_timestamp
-        .map(|t| {
-            let millis = t.secs() * 1000 + (i64::from(t.subsec_nanos()) + 500_000) / 1_000_000;
-            millis as f64 / 1000.0
-        })
-        .unwrap_or(0.0);
-    Ok(ArchiveRecord {
-        partition_key: record.partition_key,
-        sequence_number,
-        shard_id: shard.to_owned(),
-        approximate_arrival_timestamp: arrival,
-        data: record.data.into_inner(),
-        last_update: None,
-        expire_after: None,
-        oversize_bytes: None,
-    })
-}
-
-/// Completes when the stop flag is set (or its sender is gone).
-async fn until_stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Sleeps for `duration`; returns true when the stop flag was set meanwhile.
-async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(duration) => *stop.borrow(),
-        _ = until_stopped(stop) => true,
+    /// Keeps the reader of a shard whose reading ended, and where it ended.
+    fn reader_ended(&mut self, reader: ShardReader, phase: Phase) {
+        self.endings.remove(&reader.shard_id);
+        self.lineage.set_phase(&reader.shard_id, phase);
+        self.parked.insert(reader.shard_id.clone(), reader);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::lineage::tests::shard;
     use super::*;
-    use aws_sdk_kinesis::primitives::Blob;
 
-    fn shard(id: u32, parents: &[u32], ending: Option<&str>) -> ShardInfo {
-        let name = |n: &u32| format!("shardId-{n:012}");
-        ShardInfo {
-            shard_id: name(&id),
-            parent_shard_id: parents.first().map(name),
-            adjacent_parent_shard_id: parents.get(1).map(name),
-            ending_sequence_number: ending.map(|e| SequenceNumber::parse(e).unwrap()),
-        }
-    }
-
-    /// An archiver that makes no AWS call in what these tests use (listing merges and
-    /// start decisions), with checkpoints in a temporary file.
+    /// An archiver that makes no AWS call in what these tests use (carrying out lineage's
+    /// decisions), with checkpoints in a temporary file.
     async fn archiver(start: StartPosition, name: &str) -> StreamPoller {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
@@ -1267,10 +770,14 @@ mod tests {
             .collect()
     }
 
+    fn phase(shards: &Shards, id: &str) -> Phase {
+        shards.lineage.get(id).unwrap().phase
+    }
+
     #[tokio::test]
     async fn children_start_only_after_every_parent_is_finished() {
         let a = archiver(StartPosition::TrimHorizon, "lineage").await;
-        let mut shards = BTreeMap::new();
+        let mut shards = Shards::default();
         // 0 was split into 1 and 2; 1 and 2 were merged into 3.
         let listing = vec![
             shard(0, &[], Some("50")),
@@ -1278,7 +785,7 @@ mod tests {
             shard(2, &[0], None),
             shard(3, &[1, 2], None),
         ];
-        a.merge_listing(&mut shards, listing.clone(), &HashMap::new(), true);
+        shards.merge_listing(listing.clone(), &HashMap::new(), true);
         let ready = a.start_ready(&mut shards).await.unwrap();
         assert_eq!(started(&ready), ["000 from TRIM_HORIZON"]);
         assert!(
@@ -1287,9 +794,7 @@ mod tests {
         );
 
         let (reader, _) = ready.into_iter().next().unwrap();
-        let parent = shards.get_mut(&reader.shard_id).unwrap();
-        parent.state = EntryState::Finished;
-        parent.reader = Some(reader);
+        shards.reader_ended(reader, Phase::Finished);
         let ready = a.start_ready(&mut shards).await.unwrap();
         assert_eq!(
             started(&ready),
@@ -1300,12 +805,8 @@ mod tests {
         );
         // The merged shard waits for both parents.
         let mut children = ready.into_iter().map(|(reader, _)| reader);
-        let mut finish = |shards: &mut BTreeMap<String, Entry>| {
-            let reader = children.next().unwrap();
-            let entry = shards.get_mut(&reader.shard_id).unwrap();
-            entry.state = EntryState::Finished;
-            entry.reader = Some(reader);
-        };
+        let mut finish =
+            |shards: &mut Shards| shards.reader_ended(children.next().unwrap(), Phase::Finished);
         finish(&mut shards);
         assert!(a.start_ready(&mut shards).await.unwrap().is_empty());
         finish(&mut shards);
@@ -1318,7 +819,7 @@ mod tests {
     #[tokio::test]
     async fn checkpoints_decide_where_shards_resume_and_latest_skips_closed_shards() {
         let a = archiver(StartPosition::Latest, "resume").await;
-        let mut shards = BTreeMap::new();
+        let mut shards = Shards::default();
         let checkpoints = HashMap::from([
             (
                 "shardId-000000000000".to_owned(),
@@ -1336,7 +837,7 @@ mod tests {
             shard(4, &[], Some("9")),  // closed, never archived: LATEST has nothing in it
             shard(5, &[], None),       // open, never archived
         ];
-        a.merge_listing(&mut shards, listing, &checkpoints, true);
+        shards.merge_listing(listing, &checkpoints, true);
         let ready = a.start_ready(&mut shards).await.unwrap();
         assert_eq!(
             started(&ready),
@@ -1346,11 +847,11 @@ mod tests {
                 "005 from LATEST"
             ]
         );
-        assert_eq!(shards["shardId-000000000004"].state, EntryState::Finished);
+        assert_eq!(phase(&shards, "shardId-000000000004"), Phase::Finished);
         assert!(a.store.load().await.unwrap()["shardId-000000000004"].finished);
 
         // A shard that appears during the run is read from its start.
-        a.merge_listing(&mut shards, vec![shard(6, &[], None)], &checkpoints, false);
+        shards.merge_listing(vec![shard(6, &[], None)], &checkpoints, false);
         assert_eq!(
             started(&a.start_ready(&mut shards).await.unwrap()),
             ["006 from TRIM_HORIZON (a new shard)"]
@@ -1360,20 +861,12 @@ mod tests {
     #[tokio::test]
     async fn a_caught_up_shard_that_closes_is_read_again_to_its_end() {
         let a = archiver(StartPosition::TrimHorizon, "reopen").await;
-        let mut shards = BTreeMap::new();
-        a.merge_listing(
-            &mut shards,
-            vec![shard(0, &[], None)],
-            &HashMap::new(),
-            true,
-        );
+        let mut shards = Shards::default();
+        shards.merge_listing(vec![shard(0, &[], None)], &HashMap::new(), true);
         let (mut reader, _) = a.start_ready(&mut shards).await.unwrap().pop().unwrap();
         reader.archived_upto = Some(SequenceNumber::parse("12").unwrap());
-        let entry = shards.get_mut("shardId-000000000000").unwrap();
-        entry.state = EntryState::CaughtUp;
-        entry.reader = Some(reader);
-        a.merge_listing(
-            &mut shards,
+        shards.reader_ended(reader, Phase::CaughtUp);
+        shards.merge_listing(
             vec![shard(0, &[], Some("20")), shard(1, &[0], None)],
             &HashMap::new(),
             false,
@@ -1404,50 +897,5 @@ mod tests {
             err.contains("TRIM_HORIZON") && err.contains("LATEST") && err.contains("RFC 3339"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn kinesis_records_keep_millisecond_arrival_like_lambda_events() {
-        let record = aws_sdk_kinesis::types::Record::builder()
-            .sequence_number("49590338271490256608559692538361571095921575989136588898")
-            .approximate_arrival_timestamp(aws_smithy_types::DateTime::from_millis(
-                1_545_084_650_987,
-            ))
-            .data(Blob::new(vec![0u8, 0xff]))
-            .partition_key("k")
-            .build()
-            .unwrap();
-        let archived = to_archive_record("shardId-000000000003", record).unwrap();
-        assert_eq!(archived.approximate_arrival_timestamp, 1545084650.987);
-        assert_eq!(
-            crate::domain::record::format_epoch_seconds(archived.approximate_arrival_timestamp),
-            "1545084650.987"
-        );
-        assert_eq!(archived.data, vec![0u8, 0xff]);
-        let micro = aws_sdk_kinesis::types::Record::builder()
-            .sequence_number("1")
-            .approximate_arrival_timestamp(aws_smithy_types::DateTime::from_secs_and_nanos(
-                1_795_646_227,
-                259_600_000,
-            ))
-            .data(Blob::new(vec![]))
-            .partition_key("k")
-            .build()
-            .unwrap();
-        assert_eq!(
-            to_archive_record("s", micro)
-                .unwrap()
-                .approximate_arrival_timestamp,
-            1795646227.26,
-            "rounded to the nearest millisecond"
-        );
-        assert_eq!(archived.shard_id, "shardId-000000000003");
-        let bad = aws_sdk_kinesis::types::Record::builder()
-            .sequence_number("12x")
-            .data(Blob::new(vec![]))
-            .partition_key("k")
-            .build()
-            .unwrap();
-        assert!(to_archive_record("s", bad).is_err());
     }
 }

@@ -1,0 +1,231 @@
+//! The Kinesis calls of a shard reader (GetShardIterator, GetRecords), what their errors
+//! mean for it ([`CallError`]), and the conversion of the records they return into
+//! [`ArchiveRecord`]s for the writer.
+
+use aws_sdk_kinesis::Client as KinesisClient;
+use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_smithy_types::retry::ProvideErrorKind;
+
+use crate::aws::{aws_error, describe, error_code, is_transient};
+use crate::domain::names::StreamName;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
+use crate::error::Error;
+use crate::poller::checkpoint::CheckpointLocation;
+use crate::poller::{MAX_BATCH_SIZE, Position, StartPosition};
+
+/// One GetRecords answer.
+pub(super) struct Page {
+    pub(super) records: Vec<aws_sdk_kinesis::types::Record>,
+    pub(super) next_iterator: Option<String>,
+    pub(super) millis_behind_latest: Option<i64>,
+}
+
+/// Why a Kinesis call did not answer.
+pub(super) enum CallError {
+    /// Throttled, 5xx, timeout: try again after a backoff.
+    Transient(String),
+    /// The shard iterator is older than 5 minutes: get a new one.
+    Expired,
+    /// Cannot go on.
+    Fatal(Error),
+}
+
+/// The shard reads of one stream.
+pub(super) struct ShardCalls<'a> {
+    pub(super) client: &'a KinesisClient,
+    pub(super) stream: &'a StreamName,
+    pub(super) region: &'a str,
+    /// Named when a checkpoint does not fit the stream.
+    pub(super) checkpoints: &'a CheckpointLocation,
+}
+
+impl ShardCalls<'_> {
+    /// GetShardIterator for `position`. `Ok(None)`: the shard has nothing left to read.
+    pub(super) async fn shard_iterator(
+        &self,
+        shard: &str,
+        position: &Position,
+    ) -> Result<Option<String>, CallError> {
+        let mut call = self
+            .client
+            .get_shard_iterator()
+            .stream_name(self.stream.as_str())
+            .shard_id(shard);
+        call = match position {
+            Position::Start(StartPosition::TrimHorizon) => {
+                call.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            Position::Start(StartPosition::Latest) => {
+                call.shard_iterator_type(ShardIteratorType::Latest)
+            }
+            Position::Start(StartPosition::AtTimestamp(time)) => call
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_smithy_types::DateTime::from_secs_and_nanos(
+                    time.timestamp(),
+                    time.timestamp_subsec_nanos(),
+                )),
+            Position::After(seq) => call
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq.as_str()),
+            Position::At(seq) => call
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(seq.as_str()),
+        };
+        match call.send().await {
+            Ok(output) => Ok(output.shard_iterator),
+            Err(err) => {
+                let checkpoint_misfits = error_code(&err) == Some("InvalidArgumentException")
+                    && matches!(position, Position::After(_));
+                Err(match self.classify(err, "Kinesis.GetShardIterator") {
+                    // A checkpoint Kinesis refuses most likely comes from an older stream of
+                    // the same name: say which checkpoint to remove.
+                    CallError::Fatal(Error::Aws {
+                        operation,
+                        kind,
+                        code,
+                        status,
+                        message,
+                        source,
+                    }) if checkpoint_misfits => CallError::Fatal(Error::Aws {
+                        operation,
+                        kind,
+                        code,
+                        status,
+                        message: format!(
+                            "{message}; the checkpoint of shard {shard} in {} does not fit the \
+                             stream (was the stream deleted and created again?): remove that \
+                             checkpoint to archive the shard from the start",
+                            self.checkpoints
+                        ),
+                        source,
+                    }),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// GetRecords of at most `batch_size` records.
+    pub(super) async fn get_records(
+        &self,
+        iterator: &str,
+        batch_size: usize,
+    ) -> Result<Page, CallError> {
+        let limit = i32::try_from(batch_size).unwrap_or(MAX_BATCH_SIZE as i32);
+        match self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(limit)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Page {
+                records: output.records,
+                next_iterator: output.next_shard_iterator,
+                millis_behind_latest: output.millis_behind_latest,
+            }),
+            Err(err) => Err(self.classify(err, "Kinesis.GetRecords")),
+        }
+    }
+
+    fn classify<E>(&self, err: SdkError<E, HttpResponse>, operation: &'static str) -> CallError
+    where
+        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match error_code(&err) {
+            Some("ExpiredIteratorException") => CallError::Expired,
+            Some("ResourceNotFoundException") => CallError::Fatal(Error::StreamNotFound {
+                stream: self.stream.clone(),
+                region: self.region.to_owned(),
+            }),
+            _ if is_transient(&err) => {
+                CallError::Transient(format!("{operation}: {}", describe(&err)))
+            }
+            _ => CallError::Fatal(aws_error(operation, err)),
+        }
+    }
+}
+
+/// A Kinesis record as the writer takes it. The arrival time keeps Kinesis' millisecond
+/// precision the way a Lambda event carries it (epoch seconds with three decimals), so both
+/// archivers store the same `approximateArrivalTimestamp`.
+pub(super) fn to_archive_record(
+    shard: &str,
+    record: aws_sdk_kinesis::types::Record,
+) -> Result<ArchiveRecord, Error> {
+    let sequence_number = SequenceNumber::parse(&record.sequence_number)?;
+    // Rounded to the nearest millisecond: AWS sends milliseconds; an emulator may send
+    // microseconds, which the Lambda event path would round the same way.
+    let arrival = record
+        .approximate_arrival_timestamp
+        .map(|t| {
+            let millis = t.secs() * 1000 + (i64::from(t.subsec_nanos()) + 500_000) / 1_000_000;
+            millis as f64 / 1000.0
+        })
+        .unwrap_or(0.0);
+    Ok(ArchiveRecord {
+        partition_key: record.partition_key,
+        sequence_number,
+        shard_id: shard.to_owned(),
+        approximate_arrival_timestamp: arrival,
+        data: record.data.into_inner(),
+        last_update: None,
+        expire_after: None,
+        oversize_bytes: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::primitives::Blob;
+
+    #[test]
+    fn kinesis_records_keep_millisecond_arrival_like_lambda_events() {
+        let record = aws_sdk_kinesis::types::Record::builder()
+            .sequence_number("49590338271490256608559692538361571095921575989136588898")
+            .approximate_arrival_timestamp(aws_smithy_types::DateTime::from_millis(
+                1_545_084_650_987,
+            ))
+            .data(Blob::new(vec![0u8, 0xff]))
+            .partition_key("k")
+            .build()
+            .unwrap();
+        let archived = to_archive_record("shardId-000000000003", record).unwrap();
+        assert_eq!(archived.approximate_arrival_timestamp, 1545084650.987);
+        assert_eq!(
+            crate::domain::record::format_epoch_seconds(archived.approximate_arrival_timestamp),
+            "1545084650.987"
+        );
+        assert_eq!(archived.data, vec![0u8, 0xff]);
+        let micro = aws_sdk_kinesis::types::Record::builder()
+            .sequence_number("1")
+            .approximate_arrival_timestamp(aws_smithy_types::DateTime::from_secs_and_nanos(
+                1_795_646_227,
+                259_600_000,
+            ))
+            .data(Blob::new(vec![]))
+            .partition_key("k")
+            .build()
+            .unwrap();
+        assert_eq!(
+            to_archive_record("s", micro)
+                .unwrap()
+                .approximate_arrival_timestamp,
+            1795646227.26,
+            "rounded to the nearest millisecond"
+        );
+        assert_eq!(archived.shard_id, "shardId-000000000003");
+        let bad = aws_sdk_kinesis::types::Record::builder()
+            .sequence_number("12x")
+            .data(Blob::new(vec![]))
+            .partition_key("k")
+            .build()
+            .unwrap();
+        assert!(to_archive_record("s", bad).is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! One shard's reading: GetRecords pages written as batches, checkpointed once they landed,
+//! read again from the lowest failed record when some did not, until the shard is finished,
+//! caught up (without `follow`) or stopped. The rules are those of "Batches, failures and
+//! checkpoints", "Limits of the Kinesis API" and "Stopping" in the
+//! [module documentation](super).
+
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::aws::retry::Backoff;
+use crate::domain::config::StreamArchiveConfig;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::sequence::SequenceNumber;
+use crate::error::Error;
+use crate::poller::checkpoint::{Checkpoint, CheckpointStore};
+use crate::poller::kinesis::{CallError, ShardCalls, to_archive_record};
+use crate::poller::lineage::read_to_end;
+use crate::poller::{MIN_CALL_INTERVAL, PollerOptions, Position};
+use crate::write::ArchiveWriter;
+
+/// What every reader of a run shares.
+pub(super) struct ReadEnv<'a> {
+    pub(super) kinesis: ShardCalls<'a>,
+    pub(super) writer: &'a ArchiveWriter,
+    pub(super) config: &'a StreamArchiveConfig,
+    pub(super) store: &'a CheckpointStore,
+    pub(super) options: &'a PollerOptions,
+    /// One per shard holding a batch (read, being written):
+    /// [`PollerOptions::shards_in_flight`].
+    pub(super) permits: &'a Semaphore,
+    /// Records archived, for the progress display.
+    pub(super) events: mpsc::UnboundedSender<u64>,
+}
+
+/// How a reader's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReaderEnd {
+    Finished,
+    CaughtUp,
+    Stopped,
+}
+
+/// A reader's counts, for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct ReaderStats {
+    pub(super) records: u64,
+    pub(super) written: u64,
+    pub(super) skipped_older: u64,
+    pub(super) oversize: u64,
+    pub(super) retried_batches: u64,
+}
+
+/// The state of one shard's reading, kept between runs of its reader within a run.
+pub(super) struct ShardReader {
+    pub(super) shard_id: String,
+    /// Where a new iterator starts.
+    position: Position,
+    /// The iterator for the next GetRecords call.
+    iterator: Option<String>,
+    /// The checkpoint: every record up to this one is archived.
+    pub(super) archived_upto: Option<SequenceNumber>,
+    pub(super) started_from: String,
+    announced: bool,
+    last_call: Option<Instant>,
+    pub(super) stats: ReaderStats,
+}
+
+impl ShardReader {
+    /// A reader of `shard_id` from `position`, whose checkpoint is `checkpoint`.
+    pub(super) fn new(
+        shard_id: String,
+        position: Position,
+        started_from: String,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Self {
+        Self {
+            shard_id,
+            position,
+            iterator: None,
+            archived_upto: checkpoint.and_then(|c| c.sequence_number.clone()),
+            started_from,
+            announced: false,
+            last_call: None,
+            stats: ReaderStats::default(),
+        }
+    }
+
+    /// Reads the shard until it is finished, caught up (without follow) or stopped.
+    /// Returns the reader, so that a shard that was caught up can be continued exactly where
+    /// it was when it turns out to be closed. `ending` carries the shard's
+    /// EndingSequenceNumber once it is closed.
+    pub(super) async fn read(
+        mut self,
+        env: &ReadEnv<'_>,
+        mut stop: watch::Receiver<bool>,
+        ending: watch::Receiver<Option<SequenceNumber>>,
+    ) -> (Self, Result<ReaderEnd, Error>) {
+        let end = self.read_inner(env, &mut stop, &ending).await;
+        (self, end)
+    }
+
+    async fn read_inner(
+        &mut self,
+        env: &ReadEnv<'_>,
+        stop: &mut watch::Receiver<bool>,
+        ending: &watch::Receiver<Option<SequenceNumber>>,
+    ) -> Result<ReaderEnd, Error> {
+        let shard = self.shard_id.clone();
+        let options = env.options;
+        // GetRecords allows 5 calls per second per shard; throttling and other transient
+        // answers are retried after an exponential backoff with jitter.
+        let mut throttled = Backoff::new(MIN_CALL_INTERVAL, Duration::from_secs(5));
+        let mut write_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut failed_writes = 0u32;
+        loop {
+            if *stop.borrow() {
+                return Ok(ReaderEnd::Stopped);
+            }
+            let iterator = match self.iterator.take() {
+                Some(iterator) => iterator,
+                None => {
+                    let got = tokio::select! {
+                        got = env.kinesis.shard_iterator(&shard, &self.position) => got,
+                        _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
+                    };
+                    match got {
+                        Ok(Some(iterator)) => {
+                            if !self.announced {
+                                self.announced = true;
+                                tracing::info!(stream = %env.config.stream, shard = %shard, from = %self.started_from, "reading shard");
+                            }
+                            iterator
+                        }
+                        // No iterator: the shard has nothing left to read (a closed shard
+                        // past its end).
+                        Ok(None) => return self.finish(env).await,
+                        Err(CallError::Transient(message)) => {
+                            tracing::warn!(shard = %shard, error = %message, "GetShardIterator failed; retrying");
+                            if pause(stop, throttled.next_delay()).await {
+                                return Ok(ReaderEnd::Stopped);
+                            }
+                            continue;
+                        }
+                        Err(CallError::Expired) => continue,
+                        Err(CallError::Fatal(error)) => return Err(error),
+                    }
+                }
+            };
+            if let Some(last) = self.last_call {
+                let wait = (last + MIN_CALL_INTERVAL).saturating_duration_since(Instant::now());
+                if !wait.is_zero() && pause(stop, wait).await {
+                    return Ok(ReaderEnd::Stopped);
+                }
+            }
+            // Held from the read until the batch is checkpointed: it bounds memory to
+            // `shards_in_flight` GetRecords answers.
+            let permit = tokio::select! {
+                permit = env.permits.acquire() => permit.expect("the semaphore is never closed"),
+                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
+            };
+            self.last_call = Some(Instant::now());
+            let page = tokio::select! {
+                page = env.kinesis.get_records(&iterator, options.batch_size) => page,
+                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(CallError::Transient(message)) => {
+                    drop(permit);
+                    self.iterator = Some(iterator);
+                    tracing::warn!(shard = %shard, error = %message, "GetRecords throttled or failed; backing off");
+                    if pause(stop, throttled.next_delay()).await {
+                        return Ok(ReaderEnd::Stopped);
+                    }
+                    continue;
+                }
+                Err(CallError::Expired) => {
+                    // Replaced from the last archived position (`self.position`).
+                    tracing::debug!(shard = %shard, "shard iterator expired; getting a new one");
+                    continue;
+                }
+                Err(CallError::Fatal(error)) => return Err(error),
+            };
+            throttled = Backoff::new(MIN_CALL_INTERVAL, Duration::from_secs(5));
+            let count = page.records.len();
+            let records = page
+                .records
+                .into_iter()
+                .map(|r| to_archive_record(&shard, r))
+                .collect::<Result<Vec<_>, Error>>()?;
+            if !records.is_empty() {
+                let deadline = Instant::now() + options.write_budget;
+                let write = env.writer.write(env.config, &records, deadline);
+                let mut write = std::pin::pin!(write);
+                // At shutdown, a batch being written gets its grace period to land and be
+                // checkpointed; otherwise it is abandoned unrecorded, to be read again.
+                let written = tokio::select! {
+                    outcome = &mut write => Some(outcome),
+                    _ = until_stopped(stop) => {
+                        tokio::time::timeout(options.shutdown_grace, &mut write).await.ok()
+                    }
+                };
+                let Some(outcome) = written else {
+                    tracing::info!(shard = %shard, records = count, "batch abandoned at shutdown; it is read again next time");
+                    return Ok(ReaderEnd::Stopped);
+                };
+                let outcome = outcome?;
+                self.stats.written += outcome.written as u64;
+                self.stats.skipped_older += outcome.skipped_older as u64;
+                self.stats.oversize += outcome.oversize as u64;
+                match &outcome.lowest_failed {
+                    None => {
+                        failed_writes = 0;
+                        write_backoff =
+                            Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+                        let upto = records.iter().map(|r| &r.sequence_number).max().cloned();
+                        self.archived(env, upto, count as u64).await?;
+                        self.iterator = page.next_iterator.clone();
+                    }
+                    Some(lowest) => {
+                        // Everything below the lowest failed record landed: the checkpoint
+                        // moves to the last of those, and the shard is read again at the
+                        // lowest failed one, so nothing is skipped (what is written twice
+                        // changes nothing).
+                        let landed: Vec<&ArchiveRecord> = records
+                            .iter()
+                            .filter(|r| &r.sequence_number < lowest)
+                            .collect();
+                        let upto = landed.iter().map(|r| &r.sequence_number).max().cloned();
+                        self.archived(env, upto, landed.len() as u64).await?;
+                        drop(permit);
+                        failed_writes += 1;
+                        self.stats.retried_batches += 1;
+                        let reason = outcome
+                            .first_error
+                            .clone()
+                            .unwrap_or_else(|| "unknown".into());
+                        if failed_writes >= options.max_write_attempts {
+                            return Err(Error::ArchiveStalled {
+                                stream: env.config.stream.clone(),
+                                shard: shard.clone(),
+                                sequence_number: lowest.to_string(),
+                                attempts: failed_writes,
+                                reason,
+                            });
+                        }
+                        tracing::warn!(
+                            stream = %env.config.stream,
+                            shard = %shard,
+                            failed = outcome.failed,
+                            retry_from = %lowest,
+                            error = %reason,
+                            "some records were not archived; reading them again after a backoff"
+                        );
+                        self.position = Position::At(lowest.clone());
+                        self.iterator = None;
+                        if pause(stop, write_backoff.next_delay()).await {
+                            return Ok(ReaderEnd::Stopped);
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                self.iterator = page.next_iterator.clone();
+            }
+            drop(permit);
+
+            let closed_at = ending.borrow().clone();
+            if read_to_end(
+                page.next_iterator.is_some(),
+                count,
+                self.archived_upto.as_ref(),
+                closed_at.as_ref(),
+            ) {
+                return self.finish(env).await;
+            }
+            // Caught up: MillisBehindLatest 0 on a page shorter than the batch size. Without
+            // follow an open shard stops there; a closed one is read on to its end.
+            let caught_up = page.millis_behind_latest == Some(0) && count < options.batch_size;
+            if caught_up && closed_at.is_none() && !options.follow {
+                tracing::info!(stream = %env.config.stream, shard = %shard, records = self.stats.records, "shard caught up");
+                return Ok(ReaderEnd::CaughtUp);
+            }
+            if (count == 0 || caught_up) && pause(stop, options.idle_poll).await {
+                return Ok(ReaderEnd::Stopped);
+            }
+        }
+    }
+
+    /// Records a fully archived stretch of the shard: counts, checkpoint, progress.
+    async fn archived(
+        &mut self,
+        env: &ReadEnv<'_>,
+        upto: Option<SequenceNumber>,
+        records: u64,
+    ) -> Result<(), Error> {
+        self.stats.records += records;
+        if let Some(upto) = upto
+            && self.archived_upto.as_ref().is_none_or(|a| &upto > a)
+        {
+            env.store
+                .save(&self.shard_id, &Checkpoint::now(Some(upto.clone()), false))
+                .await?;
+            self.position = Position::After(upto.clone());
+            self.archived_upto = Some(upto);
+        }
+        if records > 0 {
+            let _ = env.events.send(records);
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the shard as finished, so that a restart never reads it again and starts
+    /// its children at once.
+    async fn finish(&mut self, env: &ReadEnv<'_>) -> Result<ReaderEnd, Error> {
+        env.store
+            .save(
+                &self.shard_id,
+                &Checkpoint::now(self.archived_upto.clone(), true),
+            )
+            .await?;
+        tracing::info!(stream = %env.config.stream, shard = %self.shard_id, records = self.stats.records, "shard finished: closed and read to its end");
+        Ok(ReaderEnd::Finished)
+    }
+}
+
+/// Completes when the stop flag is set (or its sender is gone).
+async fn until_stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Sleeps for `duration`; returns true when the stop flag was set meanwhile.
+async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => *stop.borrow(),
+        _ = until_stopped(stop) => true,
+    }
+}
