@@ -713,3 +713,122 @@ async fn an_invalid_attempt_timeout_in_the_environment_is_refused_by_name() {
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
 }
+
+/// Issue 11.1: an archive outlives its stream. Set up, put, archive, delete the stream: then
+/// `status`, `query`, `scan` and `reinject --target` still read every record, byte for
+/// byte, from the table found by its name (with a note on standard error), and `--table`
+/// names the table when several could be the archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_is_read_after_its_stream_is_deleted() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    kinesis::create_stream(&kinesis_client, "gone", 1).await;
+    kinesis::create_stream(&kinesis_client, "replayed", 1).await;
+    kinarch(&moto, &["setup", "gone", "ALL", "--yes"])
+        .await
+        .ok();
+    let lines = b"{\"id\":\"a\",\"n\":1}\n{\"id\":\"b\",\"n\":2}\n{\"id\":\"a\",\"n\":3}\n";
+    let mut put = cli::command(&moto);
+    put.args(["put", "gone", "--key-field", "id"]);
+    cli::run_command(put, Some(lines)).await.ok();
+    kinarch(&moto, &["archive", "gone"]).await.ok();
+    let in_stream = kinesis::read_all(&kinesis_client, "gone").await;
+    assert_eq!(in_stream.len(), 3);
+    kinesis_client
+        .delete_stream()
+        .stream_name("gone")
+        .send()
+        .await
+        .expect("DeleteStream");
+
+    let status = kinarch(&moto, &["status", "gone"]).await;
+    status.ok();
+    let shown = status.out();
+    assert!(
+        shown.contains("gone-archive-ALL") && shown.contains("from the table's key schema"),
+        "{shown}"
+    );
+
+    let query = kinarch(&moto, &["query", "gone", "a"]).await;
+    query.ok();
+    assert_eq!(
+        query.out(),
+        "{\"id\":\"a\",\"n\":1}\n{\"id\":\"a\",\"n\":3}\n"
+    );
+    assert!(
+        query.stderr.contains("note: stream gone was not found")
+            && query
+                .stderr
+                .contains("reading its archive table gone-archive-ALL (ALL mode"),
+        "{}",
+        query.stderr
+    );
+
+    let scan = kinarch(&moto, &["scan", "gone", "--output", "jsonl"]).await;
+    scan.ok();
+    let scanned: BTreeSet<(String, String, String)> = scan
+        .out()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["partitionKey"].as_str().unwrap().to_owned(),
+                v["sequenceNumber"].as_str().unwrap().to_owned(),
+                v["recordData"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = in_stream
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key.clone(),
+                r.sequence_number.clone(),
+                STANDARD.encode(&r.data),
+            )
+        })
+        .collect();
+    assert_eq!(scanned, expected);
+
+    kinarch(&moto, &["reinject", "gone", "--target", "replayed"])
+        .await
+        .ok();
+    let replayed = kinesis::read_all(&kinesis_client, "replayed").await;
+    let mut got: Vec<(String, Vec<u8>)> = replayed
+        .iter()
+        .map(|r| (r.partition_key.clone(), r.data.clone()))
+        .collect();
+    let mut want: Vec<(String, Vec<u8>)> = in_stream
+        .iter()
+        .map(|r| (r.partition_key.clone(), r.data.clone()))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    // A second candidate table: the name must be given.
+    dynamo::create_table(
+        &aws_sdk_dynamodb::Client::new(&sdk),
+        "gone-archive-latest",
+        false,
+    )
+    .await;
+    let ambiguous = kinarch(&moto, &["query", "gone", "a"]).await;
+    ambiguous.expect_code(1);
+    assert!(
+        ambiguous
+            .stderr
+            .contains("gone-archive-ALL, gone-archive-latest")
+            && ambiguous.stderr.contains("--table"),
+        "{}",
+        ambiguous.stderr
+    );
+    let named = kinarch(
+        &moto,
+        &["query", "gone", "a", "--table", "gone-archive-ALL"],
+    )
+    .await;
+    named.ok();
+    assert_eq!(named.out(), query.out());
+}

@@ -658,3 +658,35 @@ async fn the_profile_given_signs_the_requests_and_missing_credentials_are_one_cl
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 11.1: `setup --table NAME` adopts an existing table once its key schema fits, and
+/// names it in the ArchiveTableName tag; a table of the other mode is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_adopts_an_existing_table_named_with_table() {
+    let w = world().await;
+    kinesis::create_stream(&w.kinesis, "orders", 1).await;
+    dynamo::create_table(&w.dynamodb, "kept-elsewhere", true).await;
+    dynamo::create_table(&w.dynamodb, "latest-shaped", false).await;
+    kinarch(
+        &w.moto,
+        &["setup", "orders", "ALL", "--table", "kept-elsewhere", "--yes"],
+    )
+    .await
+    .ok();
+    let tags = w.tags("orders").await;
+    assert_eq!(tags["ArchiveTableName"], "kept-elsewhere");
+    assert_eq!(tags["StreamArchiveMode"], "ALL");
+    assert_eq!(w.table_names().await, ["kept-elsewhere", "latest-shaped"]);
+
+    let misfit = kinarch(
+        &w.moto,
+        &["setup", "orders", "ALL", "--table", "latest-shaped", "--yes"],
+    )
+    .await;
+    misfit.expect_code(1);
+    assert!(
+        misfit.stderr.contains("latest-shaped") && misfit.stderr.contains("LATEST mode"),
+        "{}",
+        misfit.stderr
+    );
+}

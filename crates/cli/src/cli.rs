@@ -292,6 +292,10 @@ pub struct SetupArgs {
     /// Show what would be done, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Archive into this existing (or new) table instead of <stream>-archive-<MODE>: its key
+    /// schema is checked, and the stream gets the ArchiveTableName tag.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub table: Option<TableName>,
 }
 
 /// Table billing as typed on the command line.
@@ -309,6 +313,10 @@ pub struct StatusArgs {
     /// The Kinesis stream.
     #[arg(value_parser = parse_stream)]
     pub stream: StreamName,
+    /// Read this table as the archive (its mode from its key schema), whatever the stream's
+    /// tags say; needed when the stream is gone and several tables could be its archive.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub table: Option<TableName>,
 }
 
 /// Options shared by `query` and `scan`.
@@ -353,6 +361,10 @@ pub struct QueryArgs {
     /// Only records up to this sequence number (inclusive).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
     pub to: Option<SequenceNumber>,
+    /// Read this table as the archive (its mode from its key schema), whatever the stream's
+    /// tags say; needed when the stream is gone and several tables could be its archive.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub table: Option<TableName>,
     /// Limit, format, page size.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -376,6 +388,10 @@ pub struct ScanArgs {
     /// Read the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_segments, allow_hyphen_values = true)]
     pub segments: u32,
+    /// Read this table as the archive (its mode from its key schema), whatever the stream's
+    /// tags say; needed when the stream is gone and several tables could be its archive.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub table: Option<TableName>,
     /// Limit, format, page size.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -390,6 +406,10 @@ pub struct ReinjectArgs {
     /// The stream to send the records to [default: the source stream].
     #[arg(long, value_name = "STREAM", value_parser = parse_stream)]
     pub target: Option<StreamName>,
+    /// Read this table as the archive (its mode from its key schema), whatever the stream's
+    /// tags say; needed when the stream is gone and several tables could be its archive.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub table: Option<TableName>,
 
     /// Only the records of this partition key (a query; put `--` before a key starting with '-').
     #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["from_seq", "archived_after", "arrived_after", "segments"])]

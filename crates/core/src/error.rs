@@ -71,6 +71,40 @@ pub enum Error {
         /// The region looked in.
         region: String,
     },
+    /// No archive table was found for a stream whose tags could not be read, or the table
+    /// named with `--table` does not exist.
+    #[error("no archive table {looked_for} exists in region {region} for stream {stream}")]
+    NoArchiveTable {
+        /// The stream.
+        stream: StreamName,
+        /// The region looked in.
+        region: String,
+        /// The table or tables looked for.
+        looked_for: String,
+    },
+    /// Several tables could be the archive of a stream that can no longer be read.
+    #[error(
+        "stream {stream} cannot be read and several tables in region {region} could hold its \
+         archive: {tables}; pass --table NAME to pick one"
+    )]
+    AmbiguousArchive {
+        /// The stream.
+        stream: StreamName,
+        /// The region.
+        region: String,
+        /// The tables found, comma-separated.
+        tables: String,
+    },
+    /// A table named as an archive has a key schema that fits neither mode.
+    #[error("table {table} has key schema {found}, which is not an archive table's: {expected}")]
+    NotAnArchiveTable {
+        /// The table.
+        table: TableName,
+        /// Its key schema.
+        found: String,
+        /// The archive key schemas.
+        expected: String,
+    },
     /// The stream has no `StreamArchiveMode` tag: nobody set it up for archiving, so there
     /// is no archive table to read.
     #[error(

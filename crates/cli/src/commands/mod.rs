@@ -11,6 +11,10 @@ mod status;
 use aws_config::SdkConfig;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, check_profile, load_sdk_config};
 
+use kinarch_core::read::ArchiveReader;
+use kinarch_core::read::locate::Located;
+use kinarch_core::{StreamName, TableName};
+
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::failure::Failure;
 
@@ -29,6 +33,27 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Archive(args) => archive::run(&connect(&global, None).await?, &global, args).await,
         Command::Put(args) => put::run(&connect(&global, None).await?, &global, args).await,
     }
+}
+
+/// Opens the archive of `stream` (see `ArchiveReader::locate`), and says on standard error
+/// when the stream could not be read and the table was found by its name instead.
+async fn open_archive(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    stream: StreamName,
+    table: Option<&TableName>,
+) -> Result<ArchiveReader, Failure> {
+    let (archive, located) = ArchiveReader::locate(sdk, stream, table).await?;
+    if let Located::WithoutStream { reason } = located
+        && !global.quiet
+    {
+        let config = archive.config();
+        crate::say(&format!(
+            "note: {reason}; reading its archive table {} ({} mode, from the table's key schema)",
+            config.table, config.mode
+        ));
+    }
+    Ok(archive)
 }
 
 /// Loads the AWS configuration: the global options first, then the SDK's usual sources

@@ -2,8 +2,8 @@
 
 use aws_config::SdkConfig;
 use futures::StreamExt;
-use kinarch_core::read::{ArchiveReader, QueryOptions, ScanOptions, Selection};
-use kinarch_core::{Error, StreamName};
+use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
+use kinarch_core::{Error, StreamName, TableName};
 
 use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
@@ -27,7 +27,15 @@ pub async fn query(sdk: &SdkConfig, global: &GlobalArgs, args: QueryArgs) -> Res
         limit: args.output.limit.map(usize::from),
         page_size: args.output.page_size,
     });
-    print_records(sdk, global, args.stream, selection, &args.output).await
+    print_records(
+        sdk,
+        global,
+        args.stream,
+        args.table,
+        selection,
+        &args.output,
+    )
+    .await
 }
 
 /// `kinarch scan`.
@@ -40,7 +48,15 @@ pub async fn scan(sdk: &SdkConfig, global: &GlobalArgs, args: ScanArgs) -> Resul
         segments: args.segments,
         page_size: args.output.page_size,
     });
-    print_records(sdk, global, args.stream, selection, &args.output).await
+    print_records(
+        sdk,
+        global,
+        args.stream,
+        args.table,
+        selection,
+        &args.output,
+    )
+    .await
 }
 
 /// Opens the stream's archive, prints the selected records, and reports items that do not
@@ -50,10 +66,11 @@ async fn print_records(
     sdk: &SdkConfig,
     global: &GlobalArgs,
     stream: StreamName,
+    table: Option<TableName>,
     selection: Selection,
     output: &OutputArgs,
 ) -> Result<(), Failure> {
-    let archive = ArchiveReader::open(sdk, stream).await?;
+    let archive = super::open_archive(sdk, global, stream, table.as_ref()).await?;
     tracing::info!(table = %archive.config().table, mode = %archive.config().mode, "reading");
     let mut records = archive.read(selection);
     let mut writer = RecordWriter::stdout(output.output);

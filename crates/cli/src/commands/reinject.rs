@@ -4,7 +4,7 @@ use std::io::Write;
 
 use aws_config::SdkConfig;
 use futures::StreamExt;
-use kinarch_core::read::{ArchiveReader, QueryOptions, ScanOptions, Selection};
+use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
 
 use crate::cli::{GlobalArgs, ReinjectArgs};
@@ -40,7 +40,8 @@ pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Re
         }),
     };
     let target = args.target.unwrap_or_else(|| args.source.clone());
-    let archive = ArchiveReader::open(sdk, args.source.clone()).await?;
+    let archive =
+        super::open_archive(sdk, global, args.source.clone(), args.table.as_ref()).await?;
     let mut options = ReinjectOptions::new(args.source, target.clone());
     options.framing = if args.metadata {
         Framing::Metadata {

@@ -21,6 +21,7 @@ pub async fn run(global: &GlobalArgs, args: SetupArgs) -> Result<(), Failure> {
     let setup = Setup::new(&sdk);
     let interactive = std::io::stdin().is_terminal() && !args.yes && !args.dry_run;
     let mut request = SetupRequest::new(args.stream.clone(), args.mode);
+    request.table = args.table.clone();
     request.ttl = match (args.ttl_seconds, args.no_ttl) {
         (Some(ttl), _) => TtlChange::Expire(ttl),
         (None, true) => TtlChange::Off,

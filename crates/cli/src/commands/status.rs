@@ -5,6 +5,7 @@ use std::io::Write;
 use aws_config::SdkConfig;
 use kinarch_core::ArchiveMode;
 use kinarch_core::aws::tables::TtlState;
+use kinarch_core::read::locate::Located;
 use kinarch_core::setup::{ArchiveStatus, Setup};
 
 use crate::cli::StatusArgs;
@@ -12,7 +13,9 @@ use crate::failure::Failure;
 
 /// Prints how the stream is archived.
 pub async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
-    let status = Setup::new(sdk).status(&args.stream).await?;
+    let status = Setup::new(sdk)
+        .status(&args.stream, args.table.as_ref())
+        .await?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(render(&status).as_bytes())?;
     stdout.flush()?;
@@ -23,22 +26,37 @@ pub async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
 pub fn render(status: &ArchiveStatus) -> String {
     let config = &status.config;
     let stream = &config.stream;
-    let mut lines: Vec<(&str, String)> = vec![
-        (
-            "stream",
-            format!(
-                "{stream} ({}, {} open shards)",
-                status.stream.status, status.stream.open_shards
+    let mut lines: Vec<(&str, String)> = match (&status.stream, &status.located) {
+        (Some(summary), _) => vec![
+            (
+                "stream",
+                format!(
+                    "{stream} ({}, {} open shards)",
+                    summary.status, summary.open_shards
+                ),
             ),
-        ),
-        ("stream ARN", status.stream.arn.clone()),
-        ("region", status.region.clone()),
-    ];
+            ("stream ARN", summary.arn.clone()),
+        ],
+        (None, Located::WithoutStream { reason }) => vec![(
+            "stream",
+            format!("{stream}: {reason}; the archive is read from its table"),
+        )],
+        (None, _) => vec![(
+            "stream",
+            format!("{stream}: not found, or cannot be read with these credentials"),
+        )],
+    };
+    lines.push(("region", status.region.clone()));
     let what = match config.mode {
         ArchiveMode::All => "every record",
         ArchiveMode::Latest => "the newest record of each partition key",
     };
-    if status.configured {
+    if status.located != Located::Tags {
+        lines.push((
+            "mode",
+            format!("{} ({what}; from the table's key schema)", config.mode),
+        ));
+    } else if status.configured {
         lines.push(("mode", format!("{} ({what})", config.mode)));
     } else {
         lines.push((
@@ -53,6 +71,10 @@ pub fn render(status: &ArchiveStatus) -> String {
     lines.push((
         "TTL",
         match config.ttl {
+            None if status.located != Located::Tags => {
+                "unknown: it is a tag of the stream (the table's own TTL setting is below)"
+                    .to_owned()
+            }
             Some(ttl) => format!("items expire {} s after archiving", ttl.seconds()),
             None => "none: items are kept".to_owned(),
         },
@@ -121,11 +143,12 @@ mod tests {
         );
         ArchiveStatus {
             region: "us-east-1".into(),
-            stream: StreamSummary {
+            stream: Some(StreamSummary {
                 arn: "arn:aws:kinesis:us-east-1:123456789012:stream/orders".into(),
                 status: "ACTIVE".into(),
                 open_shards: 2,
-            },
+            }),
+            located: Located::Tags,
             configured,
             table: table.then(|| TableInfo {
                 name: config.table.clone(),

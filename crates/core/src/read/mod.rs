@@ -50,11 +50,15 @@ use crate::aws::item::{Item, attr};
 use crate::aws::streams::read_configured_stream_config;
 use crate::aws::{aws_error_with, error_code, region_of, send_with_retries};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
-use crate::domain::names::StreamName;
+use crate::domain::names::{StreamName, TableName};
 use crate::domain::record::{ArchiveRecord, format_last_update};
+
+pub mod locate;
+
 use crate::domain::sequence::SequenceNumber;
 use crate::domain::timefmt::epoch_seconds_text;
 use crate::error::Error;
+use locate::Located;
 
 /// A stream of archived records, as [`ArchiveReader::read`] returns it.
 pub type RecordStream = Pin<Box<dyn Stream<Item = Result<ArchiveRecord, Error>> + Send>>;
@@ -221,6 +225,35 @@ impl ArchiveReader {
         let kinesis = aws_sdk_kinesis::Client::new(sdk);
         let config = read_configured_stream_config(&kinesis, &stream).await?;
         Ok(Self::with_config(sdk, config))
+    }
+
+    /// Opens the archive of `stream` wherever it can be found: the table `table` when given,
+    /// else the one the stream's tags name, else, when the stream is gone or its tags cannot
+    /// be read, the one of the default names that exists (see [`locate`]). Also says how the
+    /// table was found, so a caller can tell people that the stream is gone.
+    ///
+    /// ```no_run
+    /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
+    /// use kinarch_core::StreamName;
+    /// use kinarch_core::read::{ArchiveReader, locate::Located};
+    ///
+    /// let (archive, located) = ArchiveReader::locate(&sdk, StreamName::new("orders")?, None).await?;
+    /// if let Located::WithoutStream { reason } = located {
+    ///     eprintln!("note: {reason}; reading table {}", archive.config().table);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn locate(
+        sdk: &SdkConfig,
+        stream: StreamName,
+        table: Option<&TableName>,
+    ) -> Result<(Self, Located), Error> {
+        let kinesis = aws_sdk_kinesis::Client::new(sdk);
+        let dynamodb = DynamoDbClient::new(sdk);
+        let (config, located) =
+            locate::locate(&kinesis, &dynamodb, &region_of(sdk), &stream, table).await?;
+        Ok((Self::with_config(sdk, config), located))
     }
 
     /// An archive whose configuration the caller knows (no Kinesis call), e.g. a table

@@ -30,9 +30,10 @@ use crate::aws::tables::{
     Created, TableInfo, TtlEnabled, TtlState, create_archive_table, describe_table, describe_ttl,
     enable_ttl, wait_until_active,
 };
-use crate::domain::config::{ArchiveMode, StreamArchiveConfig, TAG_MODE, TAG_TTL};
-use crate::domain::names::StreamName;
+use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_TTL};
+use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
+use crate::read::locate::{Located, locate, stream_unreadable};
 
 mod plan;
 
@@ -47,8 +48,12 @@ pub use plan::{
 pub struct ArchiveStatus {
     /// The region.
     pub region: String,
-    /// The stream as Kinesis describes it.
-    pub stream: StreamSummary,
+    /// The stream as Kinesis describes it; `None` when it is gone or cannot be read (then
+    /// [`ArchiveStatus::located`] says why and how the table was found).
+    pub stream: Option<StreamSummary>,
+    /// How the archive table was found: from the tags, named by the caller, or by its
+    /// default name because the stream could not be read.
+    pub located: Located,
     /// Whether the stream has a `StreamArchiveMode` tag (was set up).
     pub configured: bool,
     /// The configuration read from the tags (without a mode tag: the archiver's default,
@@ -116,16 +121,19 @@ impl Setup {
         self
     }
 
-    /// Reads how `stream` is set up: its tags, table, key schema, TTL and item count.
-    /// An unknown stream is [`Error::StreamNotFound`]; a stream that was never set up is
-    /// reported (with `configured == false`), not an error.
+    /// Reads how `stream` is set up: its tags, table, key schema, TTL and item count. With
+    /// `table`, that table is reported as the archive (its mode from its key schema). A
+    /// stream that is gone or cannot be read is reported with the archive table found by its
+    /// default names ([`crate::read::locate`]); with no such table either, it is
+    /// [`Error::StreamNotFound`]. A stream that was never set up is reported (with
+    /// `configured == false`), not an error.
     ///
     /// ```no_run
     /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
     /// use kinarch_core::StreamName;
     /// use kinarch_core::setup::Setup;
     ///
-    /// let status = Setup::new(&sdk).status(&StreamName::new("orders")?).await?;
+    /// let status = Setup::new(&sdk).status(&StreamName::new("orders")?, None).await?;
     /// match &status.table {
     ///     Some(table) => println!("{}: about {:?} items", table.name, table.item_count),
     ///     None => println!("table {} does not exist", status.config.table),
@@ -133,14 +141,32 @@ impl Setup {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn status(&self, stream: &StreamName) -> Result<ArchiveStatus, Error> {
-        let summary = describe_stream_summary(&self.kinesis, stream).await?;
-        let tags = list_stream_tags(&self.kinesis, stream).await?;
-        let configured = tags.iter().any(|(key, _)| key == TAG_MODE);
-        let config = StreamArchiveConfig::from_tags(
-            stream,
-            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        )?;
+    pub async fn status(
+        &self,
+        stream: &StreamName,
+        table: Option<&TableName>,
+    ) -> Result<ArchiveStatus, Error> {
+        let summary = match describe_stream_summary(&self.kinesis, stream).await {
+            Ok(summary) => Some(summary),
+            Err(err) if stream_unreadable(&err) => None,
+            Err(err) => return Err(err),
+        };
+        let (config, configured, located) = match (&summary, table) {
+            (Some(_), None) => {
+                let tags = list_stream_tags(&self.kinesis, stream).await?;
+                let configured = tags.iter().any(|(key, _)| key == TAG_MODE);
+                let config = StreamArchiveConfig::from_tags(
+                    stream,
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                )?;
+                (config, configured, Located::Tags)
+            }
+            _ => {
+                let (config, located) =
+                    locate(&self.kinesis, &self.dynamodb, &self.region, stream, table).await?;
+                (config, true, located)
+            }
+        };
         let table = describe_table(&self.dynamodb, &config.table).await?;
         let table_ttl = match &table {
             Some(_) => Some(describe_ttl(&self.dynamodb, &config.table).await?),
@@ -149,6 +175,7 @@ impl Setup {
         Ok(ArchiveStatus {
             region: self.region.clone(),
             stream: summary,
+            located,
             configured,
             config,
             table,
@@ -165,16 +192,17 @@ impl Setup {
     /// or when the table's TTL is on another attribute ([`Error::TtlConflict`]).
     pub async fn plan(&self, request: &SetupRequest) -> Result<SetupPlan, Error> {
         check_request(request)?;
-        let observed = self.observe(&request.stream, request.mode).await?;
+        let observed = self.observe(request).await?;
         plan(request, &observed, &self.region)
     }
 
     /// Reads what setup decides on: the stream (ARN) and its tags, and the table the plan
     /// would use ([`planned_table`]) with its TTL setting.
-    pub async fn observe(&self, stream: &StreamName, mode: ArchiveMode) -> Result<Observed, Error> {
+    pub async fn observe(&self, request: &SetupRequest) -> Result<Observed, Error> {
+        let stream = &request.stream;
         let summary = describe_stream_summary(&self.kinesis, stream).await?;
         let tags = list_stream_tags(&self.kinesis, stream).await?;
-        let table_name = planned_table(stream, mode, &tags)?;
+        let table_name = planned_table(request, &tags)?;
         let table = describe_table(&self.dynamodb, &table_name).await?;
         let table_ttl = match &table {
             Some(_) => Some(describe_ttl(&self.dynamodb, &table_name).await?),

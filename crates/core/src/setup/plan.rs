@@ -36,6 +36,9 @@ pub struct SetupRequest {
     pub ttl: TtlChange,
     /// Billing of the table, if it has to be created.
     pub billing: Billing,
+    /// A table to archive into instead of the default one (`--table`): an existing table is
+    /// adopted once its key schema fits, and the stream gets the `ArchiveTableName` tag.
+    pub table: Option<TableName>,
 }
 
 impl SetupRequest {
@@ -46,6 +49,7 @@ impl SetupRequest {
             mode,
             ttl: TtlChange::Keep,
             billing: Billing::OnDemand,
+            table: None,
         }
     }
 }
@@ -209,16 +213,19 @@ pub fn check_request(request: &SetupRequest) -> Result<(), Error> {
     Ok(())
 }
 
-/// The table setup would use: the one the `ArchiveTableName` tag names (setup keeps it);
+/// The table setup would use: [`SetupRequest::table`] when given; else the one the
+/// `ArchiveTableName` tag names (setup keeps it);
 /// else, when the stream is already tagged with this mode, the table that tag points at as
 /// written (`all` → `<stream>-archive-all`, a stream set up by the original archiver); else
 /// the mode's default name (`<stream>-archive-ALL`).
 pub fn planned_table(
-    stream: &StreamName,
-    mode: ArchiveMode,
+    request: &SetupRequest,
     tags: &[(String, String)],
 ) -> Result<TableName, Error> {
-    Ok(CurrentTags::read(stream, tags)?.table_for(mode))
+    if let Some(table) = &request.table {
+        return Ok(table.clone());
+    }
+    Ok(CurrentTags::read(&request.stream, tags)?.table_for(request.mode))
 }
 
 /// The steps that bring the stream to `request`, given what was `observed` in `region`.
@@ -232,7 +239,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         TtlChange::Expire(ttl) => Some(ttl),
         TtlChange::Off => None,
     };
-    let table = current.table_for(request.mode);
+    let table = planned_table(request, tags)?;
     let config = StreamArchiveConfig {
         stream: stream.clone(),
         mode: request.mode,
@@ -324,6 +331,9 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
     let mut wanted = vec![(TAG_MODE.to_owned(), current.mode_tag_for(request.mode))];
     if let Some(ttl) = ttl {
         wanted.push((TAG_TTL.to_owned(), ttl.tag_value()));
+    }
+    if let Some(adopted) = &request.table {
+        wanted.push((TAG_TABLE.to_owned(), adopted.to_string()));
     }
     let tag = SetupAction::TagStream {
         stream: stream.clone(),
@@ -673,9 +683,12 @@ mod tests {
     fn the_table_tag_names_the_table_and_is_kept() {
         let tagged = [(TAG_MODE, "ALL"), (TAG_TABLE, "legacy-archive")];
         assert_eq!(
-            planned_table(&stream(), ArchiveMode::All, &tags(&tagged))
-                .unwrap()
-                .as_str(),
+            planned_table(
+                &SetupRequest::new(stream(), ArchiveMode::All),
+                &tags(&tagged)
+            )
+            .unwrap()
+            .as_str(),
             "legacy-archive"
         );
         let plan = plan(
@@ -686,7 +699,9 @@ mod tests {
         .unwrap();
         assert_eq!(plan.config.table.as_str(), "legacy-archive");
         let bad = [(TAG_TABLE, "x")];
-        assert!(planned_table(&stream(), ArchiveMode::All, &tags(&bad)).is_err());
+        assert!(
+            planned_table(&SetupRequest::new(stream(), ArchiveMode::All), &tags(&bad)).is_err()
+        );
     }
 
     #[test]
@@ -773,9 +788,12 @@ mod tests {
     fn a_stream_of_the_original_archiver_keeps_its_lower_case_tag_and_table() {
         let original = [(TAG_MODE, "all")];
         assert_eq!(
-            planned_table(&stream(), ArchiveMode::All, &tags(&original))
-                .unwrap()
-                .as_str(),
+            planned_table(
+                &SetupRequest::new(stream(), ArchiveMode::All),
+                &tags(&original)
+            )
+            .unwrap()
+            .as_str(),
             "orders-archive-all"
         );
         let existing = observed(
@@ -803,6 +821,40 @@ mod tests {
             "r",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn an_adopted_table_is_checked_and_named_by_a_tag() {
+        let mut adopt = request(ArchiveMode::All, TtlChange::Keep);
+        adopt.table = Some(TableName::new("kept-elsewhere").unwrap());
+        let existing = observed(
+            &[(TAG_MODE, "ALL")],
+            Some(table("kept-elsewhere", ArchiveMode::All, "ACTIVE")),
+            Some(TtlState::Disabled),
+        );
+        let plan = plan(&adopt, &existing, "r").unwrap();
+        assert_eq!(plan.config.table.as_str(), "kept-elsewhere");
+        let SetupAction::TagStream { tags, .. } = &plan.steps[2].action else {
+            panic!("{:?}", plan.steps)
+        };
+        assert!(
+            tags.contains(&(TAG_TABLE.to_owned(), "kept-elsewhere".to_owned())),
+            "{tags:?}"
+        );
+        assert_eq!(plan.steps[2].status, StepStatus::ToDo);
+        let misfit = observed(
+            &[],
+            Some(table("kept-elsewhere", ArchiveMode::Latest, "ACTIVE")),
+            Some(TtlState::Disabled),
+        );
+        assert!(matches!(
+            plan_err(&adopt, &misfit),
+            Error::KeySchemaMismatch { .. }
+        ));
+    }
+
+    fn plan_err(request: &SetupRequest, observed: &Observed) -> Error {
+        plan(request, observed, "r").unwrap_err()
     }
 
     #[test]
