@@ -669,7 +669,14 @@ async fn setup_adopts_an_existing_table_named_with_table() {
     dynamo::create_table(&w.dynamodb, "latest-shaped", false).await;
     kinarch(
         &w.moto,
-        &["setup", "orders", "ALL", "--table", "kept-elsewhere", "--yes"],
+        &[
+            "setup",
+            "orders",
+            "ALL",
+            "--table",
+            "kept-elsewhere",
+            "--yes",
+        ],
     )
     .await
     .ok();
@@ -680,7 +687,14 @@ async fn setup_adopts_an_existing_table_named_with_table() {
 
     let misfit = kinarch(
         &w.moto,
-        &["setup", "orders", "ALL", "--table", "latest-shaped", "--yes"],
+        &[
+            "setup",
+            "orders",
+            "ALL",
+            "--table",
+            "latest-shaped",
+            "--yes",
+        ],
     )
     .await;
     misfit.expect_code(1);

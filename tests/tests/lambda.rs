@@ -947,3 +947,80 @@ async fn a_stream_set_up_by_the_original_archiver_is_archived_into_its_lower_cas
         run.stderr
     );
 }
+
+/// Issue 16, metrics: each invocation writes one CloudWatch EMF line whose directive names
+/// metrics present in the line with valid units, carrying the batch's counts and lag;
+/// `KINARCH_METRICS=off` writes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_invocation_writes_an_emf_line_with_its_counts() {
+    let mut t = setup(&[("KINARCH_METRICS_NAMESPACE", "kinarch-test")]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "metered", 1).await;
+    kinesis::tag_stream(&t.kinesis, "metered", &[("StreamArchiveMode", "LATEST")]).await;
+    dynamo::create_table(&t.dynamodb, "metered-archive-LATEST", false).await;
+    for i in 0..6 {
+        kinesis::put(&t.kinesis, "metered", &format!("k{}", i % 2), b"x").await;
+    }
+    let records = kinesis::read_all(&t.kinesis, "metered").await;
+    let oldest = records.iter().map(|r| r.arrival).fold(f64::MAX, f64::min);
+    let response = t
+        .function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let emf: Vec<Value> = t
+        .function
+        .json_logs()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 1, "one EMF line per invocation: {emf:?}");
+    let line = &emf[0];
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "kinarch-test");
+    assert!(line["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    const UNITS: [&str; 4] = ["Count", "Milliseconds", "Seconds", "None"];
+    for metric in directive["Metrics"].as_array().unwrap() {
+        let name = metric["Name"].as_str().unwrap();
+        assert!(line[name].is_number(), "{name} is in the line: {line}");
+        assert!(
+            UNITS.contains(&metric["Unit"].as_str().unwrap()),
+            "{metric}"
+        );
+    }
+    for dimension in directive["Dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d.as_array().unwrap())
+    {
+        assert!(line[dimension.as_str().unwrap()].is_string(), "{dimension}");
+    }
+    assert_eq!(
+        (line["Stream"].as_str(), line["Mode"].as_str()),
+        (Some("metered"), Some("LATEST"))
+    );
+    assert_eq!(line["RecordsArchived"], 2, "the newest of each of 2 keys");
+    assert_eq!(line["RecordsSkippedOlder"], 4);
+    assert_eq!(line["RecordsFailed"], 0);
+    let now = chrono::Utc::now().timestamp() as f64;
+    let lag = line["ArchiveLagSeconds"].as_f64().unwrap();
+    assert!(lag >= 0.0 && lag <= now - oldest + 1.0, "{lag}");
+
+    let mut env = t.moto.env();
+    env.push(("KINARCH_METRICS".into(), "off".into()));
+    let mut quiet = LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await;
+    let response = quiet
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert!(
+        quiet.logs().iter().any(|l| l.contains("archived batch")),
+        "the batch was archived"
+    );
+    assert!(
+        quiet.json_logs().iter().all(|l| l.get("_aws").is_none()),
+        "no EMF line with KINARCH_METRICS=off"
+    );
+}

@@ -8,6 +8,8 @@ use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
 use kinarch_core::domain::event::decode_event;
 use kinarch_core::{ArchiveWriter, Error, WriterOptions};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+
+use crate::metrics::{BatchFigures, Metrics, lag_seconds};
 use tokio::time::Instant;
 
 /// Seconds a stream's tags are trusted before they are read again.
@@ -21,6 +23,7 @@ pub struct Archiver {
     writer: ArchiveWriter,
     configs: StreamConfigCache,
     deadline_margin: Duration,
+    metrics: Metrics,
 }
 
 fn env_number(name: &str) -> Result<Option<u64>, Error> {
@@ -55,6 +58,7 @@ impl Archiver {
             ),
             configs: StreamConfigCache::new(aws_sdk_kinesis::Client::new(&sdk), refresh),
             deadline_margin,
+            metrics: Metrics::from_env()?,
         })
     }
 
@@ -74,6 +78,11 @@ impl Archiver {
         // The parsed event is ~3x its JSON; free it before the items are built.
         drop(event.payload);
         let stream = batch.stream.name.clone();
+        let oldest_arrival = batch
+            .records
+            .iter()
+            .map(|r| r.approximate_arrival_timestamp)
+            .reduce(f64::min);
         let config = self
             .configs
             .get(&stream)
@@ -97,6 +106,16 @@ impl Archiver {
             ms = started.elapsed().as_millis() as u64,
             "archived batch"
         );
+        self.metrics.emit(&BatchFigures {
+            stream: stream.as_str(),
+            mode: config.mode.as_str(),
+            archived: outcome.written,
+            failed: outcome.failed,
+            skipped_older: outcome.skipped_older,
+            oversize: outcome.oversize,
+            duration_ms: started.elapsed().as_millis() as u64,
+            lag_seconds: lag_seconds(oldest_arrival),
+        });
         let mut response = KinesisEventResponse::default();
         if let Some(lowest) = &outcome.lowest_failed {
             tracing::error!(

@@ -4,6 +4,7 @@
 //! `ReportBatchItemFailures`; each stream's tags say how it is archived.
 
 mod handler;
+mod metrics;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 
