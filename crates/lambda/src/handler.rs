@@ -19,7 +19,7 @@ const ENV_DEADLINE_MARGIN: &str = "KINARCH_DEADLINE_MARGIN_MS";
 const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 /// The warm state of the function: clients and the per-stream configuration cache.
-pub struct Archiver {
+pub(crate) struct Archiver {
     writer: ArchiveWriter,
     configs: StreamConfigCache,
     deadline_margin: Duration,
@@ -39,7 +39,7 @@ fn env_number(name: &str) -> Result<Option<u64>, Error> {
 
 impl Archiver {
     /// Builds the clients from the Lambda environment.
-    pub async fn from_env() -> Result<Self, Error> {
+    pub(crate) async fn from_env() -> Result<Self, Error> {
         let refresh = env_number(ENV_CONFIG_REFRESH)?
             .map(Duration::from_secs)
             .unwrap_or(StreamConfigCache::DEFAULT_REFRESH);
@@ -66,7 +66,7 @@ impl Archiver {
     /// batch response (the lowest sequence number, from which Lambda delivers again); an
     /// event that cannot be archived at all is a function error, so its records stay in
     /// the stream.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         event: LambdaEvent<serde_json::Value>,
     ) -> Result<KinesisEventResponse, Diagnostic> {
