@@ -4,7 +4,8 @@
 //!
 //! Everything listens on 127.0.0.1 only.
 
-pub mod data;
+/// Synthetic records, shared with the library's criterion benches.
+pub use kinarch_tests::synthetic as data;
 pub mod null_endpoint;
 pub mod procfs;
 pub mod report;
