@@ -11,6 +11,7 @@
 //!   [`poller`] (read a stream's shards itself: `kinarch archive`).
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod domain;
