@@ -1,10 +1,11 @@
-//! kinarch benchmarks: a null AWS endpoint, a Lambda Runtime API, and process readings, used
-//! by the `kinarch-bench` driver that `bin/bench` runs. See BENCHMARKS.md.
+//! kinarch benchmarks: a null AWS endpoint and process readings, used by the `kinarch-bench`
+//! driver that `bin/bench` runs (with the test harness's Lambda Runtime API,
+//! `kinarch_tests::lambda`). See BENCHMARKS.md.
 //!
 //! Everything listens on 127.0.0.1 only.
 
-pub mod data;
-pub mod lambda;
+/// Synthetic records, shared with the library's criterion benches.
+pub use kinarch_tests::synthetic as data;
 pub mod null_endpoint;
 pub mod procfs;
 pub mod report;

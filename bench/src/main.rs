@@ -12,12 +12,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use kinarch_bench::data::{self, PAYLOAD_BYTES};
-use kinarch_bench::lambda::LambdaFunction;
 use kinarch_bench::null_endpoint::{Dataset, NullEndpoint, OpCount};
 use kinarch_bench::procfs::{self, Finished};
 use kinarch_bench::report::{Report, Verdict};
@@ -31,6 +30,7 @@ use kinarch_core::{
     ArchiveMode, ArchiveRecord, ArchiveWriter, StreamArchiveConfig, StreamName, WriterOptions,
 };
 use kinarch_tests::kinesis;
+use kinarch_tests::lambda::LambdaFunction;
 use kinarch_tests::moto::Moto;
 use serde_json::Value;
 use tokio::runtime::Handle;
@@ -329,6 +329,15 @@ fn all_archived(outcome: &Result<Value, Value>) -> Result<(), String> {
     }
 }
 
+/// Invokes `function` with `event` and a 60 s deadline: `Ok` with its response, `Err` with
+/// its error or with why no answer came.
+async fn invoke(function: &mut LambdaFunction, event: &Bytes) -> Result<Value, Value> {
+    match function.try_invoke_shared(event.clone()).await {
+        Ok(invocation) => invocation.into_result(),
+        Err(lost) => Err(Value::String(lost)),
+    }
+}
+
 fn binary_sizes(ctx: &Ctx, report: &mut Report) {
     for path in [&ctx.bootstrap, &ctx.kinarch] {
         let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
@@ -349,8 +358,13 @@ fn binary_sizes(ctx: &Ctx, report: &mut Report) {
 async fn start_function(ctx: &Ctx, endpoint: &str) -> (LambdaFunction, Duration) {
     let mut env = aws_env(endpoint);
     env.extend(ctx.bootstrap_env.iter().cloned());
-    let function =
-        LambdaFunction::start(&ctx.servers, &ctx.bootstrap_wrap, &ctx.bootstrap, &env).await;
+    let function = LambdaFunction::builder(&ctx.bootstrap)
+        .env(&env)
+        .wrapper(&ctx.bootstrap_wrap)
+        .discard_output()
+        .server_runtime(ctx.servers.clone())
+        .start()
+        .await;
     let init = function
         .init_time(Duration::from_secs(60))
         .await
@@ -402,9 +416,9 @@ async fn lambda_requests(ctx: &Ctx, report: &mut Report) {
         ),
     ];
     for (stream, keys, label, target) in cases {
-        let event = Arc::new(data::event(stream, 1000, keys, PAYLOAD_BYTES).to_string());
+        let event = Bytes::from(data::event(stream, 1000, keys, PAYLOAD_BYTES).to_string());
         ctx.null.reset_counts();
-        let outcome = function.invoke(event).await;
+        let outcome = invoke(&mut function, &event).await;
         let counts = ctx.null.counts();
         let dynamodb = service_requests(&counts, "DynamoDB.");
         let note = match all_archived(&outcome) {
@@ -474,7 +488,7 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
     const RECORDS: usize = 10_000;
     let event_text = data::event(stream, RECORDS, keys, PAYLOAD_BYTES).to_string();
     let event_mib = event_text.len() as f64 / 1024.0 / 1024.0;
-    let event = Arc::new(event_text);
+    let event = Bytes::from(event_text);
     let label = if stream.ends_with("-latest") {
         format!("LATEST over {keys} keys")
     } else {
@@ -489,7 +503,7 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
         let pid = function.pid();
         ctx.null.reset_counts();
         let started = Instant::now();
-        let outcome = function.invoke(event.clone()).await;
+        let outcome = invoke(&mut function, &event).await;
         cold_ms.push(ms(started.elapsed()));
         if let Err(e) = all_archived(&outcome) {
             failures.push(e);
@@ -501,7 +515,7 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
         for _ in 0..ctx.runs.warm_invocations {
             let cpu_before = procfs::cpu_time(pid).unwrap_or_default();
             let started = Instant::now();
-            let outcome = function.invoke(event.clone()).await;
+            let outcome = invoke(&mut function, &event).await;
             warm_ms.push(ms(started.elapsed()));
             let cpu = procfs::cpu_time(pid).unwrap_or_default() - cpu_before;
             warm_cpu_us.push(cpu.as_secs_f64() * 1e6 / RECORDS as f64);
@@ -887,10 +901,10 @@ async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
                 .expect("CreateTable");
         }
         for (index, (stream, keys)) in [(&all, 1000), (&latest, 100)].into_iter().enumerate() {
-            let event = Arc::new(data::event(stream, 1000, keys, PAYLOAD_BYTES).to_string());
+            let event = Bytes::from(data::event(stream, 1000, keys, PAYLOAD_BYTES).to_string());
             counter.reset_counts();
             let started = Instant::now();
-            let outcome = function.invoke(event).await;
+            let outcome = invoke(&mut function, &event).await;
             let elapsed = ms(started.elapsed());
             let counts = counter.counts();
             results[index].2 = match all_archived(&outcome) {

@@ -10,6 +10,9 @@
 //! `/proc/<pid>/status` belongs to the address space made by `exec`, so it is polled every
 //! millisecond while the process runs and the last reading is kept.
 
+// sysconf and wait4 through libc, each with its SAFETY note (the workspace denies unsafe_code).
+#![allow(unsafe_code)]
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -126,12 +126,14 @@ pub async fn kinarch_on_a_terminal(moto: &Moto, args: &str, input: &str) -> Run 
 
 /// A `kinarch` process left running, its standard error collected line by line.
 pub struct Running {
+    /// The process.
     pub child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
     stdout: tokio::task::JoinHandle<Vec<u8>>,
 }
 
 impl Running {
+    /// Starts `kinarch args...` with `env`.
     pub fn start(env: &[(String, String)], args: &[&str]) -> Running {
         let mut command = command_with_env(env);
         command.args(args).stdin(Stdio::null());
@@ -157,6 +159,7 @@ impl Running {
         }
     }
 
+    /// Standard error lines so far.
     pub fn log(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
     }
@@ -183,6 +186,7 @@ impl Running {
         panic!("no log line {needles:?}:\n{}", self.log().join("\n"));
     }
 
+    /// Sends the signal `name` (`TERM`, `KILL`, ...) to the process.
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("still running");
         let status = std::process::Command::new("kill")

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+/// A DynamoDB item, as the SDK returns it.
 pub type Item = HashMap<String, AttributeValue>;
 
 /// What an archive holds of a record: (partitionKey, sequenceNumber, shardId, data).

@@ -16,9 +16,13 @@ use crate::dynamo::ArchivedRecord;
 /// A record as read back from the stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRecord {
+    /// The shard it was read from.
     pub shard_id: String,
+    /// Its partition key.
     pub partition_key: String,
+    /// Its sequence number, as the emulator gave it.
     pub sequence_number: String,
+    /// Its payload.
     pub data: Vec<u8>,
     /// Epoch seconds with milliseconds.
     pub arrival: f64,

@@ -1,4 +1,5 @@
-//! Test harness: local AWS emulators, a Lambda Runtime API, and the kinarch binaries.
+//! Test harness: local AWS emulators, a Lambda Runtime API, the kinarch binaries, and
+//! synthetic records (also used by the benchmarks).
 //!
 //! Everything listens on 127.0.0.1 on ports the OS picks. The emulator (moto server) is
 //! installed by `bin/test` into `${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}/venv-emu`.
@@ -9,6 +10,7 @@ pub mod kinesis;
 pub mod lambda;
 pub mod moto;
 pub mod proxy;
+pub mod synthetic;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

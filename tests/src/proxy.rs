@@ -54,9 +54,19 @@ impl Call {
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer with an AWS JSON error of this HTTP status and error type.
-    Error { status: u16, error_type: String },
+    Error {
+        /// HTTP status.
+        status: u16,
+        /// AWS error type (`__type`).
+        error_type: String,
+    },
     /// Answer with this status and JSON body.
-    Json { status: u16, body: String },
+    Json {
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
     /// Wait, then pass the request through.
     Delay(Duration),
     /// PutRecords only: forward the request without the entries at these positions and

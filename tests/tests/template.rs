@@ -49,8 +49,8 @@ fn template_path() -> PathBuf {
 // YAML with CloudFormation short tags -> JSON in the long intrinsic form
 // ---------------------------------------------------------------------------------------
 
-fn yaml_to_json(value: &serde_yaml::Value) -> Value {
-    use serde_yaml::Value as Y;
+fn yaml_to_json(value: &serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
     match value {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(*b),
@@ -70,7 +70,7 @@ fn yaml_to_json(value: &serde_yaml::Value) -> Value {
             for (k, v) in map {
                 let key = match k {
                     Y::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+                    other => serde_yaml_ng::to_string(other).unwrap().trim().to_string(),
                 };
                 out.insert(key, yaml_to_json(v));
             }
@@ -105,7 +105,7 @@ fn load_template() -> Value {
     let path = template_path();
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
     yaml_to_json(&yaml)
 }

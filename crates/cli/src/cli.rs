@@ -1,6 +1,10 @@
 //! The command line: every subcommand, option and help text, and the parsers that turn
 //! bad values into usage errors (exit 2) before anything is called.
 
+// The doc comments here are clap's help text, written for a terminal: `<sep>` and
+// `<archive table>` are placeholders there, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 

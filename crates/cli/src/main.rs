@@ -4,6 +4,8 @@
 //! subcommand lives in [`commands`], and every failure ends in [`failure::Failure`], which
 //! picks the exit code (0 success or closed output, 1 failure, 2 usage error).
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod failure;

@@ -1,31 +1,23 @@
 //! Synthetic records shared by the benches: record `i` of a batch spread over `keys` keys,
-//! with a 56-digit sequence number and a 100-byte JSON payload.
+//! with a 56-digit sequence number and a 100-byte JSON payload, made by
+//! `kinarch_tests::synthetic` (the bench driver's records too).
 
-use kinarch_core::{ArchiveRecord, SequenceNumber};
+use kinarch_core::ArchiveRecord;
+use kinarch_tests::synthetic;
 
+/// Payload bytes of every record.
 pub const PAYLOAD_BYTES: usize = 100;
 
+// Not every bench uses every helper.
+#[allow(dead_code)]
+/// Record `i` of a batch spread over `keys` keys.
 pub fn record(i: usize, keys: usize) -> ArchiveRecord {
-    let mut data = format!("{{\"n\":{i},\"pad\":\"").into_bytes();
-    data.resize(PAYLOAD_BYTES - 2, b'x');
-    data.extend_from_slice(b"\"}");
-    ArchiveRecord {
-        partition_key: format!("key-{}", i % keys),
-        sequence_number: SequenceNumber::parse(&format!(
-            "4959033827149025660855969253836157109592157598{i:010}"
-        ))
-        .expect("digits"),
-        shard_id: "shardId-000000000000".into(),
-        approximate_arrival_timestamp: 1_764_100_000.0 + i as f64 * 0.001,
-        data,
-        last_update: None,
-        expire_after: None,
-        oversize_bytes: None,
-    }
+    synthetic::record(i, keys, PAYLOAD_BYTES)
 }
 
 // Not every bench uses every helper.
 #[allow(dead_code)]
+/// Records `0..n` spread over `keys` keys.
 pub fn records(n: usize, keys: usize) -> Vec<ArchiveRecord> {
-    (0..n).map(|i| record(i, keys)).collect()
+    synthetic::records(n, keys, PAYLOAD_BYTES)
 }

@@ -1,6 +1,9 @@
 //! Item encoding (`ArchiveRecord::to_item` / `from_item`) and Lambda event decoding: the
 //! per-record CPU work of the archiver and of every read.
 
+// criterion_group! makes an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use base64::Engine as _;

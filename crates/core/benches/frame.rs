@@ -1,6 +1,9 @@
 //! The replay frame: `ReplayFrame::encode` (reinject --metadata, per record sent) and
 //! `ReplayFrame::parse` (consumers reading replayed records).
 
+// criterion_group! makes an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

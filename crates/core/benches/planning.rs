@@ -1,6 +1,9 @@
 //! Write planning: `plan_all` (ALL: BatchWriteItem requests of 25) and `reduce_latest`
 //! (LATEST: the newest record per key) on Lambda-sized batches.
 
+// criterion_group! makes an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -6,11 +6,12 @@
 //! The modules are layers (see `ARCHITECTURE.md` at the repository root for the map):
 //! - [`domain`]: pure types and decisions, no I/O;
 //! - [`aws`]: the SDK configuration and every AWS call, grouped by resource;
-//! - one module per use case on top of both: [`write`] (archive a batch), [`read`] (query
+//! - one module per use case on top of both: [`write`](mod@write) (archive a batch), [`read`] (query
 //!   and scan an archive), [`replay`] (reinject and put), [`setup`] (tags and tables), and
 //!   [`poller`] (read a stream's shards itself: `kinarch archive`).
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod domain;
@@ -68,14 +69,14 @@ pub mod archive {
     pub use crate::read::*;
 }
 
-/// Moved to [`poller`]; `LocalArchiver` is now [`StreamPoller`](crate::StreamPoller).
+/// Moved to [`poller`]; `LocalArchiver` is now [`StreamPoller`].
 #[deprecated(since = "0.2.0", note = "moved to kinarch_core::poller")]
 pub mod local {
     pub use crate::poller::*;
-    /// Renamed [`StreamPoller`](crate::StreamPoller).
+    /// Renamed [`StreamPoller`].
     #[deprecated(since = "0.2.0", note = "renamed kinarch_core::StreamPoller")]
     pub type LocalArchiver = crate::poller::StreamPoller;
-    /// Renamed [`PollerOptions`](crate::PollerOptions).
+    /// Renamed [`PollerOptions`].
     #[deprecated(since = "0.2.0", note = "renamed kinarch_core::PollerOptions")]
     pub type LocalArchiveOptions = crate::poller::PollerOptions;
 }

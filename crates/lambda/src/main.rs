@@ -3,6 +3,8 @@
 //! Attach it to any number of Kinesis streams with an event source mapping that has
 //! `ReportBatchItemFailures`; each stream's tags say how it is archived.
 
+#![forbid(unsafe_code)]
+
 mod handler;
 mod metrics;
 

@@ -1,5 +1,5 @@
 //! Every AWS call kinarch makes, grouped by resource: the SDK configuration (built here
-//! only), error classification ([`error`]), retries ([`retry`]), stream metadata
+//! only), error classification ([`error`]), retries (`retry`, crate-internal), stream metadata
 //! ([`streams`]), archive tables ([`tables`]) and the item codec ([`item`]).
 //!
 //! The SDK crates are used without their default features (which would compile a second

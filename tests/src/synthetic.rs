@@ -1,9 +1,14 @@
-//! Synthetic records: the same record `i` for the Lambda events the driver sends and for the
-//! archive items the null endpoint serves, so every scenario moves the same bytes.
+//! Synthetic records, the one place that makes them: the same record `i` for the Lambda
+//! events the bench driver sends, the archive items its null endpoint serves and the
+//! `ArchiveRecord`s the library's criterion benches encode, so every scenario moves the same
+//! bytes.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use kinarch_core::{ArchiveRecord, SequenceNumber};
 use serde_json::{Value, json};
+
+use crate::moto::REGION;
 
 /// 46 digits; with a 10-digit index a sequence number has 56 digits, as AWS issues today.
 const SEQUENCE_PREFIX: &str = "4959033827149025660855969253836157109592157598";
@@ -55,6 +60,25 @@ pub fn payload(i: usize, bytes: usize) -> Vec<u8> {
     out
 }
 
+/// Record `i` as the library's `ArchiveRecord` (no archive time, TTL or oversize marker).
+pub fn record(i: usize, keys: usize, payload_bytes: usize) -> ArchiveRecord {
+    ArchiveRecord {
+        partition_key: partition_key(i, keys),
+        sequence_number: SequenceNumber::parse(&sequence_number(i)).expect("digits"),
+        shard_id: SHARD_ID.into(),
+        approximate_arrival_timestamp: arrival(i),
+        data: payload(i, payload_bytes),
+        last_update: None,
+        expire_after: None,
+        oversize_bytes: None,
+    }
+}
+
+/// Records `0..n` made by [`record`].
+pub fn records(n: usize, keys: usize, payload_bytes: usize) -> Vec<ArchiveRecord> {
+    (0..n).map(|i| record(i, keys, payload_bytes)).collect()
+}
+
 /// One Lambda Kinesis event record, as Lambda builds it.
 pub fn event_record(stream_arn: &str, i: usize, keys: usize, payload_bytes: usize) -> Value {
     let sequence = sequence_number(i);
@@ -71,7 +95,7 @@ pub fn event_record(stream_arn: &str, i: usize, keys: usize, payload_bytes: usiz
         "eventID": format!("{SHARD_ID}:{sequence}"),
         "eventName": "aws:kinesis:record",
         "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinarch-bench",
-        "awsRegion": crate::REGION,
+        "awsRegion": REGION,
         "eventSourceARN": stream_arn
     })
 }
@@ -88,10 +112,7 @@ pub fn event(stream: &str, records: usize, keys: usize, payload_bytes: usize) ->
 
 /// The ARN of a stream in the bench account and region.
 pub fn stream_arn(stream: &str) -> String {
-    format!(
-        "arn:aws:kinesis:{}:123456789012:stream/{stream}",
-        crate::REGION
-    )
+    format!("arn:aws:kinesis:{}:123456789012:stream/{stream}", REGION)
 }
 
 /// Record `i` as a DynamoDB item in the JSON wire format, as the archiver writes it.
@@ -128,5 +149,8 @@ mod tests {
         assert_eq!(payload(5, 100).len(), 100);
         let event = event("s", 3, 2, 50);
         assert_eq!(event["Records"].as_array().unwrap().len(), 3);
+        let record = record(7, 3, 100);
+        assert_eq!(record.sequence_number.to_string(), sequence_number(7));
+        assert_eq!(record.data, payload(7, 100));
     }
 }
