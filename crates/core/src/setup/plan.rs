@@ -169,7 +169,7 @@ impl SetupPlan {
     }
 }
 
-/// What [`Setup::apply`] did: every step of the plan, each [`StepStatus::Done`] or
+/// What [`Setup::apply`](super::Setup::apply) did: every step of the plan, each [`StepStatus::Done`] or
 /// [`StepStatus::Unchanged`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupReport {
