@@ -229,12 +229,12 @@ async fn duplicate_delivery_leaves_the_same_table() {
     let mut t = setup(&[]).await;
     let arn = kinesis::create_stream(&t.kinesis, "dups", 1).await;
     kinesis::tag_stream(&t.kinesis, "dups", &[("StreamArchiveMode", "all")]).await;
-    dynamo::create_table(&t.dynamodb, "dups-archive-ALL", true).await;
+    dynamo::create_table(&t.dynamodb, "dups-archive-all", true).await;
     put_records(&t, "dups", 30, 4).await;
     let records = kinesis::read_all(&t.kinesis, "dups").await;
     let event = kinesis::event(&arn, &records);
     assert!(failures(&t.function.invoke(event.clone()).await.response()).is_empty());
-    let first = dynamo::scan_all(&t.dynamodb, "dups-archive-ALL").await;
+    let first = dynamo::scan_all(&t.dynamodb, "dups-archive-all").await;
     assert!(
         first.iter().all(|i| !i.contains_key("expireAfter")),
         "no TTL tag, no expireAfter"
@@ -254,7 +254,7 @@ async fn duplicate_delivery_leaves_the_same_table() {
         )
         .is_empty()
     );
-    let again = dynamo::scan_all(&t.dynamodb, "dups-archive-ALL").await;
+    let again = dynamo::scan_all(&t.dynamodb, "dups-archive-all").await;
     assert_eq!(again.len(), 30);
     assert_eq!(strip_archive_time(first), strip_archive_time(again));
 }
