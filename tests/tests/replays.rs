@@ -11,27 +11,25 @@
 use std::collections::BTreeMap;
 
 use kinarch_core::domain::frame::ReplayFrame;
-use kinarch_tests::cli::{self, Run, kinarch};
+use kinarch_tests::cli::{self, kinarch};
 use kinarch_tests::dynamo::{self, Item, s};
 use kinarch_tests::kinesis::{self, StreamRecord};
-use kinarch_tests::lambda::LambdaFunction;
-use kinarch_tests::moto::Moto;
+use kinarch_tests::lambda::{LambdaFunction, failures};
+use kinarch_tests::moto::MotoClients;
 use serde_json::Value;
 
-struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
+/// moto and its clients, with this file's steps.
+struct World(MotoClients);
+
+impl std::ops::Deref for World {
+    type Target = MotoClients;
+    fn deref(&self) -> &MotoClients {
+        &self.0
+    }
 }
 
 async fn world() -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    World {
-        kinesis: aws_sdk_kinesis::Client::new(&sdk),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        moto,
-    }
+    World(MotoClients::start().await)
 }
 
 impl World {
@@ -59,6 +57,11 @@ impl World {
                 )
             })
             .collect()
+    }
+
+    /// Panics unless `table` holds exactly the items of `before`, every attribute equal.
+    async fn assert_unchanged(&self, table: &str, before: &BTreeMap<(String, String), Item>) {
+        assert_eq!(&self.table(table).await, before, "{table} is unchanged");
     }
 
     /// `kinarch put` of `count` JSON lines over 3 keys (`id` c-0..c-2).
@@ -89,15 +92,10 @@ impl World {
 
     /// `kinarch archive STREAM --output json`, the summary.
     async fn archive_json(&self, stream: &str) -> Value {
-        let run = kinarch(&self.moto, &["archive", stream, "--output", "json"]).await;
-        summary(&run)
+        kinarch(&self.moto, &["archive", stream, "--output", "json"])
+            .await
+            .json()
     }
-}
-
-fn summary(run: &Run) -> Value {
-    run.ok();
-    serde_json::from_slice(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: the summary is one JSON object: {}", run.out()))
 }
 
 /// `kinarch archive` in ALL and LATEST mode: after a replay of the whole archive into the
@@ -125,11 +123,7 @@ async fn kinarch_archive_skips_replays_into_the_source_in_all_and_latest_mode() 
         assert_eq!(again["skippedReplay"], kept, "{mode}: {again}");
         assert_eq!(again["written"], 0, "{mode}: {again}");
         assert_eq!(again["skippedOlder"], 0, "{mode}: {again}");
-        assert_eq!(
-            w.table(&table).await,
-            archived,
-            "{mode}: the table is unchanged"
-        );
+        w.assert_unchanged(&table, &archived).await;
 
         // Another separator; the summary as text.
         w.reinject(&[&stream, "--metadata", "--separator", "#"], kept)
@@ -142,11 +136,7 @@ async fn kinarch_archive_skips_replays_into_the_source_in_all_and_latest_mode() 
         let expected =
             format!("{kept} replayed into their source stream, archived already, not written");
         assert!(run.out().contains(&expected), "{mode}: {}", run.out());
-        assert_eq!(
-            w.table(&table).await,
-            archived,
-            "{mode}: the table is unchanged"
-        );
+        w.assert_unchanged(&table, &archived).await;
         assert_eq!(back.len(), 12 + 2 * kept, "{mode}: the replays were sent");
     }
 }
@@ -197,8 +187,8 @@ async fn a_replay_into_another_stream_is_archived_there() {
         .await;
     let summary = w.archive_json("audit").await;
     assert_eq!(summary["skippedReplay"], 9, "{summary}");
-    assert_eq!(w.table("audit-archive-ALL").await, audit);
-    assert_eq!(w.table("orders-archive-ALL").await, orders);
+    w.assert_unchanged("audit-archive-ALL", &audit).await;
+    w.assert_unchanged("orders-archive-ALL", &orders).await;
 }
 
 /// Without --metadata a replay into the source cannot be recognized later, so it needs a
@@ -254,15 +244,6 @@ async fn function(w: &World) -> LambdaFunction {
     LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await
 }
 
-fn failures(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .expect("batchItemFailures is an array")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Invokes the function with `records`; expects no failure and returns the batch's summary
 /// line fields.
 async fn invoke(function: &mut LambdaFunction, arn: &str, records: &[StreamRecord]) -> Value {
@@ -311,11 +292,7 @@ async fn the_lambda_function_skips_replays_into_the_source_in_all_and_latest_mod
         assert_eq!(line["skipped_replay"], kept, "{mode}: {line}");
         assert_eq!(line["written"], 0, "{mode}: {line}");
         assert_eq!(line["failed"], 0, "{mode}: {line}");
-        assert_eq!(
-            w.table(&table).await,
-            archived,
-            "{mode}: the table is unchanged"
-        );
+        w.assert_unchanged(&table, &archived).await;
 
         // Replays with '#' and a new record after them, in one batch.
         w.reinject(&[&stream, "--metadata", "--separator", "#"], kept)
