@@ -44,6 +44,14 @@ impl Run {
     pub fn ok(&self) -> &Self {
         self.expect_code(0)
     }
+
+    /// Standard output of a run that succeeded, parsed as one JSON value (`--output json`).
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        self.ok();
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: the output is one JSON value: {}", self.out()))
+    }
 }
 
 /// A `kinarch` command with a clean environment pointing at `moto` (endpoint, region,

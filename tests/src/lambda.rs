@@ -432,3 +432,13 @@ impl Drop for LambdaFunction {
         let _ = self.child.wait();
     }
 }
+
+/// The sequence numbers named in a partial batch response (`batchItemFailures`).
+pub fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures is an array")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -95,9 +95,7 @@ async fn put_unique(w: &World, stream: &str, from: usize, count: usize) {
 }
 
 fn json(run: &Run) -> Value {
-    run.ok();
-    serde_json::from_slice(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: the summary is one JSON object: {}", run.out()))
+    run.json()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

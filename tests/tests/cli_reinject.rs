@@ -160,6 +160,7 @@ async fn raw_reinject_of_one_key_into_the_same_stream() {
             &from,
             "--to",
             &to,
+            "--yes",
         ],
     )
     .await

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use kinarch_core::SequenceNumber;
 use kinarch_tests::dynamo::{self, Item, n, s};
 use kinarch_tests::kinesis::{self, StreamRecord};
-use kinarch_tests::lambda::LambdaFunction;
+use kinarch_tests::lambda::{LambdaFunction, failures};
 use kinarch_tests::moto::Moto;
 use kinarch_tests::proxy::{Fault, FaultProxy};
 use serde_json::{Value, json};
@@ -87,15 +87,6 @@ fn by_shard(records: &[StreamRecord]) -> BTreeMap<String, Vec<StreamRecord>> {
             .push(r.clone());
     }
     shards
-}
-
-fn failures(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .expect("batchItemFailures is an array")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Neither the planted payload marker nor the secret key shows in the function's log.

@@ -14,4 +14,5 @@ mod demo;
 mod faults;
 mod lambda;
 mod reinject;
+mod replays;
 mod template;

@@ -179,6 +179,14 @@ records are not sent) and is listed at the end, with exit status 1.
 originalApproximateArrivalTimestamp, originalShardId, originalSequenceNumber, and
 originalStreamName when the target is another stream. The original bytes follow unchanged,
 binary or not. kinarch_core::domain::frame::ReplayFrame::parse splits such records again.
+The archiver (the Lambda function and `kinarch archive`) recognizes a framed record without
+originalStreamName, a replay into its own source stream, and does not archive it again
+(counted as skipped_replay): the archive stays as it was.
+
+Without --metadata, records replayed into their source stream cannot be told from new ones
+and are archived again as new records (in LATEST mode they replace the newest record of
+their key). kinarch asks before sending them when standard input is a terminal, and refuses
+otherwise (exit 2) unless --yes is given. --dry-run asks nothing.
 
 --dry-run reads the selection and prints what would be sent (partition key, sequence number,
 bytes per record) without sending anything.",
@@ -456,6 +464,10 @@ pub struct ReinjectArgs {
     /// Show what would be sent; send nothing.
     #[arg(long, help_heading = "Pace")]
     pub dry_run: bool,
+    /// Replay into the source stream without --metadata without asking (the records are
+    /// archived again as new records).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 /// `kinarch completions`.

@@ -101,6 +101,7 @@ impl Archiver {
             records = outcome.records,
             written = outcome.written,
             skipped_older = outcome.skipped_older,
+            skipped_replay = outcome.skipped_replay,
             oversize = outcome.oversize,
             failed = outcome.failed,
             ms = started.elapsed().as_millis() as u64,

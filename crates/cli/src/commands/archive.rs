@@ -125,6 +125,7 @@ pub fn summary_json(summary: &ArchiveSummary) -> Value {
         "records": summary.records,
         "written": summary.written,
         "skippedOlder": summary.skipped_older,
+        "skippedReplay": summary.skipped_replay,
         "oversize": summary.oversize,
         "retriedBatches": summary.retried_batches,
         "shards": summary.shards.iter().map(|shard| json!({
@@ -158,6 +159,12 @@ pub fn render(summary: &ArchiveSummary) -> String {
         details.push(format!(
             "{} older or repeated records not written",
             summary.skipped_older
+        ));
+    }
+    if summary.skipped_replay > 0 {
+        details.push(format!(
+            "{} replayed into their source stream, archived already, not written again",
+            summary.skipped_replay
         ));
     }
     if summary.oversize > 0 {
@@ -246,6 +253,7 @@ mod tests {
             records: 12,
             written: 12,
             skipped_older: 0,
+            skipped_replay: 3,
             oversize: 1,
             retried_batches: 0,
             elapsed: Duration::from_millis(1234),
@@ -275,6 +283,7 @@ mod tests {
         let text = render(&summary());
         for expected in [
             "archived 12 records of stream orders into table orders-archive-ALL (ALL mode) in 1.2 s; caught up",
+            "3 replayed into their source stream, archived already, not written again",
             "1 too large, archived without payload",
             "shardId-000000000000  finished",
             "shardId-000000000001  caught-up",
@@ -289,6 +298,7 @@ mod tests {
     fn json_summary_names_every_field() {
         let value = summary_json(&summary());
         assert_eq!(value["records"], 12);
+        assert_eq!(value["skippedReplay"], 3);
         assert_eq!(value["seconds"], 1.234);
         assert_eq!(value["stopped"], "caught-up");
         assert_eq!(

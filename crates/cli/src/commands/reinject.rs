@@ -1,6 +1,6 @@
 //! `kinarch reinject`: read a selection of the archive and send it to a stream.
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 
 use aws_config::SdkConfig;
 use futures::StreamExt;
@@ -10,6 +10,7 @@ use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, r
 use crate::cli::{GlobalArgs, ReinjectArgs};
 use crate::failure::Failure;
 use crate::progress::Progress;
+use crate::prompt::Prompter;
 
 /// `kinarch reinject`.
 pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Result<(), Failure> {
@@ -42,6 +43,10 @@ pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Re
     let target = args.target.unwrap_or_else(|| args.source.clone());
     let archive =
         super::open_archive(sdk, global, args.source.clone(), args.table.as_ref()).await?;
+    if target == args.source && !args.metadata && !args.dry_run && !args.yes {
+        let prompter = std::io::stdin().is_terminal().then(Prompter::stdio);
+        confirm_raw_replay_into_source(prompter, &target)?;
+    }
     let mut options = ReinjectOptions::new(args.source, target.clone());
     options.framing = if args.metadata {
         Framing::Metadata {
@@ -98,6 +103,36 @@ pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Re
     }
 }
 
+/// A replay into the source stream without `--metadata` cannot be recognized by the
+/// archiver, so its records are archived again as new ones: asked on a terminal (`prompter`),
+/// refused otherwise. `Ok` means go on.
+fn confirm_raw_replay_into_source<R: BufRead, W: Write>(
+    prompter: Option<Prompter<R, W>>,
+    stream: &kinarch_core::StreamName,
+) -> Result<(), Failure> {
+    let warning = format!(
+        "{stream} is the stream these records were archived from, and without --metadata the \
+         archiver cannot tell a replay from new records: the replayed records will be archived \
+         again as new records (in LATEST mode they replace the newest record of their key)"
+    );
+    let Some(mut prompter) = prompter else {
+        return Err(Failure::Usage(format!(
+            "{warning}. Pass --yes to send them anyway, or --metadata to frame them so that \
+             the archiver skips them; nothing was sent"
+        )));
+    };
+    prompter.tell(&format!("warning: {warning}."))?;
+    if prompter.confirm("Send them anyway?")? {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(
+            "reinject cancelled: nothing was sent (--metadata frames the records so that the \
+             archiver skips them)"
+                .into(),
+        ))
+    }
+}
+
 fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(sdk)
 }
@@ -122,4 +157,57 @@ fn print_summary(
         report.elapsed.as_secs_f64(),
         report.requests
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinarch_core::StreamName;
+
+    fn stream() -> StreamName {
+        StreamName::new("orders").unwrap()
+    }
+
+    fn message(failure: Failure) -> String {
+        match failure {
+            Failure::Usage(m) => format!("usage: {m}"),
+            Failure::Runtime(m) => format!("runtime: {m}"),
+            Failure::OutputClosed => "closed".into(),
+        }
+    }
+
+    #[test]
+    fn without_a_terminal_a_raw_replay_into_the_source_is_refused() {
+        let refused = confirm_raw_replay_into_source(None::<Prompter<&[u8], Vec<u8>>>, &stream())
+            .unwrap_err();
+        let text = message(refused);
+        for expected in [
+            "usage: orders is the stream",
+            "archived again as new records",
+            "--yes",
+            "--metadata",
+            "nothing was sent",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
+    }
+
+    #[test]
+    fn on_a_terminal_it_asks_and_defaults_to_no() {
+        let answer = |input: &'static str| {
+            confirm_raw_replay_into_source(
+                Some(Prompter::new(input.as_bytes(), Vec::new())),
+                &stream(),
+            )
+        };
+        assert!(answer("y\n").is_ok());
+        assert!(answer("yes\n").is_ok());
+        for no in ["\n", "n\n", ""] {
+            let text = message(answer(no).unwrap_err());
+            assert!(
+                text.starts_with("runtime: reinject cancelled: nothing was sent"),
+                "{text}"
+            );
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! Pure functions over record indices, so the rules are tested without any I/O.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 
 use crate::domain::record::ArchiveRecord;
@@ -14,10 +15,16 @@ pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
 /// [`MAX_BATCH_WRITE_ITEMS`], with no key (`partitionKey`, `sequenceNumber`) twice in one
 /// request (DynamoDB refuses such a request as a whole). A record delivered twice in one
 /// batch is written once.
-pub fn plan_all(records: &[ArchiveRecord]) -> Vec<Vec<usize>> {
+///
+/// The planning functions take records or references to them (the writer plans the records
+/// of a batch that are to be archived, without copying them).
+pub fn plan_all<R: Borrow<ArchiveRecord>>(records: &[R]) -> Vec<Vec<usize>> {
     let mut seen = HashSet::with_capacity(records.len());
     let unique: Vec<usize> = (0..records.len())
-        .filter(|&i| seen.insert((&records[i].partition_key, &records[i].sequence_number)))
+        .filter(|&i| {
+            let record = records[i].borrow();
+            seen.insert((&record.partition_key, &record.sequence_number))
+        })
         .collect();
     unique
         .chunks(MAX_BATCH_WRITE_ITEMS)
@@ -27,17 +34,17 @@ pub fn plan_all(records: &[ArchiveRecord]) -> Vec<Vec<usize>> {
 
 /// LATEST mode: the index of the record with the highest sequence number of each partition
 /// key, in order of first appearance of the key.
-pub fn reduce_latest(records: &[ArchiveRecord]) -> Vec<usize> {
+pub fn reduce_latest<R: Borrow<ArchiveRecord>>(records: &[R]) -> Vec<usize> {
     let mut newest: HashMap<&str, usize> = HashMap::with_capacity(records.len());
     let mut order = Vec::new();
-    for (i, record) in records.iter().enumerate() {
+    for (i, record) in records.iter().map(Borrow::borrow).enumerate() {
         match newest.get_mut(record.partition_key.as_str()) {
             None => {
                 newest.insert(&record.partition_key, i);
                 order.push(&record.partition_key);
             }
             Some(best) => {
-                if record.sequence_number > records[*best].sequence_number {
+                if record.sequence_number > records[*best].borrow().sequence_number {
                     *best = i;
                 }
             }
@@ -48,12 +55,13 @@ pub fn reduce_latest(records: &[ArchiveRecord]) -> Vec<usize> {
 
 /// The lowest sequence number among the records for which `failed` holds: the point from
 /// which the event source must deliver the shard again.
-pub fn lowest_sequence(
-    records: &[ArchiveRecord],
+pub fn lowest_sequence<R: Borrow<ArchiveRecord>>(
+    records: &[R],
     failed: impl Fn(usize, &ArchiveRecord) -> bool,
 ) -> Option<&SequenceNumber> {
     records
         .iter()
+        .map(Borrow::borrow)
         .enumerate()
         .filter(|(i, r)| failed(*i, r))
         .map(|(_, r)| &r.sequence_number)

@@ -303,6 +303,9 @@ pub struct ArchiveSummary {
     /// Records not written because a newer one of their key was archived (LATEST), or
     /// because they were read twice in a batch.
     pub skipped_older: u64,
+    /// Records not written because kinarch replayed them into this stream, their source
+    /// (see [`WriteOutcome::skipped_replay`](crate::WriteOutcome)).
+    pub skipped_replay: u64,
     /// Records archived without their payload (too large for an item).
     pub oversize: u64,
     /// Batches whose writes partly failed and were read again.
@@ -646,6 +649,7 @@ impl StreamPoller {
             records: 0,
             written: 0,
             skipped_older: 0,
+            skipped_replay: 0,
             oversize: 0,
             retried_batches: 0,
             elapsed,
@@ -664,6 +668,7 @@ impl StreamPoller {
                     summary.records += reader.stats.records;
                     summary.written += reader.stats.written;
                     summary.skipped_older += reader.stats.skipped_older;
+                    summary.skipped_replay += reader.stats.skipped_replay;
                     summary.oversize += reader.stats.oversize;
                     summary.retried_batches += reader.stats.retried_batches;
                     (

@@ -48,6 +48,7 @@ pub(super) struct ReaderStats {
     pub(super) records: u64,
     pub(super) written: u64,
     pub(super) skipped_older: u64,
+    pub(super) skipped_replay: u64,
     pub(super) oversize: u64,
     pub(super) retried_batches: u64,
 }
@@ -209,6 +210,7 @@ impl ShardReader {
                 let outcome = outcome?;
                 self.stats.written += outcome.written as u64;
                 self.stats.skipped_older += outcome.skipped_older as u64;
+                self.stats.skipped_replay += outcome.skipped_replay as u64;
                 self.stats.oversize += outcome.oversize as u64;
                 match &outcome.lowest_failed {
                     None => {

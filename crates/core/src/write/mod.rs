@@ -1,7 +1,13 @@
 //! Writing a batch of records into its archive table.
 //!
 //! This is the function both the Lambda archiver and `kinarch archive` call, so the rules
-//! (modes, TTL, oversize items, partial failure) cannot drift apart.
+//! (modes, TTL, oversize items, partial failure, replays) cannot drift apart.
+//!
+//! A record that kinarch replayed with `--metadata` into the stream it was archived from
+//! (see [`ReplayFrame::recognize`]) is already in the archive: it is counted in
+//! [`WriteOutcome::skipped_replay`] and not written, so a replay never replaces a key's newest
+//! record (LATEST) nor archives a record twice (ALL). It is handled, not failed: it never
+//! holds back delivery or a checkpoint.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,6 +22,7 @@ use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::Backoff;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
+use crate::domain::frame::ReplayFrame;
 use crate::domain::plan::{lowest_sequence, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
@@ -55,6 +62,10 @@ pub struct WriteOutcome {
     /// LATEST: records not written because a newer record of the same key was in the batch
     /// or already in the table. ALL: records delivered twice in the batch.
     pub skipped_older: usize,
+    /// Records not written because kinarch replayed them with `--metadata` into the stream
+    /// they were archived from: the archive holds them already (see the module
+    /// documentation).
+    pub skipped_replay: usize,
     /// Items written without their payload because it was too large (see README).
     pub oversize: usize,
     /// Records whose write did not land.
@@ -90,13 +101,23 @@ impl ArchiveWriter {
     /// given up and reported in [`WriteOutcome::lowest_failed`]; no write is started after
     /// it. Writes are idempotent, so the caller can deliver again from `lowest_failed`.
     ///
-    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]).
+    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]). Records
+    /// replayed into their own source stream are skipped ([`WriteOutcome::skipped_replay`]).
     pub async fn write(
         &self,
         config: &StreamArchiveConfig,
         records: &[ArchiveRecord],
         deadline: Instant,
     ) -> Result<WriteOutcome, Error> {
+        let kept: Vec<&ArchiveRecord> = records.iter().filter(|r| !is_own_replay(r)).collect();
+        let skipped_replay = records.len() - kept.len();
+        if skipped_replay > 0 {
+            tracing::debug!(
+                stream = %config.stream,
+                skipped_replay,
+                "records replayed into their source stream are archived already; not written"
+            );
+        }
         let archived_at = Utc::now();
         let prepare = |record: &ArchiveRecord| {
             let prepared = record.to_item(archived_at, config.ttl);
@@ -112,10 +133,15 @@ impl ArchiveWriter {
             }
             prepared
         };
-        match config.mode {
-            ArchiveMode::All => self.write_all(config, records, deadline, prepare).await,
-            ArchiveMode::Latest => self.write_latest(config, records, deadline, prepare).await,
-        }
+        let outcome = match config.mode {
+            ArchiveMode::All => self.write_all(config, &kept, deadline, prepare).await,
+            ArchiveMode::Latest => self.write_latest(config, &kept, deadline, prepare).await,
+        }?;
+        Ok(WriteOutcome {
+            records: records.len(),
+            skipped_replay,
+            ..outcome
+        })
     }
 
     fn table_not_found(&self, config: &StreamArchiveConfig) -> Error {
@@ -130,7 +156,7 @@ impl ArchiveWriter {
     async fn write_all(
         &self,
         config: &StreamArchiveConfig,
-        records: &[ArchiveRecord],
+        records: &[&ArchiveRecord],
         deadline: Instant,
         prepare: impl Fn(&ArchiveRecord) -> PreparedItem,
     ) -> Result<WriteOutcome, Error> {
@@ -151,7 +177,7 @@ impl ArchiveWriter {
                 let items: Vec<(usize, Item)> = request
                     .iter()
                     .map(|&i| {
-                        let prepared = prepare(&records[i]);
+                        let prepared = prepare(records[i]);
                         oversize += usize::from(prepared.oversize);
                         (i, prepared.item)
                     })
@@ -303,7 +329,7 @@ impl ArchiveWriter {
     async fn write_latest(
         &self,
         config: &StreamArchiveConfig,
-        records: &[ArchiveRecord],
+        records: &[&ArchiveRecord],
         deadline: Instant,
         prepare: impl Fn(&ArchiveRecord) -> PreparedItem,
     ) -> Result<WriteOutcome, Error> {
@@ -314,7 +340,7 @@ impl ArchiveWriter {
             ..Default::default()
         };
         let writes: Vec<(usize, PreparedItem)> =
-            newest.iter().map(|&i| (i, prepare(&records[i]))).collect();
+            newest.iter().map(|&i| (i, prepare(records[i]))).collect();
         outcome.oversize = writes.iter().filter(|(_, p)| p.oversize).count();
         let mut results = futures::stream::iter(writes)
             .map(|(i, prepared)| async move {
@@ -402,6 +428,104 @@ impl ArchiveWriter {
             if !backoff.wait(deadline).await {
                 return Err(RequestFailure::Failed(message));
             }
+        }
+    }
+}
+
+/// Whether `record` is a replay of kinarch's into the stream it was archived from.
+fn is_own_replay(record: &ArchiveRecord) -> bool {
+    ReplayFrame::recognize(&record.data).is_some_and(|frame| frame.is_replay_into_source())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::frame::ReplayMetadata;
+    use crate::domain::names::StreamName;
+    use std::time::Duration;
+
+    /// A client that cannot reach anything: any call it makes fails.
+    fn unreachable_dynamodb() -> DynamoDbClient {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        DynamoDbClient::from_conf(conf)
+    }
+
+    fn record(key: &str, seq: &str, data: Vec<u8>) -> ArchiveRecord {
+        ArchiveRecord {
+            partition_key: key.into(),
+            sequence_number: SequenceNumber::parse(seq).unwrap(),
+            shard_id: "shardId-000000000000".into(),
+            approximate_arrival_timestamp: 1.5,
+            data,
+            last_update: None,
+            expire_after: None,
+            oversize_bytes: None,
+        }
+    }
+
+    /// `original` framed as `reinject --metadata` frames it, into its source (`from` None)
+    /// or from the stream `from`.
+    fn replayed(original: &ArchiveRecord, seq: &str, from: Option<&str>, sep: u8) -> ArchiveRecord {
+        let data = ReplayFrame::encode(&ReplayMetadata::of(original, from), &original.data, sep);
+        record(&original.partition_key, seq, data)
+    }
+
+    fn writer() -> ArchiveWriter {
+        ArchiveWriter::new(unreachable_dynamodb(), WriterOptions::default())
+    }
+
+    #[tokio::test]
+    async fn replays_into_the_source_are_counted_and_never_written() {
+        let original = record("k", "3", b"payload".to_vec());
+        let batch = vec![
+            replayed(&original, "10", None, b'|'),
+            replayed(&original, "11", None, b'#'),
+        ];
+        for mode in [ArchiveMode::All, ArchiveMode::Latest] {
+            let config = StreamArchiveConfig::new(StreamName::new("orders").unwrap(), mode, None);
+            // No request is made: the client would fail it.
+            let outcome = writer()
+                .write(&config, &batch, Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(
+                outcome,
+                WriteOutcome {
+                    records: 2,
+                    skipped_replay: 2,
+                    ..Default::default()
+                },
+                "{mode}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn skipped_replays_are_handled_not_failed() {
+        let original = record("k", "3", b"payload".to_vec());
+        // The replay has the lowest sequence number; the other two must be written (a
+        // replay from another stream is that stream's record) and fail here.
+        let batch = vec![
+            replayed(&original, "10", None, b'|'),
+            record("k", "12", b"new".to_vec()),
+            replayed(&original, "14", Some("other"), b'|'),
+        ];
+        for mode in [ArchiveMode::All, ArchiveMode::Latest] {
+            let config = StreamArchiveConfig::new(StreamName::new("orders").unwrap(), mode, None);
+            let outcome = writer()
+                .write(&config, &batch, Instant::now() + Duration::from_millis(300))
+                .await
+                .unwrap();
+            assert_eq!(outcome.records, 3, "{mode}");
+            assert_eq!(outcome.skipped_replay, 1, "{mode}");
+            assert_eq!(outcome.written, 0, "{mode}");
+            assert_eq!(outcome.lowest_failed.unwrap().as_str(), "12", "{mode}");
+            // LATEST: the key's newest record (14) failed, so its older one comes again too.
+            assert_eq!(outcome.failed, 2, "{mode}");
         }
     }
 }
