@@ -36,6 +36,8 @@ use crate::error::Error;
 
 mod plan;
 
+pub(crate) use plan::archive_table_mismatch;
+
 use plan::key_schema_mismatch;
 pub use plan::{
     Observed, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep, StepStatus, TtlChange,

@@ -14,12 +14,15 @@ use tokio::time::Instant;
 
 use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::Backoff;
+use crate::aws::error::{AwsErrorKind, aws_error_with, kind_of};
+use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::plan::{lowest_sequence, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
+use crate::setup::archive_table_mismatch;
 
 /// Tuning of [`ArchiveWriter`].
 #[derive(Debug, Clone)]
@@ -76,6 +79,9 @@ pub struct ArchiveWriter {
 enum RequestFailure {
     /// The table is missing: nothing in this batch can land.
     TableNotFound,
+    /// DynamoDB refused the request as invalid (ValidationException): sending it again
+    /// cannot help, so the whole batch fails (see [`ArchiveWriter::invalid`]).
+    Invalid(Error),
     /// These records did not land; the message says why.
     Failed(String),
 }
@@ -90,7 +96,10 @@ impl ArchiveWriter {
     /// given up and reported in [`WriteOutcome::lowest_failed`]; no write is started after
     /// it. Writes are idempotent, so the caller can deliver again from `lowest_failed`.
     ///
-    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]).
+    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]), and so is
+    /// a request DynamoDB refuses as invalid: [`Error::KeySchemaMismatch`] when the table's
+    /// key schema does not fit the mode (checked with a DescribeTable then), otherwise that
+    /// [`Error::Aws`]. Retrying either cannot help.
     pub async fn write(
         &self,
         config: &StreamArchiveConfig,
@@ -124,6 +133,19 @@ impl ArchiveWriter {
             stream: config.stream.clone(),
             mode: config.mode,
             region: crate::aws::region_name(self.dynamodb.config().region()),
+        }
+    }
+
+    /// The error of a batch whose request DynamoDB refused as invalid: most likely the table
+    /// does not have the key schema of the mode (an ALL table made with a HASH key only,
+    /// say), which one DescribeTable tells; otherwise DynamoDB's own error.
+    async fn invalid(&self, config: &StreamArchiveConfig, error: Error) -> Error {
+        let region = crate::aws::region_name(self.dynamodb.config().region());
+        match describe_table(&self.dynamodb, &config.table).await {
+            Ok(Some(info)) if !info.key_schema.fits(config.mode) => {
+                archive_table_mismatch(&info, config, &region)
+            }
+            _ => error,
         }
     }
 
@@ -166,6 +188,10 @@ impl ArchiveWriter {
             }
             match failure {
                 Some(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
+                Some(RequestFailure::Invalid(error)) => {
+                    drop(results);
+                    return Err(self.invalid(config, error).await);
+                }
                 Some(RequestFailure::Failed(message)) => {
                     outcome.first_error.get_or_insert(message);
                 }
@@ -265,6 +291,12 @@ impl ArchiveWriter {
                     if error_code(&err) == Some("ResourceNotFoundException") {
                         return (Vec::new(), Some(RequestFailure::TableNotFound));
                     }
+                    if kind_of(&err) == AwsErrorKind::Validation {
+                        let error = aws_error_with("DynamoDB.BatchWriteItem", err, |d| {
+                            format!("on table {table}: {d}")
+                        });
+                        return (Vec::new(), Some(RequestFailure::Invalid(error)));
+                    }
                     let message = format!("DynamoDB.BatchWriteItem on {table}: {}", describe(&err));
                     if !is_transient(&err) {
                         return self.landed_except(&all, &pending, &index_of, key_of, &message);
@@ -331,6 +363,10 @@ impl ArchiveWriter {
                 Ok(true) => outcome.written += 1,
                 Ok(false) => outcome.skipped_older += 1,
                 Err(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
+                Err(RequestFailure::Invalid(error)) => {
+                    drop(results);
+                    return Err(self.invalid(config, error).await);
+                }
                 Err(RequestFailure::Failed(message)) => {
                     outcome.first_error.get_or_insert(message);
                     failed_keys.insert(records[i].partition_key.as_str());
@@ -389,6 +425,13 @@ impl ArchiveWriter {
                 Ok(Err(err)) => match error_code(&err) {
                     Some("ConditionalCheckFailedException") => return Ok(false),
                     Some("ResourceNotFoundException") => return Err(RequestFailure::TableNotFound),
+                    _ if kind_of(&err) == AwsErrorKind::Validation => {
+                        return Err(RequestFailure::Invalid(aws_error_with(
+                            "DynamoDB.PutItem",
+                            err,
+                            |d| format!("on table {table}: {d}"),
+                        )));
+                    }
                     _ => {
                         let message = format!("DynamoDB.PutItem on {table}: {}", describe(&err));
                         if !is_transient(&err) {
