@@ -44,7 +44,17 @@
 //! at that sequence number (AT_SEQUENCE_NUMBER): nothing is skipped, and what is written
 //! twice changes nothing. After [`PollerOptions::max_write_attempts`] failures in a
 //! row the run stops with [`Error::ArchiveStalled`]; the checkpoint stays before the
-//! records. A missing archive table stops the run at once ([`Error::TableNotFound`]).
+//! records. A missing archive table stops the run at once ([`Error::TableNotFound`]), and
+//! so does any error retrying cannot fix: a table whose key schema does not fit the mode is
+//! refused by [`StreamPoller::open`] ([`Error::KeySchemaMismatch`]; should it change
+//! during the run, the writer reports the same after a ValidationException, see
+//! [`ArchiveWriter::write`]).
+//!
+//! # Start-up (`open`)
+//! Throttling, 5xx answers and timeouts while the archiver starts are retried for up to a
+//! minute (a supervisor's restart should not fail on a passing fault); a refused connection
+//! is not: nothing listens at the endpoint, and waiting a minute would only hide a wrong
+//! `--endpoint-url`. During the run it is retried like any network failure.
 //!
 //! # Limits of the Kinesis API (`reader`, `kinesis`)
 //! GetRecords allows 5 calls per second per shard: a reader waits at least
@@ -85,7 +95,6 @@ use crate::aws::region_of;
 use crate::aws::retry::Backoff;
 use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
 use crate::aws::tables::describe_table;
-use crate::setup::archive_table_mismatch;
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::StreamName;
 use crate::domain::sequence::SequenceNumber;
@@ -95,6 +104,7 @@ use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore}
 use crate::poller::kinesis::ShardCalls;
 use crate::poller::lineage::{Decision, Lineage, Phase};
 use crate::poller::reader::{ReadEnv, ReaderEnd, ShardReader};
+use crate::setup::archive_table_mismatch;
 use crate::write::{ArchiveWriter, WriterOptions};
 
 /// GetRecords returns at most 10,000 records per call.

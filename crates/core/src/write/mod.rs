@@ -12,9 +12,9 @@ use chrono::Utc;
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::Backoff;
-use crate::aws::error::{AwsErrorKind, aws_error_with, kind_of};
 use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
@@ -79,9 +79,10 @@ pub struct ArchiveWriter {
 enum RequestFailure {
     /// The table is missing: nothing in this batch can land.
     TableNotFound,
-    /// DynamoDB refused the request as invalid (ValidationException): sending it again
-    /// cannot help, so the whole batch fails (see [`ArchiveWriter::invalid`]).
-    Invalid(Error),
+    /// DynamoDB refused these records as invalid (ValidationException); the message says
+    /// why. When the table's key schema does not fit the mode, the whole batch fails (see
+    /// [`ArchiveWriter::unfit_table`]); otherwise they failed as [`Self::Failed`] ones do.
+    Invalid(String),
     /// These records did not land; the message says why.
     Failed(String),
 }
@@ -97,9 +98,9 @@ impl ArchiveWriter {
     /// it. Writes are idempotent, so the caller can deliver again from `lowest_failed`.
     ///
     /// A missing table is an error for the whole batch ([`Error::TableNotFound`]), and so is
-    /// a request DynamoDB refuses as invalid: [`Error::KeySchemaMismatch`] when the table's
-    /// key schema does not fit the mode (checked with a DescribeTable then), otherwise that
-    /// [`Error::Aws`]. Retrying either cannot help.
+    /// a table whose key schema does not fit the mode ([`Error::KeySchemaMismatch`]),
+    /// checked with one DescribeTable when DynamoDB refuses a write as invalid
+    /// (ValidationException): retrying cannot help either.
     pub async fn write(
         &self,
         config: &StreamArchiveConfig,
@@ -136,16 +137,20 @@ impl ArchiveWriter {
         }
     }
 
-    /// The error of a batch whose request DynamoDB refused as invalid: most likely the table
-    /// does not have the key schema of the mode (an ALL table made with a HASH key only,
-    /// say), which one DescribeTable tells; otherwise DynamoDB's own error.
-    async fn invalid(&self, config: &StreamArchiveConfig, error: Error) -> Error {
+    /// After DynamoDB refused a write as invalid: [`Error::KeySchemaMismatch`] when the
+    /// table's key schema does not fit the mode (an ALL table made with a HASH key only,
+    /// say), told by one DescribeTable per batch (`checked`). `None`: it fits, or it could
+    /// not be told; the records failed as others do.
+    async fn unfit_table(&self, config: &StreamArchiveConfig, checked: &mut bool) -> Option<Error> {
+        if std::mem::replace(checked, true) {
+            return None;
+        }
         let region = crate::aws::region_name(self.dynamodb.config().region());
         match describe_table(&self.dynamodb, &config.table).await {
             Ok(Some(info)) if !info.key_schema.fits(config.mode) => {
-                archive_table_mismatch(&info, config, &region)
+                Some(archive_table_mismatch(&info, config, &region))
             }
-            _ => error,
+            _ => None,
         }
     }
 
@@ -165,6 +170,7 @@ impl ArchiveWriter {
         outcome.skipped_older = records.len() - planned;
 
         let mut landed = vec![false; records.len()];
+        let mut checked = false;
         // A request's items are built when it starts, so only the requests in flight hold
         // items: a batch's items all at once would be ~1 KiB per record.
         let mut oversize = 0;
@@ -188,9 +194,11 @@ impl ArchiveWriter {
             }
             match failure {
                 Some(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
-                Some(RequestFailure::Invalid(error)) => {
-                    drop(results);
-                    return Err(self.invalid(config, error).await);
+                Some(RequestFailure::Invalid(message)) => {
+                    if let Some(error) = self.unfit_table(config, &mut checked).await {
+                        return Err(error);
+                    }
+                    outcome.first_error.get_or_insert(message);
                 }
                 Some(RequestFailure::Failed(message)) => {
                     outcome.first_error.get_or_insert(message);
@@ -291,13 +299,12 @@ impl ArchiveWriter {
                     if error_code(&err) == Some("ResourceNotFoundException") {
                         return (Vec::new(), Some(RequestFailure::TableNotFound));
                     }
-                    if kind_of(&err) == AwsErrorKind::Validation {
-                        let error = aws_error_with("DynamoDB.BatchWriteItem", err, |d| {
-                            format!("on table {table}: {d}")
-                        });
-                        return (Vec::new(), Some(RequestFailure::Invalid(error)));
-                    }
                     let message = format!("DynamoDB.BatchWriteItem on {table}: {}", describe(&err));
+                    if kind_of(&err) == AwsErrorKind::Validation {
+                        let (landed, _) =
+                            self.landed_except(&all, &pending, &index_of, key_of, &message);
+                        return (landed, Some(RequestFailure::Invalid(message)));
+                    }
                     if !is_transient(&err) {
                         return self.landed_except(&all, &pending, &index_of, key_of, &message);
                     }
@@ -358,14 +365,18 @@ impl ArchiveWriter {
             })
             .buffer_unordered(self.options.latest_concurrency.max(1));
         let mut failed_keys = std::collections::HashSet::new();
+        let mut checked = false;
         while let Some((i, result)) = results.next().await {
             match result {
                 Ok(true) => outcome.written += 1,
                 Ok(false) => outcome.skipped_older += 1,
                 Err(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
-                Err(RequestFailure::Invalid(error)) => {
-                    drop(results);
-                    return Err(self.invalid(config, error).await);
+                Err(RequestFailure::Invalid(message)) => {
+                    if let Some(error) = self.unfit_table(config, &mut checked).await {
+                        return Err(error);
+                    }
+                    outcome.first_error.get_or_insert(message);
+                    failed_keys.insert(records[i].partition_key.as_str());
                 }
                 Err(RequestFailure::Failed(message)) => {
                     outcome.first_error.get_or_insert(message);
@@ -426,10 +437,9 @@ impl ArchiveWriter {
                     Some("ConditionalCheckFailedException") => return Ok(false),
                     Some("ResourceNotFoundException") => return Err(RequestFailure::TableNotFound),
                     _ if kind_of(&err) == AwsErrorKind::Validation => {
-                        return Err(RequestFailure::Invalid(aws_error_with(
-                            "DynamoDB.PutItem",
-                            err,
-                            |d| format!("on table {table}: {d}"),
+                        return Err(RequestFailure::Invalid(format!(
+                            "DynamoDB.PutItem on {table}: {}",
+                            describe(&err)
                         )));
                     }
                     _ => {
