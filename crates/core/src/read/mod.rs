@@ -432,9 +432,9 @@ impl ArchiveReader {
     async fn check_table(&self) -> Result<(), Error> {
         match describe_table(&self.dynamodb, &self.config.table).await {
             Ok(None) => Err(self.table_not_found()),
-            Ok(Some(info)) if !info.key_schema.fits(self.config.mode) => Err(
-                archive_table_mismatch(&info, &self.config, &self.region),
-            ),
+            Ok(Some(info)) if !info.key_schema.fits(self.config.mode) => {
+                Err(archive_table_mismatch(&info, &self.config, &self.region))
+            }
             Ok(Some(_)) => Ok(()),
             Err(err) => {
                 tracing::debug!(table = %self.config.table, error = %err, "the table's key schema could not be checked; reading anyway");
