@@ -111,3 +111,25 @@ pub fn missing(
         .map(|(key, seq, _, _)| (key.clone(), seq.clone()))
         .collect()
 }
+
+/// Stream `stream` (one shard) tagged `StreamArchiveMode=ALL` whose `<stream>-archive-ALL`
+/// table has a HASH key only: a key schema that does not fit ALL mode.
+pub async fn stream_with_hash_only_table(
+    kinesis: &aws_sdk_kinesis::Client,
+    dynamodb: &Client,
+    stream: &str,
+) {
+    crate::kinesis::create_stream(kinesis, stream, 1).await;
+    crate::kinesis::tag_stream(kinesis, stream, &[("StreamArchiveMode", "ALL")]).await;
+    create_table(dynamodb, &format!("{stream}-archive-ALL"), false).await;
+}
+
+/// `text` refuses table `table` (key schema `found`) for ALL mode, naming both key schemas.
+pub fn assert_refused_for_all_mode(text: &str, table: &str, found: &str) {
+    assert!(
+        text.contains(table)
+            && text.contains(&format!("{found} but ALL mode needs"))
+            && text.contains("HASH partitionKey (S) + RANGE sequenceNumber (S)"),
+        "{text}"
+    );
+}

@@ -1048,3 +1048,125 @@ async fn startup_rides_out_server_errors_and_stops_on_access_denied() {
     assert!(!run.stderr.contains("raw: Response"), "{}", run.stderr);
     assert_eq!(run.stderr.matches("retrying").count(), 0, "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_latest_stopped_before_any_record_loses_nothing_on_restart() {
+    let w = world().await;
+    w.stream("quiet", 1, "ALL", None).await;
+    put_unique(&w, "quiet", 0, 3).await; // before the first start: not archived
+    // Longer ago than the margin a restart reads before the first start (5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let args = ["archive", "quiet", "--from", "LATEST", "--follow", "-v"];
+    let mut first = cli::Running::start(&w.moto.env(), &args);
+    first.wait_for_log(&["reading shard", "LATEST"], 1).await;
+    first.signal("INT");
+    first.wait().await.ok();
+    let checkpoints = w.items("quiet-archive-ALL-checkpoints").await;
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert!(checkpoints[0].contains_key("startedAt"), "{checkpoints:?}");
+    assert!(!checkpoints[0].contains_key("sequenceNumber"));
+
+    // Written while no archiver runs: the restart must not skip them.
+    put_unique(&w, "quiet", 100, 3).await;
+    let mut second = cli::Running::start(&w.moto.env(), &args);
+    second
+        .wait_for_log(
+            &["reading shard", "where an earlier run started at LATEST"],
+            1,
+        )
+        .await;
+    put_unique(&w, "quiet", 103, 1).await;
+    w.wait_for_items("quiet-archive-ALL", 4).await;
+    second.signal("TERM");
+    second.wait().await.ok();
+    let keys: BTreeSet<String> = w
+        .items("quiet-archive-ALL")
+        .await
+        .iter()
+        .map(|i| s(i, "partitionKey").to_owned())
+        .collect();
+    let expected: BTreeSet<String> = (100..104).map(|i| format!("key-{i}")).collect();
+    assert_eq!(
+        keys, expected,
+        "the 3 records put between the runs and the 1 after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_table_of_another_stream_is_refused() {
+    let w = world().await;
+    w.stream("first", 1, "ALL", None).await;
+    w.stream("second", 1, "ALL", None).await;
+    put_unique(&w, "first", 0, 2).await;
+    put_unique(&w, "second", 0, 2).await;
+    let table = "shared-checkpoints";
+    kinarch(&w.moto, &["archive", "first", "--checkpoint-table", table])
+        .await
+        .ok();
+    let run = kinarch(&w.moto, &["archive", "second", "--checkpoint-table", table]).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("shared-checkpoints")
+            && run.stderr.contains("stream first")
+            && run.stderr.contains("not of stream second")
+            && run.stderr.contains("--checkpoint-table"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        w.items_if_any("second-archive-ALL").await.is_empty(),
+        "nothing archived"
+    );
+    // The stream it belongs to still uses it.
+    kinarch(&w.moto, &["archive", "first", "--checkpoint-table", table])
+        .await
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_table_whose_key_schema_does_not_fit_stops_at_once() {
+    let w = world().await;
+    // HASH only: a LATEST table under the ALL name.
+    dynamo::stream_with_hash_only_table(&w.kinesis, &w.dynamodb, "misfit").await;
+    put_unique(&w, "misfit", 0, 3).await;
+    let started = std::time::Instant::now();
+    let run = kinarch(&w.moto, &["archive", "misfit"]).await;
+    run.expect_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    dynamo::assert_refused_for_all_mode(&run.stderr, "misfit-archive-ALL", "HASH partitionKey (S)");
+    assert_eq!(run.stderr.matches("retrying").count(), 0, "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_endpoint_port_fails_at_start_up_within_seconds() {
+    let w = world().await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }; // closed again: nothing listens there
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let run = cli::run_command(
+        {
+            let mut command = cli::command_with_env(&w.moto.env_via(&endpoint));
+            command.args(["archive", "orders", "--endpoint-url", &endpoint]);
+            command
+        },
+        None,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    run.expect_code(1);
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+    assert!(
+        run.stderr.contains(&endpoint)
+            && run.stderr.contains("refused")
+            && run.stderr.contains("network"),
+        "{}",
+        run.stderr
+    );
+}

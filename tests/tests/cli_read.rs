@@ -832,3 +832,34 @@ async fn the_archive_is_read_after_its_stream_is_deleted() {
     named.ok();
     assert_eq!(named.out(), query.out());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_scan_refuse_a_table_whose_key_schema_does_not_fit_the_mode() {
+    // An ALL-tagged stream whose table was made HASH-only (LATEST's key schema).
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    dynamo::stream_with_hash_only_table(&kinesis_client, &dynamodb, "misfit").await;
+    for args in [
+        &["query", "misfit", "k"][..],
+        &["query", "misfit", "k", "--from", "1", "--to", "20"],
+        &["query", "misfit", "k", "--from", "5", "--to", "5"],
+        &["scan", "misfit"],
+        &["scan", "misfit", "--segments", "2"],
+    ] {
+        let run = kinarch(&moto, args).await;
+        run.expect_code(1);
+        assert!(run.stdout.is_empty(), "{args:?}");
+        dynamo::assert_refused_for_all_mode(
+            &run.stderr,
+            "misfit-archive-ALL",
+            "HASH partitionKey (S)",
+        );
+        assert!(
+            !run.stderr.contains("ValidationException"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}

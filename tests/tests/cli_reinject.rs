@@ -413,3 +413,30 @@ async fn bad_input_is_refused_with_a_message() {
     run.expect_code(1);
     assert!(run.stderr.contains("kinarch setup plain"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinject_refuses_a_table_whose_key_schema_does_not_fit_the_mode() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    kinarch_tests::dynamo::stream_with_hash_only_table(&kinesis_client, &dynamodb, "misfit").await;
+    for args in [
+        &["reinject", "misfit"][..],
+        &["reinject", "misfit", "--partition-key", "k", "--from", "1"],
+    ] {
+        let run = kinarch(&moto, args).await;
+        run.expect_code(1);
+        kinarch_tests::dynamo::assert_refused_for_all_mode(
+            &run.stderr,
+            "misfit-archive-ALL",
+            "HASH partitionKey (S)",
+        );
+    }
+    assert!(
+        kinesis::read_all(&kinesis_client, "misfit")
+            .await
+            .is_empty(),
+        "nothing sent"
+    );
+}

@@ -398,6 +398,54 @@ async fn missing_table_fails_the_batch_and_names_the_setup_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_whose_key_schema_does_not_fit_fails_the_batch_naming_both_schemas() {
+    let mut t = setup(&[]).await;
+    let arn = kinesis::create_stream(&t.kinesis, "misfit", 1).await;
+    kinesis::tag_stream(&t.kinesis, "misfit", &[("StreamArchiveMode", "ALL")]).await;
+    // Made by hand with another key: every write is refused (ValidationException: the
+    // items lack key `id`).
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    t.dynamodb
+        .create_table()
+        .table_name("misfit-archive-ALL")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    put_records(&t, "misfit", 3, 3).await;
+    let records = kinesis::read_all(&t.kinesis, "misfit").await;
+    let error = t
+        .function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .error();
+    let message = error["errorMessage"].as_str().unwrap();
+    assert_eq!(error["errorType"], "kinarch.ArchiveTable");
+    dynamo::assert_refused_for_all_mode(message, "misfit-archive-ALL", "HASH id (S)");
+    assert!(
+        dynamo::scan_all(&t.dynamodb, "misfit-archive-ALL")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn near_the_deadline_it_reports_the_lowest_sequence_number_instead_of_timing_out() {
     // With a 5 s margin and a 4 s deadline, no write may start.
     let mut t = setup(&[("KINARCH_DEADLINE_MARGIN_MS", "5000")]).await;

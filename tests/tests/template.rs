@@ -29,6 +29,10 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
     ("kinesis:ListTagsForStream", "function: streams.rs reads the archive config from tags"),
     ("dynamodb:BatchWriteItem", "function: writer.rs writes ALL-mode archives"),
     ("dynamodb:PutItem", "function: writer.rs conditional puts for LATEST-mode archives"),
+    (
+        "dynamodb:DescribeTable",
+        "function: writer.rs names a key schema that does not fit after a ValidationException",
+    ),
 ];
 
 /// The only managed policy the role may carry (CloudWatch Logs).

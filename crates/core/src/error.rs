@@ -234,6 +234,24 @@ impl Error {
         matches!(self, Error::Aws { kind, .. } if kind.is_transient())
     }
 
+    /// Whether a connection was refused somewhere in this error's chain of sources: nothing
+    /// listens at the endpoint (a wrong `--endpoint-url` or port, a local emulator that is
+    /// not running). Still [transient](Self::is_transient) (an endpoint may come back while
+    /// a run goes on), but at start-up it is no passing fault.
+    pub fn is_connection_refused(&self) -> bool {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = next {
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                return true;
+            }
+            next = error.source();
+        }
+        false
+    }
+
     /// The kind of a failed AWS call; `None` for other errors.
     pub fn aws_kind(&self) -> Option<AwsErrorKind> {
         match self {

@@ -10,8 +10,9 @@
 //! By default in a small DynamoDB table next to the archive, named after the archive table:
 //! `<archive table>-checkpoints` (e.g. `orders-archive-ALL-checkpoints`), HASH key `shardId`
 //! (S), with attributes `sequenceNumber` (S, absent while nothing was archived), `finished`
-//! (BOOL), `updatedAt` (S, RFC 3339), `stream` and `archiveTable` (S, for people reading
-//! it). It is created on first use with on-demand billing. Why a table:
+//! (BOOL), `updatedAt` (S, RFC 3339), `startedAt` (S, RFC 3339, see below), `stream` and
+//! `archiveTable` (S: the stream and archive table the checkpoints speak of; a table holding
+//! another's is refused). It is created on first use with on-demand billing. Why a table:
 //! - it sits in the same account and region as the archive, survives the machine or
 //!   container that runs the archiver, and works the same for a laptop and a fleet;
 //! - it is named after the archive *table*, not the stream: a checkpoint is a statement about
@@ -22,6 +23,16 @@
 //!
 //! A local JSON file ([`CheckpointLocation::File`]) is the alternative where no extra table
 //! is wanted; it is rewritten atomically (write, sync, rename) after each batch.
+//!
+//! # Where a shard started (`startedAt`)
+//! A shard read from LATEST has no record to checkpoint until one arrives, yet a run that
+//! stops before then must not lose the records written before the next run starts. So when
+//! a run first opens a shard at LATEST it writes a checkpoint with no `sequenceNumber` and
+//! `startedAt` = the time it opened it; a later run without a sequence number for that shard
+//! resumes AT_TIMESTAMP [`STARTED_AT_MARGIN`] before that time (so a local clock slightly
+//! ahead of AWS's loses nothing; records of those seconds may be archived as well, which
+//! changes nothing in LATEST mode and adds at most a few seconds of older records in ALL
+//! mode). Checkpoints without the attribute (older kinarch) load as before.
 //!
 //! One archiver per checkpoint store is the intended use. A second one on the same store
 //! loses nothing: each process checkpoints only what it archived itself, so the worst case is
@@ -36,7 +47,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::tables::{
@@ -58,9 +69,12 @@ pub mod attr {
     pub const FINISHED: &str = "finished";
     /// S: when the checkpoint was written, RFC 3339 UTC.
     pub const UPDATED_AT: &str = "updatedAt";
-    /// S: the stream, for people reading the table.
+    /// S: when a run first opened the shard at LATEST, RFC 3339 UTC; absent otherwise.
+    pub const STARTED_AT: &str = "startedAt";
+    /// S: the stream; a table holding checkpoints of another stream is refused.
     pub const STREAM: &str = "stream";
-    /// S: the archive table the checkpoint speaks of, for people reading the table.
+    /// S: the archive table the checkpoint speaks of; a table holding checkpoints of another
+    /// archive table is refused.
     pub const ARCHIVE_TABLE: &str = "archiveTable";
 }
 
@@ -73,7 +87,13 @@ pub struct Checkpoint {
     pub finished: bool,
     /// When it was written, RFC 3339 UTC.
     pub updated_at: String,
+    /// When a run first opened the shard at LATEST (see the [module documentation](self));
+    /// `None` for other starts and for checkpoints written by older kinarch.
+    pub started_at: Option<DateTime<Utc>>,
 }
+
+/// How much earlier than a shard's `startedAt` a later run resumes it (AT_TIMESTAMP).
+pub const STARTED_AT_MARGIN: Duration = Duration::from_secs(5);
 
 impl Checkpoint {
     /// A checkpoint written now.
@@ -82,8 +102,29 @@ impl Checkpoint {
             sequence_number,
             finished,
             updated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            started_at: None,
         }
     }
+
+    /// The checkpoint of a shard opened at LATEST at `time`, before any record of it was
+    /// archived.
+    pub fn started(time: DateTime<Utc>) -> Self {
+        Self {
+            started_at: Some(time),
+            ..Self::now(None, false)
+        }
+    }
+
+    /// Where a run resumes a shard that has this checkpoint but no sequence number: the time
+    /// an earlier run opened it at LATEST, less [`STARTED_AT_MARGIN`].
+    pub fn resume_time(&self) -> Option<DateTime<Utc>> {
+        let margin = chrono::Duration::from_std(STARTED_AT_MARGIN).expect("a small margin");
+        self.started_at.map(|time| time - margin)
+    }
+}
+
+fn rfc3339(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Where checkpoints are kept.
@@ -165,6 +206,8 @@ struct FileCheckpoint {
     sequence_number: Option<SequenceNumber>,
     finished: bool,
     updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
 }
 
 /// The key schema of the checkpoint table.
@@ -180,8 +223,10 @@ impl CheckpointStore {
     /// Opens the checkpoints of `config`'s archive at `location`, creating the table (on
     /// demand billing, waiting until it is ACTIVE) or the file if it does not exist yet.
     ///
-    /// A table with another key schema, or a file written for another stream or archive
-    /// table, is an error: its checkpoints would describe other records.
+    /// A table with another key schema, a table holding checkpoints of another stream or
+    /// archive table (their `stream` and `archiveTable` attributes), or a file written for
+    /// another stream or archive table, is an error: its checkpoints would describe other
+    /// records.
     pub async fn open(
         dynamodb: &DynamoDbClient,
         location: CheckpointLocation,
@@ -205,7 +250,13 @@ impl CheckpointStore {
                 }
             }
         };
-        Ok(Self { location, inner })
+        let store = Self { location, inner };
+        if matches!(store.inner, Inner::Table { .. }) {
+            // Refuses a table holding checkpoints of another stream or archive table now,
+            // before anything is read (the file's header was checked above).
+            store.load().await?;
+        }
+        Ok(store)
     }
 
     /// Where the checkpoints are.
@@ -233,22 +284,23 @@ impl CheckpointStore {
     /// Every checkpoint, by shard id.
     pub async fn load(&self) -> Result<HashMap<String, Checkpoint>, Error> {
         match &self.inner {
-            Inner::File { state, .. } => Ok(state
+            Inner::File { state, .. } => state
                 .lock()
                 .expect("checkpoint lock")
                 .shards
                 .iter()
                 .map(|(shard, c)| {
-                    (
+                    Ok((
                         shard.clone(),
                         Checkpoint {
                             sequence_number: c.sequence_number.clone(),
                             finished: c.finished,
                             updated_at: c.updated_at.clone(),
+                            started_at: self.started_at(shard, c.started_at.as_deref())?,
                         },
-                    )
+                    ))
                 })
-                .collect()),
+                .collect(),
             Inner::Table {
                 dynamodb, table, ..
             } => {
@@ -287,6 +339,21 @@ impl CheckpointStore {
         }
     }
 
+    /// A `startedAt` text read back.
+    fn started_at(&self, shard: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, Error> {
+        text.map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    self.error(format!(
+                        "shard {shard}: {} {text:?} is not an RFC 3339 time ({e})",
+                        attr::STARTED_AT
+                    ))
+                })
+        })
+        .transpose()
+    }
+
     fn checkpoint_of(
         &self,
         item: &HashMap<String, AttributeValue>,
@@ -298,6 +365,27 @@ impl CheckpointStore {
         };
         let shard = text(attr::SHARD_ID)
             .ok_or_else(|| self.error(format!("an item has no {} string", attr::SHARD_ID)))?;
+        // A checkpoint of another stream or archive table describes other records: the
+        // table is refused, as a checkpoint file of another stream is.
+        if let Inner::Table {
+            stream,
+            archive_table,
+            ..
+        } = &self.inner
+        {
+            let (their_stream, their_table) = (text(attr::STREAM), text(attr::ARCHIVE_TABLE));
+            if their_stream.is_some_and(|s| s != stream.as_str())
+                || their_table.is_some_and(|t| t != archive_table.as_str())
+            {
+                return Err(self.error(format!(
+                    "the table holds checkpoints of stream {} archived into table {} (shard \
+                     {shard}), not of stream {stream} archived into table {archive_table}: \
+                     choose another with --checkpoint-table NAME",
+                    their_stream.unwrap_or("?"),
+                    their_table.unwrap_or("?"),
+                )));
+            }
+        }
         let sequence_number = text(attr::SEQUENCE_NUMBER)
             .map(SequenceNumber::parse)
             .transpose()
@@ -309,6 +397,7 @@ impl CheckpointStore {
                 sequence_number,
                 finished,
                 updated_at: text(attr::UPDATED_AT).unwrap_or_default().to_owned(),
+                started_at: self.started_at(shard, text(attr::STARTED_AT))?,
             },
         ))
     }
@@ -324,6 +413,7 @@ impl CheckpointStore {
                         sequence_number: checkpoint.sequence_number.clone(),
                         finished: checkpoint.finished,
                         updated_at: checkpoint.updated_at.clone(),
+                        started_at: checkpoint.started_at.as_ref().map(rfc3339),
                     },
                 );
                 // Small and rare (one write per archived batch): written in place of an
@@ -349,6 +439,9 @@ impl CheckpointStore {
                 ]);
                 if let Some(seq) = &checkpoint.sequence_number {
                     item.insert(attr::SEQUENCE_NUMBER.to_owned(), s(seq.as_str()));
+                }
+                if let Some(time) = &checkpoint.started_at {
+                    item.insert(attr::STARTED_AT.to_owned(), s(&rfc3339(time)));
                 }
                 let put = dynamodb
                     .put_item()
@@ -590,6 +683,56 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "no temporary file is left behind");
+    }
+
+    #[tokio::test]
+    async fn a_started_at_survives_a_reopen_and_files_without_it_still_load() {
+        let path = temp_path("started");
+        // Written by a kinarch before `startedAt`.
+        std::fs::write(
+            &path,
+            br#"{"kinarchCheckpoints": 1, "stream": "orders", "archiveTable": "orders-archive-ALL",
+                "shards": {"shardId-000000000000": {"sequenceNumber": "7", "finished": false,
+                "updatedAt": "2024-05-01T12:00:00.000Z"}}}"#,
+        )
+        .unwrap();
+        let location = CheckpointLocation::File(path.clone());
+        let store = CheckpointStore::open(&dynamodb(), location.clone(), &config("orders"))
+            .await
+            .unwrap();
+        let loaded = store.load().await.unwrap();
+        assert_eq!(loaded["shardId-000000000000"].started_at, None);
+        let opened = DateTime::parse_from_rfc3339("2024-05-01T12:00:00.250Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        store
+            .save("shardId-000000000001", &Checkpoint::started(opened))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#""startedAt": "2024-05-01T12:00:00.250Z""#),
+            "{text}"
+        );
+        let again = CheckpointStore::open(&dynamodb(), location, &config("orders"))
+            .await
+            .unwrap()
+            .load()
+            .await
+            .unwrap();
+        let started = &again["shardId-000000000001"];
+        assert_eq!(
+            (started.sequence_number.as_ref(), started.started_at),
+            (None, Some(opened))
+        );
+        assert_eq!(
+            started.resume_time(),
+            Some(opened - chrono::Duration::seconds(5))
+        );
+        assert_eq!(
+            again["shardId-000000000000"].sequence_number,
+            loaded["shardId-000000000000"].sequence_number
+        );
     }
 
     #[tokio::test]

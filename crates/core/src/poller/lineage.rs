@@ -174,8 +174,10 @@ impl Lineage {
         })
     }
 
-    /// Where a ready shard starts. A shard with a checkpoint continues after it. One without
-    /// starts at the configured `start`, except a child of an archived parent and a shard
+    /// Where a ready shard starts. A shard with a checkpoint continues after it; one whose
+    /// checkpoint has no sequence number but a `startedAt` (an earlier run opened it at
+    /// LATEST and no record came) continues AT_TIMESTAMP of it. One without starts at the
+    /// configured `start`, except a child of an archived parent and a shard
     /// that appeared during the run: their records came after what was archived, so they
     /// start at TRIM_HORIZON, as skipping them would leave a gap. With LATEST, a shard that
     /// is already closed can never receive a new record: it is finished without reading.
@@ -190,20 +192,31 @@ impl Lineage {
             .checkpoint
             .as_ref()
             .and_then(|c| c.sequence_number.clone());
-        let (position, started_from) = match checkpointed {
-            Some(seq) => {
+        let started_at = shard.checkpoint.as_ref().and_then(|c| c.resume_time());
+        let (position, started_from) = match (checkpointed, started_at) {
+            (Some(seq), _) => {
                 let from = format!("after checkpoint {seq}");
                 (Position::After(seq), from)
             }
-            None if self.parent_archived(shard) => (
+            // An earlier run opened it at LATEST and stopped before any record of it was
+            // archived: the records that came since are read, from (a little before) where
+            // that run began.
+            (None, Some(time)) => {
+                let at = StartPosition::AtTimestamp(time);
+                (
+                    Position::Start(at),
+                    format!("{at} (where an earlier run started at LATEST)"),
+                )
+            }
+            (None, None) if self.parent_archived(shard) => (
                 Position::Start(StartPosition::TrimHorizon),
                 "TRIM_HORIZON (its parents were archived)".to_owned(),
             ),
-            None if !shard.listed_first => (
+            (None, None) if !shard.listed_first => (
                 Position::Start(StartPosition::TrimHorizon),
                 "TRIM_HORIZON (a new shard)".to_owned(),
             ),
-            None => (Position::Start(start), start.to_string()),
+            (None, None) => (Position::Start(start), start.to_string()),
         };
         if position == Position::Start(StartPosition::Latest) && shard.info.is_closed() {
             return Decision::FinishUnread { shard_id };
@@ -412,6 +425,40 @@ pub(super) mod tests {
                 start(0, Position::After(seq("40")), "after checkpoint 40"),
                 start(1, Position::After(seq("7")), "after checkpoint 7"),
             ]
+        );
+    }
+
+    #[test]
+    fn a_shard_opened_at_latest_by_an_earlier_run_resumes_at_that_time() {
+        // The earlier run stopped before any record came: whatever `--from` says now, and
+        // closed or not, the shard is read from (a little before) where that run began.
+        let opened = Utc.timestamp_opt(1_714_564_800, 0).unwrap();
+        let mut started = checkpoints(&[]);
+        started.insert(id(0), Checkpoint::started(opened));
+        started.insert(id(1), Checkpoint::started(opened));
+        let l = lineage(
+            vec![shard(0, &[], None), shard(1, &[], Some("9"))],
+            &started,
+        );
+        let at = StartPosition::AtTimestamp(opened - chrono::Duration::seconds(5));
+        let from = format!("{at} (where an earlier run started at LATEST)");
+        assert_eq!(
+            l.ready(StartPosition::Latest),
+            [
+                start(0, Position::Start(at), &from),
+                start(1, Position::Start(at), &from),
+            ]
+        );
+        // A sequence number, once archived, wins over the time.
+        let mut archived = Checkpoint::started(opened);
+        archived.sequence_number = Some(seq("12"));
+        let l = lineage(
+            vec![shard(0, &[], None)],
+            &HashMap::from([(id(0), archived)]),
+        );
+        assert_eq!(
+            l.ready(StartPosition::TrimHorizon),
+            [start(0, Position::After(seq("12")), "after checkpoint 12")]
         );
     }
 

@@ -44,7 +44,17 @@
 //! at that sequence number (AT_SEQUENCE_NUMBER): nothing is skipped, and what is written
 //! twice changes nothing. After [`PollerOptions::max_write_attempts`] failures in a
 //! row the run stops with [`Error::ArchiveStalled`]; the checkpoint stays before the
-//! records. A missing archive table stops the run at once ([`Error::TableNotFound`]).
+//! records. A missing archive table stops the run at once ([`Error::TableNotFound`]), and
+//! so does any error retrying cannot fix: a table whose key schema does not fit the mode is
+//! refused by [`StreamPoller::open`] ([`Error::KeySchemaMismatch`]; should it change
+//! during the run, the writer reports the same after a ValidationException, see
+//! [`ArchiveWriter::write`]).
+//!
+//! # Start-up (`open`)
+//! Throttling, 5xx answers and timeouts while the archiver starts are retried for up to a
+//! minute (a supervisor's restart should not fail on a passing fault); a refused connection
+//! is not: nothing listens at the endpoint, and waiting a minute would only hide a wrong
+//! `--endpoint-url`. During the run it is retried like any network failure.
 //!
 //! # Limits of the Kinesis API (`reader`, `kinesis`)
 //! GetRecords allows 5 calls per second per shard: a reader waits at least
@@ -94,6 +104,7 @@ use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore}
 use crate::poller::kinesis::ShardCalls;
 use crate::poller::lineage::{Decision, Lineage, Phase};
 use crate::poller::reader::{ReadEnv, ReaderEnd, ShardReader};
+use crate::setup::archive_table_mismatch;
 use crate::write::{ArchiveWriter, WriterOptions};
 
 /// GetRecords returns at most 10,000 records per call.
@@ -352,9 +363,11 @@ impl StreamPoller {
     ///
     /// Fails with [`Error::StreamNotFound`], [`Error::StreamNotConfigured`] (no
     /// `StreamArchiveMode` tag: the message names `kinarch setup`), [`Error::Config`] (a bad
-    /// tag), [`Error::TableNotFound`], [`Error::Checkpoint`], or [`Error::InvalidInput`]
-    /// for options out of range. Throttling, 5xx answers and timeouts on the way are
-    /// retried with backoff for up to a minute.
+    /// tag), [`Error::TableNotFound`], [`Error::KeySchemaMismatch`] (the table's key schema
+    /// does not fit the mode), [`Error::Checkpoint`], or [`Error::InvalidInput`] for options
+    /// out of range. Throttling, 5xx answers and timeouts on the way are retried with
+    /// backoff for up to a minute; a refused connection (nothing listens at the endpoint)
+    /// is not: it fails at once, naming the endpoint.
     pub async fn open(
         sdk: &SdkConfig,
         stream: StreamName,
@@ -381,6 +394,10 @@ impl StreamPoller {
         let (config, store) = loop {
             match Self::prepare(&kinesis, &dynamodb, &stream, &options, &region).await {
                 Ok(prepared) => break prepared,
+                // Nothing listens at the endpoint: a wrong URL or port, not a passing fault.
+                Err(error) if error.is_connection_refused() => {
+                    return Err(refused(error, sdk, &region));
+                }
                 Err(error) if error.is_transient() => {
                     tracing::warn!(stream = %stream, error = %error, "preparing the archiver failed; retrying");
                     if !backoff.wait(deadline).await {
@@ -413,13 +430,21 @@ impl StreamPoller {
         // Lambda's default): a person starting an archiver by hand most likely forgot
         // `kinarch setup`, and the error says so.
         let config = read_configured_stream_config(kinesis, stream).await?;
-        if describe_table(dynamodb, &config.table).await?.is_none() {
-            return Err(Error::TableNotFound {
-                table: config.table.clone(),
-                stream: config.stream.clone(),
-                mode: config.mode,
-                region: region.to_owned(),
-            });
+        match describe_table(dynamodb, &config.table).await? {
+            None => {
+                return Err(Error::TableNotFound {
+                    table: config.table.clone(),
+                    stream: config.stream.clone(),
+                    mode: config.mode,
+                    region: region.to_owned(),
+                });
+            }
+            // Writes into it would fail for good (or, worse, overwrite each other): refused
+            // now, not retried batch after batch.
+            Some(info) if !info.key_schema.fits(config.mode) => {
+                return Err(archive_table_mismatch(&info, &config, region));
+            }
+            Some(_) => {}
         }
         let location = match &options.checkpoints {
             Some(location) => location.clone(),
@@ -689,6 +714,36 @@ impl StreamPoller {
             });
         }
         summary
+    }
+}
+
+/// A connection refused while the archiver starts, said as such: the endpoint named, and
+/// that it was not retried.
+fn refused(error: Error, sdk: &SdkConfig, region: &str) -> Error {
+    let endpoint = match sdk.endpoint_url() {
+        Some(url) => format!("endpoint {url}"),
+        None => format!("the AWS endpoint of region {region}"),
+    };
+    match error {
+        Error::Aws {
+            operation,
+            kind,
+            code,
+            status,
+            message,
+            source,
+        } => Error::Aws {
+            operation,
+            kind,
+            code,
+            status,
+            message: format!(
+                "{message}; the connection to {endpoint} was refused: nothing listens there \
+                 (check --endpoint-url and the network); not retried at start-up"
+            ),
+            source,
+        },
+        other => other,
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
@@ -17,7 +18,7 @@ use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointStore};
 use crate::poller::kinesis::{CallError, ShardCalls, to_archive_record};
 use crate::poller::lineage::read_to_end;
-use crate::poller::{MIN_CALL_INTERVAL, PollerOptions, Position};
+use crate::poller::{MIN_CALL_INTERVAL, PollerOptions, Position, StartPosition};
 use crate::write::ArchiveWriter;
 
 /// What every reader of a run shares.
@@ -122,8 +123,9 @@ impl ShardReader {
             let iterator = match self.iterator.take() {
                 Some(iterator) => iterator,
                 None => {
+                    let position = self.opening_position(env).await?;
                     let got = tokio::select! {
-                        got = env.kinesis.shard_iterator(&shard, &self.position) => got,
+                        got = env.kinesis.shard_iterator(&shard, &position) => got,
                         _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
                     };
                     match got {
@@ -289,6 +291,22 @@ impl ShardReader {
                 return Ok(ReaderEnd::Stopped);
             }
         }
+    }
+
+    /// Where the next shard iterator starts. A shard opened at LATEST is checkpointed first
+    /// with the time (`startedAt`), and any later iterator of it starts AT_TIMESTAMP of that
+    /// time (less [`STARTED_AT_MARGIN`](super::checkpoint::STARTED_AT_MARGIN)) until a record is archived: neither a restart nor a
+    /// new iterator in this run loses the records that arrive before the first one lands.
+    async fn opening_position(&mut self, env: &ReadEnv<'_>) -> Result<Position, Error> {
+        if self.position != Position::Start(StartPosition::Latest) {
+            return Ok(self.position.clone());
+        }
+        let checkpoint = Checkpoint::started(Utc::now());
+        env.store.save(&self.shard_id, &checkpoint).await?;
+        if let Some(time) = checkpoint.resume_time() {
+            self.position = Position::Start(StartPosition::AtTimestamp(time));
+        }
+        Ok(Position::Start(StartPosition::Latest))
     }
 
     /// Records a fully archived stretch of the shard: counts, checkpoint, progress.

@@ -48,6 +48,7 @@ use futures::{Stream, StreamExt};
 
 use crate::aws::item::{Item, attr};
 use crate::aws::streams::read_configured_stream_config;
+use crate::aws::tables::describe_table;
 use crate::aws::{aws_error_with, error_code, region_of, send_with_retries};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::names::{StreamName, TableName};
@@ -58,6 +59,7 @@ pub mod locate;
 use crate::domain::sequence::SequenceNumber;
 use crate::domain::timefmt::epoch_seconds_text;
 use crate::error::Error;
+use crate::setup::archive_table_mismatch;
 use locate::Located;
 
 /// A stream of archived records, as [`ArchiveReader::read`] returns it.
@@ -321,6 +323,10 @@ impl ArchiveReader {
                 yield Err(err);
                 return;
             }
+            if let Err(err) = archive.check_table().await {
+                yield Err(err);
+                return;
+            }
             match plan_query(archive.config.mode, &range) {
                 QueryRead::Get { sequence } => {
                     match archive.get(&options.partition_key, sequence.as_ref()).await {
@@ -400,6 +406,10 @@ impl ArchiveReader {
                 )));
                 return;
             }
+            if let Err(err) = archive.check_table().await {
+                yield Err(err);
+                return;
+            }
             let segments = options.segments.max(1);
             let filter = ScanFilter::new(&options);
             let expression = filter.expression();
@@ -444,6 +454,25 @@ impl ArchiveReader {
             stream: self.config.stream.clone(),
             mode: self.config.mode,
             region: self.region.clone(),
+        }
+    }
+
+    /// Refuses a table whose key schema does not fit the mode ([`Error::KeySchemaMismatch`]:
+    /// its queries would fail with a ValidationException and its scans read records of
+    /// another layout) and a missing one ([`Error::TableNotFound`]), with one DescribeTable
+    /// before the first read. Optional: when DescribeTable itself fails (a policy without
+    /// it, a passing fault), the reads go on and report what they meet.
+    async fn check_table(&self) -> Result<(), Error> {
+        match describe_table(&self.dynamodb, &self.config.table).await {
+            Ok(None) => Err(self.table_not_found()),
+            Ok(Some(info)) if !info.key_schema.fits(self.config.mode) => {
+                Err(archive_table_mismatch(&info, &self.config, &self.region))
+            }
+            Ok(Some(_)) => Ok(()),
+            Err(err) => {
+                tracing::debug!(table = %self.config.table, error = %err, "the table's key schema could not be checked; reading anyway");
+                Ok(())
+            }
         }
     }
 

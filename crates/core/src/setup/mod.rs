@@ -37,6 +37,8 @@ use crate::read::locate::{Located, locate, stream_unreadable};
 
 mod plan;
 
+pub(crate) use plan::archive_table_mismatch;
+
 use plan::key_schema_mismatch;
 pub use plan::{
     Observed, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep, StepStatus, TtlChange,

@@ -461,6 +461,18 @@ impl CurrentTags {
     }
 }
 
+/// The error for an archive table whose key schema does not fit the stream's mode, as
+/// `archive`, `query`, `scan`, `reinject` and the Lambda function report it (a permanent
+/// error: no retry can make the table fit).
+pub(crate) fn archive_table_mismatch(
+    info: &TableInfo,
+    config: &StreamArchiveConfig,
+    region: &str,
+) -> Error {
+    let named_by_tag = config.table != config.mode.default_table_name(&config.stream);
+    key_schema_mismatch(info, config.mode, &config.stream, region, named_by_tag)
+}
+
 pub(super) fn key_schema_mismatch(
     info: &TableInfo,
     mode: ArchiveMode,

@@ -18,8 +18,10 @@ use chrono::Utc;
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::Backoff;
+use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::frame::ReplayFrame;
@@ -27,6 +29,7 @@ use crate::domain::plan::{lowest_sequence, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
+use crate::setup::archive_table_mismatch;
 
 /// Tuning of [`ArchiveWriter`].
 #[derive(Debug, Clone)]
@@ -87,6 +90,10 @@ pub struct ArchiveWriter {
 enum RequestFailure {
     /// The table is missing: nothing in this batch can land.
     TableNotFound,
+    /// DynamoDB refused these records as invalid (ValidationException); the message says
+    /// why. When the table's key schema does not fit the mode, the whole batch fails (see
+    /// [`ArchiveWriter::unfit_table`]); otherwise they failed as [`Self::Failed`] ones do.
+    Invalid(String),
     /// These records did not land; the message says why.
     Failed(String),
 }
@@ -101,8 +108,11 @@ impl ArchiveWriter {
     /// given up and reported in [`WriteOutcome::lowest_failed`]; no write is started after
     /// it. Writes are idempotent, so the caller can deliver again from `lowest_failed`.
     ///
-    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]). Records
-    /// replayed into their own source stream are skipped ([`WriteOutcome::skipped_replay`]).
+    /// A missing table is an error for the whole batch ([`Error::TableNotFound`]), and so is
+    /// a table whose key schema does not fit the mode ([`Error::KeySchemaMismatch`]),
+    /// checked with one DescribeTable when DynamoDB refuses a write as invalid
+    /// (ValidationException): retrying cannot help either. Records replayed into their own
+    /// source stream are skipped ([`WriteOutcome::skipped_replay`]).
     pub async fn write(
         &self,
         config: &StreamArchiveConfig,
@@ -153,6 +163,23 @@ impl ArchiveWriter {
         }
     }
 
+    /// After DynamoDB refused a write as invalid: [`Error::KeySchemaMismatch`] when the
+    /// table's key schema does not fit the mode (an ALL table made with a HASH key only,
+    /// say), told by one DescribeTable per batch (`checked`). `None`: it fits, or it could
+    /// not be told; the records failed as others do.
+    async fn unfit_table(&self, config: &StreamArchiveConfig, checked: &mut bool) -> Option<Error> {
+        if std::mem::replace(checked, true) {
+            return None;
+        }
+        let region = crate::aws::region_name(self.dynamodb.config().region());
+        match describe_table(&self.dynamodb, &config.table).await {
+            Ok(Some(info)) if !info.key_schema.fits(config.mode) => {
+                Some(archive_table_mismatch(&info, config, &region))
+            }
+            _ => None,
+        }
+    }
+
     async fn write_all(
         &self,
         config: &StreamArchiveConfig,
@@ -169,6 +196,7 @@ impl ArchiveWriter {
         outcome.skipped_older = records.len() - planned;
 
         let mut landed = vec![false; records.len()];
+        let mut checked = false;
         // A request's items are built when it starts, so only the requests in flight hold
         // items: a batch's items all at once would be ~1 KiB per record.
         let mut oversize = 0;
@@ -192,6 +220,12 @@ impl ArchiveWriter {
             }
             match failure {
                 Some(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
+                Some(RequestFailure::Invalid(message)) => {
+                    if let Some(error) = self.unfit_table(config, &mut checked).await {
+                        return Err(error);
+                    }
+                    outcome.first_error.get_or_insert(message);
+                }
                 Some(RequestFailure::Failed(message)) => {
                     outcome.first_error.get_or_insert(message);
                 }
@@ -292,6 +326,11 @@ impl ArchiveWriter {
                         return (Vec::new(), Some(RequestFailure::TableNotFound));
                     }
                     let message = format!("DynamoDB.BatchWriteItem on {table}: {}", describe(&err));
+                    if kind_of(&err) == AwsErrorKind::Validation {
+                        let (landed, _) =
+                            self.landed_except(&all, &pending, &index_of, key_of, &message);
+                        return (landed, Some(RequestFailure::Invalid(message)));
+                    }
                     if !is_transient(&err) {
                         return self.landed_except(&all, &pending, &index_of, key_of, &message);
                     }
@@ -352,11 +391,19 @@ impl ArchiveWriter {
             })
             .buffer_unordered(self.options.latest_concurrency.max(1));
         let mut failed_keys = std::collections::HashSet::new();
+        let mut checked = false;
         while let Some((i, result)) = results.next().await {
             match result {
                 Ok(true) => outcome.written += 1,
                 Ok(false) => outcome.skipped_older += 1,
                 Err(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
+                Err(RequestFailure::Invalid(message)) => {
+                    if let Some(error) = self.unfit_table(config, &mut checked).await {
+                        return Err(error);
+                    }
+                    outcome.first_error.get_or_insert(message);
+                    failed_keys.insert(records[i].partition_key.as_str());
+                }
                 Err(RequestFailure::Failed(message)) => {
                     outcome.first_error.get_or_insert(message);
                     failed_keys.insert(records[i].partition_key.as_str());
@@ -415,6 +462,12 @@ impl ArchiveWriter {
                 Ok(Err(err)) => match error_code(&err) {
                     Some("ConditionalCheckFailedException") => return Ok(false),
                     Some("ResourceNotFoundException") => return Err(RequestFailure::TableNotFound),
+                    _ if kind_of(&err) == AwsErrorKind::Validation => {
+                        return Err(RequestFailure::Invalid(format!(
+                            "DynamoDB.PutItem on {table}: {}",
+                            describe(&err)
+                        )));
+                    }
                     _ => {
                         let message = format!("DynamoDB.PutItem on {table}: {}", describe(&err));
                         if !is_transient(&err) {
