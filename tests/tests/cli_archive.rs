@@ -1161,7 +1161,10 @@ async fn a_closed_endpoint_port_fails_at_start_up_within_seconds() {
     .await;
     let elapsed = started.elapsed();
     run.expect_code(1);
-    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+    // Not a speed test (shared machines are slow at times): the start-up loop would retry a
+    // passing fault for 60 s and warn each time; a refused connection must skip it.
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+    assert!(elapsed < Duration::from_secs(50), "took {elapsed:?}");
     assert!(
         run.stderr.contains(&endpoint)
             && run.stderr.contains("refused")

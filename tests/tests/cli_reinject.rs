@@ -421,9 +421,11 @@ async fn reinject_refuses_a_table_whose_key_schema_does_not_fit_the_mode() {
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     kinarch_tests::dynamo::stream_with_hash_only_table(&kinesis_client, &dynamodb, "misfit").await;
+    // --yes: a raw replay into the source asks first (issue 11.5); the refusal must come
+    // from the table, not from that question.
     for args in [
-        &["reinject", "misfit"][..],
-        &["reinject", "misfit", "--partition-key", "k", "--from", "1"],
+        &["reinject", "misfit", "--yes"][..],
+        &["reinject", "misfit", "--yes", "--partition-key", "k", "--from", "1"],
     ] {
         let run = kinarch(&moto, args).await;
         run.expect_code(1);
