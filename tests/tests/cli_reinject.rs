@@ -425,7 +425,15 @@ async fn reinject_refuses_a_table_whose_key_schema_does_not_fit_the_mode() {
     // from the table, not from that question.
     for args in [
         &["reinject", "misfit", "--yes"][..],
-        &["reinject", "misfit", "--yes", "--partition-key", "k", "--from", "1"],
+        &[
+            "reinject",
+            "misfit",
+            "--yes",
+            "--partition-key",
+            "k",
+            "--from",
+            "1",
+        ],
     ] {
         let run = kinarch(&moto, args).await;
         run.expect_code(1);

@@ -7,13 +7,13 @@ use kinarch_core::Error;
 use kinarch_core::aws::error::AwsErrorKind;
 
 /// Exit code of a runtime failure (AWS, a missing stream or table, ...).
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Exit code of a usage error; clap uses the same for its own.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// Why a command did not succeed.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The command line asks for something that cannot work; exit 2.
     Usage(String),
     /// Something went wrong while running; exit 1.
@@ -25,7 +25,7 @@ pub enum Failure {
 
 impl Failure {
     /// Prints the message (if any) to standard error and returns the exit code.
-    pub fn report(self) -> ExitCode {
+    pub(crate) fn report(self) -> ExitCode {
         match self {
             Failure::OutputClosed => ExitCode::SUCCESS,
             Failure::Usage(message) => {

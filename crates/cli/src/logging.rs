@@ -19,7 +19,7 @@ fn directives(verbose: u8, quiet: bool) -> &'static str {
 }
 
 /// Installs the subscriber. RUST_LOG, when set, overrides `-v`/`-q`.
-pub fn init(global: &GlobalArgs) {
+pub(crate) fn init(global: &GlobalArgs) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(directives(global.verbose, global.quiet)));
     tracing_subscriber::fmt()

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 
 /// Writes a line to standard error, ignoring failure (`eprintln!` would panic when standard
 /// error is closed).
-pub fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{text}");
 }

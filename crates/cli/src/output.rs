@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::cli::OutputFormat;
 
 /// `1 record`, `2 records`: a count with its noun, singular or plural.
-pub fn count(n: u64, noun: &str) -> String {
+pub(crate) fn count(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -20,14 +20,14 @@ pub fn count(n: u64, noun: &str) -> String {
 
 /// Why a record was not printed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum NotPrinted {
+pub(crate) enum NotPrinted {
     /// The record was too large for an item, so its bytes are not in the archive; only
     /// `--output jsonl` can show it (with `oversize` and `recordSize`).
     Oversize(u64),
 }
 
 /// Appends one record in `format` to `out`, newline included.
-pub fn format_record(
+pub(crate) fn format_record(
     format: OutputFormat,
     record: &ArchiveRecord,
     out: &mut Vec<u8>,
@@ -50,7 +50,7 @@ pub fn format_record(
 }
 
 /// A record as a JSON object with the table contract's attribute names.
-pub fn record_json(record: &ArchiveRecord) -> Value {
+pub(crate) fn record_json(record: &ArchiveRecord) -> Value {
     let mut object = Map::new();
     object.insert("partitionKey".into(), json!(record.partition_key));
     object.insert(
@@ -86,7 +86,7 @@ pub fn record_json(record: &ArchiveRecord) -> Value {
 /// Writes records to standard output through one lock and one buffer. On a terminal every
 /// record is flushed at once, so records show as they come; into a pipe or file they are
 /// buffered. A closed pipe comes back as an `io::ErrorKind::BrokenPipe` error.
-pub struct RecordWriter {
+pub(crate) struct RecordWriter {
     format: OutputFormat,
     out: io::BufWriter<io::StdoutLock<'static>>,
     flush_each: bool,
@@ -95,7 +95,7 @@ pub struct RecordWriter {
 
 impl RecordWriter {
     /// A writer on standard output.
-    pub fn stdout(format: OutputFormat) -> Self {
+    pub(crate) fn stdout(format: OutputFormat) -> Self {
         let stdout = io::stdout();
         let flush_each = stdout.is_terminal();
         Self {
@@ -107,7 +107,7 @@ impl RecordWriter {
     }
 
     /// Writes one record. `Ok(Err(..))`: the record cannot be shown in this format.
-    pub fn write(&mut self, record: &ArchiveRecord) -> io::Result<Result<(), NotPrinted>> {
+    pub(crate) fn write(&mut self, record: &ArchiveRecord) -> io::Result<Result<(), NotPrinted>> {
         self.scratch.clear();
         if let Err(why) = format_record(self.format, record, &mut self.scratch) {
             return Ok(Err(why));
@@ -120,7 +120,7 @@ impl RecordWriter {
     }
 
     /// Flushes what is buffered.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         self.out.flush()
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Counts records and, when shown, draws them with their rate.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     records: u64,
@@ -22,13 +22,13 @@ pub struct Progress {
 impl Progress {
     /// Starts a progress line if standard error is a terminal, standard output is not, and
     /// `quiet` is false.
-    pub fn start(quiet: bool) -> Self {
+    pub(crate) fn start(quiet: bool) -> Self {
         Self::new(!quiet && std::io::stderr().is_terminal() && !std::io::stdout().is_terminal())
     }
 
     /// Starts a progress line if standard error is a terminal and `quiet` is false, for
     /// commands that write nothing to standard output while they work.
-    pub fn start_status(quiet: bool) -> Self {
+    pub(crate) fn start_status(quiet: bool) -> Self {
         Self::new(!quiet && std::io::stderr().is_terminal())
     }
 
@@ -52,7 +52,7 @@ impl Progress {
     }
 
     /// One more record written.
-    pub fn record(&mut self) {
+    pub(crate) fn record(&mut self) {
         self.records += 1;
         if let Some(bar) = &self.bar {
             bar.inc(1);
@@ -60,7 +60,7 @@ impl Progress {
     }
 
     /// Sets the count of records done, and the text after it.
-    pub fn set(&mut self, records: u64, message: String) {
+    pub(crate) fn set(&mut self, records: u64, message: String) {
         self.records = records;
         if let Some(bar) = &self.bar {
             bar.set_position(records);
@@ -69,14 +69,14 @@ impl Progress {
     }
 
     /// Clears the progress line, leaving nothing (the command prints its own summary).
-    pub fn clear(self) {
+    pub(crate) fn clear(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
     }
 
     /// Prints a message on standard error without garbling the progress line.
-    pub fn message(&self, text: &str) {
+    pub(crate) fn message(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.suspend(|| crate::say(text)),
             None => crate::say(text),
@@ -84,7 +84,7 @@ impl Progress {
     }
 
     /// Clears the progress line and, if it was shown, leaves a summary in its place.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
             let seconds = self.started.elapsed().as_secs_f64();
@@ -94,7 +94,7 @@ impl Progress {
 }
 
 /// `1200 records in 2.0 s (600 records/s)`.
-pub fn summary(records: u64, seconds: f64) -> String {
+pub(crate) fn summary(records: u64, seconds: f64) -> String {
     let rate = if seconds > 0.0 {
         records as f64 / seconds
     } else {

@@ -7,38 +7,38 @@ use std::io::{self, BufRead, Write};
 const ATTEMPTS: usize = 5;
 
 /// Asks questions on `output` and reads answers from `input`.
-pub struct Prompter<R, W> {
+pub(crate) struct Prompter<R, W> {
     input: R,
     output: W,
 }
 
 impl Prompter<io::StdinLock<'static>, io::Stderr> {
     /// Questions on standard error, answers from standard input.
-    pub fn stdio() -> Self {
+    pub(crate) fn stdio() -> Self {
         Self::new(io::stdin().lock(), io::stderr())
     }
 }
 
 impl<R: BufRead, W: Write> Prompter<R, W> {
     /// A prompter on any reader and writer (tests use in-memory ones).
-    pub fn new(input: R, output: W) -> Self {
+    pub(crate) fn new(input: R, output: W) -> Self {
         Self { input, output }
     }
 
     /// The writer back, with everything asked on it.
     #[cfg(test)]
-    pub fn into_output(self) -> W {
+    pub(crate) fn into_output(self) -> W {
         self.output
     }
 
     /// Prints a line of information.
-    pub fn tell(&mut self, text: &str) -> io::Result<()> {
+    pub(crate) fn tell(&mut self, text: &str) -> io::Result<()> {
         writeln!(self.output, "{text}")?;
         self.output.flush()
     }
 
     /// Asks `question`; `None` at the end of input (Ctrl-D).
-    pub fn ask(&mut self, question: &str) -> io::Result<Option<String>> {
+    pub(crate) fn ask(&mut self, question: &str) -> io::Result<Option<String>> {
         write!(self.output, "{question} ")?;
         self.output.flush()?;
         let mut line = String::new();
@@ -52,7 +52,7 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
     /// Asks until `parse` accepts the answer. An empty answer or the end of input gives
     /// `Ok(None)`, which callers take as "the default". After [`ATTEMPTS`] invalid answers
     /// the last problem is returned as the error.
-    pub fn ask_parsed<T>(
+    pub(crate) fn ask_parsed<T>(
         &mut self,
         question: &str,
         parse: impl Fn(&str) -> Result<T, String>,
@@ -75,7 +75,7 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
     }
 
     /// Asks a yes/no question whose default is no.
-    pub fn confirm(&mut self, question: &str) -> io::Result<bool> {
+    pub(crate) fn confirm(&mut self, question: &str) -> io::Result<bool> {
         let answer = self.ask(&format!("{question} [y/N]"))?;
         Ok(matches!(
             answer.as_deref().map(str::to_ascii_lowercase).as_deref(),

@@ -14,7 +14,11 @@ use crate::output::count;
 use crate::progress::Progress;
 
 /// Archives until caught up (or, with --follow, until a signal), then prints the summary.
-pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ArchiveArgs) -> Result<(), Failure> {
+pub(crate) async fn run(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    args: ArchiveArgs,
+) -> Result<(), Failure> {
     // Listen before anything else: a signal that comes while the archiver starts must stop
     // it cleanly too, not kill it.
     let shutdown = shutdown_signal()?;
@@ -108,7 +112,7 @@ fn seconds(summary: &ArchiveSummary) -> f64 {
 }
 
 /// The summary as one JSON object (camelCase, like the table contract).
-pub fn summary_json(summary: &ArchiveSummary) -> Value {
+pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
     let checkpoints = match &summary.checkpoints {
         CheckpointLocation::Table(table) => json!({ "table": table.as_str() }),
         CheckpointLocation::File(path) => json!({ "file": path.display().to_string() }),
@@ -140,7 +144,7 @@ pub fn summary_json(summary: &ArchiveSummary) -> Value {
 }
 
 /// The summary for people: a headline, a table of shards, where the checkpoints are.
-pub fn render(summary: &ArchiveSummary) -> String {
+pub(crate) fn render(summary: &ArchiveSummary) -> String {
     let config = &summary.config;
     let why = match summary.stopped {
         kinarch_core::poller::StopReason::CaughtUp => "caught up",

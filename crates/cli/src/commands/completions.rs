@@ -8,7 +8,7 @@ use crate::cli::{Cli, CompletionsArgs};
 use crate::failure::Failure;
 
 /// Prints the completion script for the shell.
-pub fn run(args: CompletionsArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: CompletionsArgs) -> Result<(), Failure> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "kinarch", &mut script);
     let mut stdout = std::io::stdout().lock();

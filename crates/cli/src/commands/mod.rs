@@ -19,7 +19,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::failure::Failure;
 
 /// Runs the command the command line asks for.
-pub async fn run(cli: Cli) -> Result<(), Failure> {
+pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     let global = cli.global;
     match cli.command {
         Command::Setup(args) => setup::run(&global, args).await,

@@ -46,7 +46,11 @@ impl Problems {
 }
 
 /// Reads standard input, sends the records, reports what could not be sent.
-pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: PutArgs) -> Result<(), Failure> {
+pub(crate) async fn run(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    args: PutArgs,
+) -> Result<(), Failure> {
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
     // Fails early and clearly for an unknown stream, even when the input is empty.
     describe_stream_summary(&kinesis, &args.stream).await?;

@@ -11,7 +11,11 @@ use crate::output::{NotPrinted, RecordWriter};
 use crate::progress::Progress;
 
 /// `kinarch query`.
-pub async fn query(sdk: &SdkConfig, global: &GlobalArgs, args: QueryArgs) -> Result<(), Failure> {
+pub(crate) async fn query(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    args: QueryArgs,
+) -> Result<(), Failure> {
     if let (Some(from), Some(to)) = (&args.from, &args.to)
         && from > to
     {
@@ -39,7 +43,11 @@ pub async fn query(sdk: &SdkConfig, global: &GlobalArgs, args: QueryArgs) -> Res
 }
 
 /// `kinarch scan`.
-pub async fn scan(sdk: &SdkConfig, global: &GlobalArgs, args: ScanArgs) -> Result<(), Failure> {
+pub(crate) async fn scan(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    args: ScanArgs,
+) -> Result<(), Failure> {
     let selection = Selection::Scan(ScanOptions {
         from_sequence: args.from_seq,
         archived_after: args.archived_after,

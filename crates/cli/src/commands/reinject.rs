@@ -13,7 +13,11 @@ use crate::progress::Progress;
 use crate::prompt::Prompter;
 
 /// `kinarch reinject`.
-pub async fn run(sdk: &SdkConfig, global: &GlobalArgs, args: ReinjectArgs) -> Result<(), Failure> {
+pub(crate) async fn run(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    args: ReinjectArgs,
+) -> Result<(), Failure> {
     if let (Some(from), Some(to)) = (&args.from, &args.to)
         && from > to
     {

@@ -8,7 +8,8 @@ use kinarch_core::setup::{
 };
 use kinarch_core::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
 
-use crate::cli::{BillingArg, GlobalArgs, SetupArgs, parse_capacity};
+use crate::cli::values::parse_capacity;
+use crate::cli::{BillingArg, GlobalArgs, SetupArgs};
 use crate::failure::Failure;
 use crate::prompt::Prompter;
 
@@ -16,7 +17,7 @@ use crate::prompt::Prompter;
 const DEFAULT_CAPACITY: u64 = 5;
 
 /// Plans, asks (on a terminal), applies and prints what was done.
-pub async fn run(global: &GlobalArgs, args: SetupArgs) -> Result<(), Failure> {
+pub(crate) async fn run(global: &GlobalArgs, args: SetupArgs) -> Result<(), Failure> {
     let sdk = super::connect(global, args.setup_region.as_deref()).await?;
     let setup = Setup::new(&sdk);
     let interactive = std::io::stdin().is_terminal() && !args.yes && !args.dry_run;

@@ -12,7 +12,7 @@ use crate::cli::StatusArgs;
 use crate::failure::Failure;
 
 /// Prints how the stream is archived.
-pub async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
+pub(crate) async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
     let status = Setup::new(sdk)
         .status(&args.stream, args.table.as_ref())
         .await?;
@@ -23,7 +23,7 @@ pub async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
 }
 
 /// The status as aligned `label  value` lines.
-pub fn render(status: &ArchiveStatus) -> String {
+pub(crate) fn render(status: &ArchiveStatus) -> String {
     let config = &status.config;
     let stream = &config.stream;
     let mut lines: Vec<(&str, String)> = match (&status.stream, &status.located) {

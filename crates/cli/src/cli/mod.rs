@@ -11,10 +11,12 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
-use kinarch_core::domain::timefmt::parse_time;
-use kinarch_core::poller::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, StartPosition};
-use kinarch_core::read::{MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS};
+use kinarch_core::poller::{DEFAULT_BATCH_SIZE, StartPosition};
 use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
+
+pub(crate) mod values;
+
+use values::*;
 
 const ABOUT: &str = "Archive Amazon Kinesis Data Streams in DynamoDB: set a stream up, look records up, scan the archive.";
 
@@ -57,40 +59,40 @@ const GLOBAL: &str = "Global options";
     after_help = AFTER_HELP,
     propagate_version = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// AWS options and verbosity, accepted before or after the subcommand.
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Options of every subcommand.
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// AWS region of the stream and its table [default: AWS_REGION, or the profile's region].
     #[arg(long, global = true, value_name = "REGION", value_parser = parse_region, help_heading = GLOBAL)]
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// Named profile of the AWS config files [default: AWS_PROFILE, or "default"].
     #[arg(long, global = true, value_name = "NAME", help_heading = GLOBAL)]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Send every AWS request to this endpoint, e.g. a local emulator or a VPC endpoint
     /// [default: AWS_ENDPOINT_URL, or the service's public endpoint].
     #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint, help_heading = GLOBAL)]
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
     /// More messages on standard error: -v progress of each step, -vv details and AWS
     /// calls, -vvv everything. RUST_LOG, when set, overrides this.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Print errors only: no progress, no warnings, no setup report.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Set a stream up for archiving: tag it and create its table.
     #[command(
         long_about = "\
@@ -273,46 +275,46 @@ Examples:
 
 /// `kinarch setup`.
 #[derive(Debug, Clone, Args)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     /// The Kinesis stream to archive.
     #[arg(value_parser = parse_stream)]
-    pub stream: StreamName,
+    pub(crate) stream: StreamName,
     /// ALL keeps every record; LATEST keeps the newest record of each partition key.
     #[arg(value_name = "ALL|LATEST", value_parser = parse_mode)]
-    pub mode: ArchiveMode,
+    pub(crate) mode: ArchiveMode,
     /// AWS region (the same as --region; the positional form of the original tool).
     #[arg(value_name = "REGION", value_parser = parse_region)]
-    pub setup_region: Option<String>,
+    pub(crate) setup_region: Option<String>,
     /// Archived items expire this many seconds after archiving (DynamoDB TTL).
     #[arg(long, value_name = "SECONDS", value_parser = parse_ttl_seconds, conflicts_with = "no_ttl", allow_hyphen_values = true)]
-    pub ttl_seconds: Option<ArchiveTtl>,
+    pub(crate) ttl_seconds: Option<ArchiveTtl>,
     /// Archived items never expire: removes the stream's ArchiveTTL tag.
     #[arg(long)]
-    pub no_ttl: bool,
+    pub(crate) no_ttl: bool,
     /// Billing of the table, if it has to be created [default: on-demand].
     #[arg(long, value_enum, value_name = "MODE")]
-    pub billing: Option<BillingArg>,
+    pub(crate) billing: Option<BillingArg>,
     /// Read capacity units of a provisioned table (implies --billing provisioned) [default: 5].
     #[arg(long, value_name = "UNITS", value_parser = parse_capacity, allow_hyphen_values = true)]
-    pub read_capacity: Option<u64>,
+    pub(crate) read_capacity: Option<u64>,
     /// Write capacity units of a provisioned table (implies --billing provisioned) [default: 5].
     #[arg(long, value_name = "UNITS", value_parser = parse_capacity, allow_hyphen_values = true)]
-    pub write_capacity: Option<u64>,
+    pub(crate) write_capacity: Option<u64>,
     /// Ask nothing: use the defaults for what was not given, and apply without asking.
     #[arg(short, long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Show what would be done, change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Archive into this existing (or new) table instead of <stream>-archive-<MODE>: its key
     /// schema is checked, and the stream gets the ArchiveTableName tag.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub table: Option<TableName>,
+    pub(crate) table: Option<TableName>,
 }
 
 /// Table billing as typed on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BillingArg {
+pub(crate) enum BillingArg {
     /// Pay per request (PAY_PER_REQUEST).
     OnDemand,
     /// Provisioned read and write capacity.
@@ -321,34 +323,34 @@ pub enum BillingArg {
 
 /// `kinarch status`.
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The Kinesis stream.
     #[arg(value_parser = parse_stream)]
-    pub stream: StreamName,
+    pub(crate) stream: StreamName,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub table: Option<TableName>,
+    pub(crate) table: Option<TableName>,
 }
 
 /// Options shared by `query` and `scan`.
 #[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Print at most N records.
     #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
-    pub limit: Option<NonZeroUsize>,
+    pub(crate) limit: Option<NonZeroUsize>,
     /// How to print each record.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Data)]
-    pub output: OutputFormat,
+    pub(crate) output: OutputFormat,
     /// Items read per DynamoDB request [default: up to 1 MB per request]. Smaller pages
     /// spread the reads of a provisioned table over time.
     #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
-    pub page_size: Option<u32>,
+    pub(crate) page_size: Option<u32>,
 }
 
 /// How records are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// The record's bytes as they are, then a newline.
     Data,
     /// One JSON object per line: every attribute; the bytes as base64 in "recordData" and,
@@ -360,155 +362,155 @@ pub enum OutputFormat {
 
 /// `kinarch query`.
 #[derive(Debug, Clone, Args)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// The Kinesis stream whose archive is read.
     #[arg(value_parser = parse_stream)]
-    pub stream: StreamName,
+    pub(crate) stream: StreamName,
     /// The records' partition key (put `--` before a key that starts with '-').
     #[arg(value_name = "PARTITION_KEY", value_parser = parse_partition_key)]
-    pub partition_key: String,
+    pub(crate) partition_key: String,
     /// Only records from this sequence number on (inclusive).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub from: Option<SequenceNumber>,
+    pub(crate) from: Option<SequenceNumber>,
     /// Only records up to this sequence number (inclusive).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub to: Option<SequenceNumber>,
+    pub(crate) to: Option<SequenceNumber>,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub table: Option<TableName>,
+    pub(crate) table: Option<TableName>,
     /// Limit, format, page size.
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
 }
 
 /// `kinarch scan`.
 #[derive(Debug, Clone, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// The Kinesis stream whose archive is read.
     #[arg(value_parser = parse_stream)]
-    pub stream: StreamName,
+    pub(crate) stream: StreamName,
     /// Only records with at least this sequence number (numeric comparison).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub from_seq: Option<SequenceNumber>,
+    pub(crate) from_seq: Option<SequenceNumber>,
     /// Only records archived at or after TIME (RFC 3339 or epoch seconds).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub archived_after: Option<DateTime<Utc>>,
+    pub(crate) archived_after: Option<DateTime<Utc>>,
     /// Only records that reached Kinesis at or after TIME (RFC 3339 or epoch seconds).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub arrived_after: Option<DateTime<Utc>>,
+    pub(crate) arrived_after: Option<DateTime<Utc>>,
     /// Read the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_segments, allow_hyphen_values = true)]
-    pub segments: u32,
+    pub(crate) segments: u32,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub table: Option<TableName>,
+    pub(crate) table: Option<TableName>,
     /// Limit, format, page size.
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub(crate) output: OutputArgs,
 }
 
 /// `kinarch reinject`.
 #[derive(Debug, Clone, Args)]
-pub struct ReinjectArgs {
+pub(crate) struct ReinjectArgs {
     /// The stream whose archive is read.
     #[arg(value_parser = parse_stream)]
-    pub source: StreamName,
+    pub(crate) source: StreamName,
     /// The stream to send the records to [default: the source stream].
     #[arg(long, value_name = "STREAM", value_parser = parse_stream)]
-    pub target: Option<StreamName>,
+    pub(crate) target: Option<StreamName>,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub table: Option<TableName>,
+    pub(crate) table: Option<TableName>,
 
     /// Only the records of this partition key (a query; put `--` before a key starting with '-').
     #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["from_seq", "archived_after", "arrived_after", "segments"])]
-    pub partition_key: Option<String>,
+    pub(crate) partition_key: Option<String>,
     /// With --partition-key: only records from this sequence number on (inclusive).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
-    pub from: Option<SequenceNumber>,
+    pub(crate) from: Option<SequenceNumber>,
     /// With --partition-key: only records up to this sequence number (inclusive).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
-    pub to: Option<SequenceNumber>,
+    pub(crate) to: Option<SequenceNumber>,
     /// Only records with at least this sequence number (numeric comparison; a scan).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
-    pub from_seq: Option<SequenceNumber>,
+    pub(crate) from_seq: Option<SequenceNumber>,
     /// Only records archived at or after TIME (RFC 3339 or epoch seconds; a scan).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
-    pub archived_after: Option<DateTime<Utc>>,
+    pub(crate) archived_after: Option<DateTime<Utc>>,
     /// Only records that reached Kinesis at or after TIME (RFC 3339 or epoch seconds; a scan).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
-    pub arrived_after: Option<DateTime<Utc>>,
+    pub(crate) arrived_after: Option<DateTime<Utc>>,
     /// Scan the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", value_parser = parse_segments, allow_hyphen_values = true, help_heading = "Selection")]
-    pub segments: Option<u32>,
+    pub(crate) segments: Option<u32>,
     /// Read at most N records.
     #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
-    pub limit: Option<NonZeroUsize>,
+    pub(crate) limit: Option<NonZeroUsize>,
 
     /// Frame each record with its original metadata: <sep><json><sep><original bytes>.
     #[arg(long, help_heading = "Framing")]
-    pub metadata: bool,
+    pub(crate) metadata: bool,
     /// The one-byte separator of --metadata framing.
     #[arg(long, value_name = "CHAR", default_value = "|", value_parser = parse_separator, requires = "metadata", help_heading = "Framing")]
-    pub separator: u8,
+    pub(crate) separator: u8,
 
     /// Send at most N records per second.
     #[arg(long, value_name = "N", value_parser = parse_rate, allow_hyphen_values = true, help_heading = "Pace")]
-    pub rate: Option<NonZeroU32>,
+    pub(crate) rate: Option<NonZeroU32>,
     /// PutRecords calls in flight at once (1 to 64).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_concurrency, allow_hyphen_values = true, help_heading = "Pace")]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Show what would be sent; send nothing.
     #[arg(long, help_heading = "Pace")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Replay into the source stream without --metadata without asking (the records are
     /// archived again as new records).
     #[arg(short, long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 /// `kinarch completions`.
 #[derive(Debug, Clone, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 /// `kinarch archive`.
 #[derive(Debug, Clone, Args)]
-pub struct ArchiveArgs {
+pub(crate) struct ArchiveArgs {
     /// The Kinesis stream to archive (set up with `kinarch setup`).
     #[arg(value_parser = parse_stream)]
-    pub stream: StreamName,
+    pub(crate) stream: StreamName,
     /// Where shards without a checkpoint start: TRIM_HORIZON (the oldest record kept),
     /// LATEST (only records that arrive from now on), or a time (RFC 3339 or epoch seconds).
     #[arg(long, value_name = "POSITION", default_value = "TRIM_HORIZON", value_parser = parse_start, allow_hyphen_values = true)]
-    pub from: StartPosition,
+    pub(crate) from: StartPosition,
     /// Keep reading after catching up, until Ctrl-C or SIGTERM.
     #[arg(long)]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// Records per GetRecords call and per batch written (1 to 10000). Bounds memory: at
     /// most 8 batches are held at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE, value_parser = parse_batch_size, allow_hyphen_values = true)]
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Keep checkpoints in this DynamoDB table [default: <archive table>-checkpoints].
     #[arg(long, value_name = "NAME", value_parser = parse_table, conflicts_with = "checkpoint_file")]
-    pub checkpoint_table: Option<TableName>,
+    pub(crate) checkpoint_table: Option<TableName>,
     /// Keep checkpoints in this local JSON file instead of a DynamoDB table.
     #[arg(long, value_name = "PATH", value_parser = parse_path)]
-    pub checkpoint_file: Option<PathBuf>,
+    pub(crate) checkpoint_file: Option<PathBuf>,
     /// How to print the summary at the end (on standard output).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
-    pub output: SummaryFormat,
+    pub(crate) output: SummaryFormat,
 }
 
 /// How a summary is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SummaryFormat {
+pub(crate) enum SummaryFormat {
     /// Lines for people.
     Text,
     /// One JSON object.
@@ -517,157 +519,22 @@ pub enum SummaryFormat {
 
 /// `kinarch put`.
 #[derive(Debug, Clone, Args)]
-pub struct PutArgs {
+pub(crate) struct PutArgs {
     /// The Kinesis stream to write to.
     #[arg(value_parser = parse_stream)]
-    pub stream: StreamName,
+    pub(crate) stream: StreamName,
     /// The partition key of every record.
     #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, required_unless_present = "key_field", conflicts_with = "key_field")]
-    pub partition_key: Option<String>,
+    pub(crate) partition_key: Option<String>,
     /// Take each record's partition key from this field of the line, a JSON object.
     #[arg(long, value_name = "NAME", conflicts_with = "base64")]
-    pub key_field: Option<String>,
+    pub(crate) key_field: Option<String>,
     /// Each line is the standard base64 of the record bytes.
     #[arg(long)]
-    pub base64: bool,
+    pub(crate) base64: bool,
 }
 
 // ---- value parsers: a bad value is a usage error that says what is allowed ----------------
-
-fn parse_separator(text: &str) -> Result<u8, String> {
-    kinarch_core::domain::frame::parse_separator(text).map_err(|e| e.to_string())
-}
-
-fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
-    text.parse::<NonZeroU32>()
-        .map_err(|_| "the rate is a whole number of records per second, at least 1".to_owned())
-}
-
-fn parse_concurrency(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=64).contains(&n) => Ok(n),
-        _ => Err("the concurrency is a whole number from 1 to 64".to_owned()),
-    }
-}
-
-fn parse_start(text: &str) -> Result<StartPosition, String> {
-    StartPosition::parse(text).map_err(|e| e.to_string())
-}
-
-fn parse_batch_size(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "the batch size must be a whole number of records from 1 to {MAX_BATCH_SIZE} \
-             (GetRecords' limit)"
-        )),
-    }
-}
-
-fn parse_table(text: &str) -> Result<TableName, String> {
-    TableName::new(text).map_err(|e| e.to_string())
-}
-
-fn parse_path(text: &str) -> Result<PathBuf, String> {
-    if text.is_empty() {
-        Err("the path is empty".to_owned())
-    } else {
-        Ok(PathBuf::from(text))
-    }
-}
-
-fn parse_stream(text: &str) -> Result<StreamName, String> {
-    StreamName::new(text).map_err(|e| e.to_string())
-}
-
-fn parse_mode(text: &str) -> Result<ArchiveMode, String> {
-    text.parse::<ArchiveMode>().map_err(|e| e.to_string())
-}
-
-fn parse_sequence(text: &str) -> Result<SequenceNumber, String> {
-    SequenceNumber::parse(text).map_err(|e| e.to_string())
-}
-
-fn parse_time_arg(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_time(text).map_err(|e| e.to_string())
-}
-
-fn parse_limit(text: &str) -> Result<NonZeroUsize, String> {
-    text.trim()
-        .parse::<NonZeroUsize>()
-        .map_err(|_| "the limit must be a whole number of records, at least 1".to_owned())
-}
-
-fn parse_page_size(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("the page size must be a whole number of items, at least 1".to_owned()),
-    }
-}
-
-fn parse_segments(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_SEGMENTS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "the number of segments must be a whole number from 1 to {MAX_SEGMENTS}"
-        )),
-    }
-}
-
-fn parse_ttl_seconds(text: &str) -> Result<ArchiveTtl, String> {
-    let seconds: u64 = text.trim().parse().map_err(|_| {
-        format!(
-            "the TTL must be a whole number of seconds from 1 to {} (e.g. 2592000 for 30 days)",
-            ArchiveTtl::MAX_SECONDS
-        )
-    })?;
-    ArchiveTtl::from_seconds(seconds).map_err(|_| {
-        format!(
-            "the TTL must be from 1 to {} seconds (100 years)",
-            ArchiveTtl::MAX_SECONDS
-        )
-    })
-}
-
-/// Parses capacity units (1 to 1,000,000; AWS account quotas are lower and AWS says so).
-pub fn parse_capacity(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
-        _ => Err("capacity units must be a whole number, at least 1".to_owned()),
-    }
-}
-
-fn parse_partition_key(text: &str) -> Result<String, String> {
-    let chars = text.chars().count();
-    if (1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
-        Ok(text.to_owned())
-    } else {
-        Err(format!(
-            "a partition key has 1 to {MAX_PARTITION_KEY_CHARS} characters (this one has {chars})"
-        ))
-    }
-}
-
-fn parse_region(text: &str) -> Result<String, String> {
-    let ok = !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(text.to_owned())
-    } else {
-        Err("an AWS region is lower-case letters, digits and '-', like eu-west-1".to_owned())
-    }
-}
-
-fn parse_endpoint(text: &str) -> Result<String, String> {
-    if (text.starts_with("http://") || text.starts_with("https://")) && text.len() > 8 {
-        Ok(text.to_owned())
-    } else {
-        Err("the endpoint must be a URL starting with http:// or https://".to_owned())
-    }
-}
 
 #[cfg(test)]
 mod tests {
