@@ -25,6 +25,8 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
     ("kinesis:GetShardIterator", "event source mapping: positions each shard reader"),
     ("kinesis:ListShards", "event source mapping: finds shards, including after resharding"),
     ("sqs:SendMessage", "event source mapping: OnFailure destination for exhausted batches"),
+    ("s3:PutObject", "event source mapping: OnFailureDestination=s3 writes the failed batch"),
+    ("s3:ListBucket", "event source mapping: OnFailureDestination=s3 checks the bucket"),
     // The function (crates/core).
     ("kinesis:ListTagsForStream", "function: streams.rs reads the archive config from tags"),
     ("dynamodb:BatchWriteItem", "function: writer.rs writes ALL-mode archives"),
@@ -222,15 +224,53 @@ fn permission_statements(tpl: &Value) -> Vec<(String, Value)> {
 
 fn is_data_action(action: &str) -> bool {
     let service = action.split(':').next().unwrap_or("").to_ascii_lowercase();
-    matches!(service.as_str(), "kinesis" | "dynamodb" | "sqs")
+    matches!(service.as_str(), "kinesis" | "dynamodb" | "sqs" | "s3")
 }
 
-/// Everything wrong with the template's IAM; empty when it is least privilege.
-fn iam_violations(tpl: &Value) -> Vec<String> {
+/// What a resolved template (parameters applied) must grant: these streams, their tables,
+/// the one failure destination.
+struct Expected {
+    streams: Vec<String>,
+    destination: &'static str,
+}
+
+impl Expected {
+    /// `arn:aws:kinesis:R:A:stream/NAME` -> `arn:aws:dynamodb:R:A:table/NAME-archive-*`.
+    fn tables(&self) -> Vec<String> {
+        self.streams
+            .iter()
+            .map(|s| {
+                let (head, name) = s.split_once(":stream/").expect("a stream ARN");
+                format!(
+                    "{}:table/{name}-archive-*",
+                    head.replacen(":kinesis:", ":dynamodb:", 1)
+                )
+            })
+            .collect()
+    }
+}
+
+/// `${Bucket.Arn}/*`, the objects of a bucket, as written (`Fn::Sub`) or as SAM CLI's
+/// language-extensions processor leaves it (the bare string).
+fn failure_bucket_objects(r: &Value) -> Option<&str> {
+    r["Fn::Sub"]
+        .as_str()
+        .or(r.as_str())
+        .filter(|s| s.starts_with("${") && s.ends_with(".Arn}/*"))
+}
+
+/// Everything wrong with a resolved template's IAM; empty when it is least privilege.
+fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
     let mut v = Vec::new();
+    let other_destination = if expected.destination == "s3" {
+        "sqs:"
+    } else {
+        "s3:"
+    };
     let allowed: Vec<String> = ALLOWED_ACTIONS
         .iter()
         .map(|(a, _)| a.to_ascii_lowercase())
+        .filter(|a| !a.starts_with(other_destination))
         .collect();
     let mut granted: Vec<String> = Vec::new();
 
@@ -264,7 +304,16 @@ fn iam_violations(tpl: &Value) -> Vec<String> {
         }
         if actions.iter().any(|a| is_data_action(a)) {
             for r in &targets {
-                if r == "*" || r.as_str().is_some_and(|s| s.contains('*')) {
+                // The one wildcard allowed: a stream's own `<name>-archive-*` tables.
+                let own_tables = r
+                    .as_str()
+                    .is_some_and(|s| expected.tables().iter().any(|t| t == s));
+                let bucket_objects = failure_bucket_objects(r).is_some();
+                if r == "*"
+                    || (r.as_str().is_some_and(|s| s.contains('*'))
+                        && !own_tables
+                        && !bucket_objects)
+                {
                     v.push(format!("{at}: data action on wildcard resource {r}"));
                 }
             }
@@ -279,11 +328,44 @@ fn iam_violations(tpl: &Value) -> Vec<String> {
                 "{at}: mixes services {services:?} in one statement"
             ));
         }
+        // Each statement on streams or tables names exactly the expected ones.
+        let names: Vec<String> = targets
+            .iter()
+            .map(|r| {
+                r.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| r.to_string())
+            })
+            .collect();
+        if services.contains("kinesis") && names != expected.streams {
+            v.push(format!(
+                "{at}: kinesis resources {names:?} are not exactly the streams {:?}",
+                expected.streams
+            ));
+        }
+        if services.contains("dynamodb") && names != expected.tables() {
+            v.push(format!(
+                "{at}: dynamodb resources {names:?} are not exactly the tables {:?}",
+                expected.tables()
+            ));
+        }
         for r in &targets {
-            if services.contains("kinesis") && *r != json!({"Ref": "StreamArn"}) {
-                v.push(format!(
-                    "{at}: kinesis resource {r} is not the StreamArn parameter"
-                ));
+            if services.contains("s3") {
+                let bucket = |b: &Value| {
+                    b.as_str()
+                        .and_then(|q| resources(tpl).get(q))
+                        .is_some_and(|q| q["Type"] == "AWS::S3::Bucket")
+                };
+                let ok = (r["Fn::GetAtt"][1] == "Arn" && bucket(&r["Fn::GetAtt"][0]))
+                    || failure_bucket_objects(r)
+                        .and_then(|s| s.strip_prefix("${"))
+                        .and_then(|s| s.strip_suffix(".Arn}/*"))
+                        .is_some_and(|b| bucket(&json!(b)));
+                if !ok {
+                    v.push(format!(
+                        "{at}: s3 resource {r} is not the failure bucket of this template"
+                    ));
+                }
             }
             if services.contains("sqs") {
                 let ok = r["Fn::GetAtt"][1] == "Arn"
@@ -297,58 +379,23 @@ fn iam_violations(tpl: &Value) -> Vec<String> {
                     ));
                 }
             }
-            if services.contains("dynamodb")
-                && let Err(why) = check_archive_table_arn(r)
-            {
-                v.push(format!("{at}: dynamodb resource {r}: {why}"));
-            }
         }
     }
     for (action, why) in ALLOWED_ACTIONS {
+        if !allowed.contains(&action.to_ascii_lowercase()) {
+            if granted.contains(&action.to_ascii_lowercase()) {
+                v.push(format!(
+                    "{action} is granted, but the failure destination is {}",
+                    expected.destination
+                ));
+            }
+            continue;
+        }
         if !granted.contains(&action.to_ascii_lowercase()) {
             v.push(format!("{action} is not granted, but it is needed ({why})"));
         }
     }
     v
-}
-
-/// The DynamoDB resource must be `...:table/<stream name>-archive-*` with the stream name cut
-/// from the StreamArn parameter.
-fn check_archive_table_arn(r: &Value) -> Result<(), String> {
-    let sub = &r["Fn::Sub"];
-    let (pattern, vars) = match sub {
-        Value::Array(items) if items.len() == 2 => (items[0].as_str(), items[1].clone()),
-        Value::String(s) => (Some(s.as_str()), json!({})),
-        _ => return Err("not an Fn::Sub".into()),
-    };
-    let pattern = pattern.ok_or("the Fn::Sub pattern is not a string")?;
-    if !pattern
-        .starts_with("arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/")
-    {
-        return Err(format!(
-            "{pattern} is not a table ARN of this partition, region and account"
-        ));
-    }
-    let table = pattern.rsplit_once(":table/").map(|(_, t)| t).unwrap_or("");
-    let var = table
-        .strip_prefix("${")
-        .and_then(|t| t.strip_suffix("}-archive-*"))
-        .ok_or_else(|| format!("table part {table:?} is not ${{<stream name>}}-archive-*"))?;
-    let expected = json!({"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": "StreamArn"}]}]});
-    let actual = &vars[var];
-    // `1` may be written as a number or a string.
-    let normalised = match actual["Fn::Select"].as_array() {
-        Some(sel) if sel.len() == 2 && number(&sel[0]) == Some(1) => {
-            json!({"Fn::Select": [1, sel[1].clone()]})
-        }
-        _ => actual.clone(),
-    };
-    if normalised != expected {
-        return Err(format!(
-            "${{{var}}} is {actual}, not the stream name cut from StreamArn"
-        ));
-    }
-    Ok(())
 }
 
 /// The role the function runs with, checked to be the template's own role.
@@ -376,10 +423,11 @@ fn check_role(role: &Value) {
     assert_eq!(trust[0]["Principal"]["Service"], "lambda.amazonaws.com");
     assert_eq!(strings(&trust[0]["Action"]), ["sts:AssumeRole"]);
     let managed = as_list(&role["Properties"]["ManagedPolicyArns"]);
-    assert_eq!(
-        managed,
-        vec![json!({"Fn::Sub": BASIC_EXECUTION_ROLE})],
-        "the only managed policy is AWSLambdaBasicExecutionRole (CloudWatch Logs)"
+    // SAM CLI's language-extensions processor unwraps an Fn::Sub it cannot resolve.
+    assert!(
+        managed == vec![json!({"Fn::Sub": BASIC_EXECUTION_ROLE})]
+            || managed == vec![json!(BASIC_EXECUTION_ROLE)],
+        "the only managed policy is AWSLambdaBasicExecutionRole (CloudWatch Logs): {managed:?}"
     );
 }
 
@@ -454,7 +502,11 @@ fn parameters_have_the_documented_values() {
 #[test]
 fn function_builds_the_bootstrap_binary_for_al2023() {
     let tpl = load_template();
-    assert_eq!(tpl["Transform"], "AWS::Serverless-2016-10-31");
+    // Fn::ForEach (one mapping per stream) is expanded before the SAM transform runs.
+    assert_eq!(
+        tpl["Transform"],
+        json!(["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"])
+    );
     assert!(
         tpl["Description"].as_str().is_some_and(|d| !d.is_empty()),
         "top-level Description"
@@ -501,71 +553,182 @@ fn function_builds_the_bootstrap_binary_for_al2023() {
     );
 }
 
+const ONE_STREAM: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/orders";
+
+/// The three-stream list the template is linted and checked with (names with `.`, `_`).
+const THREE_STREAMS: [&str; 3] = [
+    "arn:aws:kinesis:us-east-1:123456789012:stream/orders",
+    "arn:aws:kinesis:us-east-1:123456789012:stream/pay.ments",
+    "arn:aws:kinesis:us-east-1:123456789012:stream/audit_log",
+];
+
+/// The parameter sets the resolved template is checked with, and what each must grant.
+fn deployments() -> Vec<(Value, Expected)> {
+    let three = THREE_STREAMS.join(",");
+    let streams = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            json!({"StreamArn": ONE_STREAM}),
+            Expected {
+                streams: streams(&[ONE_STREAM]),
+                destination: "sqs",
+            },
+        ),
+        (
+            json!({"StreamArns": three}),
+            Expected {
+                streams: streams(&THREE_STREAMS),
+                destination: "sqs",
+            },
+        ),
+        (
+            json!({"StreamArns": three, "OnFailureDestination": "s3",
+                   "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"}),
+            Expected {
+                streams: streams(&THREE_STREAMS),
+                destination: "s3",
+            },
+        ),
+    ]
+}
+
+/// The mappings of a resolved template, by the stream they read.
+fn mappings(tpl: &Value) -> Vec<&Value> {
+    resources(tpl)
+        .values()
+        .filter(|r| r["Type"] == "AWS::Lambda::EventSourceMapping")
+        .collect()
+}
+
 #[test]
 fn kinesis_event_reports_partial_failures_and_has_a_failure_queue() {
-    let tpl = load_template();
-    let (_, function) = only_resource(&tpl, "AWS::Serverless::Function");
-    let events = function["Properties"]["Events"]
-        .as_object()
-        .expect("Events");
-    assert_eq!(events.len(), 1, "one event source");
-    let event = events.values().next().unwrap();
-    assert_eq!(event["Type"], "Kinesis");
-    let e = &event["Properties"];
-    assert_eq!(e["Stream"], json!({"Ref": "StreamArn"}));
-    assert_eq!(e["StartingPosition"], json!({"Ref": "StreamPosition"}));
-    assert_eq!(e["BatchSize"], json!({"Ref": "BatchSize"}));
-    assert_eq!(
-        e["MaximumRetryAttempts"],
-        json!({"Ref": "MaximumRetryAttempts"})
-    );
-    assert_eq!(e["BisectBatchOnFunctionError"], true);
-    assert_eq!(
-        e["FunctionResponseTypes"],
-        json!(["ReportBatchItemFailures"])
-    );
+    for (params, expected) in deployments() {
+        let tpl = resolved_template(&params);
+        let (function_id, _) = only_resource(&tpl, "AWS::Serverless::Function");
+        let events = mappings(&tpl);
+        assert_eq!(
+            events.len(),
+            expected.streams.len(),
+            "one event source per stream: {params}"
+        );
+        let read: Vec<&str> = events
+            .iter()
+            .map(|e| e["Properties"]["EventSourceArn"].as_str().unwrap())
+            .collect();
+        for stream in &expected.streams {
+            assert!(
+                read.contains(&stream.as_str()),
+                "no mapping reads {stream}: {read:?}"
+            );
+        }
+        let destination = if expected.destination == "s3" {
+            let (bucket_id, _) = only_resource(&tpl, "AWS::S3::Bucket");
+            assert!(
+                !resources(&tpl)
+                    .values()
+                    .any(|r| r["Type"] == "AWS::SQS::Queue")
+            );
+            json!({"Fn::GetAtt": [bucket_id, "Arn"]})
+        } else {
+            let (queue_id, _) = only_resource(&tpl, "AWS::SQS::Queue");
+            assert!(
+                !resources(&tpl)
+                    .values()
+                    .any(|r| r["Type"] == "AWS::S3::Bucket")
+            );
+            json!({"Fn::GetAtt": [queue_id, "Arn"]})
+        };
+        for event in events {
+            let e = &event["Properties"];
+            assert_eq!(e["FunctionName"], json!({"Ref": function_id}));
+            assert_eq!(e["StartingPosition"], "TRIM_HORIZON");
+            assert_eq!(number(&e["BatchSize"]), Some(100));
+            assert_eq!(number(&e["MaximumRetryAttempts"]), Some(10));
+            assert_eq!(number(&e["ParallelizationFactor"]), Some(1));
+            assert_eq!(number(&e["MaximumRecordAgeInSeconds"]), Some(-1));
+            assert_eq!(e["BisectBatchOnFunctionError"], true);
+            assert_eq!(
+                e["FunctionResponseTypes"],
+                json!(["ReportBatchItemFailures"])
+            );
+            assert_eq!(
+                e["DestinationConfig"]["OnFailure"]["Destination"],
+                destination
+            );
+        }
 
-    let (queue_id, _) = only_resource(&tpl, "AWS::SQS::Queue");
-    assert_eq!(
-        e["DestinationConfig"]["OnFailure"]["Destination"],
-        json!({"Fn::GetAtt": [queue_id, "Arn"]})
-    );
+        // Alarms only with a topic: IteratorAge (Maximum), Errors, and the queue's messages.
+        let alarms: Vec<&Value> = resources(&tpl)
+            .values()
+            .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+            .collect();
+        if params.get("AlarmTopicArn").is_none() {
+            assert!(alarms.is_empty(), "alarms without AlarmTopicArn: {params}");
+        } else {
+            let metrics: Vec<(&str, &str)> = alarms
+                .iter()
+                .map(|a| {
+                    let p = &a["Properties"];
+                    (
+                        p["MetricName"].as_str().unwrap(),
+                        p["Statistic"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert!(metrics.contains(&("IteratorAge", "Maximum")), "{metrics:?}");
+            assert!(metrics.contains(&("Errors", "Sum")), "{metrics:?}");
+            for a in &alarms {
+                assert_eq!(
+                    a["Properties"]["AlarmActions"],
+                    json!([params["AlarmTopicArn"]])
+                );
+            }
+        }
 
-    // Outputs: function name and ARN, queue URL and ARN.
-    let (function_id, _) = only_resource(&tpl, "AWS::Serverless::Function");
-    let outputs: Vec<Value> = tpl["Outputs"]
-        .as_object()
-        .expect("Outputs")
-        .values()
-        .map(|o| o["Value"].clone())
-        .collect();
-    for wanted in [
-        json!({"Ref": function_id}),
-        json!({"Fn::GetAtt": [function_id, "Arn"]}),
-        json!({"Ref": queue_id}),
-        json!({"Fn::GetAtt": [queue_id, "Arn"]}),
-    ] {
-        assert!(outputs.contains(&wanted), "no output with value {wanted}");
+        // Outputs: function name and ARN, queue URL and ARN (or the bucket).
+        let outputs: Vec<Value> = tpl["Outputs"]
+            .as_object()
+            .expect("Outputs")
+            .values()
+            .map(|o| o["Value"].clone())
+            .collect();
+        let mut wanted = vec![
+            json!({"Ref": function_id}),
+            json!({"Fn::GetAtt": [function_id, "Arn"]}),
+        ];
+        if expected.destination == "sqs" {
+            let (queue_id, _) = only_resource(&tpl, "AWS::SQS::Queue");
+            wanted.push(json!({"Ref": queue_id}));
+            wanted.push(json!({"Fn::GetAtt": [queue_id, "Arn"]}));
+        } else {
+            let (bucket_id, _) = only_resource(&tpl, "AWS::S3::Bucket");
+            wanted.push(json!({"Ref": bucket_id}));
+        }
+        for wanted in wanted {
+            assert!(outputs.contains(&wanted), "no output with value {wanted}");
+        }
     }
 }
 
 #[test]
 fn iam_is_least_privilege() {
-    let tpl = load_template();
-    let (_, function) = only_resource(&tpl, "AWS::Serverless::Function");
-    let props = function_properties(&tpl, function);
-    assert!(
-        props.get("Policies").is_none(),
-        "permissions belong in the explicit role, not in SAM Policies"
-    );
-    let (_, role) = function_role(&tpl, &props);
-    check_role(role);
-    let violations = iam_violations(&tpl);
-    assert!(
-        violations.is_empty(),
-        "IAM problems:\n  {}",
-        violations.join("\n  ")
-    );
+    for (params, expected) in deployments() {
+        let tpl = resolved_template(&params);
+        let (_, function) = only_resource(&tpl, "AWS::Serverless::Function");
+        let props = function_properties(&tpl, function);
+        assert!(
+            props.get("Policies").is_none(),
+            "permissions belong in the explicit role, not in SAM Policies"
+        );
+        let (_, role) = function_role(&tpl, &props);
+        check_role(role);
+        let violations = iam_violations(&tpl, &expected);
+        assert!(
+            violations.is_empty(),
+            "IAM problems with {params}:\n  {}",
+            violations.join("\n  ")
+        );
+    }
 }
 
 fn role_statements<'a>(tpl: &'a mut Value, role_id: &str) -> &'a mut Vec<Value> {
@@ -589,7 +752,8 @@ fn table_resource(statements: &[Value]) -> Value {
 /// The IAM check catches what it is meant to catch.
 #[test]
 fn iam_check_rejects_broad_grants() {
-    let tpl = load_template();
+    let (params, expected) = deployments().swap_remove(1);
+    let tpl = resolved_template(&params);
     let (role_id, _) = only_resource(&tpl, "AWS::IAM::Role");
     type Mutation = Box<dyn Fn(&mut Vec<Value>)>;
     let mutations: Vec<(&str, Mutation)> = vec![
@@ -629,6 +793,32 @@ fn iam_check_rejects_broad_grants() {
             }),
         ),
         (
+            "a stream not in the list",
+            Box::new(|s| {
+                s.push(
+                    json!({"Effect": "Allow", "Action": "kinesis:ListTagsForStream",
+                "Resource": "arn:aws:kinesis:us-east-1:123456789012:stream/other"}),
+                )
+            }),
+        ),
+        (
+            "one stream's tables missing",
+            Box::new(|s| {
+                for st in s.iter_mut() {
+                    if let Some(r) = st["Resource"].as_array_mut() {
+                        r.retain(|x| !x.as_str().is_some_and(|x| x.contains("audit_log")));
+                    }
+                }
+            }),
+        ),
+        (
+            "the bucket too",
+            Box::new(|s| {
+                s.push(json!({"Effect": "Allow", "Action": "s3:PutObject",
+                "Resource": {"Fn::Sub": "${FailureBucket.Arn}/*"}}))
+            }),
+        ),
+        (
             "missing GetRecords",
             Box::new(|s| {
                 for st in s.iter_mut() {
@@ -653,7 +843,7 @@ fn iam_check_rejects_broad_grants() {
         let mut t = tpl.clone();
         mutate(role_statements(&mut t, role_id));
         assert!(
-            !iam_violations(&t).is_empty(),
+            !iam_violations(&t, &expected).is_empty(),
             "the IAM check missed: {what}"
         );
     }
@@ -717,6 +907,89 @@ fn run(mut cmd: Command) -> String {
     stdout
 }
 
+/// Expands the template for one set of parameter values, as CloudFormation would: SAM CLI's
+/// AWS::LanguageExtensions processor (Fn::ForEach, Fn::If, Fn::Join/Split on known values),
+/// then resources and outputs whose condition is false are dropped. The SAM transform is
+/// not applied (the `AWS::Serverless::Function` stays).
+const RESOLVE: &str = r#"
+import json, sys
+from samcli.lib.cfn_language_extensions.api import process_template
+from samtranslator.yaml_helper import yaml_parse
+
+with open(sys.argv[1]) as f:
+    tpl = process_template(yaml_parse(f.read()), parameter_values=json.loads(sys.argv[2]))
+conds = tpl.get("Conditions", {})
+
+def ev(c):
+    if isinstance(c, bool):
+        return c
+    (k, v), = c.items()
+    if k == "Condition": return ev(conds[v])
+    if k == "Fn::Not": return not ev(v[0])
+    if k == "Fn::And": return all(ev(x) for x in v)
+    if k == "Fn::Or": return any(ev(x) for x in v)
+    if k == "Fn::Equals":
+        if not all(isinstance(x, str) for x in v): raise SystemExit(f"unresolved: {c}")
+        return v[0] == v[1]
+    raise SystemExit(f"unknown condition function {k}")
+
+for section in ("Resources", "Outputs"):
+    items = tpl.get(section, {})
+    for name in [n for n, r in items.items() if "Condition" in r and not ev(conds[r["Condition"]])]:
+        del items[name]
+print(json.dumps(tpl))
+"#;
+
+fn resolve_file(path: &Path, params: &Value) -> Value {
+    let mut cmd = aws_tool(tool("python"));
+    cmd.arg("-c").arg(RESOLVE).arg(path).arg(params.to_string());
+    serde_json::from_str(&run(cmd)).expect("the resolved template is JSON")
+}
+
+fn resolved_template(params: &Value) -> Value {
+    resolve_file(&template_path(), params)
+}
+
+/// A copy of the template whose `StreamArns` defaults to the three streams, without the
+/// template's cfn-lint exemption for empty stream lists (neither tool takes parameter
+/// values). The directory goes when the guard is dropped.
+fn three_stream_copy() -> (TempDir, PathBuf) {
+    let text = std::fs::read_to_string(template_path()).unwrap();
+    let exemption = "Metadata:\n  cfn-lint:\n    config:\n      ignore_checks: [W1030, W1033]\n";
+    assert!(
+        text.contains(exemption),
+        "the template's cfn-lint exemption moved"
+    );
+    let default = "  StreamArns:\n    Type: CommaDelimitedList\n";
+    let at = text.find(default).expect("a StreamArns list parameter") + default.len();
+    let empty = text[at..]
+        .find("    Default: \"\"\n")
+        .expect("StreamArns defaults to empty")
+        + at;
+    let mut copy = text[..empty].to_string();
+    copy.push_str(&format!("    Default: \"{}\"\n", THREE_STREAMS.join(",")));
+    copy.push_str(&text[empty + "    Default: \"\"\n".len()..]);
+    let copy = copy.replace(exemption, "");
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "kinarch-template-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    )));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join("template.yaml");
+    std::fs::write(&path, copy).unwrap();
+    (dir, path)
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn cfn_lint_passes() {
     let cfn_lint = tool("cfn-lint");
@@ -728,8 +1001,13 @@ fn cfn_lint_passes() {
         "cfn-lint must be {CFN_LINT_VERSION} (later versions stop expanding the SAM transform \
          and miss event-source errors), found {version:?}: run bin/test"
     );
-    let mut lint = aws_tool(cfn_lint);
+    let mut lint = aws_tool(cfn_lint.clone());
     lint.arg(template_path());
+    run(lint);
+
+    let (_dir, three) = three_stream_copy();
+    let mut lint = aws_tool(cfn_lint);
+    lint.arg(&three);
     run(lint);
 }
 
@@ -738,6 +1016,14 @@ fn sam_validate_lint_passes() {
     let mut cmd = aws_tool(tool("sam"));
     cmd.args(["validate", "--lint", "--template-file"])
         .arg(template_path())
+        .args(["--region", "us-east-1"]);
+    let out = run(cmd);
+    assert!(out.contains("is a valid SAM Template"), "{out}");
+
+    let (_dir, three) = three_stream_copy();
+    let mut cmd = aws_tool(tool("sam"));
+    cmd.args(["validate", "--lint", "--template-file"])
+        .arg(&three)
         .args(["--region", "us-east-1"]);
     let out = run(cmd);
     assert!(out.contains("is a valid SAM Template"), "{out}");
@@ -756,16 +1042,18 @@ class NoManagedPolicies:
     def load(self): return {}
     def get(self, name): return None
 
-with open(sys.argv[1]) as f:
-    tpl = yaml_parse(f.read())
+tpl = json.loads(sys.argv[1])
 for res in tpl.get("Resources", {}).values():
     if res.get("Type") == "AWS::Serverless::Function":
         # a local CodeUri is what `sam build`/`sam package` replace; the transform needs S3
         res.setdefault("Properties", {})["CodeUri"] = "s3://placeholder/code.zip"
 print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
 "#;
+    let (params, expected) = deployments().swap_remove(0);
     let mut cmd = aws_tool(tool("python"));
-    cmd.arg("-c").arg(TRANSFORM).arg(template_path());
+    cmd.arg("-c")
+        .arg(TRANSFORM)
+        .arg(resolved_template(&params).to_string());
     let out = run(cmd);
     let cfn: Value = serde_json::from_str(&out).expect("transform output is JSON");
 
@@ -786,7 +1074,7 @@ print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
     assert_eq!(props["Runtime"], "provided.al2023");
     assert_eq!(props["Handler"], "bootstrap");
     assert_eq!(props["LoggingConfig"]["LogFormat"], "JSON");
-    let violations = iam_violations(&cfn);
+    let violations = iam_violations(&cfn, &expected);
     assert!(
         violations.is_empty(),
         "IAM problems after the transform:\n  {}",
@@ -795,7 +1083,7 @@ print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
 
     let (_, esm) = only_resource(&cfn, "AWS::Lambda::EventSourceMapping");
     let e = &esm["Properties"];
-    assert_eq!(e["EventSourceArn"], json!({"Ref": "StreamArn"}));
+    assert_eq!(e["EventSourceArn"], ONE_STREAM);
     assert_eq!(
         e["FunctionResponseTypes"],
         json!(["ReportBatchItemFailures"])
