@@ -252,6 +252,29 @@ impl Error {
         false
     }
 
+    /// An [`Error::Aws`] with its message extended by `more` (what it means here, what to
+    /// do), kind, code, status and source kept; other errors unchanged.
+    pub fn explained(self, more: impl FnOnce() -> String) -> Self {
+        match self {
+            Error::Aws {
+                operation,
+                kind,
+                code,
+                status,
+                message,
+                source,
+            } => Error::Aws {
+                operation,
+                kind,
+                code,
+                status,
+                message: format!("{message}; {}", more()),
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// The kind of a failed AWS call; `None` for other errors.
     pub fn aws_kind(&self) -> Option<AwsErrorKind> {
         match self {

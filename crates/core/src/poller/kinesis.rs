@@ -82,26 +82,16 @@ impl ShardCalls<'_> {
                 Err(match self.classify(err, "Kinesis.GetShardIterator") {
                     // A checkpoint Kinesis refuses most likely comes from an older stream of
                     // the same name: say which checkpoint to remove.
-                    CallError::Fatal(Error::Aws {
-                        operation,
-                        kind,
-                        code,
-                        status,
-                        message,
-                        source,
-                    }) if checkpoint_misfits => CallError::Fatal(Error::Aws {
-                        operation,
-                        kind,
-                        code,
-                        status,
-                        message: format!(
-                            "{message}; the checkpoint of shard {shard} in {} does not fit the \
-                             stream (was the stream deleted and created again?): remove that \
-                             checkpoint to archive the shard from the start",
-                            self.checkpoints
-                        ),
-                        source,
-                    }),
+                    CallError::Fatal(error) if checkpoint_misfits => {
+                        CallError::Fatal(error.explained(|| {
+                            format!(
+                                "the checkpoint of shard {shard} in {} does not fit the stream \
+                                 (was the stream deleted and created again?): remove that \
+                                 checkpoint to archive the shard from the start",
+                                self.checkpoints
+                            )
+                        }))
+                    }
                     other => other,
                 })
             }

@@ -724,27 +724,12 @@ fn refused(error: Error, sdk: &SdkConfig, region: &str) -> Error {
         Some(url) => format!("endpoint {url}"),
         None => format!("the AWS endpoint of region {region}"),
     };
-    match error {
-        Error::Aws {
-            operation,
-            kind,
-            code,
-            status,
-            message,
-            source,
-        } => Error::Aws {
-            operation,
-            kind,
-            code,
-            status,
-            message: format!(
-                "{message}; the connection to {endpoint} was refused: nothing listens there \
-                 (check --endpoint-url and the network); not retried at start-up"
-            ),
-            source,
-        },
-        other => other,
-    }
+    error.explained(|| {
+        format!(
+            "the connection to {endpoint} was refused: nothing listens there (check \
+             --endpoint-url and the network); not retried at start-up"
+        )
+    })
 }
 
 /// A run's shards: their lineage, and what the run holds for those it reads.
