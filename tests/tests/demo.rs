@@ -93,6 +93,14 @@ fn the_demo_runs_every_step_and_stops_its_emulator() {
         "$ kinarch scan demo-orders --arrived-after ",
         "$ kinarch setup demo-prices LATEST --yes",
         "(3 older or repeated records not written)",
+        // the Lambda function itself: its summary line, its EMF line, its answer, and what
+        // it archived
+        "invoking bootstrap with a Kinesis event of 3 records of stream demo-events",
+        "\"message\":\"archived batch\"",
+        "\"_aws\":{\"",
+        "\"RecordsArchived\":3",
+        "answer: {\"batchItemFailures\":[]}",
+        "$ kinarch query demo-events device-1   # archived by the function\n{\"device\":\"device-1\",\"t\":21.5}\n{\"device\":\"device-1\",\"t\":22}\n",
     ] {
         assert!(
             demo.stdout.contains(expected),

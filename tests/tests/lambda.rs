@@ -1041,6 +1041,7 @@ async fn each_invocation_writes_an_emf_line_with_its_counts() {
     );
     assert_eq!(line["RecordsArchived"], 2, "the newest of each of 2 keys");
     assert_eq!(line["RecordsSkippedOlder"], 4);
+    assert_eq!(line["RecordsSkippedReplay"], 0);
     assert_eq!(line["RecordsFailed"], 0);
     let now = chrono::Utc::now().timestamp() as f64;
     let lag = line["ArchiveLagSeconds"].as_f64().unwrap();

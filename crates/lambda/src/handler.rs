@@ -113,6 +113,7 @@ impl Archiver {
             archived: outcome.written,
             failed: outcome.failed,
             skipped_older: outcome.skipped_older,
+            skipped_replay: outcome.skipped_replay,
             oversize: outcome.oversize,
             duration_ms: started.elapsed().as_millis() as u64,
             lag_seconds: lag_seconds(oldest_arrival),

@@ -3,7 +3,8 @@
 //! PutMetricData call: no extra permission, no extra latency, no cost per call.
 //!
 //! Metrics, with the dimensions `Stream` and `Mode` (and `Stream` alone, for alarms over
-//! every mode): `RecordsArchived`, `RecordsFailed`, `RecordsSkippedOlder`, `RecordsOversize`
+//! every mode): `RecordsArchived`, `RecordsFailed`, `RecordsSkippedOlder`,
+//! `RecordsSkippedReplay` (replays into the source stream, see the README), `RecordsOversize`
 //! (Count), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds` (Seconds: now minus the
 //! oldest `approximateArrivalTimestamp` of the batch, how far behind the archive is).
 
@@ -32,6 +33,8 @@ pub(crate) struct BatchFigures<'a> {
     pub(crate) archived: usize,
     pub(crate) failed: usize,
     pub(crate) skipped_older: usize,
+    /// Records kinarch replayed into their own source stream, not archived again.
+    pub(crate) skipped_replay: usize,
     pub(crate) oversize: usize,
     pub(crate) duration_ms: u64,
     /// Now minus the oldest arrival time of the batch; `None` for an empty batch.
@@ -93,6 +96,11 @@ fn emf_document(namespace: &str, figures: &BatchFigures, timestamp_ms: u64) -> V
         ("RecordsArchived", "Count", json!(figures.archived)),
         ("RecordsFailed", "Count", json!(figures.failed)),
         ("RecordsSkippedOlder", "Count", json!(figures.skipped_older)),
+        (
+            "RecordsSkippedReplay",
+            "Count",
+            json!(figures.skipped_replay),
+        ),
         ("RecordsOversize", "Count", json!(figures.oversize)),
         (
             "BatchDurationMs",
@@ -146,6 +154,7 @@ mod tests {
             archived: 7,
             failed: 1,
             skipped_older: 2,
+            skipped_replay: 0,
             oversize: 0,
             duration_ms: 35,
             lag_seconds: Some(12.5),
