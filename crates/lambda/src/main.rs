@@ -22,7 +22,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let archiver = handler::Archiver::from_env().await?;
     let archiver = &archiver;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move { archiver.handle(event).await },
+        move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
+            archiver.handle(event).await
+        },
     ))
     .await
 }

@@ -6,9 +6,12 @@
 //! archive as the exact number Lambda sent (the library turns it into a date-time and the
 //! fraction would come back rounded).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::domain::names::StreamRef;
 use crate::domain::record::ArchiveRecord;
@@ -53,25 +56,50 @@ struct RawEvent {
     _records: Vec<serde::de::IgnoredAny>,
 }
 
+/// The event's list of records, each left as its JSON text: a record that does not decode
+/// is then reported by its position and event ID, and the others are not copied.
+#[derive(Deserialize)]
+struct RawRecords<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<&'a RawValue>>,
+}
+
+/// Only a record's `eventID`, to name a record that does not decode otherwise.
+#[derive(Deserialize)]
+struct RawEventId<'a> {
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<Cow<'a, str>>,
+}
+
+// Strings borrow from the event's text (`Cow`): the partition key, ARN and base64 data are
+// not copied before they become the record's own (the base64 is decoded once, straight
+// from the event's bytes).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawRecord {
-    event_source: Option<String>,
-    event_version: Option<String>,
-    #[serde(rename = "eventID")]
-    event_id: Option<String>,
-    #[serde(rename = "eventSourceARN")]
-    event_source_arn: Option<String>,
-    kinesis: Option<RawKinesis>,
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event_version: Option<Cow<'a, str>>,
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSourceARN", borrow)]
+    event_source_arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kinesis: Option<RawKinesis<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawKinesis {
-    kinesis_schema_version: Option<String>,
-    partition_key: String,
-    sequence_number: String,
-    data: String,
+struct RawKinesis<'a> {
+    #[serde(borrow)]
+    kinesis_schema_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partition_key: Cow<'a, str>,
+    #[serde(borrow)]
+    sequence_number: Cow<'a, str>,
+    #[serde(borrow)]
+    data: Cow<'a, str>,
     approximate_arrival_timestamp: f64,
 }
 
@@ -79,17 +107,29 @@ struct RawKinesis {
 /// know, and guessing could archive wrong data.
 const KNOWN_VERSION: &str = "1.0";
 
-/// Decodes and validates a Lambda Kinesis event.
+/// Decodes and validates a Lambda Kinesis event given as a JSON value.
 pub fn decode_event(event: &serde_json::Value) -> Result<KinesisBatch, EventError> {
-    // The records are read where they are: deserializing `Records` into an owned list
-    // would copy the whole event (for 10,000 records, ~18 MiB more at the Lambda's peak).
-    // Serde still describes what is wrong with an event that has no such list.
-    let Some(list) = event.get("Records").and_then(serde_json::Value::as_array) else {
-        let problem = match RawEvent::deserialize(event) {
-            Err(e) => e.to_string(),
-            Ok(_) => "Records is not a list".to_owned(),
-        };
-        return Err(EventError::NotKinesisEvent(problem));
+    let text = serde_json::to_vec(event).map_err(|e| EventError::NotKinesisEvent(e.to_string()))?;
+    decode_event_json(&text)
+}
+
+/// Decodes and validates a Lambda Kinesis event from its JSON text, the way the function
+/// receives it. Records are decoded from the text into typed, borrowing structs: no
+/// `serde_json::Value` tree (about three times the event's size) is ever built, so the
+/// function's peak memory is about the event's text plus the records' bytes.
+pub fn decode_event_json(event: &[u8]) -> Result<KinesisBatch, EventError> {
+    let list = match serde_json::from_slice::<RawRecords>(event) {
+        Ok(RawRecords {
+            records: Some(list),
+        }) => list,
+        // Serde describes what is wrong with an event that has no such list.
+        Ok(RawRecords { records: None }) | Err(_) => {
+            let problem = match serde_json::from_slice::<RawEvent>(event) {
+                Err(e) => e.to_string(),
+                Ok(_) => "Records is not a list".to_owned(),
+            };
+            return Err(EventError::NotKinesisEvent(problem));
+        }
     };
     if list.is_empty() {
         return Err(EventError::Empty);
@@ -97,18 +137,27 @@ pub fn decode_event(event: &serde_json::Value) -> Result<KinesisBatch, EventErro
     let mut stream: Option<StreamRef> = None;
     let mut records = Vec::with_capacity(list.len());
     for (index, value) in list.iter().enumerate() {
-        let event_id = value
-            .get("eventID")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_owned();
+        let raw = match serde_json::from_str::<RawRecord>(value.get()) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let event_id = serde_json::from_str::<RawEventId>(value.get())
+                    .ok()
+                    .and_then(|r| r.event_id)
+                    .map(Cow::into_owned)
+                    .unwrap_or_else(|| "?".to_owned());
+                return Err(EventError::Record {
+                    index,
+                    event_id,
+                    problem: format!("malformed record: {e}"),
+                });
+            }
+        };
+        let event_id = raw.event_id.as_deref().unwrap_or("?");
         let error = |problem: String| EventError::Record {
             index,
-            event_id: event_id.clone(),
+            event_id: event_id.to_owned(),
             problem,
         };
-        let raw =
-            RawRecord::deserialize(value).map_err(|e| error(format!("malformed record: {e}")))?;
         match raw.event_source.as_deref() {
             Some("aws:kinesis") => {}
             other => {
@@ -124,6 +173,7 @@ pub fn decode_event(event: &serde_json::Value) -> Result<KinesisBatch, EventErro
         }
         let kinesis = raw
             .kinesis
+            .as_ref()
             .ok_or_else(|| error("the kinesis field is missing".into()))?;
         match kinesis.kinesis_schema_version.as_deref() {
             Some(KNOWN_VERSION) => {}
@@ -135,8 +185,9 @@ pub fn decode_event(event: &serde_json::Value) -> Result<KinesisBatch, EventErro
         }
         let arn = raw
             .event_source_arn
+            .as_deref()
             .ok_or_else(|| error("eventSourceARN is missing".into()))?;
-        let this_stream = StreamRef::from_arn(&arn).map_err(|e| error(e.to_string()))?;
+        let this_stream = StreamRef::from_arn(arn).map_err(|e| error(e.to_string()))?;
         match &stream {
             None => stream = Some(this_stream),
             Some(first) if first.arn != this_stream.arn => {
@@ -168,7 +219,7 @@ pub fn decode_event(event: &serde_json::Value) -> Result<KinesisBatch, EventErro
             return Err(error("approximateArrivalTimestamp is not a time".into()));
         }
         records.push(ArchiveRecord {
-            partition_key: kinesis.partition_key,
+            partition_key: kinesis.partition_key.clone().into_owned(),
             sequence_number,
             shard_id,
             approximate_arrival_timestamp: kinesis.approximate_arrival_timestamp,
@@ -270,6 +321,23 @@ mod tests {
         let mut other = record("2", "AA==");
         other["eventSourceARN"] = json!("arn:aws:kinesis:us-east-2:123456789012:stream/other");
         assert!(problem(json!({"Records": [record("1", "AA=="), other]})).contains("one stream"));
+    }
+
+    #[test]
+    fn escaped_text_and_consumer_arns_decode_from_the_raw_event() {
+        // JSON may escape '/' in base64 and use \u escapes in keys: such strings cannot be
+        // borrowed from the text and are decoded into owned ones.
+        let text = br#"{"Records":[{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"k\u00e9","sequenceNumber":"7","data":"AAEC\/w==","approximateArrivalTimestamp":1545084650.987},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"shardId-000000000006:7","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream/consumer/c:1"}]}"#;
+        let batch = decode_event_json(text).unwrap();
+        let record = &batch.records[0];
+        assert_eq!(record.partition_key, "k\u{e9}");
+        assert_eq!(record.data, [0, 1, 2, 0xff]);
+        assert_eq!(record.approximate_arrival_timestamp, 1545084650.987);
+        assert_eq!(batch.stream.name.as_str(), "lambda-stream");
+        assert!(matches!(
+            decode_event_json(b"[1, 2]"),
+            Err(EventError::NotKinesisEvent(_))
+        ));
     }
 
     #[test]
