@@ -140,6 +140,8 @@ mod tests {
             last_update: Some("2024-05-01 12:00:00".into()),
             expire_after: Some(1714568400),
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 

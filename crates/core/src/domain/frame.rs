@@ -211,6 +211,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 

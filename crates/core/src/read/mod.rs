@@ -836,6 +836,8 @@ mod tests {
             last_update: Some(last_update.into()),
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 

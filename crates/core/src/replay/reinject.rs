@@ -214,6 +214,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 
