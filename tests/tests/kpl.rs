@@ -195,6 +195,23 @@ async fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// A stream of `shards` shards tagged with `tags` (mode first) and its archive table
+    /// `<stream>-archive-<mode>`. Returns the stream's ARN.
+    async fn stream(&self, name: &str, shards: i32, tags: &[(&str, &str)]) -> String {
+        let arn = kinesis::create_stream(&self.kinesis, name, shards).await;
+        kinesis::tag_stream(&self.kinesis, name, tags).await;
+        let mode = tags[0].1;
+        dynamo::create_table(
+            &self.dynamodb,
+            &format!("{name}-archive-{mode}"),
+            mode == "ALL",
+        )
+        .await;
+        arn
+    }
+}
+
 async fn function(moto: &Moto, via: Option<&FaultProxy>) -> LambdaFunction {
     let mut env = match via {
         Some(proxy) => moto.env_via(&proxy.endpoint()),
@@ -208,9 +225,7 @@ async fn function(moto: &Moto, via: Option<&FaultProxy>) -> LambdaFunction {
 async fn lambda_archives_every_user_record_of_containers_mixed_with_plain_records() {
     let t = setup().await;
     let mut f = function(&t.moto, None).await;
-    let arn = kinesis::create_stream(&t.kinesis, "kpl", 1).await;
-    kinesis::tag_stream(&t.kinesis, "kpl", &[("StreamArchiveMode", "ALL")]).await;
-    dynamo::create_table(&t.dynamodb, "kpl-archive-ALL", true).await;
+    let arn = t.stream("kpl", 1, &[("StreamArchiveMode", "ALL")]).await;
 
     let containers = containers();
     let mut records = aggregate(&containers);
@@ -309,9 +324,9 @@ async fn lambda_archives_every_user_record_of_containers_mixed_with_plain_record
 async fn lambda_latest_keeps_the_highest_sequence_then_sub_sequence_per_user_key() {
     let t = setup().await;
     let mut f = function(&t.moto, None).await;
-    let arn = kinesis::create_stream(&t.kinesis, "kpl-latest", 1).await;
-    kinesis::tag_stream(&t.kinesis, "kpl-latest", &[("StreamArchiveMode", "LATEST")]).await;
-    dynamo::create_table(&t.dynamodb, "kpl-latest-archive-LATEST", false).await;
+    let arn = t
+        .stream("kpl-latest", 1, &[("StreamArchiveMode", "LATEST")])
+        .await;
     let first = vec![
         user("a", None, b"a0"),
         user("b", Some("77"), b"b1"),
@@ -324,11 +339,19 @@ async fn lambda_latest_keeps_the_highest_sequence_then_sub_sequence_per_user_key
     records.push(("c".into(), b"c-plain-newest".to_vec()));
     let read = put_and_read(&t.kinesis, "kpl-latest", &records).await;
 
-    // The first container alone, twice, then everything.
-    for batch in [&read[..1], &read[..1], &read[..]] {
-        let response = f.invoke(kinesis::event(&arn, batch)).await.response();
+    // The first container alone, twice: per key its highest sub-sequence number.
+    for _ in 0..2 {
+        let response = f.invoke(kinesis::event(&arn, &read[..1])).await.response();
         assert_eq!(failures(&response), Vec::<String>::new(), "{response}");
     }
+    let items = dynamo::scan_all(&t.dynamodb, "kpl-latest-archive-LATEST").await;
+    let by_key: BTreeMap<&str, &Item> = items.iter().map(|i| (s(i, "partitionKey"), i)).collect();
+    assert_eq!(data(by_key["a"]), b"a2");
+    assert_eq!(n(by_key["a"], "subSequenceNumber"), "2");
+    assert_eq!(data(by_key["c"]), b"c4");
+    // Then everything.
+    let response = f.invoke(kinesis::event(&arn, &read)).await.response();
+    assert_eq!(failures(&response), Vec::<String>::new(), "{response}");
     let items = dynamo::scan_all(&t.dynamodb, "kpl-latest-archive-LATEST").await;
     let by_key: BTreeMap<&str, &Item> = items.iter().map(|i| (s(i, "partitionKey"), i)).collect();
     assert_eq!(by_key.len(), 4);
@@ -348,13 +371,6 @@ async fn lambda_latest_keeps_the_highest_sequence_then_sub_sequence_per_user_key
     assert_eq!(failures(&response), Vec::<String>::new());
     let again = dynamo::scan_all(&t.dynamodb, "kpl-latest-archive-LATEST").await;
     assert_eq!(dynamo::archived(&again), dynamo::archived(&items));
-
-    // A fresh key seen only in one container keeps its highest sub-sequence.
-    let t2 = dynamo::scan_all(&t.dynamodb, "kpl-latest-archive-LATEST").await;
-    assert!(
-        t2.iter()
-            .all(|i| s(i, "partitionKey") != "c" || data(i) != b"c3")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,9 +378,9 @@ async fn a_failed_write_reports_the_containers_sequence_number() {
     let t = setup().await;
     let proxy = FaultProxy::start(&t.moto.endpoint()).await;
     let mut f = function(&t.moto, Some(&proxy)).await;
-    let arn = kinesis::create_stream(&t.kinesis, "kpl-fail", 1).await;
-    kinesis::tag_stream(&t.kinesis, "kpl-fail", &[("StreamArchiveMode", "ALL")]).await;
-    dynamo::create_table(&t.dynamodb, "kpl-fail-archive-ALL", true).await;
+    let arn = t
+        .stream("kpl-fail", 1, &[("StreamArchiveMode", "ALL")])
+        .await;
     // Request 1: the plain record and the 24 user records of the first container; request
     // 2: the second container (with the poison key) and the last plain record.
     let first: Vec<User> = (0..24)
@@ -413,9 +429,7 @@ async fn kinarch_archive_de_aggregates_and_the_tag_can_turn_it_off() {
             ],
         ),
     ] {
-        kinesis::create_stream(&t.kinesis, stream, 2).await;
-        kinesis::tag_stream(&t.kinesis, stream, &tags).await;
-        dynamo::create_table(&t.dynamodb, &format!("{stream}-archive-ALL"), true).await;
+        t.stream(stream, 2, &tags).await;
     }
     let containers = containers();
     let mut records = aggregate(&containers);
@@ -446,4 +460,94 @@ async fn kinarch_archive_de_aggregates_and_the_tag_can_turn_it_off() {
     assert_eq!(run.json()["containers"], 0);
     let raw = dynamo::scan_all(&t.dynamodb, "kpl-raw-archive-ALL").await;
     assert_eq!(dynamo::archived(&raw), kinesis::as_archived(&read_raw));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinject_sends_user_records_one_by_one_under_their_own_keys() {
+    let t = setup().await;
+    t.stream("kpl-src", 1, &[("StreamArchiveMode", "ALL")])
+        .await;
+    kinesis::create_stream(&t.kinesis, "kpl-target", 1).await;
+    kinesis::create_stream(&t.kinesis, "kpl-target-meta", 1).await;
+    let users: Vec<User> = (0..40)
+        .map(|i| {
+            let ehk = (i % 4 == 0).then(|| format!("{}", 100 + i));
+            user(
+                &format!("u{}", i % 5),
+                ehk.as_deref(),
+                format!("d{i}").as_bytes(),
+            )
+        })
+        .collect();
+    let records = aggregate(std::slice::from_ref(&users));
+    let read = put_and_read(&t.kinesis, "kpl-src", &records).await;
+    kinarch(&t.moto, &["archive", "kpl-src"]).await.ok();
+
+    let run = kinarch(&t.moto, &["reinject", "kpl-src", "--target", "kpl-target"]).await;
+    run.ok();
+    assert!(run.stderr.contains("read 40, sent 40"), "{}", run.stderr);
+    let replayed = kinesis::read_all(&t.kinesis, "kpl-target").await;
+    assert_eq!(
+        replayed.len(),
+        40,
+        "not re-aggregated: one Kinesis record each"
+    );
+    // Per key, the order of the user records is kept.
+    for key in 0..5 {
+        let key = format!("u{key}");
+        let sent: Vec<&Vec<u8>> = replayed
+            .iter()
+            .filter(|r| r.partition_key == key)
+            .map(|r| &r.data)
+            .collect();
+        let original: Vec<&Vec<u8>> = users.iter().filter(|u| u.0 == key).map(|u| &u.2).collect();
+        assert_eq!(sent, original, "order of {key}");
+    }
+    // The Python deaggregator sees plain records there: the same user records.
+    let plain = run_script(
+        &["deaggregate"],
+        &json!(
+            replayed
+                .iter()
+                .map(|r| json!({
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": STANDARD.encode(&r.data),
+                }))
+                .collect::<Vec<_>>()
+        ),
+    );
+    assert_eq!(plain.as_array().unwrap().len(), 40);
+
+    // --metadata names the container's sequence number and the sub-sequence number.
+    let run = kinarch(
+        &t.moto,
+        &[
+            "reinject",
+            "kpl-src",
+            "--target",
+            "kpl-target-meta",
+            "--partition-key",
+            "u3",
+            "--metadata",
+        ],
+    )
+    .await;
+    run.ok();
+    let framed = kinesis::read_all(&t.kinesis, "kpl-target-meta").await;
+    assert_eq!(framed.len(), 8);
+    for (n, record) in framed.iter().enumerate() {
+        let text = String::from_utf8_lossy(&record.data);
+        assert!(
+            text.contains(&format!(
+                "\"originalSequenceNumber\":\"{}\"",
+                read[0].sequence_number
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\"originalSubSequenceNumber\":{}", 3 + 5 * n)),
+            "{text}"
+        );
+    }
 }

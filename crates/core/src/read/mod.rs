@@ -331,58 +331,46 @@ impl ArchiveReader {
                 yield Err(err);
                 return;
             }
-            match plan_query(archive.config.mode, &range) {
+            // What to query after the plan's first step, if anything: the key condition's
+            // string range and the page size.
+            let query = match plan_query(archive.config.mode, &range) {
                 QueryRead::Get { sequence } => {
                     match archive.get(&options.partition_key, sequence.as_ref()).await {
                         Ok(Some(item)) => {
                             if let Some(result) = convert(&item, |r| range.contains(&r.sequence_number)) {
                                 yield result;
                             }
+                            None
                         }
-                        Ok(None) => {
-                            // No plain record under that sequence number: the user records
-                            // of a KPL container with it, if any (range keys
-                            // `<sequence>.<sub-sequence>`, see crate::domain::kpl).
-                            if let Some(sequence) = sequence.filter(|_| archive.config.mode == ArchiveMode::All) {
-                                let mut pages = std::pin::pin!(archive.query_pages(
-                                    options.partition_key.clone(),
-                                    Some(container_range(&sequence, &sequence)),
-                                    options.page_size.map(|n| n.clamp(1, i32::MAX as u32) as i32),
-                                ));
-                                while let Some(page) = pages.next().await {
-                                    match page {
-                                        Ok(items) => {
-                                            for item in &items {
-                                                if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
-                                                    yield result;
-                                                }
-                                            }
-                                        }
-                                        Err(err) => yield Err(err),
-                                    }
+                        // No plain record under that sequence number: the user records of a
+                        // KPL container with it, if any (range keys `<sequence>.<sub-sequence>`,
+                        // see crate::domain::kpl).
+                        Ok(None) => sequence
+                            .filter(|_| archive.config.mode == ArchiveMode::All)
+                            .map(|s| (Some(container_range(&s, &s)), page_limit(options.page_size, false, limit))),
+                        Err(err) => {
+                            yield Err(err);
+                            None
+                        }
+                    }
+                }
+                QueryRead::Query { between, exact } => Some((
+                    between.map(|(low, high)| container_range(&low, &high)),
+                    page_limit(options.page_size, exact, limit),
+                )),
+            };
+            if let Some((between, page)) = query {
+                let mut pages = std::pin::pin!(archive.query_pages(options.partition_key.clone(), between, page));
+                while let Some(page) = pages.next().await {
+                    match page {
+                        Ok(items) => {
+                            for item in &items {
+                                if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
+                                    yield result;
                                 }
                             }
                         }
                         Err(err) => yield Err(err),
-                    }
-                }
-                QueryRead::Query { between, exact } => {
-                    let mut pages = std::pin::pin!(archive.query_pages(
-                        options.partition_key.clone(),
-                        between.map(|(low, high)| container_range(&low, &high)),
-                        page_limit(options.page_size, exact, limit),
-                    ));
-                    while let Some(page) = pages.next().await {
-                        match page {
-                            Ok(items) => {
-                                for item in &items {
-                                    if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
-                                        yield result;
-                                    }
-                                }
-                            }
-                            Err(err) => yield Err(err),
-                        }
                     }
                 }
             }

@@ -677,4 +677,45 @@ mod tests {
             assert_eq!(outcome.failed, 2, "{mode}");
         }
     }
+
+    #[test]
+    fn containers_become_user_records_with_the_containers_position_and_shard() {
+        let users = vec![
+            kpl::UserRecord {
+                partition_key: "u1".into(),
+                explicit_hash_key: Some("42".into()),
+                data: b"a".to_vec(),
+            },
+            kpl::UserRecord {
+                partition_key: "u2".into(),
+                explicit_hash_key: None,
+                data: b"b".to_vec(),
+            },
+        ];
+        let mut broken = kpl::aggregate(&users);
+        broken.pop();
+        let batch = vec![
+            record("plain", "5", b"p".to_vec()),
+            record("agg", "6", kpl::aggregate(&users)),
+            record("agg", "7", broken.clone()),
+        ];
+        let config =
+            StreamArchiveConfig::new(StreamName::new("orders").unwrap(), ArchiveMode::All, None);
+        let (out, containers) = deaggregate_batch(&config, &batch);
+        assert_eq!(containers, 1);
+        assert_eq!(out.len(), 4);
+        assert_eq!(*out[0], batch[0]);
+        assert!(matches!(out[0], Cow::Borrowed(_)));
+        for (i, user) in out[1..3].iter().enumerate() {
+            assert_eq!(user.partition_key, users[i].partition_key);
+            assert_eq!(user.explicit_hash_key, users[i].explicit_hash_key);
+            assert_eq!(user.data, users[i].data);
+            assert_eq!(user.sequence_number.as_str(), "6");
+            assert_eq!(user.sub_sequence_number, Some(i as u64));
+            assert_eq!(user.shard_id, batch[1].shard_id);
+            assert_eq!(user.approximate_arrival_timestamp, 1.5);
+        }
+        // A record with the magic that is not a valid container stays as it is.
+        assert_eq!(*out[3], batch[2]);
+    }
 }
