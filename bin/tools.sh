@@ -4,7 +4,7 @@ TOOLS_DIR="${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}"
 export KINARCH_TOOLS_DIR="$TOOLS_DIR"
 
 # The emulator: moto server serves DynamoDB and Kinesis on one loopback port.
-readonly EMULATOR_REQUIREMENTS="moto[server]==5.2.5"
+readonly EMULATOR_REQUIREMENTS="moto[server]==5.2.5 aws-kinesis-agg==1.2.3"
 # Offline template checks: cfn-lint 1.53.3 still expands the SAM transform (1.54+ does not).
 readonly SAM_TOOLS_REQUIREMENTS="cfn-lint==1.53.3 aws-sam-cli"
 

@@ -71,6 +71,8 @@ pub fn record(i: usize, keys: usize, payload_bytes: usize) -> ArchiveRecord {
         last_update: None,
         expire_after: None,
         oversize_bytes: None,
+        sub_sequence_number: None,
+        explicit_hash_key: None,
     }
 }
 

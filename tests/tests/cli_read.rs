@@ -85,6 +85,8 @@ impl World {
                 last_update: None,
                 expire_after: None,
                 oversize_bytes: None,
+                sub_sequence_number: None,
+                explicit_hash_key: None,
             };
             let item = record
                 .to_item(at(r.archived), ArchiveTtl::from_seconds(86400).ok())

@@ -28,6 +28,8 @@ fn record(key: &str, seq: u64, data: Vec<u8>) -> ArchiveRecord {
         last_update: None,
         expire_after: None,
         oversize_bytes: None,
+        sub_sequence_number: None,
+        explicit_hash_key: None,
     }
 }
 

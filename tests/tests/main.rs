@@ -12,6 +12,7 @@ mod cli_reinject;
 mod cli_setup;
 mod demo;
 mod faults;
+mod kpl;
 mod lambda;
 mod reinject;
 mod replays;

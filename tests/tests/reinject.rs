@@ -22,6 +22,8 @@ fn archived(i: u64, keys: u64) -> ArchiveRecord {
         last_update: Some("2026-11-25 00:00:00".into()),
         expire_after: None,
         oversize_bytes: None,
+        sub_sequence_number: None,
+        explicit_hash_key: None,
     }
 }
 

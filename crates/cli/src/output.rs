@@ -57,6 +57,14 @@ pub(crate) fn record_json(record: &ArchiveRecord) -> Value {
         "sequenceNumber".into(),
         json!(record.sequence_number.as_str()),
     );
+    // User records of a KPL container: the container's sequence number above, their
+    // index in it here (the table's range key joins both, see kinarch_core::domain::kpl).
+    if let Some(sub) = record.sub_sequence_number {
+        object.insert("subSequenceNumber".into(), json!(sub));
+    }
+    if let Some(key) = &record.explicit_hash_key {
+        object.insert("explicitHashKey".into(), json!(key));
+    }
     object.insert("shardId".into(), json!(record.shard_id));
     object.insert(
         "approximateArrivalTimestamp".into(),
@@ -140,6 +148,8 @@ mod tests {
             last_update: Some("2024-05-01 12:00:00".into()),
             expire_after: Some(1714568400),
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 

@@ -104,6 +104,8 @@ impl Archiver {
             written = outcome.written,
             skipped_older = outcome.skipped_older,
             skipped_replay = outcome.skipped_replay,
+            containers = outcome.containers,
+            user_records = outcome.user_records,
             oversize = outcome.oversize,
             failed = outcome.failed,
             ms = started.elapsed().as_millis() as u64,

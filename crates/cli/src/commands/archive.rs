@@ -130,6 +130,8 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
         "written": summary.written,
         "skippedOlder": summary.skipped_older,
         "skippedReplay": summary.skipped_replay,
+        "containers": summary.containers,
+        "userRecords": summary.user_records,
         "oversize": summary.oversize,
         "retriedBatches": summary.retried_batches,
         "shards": summary.shards.iter().map(|shard| json!({
@@ -159,6 +161,18 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         summary.elapsed.as_secs_f64()
     );
     let mut details = Vec::new();
+    if summary.containers > 0 {
+        details.push(format!(
+            "{} KPL {} held {}",
+            summary.containers,
+            if summary.containers == 1 {
+                "container"
+            } else {
+                "containers"
+            },
+            count(summary.user_records, "user record")
+        ));
+    }
     if summary.skipped_older > 0 {
         details.push(format!(
             "{} older or repeated records not written",
@@ -258,6 +272,8 @@ mod tests {
             written: 12,
             skipped_older: 0,
             skipped_replay: 3,
+            containers: 0,
+            user_records: 0,
             oversize: 1,
             retried_batches: 0,
             elapsed: Duration::from_millis(1234),

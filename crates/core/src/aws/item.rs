@@ -13,6 +13,13 @@
 //! | `shardId` | S | the shard the record was read from |
 //! | `expireAfter` | N | archive time + TTL seconds (only with a TTL) |
 //!
+//! User records de-aggregated from a KPL container (see [`crate::domain::kpl`]) add
+//! `subSequenceNumber` N (their index in the container) and, when they have one,
+//! `explicitHashKey` S; in ALL tables their `sequenceNumber` is
+//! `<container sequence number>.<sub-sequence number, 20 digits>`
+//! ([`crate::domain::kpl::range_key`]), in LATEST tables the container's sequence number.
+//! Plain records have neither attribute and their items are exactly as before.
+//!
 //! kinarch adds two attributes only for records too large for an item (see
 //! [`ITEM_SIZE_LIMIT`]): `oversize` BOOL true and `recordSize` N (payload bytes), with
 //! `recordData` left out.
@@ -26,6 +33,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use chrono::{DateTime, Utc};
 
 use crate::domain::config::ArchiveTtl;
+use crate::domain::kpl::split_range_key;
 use crate::domain::record::{ArchiveRecord, format_epoch_seconds, format_last_update};
 use crate::domain::sequence::SequenceNumber;
 
@@ -49,6 +57,10 @@ pub mod attr {
     pub const OVERSIZE: &str = "oversize";
     /// N, kinarch only: payload size in bytes of an oversize record.
     pub const RECORD_SIZE: &str = "recordSize";
+    /// N, de-aggregated user records only: index in their KPL container.
+    pub const SUB_SEQUENCE_NUMBER: &str = "subSequenceNumber";
+    /// S, de-aggregated user records only, when they have one: the explicit hash key.
+    pub const EXPLICIT_HASH_KEY: &str = "explicitHashKey";
 }
 
 /// DynamoDB's maximum item size, 400 KB, counted as DynamoDB counts it.
@@ -119,8 +131,17 @@ impl ArchiveRecord {
         item.insert(attr::PARTITION_KEY.into(), s(&self.partition_key));
         item.insert(
             attr::SEQUENCE_NUMBER.into(),
-            s(self.sequence_number.as_str()),
+            AttributeValue::S(self.range_key()),
         );
+        if let Some(sub) = self.sub_sequence_number {
+            item.insert(
+                attr::SUB_SEQUENCE_NUMBER.into(),
+                AttributeValue::N(sub.to_string()),
+            );
+        }
+        if let Some(key) = &self.explicit_hash_key {
+            item.insert(attr::EXPLICIT_HASH_KEY.into(), s(key));
+        }
         item.insert(
             attr::LAST_UPDATE.into(),
             AttributeValue::S(format_last_update(archived_at)),
@@ -185,11 +206,19 @@ impl ArchiveRecord {
                     .ok_or_else(|| format!("attribute {name} is missing"))
             };
             let partition_key = required(attr::PARTITION_KEY, text(attr::PARTITION_KEY)?)?;
-            let sequence_number = SequenceNumber::parse(&required(
-                attr::SEQUENCE_NUMBER,
-                text(attr::SEQUENCE_NUMBER)?,
-            )?)
-            .map_err(|e| e.to_string())?;
+            let stored = required(attr::SEQUENCE_NUMBER, text(attr::SEQUENCE_NUMBER)?)?;
+            let (sequence, suffix) = split_range_key(&stored).ok_or_else(|| {
+                format!("sequenceNumber {stored:?} has an invalid sub-sequence suffix")
+            })?;
+            let sequence_number = SequenceNumber::parse(sequence).map_err(|e| e.to_string())?;
+            let sub_sequence_number = match number(attr::SUB_SEQUENCE_NUMBER)? {
+                Some(n) => Some(
+                    n.parse::<u64>()
+                        .map_err(|_| format!("subSequenceNumber {n:?} is not a whole number"))?,
+                ),
+                None => suffix,
+            };
+            let explicit_hash_key = text(attr::EXPLICIT_HASH_KEY)?.map(str::to_owned);
             let shard_id = text(attr::SHARD_ID)?.unwrap_or_default().to_owned();
             let approximate_arrival_timestamp = match number(attr::APPROXIMATE_ARRIVAL_TIMESTAMP)? {
                 Some(n) => n
@@ -231,6 +260,8 @@ impl ArchiveRecord {
                 last_update,
                 expire_after,
                 oversize_bytes,
+                sub_sequence_number,
+                explicit_hash_key,
             })
         };
         read().map_err(|problem| ItemError { key, problem })
@@ -257,6 +288,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 
@@ -403,6 +436,8 @@ mod tests {
                 last_update: None,
                 expire_after: None,
                 oversize_bytes: None,
+                sub_sequence_number: None,
+                explicit_hash_key: None,
             };
             let ttl = ttl.map(|s| ArchiveTtl::from_seconds(s).unwrap());
             let back = ArchiveRecord::from_item(&rec.to_item(at(), ttl).item).unwrap();

@@ -17,6 +17,10 @@ pub const TAG_TTL: &str = "ArchiveTTL";
 /// Optional tag naming the table, for archives made by other tools (the original Node
 /// archiver created `<stream>-archive-all` / `-latest`).
 pub const TAG_TABLE: &str = "ArchiveTableName";
+/// Optional tag: `false` archives KPL containers as the Kinesis records they are, for users
+/// who want the raw records; `true` or absent de-aggregates them (as KCL does), see
+/// [`crate::domain::kpl`].
+pub const TAG_DEAGGREGATE: &str = "ArchiveDeaggregate";
 
 /// Which records of a stream the archive keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +154,9 @@ pub struct StreamArchiveConfig {
     pub ttl: Option<ArchiveTtl>,
     /// The archive table.
     pub table: TableName,
+    /// Whether KPL containers are de-aggregated into their user records (tag
+    /// [`TAG_DEAGGREGATE`], default on).
+    pub deaggregate: bool,
 }
 
 /// A stream tag with a value kinarch cannot use.
@@ -175,6 +182,7 @@ impl StreamArchiveConfig {
             mode,
             ttl,
             table,
+            deaggregate: true,
         }
     }
 
@@ -185,12 +193,13 @@ impl StreamArchiveConfig {
         stream: &StreamName,
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
-        let (mut mode, mut ttl, mut table) = (None, None, None);
+        let (mut mode, mut ttl, mut table, mut deaggregate) = (None, None, None, None);
         for (key, value) in tags {
             match key {
                 TAG_MODE => mode = Some(value),
                 TAG_TTL => ttl = Some(value),
                 TAG_TABLE => table = Some(value),
+                TAG_DEAGGREGATE => deaggregate = Some(value),
                 _ => {}
             }
         }
@@ -215,11 +224,23 @@ impl StreamArchiveConfig {
             Some(value) => TableName::new(value.trim())
                 .map_err(|e: NameError| error(TAG_TABLE, e.to_string()))?,
         };
+        let deaggregate = match deaggregate.map(str::trim) {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(error(
+                    TAG_DEAGGREGATE,
+                    format!("{v:?} is neither true nor false"),
+                ));
+            }
+        };
         Ok(Self {
             stream: stream.clone(),
             mode,
             ttl,
             table,
+            deaggregate,
         })
     }
 }

@@ -227,6 +227,8 @@ pub fn decode_event_json(event: &[u8]) -> Result<KinesisBatch, EventError> {
             last_update: None,
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         });
     }
     let shard_id = records[0].shard_id.clone();

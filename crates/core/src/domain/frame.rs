@@ -29,6 +29,10 @@ pub struct ReplayMetadata {
     /// The stream the record came from; present only when it was replayed into another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_stream_name: Option<String>,
+    /// The user record's index in its KPL container (whose sequence number is
+    /// `original_sequence_number`); present only for de-aggregated user records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sub_sequence_number: Option<u64>,
 }
 
 impl ReplayMetadata {
@@ -40,6 +44,7 @@ impl ReplayMetadata {
             original_shard_id: record.shard_id.clone(),
             original_sequence_number: record.sequence_number.as_str().to_owned(),
             original_stream_name: source_stream.map(str::to_owned),
+            original_sub_sequence_number: record.sub_sequence_number,
         }
     }
 }
@@ -211,6 +216,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 

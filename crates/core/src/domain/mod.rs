@@ -5,6 +5,7 @@
 pub mod config;
 pub mod event;
 pub mod frame;
+pub mod kpl;
 pub mod names;
 pub mod plan;
 pub mod record;

@@ -14,7 +14,8 @@ pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
 /// ALL mode: splits the records into BatchWriteItem requests of at most
 /// [`MAX_BATCH_WRITE_ITEMS`], with no key (`partitionKey`, `sequenceNumber`) twice in one
 /// request (DynamoDB refuses such a request as a whole). A record delivered twice in one
-/// batch is written once.
+/// batch is written once. User records of one KPL container share its sequence number and
+/// differ by sub-sequence number, so they are distinct keys.
 ///
 /// The planning functions take records or references to them (the writer plans the records
 /// of a batch that are to be archived, without copying them).
@@ -23,7 +24,7 @@ pub fn plan_all<R: Borrow<ArchiveRecord>>(records: &[R]) -> Vec<Vec<usize>> {
     let unique: Vec<usize> = (0..records.len())
         .filter(|&i| {
             let record = records[i].borrow();
-            seen.insert((&record.partition_key, &record.sequence_number))
+            seen.insert((&record.partition_key, record.position()))
         })
         .collect();
     unique
@@ -32,8 +33,9 @@ pub fn plan_all<R: Borrow<ArchiveRecord>>(records: &[R]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// LATEST mode: the index of the record with the highest sequence number of each partition
-/// key, in order of first appearance of the key.
+/// LATEST mode: the index of the record with the highest position (sequence number, then
+/// sub-sequence number for user records of a KPL container) of each partition key, in order
+/// of first appearance of the key.
 pub fn reduce_latest<R: Borrow<ArchiveRecord>>(records: &[R]) -> Vec<usize> {
     let mut newest: HashMap<&str, usize> = HashMap::with_capacity(records.len());
     let mut order = Vec::new();
@@ -44,7 +46,7 @@ pub fn reduce_latest<R: Borrow<ArchiveRecord>>(records: &[R]) -> Vec<usize> {
                 order.push(&record.partition_key);
             }
             Some(best) => {
-                if record.sequence_number > records[*best].borrow().sequence_number {
+                if record.position() > records[*best].borrow().position() {
                     *best = i;
                 }
             }
@@ -83,6 +85,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 
@@ -112,6 +116,24 @@ mod tests {
             rec("b", "4"),
         ];
         assert_eq!(reduce_latest(&records), vec![2, 1]);
+    }
+
+    #[test]
+    fn user_records_of_a_container_are_distinct_and_ordered_by_sub_sequence() {
+        let user = |key: &str, seq: &str, sub: u64| ArchiveRecord {
+            sub_sequence_number: Some(sub),
+            ..rec(key, seq)
+        };
+        let records = vec![
+            rec("a", "10"),
+            user("a", "10", 0),
+            user("a", "10", 1),
+            user("a", "10", 1),
+            user("b", "9", 5),
+            user("b", "9", 2),
+        ];
+        assert_eq!(plan_all(&records), vec![vec![0, 1, 2, 4, 5]]);
+        assert_eq!(reduce_latest(&records), vec![2, 4]);
     }
 
     #[test]

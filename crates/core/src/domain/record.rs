@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::kpl::{RecordPosition, range_key};
 use crate::domain::sequence::SequenceNumber;
 
 /// The `lastUpdate` format of the table contract.
@@ -28,6 +29,28 @@ pub struct ArchiveRecord {
     /// `Some(n)`: the payload had `n` bytes, too many for one DynamoDB item, so only the
     /// record's metadata is archived.
     pub oversize_bytes: Option<u64>,
+    /// For a user record de-aggregated from a KPL container: its index in the container
+    /// (the container's sequence number is [`Self::sequence_number`]). `None` for a plain
+    /// record. See [`crate::domain::kpl`].
+    pub sub_sequence_number: Option<u64>,
+    /// The user record's explicit hash key, when its producer gave one (KPL containers only:
+    /// a plain record's explicit hash key is not delivered by Kinesis).
+    pub explicit_hash_key: Option<String>,
+}
+
+impl ArchiveRecord {
+    /// Where the record sits in its shard: sequence number, then sub-sequence number.
+    pub fn position(&self) -> RecordPosition<'_> {
+        RecordPosition {
+            sequence: &self.sequence_number,
+            sub_sequence: self.sub_sequence_number,
+        }
+    }
+
+    /// The `sequenceNumber` value of this record in an ALL table (its RANGE key).
+    pub fn range_key(&self) -> String {
+        range_key(&self.sequence_number, self.sub_sequence_number)
+    }
 }
 
 /// Formats an archive time as the contract's `lastUpdate`.

@@ -166,6 +166,8 @@ pub(super) fn to_archive_record(
         last_update: None,
         expire_after: None,
         oversize_bytes: None,
+        sub_sequence_number: None,
+        explicit_hash_key: None,
     })
 }
 

@@ -317,6 +317,10 @@ pub struct ArchiveSummary {
     /// Records not written because kinarch replayed them into this stream, their source
     /// (see [`WriteOutcome::skipped_replay`](crate::WriteOutcome)).
     pub skipped_replay: u64,
+    /// KPL containers among the records, de-aggregated (see [`crate::domain::kpl`]).
+    pub containers: u64,
+    /// User records found in those containers.
+    pub user_records: u64,
     /// Records archived without their payload (too large for an item).
     pub oversize: u64,
     /// Batches whose writes partly failed and were read again.
@@ -675,6 +679,8 @@ impl StreamPoller {
             written: 0,
             skipped_older: 0,
             skipped_replay: 0,
+            containers: 0,
+            user_records: 0,
             oversize: 0,
             retried_batches: 0,
             elapsed,
@@ -694,6 +700,8 @@ impl StreamPoller {
                     summary.written += reader.stats.written;
                     summary.skipped_older += reader.stats.skipped_older;
                     summary.skipped_replay += reader.stats.skipped_replay;
+                    summary.containers += reader.stats.containers;
+                    summary.user_records += reader.stats.user_records;
                     summary.oversize += reader.stats.oversize;
                     summary.retried_batches += reader.stats.retried_batches;
                     (

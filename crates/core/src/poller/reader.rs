@@ -50,6 +50,8 @@ pub(super) struct ReaderStats {
     pub(super) written: u64,
     pub(super) skipped_older: u64,
     pub(super) skipped_replay: u64,
+    pub(super) containers: u64,
+    pub(super) user_records: u64,
     pub(super) oversize: u64,
     pub(super) retried_batches: u64,
 }
@@ -213,6 +215,8 @@ impl ShardReader {
                 self.stats.written += outcome.written as u64;
                 self.stats.skipped_older += outcome.skipped_older as u64;
                 self.stats.skipped_replay += outcome.skipped_replay as u64;
+                self.stats.containers += outcome.containers as u64;
+                self.stats.user_records += outcome.user_records as u64;
                 self.stats.oversize += outcome.oversize as u64;
                 match &outcome.lowest_failed {
                     None => {

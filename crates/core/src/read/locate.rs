@@ -69,6 +69,7 @@ pub fn config_from_table(
         mode,
         ttl: None,
         table: table.name.clone(),
+        deaggregate: true,
     })
 }
 

@@ -21,7 +21,11 @@
 //!   expression cannot help: DynamoDB refuses filters on key attributes in a Query.)
 //! - **Scan** sends an exact numeric filter built on `size()` (a longer number is larger;
 //!   equal lengths compare as strings), so non-matching items are not transferred, and
-//!   checks again in Rust.
+//!   checks again in Rust. For user records of KPL containers (range key
+//!   `<sequence>.<sub-sequence>`, longer than the sequence number, see
+//!   [`crate::domain::kpl`]) the filter lets a superset through, which the check in Rust
+//!   narrows; a query's key condition likewise reaches up to `<to>:` so that the user
+//!   records of the container `to` are inside it.
 //!
 //! Records come in the table's order: for a query, sort-key (string) order, which is
 //! numeric order when all sequence numbers of the key have the same length; a scan has no
@@ -327,35 +331,46 @@ impl ArchiveReader {
                 yield Err(err);
                 return;
             }
-            match plan_query(archive.config.mode, &range) {
+            // What to query after the plan's first step, if anything: the key condition's
+            // string range and the page size.
+            let query = match plan_query(archive.config.mode, &range) {
                 QueryRead::Get { sequence } => {
                     match archive.get(&options.partition_key, sequence.as_ref()).await {
                         Ok(Some(item)) => {
                             if let Some(result) = convert(&item, |r| range.contains(&r.sequence_number)) {
                                 yield result;
                             }
+                            None
                         }
-                        Ok(None) => {}
-                        Err(err) => yield Err(err),
+                        // No plain record under that sequence number: the user records of a
+                        // KPL container with it, if any (range keys `<sequence>.<sub-sequence>`,
+                        // see crate::domain::kpl).
+                        Ok(None) => sequence
+                            .filter(|_| archive.config.mode == ArchiveMode::All)
+                            .map(|s| (Some(container_range(&s, &s)), page_limit(options.page_size, false, limit))),
+                        Err(err) => {
+                            yield Err(err);
+                            None
+                        }
                     }
                 }
-                QueryRead::Query { between, exact } => {
-                    let mut pages = std::pin::pin!(archive.query_pages(
-                        options.partition_key.clone(),
-                        between,
-                        page_limit(options.page_size, exact, limit),
-                    ));
-                    while let Some(page) = pages.next().await {
-                        match page {
-                            Ok(items) => {
-                                for item in &items {
-                                    if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
-                                        yield result;
-                                    }
+                QueryRead::Query { between, exact } => Some((
+                    between.map(|(low, high)| container_range(&low, &high)),
+                    page_limit(options.page_size, exact, limit),
+                )),
+            };
+            if let Some((between, page)) = query {
+                let mut pages = std::pin::pin!(archive.query_pages(options.partition_key.clone(), between, page));
+                while let Some(page) = pages.next().await {
+                    match page {
+                        Ok(items) => {
+                            for item in &items {
+                                if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
+                                    yield result;
                                 }
                             }
-                            Err(err) => yield Err(err),
                         }
+                        Err(err) => yield Err(err),
                     }
                 }
             }
@@ -523,7 +538,7 @@ impl ArchiveReader {
     fn query_pages(
         &self,
         partition_key: String,
-        between: Option<(SequenceNumber, SequenceNumber)>,
+        between: Option<(String, String)>,
         page: Option<i32>,
     ) -> impl Stream<Item = Result<Vec<Item>, Error>> + Send + 'static {
         let archive = self.clone();
@@ -539,8 +554,8 @@ impl ArchiveReader {
                 Some((low, high)) => call
                     .key_condition_expression("#pk = :pk AND #seq BETWEEN :low AND :high")
                     .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
-                    .expression_attribute_values(":low", AttributeValue::S(low.as_str().to_owned()))
-                    .expression_attribute_values(":high", AttributeValue::S(high.as_str().to_owned())),
+                    .expression_attribute_values(":low", AttributeValue::S(low.clone()))
+                    .expression_attribute_values(":high", AttributeValue::S(high.clone())),
                 None => call.key_condition_expression("#pk = :pk"),
             };
             let mut start: Option<Item> = None;
@@ -665,6 +680,15 @@ fn check_partition_key(key: &str) -> Result<(), Error> {
              {MAX_PARTITION_KEY_CHARS} characters"
         )))
     }
+}
+
+/// The string range of range keys holding the records of container sequence numbers
+/// `low..=high` (same digit count): `low` itself up to `high` followed by `:`, which sorts
+/// after `.` and every digit, so the user records of a KPL container with sequence number
+/// `high` (`<high>.<sub-sequence>`, see [`crate::domain::kpl`]) are inside. The superset
+/// (longer numbers starting with `high`) is dropped by the numeric check in Rust.
+fn container_range(low: &SequenceNumber, high: &SequenceNumber) -> (String, String) {
+    (low.as_str().to_owned(), format!("{}:", high.as_str()))
 }
 
 /// How a query is read.
@@ -836,6 +860,8 @@ mod tests {
             last_update: Some(last_update.into()),
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 

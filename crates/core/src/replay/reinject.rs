@@ -4,7 +4,7 @@
 //!
 //! A record is named by its original sequence number, which also orders a key's records:
 //! within a key, records go in numeric sequence order, whatever order the archive returned
-//! them in, for the records read ahead together (up to 10,000; a table returns a key's
+//! them in (user records of a KPL container by sub-sequence number after that), for the records read ahead together (up to 10,000; a table returns a key's
 //! records together, so a key is ordered as a whole unless it has more).
 //!
 //! A record whose payload was too large to archive is reported and does not block its
@@ -95,8 +95,10 @@ impl ReinjectOptions {
 pub struct FailedRecord {
     /// Its partition key.
     pub partition_key: String,
-    /// Its original sequence number.
+    /// Its original sequence number (a KPL container's, for a user record of one).
     pub sequence_number: SequenceNumber,
+    /// A de-aggregated user record's index in its KPL container.
+    pub sub_sequence_number: Option<u64>,
     /// Why.
     pub reason: String,
 }
@@ -162,7 +164,8 @@ pub async fn reinject(
             .into_iter()
             .map(|f| FailedRecord {
                 partition_key: f.partition_key,
-                sequence_number: f.id,
+                sequence_number: f.id.0,
+                sub_sequence_number: f.id.1,
                 reason: f.reason,
             })
             .collect(),
@@ -172,13 +175,18 @@ pub async fn reinject(
     })
 }
 
+/// What names a reinjected record and orders a key's records: its original sequence
+/// number, then its sub-sequence number when it is a user record of a KPL container (the
+/// user records of one container share its sequence number).
+type RecordId = (SequenceNumber, Option<u64>);
+
 /// The record as sent (`framing` applied), or refused when its payload is not in the
 /// archive. `source` is the original stream's name for the frame, when it is not the
 /// target.
-fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input<SequenceNumber> {
+fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input<RecordId> {
     if let Some(size) = record.oversize_bytes {
         return Input::Refused(SendFailure {
-            id: record.sequence_number,
+            id: (record.sequence_number, record.sub_sequence_number),
             partition_key: record.partition_key,
             reason: format!(
                 "its payload ({size} bytes) was too large to archive and is not in the archive"
@@ -193,11 +201,15 @@ fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input
             separator,
         ),
     };
-    Input::Send(Outgoing::new(
-        record.sequence_number,
+    // A user record of a KPL container goes out alone (never re-aggregated), under its own
+    // partition key and explicit hash key.
+    let mut outgoing = Outgoing::new(
+        (record.sequence_number, record.sub_sequence_number),
         record.partition_key,
         data,
-    ))
+    );
+    outgoing.explicit_hash_key = record.explicit_hash_key;
+    Input::Send(outgoing)
 }
 
 #[cfg(test)]
@@ -214,6 +226,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 
@@ -222,7 +236,7 @@ mod tests {
         let Input::Refused(failure) = frame(archived(Some(500_000)), Framing::Raw, None) else {
             panic!("an oversize record is not sendable");
         };
-        assert_eq!(failure.id.as_str(), "17");
+        assert_eq!(failure.id.0.as_str(), "17");
         assert!(failure.reason.contains("too large to archive"));
     }
 
@@ -233,7 +247,7 @@ mod tests {
             panic!("sendable");
         };
         assert_eq!(
-            (raw.id.as_str(), raw.partition_key.as_str(), &raw.data[..]),
+            (raw.id.0.as_str(), raw.partition_key.as_str(), &raw.data[..]),
             ("17", "k", &b"payload"[..])
         );
         let Input::Send(framed) = frame(

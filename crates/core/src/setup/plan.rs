@@ -245,6 +245,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         mode: request.mode,
         ttl,
         table: table.clone(),
+        deaggregate: true,
     };
     let mut steps = Vec::new();
     let mut notes = Vec::new();

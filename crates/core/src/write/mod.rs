@@ -9,6 +9,7 @@
 //! record (LATEST) nor archives a record twice (ALL). It is handled, not failed: it never
 //! holds back delivery or a checkpoint.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::frame::ReplayFrame;
+use crate::domain::kpl::{self, RecordPosition};
 use crate::domain::plan::{lowest_sequence, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
@@ -58,8 +60,13 @@ impl Default for WriterOptions {
 /// What happened to a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// Records handed in.
+    /// Kinesis records handed in (a KPL container counts once).
     pub records: usize,
+    /// KPL containers among them that were de-aggregated (see [`crate::domain::kpl`]).
+    pub containers: usize,
+    /// User records found in those containers. The other counts ([`Self::written`],
+    /// [`Self::skipped_older`], ...) count user records and plain records alike.
+    pub user_records: usize,
     /// Items written (ALL: distinct records; LATEST: keys whose newest record was stored).
     pub written: usize,
     /// LATEST: records not written because a newer record of the same key was in the batch
@@ -119,8 +126,18 @@ impl ArchiveWriter {
         records: &[ArchiveRecord],
         deadline: Instant,
     ) -> Result<WriteOutcome, Error> {
-        let kept: Vec<&ArchiveRecord> = records.iter().filter(|r| !is_own_replay(r)).collect();
-        let skipped_replay = records.len() - kept.len();
+        let (expanded, containers) = if config.deaggregate {
+            deaggregate_batch(config, records)
+        } else {
+            (records.iter().map(Cow::Borrowed).collect(), 0)
+        };
+        let user_records = expanded.len() - (records.len() - containers);
+        let kept: Vec<&ArchiveRecord> = expanded
+            .iter()
+            .map(|r| r.as_ref())
+            .filter(|r| !is_own_replay(r))
+            .collect();
+        let skipped_replay = expanded.len() - kept.len();
         if skipped_replay > 0 {
             tracing::debug!(
                 stream = %config.stream,
@@ -149,6 +166,8 @@ impl ArchiveWriter {
         }?;
         Ok(WriteOutcome {
             records: records.len(),
+            containers,
+            user_records,
             skipped_replay,
             ..outcome
         })
@@ -235,15 +254,14 @@ impl ArchiveWriter {
         drop(results);
         outcome.oversize = oversize;
         // A record delivered twice lands when its twin lands.
-        let mut key_landed: HashMap<(&str, &SequenceNumber), bool> = HashMap::new();
+        let mut key_landed: HashMap<(&str, RecordPosition<'_>), bool> = HashMap::new();
         for (i, r) in records.iter().enumerate() {
             *key_landed
-                .entry((r.partition_key.as_str(), &r.sequence_number))
+                .entry((r.partition_key.as_str(), r.position()))
                 .or_default() |= landed[i];
         }
-        let failed = |_: usize, r: &ArchiveRecord| {
-            !key_landed[&(r.partition_key.as_str(), &r.sequence_number)]
-        };
+        let failed =
+            |_: usize, r: &ArchiveRecord| !key_landed[&(r.partition_key.as_str(), r.position())];
         outcome.failed = records
             .iter()
             .enumerate()
@@ -378,14 +396,25 @@ impl ArchiveWriter {
             skipped_older: records.len() - newest.len(),
             ..Default::default()
         };
-        let writes: Vec<(usize, PreparedItem)> =
-            newest.iter().map(|&i| (i, prepare(records[i]))).collect();
+        let writes: Vec<(usize, PreparedItem)> = newest
+            .iter()
+            .map(|&i| {
+                let mut prepared = prepare(records[i]);
+                // LATEST tables have no RANGE key: a user record keeps its container's
+                // sequence number there, beside its subSequenceNumber (crate::domain::kpl).
+                prepared.item.insert(
+                    attr::SEQUENCE_NUMBER.into(),
+                    AttributeValue::S(records[i].sequence_number.as_str().to_owned()),
+                );
+                (i, prepared)
+            })
+            .collect();
         outcome.oversize = writes.iter().filter(|(_, p)| p.oversize).count();
         let mut results = futures::stream::iter(writes)
             .map(|(i, prepared)| async move {
                 (
                     i,
-                    self.put_if_newer(config, &records[i].sequence_number, prepared.item, deadline)
+                    self.put_if_newer(config, records[i], prepared.item, deadline)
                         .await,
                 )
             })
@@ -422,13 +451,13 @@ impl ArchiveWriter {
         Ok(outcome)
     }
 
-    /// Conditional put: stores the item unless the table holds the key with a sequence
-    /// number at least as high. `Ok(false)`: a newer (or the same) record is archived
-    /// already, which is success for LATEST mode.
+    /// Conditional put: stores the item unless the table holds the key with a position
+    /// (sequence number, then sub-sequence number) at least as high. `Ok(false)`: a newer
+    /// (or the same) record is archived already, which is success for LATEST mode.
     async fn put_if_newer(
         &self,
         config: &StreamArchiveConfig,
-        sequence_number: &SequenceNumber,
+        record: &ArchiveRecord,
         item: Item,
         deadline: Instant,
     ) -> Result<bool, RequestFailure> {
@@ -442,20 +471,39 @@ impl ArchiveWriter {
                 ));
             }
             // Sequence numbers compare numerically: a shorter one is smaller, equal lengths
-            // compare as strings. DynamoDB's size() gives the length of a string.
-            let call = self
+            // compare as strings. DynamoDB's size() gives the length of a string. A user
+            // record of a container also replaces the same container's user records with a
+            // lower sub-sequence number, and a plain record with the same sequence number
+            // (which has no subSequenceNumber).
+            let sequence_number = &record.sequence_number;
+            let mut call = self
                 .dynamodb
                 .put_item()
                 .table_name(table)
                 .set_item(Some(item.clone()))
-                .condition_expression(
-                    "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq)",
-                )
                 .expression_attribute_names("#pk", attr::PARTITION_KEY)
                 .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
-                .expression_attribute_values(":len", AttributeValue::N(sequence_number.digits().to_string()))
-                .expression_attribute_values(":seq", AttributeValue::S(sequence_number.as_str().to_owned()))
-                .send();
+                .expression_attribute_values(
+                    ":len",
+                    AttributeValue::N(sequence_number.digits().to_string()),
+                )
+                .expression_attribute_values(
+                    ":seq",
+                    AttributeValue::S(sequence_number.as_str().to_owned()),
+                );
+            call = match record.sub_sequence_number {
+                None => call.condition_expression(
+                    "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq)",
+                ),
+                Some(sub) => call
+                    .condition_expression(
+                        "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq) \
+                         OR (#seq = :seq AND (attribute_not_exists(#sub) OR #sub < :sub))",
+                    )
+                    .expression_attribute_names("#sub", attr::SUB_SEQUENCE_NUMBER)
+                    .expression_attribute_values(":sub", AttributeValue::N(sub.to_string())),
+            };
+            let call = call.send();
             let message = match tokio::time::timeout_at(deadline, call).await {
                 Err(_) => "deadline reached while PutItem was in flight".to_owned(),
                 Ok(Ok(_)) => return Ok(true),
@@ -483,6 +531,52 @@ impl ArchiveWriter {
             }
         }
     }
+}
+
+/// The batch with each KPL container replaced by its user records (plain records borrowed,
+/// as they are), and how many containers there were. Each user record keeps the
+/// container's sequence number, shard and arrival time, with its index in the container as
+/// sub-sequence number. A record that starts with the KPL magic but is not a valid
+/// container is archived as the plain record it is, with a warning.
+fn deaggregate_batch<'a>(
+    config: &StreamArchiveConfig,
+    records: &'a [ArchiveRecord],
+) -> (Vec<Cow<'a, ArchiveRecord>>, usize) {
+    let mut containers = 0;
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        match kpl::deaggregate(&record.data) {
+            Ok(None) => out.push(Cow::Borrowed(record)),
+            Ok(Some(users)) => {
+                containers += 1;
+                out.extend(users.into_iter().enumerate().map(|(i, user)| {
+                    Cow::Owned(ArchiveRecord {
+                        partition_key: user.partition_key,
+                        sequence_number: record.sequence_number.clone(),
+                        shard_id: record.shard_id.clone(),
+                        approximate_arrival_timestamp: record.approximate_arrival_timestamp,
+                        data: user.data,
+                        last_update: None,
+                        expire_after: None,
+                        oversize_bytes: None,
+                        sub_sequence_number: Some(i as u64),
+                        explicit_hash_key: user.explicit_hash_key,
+                    })
+                }));
+            }
+            Err(problem) => {
+                tracing::warn!(
+                    stream = %config.stream,
+                    shard = %record.shard_id,
+                    sequence_number = %record.sequence_number,
+                    error = %problem,
+                    "not a valid KPL container: archived as the plain record it is"
+                );
+                out.push(Cow::Borrowed(record));
+            }
+        }
+    }
+    (out, containers)
 }
 
 /// Whether `record` is a replay of kinarch's into the stream it was archived from.
@@ -517,6 +611,8 @@ mod tests {
             last_update: None,
             expire_after: None,
             oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
         }
     }
 
@@ -580,5 +676,46 @@ mod tests {
             // LATEST: the key's newest record (14) failed, so its older one comes again too.
             assert_eq!(outcome.failed, 2, "{mode}");
         }
+    }
+
+    #[test]
+    fn containers_become_user_records_with_the_containers_position_and_shard() {
+        let users = vec![
+            kpl::UserRecord {
+                partition_key: "u1".into(),
+                explicit_hash_key: Some("42".into()),
+                data: b"a".to_vec(),
+            },
+            kpl::UserRecord {
+                partition_key: "u2".into(),
+                explicit_hash_key: None,
+                data: b"b".to_vec(),
+            },
+        ];
+        let mut broken = kpl::aggregate(&users);
+        broken.pop();
+        let batch = vec![
+            record("plain", "5", b"p".to_vec()),
+            record("agg", "6", kpl::aggregate(&users)),
+            record("agg", "7", broken.clone()),
+        ];
+        let config =
+            StreamArchiveConfig::new(StreamName::new("orders").unwrap(), ArchiveMode::All, None);
+        let (out, containers) = deaggregate_batch(&config, &batch);
+        assert_eq!(containers, 1);
+        assert_eq!(out.len(), 4);
+        assert_eq!(*out[0], batch[0]);
+        assert!(matches!(out[0], Cow::Borrowed(_)));
+        for (i, user) in out[1..3].iter().enumerate() {
+            assert_eq!(user.partition_key, users[i].partition_key);
+            assert_eq!(user.explicit_hash_key, users[i].explicit_hash_key);
+            assert_eq!(user.data, users[i].data);
+            assert_eq!(user.sequence_number.as_str(), "6");
+            assert_eq!(user.sub_sequence_number, Some(i as u64));
+            assert_eq!(user.shard_id, batch[1].shard_id);
+            assert_eq!(user.approximate_arrival_timestamp, 1.5);
+        }
+        // A record with the magic that is not a valid container stays as it is.
+        assert_eq!(*out[3], batch[2]);
     }
 }
