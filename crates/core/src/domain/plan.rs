@@ -70,6 +70,21 @@ pub fn lowest_sequence<R: Borrow<ArchiveRecord>>(
         .min()
 }
 
+/// How many records `failed` holds for, and the lowest sequence number among them: what a
+/// write outcome reports (see [`lowest_sequence`]).
+pub fn failures<R: Borrow<ArchiveRecord>>(
+    records: &[R],
+    failed: impl Fn(usize, &ArchiveRecord) -> bool,
+) -> (usize, Option<&SequenceNumber>) {
+    let count = records
+        .iter()
+        .map(Borrow::borrow)
+        .enumerate()
+        .filter(|(i, r)| failed(*i, r))
+        .count();
+    (count, lowest_sequence(records, failed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::frame::ReplayFrame;
 use crate::domain::kpl::{self, RecordPosition};
-use crate::domain::plan::{lowest_sequence, plan_all, reduce_latest};
+use crate::domain::plan::{failures, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
@@ -262,12 +262,9 @@ impl ArchiveWriter {
         }
         let failed =
             |_: usize, r: &ArchiveRecord| !key_landed[&(r.partition_key.as_str(), r.position())];
-        outcome.failed = records
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| failed(*i, r))
-            .count();
-        outcome.lowest_failed = lowest_sequence(records, failed).cloned();
+        let (count, lowest) = failures(records, failed);
+        outcome.failed = count;
+        outcome.lowest_failed = lowest.cloned();
         Ok(outcome)
     }
 
@@ -442,12 +439,9 @@ impl ArchiveWriter {
         // A key's newest record covers its older ones, so when it failed they all must come
         // again: the lowest of them is where delivery restarts.
         let failed = |_: usize, r: &ArchiveRecord| failed_keys.contains(r.partition_key.as_str());
-        outcome.failed = records
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| failed(*i, r))
-            .count();
-        outcome.lowest_failed = lowest_sequence(records, failed).cloned();
+        let (count, lowest) = failures(records, failed);
+        outcome.failed = count;
+        outcome.lowest_failed = lowest.cloned();
         Ok(outcome)
     }
 
