@@ -865,3 +865,102 @@ async fn query_and_scan_refuse_a_table_whose_key_schema_does_not_fit_the_mode() 
         );
     }
 }
+
+/// Issue 17, `--segment I/N`: 4 workers' scans are disjoint and together the whole table;
+/// `--segments-total N` takes I from AWS_BATCH_JOB_ARRAY_INDEX; 4 concurrent `reinject
+/// --segment` workers send every record once, in order per key; bad segments are usage
+/// errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_split_a_scan_and_a_replay_by_segment() {
+    let w = world("split", "ALL").await;
+    kinesis::create_stream(&w.kinesis, "split-target", 1).await;
+    const KEYS: [&str; 12] = [
+        "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11",
+    ];
+    let records: Vec<Rec> = (1..=120)
+        .map(|i| {
+            let key = KEYS[i % KEYS.len()];
+            rec(key, &i.to_string(), format!("{key} {i}").as_bytes())
+        })
+        .collect();
+    w.put("split-archive-ALL", &records).await;
+
+    let lines = |run: &Run| -> Vec<String> { run.out().lines().map(str::to_owned).collect() };
+    let whole = kinarch(&w.moto, &["scan", "split"]).await;
+    whole.ok();
+    let mut parts: Vec<String> = Vec::new();
+    for i in 0..4 {
+        let segment = format!("{i}/4");
+        let part = kinarch(&w.moto, &["scan", "split", "--segment", &segment]).await;
+        part.ok();
+        parts.extend(lines(&part));
+    }
+    let mut all = lines(&whole);
+    all.sort();
+    let total = parts.len();
+    parts.sort();
+    parts.dedup();
+    assert_eq!(parts.len(), total, "no record in two segments");
+    assert_eq!(parts, all, "the segments together are the whole table");
+
+    let mut env = w.moto.env();
+    env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), "2".into()));
+    let mut batch = cli::command_with_env(&env);
+    batch.args(["scan", "split", "--segments-total", "4"]);
+    let from_batch = cli::run_command(batch, None).await;
+    from_batch.ok();
+    let explicit = kinarch(&w.moto, &["scan", "split", "--segment", "2/4"]).await;
+    assert_eq!(from_batch.out(), explicit.out());
+    let mut no_index = cli::command(&w.moto);
+    no_index.args(["scan", "split", "--segments-total", "4"]);
+    let no_index = cli::run_command(no_index, None).await;
+    no_index.expect_code(2);
+    assert!(
+        no_index.stderr.contains("AWS_BATCH_JOB_ARRAY_INDEX"),
+        "{}",
+        no_index.stderr
+    );
+
+    for bad in ["4/4", "0/0", "x/2"] {
+        let run = kinarch(&w.moto, &["scan", "split", "--segment", bad]).await;
+        run.expect_code(2);
+        assert!(run.stderr.contains("I/N"), "{bad}: {}", run.stderr);
+    }
+
+    let workers = (0..4).map(|i| {
+        let segment = format!("{i}/4");
+        let moto = &w.moto;
+        async move {
+            kinarch(
+                moto,
+                &[
+                    "reinject",
+                    "split",
+                    "--target",
+                    "split-target",
+                    "--segment",
+                    &segment,
+                ],
+            )
+            .await
+            .ok();
+        }
+    });
+    futures::future::join_all(workers).await;
+    let sent = kinesis::read_all(&w.kinesis, "split-target").await;
+    assert_eq!(sent.len(), records.len(), "every record once");
+    for key in KEYS {
+        let order: Vec<u64> = sent
+            .iter()
+            .filter(|r| r.partition_key == key)
+            .map(|r| {
+                let text = String::from_utf8(r.data.clone()).unwrap();
+                text.rsplit(' ').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "{key} in order");
+        assert_eq!(order.len(), 10);
+    }
+}

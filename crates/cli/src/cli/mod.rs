@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use kinarch_core::poller::{DEFAULT_BATCH_SIZE, StartPosition};
+use kinarch_core::read::WorkerSegment;
 use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
 
 pub(crate) mod values;
@@ -402,6 +403,14 @@ pub(crate) struct ScanArgs {
     /// Read the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_segments, allow_hyphen_values = true)]
     pub(crate) segments: u32,
+    /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
+    /// worker of N. Each partition key lives in exactly one segment, so its order holds per
+    /// worker, and N workers together read every record once.
+    #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"])]
+    pub(crate) segment: Option<WorkerSegment>,
+    /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
+    #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
+    pub(crate) segments_total: Option<u32>,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
@@ -426,7 +435,7 @@ pub(crate) struct ReinjectArgs {
     pub(crate) table: Option<TableName>,
 
     /// Only the records of this partition key (a query; put `--` before a key starting with '-').
-    #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["from_seq", "archived_after", "arrived_after", "segments"])]
+    #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["from_seq", "archived_after", "arrived_after", "segments", "segment", "segments_total"])]
     pub(crate) partition_key: Option<String>,
     /// With --partition-key: only records from this sequence number on (inclusive).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
@@ -446,6 +455,14 @@ pub(crate) struct ReinjectArgs {
     /// Scan the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", value_parser = parse_segments, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) segments: Option<u32>,
+    /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
+    /// worker of N. Each partition key lives in exactly one segment, so its order holds per
+    /// worker, and N workers together read every record once.
+    #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"], help_heading = "Selection")]
+    pub(crate) segment: Option<WorkerSegment>,
+    /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
+    #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments", help_heading = "Selection")]
+    pub(crate) segments_total: Option<u32>,
     /// Read at most N records.
     #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) limit: Option<NonZeroUsize>,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use kinarch_core::domain::timefmt::parse_time;
 use kinarch_core::poller::{MAX_BATCH_SIZE, StartPosition};
-use kinarch_core::read::{MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS};
+use kinarch_core::read::{
+    MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS, MAX_TOTAL_SEGMENTS, WorkerSegment,
+};
 use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
 
 pub(super) fn parse_separator(text: &str) -> Result<u8, String> {
@@ -142,5 +144,48 @@ pub(super) fn parse_endpoint(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err("the endpoint must be a URL starting with http:// or https://".to_owned())
+    }
+}
+
+pub(super) fn parse_worker_segment(text: &str) -> Result<WorkerSegment, String> {
+    WorkerSegment::parse(text).map_err(|e| e.to_string())
+}
+
+pub(super) fn parse_segments_total(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_TOTAL_SEGMENTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of workers from 1 to {MAX_TOTAL_SEGMENTS}"
+        )),
+    }
+}
+
+/// The environment variable AWS Batch sets in each job of an array job: its index, from 0.
+pub(crate) const ENV_BATCH_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
+
+/// The worker segment of `--segment I/N`, or of `--segments-total N` with the index from
+/// [`ENV_BATCH_INDEX`] (refused, naming the variable, when it is missing or not an index).
+pub(crate) fn worker_segment(
+    segment: Option<WorkerSegment>,
+    segments_total: Option<u32>,
+) -> Result<Option<WorkerSegment>, String> {
+    match (segment, segments_total) {
+        (Some(segment), _) => Ok(Some(segment)),
+        (None, None) => Ok(None),
+        (None, Some(total)) => {
+            let text = std::env::var(ENV_BATCH_INDEX).map_err(|_| {
+                format!(
+                    "--segments-total {total} takes the segment from {ENV_BATCH_INDEX}, which \
+                     is not set (AWS Batch sets it in array jobs); elsewhere pass --segment I/{total}"
+                )
+            })?;
+            let index = text
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{ENV_BATCH_INDEX}={text:?} is not a whole number"))?;
+            WorkerSegment::new(index, total).map(Some).map_err(|e| {
+                format!("{ENV_BATCH_INDEX}={index} with --segments-total {total}: {e}")
+            })
+        }
     }
 }

@@ -5,6 +5,7 @@ use futures::StreamExt;
 use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
 use kinarch_core::{Error, StreamName, TableName};
 
+use crate::cli::values::worker_segment;
 use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
 use crate::output::{NotPrinted, RecordWriter};
@@ -55,6 +56,7 @@ pub(crate) async fn scan(
         limit: args.output.limit.map(usize::from),
         segments: args.segments,
         page_size: args.output.page_size,
+        worker: worker_segment(args.segment, args.segments_total).map_err(Failure::Usage)?,
     });
     print_records(
         sdk,

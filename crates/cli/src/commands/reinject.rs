@@ -7,6 +7,7 @@ use futures::StreamExt;
 use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
 
+use crate::cli::values::worker_segment;
 use crate::cli::{GlobalArgs, ReinjectArgs};
 use crate::failure::Failure;
 use crate::progress::Progress;
@@ -42,6 +43,7 @@ pub(crate) async fn run(
             limit,
             segments: args.segments.unwrap_or(1),
             page_size: None,
+            worker: worker_segment(args.segment, args.segments_total).map_err(Failure::Usage)?,
         }),
     };
     let target = args.target.unwrap_or_else(|| args.source.clone());

@@ -186,6 +186,63 @@ pub struct ScanOptions {
     pub segments: u32,
     /// Items per DynamoDB request (`Limit`, counted before filtering).
     pub page_size: Option<u32>,
+    /// Read only this segment of the table's parallel scan, for one of several workers
+    /// (`--segment I/N`); then [`ScanOptions::segments`] must be 1.
+    pub worker: Option<WorkerSegment>,
+}
+
+/// Segment `index` of `total` of a DynamoDB parallel scan: the share of one worker of
+/// many (AWS Batch array jobs, ECS tasks, a Step Functions Map). DynamoDB places each
+/// partition key in exactly one segment, so a key's records are all read by one worker, in
+/// order, and the workers' segments together are the whole table, each item once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSegment {
+    index: u32,
+    total: u32,
+}
+
+/// DynamoDB's largest `TotalSegments`.
+pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
+
+impl WorkerSegment {
+    /// Segment `index` of `total`: `0 <= index < total <= 1,000,000`.
+    pub fn new(index: u32, total: u32) -> Result<Self, Error> {
+        if total == 0 || total > MAX_TOTAL_SEGMENTS || index >= total {
+            return Err(Error::InvalidInput(format!(
+                "segment {index}/{total} does not exist: give I/N with 0 <= I < N <= \
+                 {MAX_TOTAL_SEGMENTS} (segments count from 0)"
+            )));
+        }
+        Ok(Self { index, total })
+    }
+
+    /// Parses `I/N`.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let invalid = || {
+            Error::InvalidInput(format!(
+                "invalid segment {text:?}: give I/N, e.g. 0/4 for the first of 4 workers"
+            ))
+        };
+        let (index, total) = text.trim().split_once('/').ok_or_else(invalid)?;
+        let number = |t: &str| t.trim().parse::<u32>().map_err(|_| invalid());
+        Self::new(number(index)?, number(total)?)
+    }
+
+    /// Which segment (from 0).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    /// Of how many.
+    pub fn total(self) -> u32 {
+        self.total
+    }
+}
+
+impl std::fmt::Display for WorkerSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.total)
+    }
 }
 
 /// How to select records: by key or over the whole table. Handy for tools that take either
@@ -425,14 +482,27 @@ impl ArchiveReader {
                 yield Err(err);
                 return;
             }
+            if options.worker.is_some() && options.segments > 1 {
+                yield Err(Error::InvalidInput(
+                    "a worker's segment (--segment I/N) is read as one scan: leave out --segments"
+                        .into(),
+                ));
+                return;
+            }
             let segments = options.segments.max(1);
             let filter = ScanFilter::new(&options);
             let expression = filter.expression();
             let page = page_limit(options.page_size, expression.is_none(), limit);
-            let readers: Vec<RecordStream> = (0..segments)
-                .map(|segment| {
-                    let total = (segments > 1).then_some((segment, segments));
-                    archive.clone().scan_segment(filter.clone(), expression.clone(), total, page)
+            let parts: Vec<Option<(u32, u32)>> = match options.worker {
+                Some(worker) => vec![Some((worker.index(), worker.total()))],
+                None => (0..segments)
+                    .map(|segment| (segments > 1).then_some((segment, segments)))
+                    .collect(),
+            };
+            let readers: Vec<RecordStream> = parts
+                .into_iter()
+                .map(|part| {
+                    archive.clone().scan_segment(filter.clone(), expression.clone(), part, page)
                 })
                 .collect();
             let mut merged = futures::stream::select_all(readers);
@@ -963,6 +1033,22 @@ mod tests {
                     assert!(!numeric || in_between, "{x} in [{from}, {to}]");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn worker_segments_are_checked() {
+        assert_eq!(
+            WorkerSegment::parse(" 3/4 ").unwrap(),
+            WorkerSegment::new(3, 4).unwrap()
+        );
+        assert_eq!(
+            WorkerSegment::parse("0/1000000").unwrap().to_string(),
+            "0/1000000"
+        );
+        for bad in ["4/4", "0/0", "x/2", "1", "-1/2", "1/1000001", "1/2/3"] {
+            let message = WorkerSegment::parse(bad).unwrap_err().to_string();
+            assert!(message.contains("I/N"), "{bad}: {message}");
         }
     }
 
