@@ -10,7 +10,6 @@ mod status;
 
 use aws_config::SdkConfig;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, check_profile, load_sdk_config};
-
 use kinarch_core::read::ArchiveReader;
 use kinarch_core::read::locate::Located;
 use kinarch_core::{StreamName, TableName};
