@@ -62,18 +62,13 @@ pub fn payload(i: usize, bytes: usize) -> Vec<u8> {
 
 /// Record `i` as the library's `ArchiveRecord` (no archive time, TTL or oversize marker).
 pub fn record(i: usize, keys: usize, payload_bytes: usize) -> ArchiveRecord {
-    ArchiveRecord {
-        partition_key: partition_key(i, keys),
-        sequence_number: SequenceNumber::parse(&sequence_number(i)).expect("digits"),
-        shard_id: SHARD_ID.into(),
-        approximate_arrival_timestamp: arrival(i),
-        data: payload(i, payload_bytes),
-        last_update: None,
-        expire_after: None,
-        oversize_bytes: None,
-        sub_sequence_number: None,
-        explicit_hash_key: None,
-    }
+    ArchiveRecord::received(
+        partition_key(i, keys),
+        SequenceNumber::parse(&sequence_number(i)).expect("digits"),
+        SHARD_ID.into(),
+        arrival(i),
+        payload(i, payload_bytes),
+    )
 }
 
 /// Records `0..n` made by [`record`].

@@ -76,18 +76,13 @@ fn rec(key: &'static str, seq: &str, data: &[u8]) -> Rec {
 impl World {
     async fn put(&self, table: &str, records: &[Rec]) {
         for r in records {
-            let record = ArchiveRecord {
-                partition_key: r.key.into(),
-                sequence_number: SequenceNumber::parse(&r.seq).unwrap(),
-                shard_id: "shardId-000000000000".into(),
-                approximate_arrival_timestamp: r.arrival,
-                data: r.data.clone(),
-                last_update: None,
-                expire_after: None,
-                oversize_bytes: None,
-                sub_sequence_number: None,
-                explicit_hash_key: None,
-            };
+            let record = ArchiveRecord::received(
+                r.key.into(),
+                SequenceNumber::parse(&r.seq).unwrap(),
+                "shardId-000000000000".into(),
+                r.arrival,
+                r.data.clone(),
+            );
             let item = record
                 .to_item(at(r.archived), ArchiveTtl::from_seconds(86400).ok())
                 .item;

@@ -218,18 +218,13 @@ pub fn decode_event_json(event: &[u8]) -> Result<KinesisBatch, EventError> {
         {
             return Err(error("approximateArrivalTimestamp is not a time".into()));
         }
-        records.push(ArchiveRecord {
-            partition_key: kinesis.partition_key.clone().into_owned(),
+        records.push(ArchiveRecord::received(
+            kinesis.partition_key.clone().into_owned(),
             sequence_number,
             shard_id,
-            approximate_arrival_timestamp: kinesis.approximate_arrival_timestamp,
+            kinesis.approximate_arrival_timestamp,
             data,
-            last_update: None,
-            expire_after: None,
-            oversize_bytes: None,
-            sub_sequence_number: None,
-            explicit_hash_key: None,
-        });
+        ));
     }
     let shard_id = records[0].shard_id.clone();
     Ok(KinesisBatch {

@@ -91,18 +91,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn rec(key: &str, seq: &str) -> ArchiveRecord {
-        ArchiveRecord {
-            partition_key: key.into(),
-            sequence_number: SequenceNumber::parse(seq).unwrap(),
-            shard_id: "shardId-000000000000".into(),
-            approximate_arrival_timestamp: 0.0,
-            data: vec![],
-            last_update: None,
-            expire_after: None,
-            oversize_bytes: None,
-            sub_sequence_number: None,
-            explicit_hash_key: None,
-        }
+        ArchiveRecord::received(
+            key.into(),
+            SequenceNumber::parse(seq).unwrap(),
+            "shardId-000000000000".into(),
+            0.0,
+            vec![],
+        )
     }
 
     #[test]

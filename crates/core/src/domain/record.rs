@@ -39,6 +39,29 @@ pub struct ArchiveRecord {
 }
 
 impl ArchiveRecord {
+    /// A plain Kinesis record as it arrives from the stream, before archiving: nothing of
+    /// the archive's own (`lastUpdate`, expiry, oversize marker) and no KPL container fields.
+    pub fn received(
+        partition_key: String,
+        sequence_number: SequenceNumber,
+        shard_id: String,
+        approximate_arrival_timestamp: f64,
+        data: Vec<u8>,
+    ) -> Self {
+        Self {
+            partition_key,
+            sequence_number,
+            shard_id,
+            approximate_arrival_timestamp,
+            data,
+            last_update: None,
+            expire_after: None,
+            oversize_bytes: None,
+            sub_sequence_number: None,
+            explicit_hash_key: None,
+        }
+    }
+
     /// Where the record sits in its shard: sequence number, then sub-sequence number.
     pub fn position(&self) -> RecordPosition<'_> {
         RecordPosition {

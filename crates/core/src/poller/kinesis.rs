@@ -157,18 +157,13 @@ pub(super) fn to_archive_record(
             millis as f64 / 1000.0
         })
         .unwrap_or(0.0);
-    Ok(ArchiveRecord {
-        partition_key: record.partition_key,
+    Ok(ArchiveRecord::received(
+        record.partition_key,
         sequence_number,
-        shard_id: shard.to_owned(),
-        approximate_arrival_timestamp: arrival,
-        data: record.data.into_inner(),
-        last_update: None,
-        expire_after: None,
-        oversize_bytes: None,
-        sub_sequence_number: None,
-        explicit_hash_key: None,
-    })
+        shard.to_owned(),
+        arrival,
+        record.data.into_inner(),
+    ))
 }
 
 #[cfg(test)]
