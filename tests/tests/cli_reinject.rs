@@ -19,18 +19,13 @@ struct World {
 }
 
 fn record(key: &str, seq: u64, data: Vec<u8>) -> ArchiveRecord {
-    ArchiveRecord {
-        partition_key: key.into(),
-        sequence_number: SequenceNumber::parse(&seq.to_string()).unwrap(),
-        shard_id: format!("shardId-00000000000{}", seq % 2),
-        approximate_arrival_timestamp: 1_714_564_800.0 + seq as f64 / 1000.0,
+    ArchiveRecord::received(
+        key.into(),
+        SequenceNumber::parse(&seq.to_string()).unwrap(),
+        format!("shardId-00000000000{}", seq % 2),
+        1_714_564_800.0 + seq as f64 / 1000.0,
         data,
-        last_update: None,
-        expire_after: None,
-        oversize_bytes: None,
-        sub_sequence_number: None,
-        explicit_hash_key: None,
-    }
+    )
 }
 
 /// Stream `orders` archived in ALL mode with `count` records over 5 keys (sequence numbers

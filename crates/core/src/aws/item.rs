@@ -276,21 +276,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn record(data: Vec<u8>) -> ArchiveRecord {
-        ArchiveRecord {
-            partition_key: "customer-1".into(),
-            sequence_number: SequenceNumber::parse(
-                "49590338271490256608559692538361571095921575989136588898",
-            )
-            .unwrap(),
-            shard_id: "shardId-000000000003".into(),
-            approximate_arrival_timestamp: 1545084650.987,
+        ArchiveRecord::received(
+            "customer-1".into(),
+            SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+                .unwrap(),
+            "shardId-000000000003".into(),
+            1545084650.987,
             data,
-            last_update: None,
-            expire_after: None,
-            oversize_bytes: None,
-            sub_sequence_number: None,
-            explicit_hash_key: None,
-        }
+        )
     }
 
     fn at() -> DateTime<Utc> {
@@ -427,18 +420,13 @@ mod tests {
             millis in 0u64..4_000_000_000_000,
             ttl in proptest::option::of(1u64..100_000_000),
         ) {
-            let rec = ArchiveRecord {
-                partition_key: key,
-                sequence_number: SequenceNumber::parse(&seq).unwrap(),
-                shard_id: "shardId-000000000001".into(),
-                approximate_arrival_timestamp: millis as f64 / 1000.0,
+            let rec = ArchiveRecord::received(
+                key,
+                SequenceNumber::parse(&seq).unwrap(),
+                "shardId-000000000001".into(),
+                millis as f64 / 1000.0,
                 data,
-                last_update: None,
-                expire_after: None,
-                oversize_bytes: None,
-                sub_sequence_number: None,
-                explicit_hash_key: None,
-            };
+            );
             let ttl = ttl.map(|s| ArchiveTtl::from_seconds(s).unwrap());
             let back = ArchiveRecord::from_item(&rec.to_item(at(), ttl).item).unwrap();
             prop_assert_eq!(&back.data, &rec.data);

@@ -204,21 +204,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn record() -> ArchiveRecord {
-        ArchiveRecord {
-            partition_key: "k".into(),
-            sequence_number: SequenceNumber::parse(
-                "49590338271490256608559692538361571095921575989136588898",
-            )
-            .unwrap(),
-            shard_id: "shardId-000000000002".into(),
-            approximate_arrival_timestamp: 1545084650.987,
-            data: vec![],
-            last_update: None,
-            expire_after: None,
-            oversize_bytes: None,
-            sub_sequence_number: None,
-            explicit_hash_key: None,
-        }
+        ArchiveRecord::received(
+            "k".into(),
+            SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+                .unwrap(),
+            "shardId-000000000002".into(),
+            1545084650.987,
+            vec![],
+        )
     }
 
     #[test]

@@ -596,18 +596,13 @@ mod tests {
     }
 
     fn record(key: &str, seq: &str, data: Vec<u8>) -> ArchiveRecord {
-        ArchiveRecord {
-            partition_key: key.into(),
-            sequence_number: SequenceNumber::parse(seq).unwrap(),
-            shard_id: "shardId-000000000000".into(),
-            approximate_arrival_timestamp: 1.5,
+        ArchiveRecord::received(
+            key.into(),
+            SequenceNumber::parse(seq).unwrap(),
+            "shardId-000000000000".into(),
+            1.5,
             data,
-            last_update: None,
-            expire_after: None,
-            oversize_bytes: None,
-            sub_sequence_number: None,
-            explicit_hash_key: None,
-        }
+        )
     }
 
     /// `original` framed as `reinject --metadata` frames it, into its source (`from` None)
