@@ -24,6 +24,7 @@ fn archived(i: u64, keys: u64) -> ArchiveRecord {
         oversize_bytes: None,
         sub_sequence_number: None,
         explicit_hash_key: None,
+        stored: None,
     }
 }
 

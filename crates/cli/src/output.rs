@@ -150,6 +150,7 @@ mod tests {
             oversize_bytes: None,
             sub_sequence_number: None,
             explicit_hash_key: None,
+            stored: None,
         }
     }
 

@@ -5,7 +5,7 @@ use crate::aws::item::ItemError;
 use crate::domain::config::{ArchiveMode, ArchiveModeError, ConfigError, TtlError};
 use crate::domain::event::EventError;
 use crate::domain::names::{NameError, StreamName, TableName};
-use crate::domain::sequence::SequenceNumberError;
+use crate::domain::sequence::{SequenceNumber, SequenceNumberError};
 use crate::domain::timefmt::TimeError;
 
 /// Everything that can go wrong in kinarch. Each message says what was wrong and, where
@@ -179,6 +179,42 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The payload of an overflowed record (archived in S3, see
+    /// [`crate::domain::overflow`]) cannot be read. Concerns that record only: a reader's
+    /// stream goes on with the next one.
+    #[error(
+        "record {partition_key}/{sequence_number}: its archived payload {location} cannot be \
+         read: {reason}"
+    )]
+    PayloadUnavailable {
+        /// The record's partition key.
+        partition_key: String,
+        /// The record's sequence number.
+        sequence_number: SequenceNumber,
+        /// The record's sub-sequence number (user records of a KPL container).
+        sub_sequence_number: Option<u64>,
+        /// `s3://BUCKET/KEY`.
+        location: String,
+        /// What went wrong.
+        reason: String,
+        /// The failed call, when there is one.
+        #[source]
+        source: Option<Box<Error>>,
+    },
+    /// The overflow bucket given to `kinarch setup` cannot take the payloads.
+    #[error(
+        "overflow bucket {target} cannot be used: {reason}; create the bucket or grant access, \
+         or pass another --overflow-bucket (or --no-overflow)"
+    )]
+    OverflowBucketUnusable {
+        /// `s3://BUCKET/PREFIX`.
+        target: String,
+        /// What went wrong.
+        reason: String,
+        /// The failed call.
+        #[source]
+        source: Option<Box<Error>>,
+    },
     /// The checkpoints of `kinarch archive` cannot be read or written.
     #[error("checkpoints in {location}: {message}")]
     Checkpoint {
@@ -273,6 +309,12 @@ impl Error {
             },
             other => other,
         }
+    }
+
+    /// Whether this error concerns one record only (an item that breaks the contract, a
+    /// payload that cannot be fetched): a reader's stream goes on after it.
+    pub fn is_per_record(&self) -> bool {
+        matches!(self, Error::Item(_) | Error::PayloadUnavailable { .. })
     }
 
     /// The kind of a failed AWS call; `None` for other errors.

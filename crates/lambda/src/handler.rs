@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::streams::KinesisEventResponse;
+use kinarch_core::aws::objects::ObjectStore;
 use kinarch_core::aws::streams::StreamConfigCache;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
 use kinarch_core::domain::event::decode_event_json;
@@ -56,7 +57,8 @@ impl Archiver {
             writer: ArchiveWriter::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 WriterOptions::default(),
-            ),
+            )
+            .with_objects(ObjectStore::new(&sdk)),
             configs: StreamConfigCache::new(aws_sdk_kinesis::Client::new(&sdk), refresh),
             deadline_margin,
             metrics: Metrics::from_env()?,
@@ -107,6 +109,7 @@ impl Archiver {
             containers = outcome.containers,
             user_records = outcome.user_records,
             oversize = outcome.oversize,
+            overflowed = outcome.overflowed,
             failed = outcome.failed,
             ms = started.elapsed().as_millis() as u64,
             "archived batch"

@@ -62,9 +62,10 @@ impl AwsErrorKind {
     }
 }
 
-/// Error codes of throttling answers across DynamoDB and Kinesis.
-const THROTTLING_CODES: [&str; 5] = [
+/// Error codes of throttling answers across DynamoDB, Kinesis and S3.
+const THROTTLING_CODES: [&str; 6] = [
     "ProvisionedThroughputExceededException",
+    "SlowDown",
     "ThrottlingException",
     "RequestLimitExceeded",
     "LimitExceededException",
@@ -132,7 +133,10 @@ where
                 AwsErrorKind::AccessDenied
             } else if CREDENTIAL_CODES.contains(&code) {
                 AwsErrorKind::Credentials
-            } else if code == "ResourceNotFoundException" {
+            } else if matches!(
+                code,
+                "ResourceNotFoundException" | "NoSuchKey" | "NoSuchBucket" | "NotFound"
+            ) {
                 AwsErrorKind::NotFound
             } else if VALIDATION_CODES.contains(&code) {
                 AwsErrorKind::Validation

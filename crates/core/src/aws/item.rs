@@ -20,9 +20,11 @@
 //! ([`crate::domain::kpl::range_key`]), in LATEST tables the container's sequence number.
 //! Plain records have neither attribute and their items are exactly as before.
 //!
-//! kinarch adds two attributes only for records too large for an item (see
-//! [`ITEM_SIZE_LIMIT`]): `oversize` BOOL true and `recordSize` N (payload bytes), with
-//! `recordData` left out.
+//! kinarch adds attributes only for records too large for an item (see
+//! [`ITEM_SIZE_LIMIT`]), with `recordData` left out: when the stream has an overflow bucket
+//! ([`crate::domain::overflow`]), `recordLocation` S (`s3://BUCKET/KEY`, where the payload
+//! is) and `recordSize` N (payload bytes); otherwise the oversize marker, `oversize` BOOL
+//! true and `recordSize` N.
 
 use std::collections::HashMap;
 
@@ -34,6 +36,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::config::ArchiveTtl;
 use crate::domain::kpl::split_range_key;
+use crate::domain::overflow::{ObjectLocation, StoredPayload};
 use crate::domain::record::{ArchiveRecord, format_epoch_seconds, format_last_update};
 use crate::domain::sequence::SequenceNumber;
 
@@ -55,8 +58,10 @@ pub mod attr {
     pub const EXPIRE_AFTER: &str = "expireAfter";
     /// BOOL, kinarch only: the payload was too large and is not stored.
     pub const OVERSIZE: &str = "oversize";
-    /// N, kinarch only: payload size in bytes of an oversize record.
+    /// N, kinarch only: payload size in bytes of an oversize or overflowed record.
     pub const RECORD_SIZE: &str = "recordSize";
+    /// S, kinarch only: `s3://BUCKET/KEY` of an overflowed record's payload.
+    pub const RECORD_LOCATION: &str = "recordLocation";
     /// N, de-aggregated user records only: index in their KPL container.
     pub const SUB_SEQUENCE_NUMBER: &str = "subSequenceNumber";
     /// S, de-aggregated user records only, when they have one: the explicit hash key.
@@ -114,6 +119,26 @@ pub fn item_size(item: &Item) -> usize {
         .sum()
 }
 
+/// Turns the oversize marker of [`ArchiveRecord::to_item`] into the claim check: the payload is
+/// stored at `stored.location` (`recordLocation`), `recordSize` stays.
+pub fn claim_check(item: &mut Item, stored: &StoredPayload) {
+    item.remove(attr::OVERSIZE);
+    item.insert(
+        attr::RECORD_LOCATION.into(),
+        AttributeValue::S(stored.location.to_string()),
+    );
+    item.insert(
+        attr::RECORD_SIZE.into(),
+        AttributeValue::N(stored.size.to_string()),
+    );
+}
+
+/// Whether `data_len` payload bytes, as base64 `recordData`, fit beside `metadata`.
+fn fits(metadata: &Item, data_len: usize) -> bool {
+    let data_size = attr::RECORD_DATA.len() + data_len.div_ceil(3) * 4;
+    item_size(metadata) + data_size <= ITEM_SIZE_LIMIT
+}
+
 /// Lenient base64 for reading: items written by other tools may lack padding.
 const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -122,10 +147,42 @@ const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
 
 impl ArchiveRecord {
     /// Builds the item for this record, archived at `archived_at`, expiring after `ttl`.
-    /// A record whose item would exceed [`ITEM_SIZE_LIMIT`] gets an item without
-    /// `recordData`, marked `oversize` with its `recordSize`, so that the shard is not
-    /// blocked and the record's existence is still on file.
+    /// A record whose item would exceed [`ITEM_SIZE_LIMIT`] ([`Self::payload_fits`] says
+    /// no) gets an item without `recordData`, marked `oversize` with its `recordSize`, so
+    /// that the shard is not blocked and the record's existence is still on file.
     pub fn to_item(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> PreparedItem {
+        let mut item = self.metadata_item(archived_at, ttl);
+        if fits(&item, self.data.len()) {
+            item.insert(
+                attr::RECORD_DATA.into(),
+                AttributeValue::S(STANDARD.encode(&self.data)),
+            );
+            PreparedItem {
+                item,
+                oversize: false,
+            }
+        } else {
+            item.insert(attr::OVERSIZE.into(), AttributeValue::Bool(true));
+            item.insert(
+                attr::RECORD_SIZE.into(),
+                AttributeValue::N(self.data.len().to_string()),
+            );
+            PreparedItem {
+                item,
+                oversize: true,
+            }
+        }
+    }
+
+    /// Whether this record's payload fits in its item (as base64, beside the other
+    /// attributes), the rule [`Self::to_item`] applies. Records that do not fit go to the
+    /// overflow bucket when the stream has one.
+    pub fn payload_fits(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> bool {
+        fits(&self.metadata_item(archived_at, ttl), self.data.len())
+    }
+
+    /// Every attribute of the record's item but its payload.
+    fn metadata_item(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> Item {
         let mut item = Item::with_capacity(8);
         let s = |v: &str| AttributeValue::S(v.to_owned());
         item.insert(attr::PARTITION_KEY.into(), s(&self.partition_key));
@@ -158,27 +215,7 @@ impl ArchiveRecord {
                 AttributeValue::N(expire.to_string()),
             );
         }
-        let data_size = attr::RECORD_DATA.len() + self.data.len().div_ceil(3) * 4;
-        if item_size(&item) + data_size <= ITEM_SIZE_LIMIT {
-            item.insert(
-                attr::RECORD_DATA.into(),
-                AttributeValue::S(STANDARD.encode(&self.data)),
-            );
-            PreparedItem {
-                item,
-                oversize: false,
-            }
-        } else {
-            item.insert(attr::OVERSIZE.into(), AttributeValue::Bool(true));
-            item.insert(
-                attr::RECORD_SIZE.into(),
-                AttributeValue::N(self.data.len().to_string()),
-            );
-            PreparedItem {
-                item,
-                oversize: true,
-            }
-        }
+        item
     }
 
     /// Reads a record back from an archive item, written by kinarch or by the original
@@ -236,20 +273,30 @@ impl ArchiveRecord {
                 })
                 .transpose()?;
             let oversize = matches!(item.get(attr::OVERSIZE), Some(AttributeValue::Bool(true)));
-            let (data, oversize_bytes) = match text(attr::RECORD_DATA)? {
-                Some(b64) => (
+            let record_size = || {
+                number(attr::RECORD_SIZE)?
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| "attribute recordSize is missing or not a whole number".to_owned())
+            };
+            let mut stored = None;
+            let (data, oversize_bytes) = match (text(attr::RECORD_DATA)?, text(attr::RECORD_LOCATION)?) {
+                (Some(b64), _) => (
                     BASE64_READ
                         .decode(b64)
                         .map_err(|e| format!("recordData is not base64: {e}"))?,
                     None,
                 ),
-                None if oversize => {
-                    let size = number(attr::RECORD_SIZE)?
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .ok_or("oversize item without a valid recordSize")?;
-                    (Vec::new(), Some(size))
+                (None, Some(location)) => {
+                    let location = ObjectLocation::parse(location)
+                        .map_err(|e| format!("recordLocation: {e}"))?;
+                    stored = Some(StoredPayload {
+                        location,
+                        size: record_size()?,
+                    });
+                    (Vec::new(), None)
                 }
-                None => return Err("attribute recordData is missing".into()),
+                (None, None) if oversize => (Vec::new(), Some(record_size()?)),
+                (None, None) => return Err("attribute recordData is missing".into()),
             };
             Ok(Self {
                 partition_key,
@@ -262,6 +309,7 @@ impl ArchiveRecord {
                 oversize_bytes,
                 sub_sequence_number,
                 explicit_hash_key,
+                stored,
             })
         };
         read().map_err(|problem| ItemError { key, problem })
@@ -347,6 +395,40 @@ mod tests {
     }
 
     #[test]
+    fn overflowed_item_points_at_its_payload_and_reads_back() {
+        let big = record(vec![7u8; 600 * 1024]);
+        assert!(!big.payload_fits(at(), None));
+        assert!(record(vec![7u8; 1000]).payload_fits(at(), None));
+        let mut prepared = big.to_item(at(), None);
+        assert!(prepared.oversize);
+        let stored = StoredPayload {
+            location: ObjectLocation::parse("s3://big-records/p/orders/shardId-000000000003/4959")
+                .unwrap(),
+            size: 600 * 1024,
+        };
+        claim_check(&mut prepared.item, &stored);
+        let item = &prepared.item;
+        assert!(!item.contains_key("recordData") && !item.contains_key("oversize"));
+        assert_eq!(
+            item["recordLocation"].as_s().unwrap(),
+            "s3://big-records/p/orders/shardId-000000000003/4959"
+        );
+        assert_eq!(item["recordSize"].as_n().unwrap(), "614400");
+        let back = ArchiveRecord::from_item(item).unwrap();
+        assert_eq!(back.stored, Some(stored));
+        assert_eq!(back.oversize_bytes, None);
+        assert!(back.data.is_empty());
+        let mut broken = item.clone();
+        broken.insert("recordLocation".into(), AttributeValue::S("big-records/x".into()));
+        let err = ArchiveRecord::from_item(&broken).unwrap_err().to_string();
+        assert!(err.contains("recordLocation") && err.contains("s3://BUCKET/KEY"), "{err}");
+        broken.remove("recordLocation");
+        broken.remove("recordSize");
+        let err = ArchiveRecord::from_item(&broken).unwrap_err().to_string();
+        assert!(err.contains("recordData is missing"), "{err}");
+    }
+
+    #[test]
     fn largest_payload_that_fits_is_kept_and_one_more_byte_is_not() {
         let base = record(vec![]);
         let overhead = item_size(&base.to_item(at(), None).item) - attr::RECORD_DATA.len();
@@ -358,6 +440,8 @@ mod tests {
         assert!(item_size(&ok.item) <= ITEM_SIZE_LIMIT);
         let over = record(vec![0u8; fits + 1]).to_item(at(), None);
         assert!(over.oversize);
+        assert!(record(vec![0u8; fits]).payload_fits(at(), None));
+        assert!(!record(vec![0u8; fits + 1]).payload_fits(at(), None));
     }
 
     #[test]

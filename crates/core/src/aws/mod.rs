@@ -1,6 +1,7 @@
 //! Every AWS call kinarch makes, grouped by resource: the SDK configuration (built here
 //! only), error classification ([`error`]), retries (`retry`, crate-internal), stream metadata
-//! ([`streams`]), archive tables ([`tables`]) and the item codec ([`item`]).
+//! ([`streams`]), archive tables ([`tables`]), the item codec ([`item`]) and the S3
+//! objects of payloads too large for an item ([`objects`]).
 //!
 //! The SDK crates are used without their default features (which would compile a second
 //! HTTP stack), so every configuration must get its HTTP client here: a config built
@@ -20,6 +21,7 @@ use aws_types::os_shim_internal::{Env, Fs};
 
 pub mod error;
 pub mod item;
+pub mod objects;
 pub(crate) mod retry;
 pub mod streams;
 pub mod tables;

@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::domain::names::{NameError, StreamName, TableName};
+use crate::domain::overflow::OverflowTarget;
 
 /// Tag holding the archive mode (`ALL` or `LATEST`).
 pub const TAG_MODE: &str = "StreamArchiveMode";
@@ -21,6 +22,10 @@ pub const TAG_TABLE: &str = "ArchiveTableName";
 /// who want the raw records; `true` or absent de-aggregates them (as KCL does), see
 /// [`crate::domain::kpl`].
 pub const TAG_DEAGGREGATE: &str = "ArchiveDeaggregate";
+/// Optional tag `s3://BUCKET/PREFIX`: payloads too large for a DynamoDB item are archived
+/// there, the item pointing at them (see [`crate::domain::overflow`]); without it such a
+/// record is archived as an oversize marker, its payload left out.
+pub const TAG_OVERFLOW: &str = "ArchiveOverflow";
 
 /// Which records of a stream the archive keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,6 +162,9 @@ pub struct StreamArchiveConfig {
     /// Whether KPL containers are de-aggregated into their user records (tag
     /// [`TAG_DEAGGREGATE`], default on).
     pub deaggregate: bool,
+    /// Where payloads too large for an item go (tag [`TAG_OVERFLOW`]); `None`: they are
+    /// archived as oversize markers.
+    pub overflow: Option<OverflowTarget>,
 }
 
 /// A stream tag with a value kinarch cannot use.
@@ -183,6 +191,7 @@ impl StreamArchiveConfig {
             ttl,
             table,
             deaggregate: true,
+            overflow: None,
         }
     }
 
@@ -193,13 +202,15 @@ impl StreamArchiveConfig {
         stream: &StreamName,
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
-        let (mut mode, mut ttl, mut table, mut deaggregate) = (None, None, None, None);
+        let (mut mode, mut ttl, mut table, mut deaggregate, mut overflow) =
+            (None, None, None, None, None);
         for (key, value) in tags {
             match key {
                 TAG_MODE => mode = Some(value),
                 TAG_TTL => ttl = Some(value),
                 TAG_TABLE => table = Some(value),
                 TAG_DEAGGREGATE => deaggregate = Some(value),
+                TAG_OVERFLOW => overflow = Some(value),
                 _ => {}
             }
         }
@@ -235,12 +246,17 @@ impl StreamArchiveConfig {
                 ));
             }
         };
+        let overflow = overflow
+            .map(OverflowTarget::parse)
+            .transpose()
+            .map_err(|e| error(TAG_OVERFLOW, format!("{e} (expected s3://BUCKET/PREFIX)")))?;
         Ok(Self {
             stream: stream.clone(),
             mode,
             ttl,
             table,
             deaggregate,
+            overflow,
         })
     }
 }
@@ -381,5 +397,22 @@ mod tests {
         let err =
             StreamArchiveConfig::from_tags(&stream(), [("ArchiveTableName", "x")]).unwrap_err();
         assert_eq!(err.tag, TAG_TABLE);
+
+        let err = StreamArchiveConfig::from_tags(&stream(), [("ArchiveOverflow", "s3://No_Such")])
+            .unwrap_err();
+        assert_eq!(err.tag, TAG_OVERFLOW);
+        let text = err.to_string();
+        assert!(text.contains("\"No_Such\"") && text.contains("s3://BUCKET/PREFIX"), "{text}");
+    }
+
+    #[test]
+    fn overflow_tag_names_bucket_and_prefix() {
+        let cfg = StreamArchiveConfig::from_tags(&stream(), []).unwrap();
+        assert_eq!(cfg.overflow, None);
+        let cfg =
+            StreamArchiveConfig::from_tags(&stream(), [("ArchiveOverflow", " s3://big-records/kinarch ")])
+                .unwrap();
+        let target = cfg.overflow.unwrap();
+        assert_eq!((target.bucket().as_str(), target.prefix()), ("big-records", "kinarch"));
     }
 }

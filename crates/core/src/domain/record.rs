@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::kpl::{RecordPosition, range_key};
+use crate::domain::overflow::StoredPayload;
 use crate::domain::sequence::SequenceNumber;
 
 /// The `lastUpdate` format of the table contract.
@@ -20,7 +21,9 @@ pub struct ArchiveRecord {
     pub shard_id: String,
     /// When Kinesis accepted the record, in epoch seconds (milliseconds in the fraction).
     pub approximate_arrival_timestamp: f64,
-    /// The record bytes; empty when [`Self::oversize_bytes`] is set.
+    /// The record bytes; empty when [`Self::oversize_bytes`] is set, and for a payload
+    /// archived in S3 ([`Self::stored`]) until the reader fetched it. [`Self::payload`] tells
+    /// these apart.
     pub data: Vec<u8>,
     /// Archive time as stored (`YYYY-MM-DD HH:MM:SS` UTC); `None` before archiving.
     pub last_update: Option<String>,
@@ -36,6 +39,22 @@ pub struct ArchiveRecord {
     /// The user record's explicit hash key, when its producer gave one (KPL containers only:
     /// a plain record's explicit hash key is not delivered by Kinesis).
     pub explicit_hash_key: Option<String>,
+    /// `Some`: the payload was too large for an item and is archived in S3 there
+    /// (`recordLocation`, `recordSize`, see [`crate::domain::overflow`]). Kept after the
+    /// reader fetched it into [`Self::data`], so output can still show where it lives.
+    pub stored: Option<StoredPayload>,
+}
+
+/// What an archived record holds of its payload; see [`ArchiveRecord::payload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// The bytes (from the item, or fetched from S3).
+    Bytes(&'a [u8]),
+    /// Archived in S3 and not fetched (read with fetching off): the location to resolve.
+    Stored(&'a StoredPayload),
+    /// Too large for an item and archived without it (no overflow bucket was set): only its
+    /// size is known.
+    Oversize(u64),
 }
 
 impl ArchiveRecord {
@@ -59,6 +78,19 @@ impl ArchiveRecord {
             oversize_bytes: None,
             sub_sequence_number: None,
             explicit_hash_key: None,
+            stored: None,
+        }
+    }
+
+    /// The payload as bytes, as a location in S3 not fetched yet, or as the size of a
+    /// payload that was not archived. A stored payload counts as fetched once [`Self::data`]
+    /// holds its `recordSize` bytes (an overflowed payload is never empty: only records
+    /// above the item limit overflow).
+    pub fn payload(&self) -> Payload<'_> {
+        match (&self.stored, self.oversize_bytes) {
+            (Some(stored), _) if self.data.len() as u64 != stored.size => Payload::Stored(stored),
+            (None, Some(size)) => Payload::Oversize(size),
+            _ => Payload::Bytes(&self.data),
         }
     }
 
@@ -96,5 +128,34 @@ pub fn format_epoch_seconds(seconds: f64) -> String {
         format!("{seconds}")
     } else {
         "0".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::overflow::ObjectLocation;
+
+    #[test]
+    fn payload_tells_bytes_stored_and_oversize_apart() {
+        let mut r = ArchiveRecord::received(
+            "k".into(),
+            SequenceNumber::parse("1").unwrap(),
+            "shardId-000000000000".into(),
+            1.0,
+            b"abc".to_vec(),
+        );
+        assert_eq!(r.payload(), Payload::Bytes(b"abc"));
+        let stored = StoredPayload {
+            location: ObjectLocation::parse("s3://bucket/k/1").unwrap(),
+            size: 3,
+        };
+        r.stored = Some(stored.clone());
+        assert_eq!(r.payload(), Payload::Bytes(b"abc"), "fetched");
+        r.data.clear();
+        assert_eq!(r.payload(), Payload::Stored(&stored), "not fetched");
+        r.stored = None;
+        r.oversize_bytes = Some(500_000);
+        assert_eq!(r.payload(), Payload::Oversize(500_000));
     }
 }

@@ -91,6 +91,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::aws::objects::ObjectStore;
 use crate::aws::region_of;
 use crate::aws::retry::Backoff;
 use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
@@ -413,7 +414,8 @@ impl StreamPoller {
         };
         Ok(Self {
             kinesis,
-            writer: ArchiveWriter::new(dynamodb, WriterOptions::default()),
+            writer: ArchiveWriter::new(dynamodb, WriterOptions::default())
+                .with_objects(ObjectStore::new(sdk)),
             config,
             store,
             options,

@@ -70,6 +70,7 @@ pub fn config_from_table(
         ttl: None,
         table: table.name.clone(),
         deaggregate: true,
+        overflow: None,
     })
 }
 

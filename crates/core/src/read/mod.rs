@@ -31,10 +31,19 @@
 //! numeric order when all sequence numbers of the key have the same length; a scan has no
 //! useful order.
 //!
+//! # Payloads in S3
+//! A record too large for an item may have its payload in the stream's overflow bucket
+//! (see [`crate::domain::overflow`]). The reader fetches it transparently, in stream order,
+//! at most [`FETCH_AHEAD`] payloads ahead of the consumer, so memory stays at a few
+//! payloads however many there are. [`ArchiveReader::without_fetch`] leaves them in S3:
+//! such records then come with [`Payload::Stored`](crate::domain::record::Payload).
+//!
 //! # Errors in the stream
-//! An `Err` holding [`Error::Item`] reports one item that does not follow the table contract;
-//! the stream goes on with the next item. Any other `Err` (the table is missing, an AWS
-//! call failed after retries) is the last item of the stream.
+//! An `Err` holding [`Error::Item`] reports one item that does not follow the table contract,
+//! and [`Error::PayloadUnavailable`] one payload that could not be fetched (naming its
+//! location); the stream goes on with the next item ([`Error::is_per_record`]). Any other
+//! `Err` (the table is missing, an AWS call failed after retries) is the last item of the
+//! stream.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -51,12 +60,13 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use crate::aws::item::{Item, attr};
+use crate::aws::objects::ObjectStore;
 use crate::aws::streams::read_configured_stream_config;
 use crate::aws::tables::describe_table;
 use crate::aws::{aws_error_with, error_code, region_of, send_with_retries};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::names::{StreamName, TableName};
-use crate::domain::record::{ArchiveRecord, format_last_update};
+use crate::domain::record::{ArchiveRecord, Payload, format_last_update};
 
 pub mod locate;
 
@@ -75,6 +85,10 @@ pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 /// The most scan segments accepted (DynamoDB allows 1,000,000; each segment is a request
 /// in flight and a page in memory, so more than this would only hurt).
 pub const MAX_SEGMENTS: u32 = 1000;
+
+/// Overflowed payloads a reader fetches ahead of its consumer at most: enough to hide S3's
+/// latency, few enough that a scan of 1 MiB payloads stays within a few MiB.
+pub const FETCH_AHEAD: usize = 4;
 
 /// How long one page is retried on throttling and 5xx answers, on top of the SDK's own
 /// three attempts, before the read gives up.
@@ -260,6 +274,8 @@ pub enum Selection {
 #[derive(Debug, Clone)]
 pub struct ArchiveReader {
     dynamodb: DynamoDbClient,
+    /// `None`: payloads in S3 are not fetched ([`Self::without_fetch`]).
+    objects: Option<ObjectStore>,
     config: StreamArchiveConfig,
     region: String,
 }
@@ -336,9 +352,18 @@ impl ArchiveReader {
     pub fn with_config(sdk: &SdkConfig, config: StreamArchiveConfig) -> Self {
         Self {
             dynamodb: DynamoDbClient::new(sdk),
+            objects: Some(ObjectStore::new(sdk)),
             config,
             region: region_of(sdk),
         }
+    }
+
+    /// The reader without fetching payloads from S3 (`--no-fetch`): overflowed records come
+    /// with their location ([`Payload::Stored`]) and no bytes, and no S3 permission is
+    /// needed.
+    pub fn without_fetch(mut self) -> Self {
+        self.objects = None;
+        self
     }
 
     /// The stream's archive configuration (mode, table, TTL).
@@ -432,7 +457,7 @@ impl ArchiveReader {
                 }
             }
         };
-        cap(inner, limit)
+        cap(resolve(self.objects.clone(), inner), limit)
     }
 
     /// Every record of the table that passes all the given filters, optionally read by a
@@ -510,7 +535,7 @@ impl ArchiveReader {
                 yield result;
             }
         };
-        cap(inner, limit)
+        cap(resolve(self.objects.clone(), inner), limit)
     }
 
     /// [`Self::query`] or [`Self::scan`], boxed.
@@ -709,6 +734,28 @@ fn convert(
     }
 }
 
+/// Fetches the payloads that are in S3 (`objects`: `None` leaves them there), in stream
+/// order, at most [`FETCH_AHEAD`] ahead of the consumer.
+fn resolve(
+    objects: Option<ObjectStore>,
+    inner: impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static,
+) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+    inner
+        .map(move |result| {
+            let objects = objects.clone();
+            async move {
+                let mut record = result?;
+                let (Some(objects), Payload::Stored(stored)) = (objects, record.payload()) else {
+                    return Ok(record);
+                };
+                let stored = stored.clone();
+                record.data = objects.fetch(&record, &stored).await?;
+                Ok(record)
+            }
+        })
+        .buffered(FETCH_AHEAD)
+}
+
 /// Ends a record stream after `limit` records, or after an error that is not about a
 /// single item.
 fn cap(
@@ -730,7 +777,7 @@ fn cap(
                         return;
                     }
                 }
-                Err(Error::Item(bad)) => yield Err(Error::Item(bad)),
+                Err(err) if err.is_per_record() => yield Err(err),
                 Err(err) => {
                     yield Err(err);
                     return;
@@ -932,6 +979,7 @@ mod tests {
             oversize_bytes: None,
             sub_sequence_number: None,
             explicit_hash_key: None,
+            stored: None,
         }
     }
 

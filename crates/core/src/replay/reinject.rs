@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 
 use crate::domain::frame::{ReplayFrame, ReplayMetadata};
 use crate::domain::names::StreamName;
-use crate::domain::record::ArchiveRecord;
+use crate::domain::record::{ArchiveRecord, Payload};
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records};
@@ -146,7 +146,24 @@ pub async fn reinject(
     progress: impl FnMut(&ReinjectProgress),
 ) -> Result<ReinjectReport, Error> {
     let source_name = (options.source != options.target).then(|| options.source.as_str());
-    let framed = records.map(|record| record.map(|r| frame(r, options.framing, source_name)));
+    let framed = records.map(|record| match record {
+        Ok(record) => Ok(frame(record, options.framing, source_name)),
+        // A payload in S3 that cannot be read is that record's failure, listed at the end;
+        // the others are sent.
+        Err(Error::PayloadUnavailable {
+            partition_key,
+            sequence_number,
+            sub_sequence_number,
+            location,
+            reason,
+            ..
+        }) => Ok(Input::Refused(SendFailure {
+            id: (sequence_number, sub_sequence_number),
+            partition_key,
+            reason: format!("its archived payload {location} cannot be read: {reason}"),
+        })),
+        Err(other) => Err(other),
+    });
     let report = send_records(
         kinesis,
         &options.target,
@@ -184,13 +201,21 @@ type RecordId = (SequenceNumber, Option<u64>);
 /// archive. `source` is the original stream's name for the frame, when it is not the
 /// target.
 fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input<RecordId> {
-    if let Some(size) = record.oversize_bytes {
+    let refused = match record.payload() {
+        Payload::Bytes(_) => None,
+        Payload::Oversize(size) => Some(format!(
+            "its payload ({size} bytes) was too large to archive and is not in the archive"
+        )),
+        Payload::Stored(stored) => Some(format!(
+            "its payload is in S3 at {} and was not fetched",
+            stored.location
+        )),
+    };
+    if let Some(reason) = refused {
         return Input::Refused(SendFailure {
             id: (record.sequence_number, record.sub_sequence_number),
             partition_key: record.partition_key,
-            reason: format!(
-                "its payload ({size} bytes) was too large to archive and is not in the archive"
-            ),
+            reason,
         });
     }
     let data = match framing {
@@ -228,6 +253,7 @@ mod tests {
             oversize_bytes,
             sub_sequence_number: None,
             explicit_hash_key: None,
+            stored: None,
         }
     }
 

@@ -246,6 +246,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         ttl,
         table: table.clone(),
         deaggregate: true,
+        overflow: None,
     };
     let mut steps = Vec::new();
     let mut notes = Vec::new();

@@ -8,25 +8,36 @@
 //! [`WriteOutcome::skipped_replay`] and not written, so a replay never replaces a key's newest
 //! record (LATEST) nor archives a record twice (ALL). It is handled, not failed: it never
 //! holds back delivery or a checkpoint.
+//!
+//! A record too large for an item, of a stream with an overflow bucket (tag
+//! `ArchiveOverflow`, see [`crate::domain::overflow`]), has its payload stored in S3 first
+//! and its item written only once the object is: the item then points at the payload
+//! (`recordLocation`). A payload that could not be stored by the deadline fails its record
+//! like a write that did not land, so it is delivered again, never reported as archived.
+//! At most [`WriterOptions::object_concurrency`] payloads are copied and in flight at once.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::Utc;
 use futures::StreamExt;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::aws::error::{AwsErrorKind, kind_of};
-use crate::aws::item::{Item, PreparedItem, attr};
+use crate::aws::item::{Item, PreparedItem, attr, claim_check};
+use crate::aws::objects::ObjectStore;
 use crate::aws::retry::Backoff;
 use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::frame::ReplayFrame;
 use crate::domain::kpl::{self, RecordPosition};
+use crate::domain::overflow::StoredPayload;
 use crate::domain::plan::{failures, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
@@ -44,6 +55,9 @@ pub struct WriterOptions {
     pub first_retry_delay: Duration,
     /// Longest retry delay.
     pub max_retry_delay: Duration,
+    /// Payloads stored in the overflow bucket at once (each is copied for its PutObject, up
+    /// to 1 MiB or more, so this bounds the writer's extra memory).
+    pub object_concurrency: usize,
 }
 
 impl Default for WriterOptions {
@@ -53,6 +67,7 @@ impl Default for WriterOptions {
             latest_concurrency: 32,
             first_retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_secs(2),
+            object_concurrency: 4,
         }
     }
 }
@@ -78,6 +93,8 @@ pub struct WriteOutcome {
     pub skipped_replay: usize,
     /// Items written without their payload because it was too large (see README).
     pub oversize: usize,
+    /// Payloads too large for an item that were stored in the stream's overflow bucket.
+    pub overflowed: usize,
     /// Records whose write did not land.
     pub failed: usize,
     /// The lowest sequence number that must be delivered again, if any failed.
@@ -90,7 +107,15 @@ pub struct WriteOutcome {
 #[derive(Debug, Clone)]
 pub struct ArchiveWriter {
     dynamodb: DynamoDbClient,
+    objects: Option<ObjectStore>,
     options: WriterOptions,
+}
+
+/// What the writes of one batch share for the claim check: the slots bounding payloads in
+/// flight ([`WriterOptions::object_concurrency`]) and the count of payloads stored.
+struct Overflow {
+    slots: Semaphore,
+    stored: AtomicUsize,
 }
 
 /// Why one request's records did not land.
@@ -108,7 +133,18 @@ enum RequestFailure {
 impl ArchiveWriter {
     /// A writer using `dynamodb`.
     pub fn new(dynamodb: DynamoDbClient, options: WriterOptions) -> Self {
-        Self { dynamodb, options }
+        Self {
+            dynamodb,
+            objects: None,
+            options,
+        }
+    }
+
+    /// The writer with an S3 client for the payloads of streams with an overflow bucket.
+    /// Without one, such payloads fail their records (they are never dropped).
+    pub fn with_objects(mut self, objects: ObjectStore) -> Self {
+        self.objects = Some(objects);
+        self
     }
 
     /// Archives `records` as `config` says. Writes that have not landed by `deadline` are
@@ -148,7 +184,7 @@ impl ArchiveWriter {
         let archived_at = Utc::now();
         let prepare = |record: &ArchiveRecord| {
             let prepared = record.to_item(archived_at, config.ttl);
-            if prepared.oversize {
+            if prepared.oversize && config.overflow.is_none() {
                 tracing::error!(
                     stream = %config.stream,
                     shard = %record.shard_id,
@@ -160,17 +196,79 @@ impl ArchiveWriter {
             }
             prepared
         };
+        let overflow = Overflow {
+            slots: Semaphore::new(self.options.object_concurrency.max(1)),
+            stored: AtomicUsize::new(0),
+        };
         let outcome = match config.mode {
-            ArchiveMode::All => self.write_all(config, &kept, deadline, prepare).await,
-            ArchiveMode::Latest => self.write_latest(config, &kept, deadline, prepare).await,
+            ArchiveMode::All => {
+                self.write_all(config, &kept, deadline, prepare, &overflow)
+                    .await
+            }
+            ArchiveMode::Latest => {
+                self.write_latest(config, &kept, deadline, prepare, &overflow)
+                    .await
+            }
         }?;
         Ok(WriteOutcome {
             records: records.len(),
             containers,
             user_records,
             skipped_replay,
+            overflowed: overflow.stored.into_inner(),
             ..outcome
         })
+    }
+
+    /// The claim check of one prepared item: when it is an oversize marker and the stream
+    /// has an overflow bucket, stores the payload there and makes the item point at it.
+    /// Other items are returned as they are. `Err`: why the payload is not stored (the
+    /// record failed; its item must not be written).
+    async fn store_payload(
+        &self,
+        config: &StreamArchiveConfig,
+        record: &ArchiveRecord,
+        mut prepared: PreparedItem,
+        deadline: Instant,
+        overflow: &Overflow,
+    ) -> Result<Item, String> {
+        let Some(target) = config.overflow.as_ref().filter(|_| prepared.oversize) else {
+            return Ok(prepared.item);
+        };
+        let Some(objects) = &self.objects else {
+            return Err(format!(
+                "stream {} has an overflow bucket but this writer has no S3 client",
+                config.stream
+            ));
+        };
+        let location = target.location(&config.stream, record);
+        let _slot = overflow
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| "overflow slots closed".to_owned())?;
+        let backoff = Backoff::new(self.options.first_retry_delay, self.options.max_retry_delay);
+        let body = bytes::Bytes::copy_from_slice(&record.data);
+        objects
+            .put_payload(&location, body, deadline, backoff)
+            .await?;
+        tracing::debug!(
+            stream = %config.stream,
+            shard = %record.shard_id,
+            sequence_number = %record.sequence_number,
+            record_bytes = record.data.len(),
+            location = %location,
+            "record too large for a DynamoDB item: payload stored in the overflow bucket"
+        );
+        overflow.stored.fetch_add(1, Ordering::Relaxed);
+        claim_check(
+            &mut prepared.item,
+            &StoredPayload {
+                location,
+                size: record.data.len() as u64,
+            },
+        );
+        Ok(prepared.item)
     }
 
     fn table_not_found(&self, config: &StreamArchiveConfig) -> Error {
@@ -205,6 +303,7 @@ impl ArchiveWriter {
         records: &[&ArchiveRecord],
         deadline: Instant,
         prepare: impl Fn(&ArchiveRecord) -> PreparedItem,
+        overflow: &Overflow,
     ) -> Result<WriteOutcome, Error> {
         let plan = plan_all(records);
         let mut outcome = WriteOutcome {
@@ -221,15 +320,43 @@ impl ArchiveWriter {
         let mut oversize = 0;
         let mut results = futures::stream::iter(&plan)
             .map(|request| {
-                let items: Vec<(usize, Item)> = request
+                let items: Vec<(usize, PreparedItem)> = request
                     .iter()
                     .map(|&i| {
                         let prepared = prepare(records[i]);
-                        oversize += usize::from(prepared.oversize);
-                        (i, prepared.item)
+                        oversize += usize::from(prepared.oversize && config.overflow.is_none());
+                        (i, prepared)
                     })
                     .collect();
-                self.batch_write(config, items, deadline)
+                async move {
+                    // Payloads first: an item is written only once its payload is stored.
+                    let stored = futures::future::join_all(items.into_iter().map(
+                        |(i, prepared)| async move {
+                            let result = self
+                                .store_payload(config, records[i], prepared, deadline, overflow)
+                                .await;
+                            (i, result)
+                        },
+                    ))
+                    .await;
+                    let mut not_stored = None;
+                    let items: Vec<(usize, Item)> = stored
+                        .into_iter()
+                        .filter_map(|(i, result)| match result {
+                            Ok(item) => Some((i, item)),
+                            Err(message) => {
+                                not_stored.get_or_insert(message);
+                                None
+                            }
+                        })
+                        .collect();
+                    let (written, failure) = if items.is_empty() {
+                        (Vec::new(), None)
+                    } else {
+                        self.batch_write(config, items, deadline).await
+                    };
+                    (written, failure.or(not_stored.map(RequestFailure::Failed)))
+                }
             })
             .buffer_unordered(self.options.batch_concurrency.max(1));
         while let Some((written, failure)) = results.next().await {
@@ -386,6 +513,7 @@ impl ArchiveWriter {
         records: &[&ArchiveRecord],
         deadline: Instant,
         prepare: impl Fn(&ArchiveRecord) -> PreparedItem,
+        overflow: &Overflow,
     ) -> Result<WriteOutcome, Error> {
         let newest = reduce_latest(records);
         let mut outcome = WriteOutcome {
@@ -406,14 +534,20 @@ impl ArchiveWriter {
                 (i, prepared)
             })
             .collect();
-        outcome.oversize = writes.iter().filter(|(_, p)| p.oversize).count();
+        outcome.oversize = writes
+            .iter()
+            .filter(|(_, p)| p.oversize && config.overflow.is_none())
+            .count();
         let mut results = futures::stream::iter(writes)
             .map(|(i, prepared)| async move {
-                (
-                    i,
-                    self.put_if_newer(config, records[i], prepared.item, deadline)
-                        .await,
-                )
+                let result = match self
+                    .store_payload(config, records[i], prepared, deadline, overflow)
+                    .await
+                {
+                    Ok(item) => self.put_if_newer(config, records[i], item, deadline).await,
+                    Err(message) => Err(RequestFailure::Failed(message)),
+                };
+                (i, result)
             })
             .buffer_unordered(self.options.latest_concurrency.max(1));
         let mut failed_keys = std::collections::HashSet::new();
@@ -555,6 +689,7 @@ fn deaggregate_batch<'a>(
                         oversize_bytes: None,
                         sub_sequence_number: Some(i as u64),
                         explicit_hash_key: user.explicit_hash_key,
+                        stored: None,
                     })
                 }));
             }

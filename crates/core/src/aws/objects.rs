@@ -1,0 +1,206 @@
+//! Every S3 call kinarch makes: the payload objects of records too large for an item (see
+//! [`crate::domain::overflow`]), written by the archiver, read back by the reader, and the
+//! bucket check of `kinarch setup`.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::Client as S3Client;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::aws::error::AwsErrorKind;
+use crate::aws::retry::Backoff;
+use crate::aws::{aws_error_with, describe, is_transient, send_with_retries};
+use crate::domain::overflow::{ObjectLocation, OverflowTarget, StoredPayload};
+use crate::domain::record::ArchiveRecord;
+use crate::error::Error;
+
+/// How long a read of one payload may retry throttling and server errors.
+const READ_BUDGET: Duration = Duration::from_secs(60);
+
+/// The name, under the overflow prefix, of the object `kinarch setup` writes and deletes to
+/// check that the bucket takes writes.
+pub const SETUP_CHECK_OBJECT: &str = ".kinarch-setup-check";
+
+/// S3 client of the overflow objects. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    s3: S3Client,
+}
+
+impl ObjectStore {
+    /// A store using `sdk`'s client. With a custom endpoint (a VPC endpoint, a local
+    /// emulator on an IP address) requests use path-style addressing: a bucket name cannot
+    /// prefix an IP address or most custom host names.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build();
+        Self {
+            s3: S3Client::from_conf(config),
+        }
+    }
+
+    /// Stores one payload, retrying throttling, server errors and timeouts with `backoff`
+    /// until `deadline` (the archiver's rule for writes). `Err`: why it is not stored.
+    pub(crate) async fn put_payload(
+        &self,
+        location: &ObjectLocation,
+        body: Bytes,
+        deadline: Instant,
+        mut backoff: Backoff,
+    ) -> Result<(), String> {
+        loop {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "deadline reached before the payload was stored at {location}"
+                ));
+            }
+            let call = self
+                .s3
+                .put_object()
+                .bucket(location.bucket.as_str())
+                .key(&location.key)
+                .content_length(body.len() as i64)
+                .body(ByteStream::from(body.clone()))
+                .send();
+            let message = match tokio::time::timeout_at(deadline, call).await {
+                Err(_) => format!("deadline reached while PutObject of {location} was in flight"),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(err)) => {
+                    let message = format!("S3.PutObject of {location}: {}", describe(&err));
+                    if !is_transient(&err) {
+                        return Err(message);
+                    }
+                    tracing::warn!(error = %message, "transient S3 error; retrying");
+                    message
+                }
+            };
+            if !backoff.wait(deadline).await {
+                return Err(message);
+            }
+        }
+    }
+
+    /// Reads `record`'s stored payload back, checking that it has its `recordSize` bytes. Any
+    /// failure is [`Error::PayloadUnavailable`] naming the location.
+    pub async fn fetch(
+        &self,
+        record: &ArchiveRecord,
+        stored: &StoredPayload,
+    ) -> Result<Vec<u8>, Error> {
+        let location = &stored.location;
+        let unavailable = |reason: String, source: Option<Error>| Error::PayloadUnavailable {
+            partition_key: record.partition_key.clone(),
+            sequence_number: record.sequence_number.clone(),
+            sub_sequence_number: record.sub_sequence_number,
+            location: location.to_string(),
+            reason,
+            source: source.map(Box::new),
+        };
+        let output = send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .get_object()
+                    .bucket(location.bucket.as_str())
+                    .key(&location.key)
+                    .send()
+            },
+            |err| aws_error_with("S3.GetObject", err, |d| d),
+        )
+        .await
+        .map_err(|err| {
+            let reason = match err.aws_kind() {
+                Some(AwsErrorKind::NotFound) => "the object does not exist".to_owned(),
+                Some(AwsErrorKind::AccessDenied) => {
+                    "access denied (the reader needs s3:GetObject on it)".to_owned()
+                }
+                _ => err.to_string(),
+            };
+            unavailable(reason, Some(err))
+        })?;
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| unavailable(format!("reading the object failed: {e}"), None))?
+            .to_vec();
+        if bytes.len() as u64 != stored.size {
+            return Err(unavailable(
+                format!(
+                    "the object has {} bytes, the archive says recordSize {}",
+                    bytes.len(),
+                    stored.size
+                ),
+                None,
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks that the overflow bucket exists and is reachable (HeadBucket; read-only, so
+    /// a dry run can do it).
+    pub async fn check_bucket(&self, target: &OverflowTarget) -> Result<(), Error> {
+        let bucket = target.bucket().as_str();
+        send_with_retries(
+            READ_BUDGET,
+            || self.s3.head_bucket().bucket(bucket).send(),
+            |err| aws_error_with("S3.HeadBucket", err, |d| d),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|err| bucket_unusable(target, err))
+    }
+
+    /// Checks that objects can be written under the target's prefix: writes and deletes
+    /// [`SETUP_CHECK_OBJECT`] there.
+    pub async fn check_writable(&self, target: &OverflowTarget) -> Result<(), Error> {
+        let bucket = target.bucket().as_str();
+        let key = target.key_for(SETUP_CHECK_OBJECT);
+        send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(ByteStream::from_static(b"written by kinarch setup; safe to delete"))
+                    .send()
+            },
+            |err| aws_error_with("S3.PutObject", err, |d| d),
+        )
+        .await
+        .map_err(|err| bucket_unusable(target, err))?;
+        send_with_retries(
+            READ_BUDGET,
+            || self.s3.delete_object().bucket(bucket).key(&key).send(),
+            |err| aws_error_with("S3.DeleteObject", err, |d| d),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|err| bucket_unusable(target, err))
+    }
+}
+
+/// [`Error::OverflowBucketUnusable`] for a failed check of `target`.
+fn bucket_unusable(target: &OverflowTarget, err: Error) -> Error {
+    let reason = match (&err, err.aws_kind()) {
+        (Error::Aws { status: Some(404), .. }, _) | (_, Some(AwsErrorKind::NotFound)) => {
+            "the bucket does not exist (or is in another account)".to_owned()
+        }
+        (Error::Aws { status: Some(403), .. }, _) | (_, Some(AwsErrorKind::AccessDenied)) => {
+            "access denied: the credentials need s3:ListBucket (HeadBucket), s3:PutObject and \
+             s3:DeleteObject there"
+                .to_owned()
+        }
+        _ => err.to_string(),
+    };
+    Error::OverflowBucketUnusable {
+        target: target.to_string(),
+        reason,
+        source: Some(Box::new(err)),
+    }
+}
