@@ -5,6 +5,7 @@ use std::io::{self, IsTerminal, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kinarch_core::ArchiveRecord;
+use kinarch_core::domain::record::Payload;
 use serde_json::{Map, Value, json};
 
 use crate::cli::OutputFormat;
@@ -24,6 +25,9 @@ pub(crate) enum NotPrinted {
     /// The record was too large for an item, so its bytes are not in the archive; only
     /// `--output jsonl` can show it (with `oversize` and `recordSize`).
     Oversize(u64),
+    /// The payload is in S3 and was not fetched (`--no-fetch`); only `--output jsonl`
+    /// shows it (with `recordLocation` and `recordSize`).
+    NotFetched(String),
 }
 
 /// Appends one record in `format` to `out`, newline included.
@@ -32,13 +36,16 @@ pub(crate) fn format_record(
     record: &ArchiveRecord,
     out: &mut Vec<u8>,
 ) -> Result<(), NotPrinted> {
-    match (format, record.oversize_bytes) {
-        (OutputFormat::Data | OutputFormat::Base64, Some(size)) => {
+    match (format, record.payload()) {
+        (OutputFormat::Data | OutputFormat::Base64, Payload::Oversize(size)) => {
             return Err(NotPrinted::Oversize(size));
         }
-        (OutputFormat::Data, None) => out.extend_from_slice(&record.data),
-        (OutputFormat::Base64, None) => {
-            out.extend_from_slice(STANDARD.encode(&record.data).as_bytes())
+        (OutputFormat::Data | OutputFormat::Base64, Payload::Stored(stored)) => {
+            return Err(NotPrinted::NotFetched(stored.location.to_string()));
+        }
+        (OutputFormat::Data, Payload::Bytes(data)) => out.extend_from_slice(data),
+        (OutputFormat::Base64, Payload::Bytes(data)) => {
+            out.extend_from_slice(STANDARD.encode(data).as_bytes())
         }
         (OutputFormat::Jsonl, _) => {
             // serde_json escapes control characters and never writes a raw newline.
@@ -76,14 +83,20 @@ pub(crate) fn record_json(record: &ArchiveRecord) -> Value {
     if let Some(expire_after) = record.expire_after {
         object.insert("expireAfter".into(), json!(expire_after));
     }
-    match record.oversize_bytes {
-        Some(size) => {
+    // A payload archived in S3 shows where it is, fetched or not.
+    if let Some(stored) = &record.stored {
+        object.insert("recordLocation".into(), json!(stored.location.to_string()));
+        object.insert("recordSize".into(), json!(stored.size));
+    }
+    match record.payload() {
+        Payload::Oversize(size) => {
             object.insert("oversize".into(), json!(true));
             object.insert("recordSize".into(), json!(size));
         }
-        None => {
-            object.insert("recordData".into(), json!(STANDARD.encode(&record.data)));
-            if let Ok(text) = std::str::from_utf8(&record.data) {
+        Payload::Stored(_) => {}
+        Payload::Bytes(data) => {
+            object.insert("recordData".into(), json!(STANDARD.encode(data)));
+            if let Ok(text) = std::str::from_utf8(data) {
                 object.insert("text".into(), json!(text));
             }
         }
@@ -206,6 +219,37 @@ mod tests {
             serde_json::from_slice(&formatted(OutputFormat::Jsonl, &record(&[0xff, 0]))).unwrap();
         assert_eq!(binary["recordData"], "/wA=");
         assert!(binary.get("text").is_none());
+    }
+
+    #[test]
+    fn payloads_in_s3_show_their_location_fetched_or_not() {
+        use kinarch_core::domain::overflow::{ObjectLocation, StoredPayload};
+        let mut big = record(b"");
+        big.stored = Some(StoredPayload {
+            location: ObjectLocation::parse("s3://big-records/orders/shardId-000000000001/100")
+                .unwrap(),
+            size: 3,
+        });
+        let mut out = Vec::new();
+        assert_eq!(
+            format_record(OutputFormat::Data, &big, &mut out),
+            Err(NotPrinted::NotFetched(
+                "s3://big-records/orders/shardId-000000000001/100".into()
+            ))
+        );
+        let value: Value = serde_json::from_slice(&formatted(OutputFormat::Jsonl, &big)).unwrap();
+        assert_eq!(
+            value["recordLocation"],
+            "s3://big-records/orders/shardId-000000000001/100"
+        );
+        assert_eq!(value["recordSize"], 3);
+        assert!(value.get("recordData").is_none() && value.get("oversize").is_none());
+        big.data = vec![0, 1, 2];
+        assert_eq!(formatted(OutputFormat::Data, &big), [0, 1, 2, b'\n']);
+        let value: Value = serde_json::from_slice(&formatted(OutputFormat::Jsonl, &big)).unwrap();
+        assert_eq!(value["recordData"], "AAEC");
+        assert_eq!(value["recordSize"], 3);
+        assert!(value["recordLocation"].is_string());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
+use kinarch_core::domain::overflow::OverflowTarget;
 use kinarch_core::poller::{DEFAULT_BATCH_SIZE, StartPosition};
 use kinarch_core::read::WorkerSegment;
 use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
@@ -311,6 +312,15 @@ pub(crate) struct SetupArgs {
     /// schema is checked, and the stream gets the ArchiveTableName tag.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
     pub(crate) table: Option<TableName>,
+    /// Archive payloads too large for a DynamoDB item (over about 300 KB) in this S3 bucket,
+    /// under PREFIX, the item pointing at them: the bucket is checked (it must exist and
+    /// take writes), and the stream gets the ArchiveOverflow tag.
+    #[arg(long, value_name = "BUCKET[/PREFIX]", value_parser = parse_overflow_target, conflicts_with = "no_overflow")]
+    pub(crate) overflow_bucket: Option<OverflowTarget>,
+    /// Archive payloads too large for an item as oversize markers again (their bytes are
+    /// not kept): removes the stream's ArchiveOverflow tag.
+    #[arg(long)]
+    pub(crate) no_overflow: bool,
 }
 
 /// Table billing as typed on the command line.
@@ -347,6 +357,10 @@ pub(crate) struct OutputArgs {
     /// spread the reads of a provisioned table over time.
     #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
     pub(crate) page_size: Option<u32>,
+    /// Do not fetch payloads archived in S3 (records over the item limit): --output jsonl
+    /// shows their recordLocation and recordSize; other formats skip them with a warning.
+    #[arg(long)]
+    pub(crate) no_fetch: bool,
 }
 
 /// How records are printed.

@@ -42,6 +42,12 @@ pub(super) fn parse_batch_size(text: &str) -> Result<usize, String> {
     }
 }
 
+pub(super) fn parse_overflow_target(
+    text: &str,
+) -> Result<kinarch_core::domain::overflow::OverflowTarget, String> {
+    kinarch_core::domain::overflow::OverflowTarget::parse(text).map_err(|e| e.to_string())
+}
+
 pub(super) fn parse_table(text: &str) -> Result<TableName, String> {
     TableName::new(text).map_err(|e| e.to_string())
 }

@@ -80,17 +80,30 @@ async fn print_records(
     selection: Selection,
     output: &OutputArgs,
 ) -> Result<(), Failure> {
-    let archive = super::open_archive(sdk, global, stream, table.as_ref()).await?;
+    let mut archive = super::open_archive(sdk, global, stream, table.as_ref()).await?;
+    if output.no_fetch {
+        archive = archive.without_fetch();
+    }
     tracing::info!(table = %archive.config().table, mode = %archive.config().mode, "reading");
     let mut records = archive.read(selection);
     let mut writer = RecordWriter::stdout(output.output);
     let mut progress = Progress::start(global.quiet);
     let mut unreadable = 0usize;
     let mut oversize = 0usize;
+    let mut unavailable = 0usize;
     while let Some(result) = records.next().await {
         match result {
             Ok(record) => match writer.write(&record)? {
                 Ok(()) => progress.record(),
+                Err(NotPrinted::NotFetched(location)) => {
+                    if !global.quiet {
+                        progress.message(&format!(
+                            "warning: record {}/{}: its payload is in {location} and was not \
+                             fetched (--no-fetch); --output jsonl shows it",
+                            record.partition_key, record.sequence_number
+                        ));
+                    }
+                }
                 Err(NotPrinted::Oversize(size)) => {
                     oversize += 1;
                     if !global.quiet {
@@ -109,6 +122,10 @@ async fn print_records(
                     archive.config().table
                 ));
             }
+            Err(err @ Error::PayloadUnavailable { .. }) => {
+                unavailable += 1;
+                progress.message(&format!("error: {err}; skipped"));
+            }
             Err(other) => {
                 progress.finish();
                 writer.finish()?;
@@ -123,6 +140,17 @@ async fn print_records(
             oversize,
             "records without archived payload were not printed"
         );
+    }
+    if unavailable > 0 {
+        return Err(Failure::Runtime(format!(
+            "{unavailable} archived payload(s) in S3 could not be read and were skipped (listed \
+             above){}; every other record was printed",
+            if unreadable > 0 {
+                format!(", and {unreadable} item(s) do not follow the table contract")
+            } else {
+                String::new()
+            }
+        )));
     }
     if unreadable > 0 {
         return Err(Failure::Runtime(format!(

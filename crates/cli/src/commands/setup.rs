@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use kinarch_core::aws::tables::Billing;
 use kinarch_core::setup::{
-    Setup, SetupAction, SetupPlan, SetupRequest, SetupStep, StepStatus, TtlChange,
+    OverflowChange, Setup, SetupAction, SetupPlan, SetupRequest, SetupStep, StepStatus, TtlChange,
 };
 use kinarch_core::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
 
@@ -27,6 +27,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: SetupArgs) -> Result<(), Fail
         (Some(ttl), _) => TtlChange::Expire(ttl),
         (None, true) => TtlChange::Off,
         (None, false) => TtlChange::Keep,
+    };
+    request.overflow = match (&args.overflow_bucket, args.no_overflow) {
+        (Some(target), _) => OverflowChange::Set(target.clone()),
+        (None, true) => OverflowChange::Off,
+        (None, false) => OverflowChange::Keep,
     };
     let billing_given = billing_from_args(&args)?;
     request.billing = billing_given.unwrap_or(Billing::OnDemand);

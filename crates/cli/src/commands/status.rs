@@ -79,6 +79,14 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
             None => "none: items are kept".to_owned(),
         },
     ));
+    lines.push((
+        "overflow",
+        match &config.overflow {
+            Some(target) => format!("payloads too large for an item are archived in {target}"),
+            None if status.located != Located::Tags => "unknown: it is a tag of the stream".to_owned(),
+            None => "none: payloads too large for an item are not kept (oversize markers)".to_owned(),
+        },
+    ));
     match &status.table {
         None => lines.push(("table", format!("{} does not exist", config.table))),
         Some(table) => {

@@ -22,6 +22,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_kinesis::Client as KinesisClient;
 
+use crate::aws::objects::ObjectStore;
 use crate::aws::region_of;
 use crate::aws::streams::{
     StreamSummary, describe_stream_summary, list_stream_tags, tag_stream, untag_stream,
@@ -30,7 +31,7 @@ use crate::aws::tables::{
     Created, TableInfo, TtlEnabled, TtlState, create_archive_table, describe_table, describe_ttl,
     enable_ttl, wait_until_active,
 };
-use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_TTL};
+use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TTL};
 use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
 use crate::read::locate::{Located, locate, stream_unreadable};
@@ -41,8 +42,8 @@ pub(crate) use plan::archive_table_mismatch;
 
 use plan::key_schema_mismatch;
 pub use plan::{
-    Observed, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep, StepStatus, TtlChange,
-    check_request, plan, planned_table,
+    Observed, OverflowChange, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep,
+    StepStatus, TtlChange, check_request, plan, planned_table,
 };
 
 /// How a stream is set up for archiving, as `kinarch status` shows it.
@@ -72,6 +73,7 @@ pub struct ArchiveStatus {
 pub struct Setup {
     kinesis: KinesisClient,
     dynamodb: DynamoDbClient,
+    objects: ObjectStore,
     region: String,
     wait_timeout: Duration,
     poll_interval: Duration,
@@ -107,6 +109,7 @@ impl Setup {
         Self {
             kinesis: KinesisClient::new(sdk),
             dynamodb: DynamoDbClient::new(sdk),
+            objects: ObjectStore::new(sdk),
             region: region_of(sdk),
             wait_timeout: Self::DEFAULT_WAIT_TIMEOUT,
             poll_interval: Duration::from_secs(2),
@@ -199,10 +202,15 @@ impl Setup {
     }
 
     /// Reads what setup decides on: the stream (ARN) and its tags, and the table the plan
-    /// would use ([`planned_table`]) with its TTL setting.
+    /// would use ([`planned_table`]) with its TTL setting. A new overflow bucket must exist
+    /// ([`Error::OverflowBucketUnusable`] otherwise; HeadBucket, so a dry run checks it
+    /// too).
     pub async fn observe(&self, request: &SetupRequest) -> Result<Observed, Error> {
         let stream = &request.stream;
         let summary = describe_stream_summary(&self.kinesis, stream).await?;
+        if let OverflowChange::Set(target) = &request.overflow {
+            self.objects.check_bucket(target).await?;
+        }
         let tags = list_stream_tags(&self.kinesis, stream).await?;
         let table_name = planned_table(request, &tags)?;
         let table = describe_table(&self.dynamodb, &table_name).await?;
@@ -285,6 +293,14 @@ impl Setup {
             }
             SetupAction::RemoveTtlTag { stream } => {
                 untag_stream(&self.kinesis, stream, &[TAG_TTL]).await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::CheckOverflowBucket { target } => {
+                self.objects.check_writable(target).await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::RemoveOverflowTag { stream } => {
+                untag_stream(&self.kinesis, stream, &[TAG_OVERFLOW]).await?;
                 Ok(StepStatus::Done)
             }
         }

@@ -7,8 +7,10 @@ use std::fmt;
 use crate::aws::item::attr;
 use crate::aws::tables::{Billing, KeySchema, TableInfo, TtlState};
 use crate::domain::config::{
-    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_TABLE, TAG_TTL, tagged_table_name,
+    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TABLE, TAG_TTL,
+    tagged_table_name,
 };
+use crate::domain::overflow::{OverflowTarget, lifecycle_days};
 use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
 
@@ -22,6 +24,21 @@ pub enum TtlChange {
     /// Archived items expire this long after archiving.
     Expire(ArchiveTtl),
     /// Archived items never expire: the `ArchiveTTL` tag is removed.
+    Off,
+}
+
+/// What to do with the stream's overflow bucket (tag `ArchiveOverflow`, see
+/// [`crate::domain::overflow`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OverflowChange {
+    /// Keep what the stream's tag says (no tag: records too large for an item are archived
+    /// as oversize markers).
+    #[default]
+    Keep,
+    /// Payloads too large for an item go to this bucket and prefix; setup checks first that
+    /// the bucket exists and takes writes there.
+    Set(OverflowTarget),
+    /// Remove the tag: such records are archived as oversize markers again.
     Off,
 }
 
@@ -39,6 +56,8 @@ pub struct SetupRequest {
     /// A table to archive into instead of the default one (`--table`): an existing table is
     /// adopted once its key schema fits, and the stream gets the `ArchiveTableName` tag.
     pub table: Option<TableName>,
+    /// The overflow bucket to set.
+    pub overflow: OverflowChange,
 }
 
 impl SetupRequest {
@@ -50,6 +69,7 @@ impl SetupRequest {
             ttl: TtlChange::Keep,
             billing: Billing::OnDemand,
             table: None,
+            overflow: OverflowChange::Keep,
         }
     }
 }
@@ -88,6 +108,18 @@ pub enum SetupAction {
         /// The stream.
         stream: StreamName,
     },
+    /// Write and delete a test object under the overflow prefix: the bucket must take the
+    /// archiver's writes before the stream is tagged with it.
+    CheckOverflowBucket {
+        /// The bucket and prefix.
+        target: OverflowTarget,
+    },
+    /// RemoveTagsFromStream `ArchiveOverflow`: records too large for an item are archived as
+    /// oversize markers again.
+    RemoveOverflowTag {
+        /// The stream.
+        stream: StreamName,
+    },
 }
 
 impl fmt::Display for SetupAction {
@@ -119,6 +151,12 @@ impl fmt::Display for SetupAction {
             }
             SetupAction::RemoveTtlTag { stream } => {
                 write!(f, "remove tag {TAG_TTL} from stream {stream}")
+            }
+            SetupAction::CheckOverflowBucket { target } => {
+                write!(f, "check that {target} takes writes (a test object, deleted again)")
+            }
+            SetupAction::RemoveOverflowTag { stream } => {
+                write!(f, "remove tag {TAG_OVERFLOW} from stream {stream}")
             }
         }
     }
@@ -239,6 +277,11 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         TtlChange::Expire(ttl) => Some(ttl),
         TtlChange::Off => None,
     };
+    let overflow = match &request.overflow {
+        OverflowChange::Keep => current.overflow()?,
+        OverflowChange::Set(target) => Some(target.clone()),
+        OverflowChange::Off => None,
+    };
     let table = planned_table(request, tags)?;
     let config = StreamArchiveConfig {
         stream: stream.clone(),
@@ -246,7 +289,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         ttl,
         table: table.clone(),
         deaggregate: true,
-        overflow: None,
+        overflow: overflow.clone(),
     };
     let mut steps = Vec::new();
     let mut notes = Vec::new();
@@ -330,9 +373,21 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         ));
     }
 
+    if let OverflowChange::Set(target) = &request.overflow {
+        steps.push(to_do(SetupAction::CheckOverflowBucket {
+            target: target.clone(),
+        }));
+    }
+    if let (Some(target), Some(ttl)) = (&overflow, ttl) {
+        notes.push(lifecycle_note(stream, target, ttl));
+    }
+
     let mut wanted = vec![(TAG_MODE.to_owned(), current.mode_tag_for(request.mode))];
     if let Some(ttl) = ttl {
         wanted.push((TAG_TTL.to_owned(), ttl.tag_value()));
+    }
+    if let Some(target) = &overflow {
+        wanted.push((TAG_OVERFLOW.to_owned(), target.tag_value()));
     }
     if let Some(adopted) = &request.table {
         wanted.push((TAG_TABLE.to_owned(), adopted.to_string()));
@@ -364,6 +419,12 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         });
     }
 
+    if overflow.is_none() && current.overflow_tag.is_some() {
+        steps.push(to_do(SetupAction::RemoveOverflowTag {
+            stream: stream.clone(),
+        }));
+    }
+
     Ok(SetupPlan {
         stream_arn: observed.stream_arn.clone(),
         region: region.to_owned(),
@@ -372,6 +433,21 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         steps,
         notes,
     })
+}
+
+/// Setup does not change the bucket's lifecycle configuration: S3 keeps one per bucket,
+/// replaced as a whole, so writing ours could drop rules other owners of the bucket rely on.
+/// It says which rule keeps the payloads no longer than their items instead.
+fn lifecycle_note(stream: &StreamName, target: &OverflowTarget, ttl: ArchiveTtl) -> String {
+    let days = lifecycle_days(ttl.seconds());
+    let prefix = target.key_for(&format!("{stream}/"));
+    format!(
+        "items expire after {} s, but their payloads in {target} do not expire by themselves: \
+         add a lifecycle rule to bucket {} expiring prefix {prefix} after {days} day(s) \
+         (kinarch leaves the bucket's lifecycle configuration to you; see the README)",
+        ttl.seconds(),
+        target.bucket()
+    )
 }
 
 fn to_do(action: SetupAction) -> SetupStep {
@@ -398,6 +474,7 @@ struct CurrentTags {
     ttl_tag: Option<String>,
     has_ttl_tag: bool,
     table: Option<TableName>,
+    overflow_tag: Option<String>,
 }
 
 impl CurrentTags {
@@ -424,6 +501,7 @@ impl CurrentTags {
             ttl_tag: value(TAG_TTL).map(str::to_owned),
             has_ttl_tag: value(TAG_TTL).is_some(),
             table,
+            overflow_tag: value(TAG_OVERFLOW).map(str::to_owned),
         })
     }
 
@@ -444,6 +522,24 @@ impl CurrentTags {
             Some(text) if self.mode == Some(mode) => text.clone(),
             _ => mode.as_str().to_owned(),
         }
+    }
+
+    /// The overflow bucket to keep ([`OverflowChange::Keep`]): the tag must then be valid.
+    fn overflow(&self) -> Result<Option<OverflowTarget>, Error> {
+        self.overflow_tag
+            .as_deref()
+            .map(|text| {
+                OverflowTarget::parse(text).map_err(|e| {
+                    Error::Config(crate::domain::config::ConfigError {
+                        stream: self.stream.clone(),
+                        tag: TAG_OVERFLOW,
+                        reason: format!(
+                            "{e}; pass --overflow-bucket BUCKET[/PREFIX] or --no-overflow to replace it"
+                        ),
+                    })
+                })
+            })
+            .transpose()
     }
 
     /// The TTL to keep ([`TtlChange::Keep`]): the tag must then be valid.
@@ -585,6 +681,8 @@ mod tests {
                     SetupAction::EnableTtl { .. } => "ttl",
                     SetupAction::TagStream { .. } => "tag",
                     SetupAction::RemoveTtlTag { .. } => "untag-ttl",
+                    SetupAction::CheckOverflowBucket { .. } => "check-bucket",
+                    SetupAction::RemoveOverflowTag { .. } => "untag-overflow",
                 };
                 (kind, s.status == StepStatus::ToDo)
             })
@@ -907,5 +1005,65 @@ mod tests {
             check_request(&provisioned),
             Err(Error::InvalidInput(_))
         ));
+    }
+
+    #[test]
+    fn an_overflow_bucket_is_checked_before_the_stream_is_tagged_with_it() {
+        let target = OverflowTarget::parse("big-records/kinarch").unwrap();
+        let mut req = request(ArchiveMode::All, TtlChange::Expire(day()));
+        req.overflow = OverflowChange::Set(target.clone());
+        let plan = plan(&req, &observed(&[], None, None), "eu-west-1").unwrap();
+        assert_eq!(
+            shape(&plan),
+            [
+                ("create", true),
+                ("wait", true),
+                ("ttl", true),
+                ("check-bucket", true),
+                ("tag", true)
+            ]
+        );
+        let SetupAction::TagStream { tags, .. } = &plan.steps[4].action else {
+            panic!("tag step last")
+        };
+        assert!(tags.contains(&("ArchiveOverflow".into(), "s3://big-records/kinarch".into())));
+        assert_eq!(plan.config.overflow, Some(target));
+        // With a TTL, a note names the lifecycle rule that keeps payloads as long as items.
+        let note = plan.notes.iter().find(|n| n.contains("lifecycle")).unwrap();
+        assert!(note.contains("kinarch/orders/") && note.contains("1 day"), "{note}");
+    }
+
+    #[test]
+    fn overflow_is_kept_or_removed_as_asked() {
+        let tagged = [("StreamArchiveMode", "ALL"), ("ArchiveOverflow", "s3://big-records")];
+        let table = Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE"));
+        let kept = plan(
+            &request(ArchiveMode::All, TtlChange::Keep),
+            &observed(&tagged, table.clone(), Some(TtlState::Disabled)),
+            "eu-west-1",
+        )
+        .unwrap();
+        assert!(!kept.has_changes(), "{:?}", kept.steps);
+        assert_eq!(kept.config.overflow.unwrap().tag_value(), "s3://big-records");
+        assert!(kept.notes.iter().all(|n| !n.contains("lifecycle")), "no TTL, no note");
+
+        let mut off = request(ArchiveMode::All, TtlChange::Keep);
+        off.overflow = OverflowChange::Off;
+        let removed = plan(&off, &observed(&tagged, table.clone(), None), "eu-west-1").unwrap();
+        assert_eq!(shape(&removed).last(), Some(&("untag-overflow", true)));
+        assert_eq!(removed.config.overflow, None);
+        let untagged = [("StreamArchiveMode", "ALL")];
+        let nothing = plan(&off, &observed(&untagged, table.clone(), None), "eu-west-1").unwrap();
+        assert!(!nothing.has_changes(), "{:?}", nothing.steps);
+
+        let broken = [("StreamArchiveMode", "ALL"), ("ArchiveOverflow", "ftp://x")];
+        let err = plan(
+            &request(ArchiveMode::All, TtlChange::Keep),
+            &observed(&broken, table, None),
+            "eu-west-1",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ArchiveOverflow") && err.contains("--no-overflow"), "{err}");
     }
 }
