@@ -10,6 +10,7 @@ pub mod kinesis;
 pub mod lambda;
 pub mod moto;
 pub mod proxy;
+pub mod s3;
 pub mod synthetic;
 
 use std::path::PathBuf;

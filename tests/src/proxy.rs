@@ -5,6 +5,9 @@
 //! it to produce what moto never does: throttling, 5xx answers, validation errors on
 //! chosen records, dropped connections.
 //!
+//! S3 requests (REST, no `X-Amz-Target`) are seen as `S3.<operation>` ([`Call::target`]),
+//! and their faults are answered in S3's XML error format.
+//!
 //! It keeps a log of every request it handled (operation, fault, status, body) in memory,
 //! so that a failing test can say which requests carried a record that went missing
 //! ([`FaultProxy::calls_carrying`]).
@@ -32,7 +35,9 @@ use hyper_util::rt::TokioExecutor;
 /// What the rule sees of a request.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// `X-Amz-Target`, e.g. `DynamoDB_20120810.BatchWriteItem`; empty if absent.
+    /// `X-Amz-Target`, e.g. `DynamoDB_20120810.BatchWriteItem`; for an S3 request
+    /// `S3.PutObject`, `S3.GetObject`, `S3.HeadBucket`, ... (see [`s3_operation`]); empty if
+    /// neither.
     pub target: String,
     /// The request body as text (lossy).
     pub body: String,
@@ -366,12 +371,13 @@ async fn apply_rule(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let target = match parts.headers.get("x-amz-target") {
+        Some(v) => v.to_str().unwrap_or("").to_owned(),
+        None => s3_operation(&parts)
+            .map(|op| format!("S3.{op}"))
+            .unwrap_or_default(),
+    };
+    let s3 = target.starts_with("S3.");
     let nth_of_target = {
         let mut counts = shared.counts.lock().unwrap();
         let n = counts.entry(target.clone()).or_default();
@@ -400,6 +406,20 @@ async fn apply_rule(
         shared.injected.fetch_add(1, Ordering::SeqCst);
     }
     let response = match fault.clone() {
+        Some(Fault::Error { status, error_type }) if s3 => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{error_type}</Code>\
+                 <Message>injected by the kinarch test fault proxy: {error_type}</Message>\
+                 <RequestId>kinarch-proxy</RequestId></Error>"
+            );
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/xml"));
+            response
+        }
         Some(Fault::Error { status, error_type }) => {
             let body = serde_json::json!({
                 "__type": format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
@@ -426,6 +446,32 @@ async fn apply_rule(
         None => forward(shared, parts, body.clone()).await,
     };
     (n, target, fault, body, response)
+}
+
+/// The S3 operation of a REST request (path-style: `/BUCKET` or `/BUCKET/KEY`), by method,
+/// path and query; `None` for a request that is not S3's (the DynamoDB and Kinesis JSON
+/// protocols POST to `/` with `X-Amz-Target`).
+pub fn s3_operation(parts: &axum::http::request::Parts) -> Option<&'static str> {
+    let path = parts.uri.path().trim_start_matches('/');
+    if path.is_empty() {
+        return None;
+    }
+    let object = path.split_once('/').is_some_and(|(_, key)| !key.is_empty());
+    let query = parts.uri.query().unwrap_or("");
+    let method = parts.method.as_str();
+    Some(match (method, object) {
+        ("PUT", true) => "PutObject",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("DELETE", true) => "DeleteObject",
+        ("HEAD", false) => "HeadBucket",
+        ("PUT", false) if query.contains("lifecycle") => "PutBucketLifecycleConfiguration",
+        ("GET", false) if query.contains("lifecycle") => "GetBucketLifecycleConfiguration",
+        ("PUT", false) => "CreateBucket",
+        ("GET", false) => "ListObjects",
+        ("DELETE", false) => "DeleteBucket",
+        _ => "Other",
+    })
 }
 
 async fn forward(

@@ -14,6 +14,7 @@ mod demo;
 mod faults;
 mod kpl;
 mod lambda;
+mod overflow;
 mod reinject;
 mod replays;
 mod template;
