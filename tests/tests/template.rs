@@ -27,6 +27,8 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
     ("sqs:SendMessage", "event source mapping: OnFailure destination for exhausted batches"),
     ("s3:PutObject", "event source mapping: OnFailureDestination=s3 writes the failed batch"),
     ("s3:ListBucket", "event source mapping: OnFailureDestination=s3 checks the bucket"),
+    // (s3:PutObject is also the function's, with OverflowBucketName: aws/objects.rs stores
+    // payloads too large for an item.)
     // The function (crates/core).
     ("kinesis:ListTagsForStream", "function: streams.rs reads the archive config from tags"),
     ("dynamodb:BatchWriteItem", "function: writer.rs writes ALL-mode archives"),
@@ -232,6 +234,9 @@ fn is_data_action(action: &str) -> bool {
 struct Expected {
     streams: Vec<String>,
     destination: &'static str,
+    /// With `OverflowBucketName`: the one object pattern the function may s3:PutObject on,
+    /// `arn:${AWS::Partition}:s3:::BUCKET/PREFIX*`.
+    overflow: Option<&'static str>,
 }
 
 impl Expected {
@@ -270,8 +275,12 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
     let allowed: Vec<String> = ALLOWED_ACTIONS
         .iter()
         .map(|(a, _)| a.to_ascii_lowercase())
-        .filter(|a| !a.starts_with(other_destination))
+        .filter(|a| {
+            !a.starts_with(other_destination)
+                || (expected.overflow.is_some() && a == "s3:putobject")
+        })
         .collect();
+    let mut overflow_granted = false;
     let mut granted: Vec<String> = Vec::new();
 
     for (where_, st) in permission_statements(tpl) {
@@ -309,10 +318,14 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                     .as_str()
                     .is_some_and(|s| expected.tables().iter().any(|t| t == s));
                 let bucket_objects = failure_bucket_objects(r).is_some();
+                // The overflow prefix, for s3:PutObject alone.
+                let overflow_objects = expected.overflow.is_some_and(|o| r == o)
+                    && actions.iter().all(|a| a == "s3:PutObject");
                 if r == "*"
                     || (r.as_str().is_some_and(|s| s.contains('*'))
                         && !own_tables
-                        && !bucket_objects)
+                        && !bucket_objects
+                        && !overflow_objects)
                 {
                     v.push(format!("{at}: data action on wildcard resource {r}"));
                 }
@@ -356,14 +369,20 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                         .and_then(|q| resources(tpl).get(q))
                         .is_some_and(|q| q["Type"] == "AWS::S3::Bucket")
                 };
-                let ok = (r["Fn::GetAtt"][1] == "Arn" && bucket(&r["Fn::GetAtt"][0]))
+                let overflow = expected.overflow.is_some_and(|o| r == o)
+                    && actions.iter().all(|a| a == "s3:PutObject");
+                overflow_granted |= overflow;
+                let failure_bucket = (r["Fn::GetAtt"][1] == "Arn"
+                    && bucket(&r["Fn::GetAtt"][0]))
                     || failure_bucket_objects(r)
                         .and_then(|s| s.strip_prefix("${"))
                         .and_then(|s| s.strip_suffix(".Arn}/*"))
                         .is_some_and(|b| bucket(&json!(b)));
-                if !ok {
+                if !overflow && (!failure_bucket || expected.destination != "s3") {
                     v.push(format!(
-                        "{at}: s3 resource {r} is not the failure bucket of this template"
+                        "{at}: s3 resource {r} is neither the failure bucket of this template \
+                         nor the overflow prefix {:?} (s3:PutObject only)",
+                        expected.overflow
                     ));
                 }
             }
@@ -380,6 +399,13 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                 }
             }
         }
+    }
+    if let Some(overflow) = expected.overflow
+        && !overflow_granted
+    {
+        v.push(format!(
+            "s3:PutObject on {overflow} is not granted, but the function stores overflow payloads there"
+        ));
     }
     for (action, why) in ALLOWED_ACTIONS {
         if !allowed.contains(&action.to_ascii_lowercase()) {
@@ -562,6 +588,10 @@ const THREE_STREAMS: [&str; 3] = [
     "arn:aws:kinesis:us-east-1:123456789012:stream/audit_log",
 ];
 
+/// The overflow grant of the deployments with `OverflowBucketName=big-records` and
+/// `OverflowPrefix=kinarch/`, as the resolved template holds it.
+const OVERFLOW_OBJECTS: &str = "arn:${AWS::Partition}:s3:::big-records/kinarch/*";
+
 /// The parameter sets the resolved template is checked with, and what each must grant.
 fn deployments() -> Vec<(Value, Expected)> {
     let three = THREE_STREAMS.join(",");
@@ -572,6 +602,7 @@ fn deployments() -> Vec<(Value, Expected)> {
             Expected {
                 streams: streams(&[ONE_STREAM]),
                 destination: "sqs",
+                overflow: None,
             },
         ),
         (
@@ -579,6 +610,7 @@ fn deployments() -> Vec<(Value, Expected)> {
             Expected {
                 streams: streams(&THREE_STREAMS),
                 destination: "sqs",
+                overflow: None,
             },
         ),
         (
@@ -587,6 +619,25 @@ fn deployments() -> Vec<(Value, Expected)> {
             Expected {
                 streams: streams(&THREE_STREAMS),
                 destination: "s3",
+                overflow: None,
+            },
+        ),
+        (
+            json!({"StreamArn": ONE_STREAM, "OverflowBucketName": "big-records",
+                   "OverflowPrefix": "kinarch/"}),
+            Expected {
+                streams: streams(&[ONE_STREAM]),
+                destination: "sqs",
+                overflow: Some(OVERFLOW_OBJECTS),
+            },
+        ),
+        (
+            json!({"StreamArns": three, "OnFailureDestination": "s3",
+                   "OverflowBucketName": "big-records", "OverflowPrefix": "kinarch/"}),
+            Expected {
+                streams: streams(&THREE_STREAMS),
+                destination: "s3",
+                overflow: Some(OVERFLOW_OBJECTS),
             },
         ),
     ]
@@ -847,6 +898,65 @@ fn iam_check_rejects_broad_grants() {
             "the IAM check missed: {what}"
         );
     }
+
+    // The overflow bucket: PutObject under the prefix, nothing more.
+    let (params, expected) = deployments().swap_remove(3);
+    let tpl = resolved_template(&params);
+    let (role_id, _) = only_resource(&tpl, "AWS::IAM::Role");
+    let overflow_statement = |s: &mut Vec<Value>| -> usize {
+        s.iter()
+            .position(|st| st["Sid"] == "FunctionStoresOverflowPayloads")
+            .expect("the overflow statement")
+    };
+    let mutations: Vec<(&str, Mutation)> = vec![
+        (
+            "the whole overflow bucket",
+            Box::new(move |s| {
+                let i = overflow_statement(s);
+                s[i]["Resource"] = json!("arn:${AWS::Partition}:s3:::big-records/*");
+            }),
+        ),
+        (
+            "every bucket",
+            Box::new(move |s| {
+                let i = overflow_statement(s);
+                s[i]["Resource"] = json!("arn:${AWS::Partition}:s3:::*");
+            }),
+        ),
+        (
+            "reading the overflow objects",
+            Box::new(move |s| {
+                let i = overflow_statement(s);
+                s[i]["Action"] = json!(["s3:PutObject", "s3:GetObject"]);
+            }),
+        ),
+        (
+            "no overflow grant",
+            Box::new(move |s| {
+                let i = overflow_statement(s);
+                s.remove(i);
+            }),
+        ),
+    ];
+    assert!(iam_violations(&tpl, &expected).is_empty());
+    for (what, mutate) in mutations {
+        let mut t = tpl.clone();
+        mutate(role_statements(&mut t, role_id));
+        assert!(
+            !iam_violations(&t, &expected).is_empty(),
+            "the IAM check missed: {what}"
+        );
+    }
+    // Without OverflowBucketName the statement is not there at all.
+    let (params, _) = deployments().swap_remove(0);
+    let plain = resolved_template(&params);
+    let (role_id, _) = only_resource(&plain, "AWS::IAM::Role");
+    let mut plain = plain.clone();
+    assert!(
+        role_statements(&mut plain, role_id)
+            .iter()
+            .all(|st| st["Sid"] != "FunctionStoresOverflowPayloads")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
