@@ -77,6 +77,7 @@ const SCENARIOS: &[&str] = &[
     "reinject",
     "scan",
     "moto",
+    "overflow",
 ];
 
 fn parse_args() -> Options {
@@ -212,6 +213,9 @@ fn main() {
         }
         if options.moto && run("moto") {
             moto_scenarios(&ctx, &mut report).await;
+        }
+        if options.moto && run("overflow") {
+            overflow_scenarios(&ctx, &mut report).await;
         }
     });
     if let Some(dir) = &options.criterion_dir {
@@ -953,6 +957,103 @@ async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
                 1000.0 / (s.median / 1000.0)
             ),
         );
+    }
+}
+
+/// Records too large for an item, with their payloads in moto's S3 (issue 14): peak RSS of
+/// a fresh `bootstrap` archiving one batch of 5 records of 1 MiB, and of `kinarch scan`
+/// fetching 50 such payloads (bounded prefetch: target < 64 MiB).
+async fn overflow_scenarios(ctx: &Ctx, report: &mut Report) {
+    const BUCKET: &str = "bench-overflow";
+    const MIB: usize = 1024 * 1024;
+    let Some(moto) = Moto::try_start() else {
+        report.add(
+            MOTO,
+            "overflow scenarios",
+            "",
+            "skipped",
+            Verdict::Info,
+            "moto server is not installed (bin/test installs it)",
+        );
+        return;
+    };
+    let sdk = sdk_config(&moto.endpoint()).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    kinarch_tests::s3::create_bucket(&kinarch_tests::s3::client(&sdk), BUCKET).await;
+    let (mut lambda_rss, mut scan_rss, mut notes) = (vec![], vec![], Vec::new());
+    for run in 0..ctx.runs.moto {
+        let stream = format!("bench-{run}-overflow");
+        create_stream(&kinesis, &stream, None).await;
+        let overflow = format!("s3://{BUCKET}/p");
+        kinesis::tag_stream(
+            &kinesis,
+            &stream,
+            &[("StreamArchiveMode", "ALL"), ("ArchiveOverflow", &overflow)],
+        )
+        .await;
+        let table = ArchiveMode::All.default_table_name(&StreamName::new(&stream).unwrap());
+        create_archive_table(&dynamodb, &table, ArchiveMode::All, Billing::OnDemand)
+            .await
+            .expect("CreateTable");
+        let arn = data::stream_arn(&stream);
+        let batch = |first: usize| {
+            let records: Vec<Value> = (first..first + 5)
+                .map(|i| data::event_record(&arn, i, 50, MIB))
+                .collect();
+            Bytes::from(serde_json::json!({ "Records": records }).to_string())
+        };
+        // A fresh process per batch of 5: its VmHWM is that batch's.
+        for first in (0..50).step_by(5) {
+            let (mut function, _) = start_function(ctx, &moto.endpoint()).await;
+            let outcome = invoke(&mut function, &batch(first)).await;
+            if let Err(e) = all_archived(&outcome) {
+                notes.push(format!("batch {first}: FAILED: {e}"));
+            }
+            if first == 0
+                && let Some(kib) = procfs::status_kib(function.pid(), "VmHWM")
+            {
+                lambda_rss.push(kib_to_mib(kib as f64));
+            }
+        }
+        let scan = run_kinarch(
+            ctx,
+            &moto.endpoint(),
+            &["-q", "scan", &stream, "--output", "data"],
+        )
+        .await;
+        if scan.success {
+            scan_rss.push(kib_to_mib(scan.max_rss_kib as f64));
+        } else {
+            notes.push("kinarch scan FAILED".into());
+        }
+    }
+    let failed = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notes.join("; "))
+    };
+    match Summary::of(&lambda_rss) {
+        Some(r) => report.add(
+            MOTO,
+            "bootstrap: peak RSS, one batch of 5 records of 1 MiB to S3 (MiB)",
+            "",
+            r.show(1),
+            Verdict::Info,
+            format!("fresh process, VmHWM after the invocation; ALL mode, ArchiveOverflow set{failed}"),
+        ),
+        None => report.add(MOTO, "bootstrap: peak RSS, 5 × 1 MiB to S3", "", "-", Verdict::Missed, format!("no reading{failed}")),
+    }
+    match Summary::of(&scan_rss) {
+        Some(r) => report.add(
+            MOTO,
+            "kinarch scan: peak RSS, 50 records of 1 MiB fetched from S3 (MiB)",
+            "< 64 MiB",
+            r.show(1),
+            Verdict::check(r.median < 64.0 && notes.is_empty()),
+            format!("--output data to /dev/null; at most {} payloads fetched ahead{failed}", kinarch_core::read::FETCH_AHEAD),
+        ),
+        None => report.add(MOTO, "kinarch scan: peak RSS, 50 × 1 MiB from S3", "< 64 MiB", "-", Verdict::Missed, format!("every run failed{failed}")),
     }
 }
 
