@@ -81,3 +81,60 @@ pub async fn keys(s3: &Client, bucket: &str) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// The bucket's lifecycle rules as (id, prefix, expiration days); empty without a
+/// lifecycle configuration.
+pub async fn lifecycle_rules(s3: &Client, bucket: &str) -> Vec<(String, String, i32)> {
+    match s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .rules()
+            .iter()
+            .map(|r| {
+                (
+                    r.id().unwrap_or_default().to_owned(),
+                    r.filter()
+                        .and_then(|f| f.prefix())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    r.expiration().and_then(|e| e.days()).unwrap_or(0),
+                )
+            })
+            .collect(),
+        Err(err) if err.as_service_error().and_then(|e| e.meta().code()) == Some("NoSuchLifecycleConfiguration") => {
+            Vec::new()
+        }
+        Err(err) => panic!("GetBucketLifecycleConfiguration {bucket}: {err:?}"),
+    }
+}
+
+/// Gives the bucket a lifecycle configuration of one rule `id`, expiring objects under
+/// `prefix` after `days` (someone else's rule, which kinarch must keep).
+pub async fn put_lifecycle_rule(s3: &Client, bucket: &str, id: &str, prefix: &str, days: i32) {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter,
+    };
+    let rule = LifecycleRule::builder()
+        .id(id)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+        .expiration(LifecycleExpiration::builder().days(days).build())
+        .build()
+        .expect("lifecycle rule");
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()
+                .expect("lifecycle configuration"),
+        )
+        .send()
+        .await
+        .expect("PutBucketLifecycleConfiguration");
+}

@@ -434,6 +434,8 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
     assert!(run.stderr.contains("Bad_Bucket"), "{}", run.stderr);
 
     s3::create_bucket(&s3c, BUCKET).await;
+    s3::put_lifecycle_rule(&s3c, BUCKET, "someone-elses", "logs/", 30).await;
+    let theirs = ("someone-elses".to_owned(), "logs/".to_owned(), 30);
     let run = kinarch(
         &moto,
         &[
@@ -446,9 +448,23 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
     let out = run.out();
     assert!(out.contains(&format!("check that s3://{BUCKET}/{PREFIX} takes writes")), "{out}");
     assert!(out.contains(&format!("ArchiveOverflow=s3://{BUCKET}/{PREFIX}")), "{out}");
-    // With a TTL: the note names the lifecycle rule to add (2 days).
-    assert!(out.contains("lifecycle") && out.contains(&format!("{PREFIX}/orders/")) && out.contains("2 day"), "{out}");
+    // With a TTL the payloads expire with their items: a lifecycle rule of 2 days (172,800
+    // s rounded up to whole days), beside the bucket's other rules.
+    assert!(out.contains("set lifecycle rule kinarch-orders"), "{out}");
     assert!(s3::keys(&s3c, BUCKET).await.is_empty(), "the test object is deleted");
+    let rule = ("kinarch-orders".to_owned(), format!("{PREFIX}/orders/"), 2);
+    assert_eq!(
+        s3::lifecycle_rules(&s3c, BUCKET).await,
+        [theirs.clone(), rule.clone()]
+    );
+    // A shorter TTL keeps the longer rule (items archived so far still point at payloads).
+    kinarch(&moto, &["setup", "orders", "ALL", "--ttl-seconds", "60", "--yes"])
+        .await
+        .ok();
+    assert_eq!(
+        s3::lifecycle_rules(&s3c, BUCKET).await,
+        [theirs.clone(), rule]
+    );
     let status = kinarch(&moto, &["status", "orders"]).await;
     status.ok();
     assert!(
@@ -457,6 +473,11 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
         status.out()
     );
 
+    // Without a TTL new items never expire, nor may their payloads: the rule goes.
+    kinarch(&moto, &["setup", "orders", "ALL", "--no-ttl", "--yes"])
+        .await
+        .ok();
+    assert_eq!(s3::lifecycle_rules(&s3c, BUCKET).await, [theirs]);
     kinarch(&moto, &["setup", "orders", "ALL", "--no-overflow", "--yes"])
         .await
         .ok();

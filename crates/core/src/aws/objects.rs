@@ -7,13 +7,17 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client as S3Client;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter,
+};
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::aws::error::AwsErrorKind;
 use crate::aws::retry::Backoff;
-use crate::aws::{aws_error_with, describe, is_transient, send_with_retries};
-use crate::domain::overflow::{ObjectLocation, OverflowTarget, StoredPayload};
+use crate::aws::{aws_error_with, describe, error_code, is_transient, send_with_retries};
+use crate::domain::overflow::{ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload};
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
@@ -182,6 +186,109 @@ impl ObjectStore {
         .await
         .map(|_| ())
         .map_err(|err| bucket_unusable(target, err))
+    }
+}
+
+impl ObjectStore {
+    /// The bucket's lifecycle rules (none when it has no lifecycle configuration).
+    async fn lifecycle_rules(&self, bucket: &str) -> Result<Vec<LifecycleRule>, Error> {
+        let missing = std::cell::Cell::new(false);
+        let result = send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .get_bucket_lifecycle_configuration()
+                    .bucket(bucket)
+                    .send()
+            },
+            |err| {
+                if error_code(&err) == Some("NoSuchLifecycleConfiguration") {
+                    missing.set(true);
+                }
+                aws_error_with("S3.GetBucketLifecycleConfiguration", err, |d| d)
+            },
+        )
+        .await;
+        match result {
+            Ok(output) => Ok(output.rules.unwrap_or_default()),
+            Err(_) if missing.get() => Ok(Vec::new()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The days of `rule` in the bucket's lifecycle configuration; `None` when it has no
+    /// such rule (or the rule has no expiry in days).
+    pub async fn expiry_days(
+        &self,
+        target: &OverflowTarget,
+        rule: &ExpiryRule,
+    ) -> Result<Option<u64>, Error> {
+        let rules = self.lifecycle_rules(target.bucket().as_str()).await?;
+        Ok(rules
+            .iter()
+            .find(|r| r.id() == Some(rule.id.as_str()))
+            .and_then(|r| r.expiration())
+            .and_then(|e| e.days())
+            .map(|d| d.max(0) as u64))
+    }
+
+    /// Writes `rule` with `days` (`None`: removes it) into the bucket's lifecycle
+    /// configuration, every other rule kept as it was. S3 replaces the configuration as a
+    /// whole, so this reads it first.
+    pub async fn set_expiry(
+        &self,
+        target: &OverflowTarget,
+        rule: &ExpiryRule,
+        days: Option<u64>,
+    ) -> Result<(), Error> {
+        let bucket = target.bucket().as_str();
+        let mut rules: Vec<LifecycleRule> = self
+            .lifecycle_rules(bucket)
+            .await?
+            .into_iter()
+            .filter(|r| r.id() != Some(rule.id.as_str()))
+            .collect();
+        if let Some(days) = days {
+            rules.push(
+                LifecycleRule::builder()
+                    .id(&rule.id)
+                    .status(ExpirationStatus::Enabled)
+                    .filter(LifecycleRuleFilter::builder().prefix(&rule.prefix).build())
+                    .expiration(
+                        LifecycleExpiration::builder()
+                            .days(i32::try_from(days).unwrap_or(i32::MAX))
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?,
+            );
+        }
+        if rules.is_empty() {
+            return send_with_retries(
+                READ_BUDGET,
+                || self.s3.delete_bucket_lifecycle().bucket(bucket).send(),
+                |err| aws_error_with("S3.DeleteBucketLifecycle", err, |d| d),
+            )
+            .await
+            .map(|_| ());
+        }
+        let configuration = BucketLifecycleConfiguration::builder()
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| Error::Internal(format!("lifecycle configuration: {e}")))?;
+        send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .put_bucket_lifecycle_configuration()
+                    .bucket(bucket)
+                    .lifecycle_configuration(configuration.clone())
+                    .send()
+            },
+            |err| aws_error_with("S3.PutBucketLifecycleConfiguration", err, |d| d),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -215,6 +215,52 @@ pub fn lifecycle_days(seconds: u64) -> u64 {
     seconds.div_ceil(24 * 3600).max(1)
 }
 
+/// The lifecycle rule that expires one stream's payloads with their items: its id in the
+/// bucket's lifecycle configuration, and the key prefix it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryRule {
+    /// `kinarch-<stream>`: the rule setup owns; every other rule of the bucket is left
+    /// as it is.
+    pub id: String,
+    /// `<prefix>/<stream>/`.
+    pub prefix: String,
+}
+
+impl ExpiryRule {
+    /// The rule of `stream`'s payloads under `target`.
+    pub fn of(target: &OverflowTarget, stream: &StreamName) -> Self {
+        Self {
+            id: format!("kinarch-{stream}"),
+            prefix: target.key_for(&format!("{stream}/")),
+        }
+    }
+}
+
+/// What to do with a stream's expiry rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryChange {
+    /// It is as it should be.
+    Keep,
+    /// Write it with this many days.
+    Set(u64),
+    /// Remove it.
+    Remove,
+}
+
+/// The expiry rule's change, from its days now (`None`: no rule) and the days the TTL asks
+/// for (`None`: items never expire). Payloads must outlive their items, never the reverse:
+/// an item archived under a longer TTL still points at its object, so the days never
+/// shrink (a shorter TTL keeps the longer rule; objects then outlive their items, which
+/// costs storage, not data); without a TTL the rule goes, since new items never expire.
+pub fn expiry_change(current: Option<u64>, wanted: Option<u64>) -> ExpiryChange {
+    match (current, wanted) {
+        (None, None) => ExpiryChange::Keep,
+        (Some(_), None) => ExpiryChange::Remove,
+        (Some(now), Some(days)) if now >= days => ExpiryChange::Keep,
+        (_, Some(days)) => ExpiryChange::Set(days),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +321,21 @@ mod tests {
             let err = ObjectLocation::parse(bad).unwrap_err().to_string();
             assert!(err.contains("s3://BUCKET/KEY") || err.contains("bucket"), "{err}");
         }
+    }
+
+    #[test]
+    fn expiry_rules_never_shrink_and_go_without_a_ttl() {
+        assert_eq!(expiry_change(None, Some(3)), ExpiryChange::Set(3));
+        assert_eq!(expiry_change(Some(2), Some(3)), ExpiryChange::Set(3));
+        assert_eq!(expiry_change(Some(3), Some(3)), ExpiryChange::Keep);
+        assert_eq!(expiry_change(Some(5), Some(3)), ExpiryChange::Keep);
+        assert_eq!(expiry_change(Some(5), None), ExpiryChange::Remove);
+        assert_eq!(expiry_change(None, None), ExpiryChange::Keep);
+        let rule = ExpiryRule::of(
+            &OverflowTarget::parse("b-1/p").unwrap(),
+            &StreamName::new("orders").unwrap(),
+        );
+        assert_eq!((rule.id.as_str(), rule.prefix.as_str()), ("kinarch-orders", "p/orders/"));
     }
 
     #[test]

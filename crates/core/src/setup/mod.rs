@@ -33,6 +33,7 @@ use crate::aws::tables::{
 };
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TTL};
 use crate::domain::names::{StreamName, TableName};
+use crate::domain::overflow::{ExpiryRule, OverflowTarget};
 use crate::error::Error;
 use crate::read::locate::{Located, locate, stream_unreadable};
 
@@ -212,6 +213,24 @@ impl Setup {
             self.objects.check_bucket(target).await?;
         }
         let tags = list_stream_tags(&self.kinesis, stream).await?;
+        let target = match &request.overflow {
+            OverflowChange::Set(target) => Some(target.clone()),
+            OverflowChange::Off => None,
+            // An invalid tag is the plan's error to report.
+            OverflowChange::Keep => tags
+                .iter()
+                .find(|(k, _)| k == TAG_OVERFLOW)
+                .and_then(|(_, v)| OverflowTarget::parse(v).ok()),
+        };
+        let overflow_expiry = match &target {
+            None => None,
+            Some(target) => Some(
+                self.objects
+                    .expiry_days(target, &ExpiryRule::of(target, stream))
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        };
         let table_name = planned_table(request, &tags)?;
         let table = describe_table(&self.dynamodb, &table_name).await?;
         let table_ttl = match &table {
@@ -223,6 +242,7 @@ impl Setup {
             tags,
             table,
             table_ttl,
+            overflow_expiry,
         })
     }
 
@@ -301,6 +321,10 @@ impl Setup {
             }
             SetupAction::RemoveOverflowTag { stream } => {
                 untag_stream(&self.kinesis, stream, &[TAG_OVERFLOW]).await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::SetOverflowExpiry { target, rule, days } => {
+                self.objects.set_expiry(target, rule, *days).await?;
                 Ok(StepStatus::Done)
             }
         }

@@ -10,7 +10,9 @@ use crate::domain::config::{
     ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TABLE, TAG_TTL,
     tagged_table_name,
 };
-use crate::domain::overflow::{OverflowTarget, lifecycle_days};
+use crate::domain::overflow::{
+    ExpiryChange, ExpiryRule, OverflowTarget, expiry_change, lifecycle_days,
+};
 use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
 
@@ -114,6 +116,16 @@ pub enum SetupAction {
         /// The bucket and prefix.
         target: OverflowTarget,
     },
+    /// Put (`days` set) or remove the lifecycle rule that expires the stream's payloads in
+    /// the overflow bucket with their items; the bucket's other rules are kept.
+    SetOverflowExpiry {
+        /// The bucket and prefix.
+        target: OverflowTarget,
+        /// The rule.
+        rule: ExpiryRule,
+        /// Days after which the payloads expire; `None`: the rule is removed.
+        days: Option<u64>,
+    },
     /// RemoveTagsFromStream `ArchiveOverflow`: records too large for an item are archived as
     /// oversize markers again.
     RemoveOverflowTag {
@@ -158,6 +170,27 @@ impl fmt::Display for SetupAction {
             SetupAction::RemoveOverflowTag { stream } => {
                 write!(f, "remove tag {TAG_OVERFLOW} from stream {stream}")
             }
+            SetupAction::SetOverflowExpiry {
+                target,
+                rule,
+                days: Some(days),
+            } => write!(
+                f,
+                "set lifecycle rule {} of bucket {}: objects under {} expire after {days} day(s)",
+                rule.id,
+                target.bucket(),
+                rule.prefix
+            ),
+            SetupAction::SetOverflowExpiry {
+                target,
+                rule,
+                days: None,
+            } => write!(
+                f,
+                "remove lifecycle rule {} of bucket {} (items no longer expire, nor may their payloads)",
+                rule.id,
+                target.bucket()
+            ),
         }
     }
 }
@@ -232,6 +265,9 @@ pub struct Observed {
     pub table: Option<TableInfo>,
     /// That table's TTL setting, if it exists.
     pub table_ttl: Option<TtlState>,
+    /// With an overflow bucket planned: the days of the stream's lifecycle rule there
+    /// (`Ok(None)`: no rule), or why the bucket's lifecycle rules could not be read.
+    pub overflow_expiry: Option<Result<Option<u64>, String>>,
 }
 
 /// Refuses a request that cannot work whatever AWS holds: provisioned billing with 0
@@ -378,8 +414,43 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
             target: target.clone(),
         }));
     }
-    if let (Some(target), Some(ttl)) = (&overflow, ttl) {
-        notes.push(lifecycle_note(stream, target, ttl));
+    if let Some(target) = &overflow {
+        let rule = ExpiryRule::of(target, stream);
+        let wanted = ttl.map(|t| lifecycle_days(t.seconds()));
+        match &observed.overflow_expiry {
+            Some(Ok(current)) => {
+                let step = |days| SetupAction::SetOverflowExpiry {
+                    target: target.clone(),
+                    rule: rule.clone(),
+                    days,
+                };
+                match expiry_change(*current, wanted) {
+                    ExpiryChange::Set(days) => steps.push(to_do(step(Some(days)))),
+                    ExpiryChange::Remove => steps.push(to_do(step(None))),
+                    ExpiryChange::Keep => {
+                        if let Some(days) = current {
+                            steps.push(unchanged(
+                                step(Some(*days)),
+                                format!(
+                                    "lifecycle rule {} of bucket {} expires objects under {} after \
+                                     {days} day(s) (never shortened: items archived earlier may \
+                                     live that long)",
+                                    rule.id,
+                                    target.bucket(),
+                                    rule.prefix
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(Err(reason)) => notes.push(lifecycle_note(target, &rule, wanted, reason)),
+            // Not observed (a caller's own Observed): only an expiry needs saying.
+            None if wanted.is_some() => {
+                notes.push(lifecycle_note(target, &rule, wanted, "not read"))
+            }
+            None => {}
+        }
     }
 
     let mut wanted = vec![(TAG_MODE.to_owned(), current.mode_tag_for(request.mode))];
@@ -435,19 +506,29 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
     })
 }
 
-/// Setup does not change the bucket's lifecycle configuration: S3 keeps one per bucket,
-/// replaced as a whole, so writing ours could drop rules other owners of the bucket rely on.
-/// It says which rule keeps the payloads no longer than their items instead.
-fn lifecycle_note(stream: &StreamName, target: &OverflowTarget, ttl: ArchiveTtl) -> String {
-    let days = lifecycle_days(ttl.seconds());
-    let prefix = target.key_for(&format!("{stream}/"));
-    format!(
-        "items expire after {} s, but their payloads in {target} do not expire by themselves: \
-         add a lifecycle rule to bucket {} expiring prefix {prefix} after {days} day(s) \
-         (kinarch leaves the bucket's lifecycle configuration to you; see the README)",
-        ttl.seconds(),
-        target.bucket()
-    )
+/// When the bucket's lifecycle rules cannot be read (`reason`; a policy without
+/// s3:GetLifecycleConfiguration, say), setup leaves them alone and says which rule keeps the
+/// payloads as long as their items.
+fn lifecycle_note(
+    target: &OverflowTarget,
+    rule: &ExpiryRule,
+    wanted: Option<u64>,
+    reason: &str,
+) -> String {
+    let bucket = target.bucket();
+    match wanted {
+        Some(days) => format!(
+            "the lifecycle rules of bucket {bucket} could not be read ({reason}), so the \
+             payloads in {target} do not expire with their items: add a rule {} expiring \
+             objects under {} after {days} day(s) (see the README)",
+            rule.id, rule.prefix
+        ),
+        None => format!(
+            "the lifecycle rules of bucket {bucket} could not be read ({reason}): items no \
+             longer expire, so remove any rule {} that expires objects under {}",
+            rule.id, rule.prefix
+        ),
+    }
 }
 
 fn to_do(action: SetupAction) -> SetupStep {
@@ -656,6 +737,7 @@ mod tests {
             tags: tags(tag_pairs),
             table,
             table_ttl: ttl,
+            overflow_expiry: None,
         }
     }
 
@@ -683,6 +765,8 @@ mod tests {
                     SetupAction::RemoveTtlTag { .. } => "untag-ttl",
                     SetupAction::CheckOverflowBucket { .. } => "check-bucket",
                     SetupAction::RemoveOverflowTag { .. } => "untag-overflow",
+                    SetupAction::SetOverflowExpiry { days: Some(_), .. } => "expire",
+                    SetupAction::SetOverflowExpiry { days: None, .. } => "unexpire",
                 };
                 (kind, s.status == StepStatus::ToDo)
             })
@@ -1028,9 +1112,53 @@ mod tests {
         };
         assert!(tags.contains(&("ArchiveOverflow".into(), "s3://big-records/kinarch".into())));
         assert_eq!(plan.config.overflow, Some(target));
-        // With a TTL, a note names the lifecycle rule that keeps payloads as long as items.
+        // Lifecycle rules not read: a note names the rule that keeps payloads as long as
+        // their items.
         let note = plan.notes.iter().find(|n| n.contains("lifecycle")).unwrap();
-        assert!(note.contains("kinarch/orders/") && note.contains("1 day"), "{note}");
+        assert!(
+            note.contains("kinarch-orders") && note.contains("kinarch/orders/") && note.contains("1 day"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_payloads_expire_with_their_items_never_sooner() {
+        let target = OverflowTarget::parse("big-records/kinarch").unwrap();
+        let mut req = request(ArchiveMode::All, TtlChange::Expire(day()));
+        req.overflow = OverflowChange::Set(target.clone());
+        let with_rule = |days: Option<u64>| {
+            let mut o = observed(&[], None, None);
+            o.overflow_expiry = Some(Ok(days));
+            o
+        };
+        let expiry = |plan: &SetupPlan| {
+            plan.steps.iter().find_map(|s| match &s.action {
+                SetupAction::SetOverflowExpiry { days, rule, .. } => {
+                    assert_eq!(rule.prefix, "kinarch/orders/");
+                    Some((*days, s.status == StepStatus::ToDo))
+                }
+                _ => None,
+            })
+        };
+        let new = plan(&req, &with_rule(None), "eu-west-1").unwrap();
+        assert_eq!(expiry(&new), Some((Some(1), true)));
+        assert!(new.notes.iter().all(|n| !n.contains("lifecycle")));
+        // A longer rule stays: payloads of items archived under a longer TTL need it.
+        let longer = plan(&req, &with_rule(Some(7)), "eu-west-1").unwrap();
+        assert_eq!(expiry(&longer), Some((Some(7), false)));
+        // Without a TTL the rule goes.
+        req.ttl = TtlChange::Off;
+        let off = plan(&req, &with_rule(Some(1)), "eu-west-1").unwrap();
+        assert_eq!(expiry(&off), Some((None, true)));
+        let none = plan(&req, &with_rule(None), "eu-west-1").unwrap();
+        assert_eq!(expiry(&none), None);
+        // Rules that cannot be read: a note, no step.
+        let mut o = observed(&[], None, None);
+        o.overflow_expiry = Some(Err("AccessDenied".into()));
+        req.ttl = TtlChange::Expire(day());
+        let unread = plan(&req, &o, "eu-west-1").unwrap();
+        assert_eq!(expiry(&unread), None);
+        assert!(unread.notes.iter().any(|n| n.contains("AccessDenied")), "{:?}", unread.notes);
     }
 
     #[test]
