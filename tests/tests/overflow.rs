@@ -161,6 +161,13 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
         .collect();
     assert_eq!(summaries[0]["fields"]["overflowed"], 3, "{:?}", summaries[0]);
     assert_eq!(summaries[0]["fields"]["oversize"], 0);
+    let emf = function
+        .json_logs()
+        .into_iter()
+        .find(|l| l.get("_aws").is_some())
+        .expect("an EMF metrics line");
+    assert_eq!(emf["RecordsOverflowed"], 3, "{emf}");
+    assert_eq!(emf["RecordsOversize"], 0, "{emf}");
     assert_no_payload_in_logs(&function);
 
     // query and scan fetch the payloads: the exact bytes.
@@ -376,6 +383,8 @@ async fn kinarch_archive_stores_large_payloads_in_s3() {
     let run = kinarch(&w.moto, &["archive", stream, "--output", "json"]).await;
     let summary = run.json();
     assert_eq!(summary["records"], 3, "{summary}");
+    assert_eq!(summary["overflowed"], 2, "{summary}");
+    assert_eq!(summary["oversize"], 0, "{summary}");
     let items = dynamo::scan_all(&w.dynamodb, &format!("{stream}-archive-ALL")).await;
     assert_eq!(items.len(), 3);
     for r in &put {

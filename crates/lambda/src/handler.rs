@@ -122,6 +122,7 @@ impl Archiver {
             skipped_older: outcome.skipped_older,
             skipped_replay: outcome.skipped_replay,
             oversize: outcome.oversize,
+            overflowed: outcome.overflowed,
             duration_ms: started.elapsed().as_millis() as u64,
             lag_seconds: lag_seconds(oldest_arrival),
         });

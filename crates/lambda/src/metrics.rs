@@ -4,8 +4,8 @@
 //!
 //! Metrics, with the dimensions `Stream` and `Mode` (and `Stream` alone, for alarms over
 //! every mode): `RecordsArchived`, `RecordsFailed`, `RecordsSkippedOlder`,
-//! `RecordsSkippedReplay` (replays into the source stream, see the README), `RecordsOversize`
-//! (Count), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds` (Seconds: now minus the
+//! `RecordsSkippedReplay` (replays into the source stream, see the README), `RecordsOversize`,
+//! `RecordsOverflowed` (payloads stored in the overflow bucket) (Count), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds` (Seconds: now minus the
 //! oldest `approximateArrivalTimestamp` of the batch, how far behind the archive is).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,6 +36,8 @@ pub(crate) struct BatchFigures<'a> {
     /// Records kinarch replayed into their own source stream, not archived again.
     pub(crate) skipped_replay: usize,
     pub(crate) oversize: usize,
+    /// Payloads too large for an item stored in the stream's overflow bucket.
+    pub(crate) overflowed: usize,
     pub(crate) duration_ms: u64,
     /// Now minus the oldest arrival time of the batch; `None` for an empty batch.
     pub(crate) lag_seconds: Option<f64>,
@@ -102,6 +104,7 @@ fn emf_document(namespace: &str, figures: &BatchFigures, timestamp_ms: u64) -> V
             json!(figures.skipped_replay),
         ),
         ("RecordsOversize", "Count", json!(figures.oversize)),
+        ("RecordsOverflowed", "Count", json!(figures.overflowed)),
         (
             "BatchDurationMs",
             "Milliseconds",
@@ -156,6 +159,7 @@ mod tests {
             skipped_older: 2,
             skipped_replay: 0,
             oversize: 0,
+            overflowed: 0,
             duration_ms: 35,
             lag_seconds: Some(12.5),
         }

@@ -133,6 +133,7 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
         "containers": summary.containers,
         "userRecords": summary.user_records,
         "oversize": summary.oversize,
+        "overflowed": summary.overflowed,
         "retriedBatches": summary.retried_batches,
         "shards": summary.shards.iter().map(|shard| json!({
             "shardId": shard.shard_id,
@@ -189,6 +190,12 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         details.push(format!(
             "{} too large, archived without payload",
             summary.oversize
+        ));
+    }
+    if summary.overflowed > 0 {
+        details.push(format!(
+            "{} too large for an item, payload stored in S3",
+            summary.overflowed
         ));
     }
     if summary.retried_batches > 0 {
@@ -275,6 +282,7 @@ mod tests {
             containers: 0,
             user_records: 0,
             oversize: 1,
+            overflowed: 0,
             retried_batches: 0,
             elapsed: Duration::from_millis(1234),
             shards: vec![

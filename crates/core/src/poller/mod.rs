@@ -324,6 +324,8 @@ pub struct ArchiveSummary {
     pub user_records: u64,
     /// Records archived without their payload (too large for an item).
     pub oversize: u64,
+    /// Payloads too large for an item stored in the stream's overflow bucket.
+    pub overflowed: u64,
     /// Batches whose writes partly failed and were read again.
     pub retried_batches: u64,
     /// Wall time.
@@ -684,6 +686,7 @@ impl StreamPoller {
             containers: 0,
             user_records: 0,
             oversize: 0,
+            overflowed: 0,
             retried_batches: 0,
             elapsed,
             shards: Vec::new(),
@@ -705,6 +708,7 @@ impl StreamPoller {
                     summary.containers += reader.stats.containers;
                     summary.user_records += reader.stats.user_records;
                     summary.oversize += reader.stats.oversize;
+                    summary.overflowed += reader.stats.overflowed;
                     summary.retried_batches += reader.stats.retried_batches;
                     (
                         reader.stats.records,

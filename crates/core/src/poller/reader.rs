@@ -53,6 +53,7 @@ pub(super) struct ReaderStats {
     pub(super) containers: u64,
     pub(super) user_records: u64,
     pub(super) oversize: u64,
+    pub(super) overflowed: u64,
     pub(super) retried_batches: u64,
 }
 
@@ -218,6 +219,7 @@ impl ShardReader {
                 self.stats.containers += outcome.containers as u64;
                 self.stats.user_records += outcome.user_records as u64;
                 self.stats.oversize += outcome.oversize as u64;
+                self.stats.overflowed += outcome.overflowed as u64;
                 match &outcome.lowest_failed {
                     None => {
                         failed_writes = 0;
