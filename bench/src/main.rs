@@ -1040,9 +1040,18 @@ async fn overflow_scenarios(ctx: &Ctx, report: &mut Report) {
             "",
             r.show(1),
             Verdict::Info,
-            format!("fresh process, VmHWM after the invocation; ALL mode, ArchiveOverflow set{failed}"),
+            format!(
+                "fresh process, VmHWM after the invocation; ALL mode, ArchiveOverflow set{failed}"
+            ),
         ),
-        None => report.add(MOTO, "bootstrap: peak RSS, 5 × 1 MiB to S3", "", "-", Verdict::Missed, format!("no reading{failed}")),
+        None => report.add(
+            MOTO,
+            "bootstrap: peak RSS, 5 × 1 MiB to S3",
+            "",
+            "-",
+            Verdict::Missed,
+            format!("no reading{failed}"),
+        ),
     }
     match Summary::of(&scan_rss) {
         Some(r) => report.add(
@@ -1051,9 +1060,19 @@ async fn overflow_scenarios(ctx: &Ctx, report: &mut Report) {
             "< 64 MiB",
             r.show(1),
             Verdict::check(r.median < 64.0 && notes.is_empty()),
-            format!("--output data to /dev/null; at most {} payloads fetched ahead{failed}", kinarch_core::read::FETCH_AHEAD),
+            format!(
+                "--output data to /dev/null; at most {} payloads fetched ahead{failed}",
+                kinarch_core::read::FETCH_AHEAD
+            ),
         ),
-        None => report.add(MOTO, "kinarch scan: peak RSS, 50 × 1 MiB from S3", "< 64 MiB", "-", Verdict::Missed, format!("every run failed{failed}")),
+        None => report.add(
+            MOTO,
+            "kinarch scan: peak RSS, 50 × 1 MiB from S3",
+            "< 64 MiB",
+            "-",
+            Verdict::Missed,
+            format!("every run failed{failed}"),
+        ),
     }
 }
 

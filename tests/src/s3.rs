@@ -27,13 +27,7 @@ pub async fn create_bucket(s3: &Client, bucket: &str) {
 /// The bytes of an object; `None` when it does not exist.
 pub async fn get(s3: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
     match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => Some(
-            out.body
-                .collect()
-                .await
-                .expect("read object body")
-                .to_vec(),
-        ),
+        Ok(out) => Some(out.body.collect().await.expect("read object body").to_vec()),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
         Err(err) => panic!("GetObject {bucket}/{key}: {err:?}"),
     }
@@ -72,7 +66,11 @@ pub async fn keys(s3: &Client, bucket: &str) -> Vec<String> {
             .send()
             .await
             .expect("ListObjectsV2");
-        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
         match out.next_continuation_token() {
             Some(next) => token = Some(next.to_owned()),
             None => break,
@@ -105,7 +103,10 @@ pub async fn lifecycle_rules(s3: &Client, bucket: &str) -> Vec<(String, String, 
                 )
             })
             .collect(),
-        Err(err) if err.as_service_error().and_then(|e| e.meta().code()) == Some("NoSuchLifecycleConfiguration") => {
+        Err(err)
+            if err.as_service_error().and_then(|e| e.meta().code())
+                == Some("NoSuchLifecycleConfiguration") =>
+        {
             Vec::new()
         }
         Err(err) => panic!("GetBucketLifecycleConfiguration {bucket}: {err:?}"),

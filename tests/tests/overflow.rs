@@ -95,7 +95,10 @@ fn item<'a>(items: &'a [Item], key: &str) -> &'a Item {
 
 fn assert_no_payload_in_logs(function: &LambdaFunction) {
     for line in function.logs() {
-        assert!(!line.contains(SECRET), "payload leaked into the log: {line}");
+        assert!(
+            !line.contains(SECRET),
+            "payload leaked into the log: {line}"
+        );
     }
 }
 
@@ -128,7 +131,9 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
     let items = dynamo::scan_all(&w.dynamodb, &table).await;
     assert_eq!(items.len(), 4);
     assert_eq!(
-        STANDARD.decode(s(item(&items, "small"), "recordData")).unwrap(),
+        STANDARD
+            .decode(s(item(&items, "small"), "recordData"))
+            .unwrap(),
         records[0].data
     );
     for r in &records[1..] {
@@ -159,7 +164,11 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
         .into_iter()
         .filter(|l| l["fields"]["message"] == "archived batch")
         .collect();
-    assert_eq!(summaries[0]["fields"]["overflowed"], 3, "{:?}", summaries[0]);
+    assert_eq!(
+        summaries[0]["fields"]["overflowed"], 3,
+        "{:?}",
+        summaries[0]
+    );
     assert_eq!(summaries[0]["fields"]["oversize"], 0);
     let emf = function
         .json_logs()
@@ -176,7 +185,11 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
         run.ok();
         let mut expected = r.data.clone();
         expected.push(b'\n');
-        assert!(run.stdout == expected, "query {} returns the bytes", r.partition_key);
+        assert!(
+            run.stdout == expected,
+            "query {} returns the bytes",
+            r.partition_key
+        );
     }
     let run = kinarch(&w.moto, &["scan", stream, "--output", "jsonl"]).await;
     run.ok();
@@ -188,7 +201,9 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
             .find(|r| line["partitionKey"] == r.partition_key.as_str())
             .unwrap();
         assert_eq!(
-            STANDARD.decode(line["recordData"].as_str().unwrap()).unwrap(),
+            STANDARD
+                .decode(line["recordData"].as_str().unwrap())
+                .unwrap(),
             r.data
         );
         if r.data.len() > 400 * KIB {
@@ -231,10 +246,16 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
         .map(|r| (r.partition_key.clone(), r.data.len()))
         .collect();
     sent.sort();
-    assert_eq!(sent, [("kb500".to_owned(), 500 * KIB), ("small".to_owned(), 100)]);
+    assert_eq!(
+        sent,
+        [("kb500".to_owned(), 500 * KIB), ("small".to_owned(), 100)]
+    );
     for c in &copied {
         let original = records.iter().find(|r| r.partition_key == c.partition_key);
-        assert!(original.is_some_and(|r| r.data == c.data), "exact bytes sent");
+        assert!(
+            original.is_some_and(|r| r.data == c.data),
+            "exact bytes sent"
+        );
     }
 
     // A payload whose object is gone: an error naming it, the others printed, exit 1.
@@ -260,7 +281,15 @@ async fn the_lambda_function_stores_large_payloads_in_s3_and_kinarch_reads_them_
     }
     let run = kinarch(
         &w.moto,
-        &["reinject", stream, "--target", "copy", "--partition-key", "kb500", "--yes"],
+        &[
+            "reinject",
+            stream,
+            "--target",
+            "copy",
+            "--partition-key",
+            "kb500",
+            "--yes",
+        ],
     )
     .await;
     run.expect_code(1);
@@ -285,7 +314,14 @@ async fn failed_put_objects_fail_their_records_until_delivered_again() {
         arns.push(kinesis::create_stream(&kinesis_client, stream, 1).await);
         kinarch(
             &moto,
-            &["setup", stream, mode, "--overflow-bucket", &format!("{BUCKET}/{PREFIX}"), "--yes"],
+            &[
+                "setup",
+                stream,
+                mode,
+                "--overflow-bucket",
+                &format!("{BUCKET}/{PREFIX}"),
+                "--yes",
+            ],
         )
         .await
         .ok();
@@ -296,16 +332,22 @@ async fn failed_put_objects_fail_their_records_until_delivered_again() {
 
     // A passing fault (503 SlowDown twice) is retried within the invocation.
     proxy.set_rule(|call| {
-        (call.target == "S3.PutObject" && call.nth_of_target < 2)
-            .then(|| Fault::Error {
-                status: 503,
-                error_type: "SlowDown".into(),
-            })
+        (call.target == "S3.PutObject" && call.nth_of_target < 2).then(|| Fault::Error {
+            status: 503,
+            error_type: "SlowDown".into(),
+        })
     });
     let arn = kinesis::create_stream(&kinesis_client, "retried", 1).await;
     kinarch(
         &moto,
-        &["setup", "retried", "ALL", "--overflow-bucket", BUCKET, "--yes"],
+        &[
+            "setup",
+            "retried",
+            "ALL",
+            "--overflow-bucket",
+            BUCKET,
+            "--yes",
+        ],
     )
     .await
     .ok();
@@ -337,7 +379,7 @@ async fn failed_put_objects_fail_their_records_until_delivered_again() {
             record("c", "22", payload(50, 12)),
         ];
         let response = function
-            .invoke(kinesis::event(&arn, &records))
+            .invoke(kinesis::event(arn, &records))
             .await
             .response();
         assert_eq!(failures(&response), ["21"], "{stream}: {response}");
@@ -350,14 +392,17 @@ async fn failed_put_objects_fail_their_records_until_delivered_again() {
         // Lambda delivers again from the failed record: the archive is complete.
         proxy.heal();
         let response = function
-            .invoke(kinesis::event(&arn, &records[1..]))
+            .invoke(kinesis::event(arn, &records[1..]))
             .await
             .response();
         assert!(failures(&response).is_empty(), "{stream}: {response}");
         let items = dynamo::scan_all(&dynamodb, &table).await;
         assert_eq!(items.len(), 3, "{stream}");
         let key = object_key(stream, "21");
-        assert_eq!(s(item(&items, "b"), "recordLocation"), format!("s3://{BUCKET}/{key}"));
+        assert_eq!(
+            s(item(&items, "b"), "recordLocation"),
+            format!("s3://{BUCKET}/{key}")
+        );
         assert!(s3::get(&s3c, BUCKET, &key).await.as_ref() == Some(&records[1].data));
         proxy.set_rule(|call| {
             (call.target == "S3.PutObject").then(|| Fault::Error {
@@ -376,7 +421,13 @@ async fn kinarch_archive_stores_large_payloads_in_s3() {
     // moto's Kinesis takes records up to 1 MiB with their partition key.
     let sizes = [(1usize, 200), (2, 500 * KIB), (3, MIB - 16)];
     for (i, size) in sizes {
-        kinesis::put(&w.kinesis, stream, &format!("k{i}"), &payload(size, i as u64)).await;
+        kinesis::put(
+            &w.kinesis,
+            stream,
+            &format!("k{i}"),
+            &payload(size, i as u64),
+        )
+        .await;
     }
     let put = kinesis::read_all(&w.kinesis, stream).await;
     assert_eq!(put.len(), 3);
@@ -398,7 +449,10 @@ async fn kinarch_archive_stores_large_payloads_in_s3() {
         }
         let run = kinarch(&w.moto, &["query", stream, &r.partition_key]).await;
         run.ok();
-        assert!(run.stdout[..run.stdout.len() - 1] == r.data[..], "exact bytes");
+        assert!(
+            run.stdout[..run.stdout.len() - 1] == r.data[..],
+            "exact bytes"
+        );
     }
     let _ = &w.sdk;
 }
@@ -413,7 +467,14 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
 
     // A bucket that does not exist: refused before anything changes, dry run included.
     for extra in [None, Some("--dry-run")] {
-        let mut args = vec!["setup", "orders", "ALL", "--overflow-bucket", "no-such-bucket/x", "--yes"];
+        let mut args = vec![
+            "setup",
+            "orders",
+            "ALL",
+            "--overflow-bucket",
+            "no-such-bucket/x",
+            "--yes",
+        ];
         args.extend(extra);
         let run = kinarch(&moto, &args).await;
         run.expect_code(1);
@@ -436,7 +497,14 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
     // A bucket name that S3 would refuse is a usage error.
     let run = kinarch(
         &moto,
-        &["setup", "orders", "ALL", "--overflow-bucket", "Bad_Bucket", "--yes"],
+        &[
+            "setup",
+            "orders",
+            "ALL",
+            "--overflow-bucket",
+            "Bad_Bucket",
+            "--yes",
+        ],
     )
     .await;
     run.expect_code(2);
@@ -448,28 +516,46 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
     let run = kinarch(
         &moto,
         &[
-            "setup", "orders", "ALL", "--ttl-seconds", "172800", "--overflow-bucket",
-            &format!("{BUCKET}/{PREFIX}/"), "--yes",
+            "setup",
+            "orders",
+            "ALL",
+            "--ttl-seconds",
+            "172800",
+            "--overflow-bucket",
+            &format!("{BUCKET}/{PREFIX}/"),
+            "--yes",
         ],
     )
     .await;
     run.ok();
     let out = run.out();
-    assert!(out.contains(&format!("check that s3://{BUCKET}/{PREFIX} takes writes")), "{out}");
-    assert!(out.contains(&format!("ArchiveOverflow=s3://{BUCKET}/{PREFIX}")), "{out}");
+    assert!(
+        out.contains(&format!("check that s3://{BUCKET}/{PREFIX} takes writes")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ArchiveOverflow=s3://{BUCKET}/{PREFIX}")),
+        "{out}"
+    );
     // With a TTL the payloads expire with their items: a lifecycle rule of 2 days (172,800
     // s rounded up to whole days), beside the bucket's other rules.
     assert!(out.contains("set lifecycle rule kinarch-orders"), "{out}");
-    assert!(s3::keys(&s3c, BUCKET).await.is_empty(), "the test object is deleted");
+    assert!(
+        s3::keys(&s3c, BUCKET).await.is_empty(),
+        "the test object is deleted"
+    );
     let rule = ("kinarch-orders".to_owned(), format!("{PREFIX}/orders/"), 2);
     assert_eq!(
         s3::lifecycle_rules(&s3c, BUCKET).await,
         [theirs.clone(), rule.clone()]
     );
     // A shorter TTL keeps the longer rule (items archived so far still point at payloads).
-    kinarch(&moto, &["setup", "orders", "ALL", "--ttl-seconds", "60", "--yes"])
-        .await
-        .ok();
+    kinarch(
+        &moto,
+        &["setup", "orders", "ALL", "--ttl-seconds", "60", "--yes"],
+    )
+    .await
+    .ok();
     assert_eq!(
         s3::lifecycle_rules(&s3c, BUCKET).await,
         [theirs.clone(), rule]
@@ -477,7 +563,10 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
     let status = kinarch(&moto, &["status", "orders"]).await;
     status.ok();
     assert!(
-        status.out().lines().any(|l| l.starts_with("overflow") && l.contains(&format!("s3://{BUCKET}/{PREFIX}"))),
+        status
+            .out()
+            .lines()
+            .any(|l| l.starts_with("overflow") && l.contains(&format!("s3://{BUCKET}/{PREFIX}"))),
         "{}",
         status.out()
     );
@@ -492,11 +581,25 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
         .ok();
     let status = kinarch(&moto, &["status", "orders"]).await;
     assert!(
-        status.out().lines().any(|l| l.starts_with("overflow") && l.contains("none")),
+        status
+            .out()
+            .lines()
+            .any(|l| l.starts_with("overflow") && l.contains("none")),
         "{}",
         status.out()
     );
     // Both at once cannot be meant.
-    let run = kinarch(&moto, &["setup", "orders", "ALL", "--no-overflow", "--overflow-bucket", BUCKET]).await;
+    let run = kinarch(
+        &moto,
+        &[
+            "setup",
+            "orders",
+            "ALL",
+            "--no-overflow",
+            "--overflow-bucket",
+            BUCKET,
+        ],
+    )
+    .await;
     run.expect_code(2);
 }

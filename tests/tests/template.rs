@@ -372,8 +372,7 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                 let overflow = expected.overflow.is_some_and(|o| r == o)
                     && actions.iter().all(|a| a == "s3:PutObject");
                 overflow_granted |= overflow;
-                let failure_bucket = (r["Fn::GetAtt"][1] == "Arn"
-                    && bucket(&r["Fn::GetAtt"][0]))
+                let failure_bucket = (r["Fn::GetAtt"][1] == "Arn" && bucket(&r["Fn::GetAtt"][0]))
                     || failure_bucket_objects(r)
                         .and_then(|s| s.strip_prefix("${"))
                         .and_then(|s| s.strip_suffix(".Arn}/*"))

@@ -83,8 +83,12 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
         "overflow",
         match &config.overflow {
             Some(target) => format!("payloads too large for an item are archived in {target}"),
-            None if status.located != Located::Tags => "unknown: it is a tag of the stream".to_owned(),
-            None => "none: payloads too large for an item are not kept (oversize markers)".to_owned(),
+            None if status.located != Located::Tags => {
+                "unknown: it is a tag of the stream".to_owned()
+            }
+            None => {
+                "none: payloads too large for an item are not kept (oversize markers)".to_owned()
+            }
         },
     ));
     match &status.table {

@@ -276,28 +276,31 @@ impl ArchiveRecord {
             let record_size = || {
                 number(attr::RECORD_SIZE)?
                     .and_then(|n| n.parse::<u64>().ok())
-                    .ok_or_else(|| "attribute recordSize is missing or not a whole number".to_owned())
+                    .ok_or_else(|| {
+                        "attribute recordSize is missing or not a whole number".to_owned()
+                    })
             };
             let mut stored = None;
-            let (data, oversize_bytes) = match (text(attr::RECORD_DATA)?, text(attr::RECORD_LOCATION)?) {
-                (Some(b64), _) => (
-                    BASE64_READ
-                        .decode(b64)
-                        .map_err(|e| format!("recordData is not base64: {e}"))?,
-                    None,
-                ),
-                (None, Some(location)) => {
-                    let location = ObjectLocation::parse(location)
-                        .map_err(|e| format!("recordLocation: {e}"))?;
-                    stored = Some(StoredPayload {
-                        location,
-                        size: record_size()?,
-                    });
-                    (Vec::new(), None)
-                }
-                (None, None) if oversize => (Vec::new(), Some(record_size()?)),
-                (None, None) => return Err("attribute recordData is missing".into()),
-            };
+            let (data, oversize_bytes) =
+                match (text(attr::RECORD_DATA)?, text(attr::RECORD_LOCATION)?) {
+                    (Some(b64), _) => (
+                        BASE64_READ
+                            .decode(b64)
+                            .map_err(|e| format!("recordData is not base64: {e}"))?,
+                        None,
+                    ),
+                    (None, Some(location)) => {
+                        let location = ObjectLocation::parse(location)
+                            .map_err(|e| format!("recordLocation: {e}"))?;
+                        stored = Some(StoredPayload {
+                            location,
+                            size: record_size()?,
+                        });
+                        (Vec::new(), None)
+                    }
+                    (None, None) if oversize => (Vec::new(), Some(record_size()?)),
+                    (None, None) => return Err("attribute recordData is missing".into()),
+                };
             Ok(Self {
                 partition_key,
                 sequence_number,
@@ -419,9 +422,15 @@ mod tests {
         assert_eq!(back.oversize_bytes, None);
         assert!(back.data.is_empty());
         let mut broken = item.clone();
-        broken.insert("recordLocation".into(), AttributeValue::S("big-records/x".into()));
+        broken.insert(
+            "recordLocation".into(),
+            AttributeValue::S("big-records/x".into()),
+        );
         let err = ArchiveRecord::from_item(&broken).unwrap_err().to_string();
-        assert!(err.contains("recordLocation") && err.contains("s3://BUCKET/KEY"), "{err}");
+        assert!(
+            err.contains("recordLocation") && err.contains("s3://BUCKET/KEY"),
+            "{err}"
+        );
         broken.remove("recordLocation");
         broken.remove("recordSize");
         let err = ArchiveRecord::from_item(&broken).unwrap_err().to_string();

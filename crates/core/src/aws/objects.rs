@@ -171,7 +171,9 @@ impl ObjectStore {
                     .put_object()
                     .bucket(bucket)
                     .key(&key)
-                    .body(ByteStream::from_static(b"written by kinarch setup; safe to delete"))
+                    .body(ByteStream::from_static(
+                        b"written by kinarch setup; safe to delete",
+                    ))
                     .send()
             },
             |err| aws_error_with("S3.PutObject", err, |d| d),
@@ -295,10 +297,22 @@ impl ObjectStore {
 /// [`Error::OverflowBucketUnusable`] for a failed check of `target`.
 fn bucket_unusable(target: &OverflowTarget, err: Error) -> Error {
     let reason = match (&err, err.aws_kind()) {
-        (Error::Aws { status: Some(404), .. }, _) | (_, Some(AwsErrorKind::NotFound)) => {
+        (
+            Error::Aws {
+                status: Some(404), ..
+            },
+            _,
+        )
+        | (_, Some(AwsErrorKind::NotFound)) => {
             "the bucket does not exist (or is in another account)".to_owned()
         }
-        (Error::Aws { status: Some(403), .. }, _) | (_, Some(AwsErrorKind::AccessDenied)) => {
+        (
+            Error::Aws {
+                status: Some(403), ..
+            },
+            _,
+        )
+        | (_, Some(AwsErrorKind::AccessDenied)) => {
             "access denied: the credentials need s3:ListBucket (HeadBucket), s3:PutObject and \
              s3:DeleteObject there"
                 .to_owned()

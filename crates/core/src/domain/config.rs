@@ -402,17 +402,25 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.tag, TAG_OVERFLOW);
         let text = err.to_string();
-        assert!(text.contains("\"No_Such\"") && text.contains("s3://BUCKET/PREFIX"), "{text}");
+        assert!(
+            text.contains("\"No_Such\"") && text.contains("s3://BUCKET/PREFIX"),
+            "{text}"
+        );
     }
 
     #[test]
     fn overflow_tag_names_bucket_and_prefix() {
         let cfg = StreamArchiveConfig::from_tags(&stream(), []).unwrap();
         assert_eq!(cfg.overflow, None);
-        let cfg =
-            StreamArchiveConfig::from_tags(&stream(), [("ArchiveOverflow", " s3://big-records/kinarch ")])
-                .unwrap();
+        let cfg = StreamArchiveConfig::from_tags(
+            &stream(),
+            [("ArchiveOverflow", " s3://big-records/kinarch ")],
+        )
+        .unwrap();
         let target = cfg.overflow.unwrap();
-        assert_eq!((target.bucket().as_str(), target.prefix()), ("big-records", "kinarch"));
+        assert_eq!(
+            (target.bucket().as_str(), target.prefix()),
+            ("big-records", "kinarch")
+        );
     }
 }

@@ -23,8 +23,10 @@ pub struct BucketName(String);
 impl BucketName {
     /// Validates `name`.
     pub fn new(name: &str) -> Result<Self, LocationError> {
-        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
-        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let valid_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+        let edge =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if (3..=63).contains(&name.len())
             && name.chars().all(valid_char)
             && edge(name.chars().next())
@@ -281,16 +283,34 @@ mod tests {
     #[test]
     fn targets_parse_from_tag_or_cli_form() {
         let t = OverflowTarget::parse("s3://my-bucket/archive/big/").unwrap();
-        assert_eq!((t.bucket().as_str(), t.prefix()), ("my-bucket", "archive/big"));
+        assert_eq!(
+            (t.bucket().as_str(), t.prefix()),
+            ("my-bucket", "archive/big")
+        );
         assert_eq!(t.tag_value(), "s3://my-bucket/archive/big");
         assert_eq!(OverflowTarget::parse("my-bucket/archive/big").unwrap(), t);
         let root = OverflowTarget::parse("my-bucket").unwrap();
-        assert_eq!((root.prefix(), root.tag_value().as_str()), ("", "s3://my-bucket"));
-        for bad in ["", "s3://", "My_Bucket/x", "ab", "-bucket", "bucket-", "a..b", "b/x//y"] {
+        assert_eq!(
+            (root.prefix(), root.tag_value().as_str()),
+            ("", "s3://my-bucket")
+        );
+        for bad in [
+            "",
+            "s3://",
+            "My_Bucket/x",
+            "ab",
+            "-bucket",
+            "bucket-",
+            "a..b",
+            "b/x//y",
+        ] {
             assert!(OverflowTarget::parse(bad).is_err(), "{bad}");
         }
         let message = OverflowTarget::parse("Bad_Bucket").unwrap_err().to_string();
-        assert!(message.contains("\"Bad_Bucket\"") && message.contains("3 to 63"), "{message}");
+        assert!(
+            message.contains("\"Bad_Bucket\"") && message.contains("3 to 63"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -319,7 +339,10 @@ mod tests {
         assert_eq!(ObjectLocation::parse(text).unwrap().to_string(), text);
         for bad in ["b-1/p", "s3://b-1", "s3://b-1/", "http://b-1/k"] {
             let err = ObjectLocation::parse(bad).unwrap_err().to_string();
-            assert!(err.contains("s3://BUCKET/KEY") || err.contains("bucket"), "{err}");
+            assert!(
+                err.contains("s3://BUCKET/KEY") || err.contains("bucket"),
+                "{err}"
+            );
         }
     }
 
@@ -335,7 +358,10 @@ mod tests {
             &OverflowTarget::parse("b-1/p").unwrap(),
             &StreamName::new("orders").unwrap(),
         );
-        assert_eq!((rule.id.as_str(), rule.prefix.as_str()), ("kinarch-orders", "p/orders/"));
+        assert_eq!(
+            (rule.id.as_str(), rule.prefix.as_str()),
+            ("kinarch-orders", "p/orders/")
+        );
     }
 
     #[test]

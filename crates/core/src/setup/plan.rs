@@ -10,10 +10,10 @@ use crate::domain::config::{
     ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TABLE, TAG_TTL,
     tagged_table_name,
 };
+use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{
     ExpiryChange, ExpiryRule, OverflowTarget, expiry_change, lifecycle_days,
 };
-use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
 
 /// What to do with the stream's TTL.
@@ -165,7 +165,10 @@ impl fmt::Display for SetupAction {
                 write!(f, "remove tag {TAG_TTL} from stream {stream}")
             }
             SetupAction::CheckOverflowBucket { target } => {
-                write!(f, "check that {target} takes writes (a test object, deleted again)")
+                write!(
+                    f,
+                    "check that {target} takes writes (a test object, deleted again)"
+                )
             }
             SetupAction::RemoveOverflowTag { stream } => {
                 write!(f, "remove tag {TAG_OVERFLOW} from stream {stream}")
@@ -1116,7 +1119,9 @@ mod tests {
         // their items.
         let note = plan.notes.iter().find(|n| n.contains("lifecycle")).unwrap();
         assert!(
-            note.contains("kinarch-orders") && note.contains("kinarch/orders/") && note.contains("1 day"),
+            note.contains("kinarch-orders")
+                && note.contains("kinarch/orders/")
+                && note.contains("1 day"),
             "{note}"
         );
     }
@@ -1158,12 +1163,19 @@ mod tests {
         req.ttl = TtlChange::Expire(day());
         let unread = plan(&req, &o, "eu-west-1").unwrap();
         assert_eq!(expiry(&unread), None);
-        assert!(unread.notes.iter().any(|n| n.contains("AccessDenied")), "{:?}", unread.notes);
+        assert!(
+            unread.notes.iter().any(|n| n.contains("AccessDenied")),
+            "{:?}",
+            unread.notes
+        );
     }
 
     #[test]
     fn overflow_is_kept_or_removed_as_asked() {
-        let tagged = [("StreamArchiveMode", "ALL"), ("ArchiveOverflow", "s3://big-records")];
+        let tagged = [
+            ("StreamArchiveMode", "ALL"),
+            ("ArchiveOverflow", "s3://big-records"),
+        ];
         let table = Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE"));
         let kept = plan(
             &request(ArchiveMode::All, TtlChange::Keep),
@@ -1172,8 +1184,14 @@ mod tests {
         )
         .unwrap();
         assert!(!kept.has_changes(), "{:?}", kept.steps);
-        assert_eq!(kept.config.overflow.unwrap().tag_value(), "s3://big-records");
-        assert!(kept.notes.iter().all(|n| !n.contains("lifecycle")), "no TTL, no note");
+        assert_eq!(
+            kept.config.overflow.unwrap().tag_value(),
+            "s3://big-records"
+        );
+        assert!(
+            kept.notes.iter().all(|n| !n.contains("lifecycle")),
+            "no TTL, no note"
+        );
 
         let mut off = request(ArchiveMode::All, TtlChange::Keep);
         off.overflow = OverflowChange::Off;
@@ -1192,6 +1210,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("ArchiveOverflow") && err.contains("--no-overflow"), "{err}");
+        assert!(
+            err.contains("ArchiveOverflow") && err.contains("--no-overflow"),
+            "{err}"
+        );
     }
 }
