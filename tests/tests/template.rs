@@ -799,13 +799,31 @@ fn table_resource(statements: &[Value]) -> Value {
         .clone()
 }
 
+type Mutation = Box<dyn Fn(&mut Vec<Value>)>;
+
+/// Each mutation of the role's statements makes the IAM check fail.
+fn assert_each_is_caught(
+    tpl: &Value,
+    role_id: &str,
+    expected: &Expected,
+    mutations: Vec<(&str, Mutation)>,
+) {
+    for (what, mutate) in mutations {
+        let mut t = tpl.clone();
+        mutate(role_statements(&mut t, role_id));
+        assert!(
+            !iam_violations(&t, expected).is_empty(),
+            "the IAM check missed: {what}"
+        );
+    }
+}
+
 /// The IAM check catches what it is meant to catch.
 #[test]
 fn iam_check_rejects_broad_grants() {
     let (params, expected) = deployments().swap_remove(1);
     let tpl = resolved_template(&params);
     let (role_id, _) = only_resource(&tpl, "AWS::IAM::Role");
-    type Mutation = Box<dyn Fn(&mut Vec<Value>)>;
     let mutations: Vec<(&str, Mutation)> = vec![
         ("kinesis on *", Box::new(|s| s[0]["Resource"] = json!("*"))),
         (
@@ -889,14 +907,7 @@ fn iam_check_rejects_broad_grants() {
             }),
         ),
     ];
-    for (what, mutate) in mutations {
-        let mut t = tpl.clone();
-        mutate(role_statements(&mut t, role_id));
-        assert!(
-            !iam_violations(&t, &expected).is_empty(),
-            "the IAM check missed: {what}"
-        );
-    }
+    assert_each_is_caught(&tpl, role_id, &expected, mutations);
 
     // The overflow bucket: PutObject under the prefix, nothing more.
     let (params, expected) = deployments().swap_remove(3);
@@ -938,14 +949,7 @@ fn iam_check_rejects_broad_grants() {
         ),
     ];
     assert!(iam_violations(&tpl, &expected).is_empty());
-    for (what, mutate) in mutations {
-        let mut t = tpl.clone();
-        mutate(role_statements(&mut t, role_id));
-        assert!(
-            !iam_violations(&t, &expected).is_empty(),
-            "the IAM check missed: {what}"
-        );
-    }
+    assert_each_is_caught(&tpl, role_id, &expected, mutations);
     // Without OverflowBucketName the statement is not there at all.
     let (params, _) = deployments().swap_remove(0);
     let plain = resolved_template(&params);

@@ -610,36 +610,43 @@ impl CurrentTags {
 
     /// The overflow bucket to keep ([`OverflowChange::Keep`]): the tag must then be valid.
     fn overflow(&self) -> Result<Option<OverflowTarget>, Error> {
-        self.overflow_tag
-            .as_deref()
-            .map(|text| {
-                OverflowTarget::parse(text).map_err(|e| {
-                    Error::Config(crate::domain::config::ConfigError {
-                        stream: self.stream.clone(),
-                        tag: TAG_OVERFLOW,
-                        reason: format!(
-                            "{e}; pass --overflow-bucket BUCKET[/PREFIX] or --no-overflow to replace it"
-                        ),
-                    })
-                })
-            })
-            .transpose()
+        self.kept(
+            TAG_OVERFLOW,
+            self.overflow_tag.as_deref(),
+            OverflowTarget::parse,
+            "--overflow-bucket BUCKET[/PREFIX] or --no-overflow",
+        )
     }
 
     /// The TTL to keep ([`TtlChange::Keep`]): the tag must then be valid.
     fn ttl(&self) -> Result<Option<ArchiveTtl>, Error> {
-        self.ttl_tag
-            .as_deref()
-            .map(|text| {
-                ArchiveTtl::parse_tag(text).map_err(|e| {
-                    Error::Config(crate::domain::config::ConfigError {
-                        stream: self.stream.clone(),
-                        tag: TAG_TTL,
-                        reason: format!("{e}; pass --ttl-seconds N or --no-ttl to replace it"),
-                    })
+        self.kept(
+            TAG_TTL,
+            self.ttl_tag.as_deref(),
+            ArchiveTtl::parse_tag,
+            "--ttl-seconds N or --no-ttl",
+        )
+    }
+
+    /// A tag's value that setup keeps, parsed: an invalid one is an error naming the options
+    /// that replace it (`replace`).
+    fn kept<T, E: std::fmt::Display>(
+        &self,
+        tag: &'static str,
+        text: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, E>,
+        replace: &str,
+    ) -> Result<Option<T>, Error> {
+        text.map(|text| {
+            parse(text).map_err(|e| {
+                Error::Config(crate::domain::config::ConfigError {
+                    stream: self.stream.clone(),
+                    tag,
+                    reason: format!("{e}; pass {replace} to replace it"),
                 })
             })
-            .transpose()
+        })
+        .transpose()
     }
 }
 
