@@ -481,7 +481,9 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
         assert!(
             run.stderr.contains("s3://no-such-bucket/x")
                 && run.stderr.contains("does not exist")
-                && run.stderr.contains("--overflow-bucket"),
+                && run.stderr.contains("--overflow-bucket")
+                && run.stderr.contains("aws s3 mb s3://no-such-bucket")
+                && !run.stderr.contains("hint:"),
             "{}",
             run.stderr
         );

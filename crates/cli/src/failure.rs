@@ -47,6 +47,8 @@ impl From<Error> for Failure {
         match err {
             // Options that cannot work together (an empty sequence range, ...).
             Error::InvalidInput(message) => Failure::Usage(message),
+            // Its message says what to do, by what S3 answered; a hint would only repeat it.
+            err @ Error::OverflowBucketUnusable { .. } => Failure::Runtime(err.to_string()),
             // No answer from AWS: no credentials provider had any. The SDK's chain of
             // provider errors helps nobody; say what to do in one line.
             Error::Aws {

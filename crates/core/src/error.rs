@@ -203,8 +203,8 @@ pub enum Error {
     },
     /// The overflow bucket given to `kinarch setup` cannot take the payloads.
     #[error(
-        "overflow bucket {target} cannot be used: {reason}; create the bucket or grant access, \
-         or pass another --overflow-bucket (or --no-overflow)"
+        "overflow bucket {target} cannot be used: {reason}; or pass another --overflow-bucket \
+         (or --no-overflow)"
     )]
     OverflowBucketUnusable {
         /// `s3://BUCKET/PREFIX`.

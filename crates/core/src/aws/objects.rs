@@ -304,7 +304,11 @@ fn bucket_unusable(target: &OverflowTarget, err: Error) -> Error {
             _,
         )
         | (_, Some(AwsErrorKind::NotFound)) => {
-            "the bucket does not exist (or is in another account)".to_owned()
+            format!(
+                "the bucket does not exist (or belongs to another account): create it first \
+                 (aws s3 mb s3://{})",
+                target.bucket()
+            )
         }
         (
             Error::Aws {
@@ -313,8 +317,8 @@ fn bucket_unusable(target: &OverflowTarget, err: Error) -> Error {
             _,
         )
         | (_, Some(AwsErrorKind::AccessDenied)) => {
-            "access denied: the credentials need s3:ListBucket (HeadBucket), s3:PutObject and \
-             s3:DeleteObject there"
+            "access denied: the credentials need s3:ListBucket on the bucket and s3:PutObject and \
+             s3:DeleteObject under the prefix (SECURITY.md lists what setup needs)"
                 .to_owned()
         }
         _ => err.to_string(),
