@@ -120,12 +120,37 @@ const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// The attributes every item of one batch shares: when it was archived (`lastUpdate`) and
+/// when it expires (`expireAfter`), formatted once per batch rather than once per item
+/// (the date format was ~3% of the Lambda function's CPU per record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveStamp {
+    last_update: String,
+    expire_after: Option<String>,
+}
+
+impl ArchiveStamp {
+    /// The stamp of records archived at `archived_at`, expiring `ttl` later.
+    pub fn new(archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> Self {
+        Self {
+            last_update: format_last_update(archived_at),
+            expire_after: ttl
+                .map(|ttl| (archived_at.timestamp() + ttl.seconds() as i64).to_string()),
+        }
+    }
+}
+
 impl ArchiveRecord {
     /// Builds the item for this record, archived at `archived_at`, expiring after `ttl`.
     /// A record whose item would exceed [`ITEM_SIZE_LIMIT`] gets an item without
     /// `recordData`, marked `oversize` with its `recordSize`, so that the shard is not
     /// blocked and the record's existence is still on file.
     pub fn to_item(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> PreparedItem {
+        self.to_stamped_item(&ArchiveStamp::new(archived_at, ttl))
+    }
+
+    /// [`to_item`](Self::to_item) with the batch's shared attributes formatted already.
+    pub fn to_stamped_item(&self, stamp: &ArchiveStamp) -> PreparedItem {
         let mut item = Item::with_capacity(8);
         let s = |v: &str| AttributeValue::S(v.to_owned());
         item.insert(attr::PARTITION_KEY.into(), s(&self.partition_key));
@@ -144,19 +169,15 @@ impl ArchiveRecord {
         }
         item.insert(
             attr::LAST_UPDATE.into(),
-            AttributeValue::S(format_last_update(archived_at)),
+            AttributeValue::S(stamp.last_update.clone()),
         );
         item.insert(
             attr::APPROXIMATE_ARRIVAL_TIMESTAMP.into(),
             AttributeValue::N(format_epoch_seconds(self.approximate_arrival_timestamp)),
         );
         item.insert(attr::SHARD_ID.into(), s(&self.shard_id));
-        if let Some(ttl) = ttl {
-            let expire = archived_at.timestamp() + ttl.seconds() as i64;
-            item.insert(
-                attr::EXPIRE_AFTER.into(),
-                AttributeValue::N(expire.to_string()),
-            );
+        if let Some(expire) = &stamp.expire_after {
+            item.insert(attr::EXPIRE_AFTER.into(), AttributeValue::N(expire.clone()));
         }
         let data_size = attr::RECORD_DATA.len() + self.data.len().div_ceil(3) * 4;
         if item_size(&item) + data_size <= ITEM_SIZE_LIMIT {

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::aws::error::{AwsErrorKind, kind_of};
-use crate::aws::item::{Item, PreparedItem, attr};
+use crate::aws::item::{ArchiveStamp, Item, PreparedItem, attr};
 use crate::aws::retry::Backoff;
 use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
@@ -145,9 +145,9 @@ impl ArchiveWriter {
                 "records replayed into their source stream are archived already; not written"
             );
         }
-        let archived_at = Utc::now();
+        let stamp = ArchiveStamp::new(Utc::now(), config.ttl);
         let prepare = |record: &ArchiveRecord| {
-            let prepared = record.to_item(archived_at, config.ttl);
+            let prepared = record.to_stamped_item(&stamp);
             if prepared.oversize {
                 tracing::error!(
                     stream = %config.stream,
