@@ -7,6 +7,7 @@ pub mod event;
 pub mod frame;
 pub mod kpl;
 pub mod names;
+pub mod pace;
 pub mod plan;
 pub mod record;
 pub mod sequence;
