@@ -2,6 +2,7 @@
 //! the replay frame, times and write planning. Pure code: no I/O, and no AWS SDK types (the
 //! item codec, which speaks DynamoDB's `AttributeValue`, is [`crate::aws::item`]).
 
+pub mod athena;
 pub mod config;
 pub mod event;
 pub mod frame;
