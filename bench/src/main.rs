@@ -74,6 +74,7 @@ const SCENARIOS: &[&str] = &[
     "init",
     "requests",
     "big-batches",
+    "kpl",
     "reinject",
     "scan",
     "moto",
@@ -202,6 +203,10 @@ fn main() {
         if run("big-batches") {
             big_batches(&ctx, &mut report, "bench-all", 10_000).await;
             big_batches(&ctx, &mut report, "bench-latest", 1_000).await;
+        }
+        if run("kpl") {
+            kpl_batches(&ctx, &mut report, "bench-kpl", 400).await;
+            kpl_batches(&ctx, &mut report, "bench-kpl-latest", 500).await;
         }
         if run("reinject") {
             reinject_library(&ctx, &mut report).await;
@@ -572,6 +577,93 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
         format!(
             "warm; first invocation of a process: {} ms; requests per batch: {requests}",
             Summary::of(&cold_ms).unwrap().show(0)
+        ),
+    );
+}
+
+/// KPL containers (issue 12): 100 containers of 100 user records over 500 user keys,
+/// against the same 10,000 user records sent as plain records, interleaved in one process
+/// so that both see the same machine load. DynamoDB requests of the first invocation, and
+/// CPU per user record of the warm ones.
+async fn kpl_batches(ctx: &Ctx, report: &mut Report, stream: &str, target_requests: u64) {
+    const CONTAINERS: usize = 100;
+    const PER_CONTAINER: usize = 100;
+    const KEYS: usize = 500;
+    const USER_RECORDS: usize = CONTAINERS * PER_CONTAINER;
+    let kpl = Bytes::from(
+        data::kpl_event(stream, CONTAINERS, PER_CONTAINER, KEYS, PAYLOAD_BYTES).to_string(),
+    );
+    let plain = Bytes::from(data::event(stream, USER_RECORDS, KEYS, PAYLOAD_BYTES).to_string());
+    let sizes_mib = (
+        kpl.len() as f64 / 1024.0 / 1024.0,
+        plain.len() as f64 / 1024.0 / 1024.0,
+    );
+    let label = if stream.ends_with("-latest") {
+        format!("LATEST over {KEYS} user keys")
+    } else {
+        "ALL".to_owned()
+    };
+    let (mut kpl_cpu, mut plain_cpu, mut requests) = (vec![], vec![], vec![]);
+    let mut failures = Vec::new();
+    let mut summary = String::new();
+    for _ in 0..ctx.runs.processes {
+        let (mut function, _) = start_function(ctx, &ctx.null.endpoint()).await;
+        let pid = function.pid();
+        ctx.null.reset_counts();
+        let outcome = invoke(&mut function, &kpl).await;
+        let counts = ctx.null.counts();
+        requests.push(service_requests(&counts, "DynamoDB.") as f64);
+        summary = op_summary(&counts);
+        if let Err(e) = all_archived(&outcome) {
+            failures.push(e);
+        }
+        invoke(&mut function, &plain).await.ok();
+        for _ in 0..ctx.runs.warm_invocations {
+            for (event, figures) in [(&kpl, &mut kpl_cpu), (&plain, &mut plain_cpu)] {
+                let before = procfs::cpu_time(pid).unwrap_or_default();
+                let outcome = invoke(&mut function, event).await;
+                let cpu = procfs::cpu_time(pid).unwrap_or_default() - before;
+                figures.push(cpu.as_secs_f64() * 1e6 / USER_RECORDS as f64);
+                if let Err(e) = all_archived(&outcome) {
+                    failures.push(e);
+                }
+            }
+        }
+    }
+    let failed = if failures.is_empty() {
+        String::new()
+    } else {
+        format!("; FAILED: {}", failures.join("; "))
+    };
+    let requests = Summary::of(&requests).unwrap();
+    report.add(
+        NULL,
+        format!(
+            "DynamoDB requests, {CONTAINERS} KPL containers x {PER_CONTAINER} user records, {label} (bootstrap)"
+        ),
+        target_requests.to_string(),
+        requests.show(0),
+        Verdict::check(requests.max <= target_requests as f64 && failures.is_empty()),
+        format!("{summary}{failed}"),
+    );
+    let (kpl_cpu, plain_cpu) = (
+        Summary::of(&kpl_cpu).unwrap(),
+        Summary::of(&plain_cpu).unwrap(),
+    );
+    let ratio = kpl_cpu.median / plain_cpu.median.max(f64::MIN_POSITIVE);
+    report.add(
+        NULL,
+        format!("bootstrap: CPU per user record, KPL containers vs plain records, {label} (µs)"),
+        "≤ 1.5x plain",
+        format!(
+            "{} vs {} plain: {ratio:.2}x",
+            kpl_cpu.show(1),
+            plain_cpu.show(1)
+        ),
+        Verdict::check(ratio <= 1.5 && failures.is_empty()),
+        format!(
+            "warm invocations interleaved in one process; {USER_RECORDS} user records either way; event {:.1} MiB (KPL) / {:.1} MiB (plain)",
+            sizes_mib.0, sizes_mib.1
         ),
     );
 }

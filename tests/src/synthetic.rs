@@ -107,6 +107,54 @@ pub fn event(stream: &str, records: usize, keys: usize, payload_bytes: usize) ->
     })
 }
 
+/// A Lambda Kinesis event of `containers` KPL containers of `per_container` user records
+/// each: user record `i` (= container × `per_container` + position) is [`record`] `i`'s key
+/// and payload, container `c` has [`sequence_number`] `c` and its first user record's key,
+/// as the KPL sends it. Built with kinarch's own encoder: the bench measures decoding, and
+/// the tests check that encoder against awslabs' aggregator.
+pub fn kpl_event(
+    stream: &str,
+    containers: usize,
+    per_container: usize,
+    keys: usize,
+    payload_bytes: usize,
+) -> Value {
+    use kinarch_core::domain::kpl::{UserRecord, aggregate};
+    let arn = stream_arn(stream);
+    let records = (0..containers)
+        .map(|c| {
+            let users: Vec<UserRecord> = (0..per_container)
+                .map(|j| {
+                    let i = c * per_container + j;
+                    UserRecord {
+                        partition_key: partition_key(i, keys),
+                        explicit_hash_key: None,
+                        data: payload(i, payload_bytes),
+                    }
+                })
+                .collect();
+            let sequence = sequence_number(c);
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": users[0].partition_key,
+                    "sequenceNumber": sequence,
+                    "data": STANDARD.encode(aggregate(&users)),
+                    "approximateArrivalTimestamp": arrival(c)
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{SHARD_ID}:{sequence}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinarch-bench",
+                "awsRegion": REGION,
+                "eventSourceARN": arn
+            })
+        })
+        .collect::<Vec<_>>();
+    json!({ "Records": records })
+}
+
 /// The ARN of a stream in the bench account and region.
 pub fn stream_arn(stream: &str) -> String {
     format!("arn:aws:kinesis:{}:123456789012:stream/{stream}", REGION)

@@ -1208,3 +1208,103 @@ print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
         json!({"OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}})
     );
 }
+
+/// Issue 17: the replay-workers recipe the README links (`docs/replay-workers.yaml`) passes
+/// cfn-lint, which also checks its state machine's Amazon States Language, and its AWS Batch
+/// command is one kinarch runs: four children of an array job of size 4 (each with its
+/// AWS_BATCH_JOB_ARRAY_INDEX) together replay every archived record once, in order per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_workers_recipe_lints_and_its_batch_command_replays_everything_once() {
+    use std::collections::BTreeMap;
+
+    use kinarch_core::{ArchiveRecord, SequenceNumber};
+    use kinarch_tests::{cli, kinesis, moto::Moto};
+
+    let recipe = repo_root().join("docs/replay-workers.yaml");
+    let mut lint = aws_tool(tool("cfn-lint"));
+    lint.arg(&recipe);
+    run(lint);
+
+    let params = json!({
+        "ArchiveStreamName": "orders",
+        "TargetStreamName": "orders-replay",
+        "Segments": "4",
+        "WorkerImage": "kinarch:latest",
+        "JobQueueArn": "arn:aws:batch:us-east-1:123456789012:job-queue/replay",
+    });
+    let tpl = resolve_file(&recipe, &params);
+    let command: Vec<String> =
+        tpl["Resources"]["ReplayJobDefinition"]["Properties"]["ContainerProperties"]["Command"]
+            .as_array()
+            .expect("the job definition has a command")
+            .iter()
+            .map(|arg| match arg {
+                Value::String(s) => s.clone(),
+                other => {
+                    let name = other["Ref"].as_str().expect("a literal or a parameter");
+                    params[name]
+                        .as_str()
+                        .expect("a parameter of the test")
+                        .to_owned()
+                }
+            })
+            .collect();
+    assert_eq!(command[0], "reinject", "{command:?}");
+    let map_command =
+        tpl["Resources"]["ReplayStateMachine"]["Properties"]["Definition"].to_string();
+    assert!(
+        map_command.contains("'--segment', States.Format('{}/${Segments}', $.segment)"),
+        "the Distributed Map gives each item its --segment I/N: {map_command}"
+    );
+
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    kinesis::create_stream(&kinesis_client, "orders", 1).await;
+    kinesis::create_stream(&kinesis_client, "orders-replay", 2).await;
+    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
+    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
+    let archived_at = chrono::Utc::now();
+    let mut expected: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for i in 0..60u64 {
+        let key = format!("customer-{}", i % 9);
+        let data = format!("order {i}").into_bytes();
+        let record = ArchiveRecord::received(
+            key.clone(),
+            SequenceNumber::parse(&(i * 13 + 5).to_string()).unwrap(),
+            "shardId-000000000000".into(),
+            1_714_564_800.0 + i as f64,
+            data.clone(),
+        );
+        dynamodb
+            .put_item()
+            .table_name("orders-archive-ALL")
+            .set_item(Some(record.to_item(archived_at, None).item))
+            .send()
+            .await
+            .unwrap();
+        expected.entry(key).or_default().push(data);
+    }
+    let children = (0..4).map(|index| {
+        let mut env = moto.env();
+        env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), index.to_string()));
+        let mut child = cli::command_with_env(&env);
+        child.args(&command);
+        cli::run_command(child, None)
+    });
+    for child in futures::future::join_all(children).await {
+        child.ok();
+    }
+    let mut replayed: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for r in kinesis::read_all(&kinesis_client, "orders-replay").await {
+        replayed
+            .entry(r.partition_key.clone())
+            .or_default()
+            .push(r.data.clone());
+    }
+    assert_eq!(
+        replayed, expected,
+        "every record once, each key's records in sequence order"
+    );
+}

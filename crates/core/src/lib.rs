@@ -16,6 +16,7 @@
 pub mod aws;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod poller;
 pub mod read;
 pub mod replay;

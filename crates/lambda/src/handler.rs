@@ -6,10 +6,9 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use kinarch_core::aws::objects::ObjectStore;
 use kinarch_core::aws::streams::StreamConfigCache;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
-use kinarch_core::domain::event::decode_event_json;
+use kinarch_core::domain::event::KinesisEventPayload;
 use kinarch_core::{ArchiveWriter, Error, WriterOptions};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use serde_json::value::RawValue;
 
 use crate::metrics::{BatchFigures, Metrics, lag_seconds};
 use tokio::time::Instant;
@@ -71,16 +70,17 @@ impl Archiver {
     /// the stream.
     pub(crate) async fn handle(
         &self,
-        event: LambdaEvent<Box<RawValue>>,
+        event: LambdaEvent<KinesisEventPayload>,
     ) -> Result<KinesisEventResponse, Diagnostic> {
         let started = Instant::now();
         let request_id = event.context.request_id.clone();
         let deadline = self.write_deadline(event.context.deadline);
-        // Typed records straight from the event's text (no JSON value tree); the text is
-        // freed before the items are built.
-        let batch = decode_event_json(event.payload.get().as_bytes())
+        // The runtime decoded the records straight from the body it received (and freed
+        // it); an event that is JSON but not a usable Kinesis event arrives as its error.
+        let batch = event
+            .payload
+            .0
             .map_err(|e| fail("InvalidEvent", &request_id, e.into()))?;
-        drop(event.payload);
         let stream = batch.stream.name.clone();
         let oldest_arrival = batch
             .records

@@ -3,17 +3,18 @@
 //! Attach it to any number of Kinesis streams with an event source mapping that has
 //! `ReportBatchItemFailures`; each stream's tags say how it is archived.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod allocator;
 mod handler;
 mod metrics;
 
+use kinarch_core::domain::event::KinesisEventPayload;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 // One thread: Lambda gives a process one invocation at a time, and the requests of a batch
-// are concurrent without worker threads. With a worker pool, glibc malloc gives each thread
-// its own arena, and the high-water mark of warm invocations grew from 37 to ~50 MiB (see
-// BENCHMARKS.md).
+// are concurrent without worker threads. A worker pool only added memory (with glibc, an
+// arena per thread: the warm high-water mark grew from 37 to ~50 MiB, see BENCHMARKS.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // JSON lines when the function's log format is JSON (AWS_LAMBDA_LOG_FORMAT), level from
@@ -22,9 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let archiver = handler::Archiver::from_env().await?;
     let archiver = &archiver;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
-            archiver.handle(event).await
-        },
+        move |event: LambdaEvent<KinesisEventPayload>| async move { archiver.handle(event).await },
     ))
     .await
 }

@@ -168,6 +168,8 @@ mod tests {
                 key_schema: KeySchema::for_mode(ArchiveMode::Latest),
                 billing: Billing::OnDemand,
                 item_count: Some(12),
+                size_bytes: None,
+                arn: None,
             }),
             table_ttl: table.then_some(TtlState::Disabled),
             config,

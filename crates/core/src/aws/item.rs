@@ -145,13 +145,38 @@ const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// The attributes every item of one batch shares: when it was archived (`lastUpdate`) and
+/// when it expires (`expireAfter`), formatted once per batch rather than once per item
+/// (the date format was ~3% of the Lambda function's CPU per record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveStamp {
+    last_update: String,
+    expire_after: Option<String>,
+}
+
+impl ArchiveStamp {
+    /// The stamp of records archived at `archived_at`, expiring `ttl` later.
+    pub fn new(archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> Self {
+        Self {
+            last_update: format_last_update(archived_at),
+            expire_after: ttl
+                .map(|ttl| (archived_at.timestamp() + ttl.seconds() as i64).to_string()),
+        }
+    }
+}
+
 impl ArchiveRecord {
     /// Builds the item for this record, archived at `archived_at`, expiring after `ttl`.
     /// A record whose item would exceed [`ITEM_SIZE_LIMIT`] ([`Self::payload_fits`] says
     /// no) gets an item without `recordData`, marked `oversize` with its `recordSize`, so
     /// that the shard is not blocked and the record's existence is still on file.
     pub fn to_item(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> PreparedItem {
-        let mut item = self.metadata_item(archived_at, ttl);
+        self.to_stamped_item(&ArchiveStamp::new(archived_at, ttl))
+    }
+
+    /// [`to_item`](Self::to_item) with the batch's shared attributes formatted already.
+    pub fn to_stamped_item(&self, stamp: &ArchiveStamp) -> PreparedItem {
+        let mut item = self.metadata_item(stamp);
         if fits(&item, self.data.len()) {
             item.insert(
                 attr::RECORD_DATA.into(),
@@ -177,12 +202,12 @@ impl ArchiveRecord {
     /// Whether this record's payload fits in its item (as base64, beside the other
     /// attributes), the rule [`Self::to_item`] applies. Records that do not fit go to the
     /// overflow bucket when the stream has one.
-    pub fn payload_fits(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> bool {
-        fits(&self.metadata_item(archived_at, ttl), self.data.len())
+    pub fn payload_fits(&self, stamp: &ArchiveStamp) -> bool {
+        fits(&self.metadata_item(stamp), self.data.len())
     }
 
     /// Every attribute of the record's item but its payload.
-    fn metadata_item(&self, archived_at: DateTime<Utc>, ttl: Option<ArchiveTtl>) -> Item {
+    fn metadata_item(&self, stamp: &ArchiveStamp) -> Item {
         let mut item = Item::with_capacity(8);
         let s = |v: &str| AttributeValue::S(v.to_owned());
         item.insert(attr::PARTITION_KEY.into(), s(&self.partition_key));
@@ -201,19 +226,15 @@ impl ArchiveRecord {
         }
         item.insert(
             attr::LAST_UPDATE.into(),
-            AttributeValue::S(format_last_update(archived_at)),
+            AttributeValue::S(stamp.last_update.clone()),
         );
         item.insert(
             attr::APPROXIMATE_ARRIVAL_TIMESTAMP.into(),
             AttributeValue::N(format_epoch_seconds(self.approximate_arrival_timestamp)),
         );
         item.insert(attr::SHARD_ID.into(), s(&self.shard_id));
-        if let Some(ttl) = ttl {
-            let expire = archived_at.timestamp() + ttl.seconds() as i64;
-            item.insert(
-                attr::EXPIRE_AFTER.into(),
-                AttributeValue::N(expire.to_string()),
-            );
+        if let Some(expire) = &stamp.expire_after {
+            item.insert(attr::EXPIRE_AFTER.into(), AttributeValue::N(expire.clone()));
         }
         item
     }
@@ -400,8 +421,8 @@ mod tests {
     #[test]
     fn overflowed_item_points_at_its_payload_and_reads_back() {
         let big = record(vec![7u8; 600 * 1024]);
-        assert!(!big.payload_fits(at(), None));
-        assert!(record(vec![7u8; 1000]).payload_fits(at(), None));
+        assert!(!big.payload_fits(&ArchiveStamp::new(at(), None)));
+        assert!(record(vec![7u8; 1000]).payload_fits(&ArchiveStamp::new(at(), None)));
         let mut prepared = big.to_item(at(), None);
         assert!(prepared.oversize);
         let stored = StoredPayload {
@@ -449,8 +470,8 @@ mod tests {
         assert!(item_size(&ok.item) <= ITEM_SIZE_LIMIT);
         let over = record(vec![0u8; fits + 1]).to_item(at(), None);
         assert!(over.oversize);
-        assert!(record(vec![0u8; fits]).payload_fits(at(), None));
-        assert!(!record(vec![0u8; fits + 1]).payload_fits(at(), None));
+        assert!(record(vec![0u8; fits]).payload_fits(&ArchiveStamp::new(at(), None)));
+        assert!(!record(vec![0u8; fits + 1]).payload_fits(&ArchiveStamp::new(at(), None)));
     }
 
     #[test]

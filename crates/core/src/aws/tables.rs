@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
+    PointInTimeRecoveryStatus, ProvisionedThroughput, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use tokio::time::Instant;
 
@@ -134,6 +135,10 @@ pub struct TableInfo {
     pub billing: Billing,
     /// Items, as DynamoDB last counted them (updated about every six hours).
     pub item_count: Option<i64>,
+    /// Bytes of the items, counted as `item_count` is.
+    pub size_bytes: Option<i64>,
+    /// The table's ARN (what exports and IAM policies name it by).
+    pub arn: Option<String>,
 }
 
 impl TableInfo {
@@ -240,6 +245,8 @@ pub async fn describe_table(
         key_schema,
         billing,
         item_count: description.item_count(),
+        size_bytes: description.table_size_bytes(),
+        arn: description.table_arn().map(str::to_owned),
     }))
 }
 
@@ -364,6 +371,43 @@ pub async fn wait_until_active(
         tracing::debug!(table = %table, %status, "waiting for the table to become ACTIVE");
         tokio::time::sleep(poll).await;
     }
+}
+
+/// Whether point-in-time recovery (continuous backups, which exports need) is on.
+pub async fn point_in_time_recovery(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+) -> Result<bool, Error> {
+    let output = dynamodb
+        .describe_continuous_backups()
+        .table_name(table.as_str())
+        .send()
+        .await
+        .map_err(|err| aws_error("DynamoDB.DescribeContinuousBackups", err))?;
+    Ok(output
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .is_some_and(|s| *s == PointInTimeRecoveryStatus::Enabled))
+}
+
+/// Switches point-in-time recovery on (idempotent: DynamoDB accepts it when it is on).
+pub async fn enable_point_in_time_recovery(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+) -> Result<(), Error> {
+    let specification = PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(true)
+        .build()
+        .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?;
+    dynamodb
+        .update_continuous_backups()
+        .table_name(table.as_str())
+        .point_in_time_recovery_specification(specification)
+        .send()
+        .await
+        .map_err(|err| aws_error("DynamoDB.UpdateContinuousBackups", err))?;
+    Ok(())
 }
 
 /// Whether an enable call found TTL already on.

@@ -49,19 +49,164 @@ pub enum EventError {
     },
 }
 
-/// The shape of an event, only for serde's description of one that is not a Kinesis event.
-#[derive(Deserialize)]
-struct RawEvent {
-    #[serde(rename = "Records")]
-    _records: Vec<serde::de::IgnoredAny>,
+/// What the event's top level turned out to be: the list of records, each left as its JSON
+/// text (a record that does not decode is then reported by its position and event ID, and
+/// the others are not copied), or why it is not a Kinesis event.
+enum RawRecords<'a> {
+    List(Vec<&'a RawValue>),
+    NotKinesis(String),
 }
 
-/// The event's list of records, each left as its JSON text: a record that does not decode
-/// is then reported by its position and event ID, and the others are not copied.
-#[derive(Deserialize)]
-struct RawRecords<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Option<Vec<&'a RawValue>>,
+impl<'de> Deserialize<'de> for RawRecords<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopLevel)
+    }
+}
+
+/// Visits the event's top level without failing on a shape that is valid JSON but not a
+/// Kinesis event, so that such an event is reported as kinarch's `InvalidEvent` and not as a
+/// deserialization error of the runtime.
+struct TopLevel;
+
+impl<'de> serde::de::Visitor<'de> for TopLevel {
+    type Value = RawRecords<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kinesis event (an object with a Records list)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "Records" && found.is_none() {
+                found = Some(map.next_value::<RecordsField<'de>>()?.0);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(match found {
+            Some(Some(list)) => RawRecords::List(list),
+            Some(None) => RawRecords::NotKinesis("Records is not a list".to_owned()),
+            None => RawRecords::NotKinesis("it has no Records field".to_owned()),
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawRecords::NotKinesis(
+            "it is a JSON list, not an object".to_owned(),
+        ))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(RawRecords::NotKinesis(
+            "it is a JSON string, not an object".to_owned(),
+        ))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(RawRecords::NotKinesis(
+            "it is a JSON boolean, not an object".to_owned(),
+        ))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(RawRecords::NotKinesis(
+            "it is a JSON number, not an object".to_owned(),
+        ))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(RawRecords::NotKinesis(
+            "it is a JSON number, not an object".to_owned(),
+        ))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(RawRecords::NotKinesis(
+            "it is a JSON number, not an object".to_owned(),
+        ))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawRecords::NotKinesis(
+            "it is JSON null, not an object".to_owned(),
+        ))
+    }
+}
+
+/// The value of `Records`: the list of records' texts, or `None` when it is not a list.
+struct RecordsField<'a>(Option<Vec<&'a RawValue>>);
+
+impl<'de> Deserialize<'de> for RecordsField<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Field;
+        impl<'de> serde::de::Visitor<'de> for Field {
+            type Value = RecordsField<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of records")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(record) = seq.next_element::<&'de RawValue>()? {
+                    list.push(record);
+                }
+                Ok(RecordsField(Some(list)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(RecordsField(None))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(RecordsField(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(RecordsField(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(RecordsField(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(RecordsField(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(RecordsField(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(RecordsField(None))
+            }
+        }
+        deserializer.deserialize_any(Field)
+    }
+}
+
+/// The invocation payload as the Lambda function receives it: the event decoded while the
+/// runtime deserializes its body, so the records come straight from the body's bytes (no
+/// copy of the event's text, which is most of the function's peak memory). A valid JSON
+/// value that is not a usable Kinesis event is kept as its [`EventError`], so the handler
+/// reports it by record index and event ID; only text that is not JSON at all fails in the
+/// runtime.
+#[derive(Debug)]
+pub struct KinesisEventPayload(pub Result<KinesisBatch, EventError>);
+
+impl<'de> Deserialize<'de> for KinesisEventPayload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(KinesisEventPayload(
+            match RawRecords::deserialize(deserializer)? {
+                RawRecords::List(list) => decode_records(&list),
+                RawRecords::NotKinesis(problem) => Err(EventError::NotKinesisEvent(problem)),
+            },
+        ))
+    }
 }
 
 /// Only a record's `eventID`, to name a record that does not decode otherwise.
@@ -118,19 +263,13 @@ pub fn decode_event(event: &serde_json::Value) -> Result<KinesisBatch, EventErro
 /// `serde_json::Value` tree (about three times the event's size) is ever built, so the
 /// function's peak memory is about the event's text plus the records' bytes.
 pub fn decode_event_json(event: &[u8]) -> Result<KinesisBatch, EventError> {
-    let list = match serde_json::from_slice::<RawRecords>(event) {
-        Ok(RawRecords {
-            records: Some(list),
-        }) => list,
-        // Serde describes what is wrong with an event that has no such list.
-        Ok(RawRecords { records: None }) | Err(_) => {
-            let problem = match serde_json::from_slice::<RawEvent>(event) {
-                Err(e) => e.to_string(),
-                Ok(_) => "Records is not a list".to_owned(),
-            };
-            return Err(EventError::NotKinesisEvent(problem));
-        }
-    };
+    serde_json::from_slice::<KinesisEventPayload>(event)
+        .map_err(|e| EventError::NotKinesisEvent(e.to_string()))?
+        .0
+}
+
+/// Decodes the records of an event, each from its JSON text.
+fn decode_records(list: &[&RawValue]) -> Result<KinesisBatch, EventError> {
     if list.is_empty() {
         return Err(EventError::Empty);
     }
@@ -285,6 +424,8 @@ mod tests {
         assert!(problem(json!({})).contains("not a Kinesis event"));
         assert!(problem(json!("text")).contains("not a Kinesis event"));
         assert!(problem(json!({"Records": []})).contains("no records"));
+        assert!(problem(json!({"Records": 5})).contains("not a list"));
+        assert!(problem(json!({"records": []})).contains("no Records field"));
 
         let mut sqs = record("1", "AA==");
         sqs["eventSource"] = json!("aws:sqs");

@@ -2,12 +2,14 @@
 //! the replay frame, times and write planning. Pure code: no I/O, and no AWS SDK types (the
 //! item codec, which speaks DynamoDB's `AttributeValue`, is [`crate::aws::item`]).
 
+pub mod athena;
 pub mod config;
 pub mod event;
 pub mod frame;
 pub mod kpl;
 pub mod names;
 pub mod overflow;
+pub mod pace;
 pub mod plan;
 pub mod record;
 pub mod sequence;

@@ -8,7 +8,7 @@ use crate::domain::overflow::StoredPayload;
 use crate::domain::sequence::SequenceNumber;
 
 /// The `lastUpdate` format of the table contract.
-const LAST_UPDATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+pub(crate) const LAST_UPDATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// A Kinesis record, as archived or as it is about to be.
 #[derive(Debug, Clone, PartialEq)]

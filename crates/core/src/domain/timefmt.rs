@@ -1,19 +1,36 @@
-//! Points in time typed by people: RFC 3339 or epoch seconds.
+//! Points in time typed by people.
 //!
-//! `kinarch scan --archived-after` and `--arrived-after` take either form, because archive
-//! attributes hold both (`lastUpdate` is a UTC date-time, `approximateArrivalTimestamp`
-//! epoch seconds) and people copy one or the other from a record. Anything else is refused
-//! with an error showing both accepted forms: guessing a format (is `03/04` March or
-//! April?) could silently select the wrong records.
+//! Every option that takes a TIME (`--arrived-after`, `--archived-before`, `archive
+//! --start-at`, ...) accepts the same forms, because people copy a time from wherever they
+//! saw it: a record's `lastUpdate` (a UTC date-time without a zone), its
+//! `approximateArrivalTimestamp` (epoch seconds), a log line (RFC 3339, epoch milliseconds),
+//! or they think in "the last two hours":
+//!
+//! | form | example | read as |
+//! |---|---|---|
+//! | RFC 3339, any offset, optional fraction | `2026-05-01T10:00:00Z`, `2026-05-01T12:00:00+02:00` | that instant |
+//! | a date | `2026-05-01` | UTC midnight |
+//! | the archive's `lastUpdate` | `2026-05-01 10:00:00` | UTC (the archive writes UTC) |
+//! | epoch seconds, optional fraction (≤ 9 digits) | `1777629600`, `1777629600.25` | exactly, no floating point |
+//! | epoch milliseconds: 13 digits | `1777629600250` | milliseconds (a 13-digit count of seconds would be after the year 33,000) |
+//! | `now` | `now` | the current time |
+//! | a duration before now | `90s`, `15m`, `2h`, `7d`, `1h30m` | that long ago |
+//!
+//! A date-time with `T` but no zone (`2026-05-01T10:00:00`) is refused: it would mean local
+//! time to some people and UTC to others, and guessing could select the wrong records.
+//! Anything else is refused with the list of accepted forms.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
-/// A time that is neither RFC 3339 nor epoch seconds.
+/// The accepted forms, for error messages.
+const FORMS: &str = "Use RFC 3339 (2026-05-01T10:00:00Z, 2026-05-01T12:00:00+02:00), a date \
+     (2026-05-01, UTC), the archive's lastUpdate form (2026-05-01 10:00:00, UTC), epoch seconds \
+     (1777629600 or 1777629600.25) or milliseconds (1777629600250), now, or a duration ago \
+     (90s, 15m, 2h, 7d)";
+
+/// A time in none of the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid time {value:?}: {reason}. Use RFC 3339 (2024-05-01T12:00:00Z, \
-     2024-05-01T14:00:00+02:00) or epoch seconds (1714564800 or 1714564800.25)"
-)]
+#[error("invalid time {value:?}: {reason}. {FORMS}")]
 pub struct TimeError {
     /// The rejected input (cut to 100 characters).
     pub value: String,
@@ -21,19 +38,26 @@ pub struct TimeError {
     pub reason: String,
 }
 
-/// Parses an RFC 3339 date-time (`2024-05-01T12:00:00Z`, any offset, optional fraction) or
-/// epoch seconds (`1714564800`, `1714564800.250`; up to 9 fraction digits, read exactly:
-/// no binary floating point is involved).
+/// Parses a time in any of the forms in the [module documentation](self), relative to the
+/// current time for `now` and durations.
 ///
 /// ```
 /// use kinarch_core::domain::timefmt::parse_time;
 ///
 /// let a = parse_time("2024-05-01T12:00:00Z").unwrap();
-/// let b = parse_time("1714564800").unwrap();
-/// assert_eq!(a, b);
+/// assert_eq!(parse_time("1714564800").unwrap(), a);
+/// assert_eq!(parse_time("1714564800000").unwrap(), a);
+/// assert_eq!(parse_time("2024-05-01 12:00:00").unwrap(), a);
+/// assert!(parse_time("2024-05-01T12:00:00").is_err()); // no zone
 /// assert!(parse_time("yesterday").is_err());
 /// ```
 pub fn parse_time(text: &str) -> Result<DateTime<Utc>, TimeError> {
+    parse_time_at(text, Utc::now())
+}
+
+/// [`parse_time`] with the current time given, so that relative forms are testable and one
+/// command reads all its times against the same `now`.
+pub fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, TimeError> {
     let trimmed = text.trim();
     let error = |reason: &str| TimeError {
         value: text.chars().take(100).collect(),
@@ -42,19 +66,98 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, TimeError> {
     if trimmed.is_empty() {
         return Err(error("it is empty"));
     }
+    if trimmed.eq_ignore_ascii_case("now") {
+        return Ok(now);
+    }
     if trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return parse_epoch_seconds(trimmed).map_err(error);
+        return parse_epoch(trimmed).map_err(error);
+    }
+    if let Some(ago) = parse_duration(trimmed) {
+        let ago = ago.map_err(error)?;
+        return now
+            .checked_sub_signed(ago)
+            .ok_or_else(|| error("that is too long ago"));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+        return Ok(date.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    if let Ok(time) =
+        NaiveDateTime::parse_from_str(trimmed, crate::domain::record::LAST_UPDATE_FORMAT)
+    {
+        return Ok(time.and_utc());
     }
     DateTime::parse_from_rfc3339(trimmed)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
             let reason = if trimmed.starts_with('-') {
                 "negative epoch seconds are not accepted".to_owned()
+            } else if NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%dT%H:%M:%S%.f").is_ok() {
+                "it has no time zone; add Z for UTC or an offset like +02:00".to_owned()
             } else {
-                format!("not an RFC 3339 date-time ({e}) nor epoch seconds")
+                format!("not in an accepted form ({e})")
             };
             error(&reason)
         })
+}
+
+/// `Some` when `text` looks like a duration (digits followed by a unit, repeated), with the
+/// duration or why it is not one.
+fn parse_duration(text: &str) -> Option<Result<chrono::TimeDelta, &'static str>> {
+    let bytes = text.as_bytes();
+    if !bytes[0].is_ascii_digit() || !bytes[bytes.len() - 1].is_ascii_alphabetic() {
+        return None;
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_digit() || b"smhdSMHD".contains(b))
+    {
+        return None;
+    }
+    let mut total: i64 = 0;
+    let mut number: Option<i64> = None;
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            let n = number.unwrap_or(0);
+            number = Some(
+                match n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(i64::from(b - b'0')))
+                {
+                    Some(n) => n,
+                    None => return Some(Err("the duration is too long")),
+                },
+            );
+            continue;
+        }
+        let Some(n) = number.take() else {
+            return Some(Err("a duration is digits followed by s, m, h or d (1h30m)"));
+        };
+        let unit = match b.to_ascii_lowercase() {
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3_600,
+            _ => 86_400,
+        };
+        total = match n.checked_mul(unit).and_then(|s| total.checked_add(s)) {
+            Some(total) => total,
+            None => return Some(Err("the duration is too long")),
+        };
+    }
+    Some(chrono::TimeDelta::try_seconds(total).ok_or("the duration is too long"))
+}
+
+/// Epoch seconds, or milliseconds when the whole part has 13 digits.
+fn parse_epoch(text: &str) -> Result<DateTime<Utc>, &'static str> {
+    let whole = text.split_once('.').map_or(text, |(whole, _)| whole);
+    if whole.len() == 13 {
+        let time = parse_epoch_seconds(&format!(
+            "{}.{}",
+            &whole[..10],
+            &text[10..].replace('.', "")
+        ))?;
+        return Ok(time);
+    }
+    parse_epoch_seconds(text)
 }
 
 fn parse_epoch_seconds(text: &str) -> Result<DateTime<Utc>, &'static str> {
@@ -127,8 +230,11 @@ mod tests {
             "",
             "   ",
             "yesterday",
-            "2024-05-01",
             "2024-05-01 12:00",
+            "2024-05-01T12:00:00",
+            "5x",
+            "h",
+            "1h30",
             "12:00:00",
             "1714564800.",
             ".5",
@@ -147,6 +253,48 @@ mod tests {
         }
         let err = parse_time("-5").unwrap_err().to_string();
         assert!(err.contains("negative"), "{err}");
+        let err = parse_time("2024-05-01T12:00:00").unwrap_err().to_string();
+        assert!(
+            err.contains("no time zone") && err.contains("add Z"),
+            "{err}"
+        );
+        let err = parse_time("99999999999999999999d").unwrap_err().to_string();
+        assert!(err.contains("too long"), "{err}");
+    }
+
+    #[test]
+    fn dates_last_update_and_milliseconds_are_utc_instants() {
+        let t = parse_time("2024-05-01T12:00:00Z").unwrap();
+        assert_eq!(parse_time("2024-05-01 12:00:00").unwrap(), t);
+        assert_eq!(
+            parse_time("2024-05-01").unwrap(),
+            parse_time("2024-05-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(parse_time("1714564800000").unwrap(), t);
+        let ms = parse_time("1714564800250").unwrap();
+        assert_eq!(ms.timestamp(), 1714564800);
+        assert_eq!(ms.timestamp_subsec_millis(), 250);
+        let sub = parse_time("1714564800250.5").unwrap();
+        assert_eq!(sub.timestamp_subsec_micros(), 250_500);
+        // 10 and 12 digits stay seconds.
+        assert_eq!(
+            parse_time("171456480000").unwrap().timestamp(),
+            171456480000
+        );
+    }
+
+    #[test]
+    fn now_and_durations_count_back_from_the_given_now() {
+        let now = parse_time("2026-05-01T10:00:00Z").unwrap();
+        let at = |text: &str| parse_time_at(text, now).unwrap();
+        assert_eq!(at("now"), now);
+        assert_eq!(at(" NOW "), now);
+        assert_eq!(at("90s"), parse_time("2026-05-01T09:58:30Z").unwrap());
+        assert_eq!(at("15m"), parse_time("2026-05-01T09:45:00Z").unwrap());
+        assert_eq!(at("2h"), parse_time("2026-05-01T08:00:00Z").unwrap());
+        assert_eq!(at("7d"), parse_time("2026-04-24T10:00:00Z").unwrap());
+        assert_eq!(at("1h30m"), parse_time("2026-05-01T08:30:00Z").unwrap());
+        assert_eq!(at("0s"), now);
     }
 
     #[test]

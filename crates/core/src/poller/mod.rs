@@ -129,7 +129,8 @@ pub enum StartPosition {
 }
 
 impl StartPosition {
-    /// Parses `TRIM_HORIZON`, `LATEST` (any case) or a time (RFC 3339 or epoch seconds).
+    /// Parses `TRIM_HORIZON`, `LATEST` (any case) or a time in any form of
+    /// [`crate::domain::timefmt`].
     pub fn parse(text: &str) -> Result<Self, Error> {
         let trimmed = text.trim();
         if trimmed.eq_ignore_ascii_case("TRIM_HORIZON") {

@@ -158,6 +158,8 @@ mod tests {
             key_schema: schema,
             billing: Billing::OnDemand,
             item_count: None,
+            size_bytes: None,
+            arn: None,
         }
     }
 

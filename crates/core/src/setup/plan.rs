@@ -734,6 +734,8 @@ mod tests {
             key_schema: KeySchema::for_mode(mode),
             billing: Billing::OnDemand,
             item_count: Some(0),
+            size_bytes: None,
+            arn: None,
         }
     }
 

@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::aws::error::{AwsErrorKind, kind_of};
-use crate::aws::item::{Item, PreparedItem, attr, claim_check};
+use crate::aws::item::{ArchiveStamp, Item, PreparedItem, attr, claim_check};
 use crate::aws::objects::ObjectStore;
 use crate::aws::retry::Backoff;
 use crate::aws::tables::describe_table;
@@ -181,9 +181,9 @@ impl ArchiveWriter {
                 "records replayed into their source stream are archived already; not written"
             );
         }
-        let archived_at = Utc::now();
+        let stamp = ArchiveStamp::new(Utc::now(), config.ttl);
         let prepare = |record: &ArchiveRecord| {
-            let prepared = record.to_item(archived_at, config.ttl);
+            let prepared = record.to_stamped_item(&stamp);
             if prepared.oversize && config.overflow.is_none() {
                 tracing::error!(
                     stream = %config.stream,
