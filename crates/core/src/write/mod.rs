@@ -802,6 +802,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_payload_that_cannot_be_stored_fails_its_record_and_writes_no_item() {
+        // No S3 client, an overflow bucket: the large record fails before any DynamoDB
+        // call (the client would fail one), and is never counted as written or oversize.
+        let batch = vec![record("big", "7", vec![1u8; 600 * 1024])];
+        for mode in [ArchiveMode::All, ArchiveMode::Latest] {
+            let mut config =
+                StreamArchiveConfig::new(StreamName::new("orders").unwrap(), mode, None);
+            config.overflow =
+                Some(crate::domain::overflow::OverflowTarget::parse("b-1/p").unwrap());
+            let outcome = writer()
+                .write(&config, &batch, Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!((outcome.written, outcome.failed), (0, 1), "{mode}");
+            assert_eq!((outcome.oversize, outcome.overflowed), (0, 0), "{mode}");
+            assert_eq!(outcome.lowest_failed.unwrap().as_str(), "7", "{mode}");
+            assert!(
+                outcome.first_error.unwrap().contains("no S3 client"),
+                "{mode}"
+            );
+        }
+    }
+
     #[test]
     fn containers_become_user_records_with_the_containers_position_and_shard() {
         let users = vec![
