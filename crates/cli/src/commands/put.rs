@@ -1,6 +1,7 @@
 //! `kinarch put <stream>`: one record per line of standard input (see
 //! `kinarch_core::replay::put`).
 
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
@@ -9,12 +10,16 @@ use base64::engine::general_purpose::STANDARD;
 use futures::Stream;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::MAX_PARTITION_KEY_CHARS;
-use kinarch_core::replay::put::{PutInput, put_records};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use kinarch_core::replay::put::{PutInput, PutOptions, PutReport, put_records};
+use kinarch_core::replay::sender::MAX_RECORD_BYTES;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
-use crate::cli::{GlobalArgs, PutArgs};
+use crate::cli::values::thousands;
+use crate::cli::{GlobalArgs, PutArgs, SummaryFormat};
 use crate::failure::Failure;
-use crate::output::count;
+use crate::output::{count, decimal, print_json, rate};
 use crate::progress::Progress;
 
 /// At most this many problems are listed one by one; the rest are counted.
@@ -54,6 +59,10 @@ pub(crate) async fn run(
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
     // Fails early and clearly for an unknown stream, even when the input is empty.
     describe_stream_summary(&kinesis, &args.stream).await?;
+    let stdin = tokio::io::stdin();
+    if std::io::stdin().is_terminal() && !global.quiet {
+        crate::say("reading records from standard input, one per line, Ctrl-D to end");
+    }
     let key_from = match (args.partition_key, args.key_field) {
         (Some(key), _) => KeyFrom::Fixed(key),
         (None, Some(field)) => KeyFrom::Field(field),
@@ -64,16 +73,18 @@ pub(crate) async fn run(
         }
     };
     let problems = Arc::new(Mutex::new(Problems::default()));
-    let records = records(
-        tokio::io::stdin(),
-        key_from,
-        args.base64,
-        Arc::clone(&problems),
-    );
-    let mut progress = Progress::start_status(global.quiet);
-    // One call in flight: records of one key stay in order trivially, and moto (the local
-    // emulator of the demo and tests) numbers concurrent PutRecords calls wrongly.
-    let report = put_records(&kinesis, &args.stream, records, 1, |p| {
+    let records = records(stdin, key_from, args.base64, Arc::clone(&problems));
+    let json = args.output == SummaryFormat::Json;
+    let mut progress = Progress::start_status(global.quiet || json);
+    // One call in flight by default: moto (the local emulator of the demo and tests)
+    // numbers concurrent PutRecords calls into one shard wrongly.
+    let options = PutOptions {
+        concurrency: args.concurrency,
+        ordered: !args.unordered,
+        dry_run: args.dry_run,
+        ..PutOptions::default()
+    };
+    let report = put_records(&kinesis, &args.stream, records, &options, |p| {
         progress.set(p.sent, format!("{} failed", p.failed))
     })
     .await;
@@ -89,16 +100,12 @@ pub(crate) async fn run(
             failure.position, failure.partition_key, failure.reason
         ));
     }
-    if !global.quiet {
-        crate::say(&format!(
-            "put {} into stream {} with {} in {:.1} s",
-            count(report.sent, "record"),
-            args.stream,
-            count(report.requests, "PutRecords call"),
-            report.elapsed.as_secs_f64()
-        ));
-    }
     let failed = problems.count + report.failed.len() as u64;
+    if json {
+        print_json(&report_json(&report, &args.stream, args.dry_run, failed))?;
+    } else if !global.quiet {
+        crate::say(&summary_line(&report, &args.stream, args.dry_run));
+    }
     if failed > 0 {
         return Err(Failure::Runtime(format!(
             "{failed} line(s) were not sent (listed above); the {} other records were",
@@ -108,6 +115,108 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// `put 1,200 records into stream orders with 3 PutRecords calls in 1.2 s (1,000.0/s)`.
+fn summary_line(report: &PutReport, stream: &kinarch_core::StreamName, dry_run: bool) -> String {
+    let seconds = report.elapsed.as_secs_f64();
+    if dry_run {
+        return format!(
+            "dry run: would put {} ({} bytes) into stream {stream}; nothing was sent",
+            count(report.sent, "record"),
+            thousands(report.bytes)
+        );
+    }
+    format!(
+        "put {} into stream {stream} with {} in {} s ({})",
+        count(report.sent, "record"),
+        count(report.requests, "PutRecords call"),
+        decimal(seconds, 1),
+        rate(report.sent, seconds)
+    )
+}
+
+/// `put -o json`.
+fn report_json(
+    report: &PutReport,
+    stream: &kinarch_core::StreamName,
+    dry_run: bool,
+    failed: u64,
+) -> Value {
+    json!({
+        "stream": stream.as_str(),
+        "dryRun": dry_run,
+        "read": report.read,
+        "sent": if dry_run { 0 } else { report.sent },
+        "wouldSend": if dry_run { Some(report.sent) } else { None },
+        "failed": failed,
+        "bytes": report.bytes,
+        "requests": report.requests,
+        "seconds": report.elapsed.as_secs_f64(),
+    })
+}
+
+/// What one read of a line found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// The input ended.
+    End,
+    /// A line, in the buffer without its line end.
+    Complete,
+    /// A line longer than the limit: not kept (its bytes were skipped to its end).
+    TooLong,
+}
+
+/// Reads one line into `line` (without `\n` or `\r\n`), keeping at most `max` bytes:
+/// a longer line is dropped as soon as it passes the limit and read on to its end without
+/// being kept, so no line is buffered whole however long it is.
+async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    line.clear();
+    let (mut any, mut too_long) = (false, false);
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (take, ends) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        // The limit counts the record's bytes; the line end is not one of them.
+        let body = &available[..take];
+        if !too_long && line.len() + body.len() > max + 2 {
+            too_long = true;
+            line.clear();
+        } else if !too_long {
+            line.extend_from_slice(body);
+        }
+        reader.consume(take);
+        if ends {
+            break;
+        }
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if !too_long && line.len() > max {
+        too_long = true;
+    }
+    Ok(match (any, too_long) {
+        (false, _) => Line::End,
+        (true, true) => Line::TooLong,
+        (true, false) => Line::Complete,
+    })
+}
+
+/// The UTF-8 byte order mark some editors put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// The records of `input`, one per line; lines that cannot be records go to `problems`.
 fn records(
     input: impl AsyncRead + Unpin,
@@ -116,6 +225,11 @@ fn records(
     problems: Arc<Mutex<Problems>>,
 ) -> impl Stream<Item = Result<PutInput, kinarch_core::Error>> {
     let reader = BufReader::with_capacity(256 * 1024, input);
+    // A base64 line is a third longer than the record it encodes.
+    let max = match base64 {
+        true => MAX_RECORD_BYTES.div_ceil(3) * 4,
+        false => MAX_RECORD_BYTES,
+    };
     futures::stream::unfold(
         (reader, 0u64, Vec::new()),
         move |(mut reader, mut line_number, mut line)| {
@@ -123,10 +237,23 @@ fn records(
             let problems = Arc::clone(&problems);
             async move {
                 loop {
-                    line.clear();
-                    match reader.read_until(b'\n', &mut line).await {
-                        Ok(0) => return None,
-                        Ok(_) => {}
+                    let read = read_line(&mut reader, &mut line, max).await;
+                    match read {
+                        Ok(Line::End) => return None,
+                        Ok(Line::Complete) => {}
+                        Ok(Line::TooLong) => {
+                            line_number += 1;
+                            problems.lock().expect("problems lock").add(
+                                line_number,
+                                format!(
+                                    "the line is longer than {} bytes, the most a Kinesis \
+                                     record holds{}",
+                                    thousands(max as u64),
+                                    if base64 { " once decoded" } else { "" }
+                                ),
+                            );
+                            continue;
+                        }
                         Err(err) => {
                             let error = kinarch_core::Error::Io {
                                 context: "cannot read standard input".into(),
@@ -136,8 +263,8 @@ fn records(
                         }
                     }
                     line_number += 1;
-                    if line.last() == Some(&b'\n') {
-                        line.pop();
+                    if line_number == 1 && line.starts_with(BOM) {
+                        line.drain(..BOM.len());
                     }
                     if line.is_empty() {
                         continue;
@@ -177,35 +304,59 @@ fn record(line: &[u8], key_from: &KeyFrom, base64: bool) -> Result<(String, Vec<
     let data = if base64 {
         let text = std::str::from_utf8(line)
             .map_err(|_| "the line is not base64 (it is not even text)".to_owned())?;
-        STANDARD
-            .decode(text.trim_end_matches('\r'))
-            .map_err(|e| format!("the line is not standard base64: {e}"))?
+        STANDARD.decode(text).map_err(|e| {
+            format!(
+                "the line is not standard base64 ({e}); each line must be one whole record, \
+                 unwrapped: encode with `base64 -w0` (on macOS `base64 -b 0`)"
+            )
+        })?
     } else {
         line.to_vec()
     };
     Ok((key, data))
 }
 
-/// The value of `field` in a line holding a JSON object, as a partition key.
-fn key_of(line: &[u8], field: &str) -> Result<String, String> {
-    let value: serde_json::Value = serde_json::from_slice(line)
-        .map_err(|e| format!("the line is not JSON ({e}), so it has no field {field:?}"))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| format!("the line is not a JSON object, so it has no field {field:?}"))?;
-    match object.get(field) {
-        Some(serde_json::Value::String(text)) => Ok(text.clone()),
-        Some(serde_json::Value::Number(number)) => Ok(number.to_string()),
-        Some(serde_json::Value::Bool(flag)) => Ok(flag.to_string()),
-        Some(other) => Err(format!(
-            "field {field:?} is {}, not a string, number or boolean",
+/// The value at `path` (dotted: `user.id`) in a line holding a JSON object, as a partition
+/// key. A number is taken as written (`1.5e3` stays `1.5e3`, `007` is not JSON), so the
+/// key is the text the producer wrote, not a re-formatted float.
+fn key_of(line: &[u8], path: &str) -> Result<String, String> {
+    type Object<'a> = std::collections::HashMap<String, &'a RawValue>;
+    let mut raw: &RawValue = serde_json::from_slice(line)
+        .map_err(|e| format!("the line is not JSON ({e}), so it has no field {path:?}"))?;
+    let mut walked = String::new();
+    for part in path.split('.') {
+        let what = if walked.is_empty() {
+            "the line"
+        } else {
+            walked.as_str()
+        };
+        let object: Object = serde_json::from_str(raw.get())
+            .map_err(|_| format!("{what} is not a JSON object, so it has no field {path:?}"))?;
+        raw = object
+            .get(part)
+            .copied()
+            .ok_or_else(|| match walked.is_empty() {
+                true => format!("the JSON object has no field {path:?}"),
+                false => format!("{walked} has no field {part:?}, so there is no {path:?}"),
+            })?;
+        if !walked.is_empty() {
+            walked.push('.');
+        }
+        walked.push_str(part);
+    }
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(text).map_err(|e| e.to_string()),
+        Some(b't' | b'f') => Ok(text.to_owned()),
+        Some(b'-' | b'0'..=b'9') => Ok(text.to_owned()),
+        other => Err(format!(
+            "field {path:?} is {}, not a string, number or boolean",
             match other {
-                serde_json::Value::Null => "null",
-                serde_json::Value::Array(_) => "an array",
+                Some(b'n') => "null",
+                Some(b'[') => "an array",
                 _ => "an object",
             }
         )),
-        None => Err(format!("the JSON object has no field {field:?}")),
     }
 }
 
@@ -226,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_records_byte_for_byte_and_empty_lines_are_skipped() {
-        let input = b"first\n\nbinary \x00\xff\r\nlast without newline";
+        let input = b"\xEF\xBB\xBFfirst\n\nbinary \x00\xff\r\nlone \r kept\nlast without newline";
         let (records, problems) = collect(input, KeyFrom::Fixed("k".into()), false).await;
         assert_eq!(problems.count, 0);
         let lines: Vec<(u64, &[u8])> = records
@@ -237,8 +388,9 @@ mod tests {
             lines,
             [
                 (1, &b"first"[..]),
-                (3, &b"binary \x00\xff\r"[..]),
-                (4, &b"last without newline"[..])
+                (3, &b"binary \x00\xff"[..]),
+                (4, &b"lone \r kept"[..]),
+                (5, &b"last without newline"[..])
             ]
         );
         assert!(records.iter().all(|r| r.partition_key == "k"));
@@ -261,6 +413,56 @@ mod tests {
         assert!(problems.listed[1].1.contains("no field \"id\""));
         assert!(problems.listed[3].1.contains("null"));
         assert!(problems.listed[4].1.contains("1 to 256"));
+    }
+
+    #[test]
+    fn dotted_paths_and_numbers_as_written() {
+        let line = br#"{"user":{"id":1.5e3,"name":"a\"b"},"n":-7,"ok":true}"#;
+        assert_eq!(key_of(line, "user.id").unwrap(), "1.5e3");
+        assert_eq!(key_of(line, "user.name").unwrap(), "a\"b");
+        assert_eq!(key_of(line, "n").unwrap(), "-7");
+        assert_eq!(key_of(line, "ok").unwrap(), "true");
+        assert!(
+            key_of(line, "user.missing")
+                .unwrap_err()
+                .contains("user has no field")
+        );
+        assert!(
+            key_of(line, "n.x")
+                .unwrap_err()
+                .contains("n is not a JSON object")
+        );
+        assert!(key_of(line, "user").unwrap_err().contains("an object"));
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_is_dropped_without_being_kept() {
+        let mut input = vec![b'x'; 300];
+        input.extend_from_slice(b"\nshort\n");
+        let mut reader = BufReader::with_capacity(16, &input[..]);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line(&mut reader, &mut line, 100).await.unwrap(),
+            Line::TooLong
+        );
+        assert!(line.capacity() < 300, "never buffered whole");
+        assert_eq!(
+            read_line(&mut reader, &mut line, 100).await.unwrap(),
+            Line::Complete
+        );
+        assert_eq!(line, b"short");
+        assert_eq!(
+            read_line(&mut reader, &mut line, 100).await.unwrap(),
+            Line::End
+        );
+        // The limit is on the record, not its line end.
+        let exact = [&[b'y'; 100][..], b"\r\n"].concat();
+        let mut reader = BufReader::new(&exact[..]);
+        assert_eq!(
+            read_line(&mut reader, &mut line, 100).await.unwrap(),
+            Line::Complete
+        );
+        assert_eq!(line.len(), 100);
     }
 
     #[tokio::test]
