@@ -651,3 +651,103 @@ async fn verbose_shows_each_aws_call_and_read_timeout_is_named_when_calls_time_o
     let bad = kinarch(&moto, &["status", "orders", "--read-timeout", "0"]).await;
     bad.expect_code(2);
 }
+
+#[tokio::test]
+async fn put_refuses_wrapped_base64_without_sending_a_piece_of_it() {
+    use base64::Engine as _;
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    kinesis::create_stream(&kinesis_client, "orders", 1).await;
+    // What `base64 file` writes for a 200-byte file: lines of 76 characters.
+    let encoded = base64::engine::general_purpose::STANDARD.encode([7u8; 200]);
+    let mut input: Vec<u8> = encoded
+        .as_bytes()
+        .chunks(76)
+        .flat_map(|line| [line, b"\n"].concat())
+        .collect();
+    input.extend_from_slice(b"QUJD\n");
+    let run = put(&moto, &["-k", "k", "--base64"], &input).await;
+    run.expect_code(1);
+    for line in 1..=3 {
+        assert!(
+            run.stderr
+                .contains(&format!("line {line}: the input looks like wrapped base64")),
+            "{line}: {}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("base64 -w0"), "{}", run.stderr);
+    let sent: Vec<Vec<u8>> = kinesis::read_all(&kinesis_client, "orders")
+        .await
+        .into_iter()
+        .map(|r| r.data)
+        .collect();
+    assert_eq!(sent, [b"ABC".to_vec()]);
+}
+
+#[tokio::test]
+async fn on_a_terminal_put_says_what_it_reads_reinject_shows_progress_and_errors_have_colour() {
+    let moto = archived(30).await;
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    kinesis::create_stream(&kinesis_client, "replay", 1).await;
+
+    let typed = cli::kinarch_on_a_terminal(&moto, "put replay -k typed", "hello\n\x04").await;
+    assert!(
+        typed
+            .out()
+            .contains("reading records from standard input, one per line, Ctrl-D to end"),
+        "{}",
+        typed.out()
+    );
+    // A real reinject draws its progress line (records and rate) on the terminal (one
+    // that can redraw a line: indicatif draws nothing on TERM=dumb).
+    let screen = cli::kinarch_on_a_terminal_with(
+        &moto,
+        &[("TERM", "xterm")],
+        "reinject orders --target replay --rate 10",
+        "",
+    )
+    .await;
+    let text = screen.out();
+    assert!(text.contains(" records  ") && text.contains("/s"), "{text}");
+    assert!(text.contains("sent 30"), "{text}");
+
+    // Binary payloads printed raw on a terminal: one warning, not one per record.
+    put(&moto, &["-k", "bin", "--base64"], b"AP8K\nAP8L\n")
+        .await
+        .ok();
+    kinarch(&moto, &["archive", "orders"]).await.ok();
+    let binary = cli::kinarch_on_a_terminal(&moto, "query orders bin", "").await;
+    assert_eq!(
+        binary
+            .out()
+            .matches("is binary, shown as raw bytes")
+            .count(),
+        1,
+        "{:?}",
+        binary.out()
+    );
+    let piped = kinarch(&moto, &["query", "orders", "bin"]).await;
+    assert!(
+        !piped.stderr.contains("binary"),
+        "no warning into a pipe: {}",
+        piped.stderr
+    );
+
+    let red = cli::kinarch_on_a_terminal(&moto, "status nope", "").await;
+    assert!(
+        red.out().contains("\x1b[1;31merror:\x1b[0m"),
+        "{:?}",
+        red.out()
+    );
+    let plain =
+        cli::kinarch_on_a_terminal_with(&moto, &[("NO_COLOR", "1")], "status nope", "").await;
+    assert!(
+        plain.out().contains("error: stream nope"),
+        "{:?}",
+        plain.out()
+    );
+    assert!(!plain.out().contains('\x1b'), "{:?}", plain.out());
+}

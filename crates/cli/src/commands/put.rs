@@ -217,6 +217,83 @@ async fn read_line(
 /// The UTF-8 byte order mark some editors put at the start of a file.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The widths base64 tools wrap lines at: GNU coreutils `base64` (76) and `openssl base64`
+/// (64).
+const WRAP_WIDTHS: [usize; 2] = [76, 64];
+
+/// What [`WrapCheck`] says of a line.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// A line to decode as one record.
+    Keep(u64, Vec<u8>),
+    /// A line of wrapped base64: a piece of a record, not one.
+    Wrapped(u64),
+}
+
+/// Tells wrapped base64 (`base64 file`, not `base64 -w0 file`) from one record per line.
+///
+/// The sign is a pair: a line of exactly a wrap width without `=` padding, followed by a
+/// line no longer than it (the next piece of the same encoding). Such a line is held until
+/// the next one comes (on `tail -f` input, it waits for it); a pair is refused with every
+/// following line of the same width and the shorter line that ends the block, so no piece
+/// of a wrapped record is ever sent. A single line of that width followed by a longer line
+/// or the end of input is a record. Two unwrapped records in a row, the first of exactly 57
+/// or 48 bytes and the second no longer, look the same and are refused too, with the same
+/// hint: loudly, never sent as pieces.
+#[derive(Debug, Default)]
+struct WrapCheck {
+    held: Option<(u64, Vec<u8>)>,
+    /// Inside a refused block of this width.
+    block: Option<usize>,
+}
+
+impl WrapCheck {
+    fn push(&mut self, number: u64, line: Vec<u8>) -> Vec<Verdict> {
+        if let Some(width) = self.block {
+            match line.len() {
+                n if n == width => return vec![Verdict::Wrapped(number)],
+                n if n < width => {
+                    self.block = None;
+                    return vec![Verdict::Wrapped(number)];
+                }
+                _ => self.block = None,
+            }
+        }
+        let mut verdicts = Vec::new();
+        if let Some((held_number, held)) = self.held.take() {
+            if line.len() <= held.len() {
+                self.block = (line.len() == held.len()).then_some(held.len());
+                return vec![Verdict::Wrapped(held_number), Verdict::Wrapped(number)];
+            }
+            verdicts.push(Verdict::Keep(held_number, held));
+        }
+        if WRAP_WIDTHS.contains(&line.len()) && !line.ends_with(b"=") {
+            self.held = Some((number, line));
+        } else {
+            verdicts.push(Verdict::Keep(number, line));
+        }
+        verdicts
+    }
+
+    fn finish(&mut self) -> Option<Verdict> {
+        self.held
+            .take()
+            .map(|(number, line)| Verdict::Keep(number, line))
+    }
+}
+
+/// The state of reading records from lines.
+struct Reading<R> {
+    reader: BufReader<R>,
+    line_number: u64,
+    line: Vec<u8>,
+    /// Lines read and checked, waiting to become records.
+    ready: std::collections::VecDeque<(u64, Vec<u8>)>,
+    /// With `--base64`.
+    wrap: Option<WrapCheck>,
+    ended: bool,
+}
+
 /// The records of `input`, one per line; lines that cannot be records go to `problems`.
 fn records(
     input: impl AsyncRead + Unpin,
@@ -224,69 +301,108 @@ fn records(
     base64: bool,
     problems: Arc<Mutex<Problems>>,
 ) -> impl Stream<Item = Result<PutInput, kinarch_core::Error>> {
-    let reader = BufReader::with_capacity(256 * 1024, input);
     // A base64 line is a third longer than the record it encodes.
     let max = match base64 {
         true => MAX_RECORD_BYTES.div_ceil(3) * 4,
         false => MAX_RECORD_BYTES,
     };
-    futures::stream::unfold(
-        (reader, 0u64, Vec::new()),
-        move |(mut reader, mut line_number, mut line)| {
-            let key_from = key_from.clone();
-            let problems = Arc::clone(&problems);
-            async move {
-                loop {
-                    let read = read_line(&mut reader, &mut line, max).await;
-                    match read {
-                        Ok(Line::End) => return None,
-                        Ok(Line::Complete) => {}
-                        Ok(Line::TooLong) => {
-                            line_number += 1;
-                            problems.lock().expect("problems lock").add(
-                                line_number,
-                                format!(
-                                    "the line is longer than {} bytes, the most a Kinesis \
-                                     record holds{}",
-                                    thousands(max as u64),
-                                    if base64 { " once decoded" } else { "" }
-                                ),
-                            );
-                            continue;
-                        }
-                        Err(err) => {
-                            let error = kinarch_core::Error::Io {
-                                context: "cannot read standard input".into(),
-                                source: err,
-                            };
-                            return Some((Err(error), (reader, line_number, line)));
-                        }
-                    }
-                    line_number += 1;
-                    if line_number == 1 && line.starts_with(BOM) {
-                        line.drain(..BOM.len());
-                    }
-                    if line.is_empty() {
-                        continue;
-                    }
+    let state = Reading {
+        reader: BufReader::with_capacity(256 * 1024, input),
+        line_number: 0,
+        line: Vec::new(),
+        ready: Default::default(),
+        wrap: base64.then(WrapCheck::default),
+        ended: false,
+    };
+    futures::stream::unfold(state, move |mut state| {
+        let key_from = key_from.clone();
+        let problems = Arc::clone(&problems);
+        async move {
+            let problem = |line: u64, why: String| {
+                problems.lock().expect("problems lock").add(line, why);
+            };
+            loop {
+                if let Some((number, line)) = state.ready.pop_front() {
                     match record(&line, &key_from, base64) {
                         Ok((partition_key, data)) => {
                             let input = PutInput {
-                                position: line_number,
+                                position: number,
                                 partition_key,
                                 data,
                             };
-                            return Some((Ok(input), (reader, line_number, line)));
+                            return Some((Ok(input), state));
                         }
-                        Err(why) => problems
-                            .lock()
-                            .expect("problems lock")
-                            .add(line_number, why),
+                        Err(why) => problem(number, why),
+                    }
+                    continue;
+                }
+                if state.ended {
+                    return None;
+                }
+                match read_line(&mut state.reader, &mut state.line, max).await {
+                    Ok(Line::End) => {
+                        state.ended = true;
+                        if let Some(Verdict::Keep(number, line)) =
+                            state.wrap.as_mut().and_then(WrapCheck::finish)
+                        {
+                            state.ready.push_back((number, line));
+                        }
+                        continue;
+                    }
+                    Ok(Line::Complete) => {}
+                    Ok(Line::TooLong) => {
+                        state.line_number += 1;
+                        problem(
+                            state.line_number,
+                            format!(
+                                "the line is longer than {} bytes, the most a Kinesis record \
+                                 holds{}",
+                                thousands(max as u64),
+                                if base64 { " once decoded" } else { "" }
+                            ),
+                        );
+                        continue;
+                    }
+                    Err(err) => {
+                        let error = kinarch_core::Error::Io {
+                            context: "cannot read standard input".into(),
+                            source: err,
+                        };
+                        return Some((Err(error), state));
+                    }
+                }
+                state.line_number += 1;
+                let number = state.line_number;
+                let mut line = std::mem::take(&mut state.line);
+                if number == 1 && line.starts_with(BOM) {
+                    line.drain(..BOM.len());
+                }
+                if line.is_empty() {
+                    continue;
+                }
+                match &mut state.wrap {
+                    None => state.ready.push_back((number, line)),
+                    Some(wrap) => {
+                        for verdict in wrap.push(number, line) {
+                            match verdict {
+                                Verdict::Keep(number, line) => {
+                                    state.ready.push_back((number, line))
+                                }
+                                Verdict::Wrapped(number) => problem(
+                                    number,
+                                    "the input looks like wrapped base64 (lines of 76 or 64 \
+                                     characters, as `base64` and `openssl base64` write by \
+                                     default): each line must be one whole record; encode \
+                                     with `base64 -w0` (on macOS `base64 -b 0`)"
+                                        .to_owned(),
+                                ),
+                            }
+                        }
                     }
                 }
             }
-        },
-    )
+        }
+    })
 }
 
 /// The partition key and bytes of one line.
@@ -463,6 +579,49 @@ mod tests {
             Line::Complete
         );
         assert_eq!(line.len(), 100);
+    }
+
+    #[test]
+    fn wrapped_base64_is_told_from_one_record_per_line() {
+        let w76 = || vec![b'A'; 76];
+        let verdicts = |lines: Vec<Vec<u8>>| {
+            let mut check = WrapCheck::default();
+            let mut out: Vec<Verdict> = lines
+                .into_iter()
+                .enumerate()
+                .flat_map(|(i, line)| check.push(i as u64 + 1, line))
+                .collect();
+            out.extend(check.finish());
+            out
+        };
+        // `base64` of a 200-byte file: 76, 76, 116 % 76... every piece refused.
+        let wrapped = verdicts(vec![w76(), w76(), b"AAAA==".to_vec(), b"QUJD".to_vec()]);
+        assert_eq!(
+            wrapped,
+            [
+                Verdict::Wrapped(1),
+                Verdict::Wrapped(2),
+                Verdict::Wrapped(3),
+                Verdict::Keep(4, b"QUJD".to_vec())
+            ]
+        );
+        // A line of 76 followed by a longer one, or alone at the end, is a record.
+        let longer = vec![b'B'; 80];
+        assert_eq!(
+            verdicts(vec![w76(), longer.clone(), w76()]),
+            [
+                Verdict::Keep(1, w76()),
+                Verdict::Keep(2, longer),
+                Verdict::Keep(3, w76())
+            ]
+        );
+        // Padding ends an encoding: such a line is never held.
+        let mut padded = w76();
+        padded[75] = b'=';
+        assert_eq!(
+            verdicts(vec![padded.clone(), b"QUJD".to_vec()]),
+            [Verdict::Keep(1, padded), Verdict::Keep(2, b"QUJD".to_vec())]
+        );
     }
 
     #[tokio::test]
