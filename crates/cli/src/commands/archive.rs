@@ -264,6 +264,60 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
     text
 }
 
+/// Where a shard would start, for people and for `-o json`.
+fn start_text(start: &ShardStart) -> String {
+    match start {
+        ShardStart::Finished => "finished: not read again".to_owned(),
+        ShardStart::AfterCheckpoint(seq) => format!("after its checkpoint {seq}"),
+        ShardStart::ResumeAtTime(time) => format!("at {time} (opened at LATEST by an earlier run)"),
+        ShardStart::AtBeginning => "at its beginning (its parent is archived)".to_owned(),
+        ShardStart::At(position) => format!("at {position} (--start-at)"),
+    }
+}
+
+/// `archive --dry-run`: the setup that was checked and where each shard would start.
+fn render_dry_run(plan: &ArchiveDryRun) -> String {
+    let config = &plan.config;
+    let mut text = format!(
+        "Dry run, nothing was read or written. Stream {} ({} mode) would be archived into \
+         table {}; checkpoints in {}{}.\n",
+        config.stream,
+        config.mode,
+        config.table,
+        plan.checkpoints,
+        if plan.checkpoints_exist {
+            ""
+        } else {
+            " (created by the first run)"
+        }
+    );
+    for (shard, start) in &plan.shards {
+        let closed = if shard.is_closed() { " (closed)" } else { "" };
+        text.push_str(&format!(
+            "  {}{closed}: {}\n",
+            shard.shard_id,
+            start_text(start)
+        ));
+    }
+    text
+}
+
+fn dry_run_json(plan: &ArchiveDryRun) -> Value {
+    json!({
+        "dryRun": true,
+        "stream": plan.config.stream.as_str(),
+        "mode": plan.config.mode.to_string(),
+        "table": plan.config.table.as_str(),
+        "checkpoints": plan.checkpoints.to_string(),
+        "checkpointsExist": plan.checkpoints_exist,
+        "shards": plan.shards.iter().map(|(shard, start)| json!({
+            "shardId": shard.shard_id,
+            "closed": shard.is_closed(),
+            "start": start_text(start),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,58 +397,4 @@ mod tests {
         assert_eq!(value["shards"][1]["sequenceNumber"], "12");
         assert_eq!(value["shards"][0]["startedFrom"], Value::Null);
     }
-}
-
-/// Where a shard would start, for people and for `-o json`.
-fn start_text(start: &ShardStart) -> String {
-    match start {
-        ShardStart::Finished => "finished: not read again".to_owned(),
-        ShardStart::AfterCheckpoint(seq) => format!("after its checkpoint {seq}"),
-        ShardStart::ResumeAtTime(time) => format!("at {time} (opened at LATEST by an earlier run)"),
-        ShardStart::AtBeginning => "at its beginning (its parent is archived)".to_owned(),
-        ShardStart::At(position) => format!("at {position} (--start-at)"),
-    }
-}
-
-/// `archive --dry-run`: the setup that was checked and where each shard would start.
-fn render_dry_run(plan: &ArchiveDryRun) -> String {
-    let config = &plan.config;
-    let mut text = format!(
-        "Dry run, nothing was read or written. Stream {} ({} mode) would be archived into \
-         table {}; checkpoints in {}{}.\n",
-        config.stream,
-        config.mode,
-        config.table,
-        plan.checkpoints,
-        if plan.checkpoints_exist {
-            ""
-        } else {
-            " (created by the first run)"
-        }
-    );
-    for (shard, start) in &plan.shards {
-        let closed = if shard.is_closed() { " (closed)" } else { "" };
-        text.push_str(&format!(
-            "  {}{closed}: {}\n",
-            shard.shard_id,
-            start_text(start)
-        ));
-    }
-    text
-}
-
-fn dry_run_json(plan: &ArchiveDryRun) -> Value {
-    json!({
-        "dryRun": true,
-        "stream": plan.config.stream.as_str(),
-        "mode": plan.config.mode.to_string(),
-        "table": plan.config.table.as_str(),
-        "checkpoints": plan.checkpoints.to_string(),
-        "checkpointsExist": plan.checkpoints_exist,
-        "shards": plan.shards.iter().map(|(shard, start)| json!({
-            "shardId": shard.shard_id,
-            "closed": shard.is_closed(),
-            "start": start_text(start),
-        })).collect::<Vec<_>>(),
-    })
 }
