@@ -25,7 +25,7 @@ fn directives(verbose: u8, quiet: bool) -> &'static str {
         (false, 0) => "error,kinarch=warn,kinarch_core=warn",
         (false, 1) => "warn,kinarch=info,kinarch_core=info",
         (false, 2) => "info,kinarch=debug,kinarch_core=debug",
-        (false, 3) => "debug,kinarch=trace,kinarch_core=trace",
+        // "-vvv everything", as the help says: the SDK's own lines too.
         (false, _) => "trace",
     }
 }

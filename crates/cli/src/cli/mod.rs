@@ -34,7 +34,12 @@ The table is <stream>-archive-<MODE> unless ArchiveTableName says otherwise.
 
 AWS access follows the usual conventions: --region/--profile/--endpoint-url, or the
 AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL environment variables, or the shared config
-files. Record data goes to standard output; messages and progress go to standard error.
+files. A stream is given by name or by ARN (its region is then used). kinarch creates no
+streams: create them with the AWS CLI (aws kinesis create-stream) or the console.
+
+Records, and summaries asked for with -o json (one JSON document), go to standard output;
+messages, warnings, errors and progress go to standard error (coloured on a terminal unless
+NO_COLOR is set).
 
 Exit status: 0 success (also when the reader of the output closes it, as `| head` does),
 1 failure, 2 usage error.";
@@ -126,7 +131,19 @@ Examples:
     Setup(SetupArgs),
 
     /// Show how a stream is archived: tags, table, key schema, TTL, item count.
-    #[command(after_help = "Example:\n  kinarch status orders --region eu-west-1")]
+    #[command(
+        long_about = "\
+Show how a stream is archived: its tags, table, key schema, TTL, approximate item count, and
+the checkpoints of `kinarch archive` (per shard: sequence number, finished, updated at; and
+the newest) when its checkpoint table exists.
+
+A health check: the exit status is 0 only when the archive is fully set up and usable, and
+1 when it is not (not set up, table missing or not ACTIVE, key schema wrong for the mode, a
+tag invalid, an ArchiveTTL tag while the table does not expire items). Every problem is
+listed, with everything else that is known, rather than stopping at the first. With -o json
+the document has \"healthy\" and \"problems\".",
+        after_help = "Examples:\n  kinarch status orders --region eu-west-1\n  kinarch status orders -o json | jq .problems"
+    )]
     Status(StatusArgs),
 
     /// Print the archived records of one partition key.
