@@ -421,11 +421,13 @@ async fn status_is_a_health_check_that_lists_every_problem() {
         checkpoints["newestUpdate"],
         checkpoints["shards"][0]["updatedAt"]
     );
+    assert!(checkpoints["secondsSinceNewestUpdate"].as_u64().unwrap() < 3600);
     let text = kinarch(&moto, &["status", "orders"]).await;
     for expected in [
         "checkpoints",
         "shardId-000000000000  at 2",
         "newest checkpoint",
+        " s ago)",
         "OK: fully set up",
     ] {
         assert!(
@@ -530,8 +532,14 @@ async fn put_reads_lines_as_people_write_them() {
     input.extend_from_slice(b"{\"user\":{\"id\":\"big\"},\"pad\":\"");
     input.extend(std::iter::repeat_n(b'x', 1024 * 1024 + 10));
     input.extend_from_slice(b"\"}\n{\"user\":{\"id\":\"after\"}}\n");
-    let run = put(&moto, &["--key-field", "user.id"], &input).await;
+    let run = put(&moto, &["--key-field", "user.id", "-o", "json"], &input).await;
     run.expect_code(1);
+    let report = json_of(&run);
+    assert_eq!(
+        (report["sent"].clone(), report["failed"].clone()),
+        (3.into(), 1.into())
+    );
+    assert_eq!(report["failures"][0]["line"], 3, "{report}");
     assert!(
         run.stderr
             .contains("line 3: the line is longer than 1,048,576 bytes"),

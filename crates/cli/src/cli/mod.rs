@@ -711,6 +711,18 @@ mod tests {
             ),
             (&["archive", "orders", "--dry-run", "--follow"], "--follow"),
             (&["status", "arn:aws:sqs:eu-west-1:123456789012:q"], "ARN"),
+            // After `--` everything is positional: options there are refused, not swallowed.
+            (
+                &[
+                    "query",
+                    "orders",
+                    "--",
+                    "-dash",
+                    "--endpoint-url",
+                    "http://x",
+                ],
+                "unexpected argument",
+            ),
             (&["query", "orders", ""], "1 to 256"),
             (
                 &["scan", "orders", "--arrived-after", "yesterday"],

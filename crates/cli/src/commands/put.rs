@@ -102,7 +102,7 @@ pub(crate) async fn run(
     }
     let failed = problems.count + report.failed.len() as u64;
     if json {
-        print_json(&report_json(&report, &args.stream, args.dry_run, failed))?;
+        print_json(&report_json(&report, &problems, &args.stream, args.dry_run))?;
     } else if !global.quiet {
         crate::say(&summary_line(&report, &args.stream, args.dry_run));
     }
@@ -134,20 +134,30 @@ fn summary_line(report: &PutReport, stream: &kinarch_core::StreamName, dry_run: 
     )
 }
 
-/// `put -o json`.
+/// `put -o json`: `failed` counts every line not sent, `failures` lists the first of them
+/// (as standard error does) by line number.
 fn report_json(
     report: &PutReport,
+    problems: &Problems,
     stream: &kinarch_core::StreamName,
     dry_run: bool,
-    failed: u64,
 ) -> Value {
+    let unreadable = problems
+        .listed
+        .iter()
+        .map(|(line, why)| json!({"line": line, "partitionKey": null, "reason": why}));
+    let refused =
+        report.failed.iter().take(LISTED_PROBLEMS).map(
+            |f| json!({"line": f.position, "partitionKey": f.partition_key, "reason": f.reason}),
+        );
     json!({
         "stream": stream.as_str(),
         "dryRun": dry_run,
         "read": report.read,
         "sent": if dry_run { 0 } else { report.sent },
         "wouldSend": if dry_run { Some(report.sent) } else { None },
-        "failed": failed,
+        "failed": problems.count + report.failed.len() as u64,
+        "failures": unreadable.chain(refused).collect::<Vec<_>>(),
         "bytes": report.bytes,
         "requests": report.requests,
         "seconds": report.elapsed.as_secs_f64(),

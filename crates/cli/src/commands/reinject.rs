@@ -203,7 +203,8 @@ fn report_json(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> V
         "sent": if dry_run { 0 } else { report.sent },
         "wouldSend": if dry_run { Some(report.sent) } else { None },
         "retried": report.retried,
-        "failed": report.failed.iter().map(|f| json!({
+        "failed": report.failed.len(),
+        "failures": report.failed.iter().map(|f| json!({
             "partitionKey": f.partition_key,
             "sequenceNumber": f.sequence_number.as_str(),
             "reason": f.reason,

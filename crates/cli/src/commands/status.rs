@@ -101,6 +101,7 @@ fn checkpoints_json(checkpoints: &CheckpointsStatus) -> Value {
         "shards": shards,
         "error": checkpoints.shards.as_ref().err(),
         "newestUpdate": checkpoints.newest_update(),
+        "secondsSinceNewestUpdate": checkpoints.newest_update().and_then(seconds_since),
     })
 }
 
@@ -214,7 +215,11 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
                     lines.push(("", format!("{shard}  {at}  (updated {})", c.updated_at)));
                 }
                 if let Some(newest) = checkpoints.newest_update() {
-                    lines.push(("newest checkpoint", newest.to_owned()));
+                    let behind = match seconds_since(newest) {
+                        Some(seconds) => format!(" ({} ago)", age(seconds)),
+                        None => String::new(),
+                    };
+                    lines.push(("newest checkpoint", format!("{newest}{behind}")));
                 }
             }
         }
@@ -237,6 +242,26 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
         .iter()
         .map(|(label, value)| format!("{label:<width$}  {value}\n"))
         .collect()
+}
+
+/// Seconds from an RFC 3339 time to now (0 for a time ahead of the local clock).
+fn seconds_since(time: &str) -> Option<u64> {
+    let then = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    Some(
+        (chrono::Utc::now() - then.with_timezone(&chrono::Utc))
+            .num_seconds()
+            .max(0) as u64,
+    )
+}
+
+/// `42 s`, `5 min`, `3 h 20 min`, `2 days 4 h`: how far behind, for people.
+fn age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        s => format!("{} days {} h", s / 86_400, s % 86_400 / 3600),
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +317,16 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn ages_for_people() {
+        assert_eq!(age(42), "42 s");
+        assert_eq!(age(300), "5 min");
+        assert_eq!(age(3 * 3600 + 20 * 60), "3 h 20 min");
+        assert_eq!(age(2 * 86_400 + 4 * 3600), "2 days 4 h");
+        assert_eq!(seconds_since("2999-01-01T00:00:00Z"), Some(0));
+        assert_eq!(seconds_since("not a time"), None);
     }
 
     #[test]
