@@ -29,17 +29,14 @@ impl Failure {
         match self {
             Failure::OutputClosed => ExitCode::SUCCESS,
             Failure::Usage(message) => {
-                crate::say(&format!(
-                    "{} {message}\n\nFor more information, try '--help'.",
-                    crate::logging::label(tracing::Level::ERROR)
+                crate::say(&crate::logging::labelled(
+                    tracing::Level::ERROR,
+                    &format!("{message}\n\nFor more information, try '--help'."),
                 ));
                 ExitCode::from(EXIT_USAGE)
             }
             Failure::Runtime(message) => {
-                crate::say(&format!(
-                    "{} {message}",
-                    crate::logging::label(tracing::Level::ERROR)
-                ));
+                crate::say(&crate::logging::labelled(tracing::Level::ERROR, &message));
                 ExitCode::from(EXIT_FAILURE)
             }
         }

@@ -55,6 +55,11 @@ pub(crate) fn label(level: Level) -> String {
     }
 }
 
+/// `text` after its [`label`]: `warning: text`.
+pub(crate) fn labelled(level: Level, text: &str) -> String {
+    format!("{} {text}", label(level))
+}
+
 /// The style of `-v` and below: `warning: message key=value`.
 struct Plain;
 

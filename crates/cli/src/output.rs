@@ -328,10 +328,13 @@ impl RecordWriter {
         if self.warn_binary && is_binary(&record.data) {
             self.warn_binary = false;
             self.out.flush()?;
-            crate::say(&format!(
-                "warning: record {}/{} is binary, shown as raw bytes; --output base64 or \
-                 --output jsonl shows binary records safely",
-                record.partition_key, record.sequence_number
+            crate::say(&crate::logging::labelled(
+                tracing::Level::WARN,
+                &format!(
+                    "record {}/{} is binary, shown as raw bytes; --output base64 or \
+                     --output jsonl shows binary records safely",
+                    record.partition_key, record.sequence_number
+                ),
             ));
         }
         self.out.write_all(&self.scratch)?;

@@ -19,8 +19,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use crate::cli::values::thousands;
 use crate::cli::{GlobalArgs, PutArgs, SummaryFormat};
 use crate::failure::Failure;
+use crate::logging::labelled;
 use crate::output::{count, decimal, print_json, rate};
 use crate::progress::Progress;
+use tracing::Level;
 
 /// At most this many problems are listed one by one; the rest are counted.
 const LISTED_PROBLEMS: usize = 100;
@@ -92,12 +94,18 @@ pub(crate) async fn run(
     let report = report?;
     let problems = std::mem::take(&mut *problems.lock().expect("problems lock"));
     for (line, why) in &problems.listed {
-        crate::say(&format!("error: line {line}: {why}; not sent"));
+        crate::say(&labelled(
+            Level::ERROR,
+            &format!("line {line}: {why}; not sent"),
+        ));
     }
     for failure in report.failed.iter().take(LISTED_PROBLEMS) {
-        crate::say(&format!(
-            "error: line {} (partition key {:?}): {}",
-            failure.position, failure.partition_key, failure.reason
+        crate::say(&labelled(
+            Level::ERROR,
+            &format!(
+                "line {} (partition key {:?}): {}",
+                failure.position, failure.partition_key, failure.reason
+            ),
         ));
     }
     let failed = problems.count + report.failed.len() as u64;

@@ -8,8 +8,10 @@ use kinarch_core::{Error, SequenceNumber, StreamName, TableName};
 use crate::cli::values::worker_segment;
 use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
+use crate::logging::labelled;
 use crate::output::{NotPrinted, RecordFormat, RecordWriter};
 use crate::progress::Progress;
+use tracing::Level;
 
 /// `kinarch query`.
 pub(crate) async fn query(
@@ -111,19 +113,22 @@ async fn print_records(
                 Err(NotPrinted::Oversize(size)) => {
                     oversize += 1;
                     if !global.quiet {
-                        progress.message(&format!(
-                            "warning: record {}/{} had {size} bytes, too many for a DynamoDB \
-                             item, so only its metadata is archived; --output jsonl shows it",
-                            record.partition_key, record.sequence_number
+                        progress.message(&labelled(
+                            Level::WARN,
+                            &format!(
+                                "record {}/{} had {size} bytes, too many for a DynamoDB item, \
+                                 so only its metadata is archived; --output jsonl shows it",
+                                record.partition_key, record.sequence_number
+                            ),
                         ));
                     }
                 }
             },
             Err(Error::Item(bad)) => {
                 unreadable += 1;
-                progress.message(&format!(
-                    "error: table {}: {bad}; skipped",
-                    archive.config().table
+                progress.message(&labelled(
+                    Level::ERROR,
+                    &format!("table {}: {bad}; skipped", archive.config().table),
                 ));
             }
             Err(other) => {
