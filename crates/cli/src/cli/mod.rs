@@ -117,7 +117,7 @@ already enabled is left alone. Billing of an existing table is never changed. Wi
 so new items never expire; the table's TTL setting stays, so items archived earlier with an
 expiry still expire.
 
-When standard input is a terminal and neither --yes nor --dry-run is given, kinarch asks for
+When standard input is a terminal and none of --yes, --dry-run or -o json is given, kinarch asks for
 the TTL, the billing mode and capacities you did not pass, shows the plan and asks before
 changing anything. Otherwise it uses the defaults: TTL kept, on-demand billing, 5 read and 5
 write capacity units for provisioned billing.",
@@ -214,7 +214,12 @@ their key). kinarch asks before sending them when standard input is a terminal, 
 otherwise (exit 2) unless --yes is given. --dry-run asks nothing.
 
 --dry-run reads the selection and prints what would be sent (partition key, sequence number,
-bytes per record) without sending anything.",
+bytes per record) on standard output without sending anything; it checks that the target
+stream exists, says \"would send\", and exits 0 (records that could never be sent are listed
+as \"would not send\").
+
+On a terminal a progress line shows records sent and the rate. The summary goes to standard
+error; -o json prints it as one JSON document on standard output instead.",
         after_help = "\
 Examples:
   kinarch reinject orders --partition-key customer-42 --target orders-replay --metadata
