@@ -198,6 +198,8 @@ mod tests {
                 key_schema,
                 billing: Billing::OnDemand,
                 item_count: Some(1),
+                size_bytes: None,
+                arn: None,
             }),
             table_ttl: Some(ttl),
             checkpoints: None,
