@@ -109,6 +109,16 @@ pub async fn kinarch(moto: &Moto, args: &[&str]) -> Run {
 /// Standard input, output and error of kinarch are the terminal, so everything it writes
 /// to either comes back in [`Run::stdout`], along with the echo of `input`.
 pub async fn kinarch_on_a_terminal(moto: &Moto, args: &str, input: &str) -> Run {
+    kinarch_on_a_terminal_with(moto, &[], args, input).await
+}
+
+/// [`kinarch_on_a_terminal`] with more environment variables (`NO_COLOR`, ...).
+pub async fn kinarch_on_a_terminal_with(
+    moto: &Moto,
+    env: &[(&str, &str)],
+    args: &str,
+    input: &str,
+) -> Run {
     let script = ["/usr/bin/script", "/bin/script"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -121,6 +131,7 @@ pub async fn kinarch_on_a_terminal(moto: &Moto, args: &str, input: &str) -> Run 
         .env("SHELL", "/bin/sh")
         .env("TERM", "dumb")
         .envs(moto.env())
+        .envs(env.iter().copied())
         .args([
             "-qec",
             &format!("'{}' {args}", binary.display()),

@@ -243,7 +243,9 @@ async fn sequence_bounds_compare_numerically_whatever_their_length() {
     .await;
     swapped.expect_code(2);
     assert!(
-        swapped.stderr.contains("--from 100 is after --to 9"),
+        swapped
+            .stderr
+            .contains("--from-seq 100 is after --to-seq 9"),
         "{}",
         swapped.stderr
     );
@@ -503,6 +505,7 @@ async fn outputs_are_byte_exact_for_binary_and_text_payloads() {
             "sequenceNumber",
             "shardId",
             "approximateArrivalTimestamp",
+            "approximateArrivalTime",
             "lastUpdate",
             "expireAfter",
             "recordData",

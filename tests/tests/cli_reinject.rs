@@ -375,7 +375,7 @@ async fn oversize_records_are_listed_and_fail_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_a_message() {
     let w = world(1).await;
-    let cases: [(&[&str], i32, &str); 9] = [
+    let cases: [(&[&str], i32, &str); 8] = [
         (
             &["reinject", "orders", "--metadata", "--separator", "||"],
             2,
@@ -387,7 +387,6 @@ async fn bad_input_is_refused_with_a_message() {
             "exactly one byte",
         ),
         (&["reinject", "orders", "--separator", "#"], 2, "--metadata"),
-        (&["reinject", "orders", "--from", "5"], 2, "--partition-key"),
         (&["reinject", "orders", "--limit", "0"], 2, "--limit"),
         (&["reinject", "orders", "--rate", "0"], 2, "at least 1"),
         (

@@ -7,6 +7,7 @@
 //! `cargo test -p kinarch-tests --test e2e cli_read::` runs one module.
 
 mod cli_archive;
+mod cli_output;
 mod cli_read;
 mod cli_reinject;
 mod cli_setup;

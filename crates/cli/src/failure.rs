@@ -29,13 +29,14 @@ impl Failure {
         match self {
             Failure::OutputClosed => ExitCode::SUCCESS,
             Failure::Usage(message) => {
-                crate::say(&format!(
-                    "error: {message}\n\nFor more information, try '--help'."
+                crate::say(&crate::logging::labelled(
+                    tracing::Level::ERROR,
+                    &format!("{message}\n\nFor more information, try '--help'."),
                 ));
                 ExitCode::from(EXIT_USAGE)
             }
             Failure::Runtime(message) => {
-                crate::say(&format!("error: {message}"));
+                crate::say(&crate::logging::labelled(tracing::Level::ERROR, &message));
                 ExitCode::from(EXIT_FAILURE)
             }
         }
@@ -102,9 +103,14 @@ fn aws_advice(kind: AwsErrorKind) -> &'static str {
             "hint: the request could not be sent: check the network, the region and \
              --endpoint-url"
         }
-        AwsErrorKind::Throttled | AwsErrorKind::Server | AwsErrorKind::Timeout => {
-            "hint: AWS throttled the call, answered with a server error, or did not answer in \
-             time, also when tried again; try again later"
+        AwsErrorKind::Timeout => {
+            "hint: AWS did not answer in time, also when tried again; each attempt waits \
+             --read-timeout SECONDS (default 10, or KINARCH_ATTEMPT_TIMEOUT_MS): pass a larger \
+             --read-timeout for a slow network, or try again later"
+        }
+        AwsErrorKind::Throttled | AwsErrorKind::Server => {
+            "hint: AWS throttled the call or answered with a server error, also when tried \
+             again; try again later"
         }
         AwsErrorKind::NotFound | AwsErrorKind::Validation | AwsErrorKind::Other => {
             "hint: the message above is AWS's own; run with -v for the calls that led to it"
@@ -181,6 +187,8 @@ mod tests {
         );
         let throttled = failure(AwsErrorKind::Throttled, "ThrottlingException: slow down");
         assert!(throttled.contains("try again later"), "{throttled}");
+        let slow = failure(AwsErrorKind::Timeout, "timed out");
+        assert!(slow.contains("--read-timeout"), "{slow}");
         let offline = failure(AwsErrorKind::Dispatch, "io error: connection refused");
         assert!(offline.contains("--endpoint-url"), "{offline}");
     }

@@ -10,7 +10,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Counts records and, when shown, draws them with their rate.
 pub(crate) struct Progress {
@@ -37,9 +37,17 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {human_pos} records  {per_sec}  {elapsed}  {msg}",
+                    "{spinner} {human_pos} records  {rate}  {elapsed}  {msg}",
                 )
-                .expect("valid progress template"),
+                .expect("valid progress template")
+                // indicatif's own {per_sec} prints every digit it has (1096.7411/s).
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let seconds = state.elapsed().as_secs_f64();
+                        let _ = out.write_str(&crate::output::rate(state.pos(), seconds));
+                    },
+                ),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
@@ -93,14 +101,14 @@ impl Progress {
     }
 }
 
-/// `1200 records in 2.0 s (600 records/s)`.
+/// `1,200 records in 2.0 s (600.0 records/s)`.
 pub(crate) fn summary(records: u64, seconds: f64) -> String {
-    let rate = if seconds > 0.0 {
-        records as f64 / seconds
-    } else {
-        0.0
-    };
-    format!("{records} records in {seconds:.1} s ({rate:.0} records/s)")
+    format!(
+        "{} in {} s ({} records/s)",
+        crate::output::count(records, "record"),
+        crate::output::decimal(seconds, 1),
+        crate::output::rate(records, seconds).trim_end_matches("/s")
+    )
 }
 
 #[cfg(test)]
@@ -109,7 +117,10 @@ mod tests {
 
     #[test]
     fn summary_shows_count_time_and_rate() {
-        assert_eq!(summary(1200, 2.0), "1200 records in 2.0 s (600 records/s)");
-        assert_eq!(summary(0, 0.0), "0 records in 0.0 s (0 records/s)");
+        assert_eq!(
+            summary(1200, 2.0),
+            "1,200 records in 2.0 s (600.0 records/s)"
+        );
+        assert_eq!(summary(0, 0.0), "0 records in 0.0 s (0.0 records/s)");
     }
 }

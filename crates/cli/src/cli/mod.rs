@@ -14,7 +14,7 @@ use clap_complete::Shell;
 use kinarch_core::domain::overflow::OverflowTarget;
 use kinarch_core::poller::{DEFAULT_BATCH_SIZE, StartPosition};
 use kinarch_core::read::WorkerSegment;
-use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, StreamName, TableName};
+use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, TableName};
 
 pub(crate) mod values;
 
@@ -35,7 +35,12 @@ The table is <stream>-archive-<MODE> unless ArchiveTableName says otherwise.
 
 AWS access follows the usual conventions: --region/--profile/--endpoint-url, or the
 AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL environment variables, or the shared config
-files. Record data goes to standard output; messages and progress go to standard error.
+files. A stream is given by name or by ARN (its region is then used). kinarch creates no
+streams: create them with the AWS CLI (aws kinesis create-stream) or the console.
+
+Records, and summaries asked for with -o json (one JSON document), go to standard output;
+messages, warnings, errors and progress go to standard error (coloured on a terminal unless
+NO_COLOR is set).
 
 Exit status: 0 success (also when the reader of the output closes it, as `| head` does),
 1 failure, 2 usage error.";
@@ -44,7 +49,7 @@ const AFTER_HELP: &str = "\
 Examples:
   kinarch setup orders ALL eu-west-1 --ttl-seconds 2592000
   kinarch status orders
-  kinarch query orders customer-42 --from 49590338271490256608559692538361571095921575989136588898
+  kinarch query orders customer-42 --from-seq 49590338271490256608559692538361571095921575989136588898
   kinarch scan orders --arrived-after 2024-05-01T00:00:00Z --output jsonl > records.jsonl
   kinarch completions bash > /etc/bash_completion.d/kinarch";
 
@@ -83,13 +88,17 @@ pub(crate) struct GlobalArgs {
     /// [default: AWS_ENDPOINT_URL, or the service's public endpoint].
     #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint, help_heading = GLOBAL)]
     pub(crate) endpoint_url: Option<String>,
-    /// More messages on standard error: -v progress of each step, -vv details and AWS
-    /// calls, -vvv everything. RUST_LOG, when set, overrides this.
+    /// More messages on standard error: -v progress of each step, -vv each AWS call
+    /// (operation, table or stream, duration, status), -vvv everything. RUST_LOG, when set, overrides this.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub(crate) verbose: u8,
     /// Print errors only: no progress, no warnings, no setup report.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub(crate) quiet: bool,
+    /// Give up on one HTTP attempt after this many seconds (it is retried) [default:
+    /// KINARCH_ATTEMPT_TIMEOUT_MS, or 10 s].
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_read_timeout, help_heading = GLOBAL)]
+    pub(crate) read_timeout: Option<std::time::Duration>,
 }
 
 /// The subcommands.
@@ -109,7 +118,7 @@ already enabled is left alone. Billing of an existing table is never changed. Wi
 so new items never expire; the table's TTL setting stays, so items archived earlier with an
 expiry still expire.
 
-When standard input is a terminal and neither --yes nor --dry-run is given, kinarch asks for
+When standard input is a terminal and none of --yes, --dry-run or -o json is given, kinarch asks for
 the TTL, the billing mode and capacities you did not pass, shows the plan and asks before
 changing anything. Otherwise it uses the defaults: TTL kept, on-demand billing, 5 read and 5
 write capacity units for provisioned billing.",
@@ -123,7 +132,19 @@ Examples:
     Setup(SetupArgs),
 
     /// Show how a stream is archived: tags, table, key schema, TTL, item count.
-    #[command(after_help = "Example:\n  kinarch status orders --region eu-west-1")]
+    #[command(
+        long_about = "\
+Show how a stream is archived: its tags, table, key schema, TTL, approximate item count, and
+the checkpoints of `kinarch archive` (per shard: sequence number, finished, updated at; and
+the newest) when its checkpoint table exists.
+
+A health check: the exit status is 0 only when the archive is fully set up and usable, and
+1 when it is not (not set up, table missing or not ACTIVE, key schema wrong for the mode, a
+tag invalid, an ArchiveTTL tag while the table does not expire items). Every problem is
+listed, with everything else that is known, rather than stopping at the first. With -o json
+the document has \"healthy\" and \"problems\".",
+        after_help = "Examples:\n  kinarch status orders --region eu-west-1\n  kinarch status orders -o json | jq .problems"
+    )]
     Status(StatusArgs),
 
     /// Print the archived records of one partition key.
@@ -132,15 +153,16 @@ Examples:
 Print the archived records of one partition key, in the table's order (sequence order when
 all sequence numbers have the same length, as AWS issues them).
 
---from and --to are inclusive and compare numerically, whatever their length. --from equal
-to --to reads that one record. A LATEST archive holds only the newest record of each key: it
+--from-seq and --to-seq are inclusive and compare numerically, whatever their length.
+--from-seq equal to --to-seq reads that one record. A LATEST archive holds only the newest record of each key: it
 is printed when it lies within the bounds.",
         after_help = "\
 Examples:
   kinarch query orders customer-42
-  kinarch query orders customer-42 --from 49590338271490256608559692538361571095921575989136588898 --limit 10
-  kinarch query orders customer-42 --output jsonl | jq .sequenceNumber
-  kinarch query orders -- -key-starting-with-a-dash"
+  kinarch query orders customer-42 --from-seq 49590338271490256608559692538361571095921575989136588898 -n 10
+  kinarch query orders customer-42 -o jsonl | jq .sequenceNumber
+  kinarch query orders -k -key-starting-with-a-dash
+  kinarch query orders customer-42 --format '%o\t%T\t%s\n'"
     )]
     Query(QueryArgs),
 
@@ -168,8 +190,8 @@ Examples:
         long_about = "\
 Replay archived records into a Kinesis stream: the stream they came from, or --target.
 
-Which records: --partition-key K (with optional --from/--to, as `kinarch query`), or the
-scan filters (--from-seq, --archived-after, --arrived-after, --segments, as `kinarch scan`);
+Which records: --partition-key K (as `kinarch query`), or the scan filters (--archived-after,
+--arrived-after, --segments, as `kinarch scan`); --from-seq and --to-seq bound either;
 with neither, every archived record. --limit caps the number read.
 
 Records are sent with PutRecords (at most 500 records and 5 MiB per call) under their
@@ -193,7 +215,12 @@ their key). kinarch asks before sending them when standard input is a terminal, 
 otherwise (exit 2) unless --yes is given. --dry-run asks nothing.
 
 --dry-run reads the selection and prints what would be sent (partition key, sequence number,
-bytes per record) without sending anything.",
+bytes per record) on standard output without sending anything; it checks that the target
+stream exists, says \"would send\", and exits 0 (records that could never be sent are listed
+as \"would not send\").
+
+On a terminal a progress line shows records sent and the rate. The summary goes to standard
+error; -o json prints it as one JSON document on standard output instead.",
         after_help = "\
 Examples:
   kinarch reinject orders --partition-key customer-42 --target orders-replay --metadata
@@ -229,7 +256,7 @@ failed record after a backoff: nothing is skipped. Checkpoints live in the Dynam
 --checkpoint-table NAME, or in a local JSON file with --checkpoint-file PATH.
 
 Shards are read in parallel; after a reshard a parent shard is read to its end before its
-children are started. --from applies only to shards without a checkpoint (and not to the
+children are started. --start-at applies only to shards without a checkpoint (and not to the
 children of archived shards, which start at their beginning so nothing is missed).
 
 Without --follow it stops when every open shard is caught up and prints a summary (records,
@@ -246,8 +273,9 @@ table.",
 Examples:
   kinarch archive orders                                  # everything not archived yet
   kinarch archive orders --follow                         # and keep going until Ctrl-C
-  kinarch archive orders --from LATEST --follow           # only records from now on
-  kinarch archive orders --from 2024-05-01T00:00:00Z --checkpoint-file orders.json
+  kinarch archive orders --start-at LATEST --follow       # only records from now on
+  kinarch archive orders --start-at 2024-05-01T00:00:00Z --checkpoint-file orders.json
+  kinarch archive orders --dry-run                        # where each shard would start
   kinarch archive orders --output json | jq .records"
     )]
     Archive(ArchiveArgs),
@@ -256,23 +284,48 @@ Examples:
     #[command(
         long_about = "\
 Write records into a stream: one record per line of standard input. A line ends at a
-newline byte; every other byte is kept as it is (binary safe), and empty lines are skipped.
-Records are sent with PutRecords (at most 500 per call), in order per partition key, and
-retried when the stream throttles them.
+newline byte (a CRLF line end is removed whole, and a UTF-8 byte order mark at the start
+is skipped); every other byte is kept as it is (binary safe), and empty lines are skipped.
 
-The partition key is either fixed (--partition-key K) or taken from a field of each line, a
-JSON object (--key-field NAME; a string, number or boolean value). With --base64 each line
-is the standard base64 of the record, for payloads that contain newlines.
+Records are sent as lines arrive: a PutRecords call goes when it is full (500 records or
+5 MiB) or 100 ms after its first record, so `tail -f app.log | kinarch put S -k app` writes
+continuously. Refused records are retried with backoff.
 
-Lines that cannot be sent (bad JSON, no key, a record over 1 MiB) are reported on standard
-error with their line number; the others are sent, and the exit status is then 1.",
+Order costs calls: records of one partition key are kept in order the way Kinesis keeps
+them, so a record waits until the previous record of its key is stored (PutRecords may
+store record 2 and refuse record 1 of the same call). One fixed key therefore sends one
+record per call. --unordered drops that guarantee and fills every call: 2,000 lines of one
+key take 4 calls instead of 2,000. --concurrency N allows N calls in flight.
+
+The partition key is either fixed (-k KEY) or taken from a field of each line, a JSON object
+(--key-field PATH, a dotted path like user.id; a string, number or boolean value, a number
+as written). With --base64 each line is the standard base64 of one record, unwrapped
+(base64 -w0), for payloads that contain newlines.
+
+Lines that cannot be sent (bad JSON, no key, a line over the 1 MiB record limit, which is
+refused as soon as it passes the limit) are reported on standard error with their line
+number; the others are sent, and the exit status is then 1.",
         after_help = "\
 Examples:
   echo '{\"order\":1}' | kinarch put orders --partition-key customer-1
-  kinarch put orders --key-field customerId < orders.jsonl
-  base64 -w0 image.png | kinarch put images --partition-key img-1 --base64"
+  kinarch put orders --key-field customer.id < orders.jsonl
+  tail -f app.log | kinarch put logs -k app --unordered
+  base64 -w0 image.png | kinarch put images -k img-1 --base64"
     )]
     Put(PutArgs),
+
+    /// List the archives of a region: their tables, streams, modes and item counts.
+    #[command(
+        long_about = "\
+List the archives of a region: every DynamoDB table whose key schema is the archive layout
+(HASH partitionKey S, with RANGE sequenceNumber S for ALL mode), with the stream it belongs
+to when its name is <stream>-archive-<MODE> (and whether that stream still exists), its mode
+(from the key schema) and its approximate item count. Checkpoint tables are left out.
+
+AWS permissions: dynamodb:ListTables, DescribeTable; kinesis:DescribeStreamSummary.",
+        after_help = "Examples:\n  kinarch list --region eu-west-1\n  kinarch list -o json | jq '.[].table'"
+    )]
+    List(ListArgs),
 }
 
 /// `kinarch setup`.
@@ -280,11 +333,12 @@ Examples:
 pub(crate) struct SetupArgs {
     /// The Kinesis stream to archive.
     #[arg(value_parser = parse_stream)]
-    pub(crate) stream: StreamName,
+    pub(crate) stream: StreamArg,
     /// ALL keeps every record; LATEST keeps the newest record of each partition key.
     #[arg(value_name = "ALL|LATEST", value_parser = parse_mode)]
     pub(crate) mode: ArchiveMode,
-    /// AWS region (the same as --region; the positional form of the original tool).
+    /// AWS region: the positional form of the original tool. Given with --region too, both
+    /// must be the same.
     #[arg(value_name = "REGION", value_parser = parse_region)]
     pub(crate) setup_region: Option<String>,
     /// Archived items expire this many seconds after archiving (DynamoDB TTL).
@@ -308,6 +362,9 @@ pub(crate) struct SetupArgs {
     /// Show what would be done, change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// How to print the plan and what was done: text, or one JSON document.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
     /// Archive into this existing (or new) table instead of <stream>-archive-<MODE>: its key
     /// schema is checked, and the stream gets the ArchiveTableName tag.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
@@ -337,22 +394,43 @@ pub(crate) enum BillingArg {
 pub(crate) struct StatusArgs {
     /// The Kinesis stream.
     #[arg(value_parser = parse_stream)]
-    pub(crate) stream: StreamName,
+    pub(crate) stream: StreamArg,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
     pub(crate) table: Option<TableName>,
+    /// How to print the status: text, or one JSON document (with "healthy" and "problems").
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
+}
+
+/// `kinarch list`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ListArgs {
+    /// How to print the archives: text, or one JSON document.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
 }
 
 /// Options shared by `query` and `scan`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct OutputArgs {
     /// Print at most N records.
-    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
     pub(crate) limit: Option<NonZeroUsize>,
     /// How to print each record.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Data)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Data)]
     pub(crate) output: OutputFormat,
+    /// What follows each record of --output data or base64 (escapes \n \t \r \0 \\):
+    /// '\0' keeps records with newlines apart, as `xargs -0` reads them.
+    #[arg(long, value_name = "STR", default_value = "\\n", value_parser = parse_delimiter, allow_hyphen_values = true)]
+    pub(crate) delimiter: Delimiter,
+    /// Print each record by this kcat-style format instead of --output: %k key, %s payload,
+    /// %S payload size, %o sequence number, %T arrival time (RFC 3339), %h shard, %u
+    /// lastUpdate, %% a percent sign; escapes \n \t \r \0 \\. Nothing is added after a
+    /// record: end with \n for one line each, e.g. --format '%k\t%o\t%T\t%s\n'.
+    #[arg(long, value_name = "FMT", value_parser = parse_format, conflicts_with_all = ["output", "delimiter"], allow_hyphen_values = true)]
+    pub(crate) format: Option<crate::output::LineFormat>,
     /// Items read per DynamoDB request [default: up to 1 MB per request]. Smaller pages
     /// spread the reads of a provisioned table over time.
     #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
@@ -380,15 +458,19 @@ pub(crate) enum OutputFormat {
 pub(crate) struct QueryArgs {
     /// The Kinesis stream whose archive is read.
     #[arg(value_parser = parse_stream)]
-    pub(crate) stream: StreamName,
-    /// The records' partition key (put `--` before a key that starts with '-').
-    #[arg(value_name = "PARTITION_KEY", value_parser = parse_partition_key)]
-    pub(crate) partition_key: String,
-    /// Only records from this sequence number on (inclusive).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub(crate) stream: StreamArg,
+    /// The records' partition key (or -k KEY; a key that starts with '-' needs -k).
+    #[arg(value_name = "PARTITION_KEY", value_parser = parse_partition_key, required_unless_present = "key", conflicts_with = "key")]
+    pub(crate) partition_key: Option<String>,
+    /// The records' partition key, as for the other commands (`-k -dash` for a key that
+    /// starts with '-').
+    #[arg(short = 'k', long = "partition-key", value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true)]
+    pub(crate) key: Option<String>,
+    /// Only records from this sequence number on (inclusive; numeric comparison).
+    #[arg(long = "from-seq", alias = "from", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
     pub(crate) from: Option<SequenceNumber>,
-    /// Only records up to this sequence number (inclusive).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    /// Only records up to this sequence number (inclusive; numeric comparison).
+    #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
     pub(crate) to: Option<SequenceNumber>,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
@@ -404,10 +486,13 @@ pub(crate) struct QueryArgs {
 pub(crate) struct ScanArgs {
     /// The Kinesis stream whose archive is read.
     #[arg(value_parser = parse_stream)]
-    pub(crate) stream: StreamName,
+    pub(crate) stream: StreamArg,
     /// Only records with at least this sequence number (numeric comparison).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
     pub(crate) from_seq: Option<SequenceNumber>,
+    /// Only records with at most this sequence number (numeric comparison).
+    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub(crate) to_seq: Option<SequenceNumber>,
     /// Only records archived at or after TIME (RFC 3339 or epoch seconds).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
     pub(crate) archived_after: Option<DateTime<Utc>>,
@@ -438,28 +523,25 @@ pub(crate) struct ScanArgs {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ReinjectArgs {
     /// The stream whose archive is read.
-    #[arg(value_parser = parse_stream)]
-    pub(crate) source: StreamName,
-    /// The stream to send the records to [default: the source stream].
+    #[arg(value_name = "STREAM", value_parser = parse_stream)]
+    pub(crate) source: StreamArg,
+    /// The stream to send the records to, a name or an ARN [default: the source stream].
     #[arg(long, value_name = "STREAM", value_parser = parse_stream)]
-    pub(crate) target: Option<StreamName>,
+    pub(crate) target: Option<StreamArg>,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
     pub(crate) table: Option<TableName>,
 
-    /// Only the records of this partition key (a query; put `--` before a key starting with '-').
-    #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["from_seq", "archived_after", "arrived_after", "segments", "segment", "segments_total"])]
+    /// Only the records of this partition key (a query; `-k -dash` for a key starting with '-').
+    #[arg(short = 'k', long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["archived_after", "arrived_after", "segments", "segment", "segments_total"])]
     pub(crate) partition_key: Option<String>,
-    /// With --partition-key: only records from this sequence number on (inclusive).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
-    pub(crate) from: Option<SequenceNumber>,
-    /// With --partition-key: only records up to this sequence number (inclusive).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, requires = "partition_key", help_heading = "Selection")]
-    pub(crate) to: Option<SequenceNumber>,
-    /// Only records with at least this sequence number (numeric comparison; a scan).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
+    /// Only records from this sequence number on (inclusive; numeric comparison).
+    #[arg(long = "from-seq", alias = "from", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) from_seq: Option<SequenceNumber>,
+    /// Only records up to this sequence number (inclusive; numeric comparison).
+    #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
+    pub(crate) to_seq: Option<SequenceNumber>,
     /// Only records archived at or after TIME (RFC 3339 or epoch seconds; a scan).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) archived_after: Option<DateTime<Utc>>,
@@ -478,7 +560,7 @@ pub(crate) struct ReinjectArgs {
     #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments", help_heading = "Selection")]
     pub(crate) segments_total: Option<u32>,
     /// Read at most N records.
-    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) limit: Option<NonZeroUsize>,
 
     /// Frame each record with its original metadata: <sep><json><sep><original bytes>.
@@ -501,6 +583,10 @@ pub(crate) struct ReinjectArgs {
     /// archived again as new records).
     #[arg(short, long)]
     pub(crate) yes: bool,
+    /// How to print the summary: text (on standard error), or one JSON document (on
+    /// standard output).
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
 }
 
 /// `kinarch completions`.
@@ -516,11 +602,11 @@ pub(crate) struct CompletionsArgs {
 pub(crate) struct ArchiveArgs {
     /// The Kinesis stream to archive (set up with `kinarch setup`).
     #[arg(value_parser = parse_stream)]
-    pub(crate) stream: StreamName,
+    pub(crate) stream: StreamArg,
     /// Where shards without a checkpoint start: TRIM_HORIZON (the oldest record kept),
     /// LATEST (only records that arrive from now on), or a time (RFC 3339 or epoch seconds).
-    #[arg(long, value_name = "POSITION", default_value = "TRIM_HORIZON", value_parser = parse_start, allow_hyphen_values = true)]
-    pub(crate) from: StartPosition,
+    #[arg(long, alias = "from", value_name = "POSITION", default_value = "TRIM_HORIZON", value_parser = parse_start, allow_hyphen_values = true)]
+    pub(crate) start_at: StartPosition,
     /// Keep reading after catching up, until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub(crate) follow: bool,
@@ -534,8 +620,12 @@ pub(crate) struct ArchiveArgs {
     /// Keep checkpoints in this local JSON file instead of a DynamoDB table.
     #[arg(long, value_name = "PATH", value_parser = parse_path)]
     pub(crate) checkpoint_file: Option<PathBuf>,
+    /// Check the setup and show where each shard would start (its checkpoint, or
+    /// --start-at); read nothing, write nothing (no checkpoint table is created).
+    #[arg(long, conflicts_with = "follow")]
+    pub(crate) dry_run: bool,
     /// How to print the summary at the end (on standard output).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
     pub(crate) output: SummaryFormat,
 }
 
@@ -553,16 +643,31 @@ pub(crate) enum SummaryFormat {
 pub(crate) struct PutArgs {
     /// The Kinesis stream to write to.
     #[arg(value_parser = parse_stream)]
-    pub(crate) stream: StreamName,
+    pub(crate) stream: StreamArg,
     /// The partition key of every record.
-    #[arg(long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, required_unless_present = "key_field", conflicts_with = "key_field")]
+    #[arg(short = 'k', long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, required_unless_present = "key_field", conflicts_with = "key_field")]
     pub(crate) partition_key: Option<String>,
-    /// Take each record's partition key from this field of the line, a JSON object.
-    #[arg(long, value_name = "NAME", conflicts_with = "base64")]
+    /// Take each record's partition key from this field of the line, a JSON object; a dotted
+    /// path (user.id) reaches into nested objects. A number is used as written (1.5e3).
+    #[arg(long, value_name = "PATH", conflicts_with = "base64")]
     pub(crate) key_field: Option<String>,
-    /// Each line is the standard base64 of the record bytes.
+    /// Each line is the standard base64 of the record bytes, on one line (base64 -w0).
     #[arg(long)]
     pub(crate) base64: bool,
+    /// Batch records freely: order per partition key is not guaranteed, but 500 records of
+    /// one key go in one PutRecords call instead of 500 calls.
+    #[arg(long)]
+    pub(crate) unordered: bool,
+    /// PutRecords calls in flight at once (1 to 64).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_concurrency, allow_hyphen_values = true)]
+    pub(crate) concurrency: usize,
+    /// Read and check every line, send nothing; says how many records would be sent.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// How to print the summary: text (on standard error), or one JSON document (on
+    /// standard output).
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
 }
 
 // ---- value parsers: a bad value is a usage error that says what is allowed ----------------
@@ -606,6 +711,37 @@ mod tests {
             ),
             (&["query", "orders", "k", "--from", "12a"], "not a digit"),
             (&["query", "orders", "k", "--limit", "0"], "at least 1"),
+            (
+                &["query", "orders", "k", "-n", "99999999999999999999999"],
+                "too large",
+            ),
+            (&["reinject", "orders", "--rate", "4294967296"], "too large"),
+            (
+                &["put", "orders", "-k", "k", "--concurrency", "65"],
+                "too large",
+            ),
+            (&["query", "orders", "k", "-k", "j"], "--partition-key"),
+            (&["query", "orders"], "PARTITION_KEY"),
+            (&["scan", "orders", "--format", "%q"], "%k key"),
+            (&["scan", "orders", "--delimiter", "\\x"], "escape"),
+            (
+                &["scan", "orders", "--format", "%s", "-o", "jsonl"],
+                "--output",
+            ),
+            (&["archive", "orders", "--dry-run", "--follow"], "--follow"),
+            (&["status", "arn:aws:sqs:eu-west-1:123456789012:q"], "ARN"),
+            // After `--` everything is positional: options there are refused, not swallowed.
+            (
+                &[
+                    "query",
+                    "orders",
+                    "--",
+                    "-dash",
+                    "--endpoint-url",
+                    "http://x",
+                ],
+                "unexpected argument",
+            ),
             (&["query", "orders", ""], "1 to 256"),
             (
                 &["scan", "orders", "--arrived-after", "yesterday"],
@@ -671,7 +807,7 @@ mod tests {
         let Command::Archive(args) = cli.command else {
             panic!("archive")
         };
-        assert_eq!(args.from, StartPosition::TrimHorizon);
+        assert_eq!(args.start_at, StartPosition::TrimHorizon);
         assert_eq!(args.batch_size, DEFAULT_BATCH_SIZE);
         assert!(!args.follow);
         assert_eq!(args.output, SummaryFormat::Text);
@@ -690,9 +826,72 @@ mod tests {
         let Command::Archive(args) = cli.command else {
             panic!("archive")
         };
-        assert_eq!(args.from, StartPosition::Latest);
+        assert_eq!(args.start_at, StartPosition::Latest);
         assert_eq!(args.batch_size, 10000);
         assert_eq!(args.checkpoint_file, Some(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn one_vocabulary_and_the_old_spellings_as_hidden_aliases() {
+        let Command::Query(args) = parse(&["query", "orders", "-k", "-dash", "--to-seq", "9"])
+            .unwrap()
+            .command
+        else {
+            panic!("query")
+        };
+        assert_eq!(args.key.as_deref(), Some("-dash"));
+        assert_eq!(args.to.unwrap().as_str(), "9");
+        let Command::Query(args) = parse(&["query", "orders", "k", "--from", "3", "--to", "4"])
+            .unwrap()
+            .command
+        else {
+            panic!("query")
+        };
+        assert_eq!(
+            (args.from.unwrap().as_str(), args.to.unwrap().as_str()),
+            ("3", "4")
+        );
+        let Command::Reinject(args) = parse(&[
+            "reinject", "orders", "-k", "k", "--from", "3", "--to-seq", "4", "-n", "2",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("reinject")
+        };
+        assert_eq!(args.from_seq.unwrap().as_str(), "3");
+        assert_eq!(args.to_seq.unwrap().as_str(), "4");
+        let Command::Archive(args) = parse(&["archive", "orders", "--from", "LATEST"])
+            .unwrap()
+            .command
+        else {
+            panic!("archive")
+        };
+        assert_eq!(args.start_at, StartPosition::Latest);
+        let Command::Status(args) = parse(&[
+            "status",
+            "arn:aws:kinesis:eu-west-1:123456789012:stream/orders",
+            "-o",
+            "json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("status")
+        };
+        assert_eq!(args.stream.as_str(), "orders");
+        assert_eq!(args.stream.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(args.output, SummaryFormat::Json);
+        // The old spellings work but are not shown.
+        let help = Cli::command()
+            .find_subcommand_mut("archive")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("--start-at") && !help.contains("--from "),
+            "{help}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use kinarch_core::domain::names::StreamRef;
 use kinarch_core::domain::timefmt::parse_time;
 use kinarch_core::poller::{MAX_BATCH_SIZE, StartPosition};
 use kinarch_core::read::{
@@ -16,16 +17,56 @@ pub(super) fn parse_separator(text: &str) -> Result<u8, String> {
     kinarch_core::domain::frame::parse_separator(text).map_err(|e| e.to_string())
 }
 
+/// A whole number from 1 to `max`, or an error that says which rule it broke: not a whole
+/// number, below 1, or too large (a number past `max`, even past any integer type, is
+/// "too large", never "at least 1").
+pub(crate) fn parse_count(text: &str, what: &str, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    let range = format!("a whole number from 1 to {max}");
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        match text.parse::<u64>() {
+            Ok(0) => Err(format!("{what} must be at least 1 ({range})")),
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(format!("{what} {text} is too large: {range}")),
+        }
+    } else {
+        Err(format!("{what} must be {range}, not {text:?}"))
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The highest `--rate`: far above what any stream takes (1,000 records/s per shard), so a
+/// larger number is a typo.
+pub(crate) const MAX_RATE: u64 = 10_000_000;
+/// The highest `--limit`: a trillion records, more than any archive read in one run.
+pub(crate) const MAX_LIMIT: u64 = 1_000_000_000_000;
+/// The highest `--concurrency` of PutRecords calls.
+pub(crate) const MAX_CONCURRENCY: u64 = 64;
+
 pub(super) fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
-    text.parse::<NonZeroU32>()
-        .map_err(|_| "the rate is a whole number of records per second, at least 1".to_owned())
+    let n = parse_count(text, "the rate (records per second)", MAX_RATE)?;
+    Ok(NonZeroU32::new(n as u32).expect("at least 1"))
 }
 
 pub(super) fn parse_concurrency(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=64).contains(&n) => Ok(n),
-        _ => Err("the concurrency is a whole number from 1 to 64".to_owned()),
-    }
+    parse_count(
+        text,
+        "the concurrency (PutRecords calls in flight)",
+        MAX_CONCURRENCY,
+    )
+    .map(|n| n as usize)
 }
 
 pub(super) fn parse_start(text: &str) -> Result<StartPosition, String> {
@@ -33,13 +74,12 @@ pub(super) fn parse_start(text: &str) -> Result<StartPosition, String> {
 }
 
 pub(super) fn parse_batch_size(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "the batch size must be a whole number of records from 1 to {MAX_BATCH_SIZE} \
-             (GetRecords' limit)"
-        )),
-    }
+    parse_count(
+        text,
+        "the batch size (records per GetRecords call, at most GetRecords' limit)",
+        MAX_BATCH_SIZE as u64,
+    )
+    .map(|n| n as usize)
 }
 
 pub(super) fn parse_overflow_target(
@@ -60,8 +100,35 @@ pub(super) fn parse_path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-pub(super) fn parse_stream(text: &str) -> Result<StreamName, String> {
-    StreamName::new(text).map_err(|e| e.to_string())
+/// A stream as typed: its name, or its ARN (then the region in it is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamArg {
+    /// The stream's name.
+    pub(crate) name: StreamName,
+    /// The region of the ARN, when an ARN was given.
+    pub(crate) region: Option<String>,
+}
+
+impl std::ops::Deref for StreamArg {
+    type Target = StreamName;
+    fn deref(&self) -> &StreamName {
+        &self.name
+    }
+}
+
+/// A stream name or a stream ARN (`arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`), as the AWS
+/// CLI accepts both.
+pub(crate) fn parse_stream(text: &str) -> Result<StreamArg, String> {
+    if text.starts_with("arn:") {
+        let stream = StreamRef::from_arn(text).map_err(|e| e.to_string())?;
+        return Ok(StreamArg {
+            name: stream.name,
+            region: Some(stream.region),
+        });
+    }
+    StreamName::new(text)
+        .map(|name| StreamArg { name, region: None })
+        .map_err(|e| format!("{e}, or a stream ARN"))
 }
 
 pub(super) fn parse_mode(text: &str) -> Result<ArchiveMode, String> {
@@ -77,25 +144,45 @@ pub(super) fn parse_time_arg(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub(super) fn parse_limit(text: &str) -> Result<NonZeroUsize, String> {
-    text.trim()
-        .parse::<NonZeroUsize>()
-        .map_err(|_| "the limit must be a whole number of records, at least 1".to_owned())
+    let n = parse_count(text, "the limit (records)", MAX_LIMIT)?;
+    Ok(NonZeroUsize::new(n as usize).expect("at least 1"))
 }
 
 pub(super) fn parse_page_size(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("the page size must be a whole number of items, at least 1".to_owned()),
-    }
+    // DynamoDB's Limit is an Integer, and a page never holds more than 1 MB of items.
+    parse_count(text, "the page size (items per request)", i32::MAX as u64).map(|n| n as u32)
 }
 
 pub(super) fn parse_segments(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_SEGMENTS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "the number of segments must be a whole number from 1 to {MAX_SEGMENTS}"
+    parse_count(text, "the number of segments", MAX_SEGMENTS as u64).map(|n| n as u32)
+}
+
+/// `--read-timeout SECONDS`: seconds above 0, a fraction allowed, at most an hour.
+pub(super) fn parse_read_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => {
+            Ok(std::time::Duration::from_secs_f64(s))
+        }
+        Ok(s) if s > 3600.0 => Err(format!(
+            "the read timeout {text} is too large: seconds above 0, at most 3600"
         )),
+        _ => Err("the read timeout is seconds above 0 (e.g. 10 or 2.5), at most 3600".into()),
     }
+}
+
+/// The bytes written after each record (`--delimiter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delimiter(pub(crate) Vec<u8>);
+
+/// `--delimiter`: `\0`, `\n`, `\t`, `\r` and `\\` are escapes, so a shell can pass a
+/// NUL byte.
+pub(super) fn parse_delimiter(text: &str) -> Result<Delimiter, String> {
+    crate::output::unescape(text).map(Delimiter)
+}
+
+/// `--format`: kcat-style fields, checked now so that a typo is a usage error.
+pub(super) fn parse_format(text: &str) -> Result<crate::output::LineFormat, String> {
+    crate::output::LineFormat::parse(text)
 }
 
 pub(super) fn parse_ttl_seconds(text: &str) -> Result<ArchiveTtl, String> {
@@ -115,10 +202,7 @@ pub(super) fn parse_ttl_seconds(text: &str) -> Result<ArchiveTtl, String> {
 
 /// Parses capacity units (1 to 1,000,000; AWS account quotas are lower and AWS says so).
 pub(crate) fn parse_capacity(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
-        _ => Err("capacity units must be a whole number, at least 1".to_owned()),
-    }
+    parse_count(text, "capacity units", 1_000_000)
 }
 
 pub(super) fn parse_partition_key(text: &str) -> Result<String, String> {
@@ -158,12 +242,7 @@ pub(super) fn parse_worker_segment(text: &str) -> Result<WorkerSegment, String> 
 }
 
 pub(super) fn parse_segments_total(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_TOTAL_SEGMENTS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{text:?} is not a number of workers from 1 to {MAX_TOTAL_SEGMENTS}"
-        )),
-    }
+    parse_count(text, "the number of workers", MAX_TOTAL_SEGMENTS as u64).map(|n| n as u32)
 }
 
 /// The environment variable AWS Batch sets in each job of an array job: its index, from 0.
@@ -193,5 +272,63 @@ pub(crate) fn worker_segment(
                 format!("{ENV_BATCH_INDEX}={index} with --segments-total {total}: {e}")
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_say_which_rule_they_break() {
+        assert_eq!(parse_count("7", "the limit", 10), Ok(7));
+        assert!(
+            parse_count("0", "the limit", 10)
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        let big = parse_count("99999999999999999999999", "the limit", 10).unwrap_err();
+        assert!(
+            big.contains("too large") && big.contains("1 to 10"),
+            "{big}"
+        );
+        assert!(
+            parse_count("11", "the limit", 10)
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_count("-1", "the limit", 10)
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(
+            parse_count("1.5", "the limit", 10)
+                .unwrap_err()
+                .contains("whole number")
+        );
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn streams_are_names_or_arns() {
+        let by_name = parse_stream("orders").unwrap();
+        assert_eq!((by_name.as_str(), by_name.region.clone()), ("orders", None));
+        let by_arn = parse_stream("arn:aws:kinesis:eu-west-1:123456789012:stream/orders").unwrap();
+        assert_eq!(by_arn.as_str(), "orders");
+        assert_eq!(by_arn.region.as_deref(), Some("eu-west-1"));
+        assert!(
+            parse_stream("arn:aws:sqs:eu-west-1:123456789012:q")
+                .unwrap_err()
+                .contains("ARN")
+        );
+        assert!(parse_stream("bad name").unwrap_err().contains("stream ARN"));
     }
 }

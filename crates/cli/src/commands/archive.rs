@@ -5,12 +5,13 @@ use std::io::Write;
 
 use aws_config::SdkConfig;
 use kinarch_core::poller::checkpoint::CheckpointLocation;
+use kinarch_core::poller::dry_run::{ArchiveDryRun, ShardStart};
 use kinarch_core::poller::{ArchiveSummary, PollerOptions, StreamPoller};
 use serde_json::{Value, json};
 
 use crate::cli::{ArchiveArgs, GlobalArgs, SummaryFormat};
 use crate::failure::Failure;
-use crate::output::count;
+use crate::output::{count, decimal, print_json, rate};
 use crate::progress::Progress;
 
 /// Archives until caught up (or, with --follow, until a signal), then prints the summary.
@@ -28,13 +29,25 @@ pub(crate) async fn run(
         (None, None) => None,
     };
     let options = PollerOptions {
-        start: args.from,
+        start: args.start_at,
         follow: args.follow,
         batch_size: args.batch_size,
         checkpoints,
         ..PollerOptions::default()
     };
-    let archiver = StreamPoller::open(sdk, args.stream, options).await?;
+    if args.dry_run {
+        let plan = StreamPoller::dry_run(sdk, args.stream.name, options).await?;
+        match args.output {
+            SummaryFormat::Json => print_json(&dry_run_json(&plan))?,
+            SummaryFormat::Text => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(render_dry_run(&plan).as_bytes())?;
+                stdout.flush()?;
+            }
+        }
+        return Ok(());
+    }
+    let archiver = StreamPoller::open(sdk, args.stream.name, options).await?;
     let config = archiver.config();
     tracing::info!(
         stream = %config.stream,
@@ -154,12 +167,13 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         kinarch_core::poller::StopReason::Shutdown => "stopped by signal",
     };
     let mut text = format!(
-        "archived {} of stream {} into table {} ({} mode) in {:.1} s; {why}\n",
+        "archived {} of stream {} into table {} ({} mode) in {} s ({}); {why}\n",
         count(summary.records, "record"),
         config.stream,
         config.table,
         config.mode,
-        summary.elapsed.as_secs_f64()
+        decimal(summary.elapsed.as_secs_f64(), 1),
+        rate(summary.records, summary.elapsed.as_secs_f64())
     );
     let mut details = Vec::new();
     if summary.containers > 0 {
@@ -257,6 +271,60 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
     text
 }
 
+/// Where a shard would start, for people and for `-o json`.
+fn start_text(start: &ShardStart) -> String {
+    match start {
+        ShardStart::Finished => "finished: not read again".to_owned(),
+        ShardStart::AfterCheckpoint(seq) => format!("after its checkpoint {seq}"),
+        ShardStart::ResumeAtTime(time) => format!("at {time} (opened at LATEST by an earlier run)"),
+        ShardStart::AtBeginning => "at its beginning (its parent is archived)".to_owned(),
+        ShardStart::At(position) => format!("at {position} (--start-at)"),
+    }
+}
+
+/// `archive --dry-run`: the setup that was checked and where each shard would start.
+fn render_dry_run(plan: &ArchiveDryRun) -> String {
+    let config = &plan.config;
+    let mut text = format!(
+        "Dry run, nothing was read or written. Stream {} ({} mode) would be archived into \
+         table {}; checkpoints in {}{}.\n",
+        config.stream,
+        config.mode,
+        config.table,
+        plan.checkpoints,
+        if plan.checkpoints_exist {
+            ""
+        } else {
+            " (created by the first run)"
+        }
+    );
+    for (shard, start) in &plan.shards {
+        let closed = if shard.is_closed() { " (closed)" } else { "" };
+        text.push_str(&format!(
+            "  {}{closed}: {}\n",
+            shard.shard_id,
+            start_text(start)
+        ));
+    }
+    text
+}
+
+fn dry_run_json(plan: &ArchiveDryRun) -> Value {
+    json!({
+        "dryRun": true,
+        "stream": plan.config.stream.as_str(),
+        "mode": plan.config.mode.to_string(),
+        "table": plan.config.table.as_str(),
+        "checkpoints": plan.checkpoints.to_string(),
+        "checkpointsExist": plan.checkpoints_exist,
+        "shards": plan.shards.iter().map(|(shard, start)| json!({
+            "shardId": shard.shard_id,
+            "closed": shard.is_closed(),
+            "start": start_text(start),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +378,7 @@ mod tests {
     fn text_summary_has_records_shards_and_seconds() {
         let text = render(&summary());
         for expected in [
-            "archived 12 records of stream orders into table orders-archive-ALL (ALL mode) in 1.2 s; caught up",
+            "archived 12 records of stream orders into table orders-archive-ALL (ALL mode) in 1.2 s (9.7/s); caught up",
             "3 replayed into their source stream, archived already, not written again",
             "1 too large, archived without payload",
             "shardId-000000000000  finished",

@@ -2,6 +2,7 @@
 
 mod archive;
 mod completions;
+mod list;
 mod put;
 mod read;
 mod reinject;
@@ -14,24 +15,78 @@ use kinarch_core::read::ArchiveReader;
 use kinarch_core::read::locate::Located;
 use kinarch_core::{StreamName, TableName};
 
+use crate::cli::values::StreamArg;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::failure::Failure;
 
 /// Runs the command the command line asks for.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     let global = cli.global;
-    match cli.command {
-        Command::Setup(args) => setup::run(&global, args).await,
-        Command::Status(args) => status::run(&connect(&global, None).await?, args).await,
-        Command::Query(args) => read::query(&connect(&global, None).await?, &global, args).await,
-        Command::Scan(args) => read::scan(&connect(&global, None).await?, &global, args).await,
-        Command::Reinject(args) => {
-            reinject::run(&connect(&global, None).await?, &global, args).await
-        }
-        Command::Completions(args) => completions::run(args),
-        Command::Archive(args) => archive::run(&connect(&global, None).await?, &global, args).await,
-        Command::Put(args) => put::run(&connect(&global, None).await?, &global, args).await,
+    if let Command::Completions(args) = cli.command {
+        return completions::run(args);
     }
+    let sdk = connect(&global, &regions_given(&cli.command)).await?;
+    match cli.command {
+        Command::Setup(args) => setup::run(&sdk, &global, args).await,
+        Command::Status(args) => status::run(&sdk, args).await,
+        Command::Query(args) => read::query(&sdk, &global, args).await,
+        Command::Scan(args) => read::scan(&sdk, &global, args).await,
+        Command::Reinject(args) => reinject::run(&sdk, &global, args).await,
+        Command::Completions(_) => unreachable!("handled above"),
+        Command::Archive(args) => archive::run(&sdk, &global, args).await,
+        Command::Put(args) => put::run(&sdk, &global, args).await,
+        Command::List(args) => list::run(&sdk, args).await,
+    }
+}
+
+/// The regions the command's own arguments name, besides --region: the regions of stream
+/// ARNs, and `setup`'s positional region. Each says where the command works.
+fn regions_given(command: &Command) -> Vec<(String, String)> {
+    let arn = |stream: &StreamArg| {
+        stream
+            .region
+            .clone()
+            .map(|region| (format!("the ARN of stream {}", stream.name), region))
+    };
+    let mut regions = Vec::new();
+    match command {
+        Command::Setup(args) => {
+            regions.extend(arn(&args.stream));
+            if let Some(region) = &args.setup_region {
+                regions.push(("the region argument".to_owned(), region.clone()));
+            }
+        }
+        Command::Status(args) => regions.extend(arn(&args.stream)),
+        Command::Query(args) => regions.extend(arn(&args.stream)),
+        Command::Scan(args) => regions.extend(arn(&args.stream)),
+        Command::Reinject(args) => {
+            regions.extend(arn(&args.source));
+            regions.extend(args.target.as_ref().and_then(arn));
+        }
+        Command::Archive(args) => regions.extend(arn(&args.stream)),
+        Command::Put(args) => regions.extend(arn(&args.stream)),
+        Command::Completions(_) | Command::List(_) => {}
+    }
+    regions
+}
+
+/// The one region of the command: --region and every region the arguments name must agree
+/// (the same value given twice is fine); `None` when none is given.
+fn one_region(flag: Option<&str>, given: &[(String, String)]) -> Result<Option<String>, Failure> {
+    let mut chosen: Option<(&str, &str)> = flag.map(|r| ("--region", r));
+    for (what, region) in given {
+        match &chosen {
+            Some((first, other)) if *other != region.as_str() => {
+                return Err(Failure::Usage(format!(
+                    "two different regions were given: {other} ({first}) and {region} ({what}); \
+                     give one region"
+                )));
+            }
+            Some(_) => {}
+            None => chosen = Some((what, region)),
+        }
+    }
+    Ok(chosen.map(|(_, region)| region.to_owned()))
 }
 
 /// Opens the archive of `stream` (see `ArchiveReader::locate`), and says on standard error
@@ -56,16 +111,15 @@ async fn open_archive(
 }
 
 /// Loads the AWS configuration: the global options first, then the SDK's usual sources
-/// (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the config files). `region` is a region
-/// given some other way (`kinarch setup`'s positional one).
-async fn connect(global: &GlobalArgs, region: Option<&str>) -> Result<SdkConfig, Failure> {
-    let region = match (region, global.region.as_deref()) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(Failure::Usage(format!(
-                "two different regions were given ({a} and --region {b}): give one"
-            )));
-        }
-        (a, b) => a.or(b).map(str::to_owned),
+/// (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the config files). `given` are regions
+/// named some other way (stream ARNs, `kinarch setup`'s positional one), with what named
+/// them.
+async fn connect(global: &GlobalArgs, given: &[(String, String)]) -> Result<SdkConfig, Failure> {
+    let region = one_region(global.region.as_deref(), given)?;
+    // --read-timeout wins over the environment variable.
+    let attempt_timeout = match global.read_timeout {
+        Some(timeout) => Some(timeout),
+        None => attempt_timeout_from_env()?,
     };
     if let Some(profile) = &global.profile {
         check_profile(profile).await?;
@@ -74,7 +128,7 @@ async fn connect(global: &GlobalArgs, region: Option<&str>) -> Result<SdkConfig,
         region,
         profile: global.profile.clone(),
         endpoint_url: global.endpoint_url.clone(),
-        attempt_timeout: attempt_timeout_from_env()?,
+        attempt_timeout,
     })
     .await;
     if sdk.region().is_none() {
@@ -85,4 +139,31 @@ async fn connect(global: &GlobalArgs, region: Option<&str>) -> Result<SdkConfig,
         ));
     }
     Ok(sdk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_must_agree_wherever_they_are_given() {
+        let arn = [("the ARN of stream s".to_owned(), "eu-west-1".to_owned())];
+        assert_eq!(one_region(None, &[]).unwrap(), None);
+        assert_eq!(
+            one_region(None, &arn).unwrap().as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            one_region(Some("eu-west-1"), &arn).unwrap().as_deref(),
+            Some("eu-west-1")
+        );
+        let Err(Failure::Usage(message)) = one_region(Some("us-east-1"), &arn) else {
+            panic!("a usage error")
+        };
+        assert!(
+            message.contains("us-east-1 (--region)")
+                && message.contains("eu-west-1 (the ARN of stream s)"),
+            "{message}"
+        );
+    }
 }

@@ -3,13 +3,15 @@
 use aws_config::SdkConfig;
 use futures::StreamExt;
 use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
-use kinarch_core::{Error, StreamName, TableName};
+use kinarch_core::{Error, SequenceNumber, StreamName, TableName};
 
 use crate::cli::values::worker_segment;
 use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
-use crate::output::{NotPrinted, RecordWriter};
+use crate::logging::labelled;
+use crate::output::{NotPrinted, RecordFormat, RecordWriter};
 use crate::progress::Progress;
+use tracing::Level;
 
 /// `kinarch query`.
 pub(crate) async fn query(
@@ -17,16 +19,13 @@ pub(crate) async fn query(
     global: &GlobalArgs,
     args: QueryArgs,
 ) -> Result<(), Failure> {
-    if let (Some(from), Some(to)) = (&args.from, &args.to)
-        && from > to
-    {
-        return Err(Failure::Usage(format!(
-            "--from {from} is after --to {to} (sequence numbers compare numerically), so \
-             nothing can match: swap them"
-        )));
-    }
+    check_bounds(args.from.as_ref(), args.to.as_ref())?;
+    let partition_key = args
+        .key
+        .or(args.partition_key)
+        .expect("clap requires the positional key or -k");
     let selection = Selection::Query(QueryOptions {
-        partition_key: args.partition_key,
+        partition_key,
         from: args.from,
         to: args.to,
         limit: args.output.limit.map(usize::from),
@@ -35,12 +34,26 @@ pub(crate) async fn query(
     print_records(
         sdk,
         global,
-        args.stream,
+        args.stream.name,
         args.table,
         selection,
         &args.output,
     )
     .await
+}
+
+/// Refuses `--from-seq` after `--to-seq`: nothing could match.
+pub(crate) fn check_bounds(
+    from: Option<&SequenceNumber>,
+    to: Option<&SequenceNumber>,
+) -> Result<(), Failure> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(Failure::Usage(format!(
+            "--from-seq {from} is after --to-seq {to} (sequence numbers compare numerically), \
+             so nothing can match: swap them"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `kinarch scan`.
@@ -49,8 +62,10 @@ pub(crate) async fn scan(
     global: &GlobalArgs,
     args: ScanArgs,
 ) -> Result<(), Failure> {
+    check_bounds(args.from_seq.as_ref(), args.to_seq.as_ref())?;
     let selection = Selection::Scan(ScanOptions {
         from_sequence: args.from_seq,
+        to_sequence: args.to_seq,
         archived_after: args.archived_after,
         arrived_after: args.arrived_after,
         limit: args.output.limit.map(usize::from),
@@ -61,7 +76,7 @@ pub(crate) async fn scan(
     print_records(
         sdk,
         global,
-        args.stream,
+        args.stream.name,
         args.table,
         selection,
         &args.output,
@@ -86,7 +101,11 @@ async fn print_records(
     }
     tracing::info!(table = %archive.config().table, mode = %archive.config().mode, "reading");
     let mut records = archive.read(selection);
-    let mut writer = RecordWriter::stdout(output.output);
+    let format = match &output.format {
+        Some(line) => RecordFormat::Line(line.clone()),
+        None => RecordFormat::Output(output.output, output.delimiter.0.clone()),
+    };
+    let mut writer = RecordWriter::stdout(format);
     let mut progress = Progress::start(global.quiet);
     let mut unreadable = 0usize;
     let mut oversize = 0usize;
@@ -97,34 +116,40 @@ async fn print_records(
                 Ok(()) => progress.record(),
                 Err(NotPrinted::NotFetched(location)) => {
                     if !global.quiet {
-                        progress.message(&format!(
-                            "warning: record {}/{}: its payload is in {location} and was not \
-                             fetched (--no-fetch); --output jsonl shows it",
-                            record.partition_key, record.sequence_number
+                        progress.message(&labelled(
+                            Level::WARN,
+                            &format!(
+                                "record {}/{}: its payload is in {location} and was not \
+                                 fetched (--no-fetch); --output jsonl shows it",
+                                record.partition_key, record.sequence_number
+                            ),
                         ));
                     }
                 }
                 Err(NotPrinted::Oversize(size)) => {
                     oversize += 1;
                     if !global.quiet {
-                        progress.message(&format!(
-                            "warning: record {}/{} had {size} bytes, too many for a DynamoDB \
-                             item, so only its metadata is archived; --output jsonl shows it",
-                            record.partition_key, record.sequence_number
+                        progress.message(&labelled(
+                            Level::WARN,
+                            &format!(
+                                "record {}/{} had {size} bytes, too many for a DynamoDB item, \
+                                 so only its metadata is archived; --output jsonl shows it",
+                                record.partition_key, record.sequence_number
+                            ),
                         ));
                     }
                 }
             },
             Err(Error::Item(bad)) => {
                 unreadable += 1;
-                progress.message(&format!(
-                    "error: table {}: {bad}; skipped",
-                    archive.config().table
+                progress.message(&labelled(
+                    Level::ERROR,
+                    &format!("table {}: {bad}; skipped", archive.config().table),
                 ));
             }
             Err(err @ Error::PayloadUnavailable { .. }) => {
                 unavailable += 1;
-                progress.message(&format!("error: {err}; skipped"));
+                progress.message(&labelled(Level::ERROR, &format!("{err}; skipped")));
             }
             Err(other) => {
                 progress.finish();

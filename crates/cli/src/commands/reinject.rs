@@ -4,12 +4,17 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use aws_config::SdkConfig;
 use futures::StreamExt;
+use kinarch_core::StreamName;
+use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
+use serde_json::{Value, json};
 
+use crate::cli::values::thousands;
 use crate::cli::values::worker_segment;
-use crate::cli::{GlobalArgs, ReinjectArgs};
+use crate::cli::{GlobalArgs, ReinjectArgs, SummaryFormat};
 use crate::failure::Failure;
+use crate::output::{count, decimal, print_json, rate};
 use crate::progress::Progress;
 use crate::prompt::Prompter;
 
@@ -19,25 +24,19 @@ pub(crate) async fn run(
     global: &GlobalArgs,
     args: ReinjectArgs,
 ) -> Result<(), Failure> {
-    if let (Some(from), Some(to)) = (&args.from, &args.to)
-        && from > to
-    {
-        return Err(Failure::Usage(format!(
-            "--from {from} is after --to {to} (sequence numbers compare numerically), so \
-             nothing can match: swap them"
-        )));
-    }
+    super::read::check_bounds(args.from_seq.as_ref(), args.to_seq.as_ref())?;
     let limit = args.limit.map(usize::from);
     let selection = match args.partition_key {
         Some(partition_key) => Selection::Query(QueryOptions {
             partition_key,
-            from: args.from,
-            to: args.to,
+            from: args.from_seq,
+            to: args.to_seq,
             limit,
             page_size: None,
         }),
         None => Selection::Scan(ScanOptions {
             from_sequence: args.from_seq,
+            to_sequence: args.to_seq,
             archived_after: args.archived_after,
             arrived_after: args.arrived_after,
             limit,
@@ -46,14 +45,19 @@ pub(crate) async fn run(
             worker: worker_segment(args.segment, args.segments_total).map_err(Failure::Usage)?,
         }),
     };
-    let target = args.target.unwrap_or_else(|| args.source.clone());
-    let archive =
-        super::open_archive(sdk, global, args.source.clone(), args.table.as_ref()).await?;
-    if target == args.source && !args.metadata && !args.dry_run && !args.yes {
+    let source = args.source.name;
+    let target = args.target.map_or_else(|| source.clone(), |t| t.name);
+    let archive = super::open_archive(sdk, global, source.clone(), args.table.as_ref()).await?;
+    if args.dry_run {
+        // A real run finds a missing stream at its first PutRecords; a dry run sends none,
+        // so it asks.
+        describe_stream_summary(&kinesis_client(sdk), &target).await?;
+    }
+    if target == source && !args.metadata && !args.dry_run && !args.yes {
         let prompter = std::io::stdin().is_terminal().then(Prompter::stdio);
         confirm_raw_replay_into_source(prompter, &target)?;
     }
-    let mut options = ReinjectOptions::new(args.source, target.clone());
+    let mut options = ReinjectOptions::new(source, target.clone());
     options.framing = if args.metadata {
         Framing::Metadata {
             separator: args.separator,
@@ -66,10 +70,11 @@ pub(crate) async fn run(
     options.dry_run = args.dry_run;
 
     // A dry run shows each record as it is read: key, sequence number, payload bytes.
+    let json = args.output == SummaryFormat::Json;
     let mut stdout = std::io::stdout().lock();
     let mut shown: std::io::Result<()> = Ok(());
     let records = archive.read(selection).inspect(|record| {
-        if let (true, Ok(record), Ok(())) = (args.dry_run, record, &shown) {
+        if let (true, false, Ok(record), Ok(())) = (args.dry_run, json, record, &shown) {
             shown = writeln!(
                 stdout,
                 "{}\t{}\t{} bytes",
@@ -79,7 +84,13 @@ pub(crate) async fn run(
             );
         }
     });
-    let progress = std::cell::RefCell::new(Progress::start(global.quiet));
+    // A dry run lists records on standard output; a real run writes nothing there, so its
+    // progress line shows whenever standard error is a terminal.
+    let quiet = global.quiet || json;
+    let progress = std::cell::RefCell::new(match args.dry_run {
+        true => Progress::start(quiet),
+        false => Progress::start_status(quiet),
+    });
     let mut counted = 0;
     let report = reinject(&kinesis_client(sdk), records, &options, |p| {
         let mut bar = progress.borrow_mut();
@@ -89,19 +100,32 @@ pub(crate) async fn run(
         }
     })
     .await;
-    progress.into_inner().finish();
+    progress.into_inner().clear();
     shown?;
+    drop(stdout);
     let report = report?;
-    print_summary(&report, &target, args.dry_run, global.quiet);
-    if report.failed.is_empty() {
+    if json {
+        print_json(&report_json(&report, &target, args.dry_run))?;
+    } else {
+        print_summary(&report, &target, args.dry_run, global.quiet);
+    }
+    for failed in &report.failed {
+        crate::say(&format!(
+            "{}: {} {}: {}",
+            if args.dry_run {
+                "would not send"
+            } else {
+                "not sent"
+            },
+            failed.partition_key,
+            failed.sequence_number,
+            failed.reason
+        ));
+    }
+    // A dry run sent nothing, so nothing failed: it succeeds, having said what would.
+    if report.failed.is_empty() || args.dry_run {
         Ok(())
     } else {
-        for failed in &report.failed {
-            crate::say(&format!(
-                "not sent: {} {}: {}",
-                failed.partition_key, failed.sequence_number, failed.reason
-            ));
-        }
         Err(Failure::Runtime(format!(
             "{} record(s) could not be sent to {target} (listed above); the others were sent",
             report.failed.len()
@@ -143,32 +167,57 @@ fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(sdk)
 }
 
-fn print_summary(
-    report: &ReinjectReport,
-    target: &kinarch_core::StreamName,
-    dry_run: bool,
-    quiet: bool,
-) {
+fn print_summary(report: &ReinjectReport, target: &StreamName, dry_run: bool, quiet: bool) {
     if quiet && report.failed.is_empty() {
         return;
     }
-    let verb = if dry_run { "would send" } else { "sent" };
-    crate::say(&format!(
-        "{target}: read {}, {verb} {}, retried {}, failed {}, {} bytes, {:.1} s ({} PutRecords calls)",
-        report.read,
-        report.sent,
-        report.retried,
-        report.failed.len(),
-        report.bytes,
-        report.elapsed.as_secs_f64(),
-        report.requests
-    ));
+    crate::say(&summary_line(report, target, dry_run));
+}
+
+/// `orders: read 1,200, sent 1,200, ...`; a dry run says "would send" and counts no call.
+fn summary_line(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> String {
+    let seconds = report.elapsed.as_secs_f64();
+    let calls = match dry_run {
+        true => "nothing sent: dry run".to_owned(),
+        false => count(report.requests, "PutRecords call"),
+    };
+    format!(
+        "{target}: read {}, {} {}, retried {}, failed {}, {} bytes, {} s, {} ({calls})",
+        thousands(report.read),
+        if dry_run { "would send" } else { "sent" },
+        thousands(report.sent),
+        thousands(report.retried),
+        thousands(report.failed.len() as u64),
+        thousands(report.bytes),
+        decimal(seconds, 1),
+        rate(report.sent, seconds),
+    )
+}
+
+/// `reinject -o json`.
+fn report_json(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> Value {
+    json!({
+        "target": target.as_str(),
+        "dryRun": dry_run,
+        "read": report.read,
+        "sent": if dry_run { 0 } else { report.sent },
+        "wouldSend": if dry_run { Some(report.sent) } else { None },
+        "retried": report.retried,
+        "failed": report.failed.len(),
+        "failures": report.failed.iter().map(|f| json!({
+            "partitionKey": f.partition_key,
+            "sequenceNumber": f.sequence_number.as_str(),
+            "reason": f.reason,
+        })).collect::<Vec<_>>(),
+        "bytes": report.bytes,
+        "requests": report.requests,
+        "seconds": report.elapsed.as_secs_f64(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kinarch_core::StreamName;
 
     fn stream() -> StreamName {
         StreamName::new("orders").unwrap()

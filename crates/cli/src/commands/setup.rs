@@ -2,26 +2,35 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use aws_config::SdkConfig;
 use kinarch_core::aws::tables::Billing;
 use kinarch_core::setup::{
-    OverflowChange, Setup, SetupAction, SetupPlan, SetupRequest, SetupStep, StepStatus, TtlChange,
+    OverflowChange, Setup, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep,
+    StepStatus, TtlChange,
 };
 use kinarch_core::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
+use serde_json::{Value, json};
 
 use crate::cli::values::parse_capacity;
-use crate::cli::{BillingArg, GlobalArgs, SetupArgs};
+use crate::cli::{BillingArg, GlobalArgs, SetupArgs, SummaryFormat};
 use crate::failure::Failure;
+use crate::output::print_json;
 use crate::prompt::Prompter;
 
 /// Capacity units of a provisioned table when none are given.
 const DEFAULT_CAPACITY: u64 = 5;
 
 /// Plans, asks (on a terminal), applies and prints what was done.
-pub(crate) async fn run(global: &GlobalArgs, args: SetupArgs) -> Result<(), Failure> {
-    let sdk = super::connect(global, args.setup_region.as_deref()).await?;
-    let setup = Setup::new(&sdk);
-    let interactive = std::io::stdin().is_terminal() && !args.yes && !args.dry_run;
-    let mut request = SetupRequest::new(args.stream.clone(), args.mode);
+pub(crate) async fn run(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    args: SetupArgs,
+) -> Result<(), Failure> {
+    let setup = Setup::new(sdk);
+    let json = args.output == SummaryFormat::Json;
+    // A script that asks for JSON gets no questions.
+    let interactive = std::io::stdin().is_terminal() && !args.yes && !args.dry_run && !json;
+    let mut request = SetupRequest::new(args.stream.name.clone(), args.mode);
     request.table = args.table.clone();
     request.ttl = match (args.ttl_seconds, args.no_ttl) {
         (Some(ttl), _) => TtlChange::Expire(ttl),
@@ -45,6 +54,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: SetupArgs) -> Result<(), Fail
     }
 
     let plan = setup.plan(&request).await?;
+    if json {
+        let report = match args.dry_run {
+            true => None,
+            false => Some(setup.apply(&plan).await?),
+        };
+        print_json(&setup_json(&plan, report.as_ref()))?;
+        return Ok(());
+    }
     let mut stdout = std::io::stdout().lock();
     if args.dry_run {
         write!(
@@ -230,6 +247,37 @@ fn render_notes(notes: &[String]) -> String {
     notes.iter().map(|note| format!("note: {note}\n")).collect()
 }
 
+/// `setup -o json`: the plan, and what was done (`null` in a dry run).
+fn setup_json(plan: &SetupPlan, report: Option<&SetupReport>) -> Value {
+    let steps = |steps: &[SetupStep]| -> Vec<Value> {
+        steps
+            .iter()
+            .map(|step| {
+                let (status, detail) = match &step.status {
+                    StepStatus::ToDo => ("to do", None),
+                    StepStatus::Done => ("done", None),
+                    StepStatus::Unchanged(why) => ("unchanged", Some(why.clone())),
+                };
+                json!({"action": step.action.to_string(), "status": status, "detail": detail})
+            })
+            .collect()
+    };
+    let config = &plan.config;
+    json!({
+        "stream": config.stream.as_str(),
+        "streamArn": plan.stream_arn,
+        "region": plan.region,
+        "mode": config.mode.to_string(),
+        "table": config.table.as_str(),
+        "ttlSeconds": config.ttl.map(|ttl| ttl.seconds()),
+        "billing": plan.billing.to_string(),
+        "dryRun": report.is_none(),
+        "plan": steps(&plan.steps),
+        "done": report.map(|r| steps(&r.steps)),
+        "notes": report.map_or(&plan.notes, |r| &r.notes),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,7 +325,7 @@ mod tests {
     }
 
     fn answer(args: &SetupArgs, creates_table: bool, input: &str) -> (SetupRequest, String) {
-        let mut request = SetupRequest::new(args.stream.clone(), args.mode);
+        let mut request = SetupRequest::new(args.stream.name.clone(), args.mode);
         let mut prompter = Prompter::new(input.as_bytes(), Vec::new());
         ask(&mut prompter, args, &draft(creates_table), &mut request).unwrap();
         let shown = String::from_utf8(prompter.into_output()).unwrap();

@@ -1,4 +1,6 @@
-//! `kinarch status <stream>`.
+//! `kinarch status <stream>`: how a stream is archived, and a health check: exit status 0
+//! only when the archive is fully set up and usable (see
+//! `kinarch_core::setup::health`), 1 otherwise, after everything known was shown.
 
 use std::io::Write;
 
@@ -6,20 +8,101 @@ use aws_config::SdkConfig;
 use kinarch_core::ArchiveMode;
 use kinarch_core::aws::tables::TtlState;
 use kinarch_core::read::locate::Located;
-use kinarch_core::setup::{ArchiveStatus, Setup};
+use kinarch_core::setup::{ArchiveStatus, CheckpointsStatus, Setup};
+use serde_json::{Value, json};
 
-use crate::cli::StatusArgs;
+use crate::cli::values::thousands;
+use crate::cli::{StatusArgs, SummaryFormat};
 use crate::failure::Failure;
+use crate::output::print_json;
 
-/// Prints how the stream is archived.
+/// Prints how the stream is archived; fails (exit 1) when it has problems.
 pub(crate) async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
     let status = Setup::new(sdk)
         .status(&args.stream, args.table.as_ref())
         .await?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(render(&status).as_bytes())?;
-    stdout.flush()?;
-    Ok(())
+    match args.output {
+        SummaryFormat::Json => print_json(&status_json(&status))?,
+        SummaryFormat::Text => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(render(&status).as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    let problems = status.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(format!(
+            "the archive of {} is not fully set up: {}",
+            status.config.stream,
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
+    }
+}
+
+/// `status -o json`: everything `render` shows, with `healthy` and the `problems`.
+pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
+    let config = &status.config;
+    let problems: Vec<String> = status.problems().iter().map(ToString::to_string).collect();
+    let table = status.table.as_ref().map(|table| {
+        json!({
+            "name": table.name.as_str(),
+            "status": table.status,
+            "keySchema": table.key_schema.to_string(),
+            "fitsMode": table.key_schema.fits(config.mode),
+            "billing": table.billing.to_string(),
+            "itemCount": table.item_count,
+            "ttl": status.table_ttl.as_ref().map(ToString::to_string),
+        })
+    });
+    json!({
+        "healthy": problems.is_empty(),
+        "problems": problems,
+        "stream": config.stream.as_str(),
+        "streamArn": status.stream.as_ref().map(|s| s.arn.clone()),
+        "streamStatus": status.stream.as_ref().map(|s| s.status.clone()),
+        "openShards": status.stream.as_ref().map(|s| s.open_shards),
+        "region": status.region,
+        "configured": status.configured,
+        "mode": config.mode.to_string(),
+        "modeFrom": match status.located {
+            Located::Tags => "tags",
+            _ => "table key schema",
+        },
+        "ttlSeconds": config.ttl.map(|ttl| ttl.seconds()),
+        "tableName": config.table.as_str(),
+        "table": table,
+        "checkpoints": status.checkpoints.as_ref().map(checkpoints_json),
+    })
+}
+
+fn checkpoints_json(checkpoints: &CheckpointsStatus) -> Value {
+    let shards = match &checkpoints.shards {
+        Ok(shards) => json!(
+            shards
+                .iter()
+                .map(|(shard, c)| json!({
+                    "shardId": shard,
+                    "sequenceNumber": c.sequence_number.as_ref().map(|s| s.as_str()),
+                    "finished": c.finished,
+                    "updatedAt": c.updated_at,
+                }))
+                .collect::<Vec<_>>()
+        ),
+        Err(_) => Value::Null,
+    };
+    json!({
+        "table": checkpoints.table.as_str(),
+        "shards": shards,
+        "error": checkpoints.shards.as_ref().err(),
+        "newestUpdate": checkpoints.newest_update(),
+        "secondsSinceNewestUpdate": checkpoints.newest_update().and_then(seconds_since),
+    })
 }
 
 /// The status as aligned `label  value` lines.
@@ -121,12 +204,45 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
             lines.push((
                 "items",
                 match table.item_count {
-                    Some(count) => {
-                        format!("about {count} (DynamoDB updates this count about every six hours)")
-                    }
+                    Some(count) => format!(
+                        "about {} (DynamoDB updates this count about every six hours)",
+                        thousands(count.max(0) as u64)
+                    ),
                     None => "unknown".to_owned(),
                 },
             ));
+        }
+    }
+    if let Some(checkpoints) = &status.checkpoints {
+        lines.push(("checkpoints", format!("table {}", checkpoints.table)));
+        match &checkpoints.shards {
+            Err(why) => lines.push(("", format!("cannot be read: {why}"))),
+            Ok(shards) => {
+                for (shard, c) in shards {
+                    let at = match (&c.sequence_number, c.finished) {
+                        (_, true) => "finished".to_owned(),
+                        (Some(seq), false) => format!("at {seq}"),
+                        (None, false) => "opened, nothing archived yet".to_owned(),
+                    };
+                    lines.push(("", format!("{shard}  {at}  (updated {})", c.updated_at)));
+                }
+                if let Some(newest) = checkpoints.newest_update() {
+                    let behind = match seconds_since(newest) {
+                        Some(seconds) => format!(" ({} ago)", age(seconds)),
+                        None => String::new(),
+                    };
+                    lines.push(("newest checkpoint", format!("{newest}{behind}")));
+                }
+            }
+        }
+    }
+    let problems = status.problems();
+    if problems.is_empty() {
+        lines.push(("health", "OK: fully set up".to_owned()));
+    } else {
+        lines.push(("health", format!("{} problem(s):", problems.len())));
+        for problem in problems {
+            lines.push(("", format!("- {problem}")));
         }
     }
     let width = lines
@@ -138,6 +254,26 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
         .iter()
         .map(|(label, value)| format!("{label:<width$}  {value}\n"))
         .collect()
+}
+
+/// Seconds from an RFC 3339 time to now (0 for a time ahead of the local clock).
+fn seconds_since(time: &str) -> Option<u64> {
+    let then = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    Some(
+        (chrono::Utc::now() - then.with_timezone(&chrono::Utc))
+            .num_seconds()
+            .max(0) as u64,
+    )
+}
+
+/// `42 s`, `5 min`, `3 h 20 min`, `2 days 4 h`: how far behind, for people.
+fn age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        s => format!("{} days {} h", s / 86_400, s % 86_400 / 3600),
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +298,8 @@ mod tests {
             }),
             located: Located::Tags,
             configured,
+            invalid_tags: Vec::new(),
+            checkpoints: None,
             table: table.then(|| TableInfo {
                 name: config.table.clone(),
                 status: "ACTIVE".into(),
@@ -191,6 +329,16 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn ages_for_people() {
+        assert_eq!(age(42), "42 s");
+        assert_eq!(age(300), "5 min");
+        assert_eq!(age(3 * 3600 + 20 * 60), "3 h 20 min");
+        assert_eq!(age(2 * 86_400 + 4 * 3600), "2 days 4 h");
+        assert_eq!(seconds_since("2999-01-01T00:00:00Z"), Some(0));
+        assert_eq!(seconds_since("not a time"), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use aws_types::os_shim_internal::{Env, Fs};
 
 pub mod error;
 pub mod item;
+mod logged;
 pub mod objects;
 pub(crate) mod retry;
 pub mod streams;
@@ -90,9 +91,11 @@ fn parse_attempt_timeout_ms(text: &str) -> Result<Duration, Error> {
 /// container, instance metadata). Call [`check_profile`] first to refuse a profile that does
 /// not exist with a clear message.
 pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let http_client = logged::LoggedClient::wrap(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+    );
     let attempt = options.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client.clone())

@@ -73,6 +73,7 @@
 //! checkpointed, otherwise it is abandoned unrecorded, to be read again next time.
 
 pub mod checkpoint;
+pub mod dry_run;
 mod kinesis;
 mod lineage;
 mod reader;
@@ -435,6 +436,23 @@ impl StreamPoller {
         options: &PollerOptions,
         region: &str,
     ) -> Result<(StreamArchiveConfig, CheckpointStore), Error> {
+        let config = Self::checked_config(kinesis, dynamodb, stream, region).await?;
+        let location = match &options.checkpoints {
+            Some(location) => location.clone(),
+            None => CheckpointLocation::default_for(&config)?,
+        };
+        let store = CheckpointStore::open(dynamodb, location, &config).await?;
+        Ok((config, store))
+    }
+
+    /// The configuration from the stream's tags, once the table is known to exist with a
+    /// key schema that fits the mode.
+    async fn checked_config(
+        kinesis: &KinesisClient,
+        dynamodb: &DynamoDbClient,
+        stream: &StreamName,
+        region: &str,
+    ) -> Result<StreamArchiveConfig, Error> {
         // A stream without the mode tag is refused rather than archived as LATEST (the
         // Lambda's default): a person starting an archiver by hand most likely forgot
         // `kinarch setup`, and the error says so.
@@ -455,12 +473,7 @@ impl StreamPoller {
             }
             Some(_) => {}
         }
-        let location = match &options.checkpoints {
-            Some(location) => location.clone(),
-            None => CheckpointLocation::default_for(&config)?,
-        };
-        let store = CheckpointStore::open(dynamodb, location, &config).await?;
-        Ok((config, store))
+        Ok(config)
     }
 
     /// The stream's archive configuration.

@@ -187,6 +187,8 @@ impl QueryOptions {
 pub struct ScanOptions {
     /// Only records with at least this sequence number (numeric order).
     pub from_sequence: Option<SequenceNumber>,
+    /// Only records with at most this sequence number (numeric order).
+    pub to_sequence: Option<SequenceNumber>,
     /// Only records archived at or after this time (`lastUpdate`, which has whole-second
     /// resolution: the time is rounded down to its second).
     pub archived_after: Option<DateTime<Utc>>,
@@ -867,6 +869,7 @@ fn page_limit(page_size: Option<u32>, exact: bool, limit: Option<usize>) -> Opti
 #[derive(Debug, Clone, Default, PartialEq)]
 struct ScanFilter {
     from_sequence: Option<SequenceNumber>,
+    to_sequence: Option<SequenceNumber>,
     /// `lastUpdate` has whole seconds and its fixed-width text orders like time: the time
     /// is formatted the same way (which drops the fraction) and compared as text.
     archived_after: Option<String>,
@@ -885,6 +888,7 @@ impl ScanFilter {
     fn new(options: &ScanOptions) -> Self {
         Self {
             from_sequence: options.from_sequence.clone(),
+            to_sequence: options.to_sequence.clone(),
             archived_after: options.archived_after.map(format_last_update),
             arrived_after: options.arrived_after.map(|time| {
                 let text = epoch_seconds_text(time);
@@ -898,7 +902,11 @@ impl ScanFilter {
         let sequence_ok = self
             .from_sequence
             .as_ref()
-            .is_none_or(|from| record.sequence_number >= *from);
+            .is_none_or(|from| record.sequence_number >= *from)
+            && self
+                .to_sequence
+                .as_ref()
+                .is_none_or(|to| record.sequence_number <= *to);
         let archived_ok = self
             .archived_after
             .as_deref()
@@ -929,6 +937,15 @@ impl ScanFilter {
                 ":seq".to_owned(),
                 AttributeValue::S(from.as_str().to_owned()),
             );
+        }
+        if let Some(to) = &self.to_sequence {
+            parts.push("(size(#seq) < :tolen OR (size(#seq) = :tolen AND #seq <= :to))");
+            names.insert("#seq".to_owned(), attr::SEQUENCE_NUMBER.to_owned());
+            values.insert(
+                ":tolen".to_owned(),
+                AttributeValue::N(to.digits().to_string()),
+            );
+            values.insert(":to".to_owned(), AttributeValue::S(to.as_str().to_owned()));
         }
         if let Some(text) = &self.archived_after {
             parts.push("#lu >= :lu");
@@ -1129,6 +1146,20 @@ mod tests {
         let good = record("100", "2024-05-01 12:00:00", 1714564800.5);
         assert!(filter.matches(&good), "at the second and at the instant");
         assert!(!filter.matches(&record("9", "2024-05-01 12:00:00", 1714564801.0)));
+        let upto = ScanFilter::new(&ScanOptions {
+            from_sequence: Some(seq("9")),
+            to_sequence: Some(seq("10")),
+            ..ScanOptions::default()
+        });
+        assert!(upto.matches(&record("10", "2024-05-01 12:00:00", 1.0)));
+        assert!(upto.matches(&record("9", "2024-05-01 12:00:00", 1.0)));
+        assert!(!upto.matches(&record("11", "2024-05-01 12:00:00", 1.0)));
+        assert!(!upto.matches(&record("100", "2024-05-01 12:00:00", 1.0)));
+        assert_eq!(
+            upto.expression().unwrap().text,
+            "(size(#seq) > :seqlen OR (size(#seq) = :seqlen AND #seq >= :seq)) AND \
+             (size(#seq) < :tolen OR (size(#seq) = :tolen AND #seq <= :to))"
+        );
         assert!(!filter.matches(&record("11", "2024-05-01 11:59:59", 1714564801.0)));
         assert!(!filter.matches(&record("11", "2024-05-01 12:00:01", 1714564800.4)));
         let mut no_time = good.clone();

@@ -38,13 +38,45 @@ pub struct PutFailure {
     pub reason: String,
 }
 
+/// How [`put_records`] sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOptions {
+    /// PutRecords calls in flight at once.
+    pub concurrency: usize,
+    /// Keep order per partition key (the default); `false` batches freely.
+    pub ordered: bool,
+    /// Read and check everything, send nothing.
+    pub dry_run: bool,
+    /// How long a request may wait to fill ([`PUT_LINGER`] by default).
+    pub linger: Option<Duration>,
+}
+
+/// How long a record of `kinarch put` waits for more to share its call: short enough that
+/// `tail -f` output shows in the stream at once, long enough to fill calls from a busy
+/// source.
+pub const PUT_LINGER: Duration = Duration::from_millis(100);
+
+impl Default for PutOptions {
+    /// One call in flight, ordered, sent for real, [`PUT_LINGER`].
+    fn default() -> Self {
+        Self {
+            concurrency: 1,
+            ordered: true,
+            dry_run: false,
+            linger: Some(PUT_LINGER),
+        }
+    }
+}
+
 /// What [`put_records`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PutReport {
     /// Records taken from the input.
     pub read: u64,
-    /// Records the stream accepted.
+    /// Records the stream accepted (in a dry run: that would have been sent).
     pub sent: u64,
+    /// Bytes of data sent.
+    pub bytes: u64,
     /// Records that could not be written.
     pub failed: Vec<PutFailure>,
     /// PutRecords calls made.
@@ -53,8 +85,9 @@ pub struct PutReport {
     pub elapsed: Duration,
 }
 
-/// Writes `records` into `stream`, in order per partition key, with at most `concurrency`
-/// PutRecords calls in flight. `progress` is called after each answered call. An error is
+/// Writes `records` into `stream` as they come, in order per partition key unless
+/// `options.ordered` is false, with at most `options.concurrency` PutRecords calls in
+/// flight. `progress` is called after each answered call. An error is
 /// returned only when nothing can go on (the stream does not exist, the input failed).
 ///
 /// ```no_run
@@ -66,7 +99,8 @@ pub struct PutReport {
 /// let records = lines.iter().enumerate().map(|(i, line)| {
 ///     Ok(PutInput { position: i as u64 + 1, partition_key: "customer-1".into(), data: line.as_bytes().to_vec() })
 /// });
-/// let report = put_records(&kinesis, &StreamName::new("orders")?, futures::stream::iter(records), 1, |_| {}).await?;
+/// let options = Default::default();
+/// let report = put_records(&kinesis, &StreamName::new("orders")?, futures::stream::iter(records), &options, |_| {}).await?;
 /// println!("{} of {} written", report.sent, report.read);
 /// # Ok(()) }
 /// ```
@@ -74,7 +108,7 @@ pub async fn put_records(
     kinesis: &KinesisClient,
     stream: &StreamName,
     records: impl Stream<Item = Result<PutInput, Error>>,
-    concurrency: usize,
+    options: &PutOptions,
     progress: impl FnMut(&SendProgress),
 ) -> Result<PutReport, Error> {
     let records = records.map(|input| {
@@ -87,13 +121,17 @@ pub async fn put_records(
         })
     });
     let options = SendOptions {
-        concurrency: concurrency.max(1),
+        concurrency: options.concurrency.max(1),
+        ordered: options.ordered,
+        dry_run: options.dry_run,
+        linger: options.linger,
         ..SendOptions::default()
     };
     let report = send_records(kinesis, stream, records, &options, progress).await?;
     Ok(PutReport {
         read: report.read,
         sent: report.sent,
+        bytes: report.bytes,
         failed: report
             .failed
             .into_iter()

@@ -67,6 +67,7 @@ impl ReinjectOptions {
             concurrency,
             max_attempts,
             dry_run,
+            ..
         } = SendOptions::default();
         Self {
             source,
@@ -86,6 +87,8 @@ impl ReinjectOptions {
             concurrency: self.concurrency,
             max_attempts: self.max_attempts,
             dry_run: self.dry_run,
+            // Archived records are all there at once: nothing to wait for.
+            ..SendOptions::default()
         }
     }
 }
@@ -303,7 +306,8 @@ mod tests {
                 rate: NonZeroU32::new(7),
                 concurrency: 2,
                 max_attempts: 10,
-                dry_run: true
+                dry_run: true,
+                ..SendOptions::default()
             }
         );
     }

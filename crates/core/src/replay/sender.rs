@@ -15,6 +15,13 @@
 //! returns a key's sequence numbers in the table's string order, and a line number is in
 //! input order already.
 //!
+//! [`SendOptions::ordered`] `false` (`kinarch put --unordered`) drops the guarantee: records
+//! are batched freely, up to 500 of one key per call, and a failed record blocks nothing.
+//!
+//! [`SendOptions::linger`] (`kinarch put`: 100 ms) holds a request back until it is full or
+//! its first record has waited that long, so a slow source (`tail -f`) still fills calls
+//! instead of sending one record per call, and records never wait longer than that.
+//!
 //! A record that still fails after its retries blocks its key: later records of that key
 //! are reported as not sent rather than sent ahead of it. A record that can never be sent
 //! (refused by the caller, or over 1 MiB) is reported and does not block its key, since
@@ -124,16 +131,22 @@ pub struct SendOptions {
     pub max_attempts: u32,
     /// Count, send nothing: every sendable record is reported as sent.
     pub dry_run: bool,
+    /// Keep order per partition key (see the [module documentation](self)).
+    pub ordered: bool,
+    /// Wait up to this long for a request to fill before sending it; `None` sends at once.
+    pub linger: Option<Duration>,
 }
 
 impl Default for SendOptions {
-    /// No rate limit, 4 calls in flight, 10 attempts.
+    /// No rate limit, 4 calls in flight, 10 attempts, ordered, no linger.
     fn default() -> Self {
         Self {
             rate: None,
             concurrency: 4,
             max_attempts: 10,
             dry_run: false,
+            ordered: true,
+            linger: None,
         }
     }
 }
@@ -225,6 +238,8 @@ pub async fn send_records<Id: Ord>(
     let mut exhausted = false;
     let mut in_flight = FuturesUnordered::new();
     let concurrency = options.concurrency.max(1);
+    // Since when queued records wait for a request to fill (with a linger).
+    let mut lingering_since: Option<Instant> = None;
     loop {
         // Take what the source has ready before starting requests, so that they go out as
         // full as the keys allow; while the source waits (a table page on its way), the
@@ -240,7 +255,22 @@ pub async fn send_records<Id: Ord>(
             run.pretend_sent();
             progress(&run.report.progress());
         }
-        while !options.dry_run && in_flight.len() < concurrency {
+        if run.pending.len == 0 {
+            lingering_since = None;
+        } else if lingering_since.is_none() {
+            lingering_since = Some(Instant::now());
+        }
+        let linger_until = match (options.linger, lingering_since) {
+            (Some(linger), Some(since))
+                if !exhausted
+                    && run.pending.len < MAX_RECORDS_PER_REQUEST
+                    && run.pending.bytes < MAX_BYTES_PER_REQUEST =>
+            {
+                Some(since + linger).filter(|until| *until > Instant::now())
+            }
+            _ => None,
+        };
+        while !options.dry_run && linger_until.is_none() && in_flight.len() < concurrency {
             let Some(request) = run.start_request(Instant::now()) else {
                 break;
             };
@@ -254,12 +284,14 @@ pub async fn send_records<Id: Ord>(
         let could_start = in_flight.len() < concurrency && run.pending.len > 0;
         let retry_at = could_start.then(|| run.pending.next_due()).flatten();
         let pace_at = could_start.then(|| run.pacer.next_room()).flatten();
+        let linger_at = could_start.then_some(linger_until).flatten();
         let now = Instant::now();
         let event = tokio::select! {
             input = source.next(), if reading => Event::Read(input),
             Some(answer) = in_flight.next(), if !in_flight.is_empty() => Event::Answered(answer),
             () = tokio::time::sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => Event::Due,
             () = tokio::time::sleep_until(pace_at.unwrap_or(now)), if pace_at.is_some() => Event::Due,
+            () = tokio::time::sleep_until(linger_at.unwrap_or(now)), if linger_at.is_some() => Event::Due,
         };
         match event {
             Event::Read(None) => exhausted = true,
@@ -291,6 +323,9 @@ struct Run<Id> {
     pacer: Pacer,
     report: SendReport<Id>,
     max_attempts: u32,
+    /// `None`: ordered, a key's records share its lane. `Some(n)`: unordered, each record
+    /// gets a lane of its own, numbered from `n`.
+    next_lane: Option<u64>,
 }
 
 impl<Id: Ord> Run<Id> {
@@ -300,6 +335,7 @@ impl<Id: Ord> Run<Id> {
             pacer: Pacer::new(options.rate),
             report: SendReport::default(),
             max_attempts: options.max_attempts,
+            next_lane: (!options.ordered).then_some(0),
         }
     }
 
@@ -318,7 +354,14 @@ impl<Id: Ord> Run<Id> {
             );
             return self.report.failed.push(failure(record, reason));
         }
-        if let Err(record) = self.pending.push(Queued::new(record)) {
+        let lane = match &mut self.next_lane {
+            None => record.partition_key.clone(),
+            Some(n) => {
+                *n += 1;
+                n.to_string()
+            }
+        };
+        if let Err(record) = self.pending.push(Queued::new(record, lane)) {
             self.report
                 .failed
                 .push(failure(record.record, BLOCKED.into()));
@@ -349,7 +392,7 @@ impl<Id: Ord> Run<Id> {
             }
             for queued in request {
                 self.sent(&queued.record);
-                self.pending.settle(&queued.record.partition_key, None);
+                self.pending.settle(&queued.lane, None);
             }
         }
         self.pending.tidy();
@@ -375,7 +418,7 @@ impl<Id: Ord> Run<Id> {
                     match code {
                         None => {
                             self.sent(&queued.record);
-                            self.pending.settle(&queued.record.partition_key, None);
+                            self.pending.settle(&queued.lane, None);
                         }
                         Some(code) => self.retry_or_fail(queued, &code),
                     }
@@ -389,7 +432,7 @@ impl<Id: Ord> Run<Id> {
     /// attempts, is reported and blocks its key.
     fn retry_or_fail(&mut self, mut queued: Queued<Id>, reason: &str) {
         queued.attempts += 1;
-        let key = queued.record.partition_key.clone();
+        let key = queued.lane.clone();
         if queued.attempts < self.max_attempts {
             self.report.retried += 1;
             let delay = queued
@@ -423,6 +466,9 @@ fn failure<Id>(record: Outgoing<Id>, reason: String) -> SendFailure<Id> {
 #[derive(Debug)]
 struct Queued<Id> {
     record: Outgoing<Id>,
+    /// The records that keep their order among themselves: the partition key's, or (not
+    /// ordered) the record's own.
+    lane: String,
     attempts: u32,
     /// Not to be sent again before this time (backoff after a failure).
     due: Option<Instant>,
@@ -432,9 +478,10 @@ struct Queued<Id> {
 }
 
 impl<Id> Queued<Id> {
-    fn new(record: Outgoing<Id>) -> Self {
+    fn new(record: Outgoing<Id>, lane: String) -> Self {
         Self {
             record,
+            lane,
             attempts: 0,
             due: None,
             backoff: None,
@@ -455,6 +502,8 @@ struct Pending<Id> {
     blocked: HashSet<String>,
     /// Records queued (not in flight).
     len: usize,
+    /// Their size against the PutRecords limits.
+    bytes: usize,
 }
 
 impl<Id> Default for Pending<Id> {
@@ -465,6 +514,7 @@ impl<Id> Default for Pending<Id> {
             in_flight: HashSet::new(),
             blocked: HashSet::new(),
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -479,10 +529,11 @@ impl<Id: Ord> Pending<Id> {
 
     /// Queues a record; gives it back when its key is blocked.
     fn push(&mut self, queued: Queued<Id>) -> Result<(), Queued<Id>> {
-        if self.blocked.contains(&queued.record.partition_key) {
+        if self.blocked.contains(&queued.lane) {
             return Err(queued);
         }
-        let key = queued.record.partition_key.clone();
+        let key = queued.lane.clone();
+        self.bytes += queued.record.size();
         insert_in_order(self.queue(&key), queued);
         self.len += 1;
         Ok(())
@@ -515,6 +566,7 @@ impl<Id: Ord> Pending<Id> {
             request.push(queue.pop_front().expect("queued"));
             self.in_flight.insert(key.clone());
             self.len -= 1;
+            self.bytes -= size;
         }
         request
     }
@@ -523,6 +575,7 @@ impl<Id: Ord> Pending<Id> {
     fn settle(&mut self, key: &str, retry: Option<Queued<Id>>) {
         self.in_flight.remove(key);
         if let Some(queued) = retry {
+            self.bytes += queued.record.size();
             insert_in_order(self.queue(key), queued);
             self.len += 1;
         }
@@ -538,6 +591,7 @@ impl<Id: Ord> Pending<Id> {
             .map(|q| q.drain(..).collect())
             .unwrap_or_default();
         self.len -= dropped.len();
+        self.bytes -= dropped.iter().map(|q| q.record.size()).sum::<usize>();
         dropped
     }
 
@@ -699,7 +753,24 @@ mod tests {
     use super::*;
 
     fn out(key: &str, id: u32) -> Queued<u32> {
-        Queued::new(Outgoing::new(id, key, vec![0; 10]))
+        Queued::new(Outgoing::new(id, key, vec![0; 10]), key.to_owned())
+    }
+
+    #[test]
+    fn unordered_requests_carry_many_records_of_one_key() {
+        let unordered = SendOptions {
+            ordered: false,
+            ..SendOptions::default()
+        };
+        for (options, expected) in [(unordered, 500), (SendOptions::default(), 1)] {
+            let mut run = Run::new(&options);
+            for id in 0..600u32 {
+                run.accept(Input::Send(Outgoing::new(id, "one-key", vec![1; 10])));
+            }
+            let request = run.start_request(Instant::now()).unwrap();
+            assert_eq!(request.len(), expected);
+            assert!(request.iter().all(|q| q.record.partition_key == "one-key"));
+        }
     }
 
     fn keys(request: &[Queued<u32>]) -> Vec<(&str, u32)> {

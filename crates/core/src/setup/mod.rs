@@ -35,8 +35,11 @@ use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TTL
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{ExpiryRule, OverflowTarget};
 use crate::error::Error;
+use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::read::locate::{Located, locate, stream_unreadable};
 
+pub mod health;
+pub mod list;
 mod plan;
 
 pub(crate) use plan::archive_table_mismatch;
@@ -60,6 +63,9 @@ pub struct ArchiveStatus {
     pub located: Located,
     /// Whether the stream has a `StreamArchiveMode` tag (was set up).
     pub configured: bool,
+    /// Why tags were left out of [`ArchiveStatus::config`]: each invalid kinarch tag's
+    /// message (see [`health::config_despite_invalid_tags`]).
+    pub invalid_tags: Vec<String>,
     /// The configuration read from the tags (without a mode tag: the archiver's default,
     /// LATEST).
     pub config: StreamArchiveConfig,
@@ -67,6 +73,35 @@ pub struct ArchiveStatus {
     pub table: Option<TableInfo>,
     /// The table's TTL setting, if the table exists.
     pub table_ttl: Option<TtlState>,
+    /// `kinarch archive`'s checkpoints, when its default checkpoint table exists.
+    pub checkpoints: Option<CheckpointsStatus>,
+}
+
+impl ArchiveStatus {
+    /// Everything that keeps the archive from being fully set up and usable; empty when it
+    /// is healthy.
+    pub fn problems(&self) -> Vec<health::Problem> {
+        health::problems(self)
+    }
+}
+
+/// The checkpoints of `kinarch archive` found by [`Setup::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointsStatus {
+    /// The checkpoint table (`<archive table>-checkpoints`).
+    pub table: TableName,
+    /// Each shard's checkpoint, by shard id; or why they could not be read (a table of
+    /// another stream, a permission missing).
+    pub shards: Result<Vec<(String, Checkpoint)>, String>,
+}
+
+impl CheckpointsStatus {
+    /// The newest `updatedAt` of all shards (RFC 3339 text orders like time), which says
+    /// how far behind the archiver is when it does not run.
+    pub fn newest_update(&self) -> Option<&str> {
+        let shards = self.shards.as_ref().ok()?;
+        shards.iter().map(|(_, c)| c.updated_at.as_str()).max()
+    }
 }
 
 /// Sets streams up for archiving and reports their setup. Cheap to clone.
@@ -157,20 +192,18 @@ impl Setup {
             Err(err) if stream_unreadable(&err) => None,
             Err(err) => return Err(err),
         };
-        let (config, configured, located) = match (&summary, table) {
+        let (config, configured, located, invalid_tags) = match (&summary, table) {
             (Some(_), None) => {
                 let tags = list_stream_tags(&self.kinesis, stream).await?;
                 let configured = tags.iter().any(|(key, _)| key == TAG_MODE);
-                let config = StreamArchiveConfig::from_tags(
-                    stream,
-                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                )?;
-                (config, configured, Located::Tags)
+                // An invalid tag is a problem to show, with everything else that is known.
+                let (config, invalid) = health::config_despite_invalid_tags(stream, &tags);
+                (config, configured, Located::Tags, invalid)
             }
             _ => {
                 let (config, located) =
                     locate(&self.kinesis, &self.dynamodb, &self.region, stream, table).await?;
-                (config, true, located)
+                (config, true, located, Vec::new())
             }
         };
         let table = describe_table(&self.dynamodb, &config.table).await?;
@@ -178,15 +211,45 @@ impl Setup {
             Some(_) => Some(describe_ttl(&self.dynamodb, &config.table).await?),
             None => None,
         };
+        let checkpoints = self.checkpoints(&config).await?;
         Ok(ArchiveStatus {
             region: self.region.clone(),
             stream: summary,
             located,
             configured,
+            invalid_tags,
             config,
             table,
             table_ttl,
+            checkpoints,
         })
+    }
+
+    /// The checkpoints in the default checkpoint table, if it exists (it is never created
+    /// here).
+    async fn checkpoints(
+        &self,
+        config: &StreamArchiveConfig,
+    ) -> Result<Option<CheckpointsStatus>, Error> {
+        let Ok(CheckpointLocation::Table(table)) = CheckpointLocation::default_for(config) else {
+            return Ok(None);
+        };
+        if describe_table(&self.dynamodb, &table).await?.is_none() {
+            return Ok(None);
+        }
+        let location = CheckpointLocation::Table(table.clone());
+        let shards = match CheckpointStore::open(&self.dynamodb, location, config).await {
+            Ok(store) => store.load().await,
+            Err(error) => Err(error),
+        };
+        let shards = shards
+            .map(|shards| {
+                let mut shards: Vec<(String, Checkpoint)> = shards.into_iter().collect();
+                shards.sort_by(|a, b| a.0.cmp(&b.0));
+                shards
+            })
+            .map_err(|error| error.to_string());
+        Ok(Some(CheckpointsStatus { table, shards }))
     }
 
     /// Works out the steps that bring the stream to `request`, changing nothing (the
