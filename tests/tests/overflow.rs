@@ -578,6 +578,14 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
         .await
         .ok();
     assert_eq!(s3::lifecycle_rules(&s3c, BUCKET).await, [theirs]);
+    let json = kinarch(&moto, &["status", "orders", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        json["overflow"],
+        format!("s3://{BUCKET}/{PREFIX}"),
+        "{json}"
+    );
     kinarch(&moto, &["setup", "orders", "ALL", "--no-overflow", "--yes"])
         .await
         .ok();

@@ -75,6 +75,7 @@ pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
             _ => "table key schema",
         },
         "ttlSeconds": config.ttl.map(|ttl| ttl.seconds()),
+        "overflow": config.overflow.as_ref().map(|target| target.tag_value()),
         "tableName": config.table.as_str(),
         "table": table,
         "checkpoints": status.checkpoints.as_ref().map(checkpoints_json),
