@@ -640,6 +640,11 @@ pub(crate) struct PutArgs {
     /// Each line is the standard base64 of the record bytes, on one line (base64 -w0).
     #[arg(long)]
     pub(crate) base64: bool,
+    /// With --base64, take every line as one record even when the lines look like wrapped
+    /// base64 (records of exactly 57 or 48 bytes encode to lines of 76 or 64 characters,
+    /// the widths `base64` wraps at).
+    #[arg(long, requires = "base64")]
+    pub(crate) no_wrap_check: bool,
     /// Batch records freely: order per partition key is not guaranteed, but 500 records of
     /// one key go in one PutRecords call instead of 500 calls.
     #[arg(long)]
