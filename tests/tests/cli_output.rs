@@ -32,8 +32,12 @@ async fn archived(lines: usize) -> Moto {
 }
 
 async fn put(moto: &Moto, args: &[&str], input: &[u8]) -> Run {
+    put_to(moto, "orders", args, input).await
+}
+
+async fn put_to(moto: &Moto, stream: &str, args: &[&str], input: &[u8]) -> Run {
     let mut command = cli::command(moto);
-    command.args(["put", "orders"]).args(args);
+    command.args(["put", stream]).args(args);
     cli::run_command(command, Some(input)).await
 }
 
@@ -692,6 +696,37 @@ async fn put_refuses_wrapped_base64_without_sending_a_piece_of_it() {
         .map(|r| r.data)
         .collect();
     assert_eq!(sent, [b"ABC".to_vec()]);
+
+    // Records of exactly 48 bytes encode to 64 characters, a wrap width: refused as above
+    // by default, each sent as one record with --no-wrap-check.
+    let fixed: Vec<u8> = (0..3u8)
+        .flat_map(|i| {
+            let line = base64::engine::general_purpose::STANDARD.encode([i; 48]);
+            [line.into_bytes(), b"\n".to_vec()].concat()
+        })
+        .collect();
+    kinesis::create_stream(&kinesis_client, "digests", 1).await;
+    let refused = put_to(&moto, "digests", &["-k", "k", "--base64"], &fixed).await;
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("--no-wrap-check"),
+        "{}",
+        refused.stderr
+    );
+    let sent = put_to(
+        &moto,
+        "digests",
+        &["-k", "k", "--base64", "--no-wrap-check"],
+        &fixed,
+    )
+    .await;
+    sent.ok();
+    let digests: Vec<Vec<u8>> = kinesis::read_all(&kinesis_client, "digests")
+        .await
+        .into_iter()
+        .map(|r| r.data)
+        .collect();
+    assert_eq!(digests, [vec![0u8; 48], vec![1u8; 48], vec![2u8; 48]]);
 }
 
 #[tokio::test]

@@ -531,29 +531,25 @@ mod tests {
                 .unwrap(),
             size: 3,
         });
-        let mut out = Vec::new();
-        assert_eq!(
-            format_record(
-                &RecordFormat::Output(OutputFormat::Data, vec![]),
-                &big,
-                &mut out
-            ),
-            Err(NotPrinted::NotFetched(
-                "s3://big-records/orders/shardId-000000000001/100".into()
-            ))
-        );
+        let location = "s3://big-records/orders/shardId-000000000001/100";
+        for format in [OutputFormat::Data, OutputFormat::Base64] {
+            let mut out = Vec::new();
+            let line = RecordFormat::Output(format, vec![]);
+            assert_eq!(
+                format_record(&line, &big, &mut out),
+                Err(NotPrinted::NotFetched(location.into()))
+            );
+            assert!(out.is_empty());
+        }
         let value: Value = serde_json::from_slice(&formatted(OutputFormat::Jsonl, &big)).unwrap();
-        assert_eq!(
-            value["recordLocation"],
-            "s3://big-records/orders/shardId-000000000001/100"
-        );
+        assert_eq!(value["recordLocation"], location);
         assert_eq!(value["recordSize"], 3);
         assert!(value.get("recordData").is_none() && value.get("oversize").is_none());
         // --format: the size is the stored one; the payload itself cannot be printed.
         assert_eq!(lined("%S", &big), b"3");
         let line = RecordFormat::Line(LineFormat::parse("%k %s").unwrap());
         assert!(matches!(
-            format_record(&line, &big, &mut out),
+            format_record(&line, &big, &mut Vec::new()),
             Err(NotPrinted::NotFetched(_))
         ));
         big.data = vec![0, 1, 2];

@@ -130,6 +130,28 @@ pub enum Error {
         /// How long we waited.
         waited_seconds: u64,
     },
+    /// An export needs point-in-time recovery, which is off for the table.
+    #[error(
+        "point-in-time recovery is off for table {table}, and a DynamoDB export reads from it: \
+         turn it on with `kinarch setup <stream> <MODE> --pitr` (or `aws dynamodb \
+         update-continuous-backups --table-name {table} --point-in-time-recovery-specification \
+         PointInTimeRecoveryEnabled=true`), then export again"
+    )]
+    PointInTimeRecoveryOff {
+        /// The table.
+        table: TableName,
+    },
+    /// An export did not finish within the time kinarch waits; it goes on without kinarch.
+    #[error(
+        "the export {arn} is still running after {waited_seconds} s; it goes on without \
+         kinarch: follow it with `aws dynamodb describe-export --export-arn {arn}`"
+    )]
+    ExportStillRunning {
+        /// The export.
+        arn: String,
+        /// How long we waited.
+        waited_seconds: u64,
+    },
     /// The table's TTL is on another attribute or is being switched off, so `expireAfter`
     /// cannot be made to expire items.
     #[error(

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{ExportDescription, ExportFormat, ExportStatus};
 use tokio::time::Instant;
@@ -129,15 +130,55 @@ impl ExportState {
     }
 }
 
+/// Exports of archive tables, with a client built once from the SDK configuration.
+#[derive(Debug, Clone)]
+pub struct Exporter {
+    dynamodb: DynamoDbClient,
+}
+
+impl Exporter {
+    /// An exporter using the configuration's credentials, region and endpoint.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self {
+            dynamodb: DynamoDbClient::new(sdk),
+        }
+    }
+
+    /// Whether point-in-time recovery, which an export needs, is on for `table`.
+    pub async fn point_in_time_recovery(&self, table: &TableName) -> Result<bool, Error> {
+        point_in_time_recovery(&self.dynamodb, table).await
+    }
+
+    /// See [`start_export`].
+    pub async fn start(
+        &self,
+        table: &TableName,
+        destination: &ExportDestination,
+    ) -> Result<ExportState, Error> {
+        start_export(&self.dynamodb, table, destination).await
+    }
+
+    /// See [`wait_for_export`].
+    pub async fn wait(
+        &self,
+        started: ExportState,
+        poll: Duration,
+        timeout: Duration,
+        progress: impl FnMut(&ExportState),
+    ) -> Result<ExportState, Error> {
+        wait_for_export(&self.dynamodb, started, poll, timeout, progress).await
+    }
+}
+
 /// Starts an export of `table` (DynamoDB JSON, the current point in time) to `destination`.
 pub async fn start_export(
     dynamodb: &DynamoDbClient,
     table: &TableName,
     destination: &ExportDestination,
 ) -> Result<ExportState, Error> {
-    let info = describe_table(dynamodb, table)
-        .await?
-        .ok_or_else(|| Error::InvalidInput(format!("table {table} does not exist")))?;
+    let info = describe_table(dynamodb, table).await?.ok_or_else(|| {
+        Error::InvalidInput(format!("table {table} does not exist: check --table"))
+    })?;
     let arn = info
         .arn
         .ok_or_else(|| Error::Internal(format!("DescribeTable of {table} did not give its ARN")))?;
@@ -166,12 +207,9 @@ pub async fn start_export(
 }
 
 fn point_in_time_recovery_off(table: &TableName) -> Error {
-    Error::InvalidInput(format!(
-        "point-in-time recovery is off for table {table}, and a DynamoDB export reads from it: \
-         turn it on with `kinarch setup <stream> <MODE> --pitr` (or `aws dynamodb \
-         update-continuous-backups --table-name {table} --point-in-time-recovery-specification \
-         PointInTimeRecoveryEnabled=true`), then export again"
-    ))
+    Error::PointInTimeRecoveryOff {
+        table: table.clone(),
+    }
 }
 
 /// Asks DynamoDB how an export is doing.
@@ -209,13 +247,10 @@ pub async fn wait_for_export(
             return Ok(state);
         }
         if since.elapsed() + poll > timeout {
-            return Err(Error::InvalidInput(format!(
-                "the export {} is still running after {} s; it goes on without kinarch: \
-                 follow it with `aws dynamodb describe-export --export-arn {}`",
-                state.arn,
-                since.elapsed().as_secs(),
-                state.arn
-            )));
+            return Err(Error::ExportStillRunning {
+                arn: state.arn,
+                waited_seconds: since.elapsed().as_secs(),
+            });
         }
         tokio::time::sleep(poll).await;
         state = describe_export(dynamodb, &state).await?;

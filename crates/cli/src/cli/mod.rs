@@ -326,6 +326,35 @@ AWS permissions: dynamodb:ListTables, DescribeTable; kinesis:DescribeStreamSumma
         after_help = "Examples:\n  kinarch list --region eu-west-1\n  kinarch list -o json | jq '.[].table'"
     )]
     List(ListArgs),
+
+    /// Export an archive table to S3 (DynamoDB's own export) for Athena, Glue or EMR.
+    #[command(
+        long_about = "\
+Export a stream's archive table to S3 with DynamoDB's ExportTableToPointInTime: DynamoDB
+writes the table as of now, in DynamoDB JSON (gzipped lines of {\"Item\": {...}}), under
+s3://BUCKET/PREFIX/AWSDynamoDB/<export id>/, from its point-in-time recovery backup: the
+export reads no table capacity and does not slow the archiver. It needs point-in-time
+recovery on the table (`kinarch setup <stream> <MODE> --pitr` turns it on); kinarch checks
+that first.
+
+kinarch waits until the export completes (an export takes minutes to hours; --no-wait returns
+once it started) and prints where its manifest is. --print-athena-ddl prints a CREATE
+EXTERNAL TABLE for Athena over the exported files, with the archive's attributes and their
+types (see the README for a query that decodes recordData).
+
+The archive is found as for `kinarch query` (tags, --table, or the default table names when
+the stream is gone). Messages go to standard error; -o json and the DDL to standard output.
+
+AWS permissions: dynamodb:DescribeTable, DescribeContinuousBackups, ExportTableToPointInTime,
+DescribeExport on the table; s3:PutObject, s3:AbortMultipartUpload on the prefix (used by
+DynamoDB on your behalf).",
+        after_help = "\
+Examples:
+  kinarch export orders --s3 s3://analytics/kinarch/orders
+  kinarch export orders --s3 s3://analytics/kinarch --print-athena-ddl > orders.sql
+  kinarch export orders --s3 s3://analytics/kinarch --no-wait -o json | jq -r .exportArn"
+    )]
+    Export(ExportArgs),
 }
 
 /// `kinarch setup`.
@@ -400,6 +429,32 @@ pub(crate) struct StatusArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
     pub(crate) table: Option<TableName>,
     /// How to print the status: text, or one JSON document (with "healthy" and "problems").
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
+}
+
+/// `kinarch export`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ExportArgs {
+    /// The Kinesis stream whose archive is exported (it may be gone).
+    #[arg(value_parser = parse_stream)]
+    pub(crate) stream: StreamArg,
+    /// Where DynamoDB writes the export: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(long = "s3", value_name = "S3_URL", value_parser = parse_s3_prefix)]
+    pub(crate) destination: S3Prefix,
+    /// Export this table instead of the one the stream's tags name.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub(crate) table: Option<TableName>,
+    /// Return once the export started, without waiting for it to complete.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// Print a CREATE EXTERNAL TABLE for Athena over the exported files (standard output).
+    #[arg(long)]
+    pub(crate) print_athena_ddl: bool,
+    /// Say what would be exported and where, and check point-in-time recovery; start nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// How to print the result: text (standard error), or one JSON document (standard output).
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
     pub(crate) output: SummaryFormat,
 }
@@ -654,6 +709,11 @@ pub(crate) struct PutArgs {
     /// Each line is the standard base64 of the record bytes, on one line (base64 -w0).
     #[arg(long)]
     pub(crate) base64: bool,
+    /// With --base64, take every line as one record even when the lines look like wrapped
+    /// base64 (records of exactly 57 or 48 bytes encode to lines of 76 or 64 characters,
+    /// the widths `base64` wraps at).
+    #[arg(long, requires = "base64")]
+    pub(crate) no_wrap_check: bool,
     /// Batch records freely: order per partition key is not guaranteed, but 500 records of
     /// one key go in one PutRecords call instead of 500 calls.
     #[arg(long)]

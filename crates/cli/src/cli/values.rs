@@ -332,3 +332,39 @@ mod tests {
         assert!(parse_stream("bad name").unwrap_err().contains("stream ARN"));
     }
 }
+
+/// An S3 location for `kinarch export`: a bucket and a key prefix (no slashes around it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct S3Prefix {
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
+}
+
+pub(super) fn parse_s3_prefix(text: &str) -> Result<S3Prefix, String> {
+    let rest = text.trim().strip_prefix("s3://").ok_or_else(|| {
+        format!("{text:?} is not an S3 URL: give s3://BUCKET or s3://BUCKET/PREFIX")
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !((3..=63).contains(&bucket.len())
+        && bucket.chars().all(valid)
+        && edge(bucket.chars().next())
+        && edge(bucket.chars().last()))
+    {
+        return Err(format!(
+            "{bucket:?} is not a valid S3 bucket name: 3 to 63 lower-case letters, digits, '.' \
+             and '-', starting and ending with a letter or digit"
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.contains("//") {
+        return Err(format!(
+            "the prefix {prefix:?} has an empty path segment (//)"
+        ));
+    }
+    Ok(S3Prefix {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+    })
+}

@@ -2,6 +2,7 @@
 
 mod archive;
 mod completions;
+mod export;
 mod list;
 mod put;
 mod read;
@@ -36,6 +37,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Archive(args) => archive::run(&sdk, &global, args).await,
         Command::Put(args) => put::run(&sdk, &global, args).await,
         Command::List(args) => list::run(&sdk, args).await,
+        Command::Export(args) => export::run(&sdk, &global, args).await,
     }
 }
 
@@ -65,6 +67,7 @@ fn regions_given(command: &Command) -> Vec<(String, String)> {
         }
         Command::Archive(args) => regions.extend(arn(&args.stream)),
         Command::Put(args) => regions.extend(arn(&args.stream)),
+        Command::Export(args) => regions.extend(arn(&args.stream)),
         Command::Completions(_) | Command::List(_) => {}
     }
     regions

@@ -75,7 +75,13 @@ pub(crate) async fn run(
         }
     };
     let problems = Arc::new(Mutex::new(Problems::default()));
-    let records = records(stdin, key_from, args.base64, Arc::clone(&problems));
+    let records = records(
+        stdin,
+        key_from,
+        args.base64,
+        !args.no_wrap_check,
+        Arc::clone(&problems),
+    );
     let json = args.output == SummaryFormat::Json;
     let mut progress = Progress::start_status(global.quiet || json);
     // One call in flight by default: moto (the local emulator of the demo and tests)
@@ -257,7 +263,8 @@ enum Verdict {
 /// of a wrapped record is ever sent. A single line of that width followed by a longer line
 /// or the end of input is a record. Two unwrapped records in a row, the first of exactly 57
 /// or 48 bytes and the second no longer, look the same and are refused too, with the same
-/// hint: loudly, never sent as pieces.
+/// hint: loudly, never sent as pieces; `--no-wrap-check` turns the check off for inputs of
+/// such fixed-size records.
 #[derive(Debug, Default)]
 struct WrapCheck {
     held: Option<(u64, Vec<u8>)>,
@@ -317,6 +324,7 @@ fn records(
     input: impl AsyncRead + Unpin,
     key_from: KeyFrom,
     base64: bool,
+    check_wrapping: bool,
     problems: Arc<Mutex<Problems>>,
 ) -> impl Stream<Item = Result<PutInput, kinarch_core::Error>> {
     // A base64 line is a third longer than the record it encodes.
@@ -329,7 +337,7 @@ fn records(
         line_number: 0,
         line: Vec::new(),
         ready: Default::default(),
-        wrap: base64.then(WrapCheck::default),
+        wrap: (base64 && check_wrapping).then(WrapCheck::default),
         ended: false,
     };
     futures::stream::unfold(state, move |mut state| {
@@ -411,7 +419,9 @@ fn records(
                                     "the input looks like wrapped base64 (lines of 76 or 64 \
                                      characters, as `base64` and `openssl base64` write by \
                                      default): each line must be one whole record; encode \
-                                     with `base64 -w0` (on macOS `base64 -b 0`)"
+                                     with `base64 -w0` (on macOS `base64 -b 0`). If every \
+                                     line is one record (of exactly 57 or 48 bytes), pass \
+                                     --no-wrap-check"
                                         .to_owned(),
                                 ),
                             }
@@ -501,7 +511,7 @@ mod tests {
 
     async fn collect(input: &[u8], key_from: KeyFrom, base64: bool) -> (Vec<PutInput>, Problems) {
         let problems = Arc::new(Mutex::new(Problems::default()));
-        let records: Vec<PutInput> = records(input, key_from, base64, Arc::clone(&problems))
+        let records: Vec<PutInput> = records(input, key_from, base64, true, Arc::clone(&problems))
             .map(|r| r.unwrap())
             .collect()
             .await;
