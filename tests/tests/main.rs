@@ -18,3 +18,4 @@ mod lambda;
 mod reinject;
 mod replays;
 mod template;
+mod windows;
