@@ -146,13 +146,16 @@ pub struct ArrivalWindow {
 }
 
 impl ArrivalWindow {
-    fn bounds(&self) -> (Option<(String, f64)>, Option<(String, f64)>) {
+    fn bounds(&self) -> (Option<ExactTime>, Option<ExactTime>) {
         (self.after.map(exact_epoch), self.before.map(exact_epoch))
     }
 }
 
-/// A time as the exact decimal DynamoDB compares, and as `f64` for Rust.
-fn exact_epoch(time: DateTime<Utc>) -> (String, f64) {
+/// A time as the exact decimal DynamoDB compares, and the same number as `f64` for Rust.
+type ExactTime = (String, f64);
+
+/// See [`ExactTime`].
+fn exact_epoch(time: DateTime<Utc>) -> ExactTime {
     let text = epoch_seconds_text(time);
     let number = text.parse::<f64>().unwrap_or(f64::INFINITY);
     (text, number)
