@@ -19,3 +19,4 @@ mod overflow;
 mod reinject;
 mod replays;
 mod template;
+mod windows;

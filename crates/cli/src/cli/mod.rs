@@ -170,10 +170,13 @@ Examples:
     #[command(
         long_about = "\
 Print every archived record of a stream that passes all the given filters (they apply
-together). Every filter is inclusive. TIME is RFC 3339 (2024-05-01T12:00:00Z,
-2024-05-01T14:00:00+02:00) or epoch seconds (1714564800, 1714564800.25). --archived-after
-compares with the archive time (lastUpdate, whole seconds); --arrived-after with the time the
-record reached Kinesis (approximateArrivalTimestamp).
+together). --*-after bounds are inclusive, --*-before bounds exclusive, so consecutive
+windows never share a record. --archived-* compare with the archive time (lastUpdate, whole
+seconds); --arrived-* with the time the record reached Kinesis (approximateArrivalTimestamp).
+TIME is any of: RFC 3339 (2026-05-01T10:00:00Z, 2026-05-01T12:00:00+02:00), a date
+(2026-05-01, UTC midnight), the archive's lastUpdate form (2026-05-01 10:00:00, UTC), epoch
+seconds (1777629600, 1777629600.25) or milliseconds (13 digits), now, or a duration ago
+(90s, 15m, 2h, 7d, 1h30m). A date-time without a zone is refused: add Z or an offset.
 
 A scan reads the whole table (and pays for it); --segments N reads N parts of the table in
 parallel, which is faster on large tables. Records come in no particular order.",
@@ -181,6 +184,7 @@ parallel, which is faster on large tables. Records come in no particular order."
 Examples:
   kinarch scan orders --limit 10
   kinarch scan orders --archived-after 2024-05-01T00:00:00Z --segments 8 --output jsonl
+  kinarch scan orders --arrived-after 2h --arrived-before 1h -o jsonl
   kinarch scan orders --from-seq 49590338271490256608559692538361571095921575989136588898"
     )]
     Scan(ScanArgs),
@@ -191,8 +195,9 @@ Examples:
 Replay archived records into a Kinesis stream: the stream they came from, or --target.
 
 Which records: --partition-key K (as `kinarch query`), or the scan filters (--archived-after,
---arrived-after, --segments, as `kinarch scan`); --from-seq and --to-seq bound either;
-with neither, every archived record. --limit caps the number read.
+--archived-before, --segments, as `kinarch scan`); --from-seq/--to-seq and
+--arrived-after/--arrived-before bound either; with neither, every archived record. --limit
+caps the number read. TIME takes the forms of `kinarch scan --help`.
 
 Records are sent with PutRecords (at most 500 records and 5 MiB per call) under their
 original partition key. Records of one partition key are never sent ahead of an earlier
@@ -527,6 +532,12 @@ pub(crate) struct QueryArgs {
     /// Only records up to this sequence number (inclusive; numeric comparison).
     #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
     pub(crate) to: Option<SequenceNumber>,
+    /// Only records that reached Kinesis at or after TIME (the forms of `kinarch scan --help`).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
+    pub(crate) arrived_after: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
+    pub(crate) arrived_before: Option<DateTime<Utc>>,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
@@ -548,12 +559,18 @@ pub(crate) struct ScanArgs {
     /// Only records with at most this sequence number (numeric comparison).
     #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
     pub(crate) to_seq: Option<SequenceNumber>,
-    /// Only records archived at or after TIME (RFC 3339 or epoch seconds).
+    /// Only records archived at or after TIME (see TIME below).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
     pub(crate) archived_after: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis at or after TIME (RFC 3339 or epoch seconds).
+    /// Only records archived before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
+    pub(crate) archived_before: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis at or after TIME.
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
     pub(crate) arrived_after: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
+    pub(crate) arrived_before: Option<DateTime<Utc>>,
     /// Read the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_segments, allow_hyphen_values = true)]
     pub(crate) segments: u32,
@@ -589,7 +606,7 @@ pub(crate) struct ReinjectArgs {
     pub(crate) table: Option<TableName>,
 
     /// Only the records of this partition key (a query; `-k -dash` for a key starting with '-').
-    #[arg(short = 'k', long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["archived_after", "arrived_after", "segments", "segment", "segments_total"])]
+    #[arg(short = 'k', long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["archived_after", "archived_before", "segments", "segment", "segments_total"])]
     pub(crate) partition_key: Option<String>,
     /// Only records from this sequence number on (inclusive; numeric comparison).
     #[arg(long = "from-seq", alias = "from", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
@@ -597,12 +614,18 @@ pub(crate) struct ReinjectArgs {
     /// Only records up to this sequence number (inclusive; numeric comparison).
     #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) to_seq: Option<SequenceNumber>,
-    /// Only records archived at or after TIME (RFC 3339 or epoch seconds; a scan).
+    /// Only records archived at or after TIME (a scan).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) archived_after: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis at or after TIME (RFC 3339 or epoch seconds; a scan).
+    /// Only records archived before TIME (exclusive; a scan).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
+    pub(crate) archived_before: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis at or after TIME.
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) arrived_after: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
+    pub(crate) arrived_before: Option<DateTime<Utc>>,
     /// Scan the table in N parallel segments (1 to 1000).
     #[arg(long, value_name = "N", value_parser = parse_segments, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) segments: Option<u32>,
@@ -659,7 +682,8 @@ pub(crate) struct ArchiveArgs {
     #[arg(value_parser = parse_stream)]
     pub(crate) stream: StreamArg,
     /// Where shards without a checkpoint start: TRIM_HORIZON (the oldest record kept),
-    /// LATEST (only records that arrive from now on), or a time (RFC 3339 or epoch seconds).
+    /// LATEST (only records that arrive from now on), or a time (the forms of `kinarch scan
+    /// --help`).
     #[arg(long, alias = "from", value_name = "POSITION", default_value = "TRIM_HORIZON", value_parser = parse_start, allow_hyphen_values = true)]
     pub(crate) start_at: StartPosition,
     /// Keep reading after catching up, until Ctrl-C or SIGTERM.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use kinarch_core::domain::names::StreamRef;
-use kinarch_core::domain::timefmt::parse_time;
+use kinarch_core::domain::timefmt::parse_time_at;
 use kinarch_core::poller::{MAX_BATCH_SIZE, StartPosition};
 use kinarch_core::read::{
     MAX_PARTITION_KEY_CHARS, MAX_SEGMENTS, MAX_TOTAL_SEGMENTS, WorkerSegment,
@@ -139,8 +139,31 @@ pub(super) fn parse_sequence(text: &str) -> Result<SequenceNumber, String> {
     SequenceNumber::parse(text).map_err(|e| e.to_string())
 }
 
+/// One "now" for every relative time of a command line (`--arrived-after 2h
+/// --arrived-before 1h` is exactly one hour).
+static NOW: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+
 pub(super) fn parse_time_arg(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_time(text).map_err(|e| e.to_string())
+    parse_time_at(text, *NOW.get_or_init(Utc::now)).map_err(|e| e.to_string())
+}
+
+/// Refuses a time window whose `after` bound is not before its `before` bound: it selects
+/// nothing (after is inclusive, before exclusive).
+pub(crate) fn check_window(
+    after_flag: &str,
+    after: Option<DateTime<Utc>>,
+    before_flag: &str,
+    before: Option<DateTime<Utc>>,
+) -> Result<(), String> {
+    match (after, before) {
+        (Some(after), Some(before)) if after >= before => Err(format!(
+            "{after_flag} {} is not before {before_flag} {}, so the window selects nothing \
+             ({after_flag} is inclusive, {before_flag} exclusive): swap them",
+            after.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            before.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn parse_limit(text: &str) -> Result<NonZeroUsize, String> {

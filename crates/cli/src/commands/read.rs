@@ -1,11 +1,12 @@
 //! `kinarch query` and `kinarch scan`: read records and print them.
 
 use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
+use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
 use kinarch_core::{Error, SequenceNumber, StreamName, TableName};
 
-use crate::cli::values::worker_segment;
+use crate::cli::values::{check_window, worker_segment};
 use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
 use crate::logging::labelled;
@@ -20,6 +21,13 @@ pub(crate) async fn query(
     args: QueryArgs,
 ) -> Result<(), Failure> {
     check_bounds(args.from.as_ref(), args.to.as_ref())?;
+    check_window(
+        "--arrived-after",
+        args.arrived_after,
+        "--arrived-before",
+        args.arrived_before,
+    )
+    .map_err(Failure::Usage)?;
     let partition_key = args
         .key
         .or(args.partition_key)
@@ -30,6 +38,10 @@ pub(crate) async fn query(
         to: args.to,
         limit: args.output.limit.map(usize::from),
         page_size: args.output.page_size,
+        arrived: ArrivalWindow {
+            after: args.arrived_after,
+            before: args.arrived_before,
+        },
     });
     print_records(
         sdk,
@@ -56,6 +68,28 @@ pub(crate) fn check_bounds(
     }
 }
 
+/// Refuses archive and arrival windows that select nothing (see `check_window`).
+pub(crate) fn check_windows(
+    archived_after: Option<DateTime<Utc>>,
+    archived_before: Option<DateTime<Utc>>,
+    arrived_after: Option<DateTime<Utc>>,
+    arrived_before: Option<DateTime<Utc>>,
+) -> Result<(), Failure> {
+    check_window(
+        "--archived-after",
+        archived_after,
+        "--archived-before",
+        archived_before,
+    )
+    .and(check_window(
+        "--arrived-after",
+        arrived_after,
+        "--arrived-before",
+        arrived_before,
+    ))
+    .map_err(Failure::Usage)
+}
+
 /// `kinarch scan`.
 pub(crate) async fn scan(
     sdk: &SdkConfig,
@@ -63,11 +97,19 @@ pub(crate) async fn scan(
     args: ScanArgs,
 ) -> Result<(), Failure> {
     check_bounds(args.from_seq.as_ref(), args.to_seq.as_ref())?;
+    check_windows(
+        args.archived_after,
+        args.archived_before,
+        args.arrived_after,
+        args.arrived_before,
+    )?;
     let selection = Selection::Scan(ScanOptions {
         from_sequence: args.from_seq,
         to_sequence: args.to_seq,
         archived_after: args.archived_after,
+        archived_before: args.archived_before,
         arrived_after: args.arrived_after,
+        arrived_before: args.arrived_before,
         limit: args.output.limit.map(usize::from),
         segments: args.segments,
         page_size: args.output.page_size,

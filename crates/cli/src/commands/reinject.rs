@@ -6,7 +6,7 @@ use aws_config::SdkConfig;
 use futures::StreamExt;
 use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
-use kinarch_core::read::{QueryOptions, ScanOptions, Selection};
+use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
 use serde_json::{Value, json};
 
@@ -25,6 +25,12 @@ pub(crate) async fn run(
     args: ReinjectArgs,
 ) -> Result<(), Failure> {
     super::read::check_bounds(args.from_seq.as_ref(), args.to_seq.as_ref())?;
+    super::read::check_windows(
+        args.archived_after,
+        args.archived_before,
+        args.arrived_after,
+        args.arrived_before,
+    )?;
     let limit = args.limit.map(usize::from);
     let selection = match args.partition_key {
         Some(partition_key) => Selection::Query(QueryOptions {
@@ -33,12 +39,18 @@ pub(crate) async fn run(
             to: args.to_seq,
             limit,
             page_size: None,
+            arrived: ArrivalWindow {
+                after: args.arrived_after,
+                before: args.arrived_before,
+            },
         }),
         None => Selection::Scan(ScanOptions {
             from_sequence: args.from_seq,
             to_sequence: args.to_seq,
             archived_after: args.archived_after,
+            archived_before: args.archived_before,
             arrived_after: args.arrived_after,
+            arrived_before: args.arrived_before,
             limit,
             segments: args.segments.unwrap_or(1),
             page_size: None,

@@ -144,6 +144,46 @@ pub struct QueryOptions {
     /// Items per DynamoDB request (`Limit`); default: as many as fit in 1 MB, or `limit`
     /// when every item read is sure to be returned (no sequence bounds).
     pub page_size: Option<u32>,
+    /// Only records that reached Kinesis in this window (checked on the records read: a
+    /// key's records are read whole, by its sequence bounds).
+    pub arrived: ArrivalWindow,
+}
+
+/// Arrival times (`approximateArrivalTimestamp`) a selection keeps: from `after`
+/// (inclusive) to `before` (exclusive), so that consecutive windows never share a record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArrivalWindow {
+    /// Only records that arrived at or after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Only records that arrived before this time.
+    pub before: Option<DateTime<Utc>>,
+}
+
+impl ArrivalWindow {
+    fn bounds(&self) -> (Option<ExactTime>, Option<ExactTime>) {
+        (self.after.map(exact_epoch), self.before.map(exact_epoch))
+    }
+}
+
+/// A time as the exact decimal DynamoDB compares, and the same number as `f64` for Rust.
+type ExactTime = (String, f64);
+
+/// See [`ExactTime`].
+fn exact_epoch(time: DateTime<Utc>) -> ExactTime {
+    let text = epoch_seconds_text(time);
+    let number = text.parse::<f64>().unwrap_or(f64::INFINITY);
+    (text, number)
+}
+
+/// Whether `arrival` is within `[after, before)`. Rounding a decimal to `f64` is
+/// monotonic, so this never refuses an item that DynamoDB's exact comparison accepted.
+fn arrived_within(
+    arrival: f64,
+    after: &Option<(String, f64)>,
+    before: &Option<(String, f64)>,
+) -> bool {
+    after.as_ref().is_none_or(|(_, after)| arrival >= *after)
+        && before.as_ref().is_none_or(|(_, before)| arrival < *before)
 }
 
 impl QueryOptions {
@@ -195,6 +235,12 @@ pub struct ScanOptions {
     /// Only records that reached Kinesis at or after this time
     /// (`approximateArrivalTimestamp`).
     pub arrived_after: Option<DateTime<Utc>>,
+    /// Only records archived before this time (exclusive). `lastUpdate` has whole seconds:
+    /// a record archived in the second of a fractional `archived_before` is kept, since it
+    /// may have been archived before it (the time is rounded up to its second).
+    pub archived_before: Option<DateTime<Utc>>,
+    /// Only records that reached Kinesis before this time (exclusive).
+    pub arrived_before: Option<DateTime<Utc>>,
     /// At most this many records in total. `Some(0)` reads nothing.
     pub limit: Option<usize>,
     /// Parallel scan over this many segments (1 to [`MAX_SEGMENTS`]); `0` and `1` mean a
@@ -407,6 +453,11 @@ impl ArchiveReader {
         let limit = options.limit;
         let inner = stream! {
             let range = options.range();
+            let (after, before) = options.arrived.bounds();
+            let keep = |r: &ArchiveRecord| {
+                range.contains(&r.sequence_number)
+                    && arrived_within(r.approximate_arrival_timestamp, &after, &before)
+            };
             if let Err(err) = check_partition_key(&options.partition_key).and(range.check()) {
                 yield Err(err);
                 return;
@@ -421,7 +472,7 @@ impl ArchiveReader {
                 QueryRead::Get { sequence } => {
                     match archive.get(&options.partition_key, sequence.as_ref()).await {
                         Ok(Some(item)) => {
-                            if let Some(result) = convert(&item, |r| range.contains(&r.sequence_number)) {
+                            if let Some(result) = convert(&item, keep) {
                                 yield result;
                             }
                             None
@@ -449,7 +500,7 @@ impl ArchiveReader {
                     match page {
                         Ok(items) => {
                             for item in &items {
-                                if let Some(result) = convert(item, |r| range.contains(&r.sequence_number)) {
+                                if let Some(result) = convert(item, keep) {
                                     yield result;
                                 }
                             }
@@ -875,6 +926,9 @@ struct ScanFilter {
     archived_after: Option<String>,
     /// The exact decimal sent to DynamoDB, and the same number as `f64` for Rust.
     arrived_after: Option<(String, f64)>,
+    /// As `archived_after`, rounded up to its second (see [`ScanOptions::archived_before`]).
+    archived_before: Option<String>,
+    arrived_before: Option<(String, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -890,11 +944,18 @@ impl ScanFilter {
             from_sequence: options.from_sequence.clone(),
             to_sequence: options.to_sequence.clone(),
             archived_after: options.archived_after.map(format_last_update),
-            arrived_after: options.arrived_after.map(|time| {
-                let text = epoch_seconds_text(time);
-                let number = text.parse::<f64>().unwrap_or(f64::INFINITY);
-                (text, number)
+            arrived_after: options.arrived_after.map(exact_epoch),
+            archived_before: options.archived_before.map(|time| {
+                let whole = time.timestamp_subsec_nanos() == 0;
+                let second =
+                    time - chrono::TimeDelta::nanoseconds(time.timestamp_subsec_nanos().into());
+                format_last_update(if whole {
+                    second
+                } else {
+                    second + chrono::TimeDelta::seconds(1)
+                })
             }),
+            arrived_before: options.arrived_before.map(exact_epoch),
         }
     }
 
@@ -911,13 +972,16 @@ impl ScanFilter {
             .archived_after
             .as_deref()
             .is_none_or(|after| record.last_update.as_deref().is_some_and(|at| at >= after));
-        // Rounding a decimal to f64 is monotonic, so this never refuses an item that
-        // DynamoDB's exact decimal comparison accepted.
-        let arrived_ok = self
-            .arrived_after
-            .as_ref()
-            .is_none_or(|(_, after)| record.approximate_arrival_timestamp >= *after);
-        sequence_ok && archived_ok && arrived_ok
+        let archived_before_ok = self
+            .archived_before
+            .as_deref()
+            .is_none_or(|before| record.last_update.as_deref().is_some_and(|at| at < before));
+        let arrived_ok = arrived_within(
+            record.approximate_arrival_timestamp,
+            &self.arrived_after,
+            &self.arrived_before,
+        );
+        sequence_ok && archived_ok && archived_before_ok && arrived_ok
     }
 
     fn expression(&self) -> Option<FilterExpression> {
@@ -952,6 +1016,11 @@ impl ScanFilter {
             names.insert("#lu".to_owned(), attr::LAST_UPDATE.to_owned());
             values.insert(":lu".to_owned(), AttributeValue::S(text.clone()));
         }
+        if let Some(text) = &self.archived_before {
+            parts.push("#lu < :lub");
+            names.insert("#lu".to_owned(), attr::LAST_UPDATE.to_owned());
+            values.insert(":lub".to_owned(), AttributeValue::S(text.clone()));
+        }
         if let Some((text, _)) = &self.arrived_after {
             parts.push("#aat >= :aat");
             names.insert(
@@ -959,6 +1028,14 @@ impl ScanFilter {
                 attr::APPROXIMATE_ARRIVAL_TIMESTAMP.to_owned(),
             );
             values.insert(":aat".to_owned(), AttributeValue::N(text.clone()));
+        }
+        if let Some((text, _)) = &self.arrived_before {
+            parts.push("#aat < :aatb");
+            names.insert(
+                "#aat".to_owned(),
+                attr::APPROXIMATE_ARRIVAL_TIMESTAMP.to_owned(),
+            );
+            values.insert(":aatb".to_owned(), AttributeValue::N(text.clone()));
         }
         (!parts.is_empty()).then(|| FilterExpression {
             text: parts.join(" AND "),
@@ -1190,6 +1267,48 @@ mod tests {
         );
         assert_eq!(e.values[":aat"], AttributeValue::N("1714564800.25".into()));
         assert_eq!(e.names["#aat"], "approximateArrivalTimestamp");
+    }
+
+    #[test]
+    fn windows_are_after_inclusive_and_before_exclusive() {
+        let filter = ScanFilter::new(&ScanOptions {
+            arrived_after: Some(parse_time("1714564800").unwrap()),
+            arrived_before: Some(parse_time("1714564810.5").unwrap()),
+            archived_before: Some(parse_time("2024-05-01T12:00:00.250Z").unwrap()),
+            ..ScanOptions::default()
+        });
+        let at = |arrival: f64, archived: &str| filter.matches(&record("1", archived, arrival));
+        assert!(
+            at(1714564800.0, "2024-05-01 12:00:00"),
+            "the after edge is in"
+        );
+        assert!(at(1714564810.499, "2024-05-01 11:00:00"));
+        assert!(
+            !at(1714564810.5, "2024-05-01 11:00:00"),
+            "the before edge is out"
+        );
+        assert!(!at(1714564799.999, "2024-05-01 11:00:00"));
+        // lastUpdate 12:00:00 may be 12:00:00.1, before 12:00:00.25: kept; 12:00:01 is not.
+        assert!(!at(1714564805.0, "2024-05-01 12:00:01"));
+        let e = filter.expression().unwrap();
+        assert_eq!(e.text, "#lu < :lub AND #aat >= :aat AND #aat < :aatb");
+        assert_eq!(
+            e.values[":lub"],
+            AttributeValue::S("2024-05-01 12:00:01".into())
+        );
+        assert_eq!(e.values[":aatb"], AttributeValue::N("1714564810.5".into()));
+        let whole = ScanFilter::new(&ScanOptions {
+            archived_before: Some(parse_time("2024-05-01T12:00:00Z").unwrap()),
+            ..ScanOptions::default()
+        });
+        assert!(!whole.matches(&record("1", "2024-05-01 12:00:00", 1.0)));
+        assert!(whole.matches(&record("1", "2024-05-01 11:59:59", 1.0)));
+        let (after, before) = ArrivalWindow {
+            after: Some(parse_time("10").unwrap()),
+            before: Some(parse_time("20").unwrap()),
+        }
+        .bounds();
+        assert!(arrived_within(10.0, &after, &before) && !arrived_within(20.0, &after, &before));
     }
 
     #[tokio::test]

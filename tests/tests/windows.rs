@@ -1,0 +1,250 @@
+//! Time windows (issue 13, bounds and times): `--arrived-after/--arrived-before` and
+//! `--archived-after/--archived-before` on `scan`, `query` and `reinject`, the real binary
+//! against moto, with records on both edges; every TIME form the issue names, and the
+//! refused ones.
+//!
+//! Items are written straight into the table so that arrival and archive times are chosen
+//! by the test.
+
+use chrono::{DateTime, TimeZone, Utc};
+use kinarch_core::{ArchiveRecord, SequenceNumber};
+use kinarch_tests::cli::{Run, kinarch};
+use kinarch_tests::kinesis;
+use kinarch_tests::moto::Moto;
+
+/// 2026-05-01T10:00:00Z.
+const BASE: i64 = 1_777_629_600;
+
+struct World {
+    moto: Moto,
+    kinesis: aws_sdk_kinesis::Client,
+}
+
+/// Stream `orders` (ALL) with 12 records: record i of key `k{i%3}` arrived at BASE + 10·i
+/// seconds and was archived at BASE + 100·i seconds; an empty stream `replay`.
+async fn world() -> World {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    kinesis::create_stream(&kinesis_client, "orders", 1).await;
+    kinesis::create_stream(&kinesis_client, "replay", 1).await;
+    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
+    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
+    for i in 0..12i64 {
+        let record = ArchiveRecord::received(
+            format!("k{}", i % 3),
+            SequenceNumber::parse(&(1000 + i).to_string()).unwrap(),
+            "shardId-000000000000".into(),
+            (BASE + 10 * i) as f64,
+            format!("r{i}").into_bytes(),
+        );
+        let archived_at: DateTime<Utc> = Utc.timestamp_opt(BASE + 100 * i, 0).unwrap();
+        dynamodb
+            .put_item()
+            .table_name("orders-archive-ALL")
+            .set_item(Some(record.to_item(archived_at, None).item))
+            .send()
+            .await
+            .unwrap();
+    }
+    World {
+        moto,
+        kinesis: kinesis_client,
+    }
+}
+
+/// The record numbers a run printed (payloads `r<i>`, one per line), sorted.
+fn numbers(run: &Run) -> Vec<i64> {
+    let mut out: Vec<i64> = run
+        .ok()
+        .out()
+        .lines()
+        .map(|l| l.trim_start_matches('r').parse().unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_keep_the_after_edge_and_drop_the_before_edge_in_every_time_form() {
+    let w = world().await;
+    let scan = |args: Vec<String>| {
+        let moto = &w.moto;
+        async move {
+            let mut all = vec!["scan".to_owned(), "orders".to_owned()];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            kinarch(moto, &refs).await
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // Arrival: records 2..=5 arrived at BASE+20 .. BASE+50; BASE+60 (record 6) is the
+    // exclusive edge. The same instant in each form.
+    let forms_after = [
+        "2026-05-01T10:00:20Z".to_owned(),
+        "2026-05-01T12:00:20+02:00".to_owned(),
+        "2026-05-01 10:00:20".to_owned(),
+        (BASE + 20).to_string(),
+        format!("{}000", BASE + 20),
+        format!("{}.0", BASE + 20),
+    ];
+    for after in &forms_after {
+        let run = scan(args(&[
+            "--arrived-after",
+            after,
+            "--arrived-before",
+            "2026-05-01T10:01:00Z",
+        ]))
+        .await;
+        assert_eq!(numbers(&run), [2, 3, 4, 5], "--arrived-after {after}");
+    }
+    // A date is UTC midnight: everything arrived after 2026-05-01 and before 2026-05-02.
+    let run = scan(args(&[
+        "--arrived-after",
+        "2026-05-01",
+        "--arrived-before",
+        "2026-05-02",
+    ]))
+    .await;
+    assert_eq!(numbers(&run).len(), 12);
+    // Durations and now: all records are long ago.
+    let run = scan(args(&["--arrived-before", "1h"])).await;
+    assert_eq!(numbers(&run).len(), 12);
+    let run = scan(args(&["--arrived-after", "90s"])).await;
+    assert!(numbers(&run).is_empty());
+    let run = scan(args(&[
+        "--arrived-after",
+        "3650d",
+        "--arrived-before",
+        "now",
+    ]))
+    .await;
+    assert_eq!(numbers(&run).len(), 12);
+
+    // Archive time: record i archived at BASE + 100 i; [BASE+200, BASE+500) is 2, 3, 4.
+    let run = scan(args(&[
+        "--archived-after",
+        "2026-05-01T10:03:20Z",
+        "--archived-before",
+        "2026-05-01T10:08:20Z",
+    ]))
+    .await;
+    assert_eq!(numbers(&run), [2, 3, 4]);
+
+    // query: the arrival window within one key (k1: records 1, 4, 7, 10).
+    let run = kinarch(
+        &w.moto,
+        &[
+            "query",
+            "orders",
+            "k1",
+            "--arrived-after",
+            &(BASE + 40).to_string(),
+            "--arrived-before",
+            &(BASE + 100).to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(numbers(&run), [4, 7]);
+
+    // reinject: the window, and nothing else, arrives in the target, in order per key.
+    let run = kinarch(
+        &w.moto,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--arrived-after",
+            "2026-05-01T10:00:30Z",
+            "--arrived-before",
+            "2026-05-01T10:01:30Z",
+        ],
+    )
+    .await;
+    run.ok();
+    let replayed = kinesis::read_all(&w.kinesis, "replay").await;
+    let mut sent: Vec<(String, String)> = replayed
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key.clone(),
+                String::from_utf8(r.data.clone()).unwrap(),
+            )
+        })
+        .collect();
+    let per_key = |key: &str| -> Vec<String> {
+        sent.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, d)| d.clone())
+            .collect()
+    };
+    assert_eq!(per_key("k0"), ["r3", "r6"]);
+    assert_eq!(per_key("k1"), ["r4", "r7"]);
+    assert_eq!(per_key("k2"), ["r5", "r8"]);
+    sent.sort();
+    assert_eq!(sent.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_without_a_zone_and_empty_windows_are_usage_errors() {
+    let w = world().await;
+    for (args, expected) in [
+        (
+            vec!["scan", "orders", "--arrived-after", "2026-05-01T10:00:00"],
+            "add Z for UTC",
+        ),
+        (
+            vec![
+                "scan",
+                "orders",
+                "--arrived-after",
+                "2h",
+                "--arrived-before",
+                "3h",
+            ],
+            "selects nothing",
+        ),
+        (
+            vec![
+                "scan",
+                "orders",
+                "--archived-after",
+                "2026-05-02",
+                "--archived-before",
+                "2026-05-02",
+            ],
+            "selects nothing",
+        ),
+        (
+            vec![
+                "query",
+                "orders",
+                "k1",
+                "--arrived-after",
+                "now",
+                "--arrived-before",
+                "1d",
+            ],
+            "selects nothing",
+        ),
+        (
+            vec![
+                "reinject",
+                "orders",
+                "--target",
+                "replay",
+                "--arrived-before",
+                "yesterday",
+            ],
+            "a duration ago",
+        ),
+    ] {
+        let run = kinarch(&w.moto, &args).await;
+        run.expect_code(2);
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    }
+    assert!(kinesis::read_all(&w.kinesis, "replay").await.is_empty());
+}
