@@ -7,7 +7,7 @@ use futures::StreamExt;
 use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
-use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
+use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject_until};
 use serde_json::{Value, json};
 
 use crate::cli::values::thousands;
@@ -104,7 +104,18 @@ pub(crate) async fn run(
         false => Progress::start_status(quiet),
     });
     let mut counted = 0;
-    let report = reinject(&kinesis_client(sdk), records, &options, |p| {
+    // Ctrl-C or SIGTERM: no new call, the calls in flight are answered, then the summary
+    // says what was sent and what was not. A second signal ends the process at once.
+    let signal = std::cell::Cell::new(None);
+    let stop = async {
+        let code = stop_signal().await;
+        signal.set(Some(code));
+        tokio::spawn(async {
+            stop_signal().await;
+            std::process::exit(130);
+        });
+    };
+    let report = reinject_until(&kinesis_client(sdk), records, &options, stop, |p| {
         let mut bar = progress.borrow_mut();
         while counted < p.sent {
             bar.record();
@@ -121,6 +132,14 @@ pub(crate) async fn run(
     } else {
         print_summary(&report, &target, args.dry_run, global.quiet);
     }
+    if report.stopped {
+        crate::say(&format!(
+            "stopped by a signal: {} record(s) sent; {} read but not sent, and the rest of the \
+             selection not read",
+            thousands(report.sent),
+            thousands(report.unsent)
+        ));
+    }
     for failed in &report.failed {
         crate::say(&format!(
             "{}: {} {}: {}",
@@ -133,6 +152,9 @@ pub(crate) async fn run(
             failed.sequence_number,
             failed.reason
         ));
+    }
+    if let (true, Some(code)) = (report.stopped, signal.get()) {
+        return Err(Failure::Interrupted(code));
     }
     // A dry run sent nothing, so nothing failed: it succeeds, having said what would.
     if report.failed.is_empty() || args.dry_run {
@@ -172,6 +194,22 @@ fn confirm_raw_replay_into_source<R: BufRead, W: Write>(
              archiver skips them)"
                 .into(),
         ))
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; the exit code a shell gives a process that
+/// signal ends (130, 143). If the handlers cannot be installed, never.
+async fn stop_signal() -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        },
+        _ => std::future::pending().await,
     }
 }
 
@@ -224,6 +262,8 @@ fn report_json(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> V
         "bytes": report.bytes,
         "requests": report.requests,
         "seconds": report.elapsed.as_secs_f64(),
+        "stopped": report.stopped,
+        "unsent": report.unsent,
     })
 }
 
@@ -240,6 +280,7 @@ mod tests {
             Failure::Usage(m) => format!("usage: {m}"),
             Failure::Runtime(m) => format!("runtime: {m}"),
             Failure::OutputClosed => "closed".into(),
+            Failure::Interrupted(code) => format!("interrupted: {code}"),
         }
     }
 

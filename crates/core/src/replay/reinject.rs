@@ -21,7 +21,7 @@ use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records};
+use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records_until};
 pub use crate::replay::sender::{
     MAX_BYTES_PER_REQUEST, MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST,
     SendProgress as ReinjectProgress,
@@ -123,6 +123,11 @@ pub struct ReinjectReport {
     pub requests: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Whether it was stopped before the selection ended (see [`reinject_until`]).
+    pub stopped: bool,
+    /// Records read but not sent because it was stopped; records not yet read are not
+    /// counted anywhere.
+    pub unsent: u64,
 }
 
 /// Sends `records` into `options.target`. `progress` is called after each answered
@@ -148,13 +153,26 @@ pub async fn reinject(
     options: &ReinjectOptions,
     progress: impl FnMut(&ReinjectProgress),
 ) -> Result<ReinjectReport, Error> {
+    reinject_until(kinesis, records, options, std::future::pending(), progress).await
+}
+
+/// [`reinject`] that stops gracefully when `stop` completes (Ctrl-C, SIGTERM): see
+/// [`crate::replay::sender::send_records_until`].
+pub async fn reinject_until(
+    kinesis: &KinesisClient,
+    records: impl Stream<Item = Result<ArchiveRecord, Error>>,
+    options: &ReinjectOptions,
+    stop: impl std::future::Future<Output = ()>,
+    progress: impl FnMut(&ReinjectProgress),
+) -> Result<ReinjectReport, Error> {
     let source_name = (options.source != options.target).then(|| options.source.as_str());
     let framed = records.map(|record| record.map(|r| frame(r, options.framing, source_name)));
-    let report = send_records(
+    let report = send_records_until(
         kinesis,
         &options.target,
         framed,
         &options.send_options(),
+        stop,
         progress,
     )
     .await?;
@@ -175,6 +193,8 @@ pub async fn reinject(
         bytes: report.bytes,
         requests: report.requests,
         elapsed: report.elapsed,
+        stopped: report.stopped,
+        unsent: report.unsent,
     })
 }
 

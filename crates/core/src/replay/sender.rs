@@ -179,6 +179,10 @@ pub struct SendReport<Id> {
     pub requests: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Whether the run was stopped (see [`send_records_until`]) before its source ended.
+    pub stopped: bool,
+    /// Records read but not sent because the run was stopped (not in `failed`).
+    pub unsent: u64,
 }
 
 impl<Id> Default for SendReport<Id> {
@@ -191,6 +195,8 @@ impl<Id> Default for SendReport<Id> {
             bytes: 0,
             requests: 0,
             elapsed: Duration::ZERO,
+            stopped: false,
+            unsent: 0,
         }
     }
 }
@@ -230,8 +236,34 @@ pub async fn send_records<Id: Ord>(
     stream: &StreamName,
     source: impl Stream<Item = Result<Input<Id>, Error>>,
     options: &SendOptions,
+    progress: impl FnMut(&SendProgress),
+) -> Result<SendReport<Id>, Error> {
+    send_records_until(
+        kinesis,
+        stream,
+        source,
+        options,
+        std::future::pending(),
+        progress,
+    )
+    .await
+}
+
+/// [`send_records`] that stops gracefully when `stop` completes (Ctrl-C): no request
+/// starts after it and nothing more is read, the requests in flight are answered (their
+/// records count as sent or failed as usual), and the records read but not sent are
+/// counted in [`SendReport::unsent`]. A key's records are still never sent out of order:
+/// what was sent of a key is a prefix of its records.
+pub async fn send_records_until<Id: Ord>(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    source: impl Stream<Item = Result<Input<Id>, Error>>,
+    options: &SendOptions,
+    stop: impl std::future::Future<Output = ()>,
     mut progress: impl FnMut(&SendProgress),
 ) -> Result<SendReport<Id>, Error> {
+    let mut stop = pin!(stop.fuse());
+    let mut stopping = false;
     let started = Instant::now();
     let mut run = Run::new(options);
     let mut source = pin!(source);
@@ -244,7 +276,7 @@ pub async fn send_records<Id: Ord>(
         // Take what the source has ready before starting requests, so that they go out as
         // full as the keys allow; while the source waits (a table page on its way), the
         // loop below sends and handles answers.
-        while !exhausted && run.pending.len < READ_AHEAD {
+        while !stopping && !exhausted && run.pending.len < READ_AHEAD {
             match source.next().now_or_never() {
                 None => break,
                 Some(None) => exhausted = true,
@@ -270,7 +302,16 @@ pub async fn send_records<Id: Ord>(
             }
             _ => None,
         };
-        while !options.dry_run && linger_until.is_none() && in_flight.len() < concurrency {
+        if stopping && in_flight.is_empty() {
+            run.report.stopped = true;
+            run.report.unsent = run.pending.len as u64;
+            break;
+        }
+        while !stopping
+            && !options.dry_run
+            && linger_until.is_none()
+            && in_flight.len() < concurrency
+        {
             let Some(request) = run.start_request(Instant::now()) else {
                 break;
             };
@@ -279,9 +320,9 @@ pub async fn send_records<Id: Ord>(
         if exhausted && run.pending.len == 0 && in_flight.is_empty() {
             break;
         }
-        let reading = !exhausted && run.pending.len < READ_AHEAD;
+        let reading = !stopping && !exhausted && run.pending.len < READ_AHEAD;
         // Timers matter only when a request could start once they ring.
-        let could_start = in_flight.len() < concurrency && run.pending.len > 0;
+        let could_start = !stopping && in_flight.len() < concurrency && run.pending.len > 0;
         let retry_at = could_start.then(|| run.pending.next_due()).flatten();
         let pace_at = could_start.then(|| run.pacer.next_room()).flatten();
         let linger_at = could_start.then_some(linger_until).flatten();
@@ -292,6 +333,7 @@ pub async fn send_records<Id: Ord>(
             () = tokio::time::sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => Event::Due,
             () = tokio::time::sleep_until(pace_at.unwrap_or(now)), if pace_at.is_some() => Event::Due,
             () = tokio::time::sleep_until(linger_at.unwrap_or(now)), if linger_at.is_some() => Event::Due,
+            () = &mut stop, if !stopping => Event::Stop,
         };
         match event {
             Event::Read(None) => exhausted = true,
@@ -301,6 +343,7 @@ pub async fn send_records<Id: Ord>(
                 progress(&run.report.progress());
             }
             Event::Due => {}
+            Event::Stop => stopping = true,
         }
     }
     run.report.elapsed = started.elapsed();
@@ -315,6 +358,8 @@ enum Event<R, A> {
     Answered(A),
     /// A record's backoff or the pacing wait ended.
     Due,
+    /// The caller asked the run to stop.
+    Stop,
 }
 
 /// The state of one [`send_records`]: what waits, what the rate allows, what happened.
