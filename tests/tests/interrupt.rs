@@ -102,3 +102,95 @@ async fn ctrl_c_stops_a_replay_gracefully_with_exit_130() {
 async fn sigterm_stops_a_replay_gracefully_with_exit_143() {
     stopped_by("TERM", 143).await;
 }
+
+/// `--journal`: a replay stopped by Ctrl-C and run again with the same journal sends every
+/// record of the selection exactly once, in order per key; the journal of another selection
+/// (or target) is refused and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() {
+    let (moto, kinesis_client) = world().await;
+    let dir = std::env::temp_dir().join(format!("kinarch-journal-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("orders.journal");
+    let _ = std::fs::remove_file(&journal);
+    let journal_arg = journal.to_str().unwrap();
+    let args = [
+        "reinject",
+        "orders",
+        "--target",
+        "replay",
+        "--rate",
+        "20",
+        "--arrived-after",
+        "1777629610",
+        "--journal",
+        journal_arg,
+    ];
+    let running = Running::start(&moto.env(), &args);
+    for _ in 0..300 {
+        if kinesis::read_all(&kinesis_client, "replay").await.len() >= 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    running.signal("INT");
+    let first = running.wait().await;
+    assert_eq!(first.code, 130, "{}", first.stderr);
+    let after_first = kinesis::read_all(&kinesis_client, "replay").await.len();
+    assert!(after_first < 190, "stopped in the middle: {after_first}");
+
+    // Another selection, or another target, with this journal: refused, nothing sent.
+    for other in [
+        vec![
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--journal",
+            journal_arg,
+        ],
+        vec![
+            "reinject",
+            "orders",
+            "--target",
+            "orders",
+            "--arrived-after",
+            "1777629610",
+            "--journal",
+            journal_arg,
+            "--yes",
+        ],
+    ] {
+        let run = kinarch_tests::cli::kinarch(&moto, &other).await;
+        run.expect_code(2);
+        assert!(run.stderr.contains("another replay"), "{}", run.stderr);
+    }
+    assert_eq!(
+        kinesis::read_all(&kinesis_client, "replay").await.len(),
+        after_first
+    );
+
+    let mut rerun = args.to_vec();
+    rerun.retain(|a| *a != "--rate" && *a != "20");
+    let second = kinarch_tests::cli::kinarch(&moto, &rerun).await;
+    second.ok();
+    assert!(
+        second.stderr.contains("were sent by an earlier run"),
+        "{}",
+        second.stderr
+    );
+    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &replayed {
+        let i: u64 = String::from_utf8(r.data.clone()).unwrap().parse().unwrap();
+        by_key.entry(r.partition_key.clone()).or_default().push(i);
+    }
+    // The window: records 10..200 (arrived at or after BASE + 10), each once, in order.
+    for (key, got) in &by_key {
+        let k: u64 = key.trim_start_matches('k').parse().unwrap();
+        let expected: Vec<u64> = (10..RECORDS).filter(|i| i % KEYS == k).collect();
+        assert_eq!(got, &expected, "key {key}: every record once, in order");
+    }
+    assert_eq!(replayed.len() as u64, RECORDS - 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@ use futures::StreamExt;
 use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
+use kinarch_core::replay::journal::{Journal, Position};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject_until};
 use serde_json::{Value, json};
 
@@ -60,6 +61,19 @@ pub(crate) async fn run(
     let source = args.source.name;
     let target = args.target.map_or_else(|| source.clone(), |t| t.name);
     let archive = super::open_archive(sdk, global, source.clone(), args.table.as_ref()).await?;
+    // What makes two runs the same replay: the table, the selection and the framing.
+    let replay = format!(
+        "table {}; {selection:?}; metadata {} (separator {})",
+        archive.config().table,
+        args.metadata,
+        args.separator as char
+    );
+    let journal = match &args.journal {
+        Some(path) => Some(Journal::open(path, &replay, target.as_str())?),
+        None => None,
+    };
+    let journal = std::cell::RefCell::new(journal);
+    let skipped = std::cell::Cell::new(0u64);
     if args.dry_run {
         // A real run finds a missing stream at its first PutRecords; a dry run sends none,
         // so it asks.
@@ -85,17 +99,35 @@ pub(crate) async fn run(
     let json = args.output == SummaryFormat::Json;
     let mut stdout = std::io::stdout().lock();
     let mut shown: std::io::Result<()> = Ok(());
-    let records = archive.read(selection).inspect(|record| {
-        if let (true, false, Ok(record), Ok(())) = (args.dry_run, json, record, &shown) {
-            shown = writeln!(
-                stdout,
-                "{}\t{}\t{} bytes",
-                record.partition_key,
-                record.sequence_number,
-                record.data.len()
-            );
-        }
-    });
+    let records = archive
+        .read(selection)
+        .filter(|record| {
+            let sent_before = match (record, journal.borrow().as_ref()) {
+                (Ok(record), Some(journal)) => journal.already_sent(
+                    &record.partition_key,
+                    &Position {
+                        sequence: record.sequence_number.clone(),
+                        sub_sequence: record.sub_sequence_number,
+                    },
+                ),
+                _ => false,
+            };
+            if sent_before {
+                skipped.set(skipped.get() + 1);
+            }
+            std::future::ready(!sent_before)
+        })
+        .inspect(|record| {
+            if let (true, false, Ok(record), Ok(())) = (args.dry_run, json, record, &shown) {
+                shown = writeln!(
+                    stdout,
+                    "{}\t{}\t{} bytes",
+                    record.partition_key,
+                    record.sequence_number,
+                    record.data.len()
+                );
+            }
+        });
     // A dry run lists records on standard output; a real run writes nothing there, so its
     // progress line shows whenever standard error is a terminal.
     let quiet = global.quiet || json;
@@ -115,18 +147,57 @@ pub(crate) async fn run(
             std::process::exit(130);
         });
     };
-    let report = reinject_until(&kinesis_client(sdk), records, &options, stop, |p| {
-        let mut bar = progress.borrow_mut();
-        while counted < p.sent {
-            bar.record();
-            counted += 1;
-        }
-    })
+    let mut last_save = std::time::Instant::now();
+    let mut save_error: Option<kinarch_core::Error> = None;
+    let report = reinject_until(
+        &kinesis_client(sdk),
+        records,
+        &options,
+        stop,
+        |p| {
+            let mut bar = progress.borrow_mut();
+            while counted < p.sent {
+                bar.record();
+                counted += 1;
+            }
+        },
+        |accepted| {
+            let mut journal = journal.borrow_mut();
+            let Some(journal) = journal.as_mut() else {
+                return;
+            };
+            for (key, position) in accepted {
+                journal.accepted(&key, position);
+            }
+            // Rewritten at most once a second (and at the end): a crash in between sends
+            // that second's records again on the rerun (at-least-once, as documented).
+            if last_save.elapsed() >= std::time::Duration::from_secs(1) {
+                last_save = std::time::Instant::now();
+                if let Err(e) = journal.save() {
+                    save_error.get_or_insert(e);
+                }
+            }
+        },
+    )
     .await;
+    if let (Some(journal), false) = (journal.borrow_mut().as_mut(), args.dry_run)
+        && let Err(e) = journal.save()
+    {
+        save_error.get_or_insert(e);
+    }
     progress.into_inner().clear();
     shown?;
     drop(stdout);
     let report = report?;
+    if let Some(e) = save_error {
+        return Err(e.into());
+    }
+    if skipped.get() > 0 && !global.quiet {
+        crate::say(&format!(
+            "journal: {} record(s) were sent by an earlier run and are not sent again",
+            thousands(skipped.get())
+        ));
+    }
     if json {
         print_json(&report_json(&report, &target, args.dry_run))?;
     } else {

@@ -21,6 +21,7 @@ use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
+use crate::replay::journal::Position;
 use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records_until};
 pub use crate::replay::sender::{
     MAX_BYTES_PER_REQUEST, MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST,
@@ -153,17 +154,28 @@ pub async fn reinject(
     options: &ReinjectOptions,
     progress: impl FnMut(&ReinjectProgress),
 ) -> Result<ReinjectReport, Error> {
-    reinject_until(kinesis, records, options, std::future::pending(), progress).await
+    reinject_until(
+        kinesis,
+        records,
+        options,
+        std::future::pending(),
+        progress,
+        |_| {},
+    )
+    .await
 }
 
-/// [`reinject`] that stops gracefully when `stop` completes (Ctrl-C, SIGTERM): see
-/// [`crate::replay::sender::send_records_until`].
+/// [`reinject`] that stops gracefully when `stop` completes (Ctrl-C, SIGTERM), and tells
+/// `accepted` which records Kinesis accepted, as (partition key, position), after each
+/// request: see [`crate::replay::sender::send_records_until`] and
+/// [`crate::replay::journal`].
 pub async fn reinject_until(
     kinesis: &KinesisClient,
     records: impl Stream<Item = Result<ArchiveRecord, Error>>,
     options: &ReinjectOptions,
     stop: impl std::future::Future<Output = ()>,
     progress: impl FnMut(&ReinjectProgress),
+    mut accepted: impl FnMut(Vec<(String, Position)>),
 ) -> Result<ReinjectReport, Error> {
     let source_name = (options.source != options.target).then(|| options.source.as_str());
     let framed = records.map(|record| record.map(|r| frame(r, options.framing, source_name)));
@@ -174,6 +186,22 @@ pub async fn reinject_until(
         &options.send_options(),
         stop,
         progress,
+        |records: Vec<(RecordId, String)>| {
+            accepted(
+                records
+                    .into_iter()
+                    .map(|((sequence, sub_sequence), key)| {
+                        (
+                            key,
+                            Position {
+                                sequence,
+                                sub_sequence,
+                            },
+                        )
+                    })
+                    .collect(),
+            )
+        },
     )
     .await?;
     Ok(ReinjectReport {

@@ -245,6 +245,7 @@ pub async fn send_records<Id: Ord>(
         options,
         std::future::pending(),
         progress,
+        |_| {},
     )
     .await
 }
@@ -253,7 +254,9 @@ pub async fn send_records<Id: Ord>(
 /// starts after it and nothing more is read, the requests in flight are answered (their
 /// records count as sent or failed as usual), and the records read but not sent are
 /// counted in [`SendReport::unsent`]. A key's records are still never sent out of order:
-/// what was sent of a key is a prefix of its records.
+/// what was sent of a key is a prefix of its records. `accepted` is told, after each
+/// answered request, the records Kinesis accepted in it (id and partition key), in the order
+/// of the request: what a replay journal records.
 pub async fn send_records_until<Id: Ord>(
     kinesis: &KinesisClient,
     stream: &StreamName,
@@ -261,6 +264,7 @@ pub async fn send_records_until<Id: Ord>(
     options: &SendOptions,
     stop: impl std::future::Future<Output = ()>,
     mut progress: impl FnMut(&SendProgress),
+    mut accepted: impl FnMut(Vec<(Id, String)>),
 ) -> Result<SendReport<Id>, Error> {
     let mut stop = pin!(stop.fuse());
     let mut stopping = false;
@@ -341,6 +345,9 @@ pub async fn send_records_until<Id: Ord>(
             Event::Answered((request, result)) => {
                 run.answered(request, result?);
                 progress(&run.report.progress());
+                if !run.accepted.is_empty() {
+                    accepted(std::mem::take(&mut run.accepted));
+                }
             }
             Event::Due => {}
             Event::Stop => stopping = true,
@@ -371,6 +378,8 @@ struct Run<Id> {
     /// `None`: ordered, a key's records share its lane. `Some(n)`: unordered, each record
     /// gets a lane of its own, numbered from `n`.
     next_lane: Option<u64>,
+    /// Records accepted since the caller was last told (id, partition key).
+    accepted: Vec<(Id, String)>,
 }
 
 impl<Id: Ord> Run<Id> {
@@ -381,6 +390,7 @@ impl<Id: Ord> Run<Id> {
             report: SendReport::default(),
             max_attempts: options.max_attempts,
             next_lane: (!options.ordered).then_some(0),
+            accepted: Vec::new(),
         }
     }
 
@@ -464,6 +474,8 @@ impl<Id: Ord> Run<Id> {
                         None => {
                             self.sent(&queued.record);
                             self.pending.settle(&queued.lane, None);
+                            self.accepted
+                                .push((queued.record.id, queued.record.partition_key));
                         }
                         Some(code) => self.retry_or_fail(queued, &code),
                     }
