@@ -13,6 +13,7 @@ mod cli_reinject;
 mod cli_setup;
 mod demo;
 mod faults;
+mod interrupt;
 mod kpl;
 mod lambda;
 mod overflow;

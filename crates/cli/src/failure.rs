@@ -21,6 +21,9 @@ pub(crate) enum Failure {
     /// Whoever read our standard output went away (`kinarch scan x | head -1`): not an
     /// error, so exit 0 and say nothing.
     OutputClosed,
+    /// Stopped by a signal after saying what was done: exit 128 + the signal's number
+    /// (130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended.
+    Interrupted(u8),
 }
 
 impl Failure {
@@ -28,6 +31,7 @@ impl Failure {
     pub(crate) fn report(self) -> ExitCode {
         match self {
             Failure::OutputClosed => ExitCode::SUCCESS,
+            Failure::Interrupted(code) => ExitCode::from(code),
             Failure::Usage(message) => {
                 crate::say(&crate::logging::labelled(
                     tracing::Level::ERROR,

@@ -657,6 +657,12 @@ pub(crate) struct ReinjectArgs {
     /// Show what would be sent; send nothing.
     #[arg(long, help_heading = "Pace")]
     pub(crate) dry_run: bool,
+    /// Make the replay resumable: PATH records, per partition key, the last record Kinesis
+    /// accepted; a rerun with the same selection, target and PATH sends only the rest. A
+    /// journal made for another selection or target is refused. Give absolute times with
+    /// it (a relative time like 2h is another time in the rerun).
+    #[arg(long, value_name = "PATH", value_parser = parse_path, help_heading = "Pace")]
+    pub(crate) journal: Option<PathBuf>,
     /// Replay into the source stream without --metadata without asking (the records are
     /// archived again as new records).
     #[arg(short, long)]

@@ -7,7 +7,8 @@ use futures::StreamExt;
 use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
-use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject};
+use kinarch_core::replay::journal::{Journal, Position};
+use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject_until};
 use serde_json::{Value, json};
 
 use crate::cli::values::thousands;
@@ -60,6 +61,19 @@ pub(crate) async fn run(
     let source = args.source.name;
     let target = args.target.map_or_else(|| source.clone(), |t| t.name);
     let archive = super::open_archive(sdk, global, source.clone(), args.table.as_ref()).await?;
+    // What makes two runs the same replay: the table, the selection and the framing.
+    let replay = format!(
+        "table {}; {selection:?}; metadata {} (separator {})",
+        archive.config().table,
+        args.metadata,
+        args.separator as char
+    );
+    let journal = match &args.journal {
+        Some(path) => Some(Journal::open(path, &replay, target.as_str())?),
+        None => None,
+    };
+    let journal = std::cell::RefCell::new(journal);
+    let skipped = std::cell::Cell::new(0u64);
     if args.dry_run {
         // A real run finds a missing stream at its first PutRecords; a dry run sends none,
         // so it asks.
@@ -85,17 +99,35 @@ pub(crate) async fn run(
     let json = args.output == SummaryFormat::Json;
     let mut stdout = std::io::stdout().lock();
     let mut shown: std::io::Result<()> = Ok(());
-    let records = archive.read(selection).inspect(|record| {
-        if let (true, false, Ok(record), Ok(())) = (args.dry_run, json, record, &shown) {
-            shown = writeln!(
-                stdout,
-                "{}\t{}\t{} bytes",
-                record.partition_key,
-                record.sequence_number,
-                record.data.len()
-            );
-        }
-    });
+    let records = archive
+        .read(selection)
+        .filter(|record| {
+            let sent_before = match (record, journal.borrow().as_ref()) {
+                (Ok(record), Some(journal)) => journal.already_sent(
+                    &record.partition_key,
+                    &Position {
+                        sequence: record.sequence_number.clone(),
+                        sub_sequence: record.sub_sequence_number,
+                    },
+                ),
+                _ => false,
+            };
+            if sent_before {
+                skipped.set(skipped.get() + 1);
+            }
+            std::future::ready(!sent_before)
+        })
+        .inspect(|record| {
+            if let (true, false, Ok(record), Ok(())) = (args.dry_run, json, record, &shown) {
+                shown = writeln!(
+                    stdout,
+                    "{}\t{}\t{} bytes",
+                    record.partition_key,
+                    record.sequence_number,
+                    record.data.len()
+                );
+            }
+        });
     // A dry run lists records on standard output; a real run writes nothing there, so its
     // progress line shows whenever standard error is a terminal.
     let quiet = global.quiet || json;
@@ -104,22 +136,80 @@ pub(crate) async fn run(
         false => Progress::start_status(quiet),
     });
     let mut counted = 0;
-    let report = reinject(&kinesis_client(sdk), records, &options, |p| {
-        let mut bar = progress.borrow_mut();
-        while counted < p.sent {
-            bar.record();
-            counted += 1;
-        }
-    })
+    // Ctrl-C or SIGTERM: no new call, the calls in flight are answered, then the summary
+    // says what was sent and what was not. A second signal ends the process at once.
+    let signal = std::cell::Cell::new(None);
+    let stop = async {
+        let code = stop_signal().await;
+        signal.set(Some(code));
+        tokio::spawn(async {
+            stop_signal().await;
+            std::process::exit(130);
+        });
+    };
+    let mut last_save = std::time::Instant::now();
+    let mut save_error: Option<kinarch_core::Error> = None;
+    let report = reinject_until(
+        &kinesis_client(sdk),
+        records,
+        &options,
+        stop,
+        |p| {
+            let mut bar = progress.borrow_mut();
+            while counted < p.sent {
+                bar.record();
+                counted += 1;
+            }
+        },
+        |accepted| {
+            let mut journal = journal.borrow_mut();
+            let Some(journal) = journal.as_mut() else {
+                return;
+            };
+            for (key, position) in accepted {
+                journal.accepted(&key, position);
+            }
+            // Rewritten at most once a second (and at the end): a crash in between sends
+            // that second's records again on the rerun (at-least-once, as documented).
+            if last_save.elapsed() >= std::time::Duration::from_secs(1) {
+                last_save = std::time::Instant::now();
+                if let Err(e) = journal.save() {
+                    save_error.get_or_insert(e);
+                }
+            }
+        },
+    )
     .await;
+    if let (Some(journal), false) = (journal.borrow_mut().as_mut(), args.dry_run)
+        && let Err(e) = journal.save()
+    {
+        save_error.get_or_insert(e);
+    }
     progress.into_inner().clear();
     shown?;
     drop(stdout);
     let report = report?;
+    if let Some(e) = save_error {
+        return Err(e.into());
+    }
+    if skipped.get() > 0 && !global.quiet {
+        crate::say(&format!(
+            "journal: {} record(s) were sent by an earlier run and are not sent again",
+            thousands(skipped.get())
+        ));
+    }
     if json {
         print_json(&report_json(&report, &target, args.dry_run))?;
     } else {
         print_summary(&report, &target, args.dry_run, global.quiet);
+    }
+    if report.stopped {
+        crate::say(&format!(
+            "stopped by a signal: {} record(s) sent; {} read but not sent, and the rest of the \
+             selection not read",
+            thousands(report.sent),
+            thousands(report.unsent)
+        ));
     }
     for failed in &report.failed {
         crate::say(&format!(
@@ -133,6 +223,9 @@ pub(crate) async fn run(
             failed.sequence_number,
             failed.reason
         ));
+    }
+    if let (true, Some(code)) = (report.stopped, signal.get()) {
+        return Err(Failure::Interrupted(code));
     }
     // A dry run sent nothing, so nothing failed: it succeeds, having said what would.
     if report.failed.is_empty() || args.dry_run {
@@ -172,6 +265,22 @@ fn confirm_raw_replay_into_source<R: BufRead, W: Write>(
              archiver skips them)"
                 .into(),
         ))
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; the exit code a shell gives a process that
+/// signal ends (130, 143). If the handlers cannot be installed, never.
+async fn stop_signal() -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        },
+        _ => std::future::pending().await,
     }
 }
 
@@ -224,6 +333,8 @@ fn report_json(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> V
         "bytes": report.bytes,
         "requests": report.requests,
         "seconds": report.elapsed.as_secs_f64(),
+        "stopped": report.stopped,
+        "unsent": report.unsent,
     })
 }
 
@@ -240,6 +351,7 @@ mod tests {
             Failure::Usage(m) => format!("usage: {m}"),
             Failure::Runtime(m) => format!("runtime: {m}"),
             Failure::OutputClosed => "closed".into(),
+            Failure::Interrupted(code) => format!("interrupted: {code}"),
         }
     }
 

@@ -21,7 +21,8 @@ use crate::domain::names::StreamName;
 use crate::domain::record::{ArchiveRecord, Payload};
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records};
+use crate::replay::journal::Position;
+use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records_until};
 pub use crate::replay::sender::{
     MAX_BYTES_PER_REQUEST, MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST,
     SendProgress as ReinjectProgress,
@@ -123,6 +124,11 @@ pub struct ReinjectReport {
     pub requests: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Whether it was stopped before the selection ended (see [`reinject_until`]).
+    pub stopped: bool,
+    /// Records read but not sent because it was stopped; records not yet read are not
+    /// counted anywhere.
+    pub unsent: u64,
 }
 
 /// Sends `records` into `options.target`. `progress` is called after each answered
@@ -148,6 +154,29 @@ pub async fn reinject(
     options: &ReinjectOptions,
     progress: impl FnMut(&ReinjectProgress),
 ) -> Result<ReinjectReport, Error> {
+    reinject_until(
+        kinesis,
+        records,
+        options,
+        std::future::pending(),
+        progress,
+        |_| {},
+    )
+    .await
+}
+
+/// [`reinject`] that stops gracefully when `stop` completes (Ctrl-C, SIGTERM), and tells
+/// `accepted` which records Kinesis accepted, as (partition key, position), after each
+/// request: see [`crate::replay::sender::send_records_until`] and
+/// [`crate::replay::journal`].
+pub async fn reinject_until(
+    kinesis: &KinesisClient,
+    records: impl Stream<Item = Result<ArchiveRecord, Error>>,
+    options: &ReinjectOptions,
+    stop: impl std::future::Future<Output = ()>,
+    progress: impl FnMut(&ReinjectProgress),
+    mut accepted: impl FnMut(Vec<(String, Position)>),
+) -> Result<ReinjectReport, Error> {
     let source_name = (options.source != options.target).then(|| options.source.as_str());
     let framed = records.map(|record| match record {
         Ok(record) => Ok(frame(record, options.framing, source_name)),
@@ -167,12 +196,29 @@ pub async fn reinject(
         })),
         Err(other) => Err(other),
     });
-    let report = send_records(
+    let report = send_records_until(
         kinesis,
         &options.target,
         framed,
         &options.send_options(),
+        stop,
         progress,
+        |records: Vec<(RecordId, String)>| {
+            accepted(
+                records
+                    .into_iter()
+                    .map(|((sequence, sub_sequence), key)| {
+                        (
+                            key,
+                            Position {
+                                sequence,
+                                sub_sequence,
+                            },
+                        )
+                    })
+                    .collect(),
+            )
+        },
     )
     .await?;
     Ok(ReinjectReport {
@@ -192,6 +238,8 @@ pub async fn reinject(
         bytes: report.bytes,
         requests: report.requests,
         elapsed: report.elapsed,
+        stopped: report.stopped,
+        unsent: report.unsent,
     })
 }
 

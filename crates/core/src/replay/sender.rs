@@ -179,6 +179,10 @@ pub struct SendReport<Id> {
     pub requests: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Whether the run was stopped (see [`send_records_until`]) before its source ended.
+    pub stopped: bool,
+    /// Records read but not sent because the run was stopped (not in `failed`).
+    pub unsent: u64,
 }
 
 impl<Id> Default for SendReport<Id> {
@@ -191,6 +195,8 @@ impl<Id> Default for SendReport<Id> {
             bytes: 0,
             requests: 0,
             elapsed: Duration::ZERO,
+            stopped: false,
+            unsent: 0,
         }
     }
 }
@@ -230,8 +236,38 @@ pub async fn send_records<Id: Ord>(
     stream: &StreamName,
     source: impl Stream<Item = Result<Input<Id>, Error>>,
     options: &SendOptions,
-    mut progress: impl FnMut(&SendProgress),
+    progress: impl FnMut(&SendProgress),
 ) -> Result<SendReport<Id>, Error> {
+    send_records_until(
+        kinesis,
+        stream,
+        source,
+        options,
+        std::future::pending(),
+        progress,
+        |_| {},
+    )
+    .await
+}
+
+/// [`send_records`] that stops gracefully when `stop` completes (Ctrl-C): no request
+/// starts after it and nothing more is read, the requests in flight are answered (their
+/// records count as sent or failed as usual), and the records read but not sent are
+/// counted in [`SendReport::unsent`]. A key's records are still never sent out of order:
+/// what was sent of a key is a prefix of its records. `accepted` is told, after each
+/// answered request, the records Kinesis accepted in it (id and partition key), in the order
+/// of the request: what a replay journal records.
+pub async fn send_records_until<Id: Ord>(
+    kinesis: &KinesisClient,
+    stream: &StreamName,
+    source: impl Stream<Item = Result<Input<Id>, Error>>,
+    options: &SendOptions,
+    stop: impl std::future::Future<Output = ()>,
+    mut progress: impl FnMut(&SendProgress),
+    mut accepted: impl FnMut(Vec<(Id, String)>),
+) -> Result<SendReport<Id>, Error> {
+    let mut stop = pin!(stop.fuse());
+    let mut stopping = false;
     let started = Instant::now();
     let mut run = Run::new(options);
     let mut source = pin!(source);
@@ -244,7 +280,7 @@ pub async fn send_records<Id: Ord>(
         // Take what the source has ready before starting requests, so that they go out as
         // full as the keys allow; while the source waits (a table page on its way), the
         // loop below sends and handles answers.
-        while !exhausted && run.pending.len < READ_AHEAD {
+        while !stopping && !exhausted && run.pending.len < READ_AHEAD {
             match source.next().now_or_never() {
                 None => break,
                 Some(None) => exhausted = true,
@@ -270,7 +306,16 @@ pub async fn send_records<Id: Ord>(
             }
             _ => None,
         };
-        while !options.dry_run && linger_until.is_none() && in_flight.len() < concurrency {
+        if stopping && in_flight.is_empty() {
+            run.report.stopped = true;
+            run.report.unsent = run.pending.len as u64;
+            break;
+        }
+        while !stopping
+            && !options.dry_run
+            && linger_until.is_none()
+            && in_flight.len() < concurrency
+        {
             let Some(request) = run.start_request(Instant::now()) else {
                 break;
             };
@@ -279,9 +324,9 @@ pub async fn send_records<Id: Ord>(
         if exhausted && run.pending.len == 0 && in_flight.is_empty() {
             break;
         }
-        let reading = !exhausted && run.pending.len < READ_AHEAD;
+        let reading = !stopping && !exhausted && run.pending.len < READ_AHEAD;
         // Timers matter only when a request could start once they ring.
-        let could_start = in_flight.len() < concurrency && run.pending.len > 0;
+        let could_start = !stopping && in_flight.len() < concurrency && run.pending.len > 0;
         let retry_at = could_start.then(|| run.pending.next_due()).flatten();
         let pace_at = could_start.then(|| run.pacer.next_room()).flatten();
         let linger_at = could_start.then_some(linger_until).flatten();
@@ -292,6 +337,7 @@ pub async fn send_records<Id: Ord>(
             () = tokio::time::sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => Event::Due,
             () = tokio::time::sleep_until(pace_at.unwrap_or(now)), if pace_at.is_some() => Event::Due,
             () = tokio::time::sleep_until(linger_at.unwrap_or(now)), if linger_at.is_some() => Event::Due,
+            () = &mut stop, if !stopping => Event::Stop,
         };
         match event {
             Event::Read(None) => exhausted = true,
@@ -299,8 +345,12 @@ pub async fn send_records<Id: Ord>(
             Event::Answered((request, result)) => {
                 run.answered(request, result?);
                 progress(&run.report.progress());
+                if !run.accepted.is_empty() {
+                    accepted(std::mem::take(&mut run.accepted));
+                }
             }
             Event::Due => {}
+            Event::Stop => stopping = true,
         }
     }
     run.report.elapsed = started.elapsed();
@@ -315,6 +365,8 @@ enum Event<R, A> {
     Answered(A),
     /// A record's backoff or the pacing wait ended.
     Due,
+    /// The caller asked the run to stop.
+    Stop,
 }
 
 /// The state of one [`send_records`]: what waits, what the rate allows, what happened.
@@ -326,6 +378,8 @@ struct Run<Id> {
     /// `None`: ordered, a key's records share its lane. `Some(n)`: unordered, each record
     /// gets a lane of its own, numbered from `n`.
     next_lane: Option<u64>,
+    /// Records accepted since the caller was last told (id, partition key).
+    accepted: Vec<(Id, String)>,
 }
 
 impl<Id: Ord> Run<Id> {
@@ -336,6 +390,7 @@ impl<Id: Ord> Run<Id> {
             report: SendReport::default(),
             max_attempts: options.max_attempts,
             next_lane: (!options.ordered).then_some(0),
+            accepted: Vec::new(),
         }
     }
 
@@ -419,6 +474,8 @@ impl<Id: Ord> Run<Id> {
                         None => {
                             self.sent(&queued.record);
                             self.pending.settle(&queued.lane, None);
+                            self.accepted
+                                .push((queued.record.id, queued.record.partition_key));
                         }
                         Some(code) => self.retry_or_fail(queued, &code),
                     }

@@ -1,0 +1,196 @@
+//! Stopping a replay (issue 13): Ctrl-C (SIGINT) or SIGTERM in the middle of a real
+//! `kinarch reinject` against moto stops it gracefully: it says what was sent and what
+//! was not, exits 130 or 143, and the target holds exactly what it says it sent, each
+//! key's records a prefix of that key's records in order.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use kinarch_core::{ArchiveRecord, SequenceNumber};
+use kinarch_tests::cli::Running;
+use kinarch_tests::kinesis;
+use kinarch_tests::moto::Moto;
+
+const RECORDS: u64 = 200;
+const KEYS: u64 = 4;
+
+/// Stream `orders` (ALL) with 200 records over 4 keys, and an empty stream `replay`.
+async fn world() -> (Moto, aws_sdk_kinesis::Client) {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    kinesis::create_stream(&kinesis_client, "orders", 1).await;
+    kinesis::create_stream(&kinesis_client, "replay", 1).await;
+    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
+    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
+    let archived_at = Utc.timestamp_opt(1_777_629_600, 0).unwrap();
+    for i in 0..RECORDS {
+        let record = ArchiveRecord::received(
+            format!("k{}", i % KEYS),
+            SequenceNumber::parse(&(1000 + i).to_string()).unwrap(),
+            "shardId-000000000000".into(),
+            1_777_629_600.0 + i as f64,
+            i.to_string().into_bytes(),
+        );
+        dynamodb
+            .put_item()
+            .table_name("orders-archive-ALL")
+            .set_item(Some(record.to_item(archived_at, None).item))
+            .send()
+            .await
+            .unwrap();
+    }
+    (moto, kinesis_client)
+}
+
+async fn stopped_by(signal: &str, code: i32) {
+    let (moto, kinesis_client) = world().await;
+    // 20 records per second: 10 s for all of them, so the signal comes in the middle.
+    let running = Running::start(
+        &moto.env(),
+        &["reinject", "orders", "--target", "replay", "--rate", "20"],
+    );
+    let mut seen = 0;
+    for _ in 0..300 {
+        seen = kinesis::read_all(&kinesis_client, "replay").await.len();
+        if seen >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen >= 10, "the replay started");
+    running.signal(signal);
+    let run = running.wait().await;
+    assert_eq!(run.code, code, "{}", run.stderr);
+    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("stopped by a signal"))
+        .unwrap_or_else(|| panic!("a stop line: {}", run.stderr));
+    let said: u64 = line
+        .split("signal: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("a count in {line:?}"));
+    assert_eq!(replayed.len() as u64, said, "{line}");
+    assert!(said < RECORDS, "stopped before the end: {line}");
+    // Each key: a prefix of its records, in order.
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &replayed {
+        let i: u64 = String::from_utf8(r.data.clone()).unwrap().parse().unwrap();
+        by_key.entry(r.partition_key.clone()).or_default().push(i);
+    }
+    for (key, got) in by_key {
+        let k: u64 = key.trim_start_matches('k').parse().unwrap();
+        let expected: Vec<u64> = (0..RECORDS)
+            .filter(|i| i % KEYS == k)
+            .take(got.len())
+            .collect();
+        assert_eq!(got, expected, "key {key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_replay_gracefully_with_exit_130() {
+    stopped_by("INT", 130).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_replay_gracefully_with_exit_143() {
+    stopped_by("TERM", 143).await;
+}
+
+/// `--journal`: a replay stopped by Ctrl-C and run again with the same journal sends every
+/// record of the selection exactly once, in order per key; the journal of another selection
+/// (or target) is refused and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() {
+    let (moto, kinesis_client) = world().await;
+    let dir = std::env::temp_dir().join(format!("kinarch-journal-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("orders.journal");
+    let _ = std::fs::remove_file(&journal);
+    let journal_arg = journal.to_str().unwrap();
+    let args = [
+        "reinject",
+        "orders",
+        "--target",
+        "replay",
+        "--rate",
+        "20",
+        "--arrived-after",
+        "1777629610",
+        "--journal",
+        journal_arg,
+    ];
+    let running = Running::start(&moto.env(), &args);
+    for _ in 0..300 {
+        if kinesis::read_all(&kinesis_client, "replay").await.len() >= 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    running.signal("INT");
+    let first = running.wait().await;
+    assert_eq!(first.code, 130, "{}", first.stderr);
+    let after_first = kinesis::read_all(&kinesis_client, "replay").await.len();
+    assert!(after_first < 190, "stopped in the middle: {after_first}");
+
+    // Another selection, or another target, with this journal: refused, nothing sent.
+    for other in [
+        vec![
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--journal",
+            journal_arg,
+        ],
+        vec![
+            "reinject",
+            "orders",
+            "--target",
+            "orders",
+            "--arrived-after",
+            "1777629610",
+            "--journal",
+            journal_arg,
+            "--yes",
+        ],
+    ] {
+        let run = kinarch_tests::cli::kinarch(&moto, &other).await;
+        run.expect_code(2);
+        assert!(run.stderr.contains("another replay"), "{}", run.stderr);
+    }
+    assert_eq!(
+        kinesis::read_all(&kinesis_client, "replay").await.len(),
+        after_first
+    );
+
+    let mut rerun = args.to_vec();
+    rerun.retain(|a| *a != "--rate" && *a != "20");
+    let second = kinarch_tests::cli::kinarch(&moto, &rerun).await;
+    second.ok();
+    assert!(
+        second.stderr.contains("were sent by an earlier run"),
+        "{}",
+        second.stderr
+    );
+    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &replayed {
+        let i: u64 = String::from_utf8(r.data.clone()).unwrap().parse().unwrap();
+        by_key.entry(r.partition_key.clone()).or_default().push(i);
+    }
+    // The window: records 10..200 (arrived at or after BASE + 10), each once, in order.
+    for (key, got) in &by_key {
+        let k: u64 = key.trim_start_matches('k').parse().unwrap();
+        let expected: Vec<u64> = (10..RECORDS).filter(|i| i % KEYS == k).collect();
+        assert_eq!(got, &expected, "key {key}: every record once, in order");
+    }
+    assert_eq!(replayed.len() as u64, RECORDS - 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
