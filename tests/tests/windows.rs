@@ -248,3 +248,49 @@ async fn times_without_a_zone_and_empty_windows_are_usage_errors() {
     }
     assert!(kinesis::read_all(&w.kinesis, "replay").await.is_empty());
 }
+
+/// `--pace original --speed 20`: the records of a window go in arrival order with their
+/// gaps divided by 20: 40 s of arrivals take at least 2 s (a lower bound only: a slow
+/// machine may take longer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn original_pace_keeps_arrival_order_and_the_gaps_divided_by_the_speed() {
+    let w = world().await;
+    let started = std::time::Instant::now();
+    let run = kinarch(
+        &w.moto,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--arrived-before",
+            &(BASE + 41).to_string(),
+            "--pace",
+            "original",
+            "--speed",
+            "20",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    run.ok();
+    assert!(
+        took >= std::time::Duration::from_millis(1900),
+        "40 s of arrivals at speed 20 take at least 2 s, took {took:?}"
+    );
+    let sent: Vec<String> = kinesis::read_all(&w.kinesis, "replay")
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.data).unwrap())
+        .collect();
+    assert_eq!(sent, ["r0", "r1", "r2", "r3", "r4"], "arrival order");
+    let bad = kinarch(
+        &w.moto,
+        &[
+            "reinject", "orders", "--target", "replay", "--pace", "original", "--speed", "0",
+        ],
+    )
+    .await;
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("above 0"), "{}", bad.stderr);
+}

@@ -637,6 +637,14 @@ pub(crate) struct ReinjectArgs {
     /// Send at most N records per second.
     #[arg(long, value_name = "N", value_parser = parse_rate, allow_hyphen_values = true, help_heading = "Pace")]
     pub(crate) rate: Option<NonZeroU32>,
+    /// original: reproduce the gaps between the records' arrival times (across all shards,
+    /// merged by arrival time). The selection is read whole and ordered by arrival first, so
+    /// give it a time window.
+    #[arg(long, value_enum, value_name = "PACE", help_heading = "Pace")]
+    pub(crate) pace: Option<Pace>,
+    /// With --pace original: divide the gaps by F (10: ten times faster; 0.5: half as fast).
+    #[arg(long, value_name = "F", value_parser = parse_speed, requires = "pace", help_heading = "Pace")]
+    pub(crate) speed: Option<f64>,
     /// PutRecords calls in flight at once (1 to 64).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_concurrency, allow_hyphen_values = true, help_heading = "Pace")]
     pub(crate) concurrency: usize,
@@ -698,6 +706,13 @@ pub(crate) struct ArchiveArgs {
     /// How to print the summary at the end (on standard output).
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
     pub(crate) output: SummaryFormat,
+}
+
+/// How a replay is paced (`--pace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Pace {
+    /// The gaps between the records' arrival times.
+    Original,
 }
 
 /// How a summary is printed.

@@ -92,6 +92,7 @@ pub(crate) async fn run(
         Framing::Raw
     };
     options.rate = args.rate;
+    options.original_pace = args.pace.map(|_| args.speed.unwrap_or(1.0));
     options.concurrency = args.concurrency;
     options.dry_run = args.dry_run;
 
@@ -99,8 +100,30 @@ pub(crate) async fn run(
     let json = args.output == SummaryFormat::Json;
     let mut stdout = std::io::stdout().lock();
     let mut shown: std::io::Result<()> = Ok(());
-    let records = archive
-        .read(selection)
+    // A paced replay goes in arrival order across shards: the selection is read and ordered
+    // first (errors first, so that they are reported before anything is sent).
+    let source = match args.pace {
+        None => archive.read(selection).left_stream(),
+        Some(_) => {
+            let (mut records, errors): (Vec<_>, Vec<_>) = archive
+                .read(selection)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .partition(Result::is_ok);
+            records.sort_by(|a, b| match (a, b) {
+                (Ok(a), Ok(b)) => a
+                    .approximate_arrival_timestamp
+                    .total_cmp(&b.approximate_arrival_timestamp)
+                    .then_with(|| a.shard_id.cmp(&b.shard_id))
+                    .then_with(|| a.sequence_number.cmp(&b.sequence_number))
+                    .then_with(|| a.sub_sequence_number.cmp(&b.sub_sequence_number)),
+                _ => std::cmp::Ordering::Equal,
+            });
+            futures::stream::iter(errors.into_iter().chain(records)).right_stream()
+        }
+    };
+    let records = source
         .filter(|record| {
             let sent_before = match (record, journal.borrow().as_ref()) {
                 (Ok(record), Some(journal)) => journal.already_sent(
