@@ -651,6 +651,11 @@ pub(crate) struct ReinjectArgs {
     /// Show what would be sent; send nothing.
     #[arg(long, help_heading = "Pace")]
     pub(crate) dry_run: bool,
+    /// Read the selection and print what a replay would send (records, bytes, the least
+    /// PutRecords calls, shards, keys, first and last arrival) and how long it takes at the
+    /// given --pace/--speed and --rate; send nothing.
+    #[arg(long, conflicts_with = "dry_run", help_heading = "Pace")]
+    pub(crate) estimate: bool,
     /// Make the replay resumable: PATH records, per partition key, the last record Kinesis
     /// accepted; a rerun with the same selection, target and PATH sends only the rest. A
     /// journal made for another selection or target is refused. Give absolute times with
