@@ -248,3 +248,107 @@ async fn times_without_a_zone_and_empty_windows_are_usage_errors() {
     }
     assert!(kinesis::read_all(&w.kinesis, "replay").await.is_empty());
 }
+
+/// `--pace original --speed 20`: the records of a window go in arrival order with their
+/// gaps divided by 20: 40 s of arrivals take at least 2 s (a lower bound only: a slow
+/// machine may take longer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn original_pace_keeps_arrival_order_and_the_gaps_divided_by_the_speed() {
+    let w = world().await;
+    let started = std::time::Instant::now();
+    let run = kinarch(
+        &w.moto,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--arrived-before",
+            &(BASE + 41).to_string(),
+            "--pace",
+            "original",
+            "--speed",
+            "20",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    run.ok();
+    assert!(
+        took >= std::time::Duration::from_millis(1900),
+        "40 s of arrivals at speed 20 take at least 2 s, took {took:?}"
+    );
+    let sent: Vec<String> = kinesis::read_all(&w.kinesis, "replay")
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.data).unwrap())
+        .collect();
+    assert_eq!(sent, ["r0", "r1", "r2", "r3", "r4"], "arrival order");
+    let bad = kinarch(
+        &w.moto,
+        &[
+            "reinject", "orders", "--target", "replay", "--pace", "original", "--speed", "0",
+        ],
+    )
+    .await;
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("above 0"), "{}", bad.stderr);
+}
+
+/// `--estimate` reads a window without sending and says what the real replay then sends:
+/// the same records, bytes, keys and arrival span; at most as many calls as it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_estimate_of_a_window_is_what_the_replay_then_sends() {
+    let w = world().await;
+    let window = [
+        "--arrived-after",
+        "2026-05-01T10:00:20Z",
+        "--arrived-before",
+        "2026-05-01T10:01:30Z",
+    ];
+    let mut args = vec!["reinject", "orders", "--target", "replay", "-o", "json"];
+    args.extend(window);
+    let mut with_estimate = args.clone();
+    with_estimate.extend([
+        "--estimate",
+        "--pace",
+        "original",
+        "--speed",
+        "10",
+        "--rate",
+        "2",
+    ]);
+    let run = kinarch(&w.moto, &with_estimate).await;
+    let estimate: serde_json::Value = serde_json::from_slice(&run.ok().stdout).unwrap();
+    assert!(
+        kinesis::read_all(&w.kinesis, "replay").await.is_empty(),
+        "an estimate sends nothing"
+    );
+    // Records 2..=8: 7 records over 3 keys, arrived from 10:00:20 to 10:01:20.
+    assert_eq!(estimate["records"], 7);
+    assert_eq!(estimate["keys"], 3);
+    assert_eq!(estimate["shards"], 1);
+    assert_eq!(estimate["firstArrival"], "2026-05-01T10:00:20.000Z");
+    assert_eq!(estimate["lastArrival"], "2026-05-01T10:01:20.000Z");
+    // 60 s of arrivals at speed 10: 6 s; 7 records at 2/s: 3 s; the longer wins.
+    assert_eq!(estimate["seconds"], 6.0);
+    let text = kinarch(
+        &w.moto,
+        &[&with_estimate[..4], &["--estimate"], &window[..]].concat(),
+    )
+    .await;
+    assert!(text.ok().stderr.contains("7 record(s)"), "{}", text.stderr);
+
+    let sent = kinarch(&w.moto, &args).await;
+    let report: serde_json::Value = serde_json::from_slice(&sent.ok().stdout).unwrap();
+    let replayed = kinesis::read_all(&w.kinesis, "replay").await;
+    assert_eq!(replayed.len() as u64, estimate["records"].as_u64().unwrap());
+    assert_eq!(report["sent"], estimate["records"]);
+    assert_eq!(report["bytes"], estimate["bytes"]);
+    let bytes: usize = replayed.iter().map(|r| r.data.len()).sum();
+    assert_eq!(bytes as u64, estimate["bytes"].as_u64().unwrap());
+    assert!(
+        estimate["putRecordsCalls"].as_u64().unwrap() <= report["requests"].as_u64().unwrap(),
+        "{estimate} vs {report}"
+    );
+}

@@ -651,12 +651,25 @@ pub(crate) struct ReinjectArgs {
     /// Send at most N records per second.
     #[arg(long, value_name = "N", value_parser = parse_rate, allow_hyphen_values = true, help_heading = "Pace")]
     pub(crate) rate: Option<NonZeroU32>,
+    /// original: reproduce the gaps between the records' arrival times (across all shards,
+    /// merged by arrival time). The selection is read whole and ordered by arrival first, so
+    /// give it a time window.
+    #[arg(long, value_enum, value_name = "PACE", help_heading = "Pace")]
+    pub(crate) pace: Option<Pace>,
+    /// With --pace original: divide the gaps by F (10: ten times faster; 0.5: half as fast).
+    #[arg(long, value_name = "F", value_parser = parse_speed, requires = "pace", help_heading = "Pace")]
+    pub(crate) speed: Option<f64>,
     /// PutRecords calls in flight at once (1 to 64).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_concurrency, allow_hyphen_values = true, help_heading = "Pace")]
     pub(crate) concurrency: usize,
     /// Show what would be sent; send nothing.
     #[arg(long, help_heading = "Pace")]
     pub(crate) dry_run: bool,
+    /// Read the selection and print what a replay would send (records, bytes, the least
+    /// PutRecords calls, shards, keys, first and last arrival) and how long it takes at the
+    /// given --pace/--speed and --rate; send nothing.
+    #[arg(long, conflicts_with = "dry_run", help_heading = "Pace")]
+    pub(crate) estimate: bool,
     /// Make the replay resumable: PATH records, per partition key, the last record Kinesis
     /// accepted; a rerun with the same selection, target and PATH sends only the rest. A
     /// journal made for another selection or target is refused. Give absolute times with
@@ -712,6 +725,13 @@ pub(crate) struct ArchiveArgs {
     /// How to print the summary at the end (on standard output).
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
     pub(crate) output: SummaryFormat,
+}
+
+/// How a replay is paced (`--pace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Pace {
+    /// The gaps between the records' arrival times.
+    Original,
 }
 
 /// How a summary is printed.

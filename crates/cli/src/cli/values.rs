@@ -391,3 +391,7 @@ pub(super) fn parse_s3_prefix(text: &str) -> Result<S3Prefix, String> {
         prefix: prefix.to_owned(),
     })
 }
+
+pub(super) fn parse_speed(text: &str) -> Result<f64, String> {
+    kinarch_core::domain::pace::OriginalPace::parse_speed(text).map_err(|e| e.to_string())
+}

@@ -7,6 +7,7 @@ use futures::StreamExt;
 use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
+use kinarch_core::replay::estimate::{ReplayEstimate, estimate};
 use kinarch_core::replay::journal::{Journal, Position};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, reinject_until};
 use serde_json::{Value, json};
@@ -92,15 +93,62 @@ pub(crate) async fn run(
         Framing::Raw
     };
     options.rate = args.rate;
+    options.original_pace = args.pace.map(|_| args.speed.unwrap_or(1.0));
     options.concurrency = args.concurrency;
     options.dry_run = args.dry_run;
+    let json = args.output == SummaryFormat::Json;
+
+    if args.estimate {
+        let unsent = archive.read(selection).filter(|record| {
+            let sent_before = match (record, journal.borrow().as_ref()) {
+                (Ok(record), Some(journal)) => journal.already_sent(
+                    &record.partition_key,
+                    &Position {
+                        sequence: record.sequence_number.clone(),
+                        sub_sequence: record.sub_sequence_number,
+                    },
+                ),
+                _ => false,
+            };
+            std::future::ready(!sent_before)
+        });
+        let estimate = estimate(unsent).await?;
+        let took = estimate.duration(options.original_pace, args.rate.map(|r| r.get()));
+        if json {
+            print_json(&estimate_json(&estimate, &target, took))?;
+        } else {
+            crate::say(&estimate_text(&estimate, &target, took));
+        }
+        return Ok(());
+    }
 
     // A dry run shows each record as it is read: key, sequence number, payload bytes.
-    let json = args.output == SummaryFormat::Json;
     let mut stdout = std::io::stdout().lock();
     let mut shown: std::io::Result<()> = Ok(());
-    let records = archive
-        .read(selection)
+    // A paced replay goes in arrival order across shards: the selection is read and ordered
+    // first (errors first, so that they are reported before anything is sent).
+    let source = match args.pace {
+        None => archive.read(selection).left_stream(),
+        Some(_) => {
+            let (mut records, errors): (Vec<_>, Vec<_>) = archive
+                .read(selection)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .partition(Result::is_ok);
+            records.sort_by(|a, b| match (a, b) {
+                (Ok(a), Ok(b)) => a
+                    .approximate_arrival_timestamp
+                    .total_cmp(&b.approximate_arrival_timestamp)
+                    .then_with(|| a.shard_id.cmp(&b.shard_id))
+                    .then_with(|| a.sequence_number.cmp(&b.sequence_number))
+                    .then_with(|| a.sub_sequence_number.cmp(&b.sub_sequence_number)),
+                _ => std::cmp::Ordering::Equal,
+            });
+            futures::stream::iter(errors.into_iter().chain(records)).right_stream()
+        }
+    };
+    let records = source
         .filter(|record| {
             let sent_before = match (record, journal.borrow().as_ref()) {
                 (Ok(record), Some(journal)) => journal.already_sent(
@@ -266,6 +314,49 @@ fn confirm_raw_replay_into_source<R: BufRead, W: Write>(
                 .into(),
         ))
     }
+}
+
+fn rfc3339(seconds: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((seconds * 1000.0).round() as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| seconds.to_string())
+}
+
+fn estimate_json(e: &ReplayEstimate, target: &StreamName, took: std::time::Duration) -> Value {
+    json!({
+        "target": target.as_str(),
+        "records": e.records,
+        "bytes": e.bytes,
+        "putRecordsCalls": e.calls,
+        "shards": e.shards,
+        "keys": e.keys,
+        "firstArrival": e.arrivals.map(|(first, _)| rfc3339(first)),
+        "lastArrival": e.arrivals.map(|(_, last)| rfc3339(last)),
+        "unsendable": e.unsendable,
+        "unreadable": e.unreadable,
+        "seconds": took.as_secs_f64(),
+    })
+}
+
+fn estimate_text(e: &ReplayEstimate, target: &StreamName, took: std::time::Duration) -> String {
+    let span = match e.arrivals {
+        Some((first, last)) => format!("arrived {} to {}", rfc3339(first), rfc3339(last)),
+        None => "nothing selected".to_owned(),
+    };
+    format!(
+        "estimate for {target}: {} record(s), {} bytes, at least {} PutRecords call(s), {} shard(s), \
+         {} key(s); {span}; takes at least {} s at this pace and rate{}",
+        thousands(e.records),
+        thousands(e.bytes),
+        thousands(e.calls),
+        thousands(e.shards),
+        thousands(e.keys),
+        decimal(took.as_secs_f64(), 1),
+        match (e.unsendable, e.unreadable) {
+            (0, 0) => String::new(),
+            (a, b) => format!("; {a} not sendable (payload not archived), {b} unreadable item(s)"),
+        }
+    )
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM; the exit code a shell gives a process that

@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 
 use crate::domain::frame::{ReplayFrame, ReplayMetadata};
 use crate::domain::names::StreamName;
+use crate::domain::pace::OriginalPace;
 use crate::domain::record::{ArchiveRecord, Payload};
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
@@ -41,7 +42,7 @@ pub enum Framing {
 }
 
 /// How to reinject.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReinjectOptions {
     /// The stream the records were archived from.
     pub source: StreamName,
@@ -57,6 +58,10 @@ pub struct ReinjectOptions {
     pub max_attempts: u32,
     /// Count and show, send nothing.
     pub dry_run: bool,
+    /// Reproduce the gaps between the records' arrival times, divided by this speed-up
+    /// (`--pace original --speed F`); `None`: as fast as the rate allows. The records
+    /// should come in arrival order (see [`crate::domain::pace`]).
+    pub original_pace: Option<f64>,
 }
 
 impl ReinjectOptions {
@@ -78,6 +83,7 @@ impl ReinjectOptions {
             concurrency,
             max_attempts,
             dry_run,
+            original_pace: None,
         }
     }
 
@@ -178,8 +184,25 @@ pub async fn reinject_until(
     mut accepted: impl FnMut(Vec<(String, Position)>),
 ) -> Result<ReinjectReport, Error> {
     let source_name = (options.source != options.target).then(|| options.source.as_str());
-    let framed = records.map(|record| match record {
-        Ok(record) => Ok(frame(record, options.framing, source_name)),
+    let mut pace = match options.original_pace {
+        Some(speed) => {
+            Some(OriginalPace::new(speed).map_err(|e| Error::InvalidInput(e.to_string()))?)
+        }
+        None => None,
+    };
+    let framed = records.map(move |record| match record {
+        Ok(r) => {
+            let due = pace
+                .as_mut()
+                .map(|p| p.due(r.approximate_arrival_timestamp));
+            Ok(match frame(r, options.framing, source_name) {
+                Input::Send(mut outgoing) => {
+                    outgoing.not_before = due;
+                    Input::Send(outgoing)
+                }
+                refused => refused,
+            })
+        }
         // A payload in S3 that cannot be read is that record's failure, listed at the end;
         // the others are sent.
         Err(Error::PayloadUnavailable {

@@ -78,6 +78,9 @@ pub struct Outgoing<Id> {
     pub explicit_hash_key: Option<String>,
     /// The bytes to send, as they should arrive.
     pub data: Vec<u8>,
+    /// Not to be sent before this long after the send started (a paced replay, see
+    /// [`crate::domain::pace`]); `None`: as soon as the rate and the key's order allow.
+    pub not_before: Option<Duration>,
 }
 
 impl<Id> Outgoing<Id> {
@@ -88,6 +91,7 @@ impl<Id> Outgoing<Id> {
             partition_key: partition_key.into(),
             explicit_hash_key: None,
             data,
+            not_before: None,
         }
     }
 
@@ -380,6 +384,8 @@ struct Run<Id> {
     next_lane: Option<u64>,
     /// Records accepted since the caller was last told (id, partition key).
     accepted: Vec<(Id, String)>,
+    /// When sending started: what [`Outgoing::not_before`] counts from.
+    started: Instant,
 }
 
 impl<Id: Ord> Run<Id> {
@@ -391,6 +397,7 @@ impl<Id: Ord> Run<Id> {
             max_attempts: options.max_attempts,
             next_lane: (!options.ordered).then_some(0),
             accepted: Vec::new(),
+            started: Instant::now(),
         }
     }
 
@@ -416,7 +423,9 @@ impl<Id: Ord> Run<Id> {
                 n.to_string()
             }
         };
-        if let Err(record) = self.pending.push(Queued::new(record, lane)) {
+        let mut queued = Queued::new(record, lane);
+        queued.due = queued.record.not_before.map(|offset| self.started + offset);
+        if let Err(record) = self.pending.push(queued) {
             self.report
                 .failed
                 .push(failure(record.record, BLOCKED.into()));
@@ -585,6 +594,9 @@ impl<Id: Ord> Pending<Id> {
     }
 
     /// Queues a record; gives it back when its key is blocked.
+    // The Err is the refused record handed back (rare: its key is blocked); boxing it would
+    // cost an allocation on every push instead.
+    #[allow(clippy::result_large_err)]
     fn push(&mut self, queued: Queued<Id>) -> Result<(), Queued<Id>> {
         if self.blocked.contains(&queued.lane) {
             return Err(queued);
