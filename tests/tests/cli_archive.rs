@@ -1145,10 +1145,19 @@ async fn an_archive_table_whose_key_schema_does_not_fit_stops_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_endpoint_port_fails_at_start_up_within_seconds() {
     let w = world().await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }; // closed again: nothing listens there
+    // A port below 1024 that nothing listens on. Not a freed ephemeral port: another
+    // test's server may bind that one meanwhile (it did once, under a full parallel run,
+    // and the archiver then talked to a live server for 100 s).
+    let port = [1u16, 9, 13, 19, 37, 79]
+        .into_iter()
+        .find(|p| {
+            std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], *p)),
+                Duration::from_millis(200),
+            )
+            .is_err()
+        })
+        .expect("a closed low port on loopback");
     let endpoint = format!("http://127.0.0.1:{port}");
     let started = std::time::Instant::now();
     let run = cli::run_command(
