@@ -12,6 +12,7 @@ mod cli_read;
 mod cli_reinject;
 mod cli_setup;
 mod demo;
+mod export;
 mod faults;
 mod interrupt;
 mod kpl;
