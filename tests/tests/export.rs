@@ -68,7 +68,8 @@ async fn an_export_needs_pitr_then_lands_in_s3_with_a_ddl_that_covers_its_items(
     let off = kinarch(&moto, &args).await;
     off.expect_code(1);
     assert!(
-        off.stderr.contains("point-in-time recovery is off") && off.stderr.contains("--pitr"),
+        off.stderr.contains("point-in-time recovery is off")
+            && off.stderr.contains("update-continuous-backups"),
         "{}",
         off.stderr
     );

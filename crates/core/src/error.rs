@@ -133,9 +133,9 @@ pub enum Error {
     /// An export needs point-in-time recovery, which is off for the table.
     #[error(
         "point-in-time recovery is off for table {table}, and a DynamoDB export reads from it: \
-         turn it on with `kinarch setup <stream> <MODE> --pitr` (or `aws dynamodb \
-         update-continuous-backups --table-name {table} --point-in-time-recovery-specification \
-         PointInTimeRecoveryEnabled=true`), then export again"
+         turn it on with `aws dynamodb update-continuous-backups --table-name {table} \
+         --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true`, then export \
+         again"
     )]
     PointInTimeRecoveryOff {
         /// The table.

@@ -6,7 +6,8 @@
 //! side, from the point-in-time recovery backup, and writes the documented layout
 //! (`<prefix>/AWSDynamoDB/<export id>/manifest-summary.json`, `manifest-files.json`,
 //! `data/*.json.gz`) that Athena, Glue and EMR read. It needs point-in-time recovery on
-//! the table (`kinarch setup --pitr`), which is checked first so that the message says so.
+//! the table (`aws dynamodb update-continuous-backups`), which is checked first so that the
+//! message says so.
 
 use std::time::Duration;
 

@@ -339,7 +339,7 @@ Export a stream's archive table to S3 with DynamoDB's ExportTableToPointInTime: 
 writes the table as of now, in DynamoDB JSON (gzipped lines of {\"Item\": {...}}), under
 s3://BUCKET/PREFIX/AWSDynamoDB/<export id>/, from its point-in-time recovery backup: the
 export reads no table capacity and does not slow the archiver. It needs point-in-time
-recovery on the table (`kinarch setup <stream> <MODE> --pitr` turns it on); kinarch checks
+recovery on the table (`aws dynamodb update-continuous-backups` turns it on); kinarch checks
 that first.
 
 kinarch waits until the export completes (an export takes minutes to hours; --no-wait returns

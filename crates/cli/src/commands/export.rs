@@ -40,7 +40,7 @@ pub(crate) async fn run(
         let verdict = if pitr {
             "point-in-time recovery is on"
         } else {
-            "point-in-time recovery is OFF: the export would be refused (kinarch setup --pitr)"
+            "point-in-time recovery is OFF: the export would be refused (see aws dynamodb update-continuous-backups)"
         };
         match args.output {
             SummaryFormat::Json => print_json(&json!({
