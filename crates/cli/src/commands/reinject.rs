@@ -100,16 +100,7 @@ pub(crate) async fn run(
 
     if args.estimate {
         let unsent = archive.read(selection).filter(|record| {
-            let sent_before = match (record, journal.borrow().as_ref()) {
-                (Ok(record), Some(journal)) => journal.already_sent(
-                    &record.partition_key,
-                    &Position {
-                        sequence: record.sequence_number.clone(),
-                        sub_sequence: record.sub_sequence_number,
-                    },
-                ),
-                _ => false,
-            };
+            let sent_before = sent_by_an_earlier_run(journal.borrow().as_ref(), record);
             std::future::ready(!sent_before)
         });
         let estimate = estimate(unsent).await?;
@@ -150,16 +141,7 @@ pub(crate) async fn run(
     };
     let records = source
         .filter(|record| {
-            let sent_before = match (record, journal.borrow().as_ref()) {
-                (Ok(record), Some(journal)) => journal.already_sent(
-                    &record.partition_key,
-                    &Position {
-                        sequence: record.sequence_number.clone(),
-                        sub_sequence: record.sub_sequence_number,
-                    },
-                ),
-                _ => false,
-            };
+            let sent_before = sent_by_an_earlier_run(journal.borrow().as_ref(), record);
             if sent_before {
                 skipped.set(skipped.get() + 1);
             }
@@ -313,6 +295,23 @@ fn confirm_raw_replay_into_source<R: BufRead, W: Write>(
              archiver skips them)"
                 .into(),
         ))
+    }
+}
+
+/// Whether the journal (if any) says an earlier run had `record` accepted.
+fn sent_by_an_earlier_run(
+    journal: Option<&Journal>,
+    record: &Result<kinarch_core::ArchiveRecord, kinarch_core::Error>,
+) -> bool {
+    match (record, journal) {
+        (Ok(record), Some(journal)) => journal.already_sent(
+            &record.partition_key,
+            &Position {
+                sequence: record.sequence_number.clone(),
+                sub_sequence: record.sub_sequence_number,
+            },
+        ),
+        _ => false,
     }
 }
 
