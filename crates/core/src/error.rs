@@ -130,6 +130,24 @@ pub enum Error {
         /// How long we waited.
         waited_seconds: u64,
     },
+    /// A new time index was still being built when setup stopped waiting. Reads scan
+    /// the table until it is ACTIVE, so nothing is wrong, only slower.
+    #[error(
+        "index {index} of table {table} is still {status} after {waited_seconds} s (DynamoDB \
+         fills a new index with the table's items, which takes a while on a large table): \
+         until it is ACTIVE, time windows are read with a Scan; `kinarch status` shows when \
+         it is ready, and the same `kinarch setup` can be re-run safely"
+    )]
+    IndexNotActive {
+        /// The table.
+        table: TableName,
+        /// The index.
+        index: String,
+        /// Its last status (`CREATING`, `CREATING (backfilling)`).
+        status: String,
+        /// How long we waited.
+        waited_seconds: u64,
+    },
     /// An export needs point-in-time recovery, which is off for the table.
     #[error(
         "point-in-time recovery is off for table {table}, and a DynamoDB export reads from it: \

@@ -339,8 +339,8 @@ Export a stream's archive table to S3 with DynamoDB's ExportTableToPointInTime: 
 writes the table as of now, in DynamoDB JSON (gzipped lines of {\"Item\": {...}}), under
 s3://BUCKET/PREFIX/AWSDynamoDB/<export id>/, from its point-in-time recovery backup: the
 export reads no table capacity and does not slow the archiver. It needs point-in-time
-recovery on the table (`aws dynamodb update-continuous-backups` turns it on); kinarch checks
-that first.
+recovery on the table (`kinarch setup STREAM MODE --pitr` turns it on); kinarch checks that
+first.
 
 kinarch waits until the export completes (an export takes minutes to hours; --no-wait returns
 once it started) and prints where its manifest is. --print-athena-ddl prints a CREATE
@@ -412,6 +412,15 @@ pub(crate) struct SetupArgs {
     /// not kept): removes the stream's ArchiveOverflow tag.
     #[arg(long)]
     pub(crate) no_overflow: bool,
+    /// Switch on the table's point-in-time recovery (continuous backups), which
+    /// `kinarch export` reads from. Never switched off by setup.
+    #[arg(long)]
+    pub(crate) pitr: bool,
+    /// Add a time index (GSI kinarch-arrival-time: shardId, approximateArrivalTimestamp) so
+    /// that scan and reinject read an arrival window with a Query per shard instead of a
+    /// Scan of the table; on an existing table, waits until DynamoDB has filled it.
+    #[arg(long)]
+    pub(crate) time_index: bool,
 }
 
 /// Table billing as typed on the command line.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use kinarch_core::Error;
 use kinarch_core::domain::athena::create_table_ddl;
 use kinarch_core::export::{ExportDestination, ExportProgress, ExportState, Exporter};
 use serde_json::{Value, json};
@@ -35,12 +36,24 @@ pub(crate) async fn run(
         prefix => format!("s3://{}/{prefix}", destination.bucket),
     };
     let quiet = global.quiet || args.output == SummaryFormat::Json;
+    // The setup command that turns point-in-time recovery on for this very table.
+    let pitr_command = format!(
+        "kinarch setup {} {} --pitr{}",
+        archive.config().stream,
+        archive.config().mode,
+        match &args.table {
+            Some(table) => format!(" --table {table}"),
+            None => String::new(),
+        }
+    );
     if args.dry_run {
         let pitr = exporter.point_in_time_recovery(&table).await?;
         let verdict = if pitr {
             "point-in-time recovery is on"
         } else {
-            "point-in-time recovery is OFF: the export would be refused (see aws dynamodb update-continuous-backups)"
+            &format!(
+                "point-in-time recovery is OFF: the export would be refused (turn it on with `{pitr_command}`)"
+            )
         };
         match args.output {
             SummaryFormat::Json => print_json(&json!({
@@ -55,7 +68,16 @@ pub(crate) async fn run(
         }
         return Ok(());
     }
-    let started = exporter.start(&table, &destination).await?;
+    let started = exporter
+        .start(&table, &destination)
+        .await
+        .map_err(|err| match err {
+            Error::PointInTimeRecoveryOff { .. } => Failure::Runtime(format!(
+                "point-in-time recovery is off for table {table}, and a DynamoDB export reads \
+                 from it: turn it on with `{pitr_command}`, then export again"
+            )),
+            other => other.into(),
+        })?;
     if !quiet {
         crate::say(&format!(
             "export of table {table} to {shown} started: {}",

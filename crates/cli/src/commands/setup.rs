@@ -42,6 +42,8 @@ pub(crate) async fn run(
         (None, true) => OverflowChange::Off,
         (None, false) => OverflowChange::Keep,
     };
+    request.pitr = args.pitr;
+    request.time_index = args.time_index;
     let billing_given = billing_from_args(&args)?;
     request.billing = billing_given.unwrap_or(Billing::OnDemand);
 

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use aws_config::SdkConfig;
 use kinarch_core::ArchiveMode;
-use kinarch_core::aws::tables::TtlState;
+use kinarch_core::aws::tables::{TableInfo, TtlState};
 use kinarch_core::read::locate::Located;
 use kinarch_core::setup::{ArchiveStatus, CheckpointsStatus, Setup};
 use serde_json::{Value, json};
@@ -45,6 +45,29 @@ pub(crate) async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure
     }
 }
 
+/// The time index, or what reading a window costs without one.
+fn time_index_line(table: &TableInfo) -> String {
+    match table.time_index() {
+        Some(index) if index.is_active() => format!(
+            "{} (ACTIVE): arrival windows are read with a Query per shard",
+            index.name
+        ),
+        Some(index) => format!(
+            "{} ({}{}): arrival windows are read with a Scan until it is ACTIVE",
+            index.name,
+            index.status,
+            if index.backfilling {
+                ", backfilling"
+            } else {
+                ""
+            }
+        ),
+        None => "none: arrival windows are read with a Scan of the table \
+                 (add one with `kinarch setup STREAM MODE --time-index`)"
+            .to_owned(),
+    }
+}
+
 /// `status -o json`: everything `render` shows, with `healthy` and the `problems`.
 pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
     let config = &status.config;
@@ -58,6 +81,12 @@ pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
             "billing": table.billing.to_string(),
             "itemCount": table.item_count,
             "ttl": status.table_ttl.as_ref().map(ToString::to_string),
+            "timeIndex": table.time_index().map(|index| json!({
+                "name": index.name,
+                "status": index.status,
+                "backfilling": index.backfilling,
+                "active": index.is_active(),
+            })),
         })
     });
     json!({
@@ -202,6 +231,7 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
                 }
                 lines.push(("table TTL", text));
             }
+            lines.push(("time index", time_index_line(table)));
             lines.push((
                 "items",
                 match table.item_count {
@@ -309,6 +339,7 @@ mod tests {
                 item_count: Some(12),
                 size_bytes: None,
                 arn: None,
+                indexes: Vec::new(),
             }),
             table_ttl: table.then_some(TtlState::Disabled),
             config,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-    PointInTimeRecoveryStatus, ProvisionedThroughput, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
+    KeySchemaElement, KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus,
+    Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use tokio::time::Instant;
@@ -90,6 +91,25 @@ impl KeySchema {
         Self(elements)
     }
 
+    /// The time index's key: HASH `shardId` (S), RANGE `approximateArrivalTimestamp` (N).
+    /// A shard takes at most 1,000 records a second, which one index partition absorbs, and
+    /// within a shard the range key orders its records by arrival: a window is one Query
+    /// per shard.
+    pub fn time_index() -> Self {
+        Self(vec![
+            KeyElement {
+                role: KeyRole::Hash,
+                name: attr::SHARD_ID.to_owned(),
+                attribute_type: "S".to_owned(),
+            },
+            KeyElement {
+                role: KeyRole::Range,
+                name: attr::APPROXIMATE_ARRIVAL_TIMESTAMP.to_owned(),
+                attribute_type: "N".to_owned(),
+            },
+        ])
+    }
+
     /// Whether a table with this key schema can hold an archive of `mode`.
     pub fn fits(&self, mode: ArchiveMode) -> bool {
         *self == Self::for_mode(mode)
@@ -139,12 +159,59 @@ pub struct TableInfo {
     pub size_bytes: Option<i64>,
     /// The table's ARN (what exports and IAM policies name it by).
     pub arn: Option<String>,
+    /// Its global secondary indexes (see [`TableInfo::time_index`]).
+    pub indexes: Vec<IndexInfo>,
 }
 
 impl TableInfo {
     /// Whether the table takes reads and writes.
     pub fn is_active(&self) -> bool {
         self.status == TableStatus::Active.as_str()
+    }
+
+    /// The table's time index, if it has one: the index named [`TIME_INDEX`], or else any
+    /// index with the time index's key schema and a projection the reader can use (one a
+    /// user made by hand works too). It may still be CREATING; see [`IndexInfo::is_active`].
+    pub fn time_index(&self) -> Option<&IndexInfo> {
+        let usable = |i: &&IndexInfo| i.key_schema == KeySchema::time_index() && i.projects_all;
+        self.indexes
+            .iter()
+            .filter(usable)
+            .find(|i| i.name == TIME_INDEX)
+            .or_else(|| self.indexes.iter().find(usable))
+    }
+
+    /// An index named [`TIME_INDEX`] that the reader cannot use (another key schema, a
+    /// projection without the payload): setup refuses to touch it.
+    pub fn misfit_time_index(&self) -> Option<&IndexInfo> {
+        self.indexes
+            .iter()
+            .find(|i| i.name == TIME_INDEX && Some(*i) != self.time_index())
+    }
+}
+
+/// The name of the time index `kinarch setup --time-index` creates.
+pub const TIME_INDEX: &str = "kinarch-arrival-time";
+
+/// A global secondary index, as DescribeTable gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    /// The index name.
+    pub name: String,
+    /// `ACTIVE`, `CREATING`, `UPDATING`, `DELETING`.
+    pub status: String,
+    /// Its key, with the types the table's attribute definitions give.
+    pub key_schema: KeySchema,
+    /// Whether it projects every attribute (`ALL`).
+    pub projects_all: bool,
+    /// Whether DynamoDB is still filling it with the table's existing items.
+    pub backfilling: bool,
+}
+
+impl IndexInfo {
+    /// Whether the index takes queries with every item in it: ACTIVE and not backfilling.
+    pub fn is_active(&self) -> bool {
+        self.status == "ACTIVE" && !self.backfilling
     }
 }
 
@@ -206,21 +273,40 @@ pub async fn describe_table(
             .map(|d| d.attribute_type().as_str().to_owned())
             .unwrap_or_else(|| "?".to_owned())
     };
-    let key_schema = KeySchema(
-        description
-            .key_schema()
-            .iter()
-            .map(|k| KeyElement {
-                role: if *k.key_type() == KeyType::Range {
-                    KeyRole::Range
-                } else {
-                    KeyRole::Hash
-                },
-                name: k.attribute_name().to_owned(),
-                attribute_type: type_of(k.attribute_name()),
-            })
-            .collect(),
-    );
+    let schema_of = |elements: &[KeySchemaElement]| {
+        KeySchema(
+            elements
+                .iter()
+                .map(|k| KeyElement {
+                    role: if *k.key_type() == KeyType::Range {
+                        KeyRole::Range
+                    } else {
+                        KeyRole::Hash
+                    },
+                    name: k.attribute_name().to_owned(),
+                    attribute_type: type_of(k.attribute_name()),
+                })
+                .collect(),
+        )
+    };
+    let key_schema = schema_of(description.key_schema());
+    let indexes = description
+        .global_secondary_indexes()
+        .iter()
+        .map(|index| IndexInfo {
+            name: index.index_name().unwrap_or_default().to_owned(),
+            status: index
+                .index_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|| "UNKNOWN".to_owned()),
+            key_schema: schema_of(index.key_schema()),
+            projects_all: index
+                .projection()
+                .and_then(|p| p.projection_type())
+                .is_some_and(|t| *t == ProjectionType::All),
+            backfilling: index.backfilling() == Some(true),
+        })
+        .collect();
     // A table made before on-demand billing existed has no billing summary: provisioned.
     let on_demand = description
         .billing_mode_summary()
@@ -247,6 +333,7 @@ pub async fn describe_table(
         item_count: description.item_count(),
         size_bytes: description.table_size_bytes(),
         arn: description.table_arn().map(str::to_owned),
+        indexes,
     }))
 }
 
@@ -324,43 +411,23 @@ pub async fn create_table(
 ) -> Result<Created, Error> {
     let mut call = dynamodb.create_table().table_name(table.as_str());
     for element in &key.0 {
-        call = call
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(&element.name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(&element.name)
-                    .key_type(match element.role {
-                        KeyRole::Hash => KeyType::Hash,
-                        KeyRole::Range => KeyType::Range,
-                    })
-                    .build()
-                    .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?,
-            );
+        call = call.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&element.name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))?,
+        );
     }
+    call = call.set_key_schema(Some(key_schema_elements(key)?));
     call = match billing {
         Billing::OnDemand => call.billing_mode(BillingMode::PayPerRequest),
         Billing::Provisioned {
             read_capacity,
             write_capacity,
-        } => {
-            let units = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            call.billing_mode(BillingMode::Provisioned)
-                .provisioned_throughput(
-                    ProvisionedThroughput::builder()
-                        .read_capacity_units(units(read_capacity))
-                        .write_capacity_units(units(write_capacity))
-                        .build()
-                        .map_err(|e| {
-                            Error::Internal(format!("building a DynamoDB request: {e}"))
-                        })?,
-                )
-        }
+        } => call
+            .billing_mode(BillingMode::Provisioned)
+            .provisioned_throughput(throughput(read_capacity, write_capacity)?),
     };
     match call.send().await {
         Ok(_) => Ok(Created::Created),
@@ -396,6 +463,127 @@ pub async fn wait_until_active(
         tracing::debug!(table = %table, %status, "waiting for the table to become ACTIVE");
         tokio::time::sleep(poll).await;
     }
+}
+
+/// Adds the time index ([`TIME_INDEX`], key [`KeySchema::time_index`], projection ALL) to
+/// an existing table with UpdateTable. The projection is ALL because a replay needs the
+/// payload, which is nearly all of an item: INCLUDE would cost the same and miss attributes
+/// added later. A provisioned table's index gets the table's capacity (it takes every
+/// write the table takes). DynamoDB then fills the index with the existing items
+/// ([`wait_until_index_active`]).
+pub async fn create_time_index(
+    dynamodb: &DynamoDbClient,
+    info: &TableInfo,
+) -> Result<Created, Error> {
+    let build = |e: aws_sdk_dynamodb::error::BuildError| {
+        Error::Internal(format!("building a DynamoDB request: {e}"))
+    };
+    let index_key = KeySchema::time_index();
+    let mut call = dynamodb.update_table().table_name(info.name.as_str());
+    // Every key attribute of the table and the new index: AWS merges them with the table's
+    // definitions, emulators may replace them.
+    for element in info.key_schema.0.iter().chain(&index_key.0) {
+        let attribute_type = match element.attribute_type.as_str() {
+            "N" => ScalarAttributeType::N,
+            "B" => ScalarAttributeType::B,
+            _ => ScalarAttributeType::S,
+        };
+        call = call.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&element.name)
+                .attribute_type(attribute_type)
+                .build()
+                .map_err(build)?,
+        );
+    }
+    let mut index = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(TIME_INDEX)
+        .set_key_schema(Some(key_schema_elements(&index_key)?))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        );
+    if let Billing::Provisioned {
+        read_capacity,
+        write_capacity,
+    } = info.billing
+    {
+        index = index.provisioned_throughput(throughput(read_capacity, write_capacity)?);
+    }
+    let update = GlobalSecondaryIndexUpdate::builder()
+        .create(index.build().map_err(build)?)
+        .build();
+    match call.global_secondary_index_updates(update).send().await {
+        Ok(_) => Ok(Created::Created),
+        // Another setup added it meanwhile; the wait then checks it is the one wanted.
+        Err(err)
+            if error_code(&err) == Some("ResourceInUseException")
+                || describe(&err).contains("already exists") =>
+        {
+            Ok(Created::AlreadyExisted)
+        }
+        Err(err) => Err(aws_error("DynamoDB.UpdateTable", err)),
+    }
+}
+
+/// Waits until the table's time index is ACTIVE and filled ([`IndexInfo::is_active`]),
+/// asking every `poll` for at most `timeout`.
+pub async fn wait_until_index_active(
+    dynamodb: &DynamoDbClient,
+    table: &TableName,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<IndexInfo, Error> {
+    let started = Instant::now();
+    loop {
+        let info = describe_table(dynamodb, table).await?;
+        let index = info.as_ref().and_then(|info| {
+            info.time_index()
+                .or_else(|| info.indexes.iter().find(|i| i.name == TIME_INDEX))
+        });
+        let status = match index {
+            Some(index) if index.is_active() => return Ok(index.clone()),
+            Some(index) if index.backfilling => format!("{} (backfilling)", index.status),
+            Some(index) => index.status.clone(),
+            None => "not yet visible".to_owned(),
+        };
+        if started.elapsed() + poll > timeout {
+            return Err(Error::IndexNotActive {
+                table: table.clone(),
+                index: TIME_INDEX.to_owned(),
+                status,
+                waited_seconds: started.elapsed().as_secs(),
+            });
+        }
+        tracing::debug!(table = %table, %status, "waiting for the time index to become ACTIVE");
+        tokio::time::sleep(poll).await;
+    }
+}
+
+fn key_schema_elements(key: &KeySchema) -> Result<Vec<KeySchemaElement>, Error> {
+    key.0
+        .iter()
+        .map(|element| {
+            KeySchemaElement::builder()
+                .attribute_name(&element.name)
+                .key_type(match element.role {
+                    KeyRole::Hash => KeyType::Hash,
+                    KeyRole::Range => KeyType::Range,
+                })
+                .build()
+                .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))
+        })
+        .collect()
+}
+
+fn throughput(read_capacity: u64, write_capacity: u64) -> Result<ProvisionedThroughput, Error> {
+    let units = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    ProvisionedThroughput::builder()
+        .read_capacity_units(units(read_capacity))
+        .write_capacity_units(units(write_capacity))
+        .build()
+        .map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))
 }
 
 /// Whether point-in-time recovery (continuous backups, which exports need) is on.

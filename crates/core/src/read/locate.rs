@@ -160,6 +160,7 @@ mod tests {
             item_count: None,
             size_bytes: None,
             arn: None,
+            indexes: Vec::new(),
         }
     }
 

@@ -200,6 +200,7 @@ mod tests {
                 item_count: Some(1),
                 size_bytes: None,
                 arn: None,
+                indexes: Vec::new(),
             }),
             table_ttl: Some(ttl),
             checkpoints: None,

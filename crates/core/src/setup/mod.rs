@@ -28,8 +28,9 @@ use crate::aws::streams::{
     StreamSummary, describe_stream_summary, list_stream_tags, tag_stream, untag_stream,
 };
 use crate::aws::tables::{
-    Created, TableInfo, TtlEnabled, TtlState, create_archive_table, describe_table, describe_ttl,
-    enable_ttl, wait_until_active,
+    Created, TIME_INDEX, TableInfo, TtlEnabled, TtlState, create_archive_table, create_time_index,
+    describe_table, describe_ttl, enable_point_in_time_recovery, enable_ttl,
+    point_in_time_recovery, wait_until_active, wait_until_index_active,
 };
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TTL};
 use crate::domain::names::{StreamName, TableName};
@@ -112,6 +113,7 @@ pub struct Setup {
     objects: ObjectStore,
     region: String,
     wait_timeout: Duration,
+    index_wait_timeout: Duration,
     poll_interval: Duration,
 }
 
@@ -119,6 +121,11 @@ impl Setup {
     /// Default bound on waiting for a new table to become ACTIVE. Tables usually take
     /// seconds; five minutes leaves room for a busy account.
     pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// Default bound on waiting for a new time index. DynamoDB fills it with every existing
+    /// item first, which on a table of millions takes minutes to hours; after this long
+    /// setup stops waiting with [`Error::IndexNotActive`] (reads scan until it is ready).
+    pub const DEFAULT_INDEX_WAIT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
     /// Setup using the clients of `sdk`.
     ///
@@ -148,13 +155,16 @@ impl Setup {
             objects: ObjectStore::new(sdk),
             region: region_of(sdk),
             wait_timeout: Self::DEFAULT_WAIT_TIMEOUT,
+            index_wait_timeout: Self::DEFAULT_INDEX_WAIT_TIMEOUT,
             poll_interval: Duration::from_secs(2),
         }
     }
 
-    /// Changes how long [`Setup::apply`] waits for a table to become ACTIVE.
+    /// Changes how long [`Setup::apply`] waits for a table (and a new time index) to
+    /// become ACTIVE.
     pub fn with_wait_timeout(mut self, timeout: Duration) -> Self {
         self.wait_timeout = timeout;
+        self.index_wait_timeout = timeout;
         self.poll_interval = self
             .poll_interval
             .min(timeout / 4)
@@ -300,11 +310,18 @@ impl Setup {
             Some(_) => Some(describe_ttl(&self.dynamodb, &table_name).await?),
             None => None,
         };
+        let pitr = match &table {
+            Some(_) if request.pitr => {
+                Some(point_in_time_recovery(&self.dynamodb, &table_name).await?)
+            }
+            _ => None,
+        };
         Ok(Observed {
             stream_arn: summary.arn,
             tags,
             table,
             table_ttl,
+            pitr,
             overflow_expiry,
         })
     }
@@ -388,6 +405,39 @@ impl Setup {
             }
             SetupAction::SetOverflowExpiry { target, rule, days } => {
                 self.objects.set_expiry(target, rule, *days).await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::EnablePointInTimeRecovery { table } => {
+                enable_point_in_time_recovery(&self.dynamodb, table).await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::CreateTimeIndex { table } => {
+                // Described now: a table created by this run has no description in the plan.
+                let Some(info) = describe_table(&self.dynamodb, table).await? else {
+                    return Err(Error::Internal(format!(
+                        "table {table} disappeared before its time index could be added"
+                    )));
+                };
+                if info.time_index().is_some() {
+                    return Ok(StepStatus::Unchanged(format!(
+                        "table {table} got a time index meanwhile"
+                    )));
+                }
+                match create_time_index(&self.dynamodb, &info).await? {
+                    Created::Created => Ok(StepStatus::Done),
+                    Created::AlreadyExisted => Ok(StepStatus::Unchanged(format!(
+                        "index {TIME_INDEX} of table {table} was added meanwhile"
+                    ))),
+                }
+            }
+            SetupAction::WaitUntilIndexActive { table } => {
+                wait_until_index_active(
+                    &self.dynamodb,
+                    table,
+                    self.index_wait_timeout,
+                    self.poll_interval,
+                )
+                .await?;
                 Ok(StepStatus::Done)
             }
         }

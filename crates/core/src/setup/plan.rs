@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::aws::item::attr;
-use crate::aws::tables::{Billing, KeySchema, TableInfo, TtlState};
+use crate::aws::tables::{Billing, KeySchema, TIME_INDEX, TableInfo, TtlState};
 use crate::domain::config::{
     ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TABLE, TAG_TTL,
     tagged_table_name,
@@ -60,6 +60,12 @@ pub struct SetupRequest {
     pub table: Option<TableName>,
     /// The overflow bucket to set.
     pub overflow: OverflowChange,
+    /// Switch point-in-time recovery on (`--pitr`), which `kinarch export` needs. Setup
+    /// never switches it off: that would delete the table's backups.
+    pub pitr: bool,
+    /// Add the time index (`--time-index`, [`crate::aws::tables::TIME_INDEX`]) so that
+    /// time windows are read with a Query per shard. Setup never removes it.
+    pub time_index: bool,
 }
 
 impl SetupRequest {
@@ -72,6 +78,8 @@ impl SetupRequest {
             billing: Billing::OnDemand,
             table: None,
             overflow: OverflowChange::Keep,
+            pitr: false,
+            time_index: false,
         }
     }
 }
@@ -132,6 +140,21 @@ pub enum SetupAction {
         /// The stream.
         stream: StreamName,
     },
+    /// UpdateContinuousBackups: point-in-time recovery on, so the table can be exported.
+    EnablePointInTimeRecovery {
+        /// The table.
+        table: TableName,
+    },
+    /// UpdateTable: add the time index.
+    CreateTimeIndex {
+        /// The table.
+        table: TableName,
+    },
+    /// Wait until the time index is ACTIVE and filled with the table's items.
+    WaitUntilIndexActive {
+        /// The table.
+        table: TableName,
+    },
 }
 
 impl fmt::Display for SetupAction {
@@ -173,6 +196,18 @@ impl fmt::Display for SetupAction {
             SetupAction::RemoveOverflowTag { stream } => {
                 write!(f, "remove tag {TAG_OVERFLOW} from stream {stream}")
             }
+            SetupAction::EnablePointInTimeRecovery { table } => {
+                write!(f, "enable point-in-time recovery of table {table}")
+            }
+            SetupAction::CreateTimeIndex { table } => write!(
+                f,
+                "add index {TIME_INDEX} to table {table} with key {} (projection ALL)",
+                KeySchema::time_index()
+            ),
+            SetupAction::WaitUntilIndexActive { table } => write!(
+                f,
+                "wait until index {TIME_INDEX} of table {table} is ACTIVE"
+            ),
             SetupAction::SetOverflowExpiry {
                 target,
                 rule,
@@ -268,6 +303,9 @@ pub struct Observed {
     pub table: Option<TableInfo>,
     /// That table's TTL setting, if it exists.
     pub table_ttl: Option<TtlState>,
+    /// Whether the table's point-in-time recovery is on; read only when setup is asked to
+    /// switch it on and the table exists.
+    pub pitr: Option<bool>,
     /// With an overflow bucket planned: the days of the stream's lifecycle rule there
     /// (`Ok(None)`: no rule), or why the bucket's lifecycle rules could not be read.
     pub overflow_expiry: Option<Result<Option<u64>, String>>,
@@ -412,6 +450,23 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         ));
     }
 
+    if request.pitr {
+        let enable = SetupAction::EnablePointInTimeRecovery {
+            table: table.clone(),
+        };
+        steps.push(if observed.pitr == Some(true) {
+            unchanged(
+                enable,
+                format!("point-in-time recovery of table {table} is on"),
+            )
+        } else {
+            to_do(enable)
+        });
+    }
+    if request.time_index {
+        steps.extend(time_index_steps(&table, existing.as_ref())?);
+    }
+
     if let OverflowChange::Set(target) = &request.overflow {
         steps.push(to_do(SetupAction::CheckOverflowBucket {
             target: target.clone(),
@@ -507,6 +562,54 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         steps,
         notes,
     })
+}
+
+/// Adding the time index: nothing when the table has a usable one that is ACTIVE, the wait
+/// when it is still being built, both steps otherwise. An index named like ours that the
+/// reader cannot use is refused rather than replaced: deleting an index is the owner's call.
+fn time_index_steps(
+    table: &TableName,
+    existing: Option<&TableInfo>,
+) -> Result<Vec<SetupStep>, Error> {
+    let create = SetupAction::CreateTimeIndex {
+        table: table.clone(),
+    };
+    let wait = SetupAction::WaitUntilIndexActive {
+        table: table.clone(),
+    };
+    let Some(info) = existing else {
+        return Ok(vec![to_do(create), to_do(wait)]);
+    };
+    if let Some(index) = info.time_index() {
+        let has = format!(
+            "table {table} has time index {} with key {}",
+            index.name, index.key_schema
+        );
+        return Ok(vec![
+            unchanged(create, has),
+            if index.is_active() {
+                unchanged(
+                    wait,
+                    format!("index {} of table {table} is ACTIVE", index.name),
+                )
+            } else {
+                to_do(wait)
+            },
+        ]);
+    }
+    if let Some(index) = info.misfit_time_index() {
+        let projection = if index.projects_all { "ALL" } else { "not ALL" };
+        return Err(Error::InvalidInput(format!(
+            "table {table} has an index named {TIME_INDEX} with key {} and projection {projection}, \
+             which kinarch cannot read time windows from (it needs key {} and projection ALL): \
+             delete that index (aws dynamodb update-table --table-name {table} \
+             --global-secondary-index-updates '[{{\"Delete\":{{\"IndexName\":\"{TIME_INDEX}\"}}}}]') \
+             and run setup again",
+            index.key_schema,
+            KeySchema::time_index()
+        )));
+    }
+    Ok(vec![to_do(create), to_do(wait)])
 }
 
 /// When the bucket's lifecycle rules cannot be read (`reason`; a policy without
@@ -736,6 +839,7 @@ mod tests {
             item_count: Some(0),
             size_bytes: None,
             arn: None,
+            indexes: Vec::new(),
         }
     }
 
@@ -750,6 +854,7 @@ mod tests {
             table,
             table_ttl: ttl,
             overflow_expiry: None,
+            pitr: None,
         }
     }
 
@@ -779,6 +884,9 @@ mod tests {
                     SetupAction::RemoveOverflowTag { .. } => "untag-overflow",
                     SetupAction::SetOverflowExpiry { days: Some(_), .. } => "expire",
                     SetupAction::SetOverflowExpiry { days: None, .. } => "unexpire",
+                    SetupAction::EnablePointInTimeRecovery { .. } => "pitr",
+                    SetupAction::CreateTimeIndex { .. } => "index",
+                    SetupAction::WaitUntilIndexActive { .. } => "wait-index",
                 };
                 (kind, s.status == StepStatus::ToDo)
             })
@@ -815,6 +923,109 @@ mod tests {
         );
         assert!(plan.has_changes());
         assert!(plan.notes.is_empty());
+    }
+
+    fn time_index(name: &str, status: &str, projects_all: bool) -> crate::aws::tables::IndexInfo {
+        crate::aws::tables::IndexInfo {
+            name: name.into(),
+            status: status.into(),
+            key_schema: KeySchema::time_index(),
+            projects_all,
+            backfilling: false,
+        }
+    }
+
+    #[test]
+    fn pitr_and_the_time_index_come_after_the_table_and_before_the_tags() {
+        let asked = SetupRequest {
+            pitr: true,
+            time_index: true,
+            ..request(ArchiveMode::All, TtlChange::Keep)
+        };
+        let plan = plan(&asked, &observed(&[], None, None), "r").unwrap();
+        assert_eq!(
+            shape(&plan),
+            [
+                ("create", true),
+                ("wait", true),
+                ("pitr", true),
+                ("index", true),
+                ("wait-index", true),
+                ("tag", true),
+                ("untag-ttl", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn pitr_on_and_an_active_time_index_are_left_as_they_are() {
+        let mut info = table("orders-archive-ALL", ArchiveMode::All, "ACTIVE");
+        info.indexes = vec![time_index(crate::aws::tables::TIME_INDEX, "ACTIVE", true)];
+        let mut done = observed(&[(TAG_MODE, "ALL")], Some(info.clone()), None);
+        done.pitr = Some(true);
+        let asked = SetupRequest {
+            pitr: true,
+            time_index: true,
+            ..request(ArchiveMode::All, TtlChange::Keep)
+        };
+        let plan = plan_of(&asked, &done);
+        assert!(!plan.has_changes(), "{:?}", plan.steps);
+
+        // An index still being filled: only the wait is left.
+        info.indexes[0].backfilling = true;
+        let filling = Observed {
+            table: Some(info),
+            ..done.clone()
+        };
+        let plan = plan_of(&asked, &filling);
+        let todo: Vec<_> = shape(&plan).into_iter().filter(|(_, todo)| *todo).collect();
+        assert_eq!(todo, [("wait-index", true)]);
+
+        // PITR off: switched on; not asked: not touched, and no index either.
+        done.pitr = Some(false);
+        let plan = plan_of(&asked, &done);
+        assert!(shape(&plan).contains(&("pitr", true)));
+        let plan = plan_of(&request(ArchiveMode::All, TtlChange::Keep), &done);
+        assert!(
+            !shape(&plan)
+                .iter()
+                .any(|(k, _)| *k == "pitr" || *k == "index")
+        );
+    }
+
+    fn plan_of(request: &SetupRequest, observed: &Observed) -> SetupPlan {
+        plan(request, observed, "r").unwrap()
+    }
+
+    #[test]
+    fn a_time_index_of_another_name_is_used_and_a_misfit_of_our_name_refused() {
+        let asked = SetupRequest {
+            time_index: true,
+            ..request(ArchiveMode::All, TtlChange::Keep)
+        };
+        let mut info = table("orders-archive-ALL", ArchiveMode::All, "ACTIVE");
+        info.indexes = vec![time_index("by-arrival", "ACTIVE", true)];
+        let plan = plan_of(&asked, &observed(&[], Some(info.clone()), None));
+        assert!(
+            !shape(&plan)
+                .iter()
+                .any(|(k, todo)| k.contains("index") && *todo),
+            "{:?}",
+            plan.steps
+        );
+
+        // Keys only: not usable, so ours is added beside it.
+        info.indexes = vec![time_index("by-arrival", "ACTIVE", false)];
+        let plan = plan_of(&asked, &observed(&[], Some(info.clone()), None));
+        assert!(shape(&plan).contains(&("index", true)));
+
+        info.indexes = vec![time_index(crate::aws::tables::TIME_INDEX, "ACTIVE", false)];
+        let err = super::plan(&asked, &observed(&[], Some(info), None), "r").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("projection not ALL") && text.contains("Delete"),
+            "{text}"
+        );
     }
 
     #[test]
