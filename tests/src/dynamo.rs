@@ -133,3 +133,22 @@ pub fn assert_refused_for_all_mode(text: &str, table: &str, found: &str) {
         "{text}"
     );
 }
+
+/// Writes `records` straight into `table` as the archiver would have, archived at
+/// `archived_at` without an expiry: for tests that choose arrival and archive times.
+pub async fn put_archived(
+    dynamodb: &Client,
+    table: &str,
+    records: &[kinarch_core::ArchiveRecord],
+    archived_at: chrono::DateTime<chrono::Utc>,
+) {
+    for record in records {
+        dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(record.to_item(archived_at, None).item))
+            .send()
+            .await
+            .expect("PutItem");
+    }
+}

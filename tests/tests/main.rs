@@ -21,4 +21,5 @@ mod overflow;
 mod reinject;
 mod replays;
 mod template;
+mod time_index;
 mod windows;

@@ -585,12 +585,17 @@ pub(crate) struct ScanArgs {
     pub(crate) segments: u32,
     /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
     /// worker of N. Each partition key lives in exactly one segment, so its order holds per
-    /// worker, and N workers together read every record once.
+    /// worker, and N workers together read every record once. An arrival window read
+    /// through the time index is split by shard instead (shards related by a reshard stay
+    /// together).
     #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"])]
     pub(crate) segment: Option<WorkerSegment>,
     /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
     #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
     pub(crate) segments_total: Option<u32>,
+    /// Read an arrival window with a Scan of the table even when it has a time index.
+    #[arg(long)]
+    pub(crate) no_time_index: bool,
     /// Read this table as the archive (its mode from its key schema), whatever the stream's
     /// tags say; needed when the stream is gone and several tables could be its archive.
     #[arg(long, value_name = "NAME", value_parser = parse_table)]
@@ -640,12 +645,17 @@ pub(crate) struct ReinjectArgs {
     pub(crate) segments: Option<u32>,
     /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
     /// worker of N. Each partition key lives in exactly one segment, so its order holds per
-    /// worker, and N workers together read every record once.
+    /// worker, and N workers together read every record once. An arrival window read
+    /// through the time index is split by shard instead (shards related by a reshard stay
+    /// together).
     #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"], help_heading = "Selection")]
     pub(crate) segment: Option<WorkerSegment>,
     /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
     #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments", help_heading = "Selection")]
     pub(crate) segments_total: Option<u32>,
+    /// Read an arrival window with a Scan of the table even when it has a time index.
+    #[arg(long, help_heading = "Selection", conflicts_with = "partition_key")]
+    pub(crate) no_time_index: bool,
     /// Read at most N records.
     #[arg(short = 'n', long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
     pub(crate) limit: Option<NonZeroUsize>,

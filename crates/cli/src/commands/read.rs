@@ -3,7 +3,7 @@
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection};
+use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection, TimeIndexUse};
 use kinarch_core::{Error, SequenceNumber, StreamName, TableName};
 
 use crate::cli::values::{check_window, worker_segment};
@@ -114,6 +114,11 @@ pub(crate) async fn scan(
         segments: args.segments,
         page_size: args.output.page_size,
         worker: worker_segment(args.segment, args.segments_total).map_err(Failure::Usage)?,
+        time_index: if args.no_time_index {
+            TimeIndexUse::Never
+        } else {
+            TimeIndexUse::WhenPresent
+        },
     });
     print_records(
         sdk,
@@ -202,6 +207,12 @@ async fn print_records(
     }
     progress.finish();
     writer.finish()?;
+    let read = archive.read_stats();
+    tracing::info!(
+        requests = read.requests,
+        items_read = read.items_read,
+        "DynamoDB reads"
+    );
     if oversize > 0 {
         tracing::info!(
             oversize,

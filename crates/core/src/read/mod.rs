@@ -47,6 +47,8 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use async_stream::stream;
@@ -55,26 +57,28 @@ use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kinesis::Client as KinesisClient;
 use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use crate::aws::item::{Item, attr};
 use crate::aws::objects::ObjectStore;
-use crate::aws::streams::read_configured_stream_config;
-use crate::aws::tables::describe_table;
+use crate::aws::streams::{list_shards, read_configured_stream_config};
+use crate::aws::tables::{TableInfo, describe_table};
 use crate::aws::{aws_error_with, error_code, region_of, send_with_retries};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::record::{ArchiveRecord, Payload, format_last_update};
 
 pub mod locate;
+pub mod time_index;
 
 use crate::domain::sequence::SequenceNumber;
 use crate::domain::timefmt::epoch_seconds_text;
 use crate::error::Error;
 use crate::setup::archive_table_mismatch;
-use locate::Located;
+use locate::{Located, stream_unreadable};
 
 /// A stream of archived records, as [`ArchiveReader::read`] returns it.
 pub type RecordStream = Pin<Box<dyn Stream<Item = Result<ArchiveRecord, Error>> + Send>>;
@@ -249,8 +253,48 @@ pub struct ScanOptions {
     /// Items per DynamoDB request (`Limit`, counted before filtering).
     pub page_size: Option<u32>,
     /// Read only this segment of the table's parallel scan, for one of several workers
-    /// (`--segment I/N`); then [`ScanOptions::segments`] must be 1.
+    /// (`--segment I/N`); then [`ScanOptions::segments`] must be 1. With the time index, a
+    /// share of the shards instead (see [`time_index`]).
     pub worker: Option<WorkerSegment>,
+    /// Whether an arrival window is read through the table's time index when it has an
+    /// ACTIVE one (the default), or always with a Scan.
+    pub time_index: TimeIndexUse,
+}
+
+/// Whether [`ArchiveReader::scan`] reads an arrival window through the time index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeIndexUse {
+    /// Through the index when the table has an ACTIVE one and the stream's shards can be
+    /// listed; a Scan otherwise (logged at info level, `-v`, with the reason).
+    #[default]
+    WhenPresent,
+    /// Always a Scan (`--no-time-index`).
+    Never,
+}
+
+/// What the reads of one [`ArchiveReader`] (and its clones) cost so far: DynamoDB requests
+/// and the items they read (`ScannedCount`, before filters: what read capacity is charged
+/// for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Scan, Query and GetItem requests answered.
+    pub requests: u64,
+    /// Items those requests read.
+    pub items_read: u64,
+}
+
+#[derive(Debug, Default)]
+struct ReadCounters {
+    requests: AtomicU64,
+    items_read: AtomicU64,
+}
+
+impl ReadCounters {
+    fn count(&self, items_read: u64) {
+        self.requests.fetch_add(1, AtomicOrdering::Relaxed);
+        self.items_read
+            .fetch_add(items_read, AtomicOrdering::Relaxed);
+    }
 }
 
 /// Segment `index` of `total` of a DynamoDB parallel scan: the share of one worker of
@@ -322,6 +366,9 @@ pub enum Selection {
 #[derive(Debug, Clone)]
 pub struct ArchiveReader {
     dynamodb: DynamoDbClient,
+    /// For the shard list of a time-index read.
+    kinesis: KinesisClient,
+    counters: Arc<ReadCounters>,
     /// `None`: payloads in S3 are not fetched ([`Self::without_fetch`]).
     objects: Option<ObjectStore>,
     config: StreamArchiveConfig,
@@ -400,6 +447,8 @@ impl ArchiveReader {
     pub fn with_config(sdk: &SdkConfig, config: StreamArchiveConfig) -> Self {
         Self {
             dynamodb: DynamoDbClient::new(sdk),
+            kinesis: KinesisClient::new(sdk),
+            counters: Arc::default(),
             objects: Some(ObjectStore::new(sdk)),
             config,
             region: region_of(sdk),
@@ -417,6 +466,14 @@ impl ArchiveReader {
     /// The stream's archive configuration (mode, table, TTL).
     pub fn config(&self) -> &StreamArchiveConfig {
         &self.config
+    }
+
+    /// What this reader and its clones have read so far.
+    pub fn read_stats(&self) -> ReadStats {
+        ReadStats {
+            requests: self.counters.requests.load(AtomicOrdering::Relaxed),
+            items_read: self.counters.items_read.load(AtomicOrdering::Relaxed),
+        }
     }
 
     /// The records of one partition key, optionally between two sequence numbers.
@@ -556,10 +613,13 @@ impl ArchiveReader {
                 )));
                 return;
             }
-            if let Err(err) = archive.check_table().await {
-                yield Err(err);
-                return;
-            }
+            let table = match archive.check_table().await {
+                Ok(table) => table,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
             if options.worker.is_some() && options.segments > 1 {
                 yield Err(Error::InvalidInput(
                     "a worker's segment (--segment I/N) is read as one scan: leave out --segments"
@@ -567,9 +627,39 @@ impl ArchiveReader {
                 ));
                 return;
             }
-            let segments = options.segments.max(1);
             let filter = ScanFilter::new(&options);
-            let expression = filter.expression();
+            match archive.index_read(table.as_ref(), &options).await {
+                Ok(Some((index, shards))) => {
+                    let expression = filter.expression(KeyFilters::Excluded);
+                    let page = options.page_size.map_or(time_index::PAGE_ITEMS, |size| {
+                        size.clamp(1, i32::MAX as u32) as i32
+                    });
+                    let readers: Vec<RecordStream> = shards
+                        .into_iter()
+                        .map(|shard| {
+                            archive.clone().query_shard(
+                                index.clone(),
+                                shard,
+                                filter.clone(),
+                                expression.clone(),
+                                page,
+                            )
+                        })
+                        .collect();
+                    let mut merged = merge_by_arrival(readers);
+                    while let Some(result) = merged.next().await {
+                        yield result;
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            }
+            let segments = options.segments.max(1);
+            let expression = filter.expression(KeyFilters::Included);
             let page = page_limit(options.page_size, expression.is_none(), limit);
             let parts: Vec<Option<(u32, u32)>> = match options.worker {
                 Some(worker) => vec![Some((worker.index(), worker.total()))],
@@ -625,18 +715,64 @@ impl ArchiveReader {
     /// another layout) and a missing one ([`Error::TableNotFound`]), with one DescribeTable
     /// before the first read. Optional: when DescribeTable itself fails (a policy without
     /// it, a passing fault), the reads go on and report what they meet.
-    async fn check_table(&self) -> Result<(), Error> {
+    async fn check_table(&self) -> Result<Option<TableInfo>, Error> {
         match describe_table(&self.dynamodb, &self.config.table).await {
             Ok(None) => Err(self.table_not_found()),
             Ok(Some(info)) if !info.key_schema.fits(self.config.mode) => {
                 Err(archive_table_mismatch(&info, &self.config, &self.region))
             }
-            Ok(Some(_)) => Ok(()),
+            Ok(Some(info)) => Ok(Some(info)),
             Err(err) => {
                 tracing::debug!(table = %self.config.table, error = %err, "the table's key schema could not be checked; reading anyway");
-                Ok(())
+                Ok(None)
             }
         }
+    }
+
+    /// The time index and the shards to query for `options`, or `None` (with the reason
+    /// logged) for a Scan. An error listing the shards that is not "the stream is gone or
+    /// unreadable" fails the read: falling back then would make workers of one replay
+    /// split the work two different ways.
+    async fn index_read(
+        &self,
+        table: Option<&TableInfo>,
+        options: &ScanOptions,
+    ) -> Result<Option<(String, Vec<String>)>, Error> {
+        let window = options.arrived_after.is_some() || options.arrived_before.is_some();
+        if !window || options.time_index == TimeIndexUse::Never {
+            return Ok(None);
+        }
+        let table_name = &self.config.table;
+        let index = match table.and_then(TableInfo::time_index) {
+            Some(index) if index.is_active() => index.name.clone(),
+            Some(index) => {
+                tracing::info!(table = %table_name, index = %index.name, status = %index.status, backfilling = index.backfilling, "the time index is not ready: scanning the whole table for the arrival window");
+                return Ok(None);
+            }
+            None => {
+                tracing::info!(table = %table_name, "no time index (kinarch setup --time-index adds one): scanning the whole table for the arrival window");
+                return Ok(None);
+            }
+        };
+        let listed = match list_shards(&self.kinesis, &self.config.stream, None).await {
+            Ok(listed) => listed,
+            Err(err) if stream_unreadable(&err) => {
+                tracing::info!(stream = %self.config.stream, error = %err, "the stream's shards cannot be listed, so the time index cannot be queried: scanning the whole table for the arrival window");
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        let shards = match options.worker {
+            None => time_index::shards_to_query(&listed),
+            Some(worker) => {
+                let groups = time_index::shard_groups(&listed);
+                let shards = time_index::shards_of_worker(&groups, worker.index(), worker.total());
+                tracing::info!(segment = %worker, groups = groups.len(), shards = shards.len(), "with the time index, --segment splits by shard: this worker reads its share of the shard groups");
+                shards
+            }
+        };
+        tracing::info!(table = %table_name, %index, shards = shards.len(), "reading the arrival window through the time index: a Query per shard, merged by arrival time");
+        Ok(Some((index, shards)))
     }
 
     fn read_error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
@@ -679,6 +815,7 @@ impl ArchiveReader {
             |e| self.read_error("DynamoDB.GetItem", e),
         )
         .await?;
+        self.counters.count(u64::from(output.item.is_some()));
         Ok(output.item)
     }
 
@@ -711,6 +848,7 @@ impl ArchiveReader {
                 let request = call.clone().set_exclusive_start_key(start.take());
                 match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| archive.read_error("DynamoDB.Query", e)).await {
                     Ok(output) => {
+                        archive.counters.count(output.scanned_count.max(0) as u64);
                         start = output.last_evaluated_key.filter(|k| !k.is_empty());
                         yield Ok(output.items.unwrap_or_default());
                         if start.is_none() {
@@ -724,6 +862,95 @@ impl ArchiveReader {
                 }
             }
         }
+    }
+
+    /// The records of one shard in the arrival window, through the time index, in
+    /// [`time_index::arrival_order`]. The window is the key condition (its upper bound is
+    /// exclusive, so `BETWEEN` lets the bound itself through and Rust drops it); the other
+    /// filters go in a filter expression that names no key attribute (DynamoDB refuses
+    /// those in a Query) and are checked again in Rust.
+    fn query_shard(
+        self,
+        index: String,
+        shard: String,
+        filter: ScanFilter,
+        expression: Option<FilterExpression>,
+        page: i32,
+    ) -> RecordStream {
+        Box::pin(stream! {
+            let mut call = self
+                .dynamodb
+                .query()
+                .table_name(self.config.table.as_str())
+                .index_name(index)
+                .limit(page)
+                .expression_attribute_names("#sid", attr::SHARD_ID)
+                .expression_attribute_names("#aat", attr::APPROXIMATE_ARRIVAL_TIMESTAMP)
+                .expression_attribute_values(":sid", AttributeValue::S(shard.clone()));
+            let condition = match (&filter.arrived_after, &filter.arrived_before) {
+                (Some((after, _)), Some((before, _))) => {
+                    call = call
+                        .expression_attribute_values(":after", AttributeValue::N(after.clone()))
+                        .expression_attribute_values(":before", AttributeValue::N(before.clone()));
+                    "#sid = :sid AND #aat BETWEEN :after AND :before"
+                }
+                (Some((after, _)), None) => {
+                    call = call.expression_attribute_values(":after", AttributeValue::N(after.clone()));
+                    "#sid = :sid AND #aat >= :after"
+                }
+                (None, Some((before, _))) => {
+                    call = call.expression_attribute_values(":before", AttributeValue::N(before.clone()));
+                    "#sid = :sid AND #aat < :before"
+                }
+                (None, None) => "#sid = :sid",
+            };
+            call = call.key_condition_expression(condition);
+            if let Some(expression) = expression {
+                call = call.filter_expression(expression.text);
+                for (name, value) in expression.names {
+                    call = call.expression_attribute_names(name, value);
+                }
+                for (name, value) in expression.values {
+                    call = call.expression_attribute_values(name, value);
+                }
+            }
+            let mut order = time_index::TieOrder::default();
+            let mut start: Option<Item> = None;
+            loop {
+                let request = call.clone().set_exclusive_start_key(start.take());
+                match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| self.read_error("DynamoDB.Query", e)).await {
+                    Ok(output) => {
+                        self.counters.count(output.scanned_count.max(0) as u64);
+                        start = output.last_evaluated_key.filter(|k| !k.is_empty());
+                        let mut records = Vec::new();
+                        for item in output.items.unwrap_or_default() {
+                            match convert(&item, |r| filter.matches(r)) {
+                                Some(Ok(record)) => records.push(record),
+                                Some(Err(err)) => yield Err(err),
+                                None => {}
+                            }
+                        }
+                        let ready = if start.is_none() {
+                            let mut all = order.page(records);
+                            all.extend(order.finish());
+                            all
+                        } else {
+                            order.page(records)
+                        };
+                        for record in ready {
+                            yield Ok(record);
+                        }
+                        if start.is_none() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        yield Err(err);
+                        return;
+                    }
+                }
+            }
+        })
     }
 
     /// The records of one scan segment (or of the whole table when `segment` is `None`).
@@ -754,6 +981,7 @@ impl ArchiveReader {
                 let request = call.clone().set_exclusive_start_key(start.take());
                 match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| self.read_error("DynamoDB.Scan", e)).await {
                     Ok(output) => {
+                        self.counters.count(output.scanned_count.max(0) as u64);
                         start = output.last_evaluated_key.filter(|k| !k.is_empty());
                         for item in output.items.unwrap_or_default() {
                             if let Some(result) = convert(&item, |r| filter.matches(r)) {
@@ -772,6 +1000,41 @@ impl ArchiveReader {
             }
         })
     }
+}
+
+/// Merges per-shard streams, each in [`time_index::arrival_order`], into one in that
+/// order, holding one record per shard. An item error passes through at once; any other
+/// error ends the stream.
+fn merge_by_arrival(mut shards: Vec<RecordStream>) -> RecordStream {
+    Box::pin(stream! {
+        let mut heads: Vec<Option<ArchiveRecord>> = shards.iter().map(|_| None).collect();
+        let mut ended = vec![false; shards.len()];
+        loop {
+            for (i, shard) in shards.iter_mut().enumerate() {
+                while heads[i].is_none() && !ended[i] {
+                    match shard.next().await {
+                        Some(Ok(record)) => heads[i] = Some(record),
+                        Some(Err(err)) if err.is_per_record() => yield Err(err),
+                        Some(Err(err)) => {
+                            yield Err(err);
+                            return;
+                        }
+                        None => ended[i] = true,
+                    }
+                }
+            }
+            let next = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, head)| head.as_ref().map(|record| (i, record)))
+                .min_by(|(_, a), (_, b)| time_index::arrival_order(a, b))
+                .map(|(i, _)| i);
+            match next.and_then(|i| heads[i].take()) {
+                Some(record) => yield Ok(record),
+                None => return,
+            }
+        }
+    })
 }
 
 /// Reads an item into a record and keeps it if `keep` says so. An item that breaks the
@@ -931,6 +1194,15 @@ struct ScanFilter {
     arrived_before: Option<(String, f64)>,
 }
 
+/// Whether a filter expression may name key attributes: a Scan's may, a Query's on the
+/// time index may not (its key is the arrival time; the table's sort key is left to Rust
+/// too, to stay clear of DynamoDB's rule on key attributes in a Query filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFilters {
+    Included,
+    Excluded,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct FilterExpression {
     text: String,
@@ -984,11 +1256,14 @@ impl ScanFilter {
         sequence_ok && archived_ok && archived_before_ok && arrived_ok
     }
 
-    fn expression(&self) -> Option<FilterExpression> {
+    /// The filter expression; with [`KeyFilters::Excluded`] (a Query on the time index)
+    /// without the conditions on key attributes, which the key condition and Rust check.
+    fn expression(&self, keys: KeyFilters) -> Option<FilterExpression> {
         let mut parts = Vec::new();
         let mut names = HashMap::new();
         let mut values = HashMap::new();
-        if let Some(from) = &self.from_sequence {
+        let keys = keys == KeyFilters::Included;
+        if let Some(from) = self.from_sequence.as_ref().filter(|_| keys) {
             // Numeric `>=` on digit strings without leading zeros: longer is larger, equal
             // lengths compare as strings.
             parts.push("(size(#seq) > :seqlen OR (size(#seq) = :seqlen AND #seq >= :seq))");
@@ -1002,7 +1277,7 @@ impl ScanFilter {
                 AttributeValue::S(from.as_str().to_owned()),
             );
         }
-        if let Some(to) = &self.to_sequence {
+        if let Some(to) = self.to_sequence.as_ref().filter(|_| keys) {
             parts.push("(size(#seq) < :tolen OR (size(#seq) = :tolen AND #seq <= :to))");
             names.insert("#seq".to_owned(), attr::SEQUENCE_NUMBER.to_owned());
             values.insert(
@@ -1021,7 +1296,7 @@ impl ScanFilter {
             names.insert("#lu".to_owned(), attr::LAST_UPDATE.to_owned());
             values.insert(":lub".to_owned(), AttributeValue::S(text.clone()));
         }
-        if let Some((text, _)) = &self.arrived_after {
+        if let Some((text, _)) = self.arrived_after.as_ref().filter(|_| keys) {
             parts.push("#aat >= :aat");
             names.insert(
                 "#aat".to_owned(),
@@ -1029,7 +1304,7 @@ impl ScanFilter {
             );
             values.insert(":aat".to_owned(), AttributeValue::N(text.clone()));
         }
-        if let Some((text, _)) = &self.arrived_before {
+        if let Some((text, _)) = self.arrived_before.as_ref().filter(|_| keys) {
             parts.push("#aat < :aatb");
             names.insert(
                 "#aat".to_owned(),
@@ -1049,6 +1324,7 @@ impl ScanFilter {
 mod tests {
     use super::*;
     use crate::domain::timefmt::parse_time;
+    use chrono::TimeZone;
 
     fn seq(s: &str) -> SequenceNumber {
         SequenceNumber::parse(s).unwrap()
@@ -1213,6 +1489,31 @@ mod tests {
     }
 
     #[test]
+    fn a_time_index_query_filters_no_key_attribute() {
+        let filter = ScanFilter::new(&ScanOptions {
+            from_sequence: Some(seq("5")),
+            arrived_after: Some(Utc.timestamp_opt(1_700_000_000, 0).unwrap()),
+            archived_after: Some(Utc.timestamp_opt(1_700_000_000, 0).unwrap()),
+            ..ScanOptions::default()
+        });
+        let e = filter.expression(KeyFilters::Excluded).unwrap();
+        assert_eq!(e.text, "#lu >= :lu");
+        assert_eq!(e.names.len(), 1);
+        let full = filter.expression(KeyFilters::Included).unwrap();
+        assert!(
+            full.text.contains("#seq") && full.text.contains("#aat"),
+            "{}",
+            full.text
+        );
+        // Only key conditions: no filter expression at all.
+        let window = ScanFilter::new(&ScanOptions {
+            arrived_before: Some(Utc.timestamp_opt(1_700_000_000, 0).unwrap()),
+            ..ScanOptions::default()
+        });
+        assert_eq!(window.expression(KeyFilters::Excluded), None);
+    }
+
+    #[test]
     fn scan_filters_apply_together() {
         let filter = ScanFilter::new(&ScanOptions {
             from_sequence: Some(seq("10")),
@@ -1233,7 +1534,7 @@ mod tests {
         assert!(!upto.matches(&record("11", "2024-05-01 12:00:00", 1.0)));
         assert!(!upto.matches(&record("100", "2024-05-01 12:00:00", 1.0)));
         assert_eq!(
-            upto.expression().unwrap().text,
+            upto.expression(KeyFilters::Included).unwrap().text,
             "(size(#seq) > :seqlen OR (size(#seq) = :seqlen AND #seq >= :seq)) AND \
              (size(#seq) < :tolen OR (size(#seq) = :tolen AND #seq <= :to))"
         );
@@ -1247,14 +1548,14 @@ mod tests {
 
     #[test]
     fn scan_filter_expression_is_numeric_and_anded() {
-        assert_eq!(ScanFilter::default().expression(), None);
+        assert_eq!(ScanFilter::default().expression(KeyFilters::Included), None);
         let filter = ScanFilter::new(&ScanOptions {
             from_sequence: Some(seq("123")),
             archived_after: Some(parse_time("2024-05-01T12:00:00.700Z").unwrap()),
             arrived_after: Some(parse_time("1714564800.25").unwrap()),
             ..ScanOptions::default()
         });
-        let e = filter.expression().unwrap();
+        let e = filter.expression(KeyFilters::Included).unwrap();
         assert_eq!(
             e.text,
             "(size(#seq) > :seqlen OR (size(#seq) = :seqlen AND #seq >= :seq)) AND #lu >= :lu AND #aat >= :aat"
@@ -1290,7 +1591,7 @@ mod tests {
         assert!(!at(1714564799.999, "2024-05-01 11:00:00"));
         // lastUpdate 12:00:00 may be 12:00:00.1, before 12:00:00.25: kept; 12:00:01 is not.
         assert!(!at(1714564805.0, "2024-05-01 12:00:01"));
-        let e = filter.expression().unwrap();
+        let e = filter.expression(KeyFilters::Included).unwrap();
         assert_eq!(e.text, "#lu < :lub AND #aat >= :aat AND #aat < :aatb");
         assert_eq!(
             e.values[":lub"],
