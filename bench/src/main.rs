@@ -24,10 +24,11 @@ use kinarch_bench::stats::Summary;
 use kinarch_bench::{aws_env, sdk_config};
 use kinarch_core::aws::tables::{Billing, create_archive_table};
 use kinarch_core::domain::event::decode_event;
-use kinarch_core::read::{ArchiveReader, ScanOptions};
+use kinarch_core::read::{ArchiveReader, ScanOptions, TimeIndexUse};
 use kinarch_core::replay::reinject::{ReinjectOptions, reinject};
 use kinarch_core::{
-    ArchiveMode, ArchiveRecord, ArchiveWriter, StreamArchiveConfig, StreamName, WriterOptions,
+    ArchiveMode, ArchiveRecord, ArchiveWriter, SequenceNumber, StreamArchiveConfig, StreamName,
+    WriterOptions,
 };
 use kinarch_tests::kinesis;
 use kinarch_tests::lambda::LambdaFunction;
@@ -79,6 +80,7 @@ const SCENARIOS: &[&str] = &[
     "scan",
     "moto",
     "overflow",
+    "time-index",
 ];
 
 fn parse_args() -> Options {
@@ -221,6 +223,9 @@ fn main() {
         }
         if options.moto && run("overflow") {
             overflow_scenarios(&ctx, &mut report).await;
+        }
+        if options.moto && run("time-index") {
+            time_index_scenario(&mut report).await;
         }
     });
     if let Some(dir) = &options.criterion_dir {
@@ -1166,6 +1171,147 @@ async fn overflow_scenarios(ctx: &Ctx, report: &mut Report) {
             format!("every run failed{failed}"),
         ),
     }
+}
+
+/// Issue 13's time index: a 100,000-item ALL table over 4 shards, one record a second
+/// (25,000 seconds per shard), and a window of 1% (1,000 s): the items read and requests
+/// of the window through the index against a Scan. Counted by the reader
+/// ([`ArchiveReader::read_stats`], DynamoDB's `ScannedCount`), on moto.
+async fn time_index_scenario(report: &mut Report) {
+    const ITEMS: i64 = 100_000;
+    const SHARDS: i64 = 4;
+    const BASE: i64 = 1_777_629_600;
+    let Some(moto) = Moto::try_start() else {
+        report.add(
+            MOTO,
+            "time index",
+            "",
+            "skipped",
+            Verdict::Info,
+            "moto server is not installed (bin/test installs it)",
+        );
+        return;
+    };
+    let sdk = sdk_config(&moto.endpoint()).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let stream = StreamName::new("bench-time-index").unwrap();
+    kinesis::create_stream(&kinesis, stream.as_str(), SHARDS as i32).await;
+    let table = ArchiveMode::All.default_table_name(&stream);
+    create_archive_table(&dynamodb, &table, ArchiveMode::All, Billing::OnDemand)
+        .await
+        .expect("CreateTable");
+    let archived_at = chrono::Utc::now();
+    let written = Instant::now();
+    let batches: Vec<Vec<i64>> = (0..ITEMS)
+        .collect::<Vec<_>>()
+        .chunks(25)
+        .map(<[i64]>::to_vec)
+        .collect();
+    futures::stream::iter(batches)
+        .for_each_concurrent(8, |batch| {
+            let (dynamodb, table) = (dynamodb.clone(), table.clone());
+            async move {
+                let requests: Vec<_> = batch
+                    .iter()
+                    .map(|&i| {
+                        let record = ArchiveRecord::received(
+                            format!("key-{}", i % 1000),
+                            SequenceNumber::parse(&(1_000_000 + i).to_string()).unwrap(),
+                            format!("shardId-{:012}", (i % 1000) % SHARDS),
+                            (BASE + i) as f64,
+                            vec![b'x'; 100],
+                        );
+                        aws_sdk_dynamodb::types::WriteRequest::builder()
+                            .put_request(
+                                aws_sdk_dynamodb::types::PutRequest::builder()
+                                    .set_item(Some(record.to_item(archived_at, None).item))
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                    })
+                    .collect();
+                let mut pending = requests;
+                while !pending.is_empty() {
+                    let out = dynamodb
+                        .batch_write_item()
+                        .request_items(table.as_str(), pending)
+                        .send()
+                        .await
+                        .expect("BatchWriteItem");
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(table.as_str()))
+                        .unwrap_or_default();
+                }
+            }
+        })
+        .await;
+    let write_seconds = written.elapsed().as_secs_f64();
+    let info = kinarch_core::aws::tables::describe_table(&dynamodb, &table)
+        .await
+        .expect("DescribeTable")
+        .expect("the table");
+    kinarch_core::aws::tables::create_time_index(&dynamodb, &info)
+        .await
+        .expect("UpdateTable");
+    kinarch_core::aws::tables::wait_until_index_active(
+        &dynamodb,
+        &table,
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+    )
+    .await
+    .expect("the index becomes ACTIVE");
+
+    let config = StreamArchiveConfig::new(stream.clone(), ArchiveMode::All, None);
+    // The window: 1,000 of the 100,000 seconds, in the middle.
+    let after = chrono::DateTime::from_timestamp(BASE + 50_000, 0).unwrap();
+    let before = chrono::DateTime::from_timestamp(BASE + 51_000, 0).unwrap();
+    let mut figures = Vec::new();
+    for use_index in [TimeIndexUse::WhenPresent, TimeIndexUse::Never] {
+        let archive = ArchiveReader::with_config(&sdk, config.clone());
+        let started = Instant::now();
+        let records: Vec<_> = archive
+            .scan(ScanOptions {
+                arrived_after: Some(after),
+                arrived_before: Some(before),
+                time_index: use_index,
+                ..ScanOptions::default()
+            })
+            .collect()
+            .await;
+        let ok = records.iter().filter(|r| r.is_ok()).count();
+        figures.push((archive.read_stats(), ok, started.elapsed().as_secs_f64()));
+    }
+    let [
+        (indexed, indexed_records, indexed_s),
+        (scanned, scanned_records, scanned_s),
+    ] = figures[..]
+    else {
+        unreachable!()
+    };
+    let share = indexed.items_read as f64 / scanned.items_read.max(1) as f64 * 100.0;
+    let same = indexed_records == 1000 && scanned_records == 1000;
+    report.add(
+        MOTO,
+        "time index: items read for a 1% window of 100,000 items, index vs Scan (%)",
+        "≤ 2%",
+        format!("{share:.2}"),
+        Verdict::check(share <= 2.0 && same),
+        format!(
+            "index: {} items in {} Query requests over {SHARDS} shards ({indexed_s:.1} s on \
+             moto); Scan: {} items in {} requests ({scanned_s:.1} s); records returned {} / \
+             {} (want 1,000 each); items written in {write_seconds:.0} s",
+            indexed.items_read,
+            indexed.requests,
+            scanned.items_read,
+            scanned.requests,
+            indexed_records,
+            scanned_records
+        ),
+    );
 }
 
 /// Criterion's estimates (median and its 95% interval) from `target/criterion`.
