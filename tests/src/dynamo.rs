@@ -152,3 +152,22 @@ pub async fn put_archived(
             .expect("PutItem");
     }
 }
+
+/// Stream `stream` (`shards` shards) set up for ALL, its tag and its table
+/// `<stream>-archive-ALL` holding `records` archived at `archived_at`: where the tests that
+/// choose arrival times start.
+pub async fn archived_stream(
+    sdk: &aws_config::SdkConfig,
+    stream: &str,
+    shards: i32,
+    records: &[kinarch_core::ArchiveRecord],
+    archived_at: chrono::DateTime<chrono::Utc>,
+) {
+    let kinesis_client = aws_sdk_kinesis::Client::new(sdk);
+    let dynamodb = Client::new(sdk);
+    let table = format!("{stream}-archive-ALL");
+    crate::kinesis::create_stream(&kinesis_client, stream, shards).await;
+    crate::kinesis::tag_stream(&kinesis_client, stream, &[("StreamArchiveMode", "ALL")]).await;
+    create_table(&dynamodb, &table, true).await;
+    put_archived(&dynamodb, &table, records, archived_at).await;
+}

@@ -39,29 +39,19 @@ async fn world_of(count: u64, keys: u64) -> World {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    kinesis::create_stream(&kinesis_client, "orders", 1).await;
-    kinesis::create_stream(&kinesis_client, "replay", 2).await;
-    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
-    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
+    let records: Vec<ArchiveRecord> = (0..count)
+        .map(|i| {
+            let data = if i % 3 == 0 {
+                vec![0x00, 0xff, b'|', b'\n', i as u8]
+            } else {
+                format!("{{\"order\":{i}}}").into_bytes()
+            };
+            record(&format!("customer-{}", i % keys), i * 7 + 3, data)
+        })
+        .collect();
     let archived_at = Utc.timestamp_opt(1_714_600_000, 0).unwrap();
-    let mut records = Vec::new();
-    for i in 0..count {
-        let data = if i % 3 == 0 {
-            vec![0x00, 0xff, b'|', b'\n', i as u8]
-        } else {
-            format!("{{\"order\":{i}}}").into_bytes()
-        };
-        let r = record(&format!("customer-{}", i % keys), i * 7 + 3, data);
-        dynamodb
-            .put_item()
-            .table_name("orders-archive-ALL")
-            .set_item(Some(r.to_item(archived_at, None).item))
-            .send()
-            .await
-            .unwrap();
-        records.push(r);
-    }
+    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, archived_at).await;
+    kinesis::create_stream(&kinesis_client, "replay", 2).await;
     World {
         moto,
         kinesis: kinesis_client,

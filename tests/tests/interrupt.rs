@@ -19,28 +19,20 @@ async fn world() -> (Moto, aws_sdk_kinesis::Client) {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    kinesis::create_stream(&kinesis_client, "orders", 1).await;
-    kinesis::create_stream(&kinesis_client, "replay", 1).await;
-    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
-    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
+    let records: Vec<ArchiveRecord> = (0..RECORDS)
+        .map(|i| {
+            ArchiveRecord::received(
+                format!("k{}", i % KEYS),
+                SequenceNumber::parse(&(1000 + i).to_string()).unwrap(),
+                "shardId-000000000000".into(),
+                1_777_629_600.0 + i as f64,
+                i.to_string().into_bytes(),
+            )
+        })
+        .collect();
     let archived_at = Utc.timestamp_opt(1_777_629_600, 0).unwrap();
-    for i in 0..RECORDS {
-        let record = ArchiveRecord::received(
-            format!("k{}", i % KEYS),
-            SequenceNumber::parse(&(1000 + i).to_string()).unwrap(),
-            "shardId-000000000000".into(),
-            1_777_629_600.0 + i as f64,
-            i.to_string().into_bytes(),
-        );
-        dynamodb
-            .put_item()
-            .table_name("orders-archive-ALL")
-            .set_item(Some(record.to_item(archived_at, None).item))
-            .send()
-            .await
-            .unwrap();
-    }
+    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, archived_at).await;
+    kinesis::create_stream(&kinesis_client, "replay", 1).await;
     (moto, kinesis_client)
 }
 

@@ -1260,32 +1260,23 @@ async fn replay_workers_recipe_lints_and_its_batch_command_replays_everything_on
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    kinesis::create_stream(&kinesis_client, "orders", 1).await;
-    kinesis::create_stream(&kinesis_client, "orders-replay", 2).await;
-    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
-    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
-    let archived_at = chrono::Utc::now();
     let mut expected: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for i in 0..60u64 {
-        let key = format!("customer-{}", i % 9);
-        let data = format!("order {i}").into_bytes();
-        let record = ArchiveRecord::received(
-            key.clone(),
-            SequenceNumber::parse(&(i * 13 + 5).to_string()).unwrap(),
-            "shardId-000000000000".into(),
-            1_714_564_800.0 + i as f64,
-            data.clone(),
-        );
-        dynamodb
-            .put_item()
-            .table_name("orders-archive-ALL")
-            .set_item(Some(record.to_item(archived_at, None).item))
-            .send()
-            .await
-            .unwrap();
-        expected.entry(key).or_default().push(data);
-    }
+    let records: Vec<ArchiveRecord> = (0..60u64)
+        .map(|i| {
+            let key = format!("customer-{}", i % 9);
+            let data = format!("order {i}").into_bytes();
+            expected.entry(key.clone()).or_default().push(data.clone());
+            ArchiveRecord::received(
+                key,
+                SequenceNumber::parse(&(i * 13 + 5).to_string()).unwrap(),
+                "shardId-000000000000".into(),
+                1_714_564_800.0 + i as f64,
+                data,
+            )
+        })
+        .collect();
+    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, chrono::Utc::now()).await;
+    kinesis::create_stream(&kinesis_client, "orders-replay", 2).await;
     let children = (0..4).map(|index| {
         let mut env = moto.env();
         env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), index.to_string()));

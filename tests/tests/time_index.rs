@@ -35,11 +35,6 @@ async fn world() -> World {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    kinesis::create_stream(&kinesis_client, "orders", 4).await;
-    kinesis::create_stream(&kinesis_client, "replay", 4).await;
-    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
-    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
     let records: Vec<ArchiveRecord> = (0..RECORDS)
         .map(|i| {
             let key = i % 8;
@@ -53,8 +48,8 @@ async fn world() -> World {
         })
         .collect();
     let archived_at = Utc.timestamp_opt(BASE + 3600, 0).unwrap();
-    kinarch_tests::dynamo::put_archived(&dynamodb, "orders-archive-ALL", &records, archived_at)
-        .await;
+    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 4, &records, archived_at).await;
+    kinesis::create_stream(&kinesis_client, "replay", 4).await;
     World {
         moto,
         kinesis: kinesis_client,

@@ -27,10 +27,8 @@ async fn world() -> World {
     let sdk = moto.sdk_config().await;
     let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    kinesis::create_stream(&kinesis_client, "orders", 1).await;
+    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &[], Utc::now()).await;
     kinesis::create_stream(&kinesis_client, "replay", 1).await;
-    kinesis::tag_stream(&kinesis_client, "orders", &[("StreamArchiveMode", "ALL")]).await;
-    kinarch_tests::dynamo::create_table(&dynamodb, "orders-archive-ALL", true).await;
     for i in 0..12i64 {
         let record = ArchiveRecord::received(
             format!("k{}", i % 3),
@@ -40,13 +38,13 @@ async fn world() -> World {
             format!("r{i}").into_bytes(),
         );
         let archived_at: DateTime<Utc> = Utc.timestamp_opt(BASE + 100 * i, 0).unwrap();
-        dynamodb
-            .put_item()
-            .table_name("orders-archive-ALL")
-            .set_item(Some(record.to_item(archived_at, None).item))
-            .send()
-            .await
-            .unwrap();
+        kinarch_tests::dynamo::put_archived(
+            &dynamodb,
+            "orders-archive-ALL",
+            &[record],
+            archived_at,
+        )
+        .await;
     }
     World {
         moto,

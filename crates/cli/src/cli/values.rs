@@ -303,6 +303,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn export_destinations_are_s3_urls_with_the_overflow_rules() {
+        let ok = parse_s3_prefix("s3://analytics-1/kinarch/orders/").unwrap();
+        assert_eq!(
+            (ok.bucket.as_str(), ok.prefix.as_str()),
+            ("analytics-1", "kinarch/orders")
+        );
+        assert_eq!(parse_s3_prefix("s3://analytics").unwrap().prefix, "");
+        assert!(
+            parse_s3_prefix("analytics/x")
+                .unwrap_err()
+                .contains("not an S3 URL")
+        );
+        assert!(
+            parse_s3_prefix("s3://Bad_Bucket/x")
+                .unwrap_err()
+                .contains("Bad_Bucket")
+        );
+        assert!(
+            parse_s3_prefix("s3://analytics/a//b")
+                .unwrap_err()
+                .contains("//")
+        );
+    }
+
+    #[test]
     fn counts_say_which_rule_they_break() {
         assert_eq!(parse_count("7", "the limit", 10), Ok(7));
         assert!(
@@ -363,32 +388,19 @@ pub(crate) struct S3Prefix {
     pub(crate) prefix: String,
 }
 
+/// `s3://BUCKET[/PREFIX]`, checked by the rules of the overflow bucket's tag (one parser of
+/// S3 prefixes); unlike the tag, the command line needs the `s3://`.
 pub(super) fn parse_s3_prefix(text: &str) -> Result<S3Prefix, String> {
-    let rest = text.trim().strip_prefix("s3://").ok_or_else(|| {
-        format!("{text:?} is not an S3 URL: give s3://BUCKET or s3://BUCKET/PREFIX")
-    })?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !((3..=63).contains(&bucket.len())
-        && bucket.chars().all(valid)
-        && edge(bucket.chars().next())
-        && edge(bucket.chars().last()))
-    {
+    if !text.trim().starts_with("s3://") {
         return Err(format!(
-            "{bucket:?} is not a valid S3 bucket name: 3 to 63 lower-case letters, digits, '.' \
-             and '-', starting and ending with a letter or digit"
+            "{text:?} is not an S3 URL: give s3://BUCKET or s3://BUCKET/PREFIX"
         ));
     }
-    let prefix = prefix.trim_matches('/');
-    if prefix.contains("//") {
-        return Err(format!(
-            "the prefix {prefix:?} has an empty path segment (//)"
-        ));
-    }
+    let target =
+        kinarch_core::domain::overflow::OverflowTarget::parse(text).map_err(|e| e.to_string())?;
     Ok(S3Prefix {
-        bucket: bucket.to_owned(),
-        prefix: prefix.to_owned(),
+        bucket: target.bucket().to_string(),
+        prefix: target.prefix().to_owned(),
     })
 }
 
