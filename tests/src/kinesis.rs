@@ -130,17 +130,37 @@ pub async fn read_all(kinesis: &Client, stream: &str) -> Vec<StreamRecord> {
 
 /// One Lambda event record, as Lambda builds it from a stream record.
 pub fn event_record(stream_arn: &str, r: &StreamRecord) -> Value {
+    lambda_event_record(
+        stream_arn,
+        &r.shard_id,
+        &r.partition_key,
+        &r.sequence_number,
+        &r.data,
+        r.arrival,
+    )
+}
+
+/// The envelope Lambda puts around one Kinesis record (the one place tests and benches
+/// build it).
+pub fn lambda_event_record(
+    stream_arn: &str,
+    shard_id: &str,
+    partition_key: &str,
+    sequence_number: &str,
+    data: &[u8],
+    arrival: f64,
+) -> Value {
     json!({
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
-            "partitionKey": r.partition_key,
-            "sequenceNumber": r.sequence_number,
-            "data": STANDARD.encode(&r.data),
-            "approximateArrivalTimestamp": r.arrival
+            "partitionKey": partition_key,
+            "sequenceNumber": sequence_number,
+            "data": STANDARD.encode(data),
+            "approximateArrivalTimestamp": arrival
         },
         "eventSource": "aws:kinesis",
         "eventVersion": "1.0",
-        "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
+        "eventID": format!("{shard_id}:{sequence_number}"),
         "eventName": "aws:kinesis:record",
         "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinarch-test",
         "awsRegion": crate::moto::REGION,

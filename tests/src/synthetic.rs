@@ -78,23 +78,14 @@ pub fn records(n: usize, keys: usize, payload_bytes: usize) -> Vec<ArchiveRecord
 
 /// One Lambda Kinesis event record, as Lambda builds it.
 pub fn event_record(stream_arn: &str, i: usize, keys: usize, payload_bytes: usize) -> Value {
-    let sequence = sequence_number(i);
-    json!({
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": partition_key(i, keys),
-            "sequenceNumber": sequence,
-            "data": STANDARD.encode(payload(i, payload_bytes)),
-            "approximateArrivalTimestamp": arrival(i)
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": format!("{SHARD_ID}:{sequence}"),
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinarch-bench",
-        "awsRegion": REGION,
-        "eventSourceARN": stream_arn
-    })
+    crate::kinesis::lambda_event_record(
+        stream_arn,
+        SHARD_ID,
+        &partition_key(i, keys),
+        &sequence_number(i),
+        &payload(i, payload_bytes),
+        arrival(i),
+    )
 }
 
 /// A Lambda Kinesis event of `records` records spread over `keys` partition keys.
@@ -133,23 +124,14 @@ pub fn kpl_event(
                     }
                 })
                 .collect();
-            let sequence = sequence_number(c);
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": users[0].partition_key,
-                    "sequenceNumber": sequence,
-                    "data": STANDARD.encode(aggregate(&users)),
-                    "approximateArrivalTimestamp": arrival(c)
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{SHARD_ID}:{sequence}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinarch-bench",
-                "awsRegion": REGION,
-                "eventSourceARN": arn
-            })
+            crate::kinesis::lambda_event_record(
+                &arn,
+                SHARD_ID,
+                &users[0].partition_key,
+                &sequence_number(c),
+                &aggregate(&users),
+                arrival(c),
+            )
         })
         .collect::<Vec<_>>();
     json!({ "Records": records })
