@@ -29,7 +29,8 @@
 //!
 //! Records come in the table's order: for a query, sort-key (string) order, which is
 //! numeric order when all sequence numbers of the key have the same length; a scan has no
-//! useful order.
+//! useful order, except an arrival window read through the time index ([`time_index`]),
+//! which comes in arrival order.
 //!
 //! # Payloads in S3
 //! A record too large for an item may have its payload in the stream's overflow bucket
