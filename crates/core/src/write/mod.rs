@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::Utc;
 use futures::StreamExt;
+use futures::future::Either;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -317,54 +318,42 @@ impl ArchiveWriter {
         let mut checked = false;
         // A request's items are built when it starts, so only the requests in flight hold
         // items: a batch's items all at once would be ~1 KiB per record.
+        //
+        // Most requests have no payload to store: their future is `batch_write`'s own and
+        // their items go straight into a `Vec<(usize, Item)>`. Keep it so: collecting
+        // `(usize, PreparedItem)` (a larger element, so another allocator size class) and
+        // converting it cost the Lambda function ~3,700 more minor page faults per
+        // 10,000-record invocation (mimalloc, which purges freed pages at once, gave back and
+        // refaulted the pages of the item copies `batch_write` makes), ~0.7 µs of CPU per
+        // record (BENCHMARKS.md, run I). A request with an oversize record of a stream with
+        // an overflow bucket takes `store_then_write`, boxed.
         let mut oversize = 0;
         let mut results = futures::stream::iter(&plan)
             .map(|request| {
-                let items: Vec<(usize, PreparedItem)> = request
+                // Positions in `items` of the payloads to store first; none (and not
+                // allocated) unless the stream has an overflow bucket and a record is oversize.
+                let mut to_store: Vec<usize> = Vec::new();
+                let items: Vec<(usize, Item)> = request
                     .iter()
-                    .map(|&i| {
+                    .enumerate()
+                    .map(|(pos, &i)| {
                         let prepared = prepare(records[i]);
-                        oversize += usize::from(prepared.oversize && config.overflow.is_none());
-                        (i, prepared)
+                        if prepared.oversize {
+                            if config.overflow.is_some() {
+                                to_store.push(pos);
+                            } else {
+                                oversize += 1;
+                            }
+                        }
+                        (i, prepared.item)
                     })
                     .collect();
-                async move {
-                    // Payloads first: an item is written only once its payload is stored. Most
-                    // requests hold none to store: they skip the per-item futures (boxed, and
-                    // only built when needed); built for every item they cost about 2 µs per
-                    // record and 1 MiB of warm peak (BENCHMARKS.md, run H).
-                    let needs_store =
-                        config.overflow.is_some() && items.iter().any(|(_, p)| p.oversize);
-                    let stored: Vec<(usize, Result<Item, String>)> = if needs_store {
-                        futures::future::join_all(items.into_iter().map(|(i, prepared)| {
-                            Box::pin(async move {
-                                let result = self
-                                    .store_payload(config, records[i], prepared, deadline, overflow)
-                                    .await;
-                                (i, result)
-                            })
-                        }))
-                        .await
-                    } else {
-                        items.into_iter().map(|(i, p)| (i, Ok(p.item))).collect()
-                    };
-                    let mut not_stored = None;
-                    let items: Vec<(usize, Item)> = stored
-                        .into_iter()
-                        .filter_map(|(i, result)| match result {
-                            Ok(item) => Some((i, item)),
-                            Err(message) => {
-                                not_stored.get_or_insert(message);
-                                None
-                            }
-                        })
-                        .collect();
-                    let (written, failure) = if items.is_empty() {
-                        (Vec::new(), None)
-                    } else {
-                        self.batch_write(config, items, deadline).await
-                    };
-                    (written, failure.or(not_stored.map(RequestFailure::Failed)))
+                if to_store.is_empty() {
+                    Either::Left(self.batch_write(config, items, deadline))
+                } else {
+                    Either::Right(Box::pin(self.store_then_write(
+                        config, records, items, to_store, deadline, overflow,
+                    )))
                 }
             })
             .buffer_unordered(self.options.batch_concurrency.max(1));
@@ -402,6 +391,54 @@ impl ArchiveWriter {
         outcome.failed = count;
         outcome.lowest_failed = lowest.cloned();
         Ok(outcome)
+    }
+
+    /// A request with payloads to store first (`to_store`: positions in `items` of the
+    /// oversize records of a stream with an overflow bucket): an item is written only once
+    /// its payload is stored; a record whose payload could not be stored fails, and its item
+    /// is not written. The payloads' futures are boxed, built only for such a request (built
+    /// for every item of every request they cost about 2 µs per record and 1 MiB of warm
+    /// peak, BENCHMARKS.md, run H).
+    async fn store_then_write(
+        &self,
+        config: &StreamArchiveConfig,
+        records: &[&ArchiveRecord],
+        items: Vec<(usize, Item)>,
+        to_store: Vec<usize>,
+        deadline: Instant,
+        overflow: &Overflow,
+    ) -> (Vec<usize>, Option<RequestFailure>) {
+        let stored =
+            futures::future::join_all(items.into_iter().enumerate().map(|(pos, (i, item))| {
+                let prepared = PreparedItem {
+                    item,
+                    oversize: to_store.contains(&pos),
+                };
+                Box::pin(async move {
+                    let result = self
+                        .store_payload(config, records[i], prepared, deadline, overflow)
+                        .await;
+                    (i, result)
+                })
+            }))
+            .await;
+        let mut not_stored = None;
+        let items: Vec<(usize, Item)> = stored
+            .into_iter()
+            .filter_map(|(i, result)| match result {
+                Ok(item) => Some((i, item)),
+                Err(message) => {
+                    not_stored.get_or_insert(message);
+                    None
+                }
+            })
+            .collect();
+        let (written, failure) = if items.is_empty() {
+            (Vec::new(), None)
+        } else {
+            self.batch_write(config, items, deadline).await
+        };
+        (written, failure.or(not_stored.map(RequestFailure::Failed)))
     }
 
     /// One BatchWriteItem request, with its UnprocessedItems retried until they land or the
