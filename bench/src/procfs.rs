@@ -27,6 +27,20 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     })
 }
 
+/// Minor page faults a process has taken so far (`minflt`, field 10 of `/proc/<pid>/stat`).
+/// Exact, unlike CPU time on a shared machine: a change that makes the allocator give back
+/// and fault in pages again shows here first (BENCHMARKS.md, run I).
+pub fn minor_faults(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 10 of the whole line is the 8th after the command name's ")".
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()
+}
+
 /// User plus system CPU time a process (all its threads, living and ended) has used, from
 /// `/proc/<pid>/stat`. Resolution: one clock tick (10 ms).
 pub fn cpu_time(pid: u32) -> Option<Duration> {
