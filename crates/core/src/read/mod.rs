@@ -57,6 +57,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::Client as KinesisClient;
 use aws_smithy_types::retry::ProvideErrorKind;
@@ -827,31 +828,69 @@ impl ArchiveReader {
         between: Option<(String, String)>,
         page: Option<i32>,
     ) -> impl Stream<Item = Result<Vec<Item>, Error>> + Send + 'static {
+        let mut call = self
+            .dynamodb
+            .query()
+            .table_name(self.config.table.as_str())
+            .expression_attribute_names("#pk", attr::PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(partition_key))
+            .set_limit(page);
+        call = match &between {
+            Some((low, high)) => call
+                .key_condition_expression("#pk = :pk AND #seq BETWEEN :low AND :high")
+                .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
+                .expression_attribute_values(":low", AttributeValue::S(low.clone()))
+                .expression_attribute_values(":high", AttributeValue::S(high.clone())),
+            None => call.key_condition_expression("#pk = :pk"),
+        };
+        self.clone().query_call_pages(call)
+    }
+
+    /// Every page of a Query (of the table or of the time index).
+    fn query_call_pages(
+        self,
+        call: QueryFluentBuilder,
+    ) -> impl Stream<Item = Result<Vec<Item>, Error>> + Send + 'static {
         let archive = self.clone();
+        self.paginate(move |start| {
+            let request = call.clone().set_exclusive_start_key(start);
+            let archive = archive.clone();
+            async move {
+                let output = send_with_retries(
+                    PAGE_RETRY_BUDGET,
+                    || request.clone().send(),
+                    |e| archive.read_error("DynamoDB.Query", e),
+                )
+                .await?;
+                Ok((
+                    output.items.unwrap_or_default(),
+                    output.scanned_count,
+                    output.last_evaluated_key,
+                ))
+            }
+        })
+    }
+
+    /// Follows a paginated read to its end: `fetch(start)` reads the page from `start`
+    /// (retried) and gives its items, how many items it read (`ScannedCount`, counted in
+    /// [`Self::read_stats`]) and where the next page begins. A missing or empty
+    /// `LastEvaluatedKey` is the last page; an error is the stream's last item.
+    fn paginate<F, Fut>(
+        self,
+        mut fetch: F,
+    ) -> impl Stream<Item = Result<Vec<Item>, Error>> + Send + 'static
+    where
+        F: FnMut(Option<Item>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(Vec<Item>, i32, Option<Item>), Error>> + Send,
+    {
         stream! {
-            let mut call = archive
-                .dynamodb
-                .query()
-                .table_name(archive.config.table.as_str())
-                .expression_attribute_names("#pk", attr::PARTITION_KEY)
-                .expression_attribute_values(":pk", AttributeValue::S(partition_key))
-                .set_limit(page);
-            call = match &between {
-                Some((low, high)) => call
-                    .key_condition_expression("#pk = :pk AND #seq BETWEEN :low AND :high")
-                    .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
-                    .expression_attribute_values(":low", AttributeValue::S(low.clone()))
-                    .expression_attribute_values(":high", AttributeValue::S(high.clone())),
-                None => call.key_condition_expression("#pk = :pk"),
-            };
             let mut start: Option<Item> = None;
             loop {
-                let request = call.clone().set_exclusive_start_key(start.take());
-                match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| archive.read_error("DynamoDB.Query", e)).await {
-                    Ok(output) => {
-                        archive.counters.count(output.scanned_count.max(0) as u64);
-                        start = output.last_evaluated_key.filter(|k| !k.is_empty());
-                        yield Ok(output.items.unwrap_or_default());
+                match fetch(start.take()).await {
+                    Ok((items, scanned, next)) => {
+                        self.counters.count(scanned.max(0) as u64);
+                        start = next.filter(|k| !k.is_empty());
+                        yield Ok(items);
                         if start.is_none() {
                             return;
                         }
@@ -916,40 +955,29 @@ impl ArchiveReader {
                 }
             }
             let mut order = time_index::TieOrder::default();
-            let mut start: Option<Item> = None;
-            loop {
-                let request = call.clone().set_exclusive_start_key(start.take());
-                match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| self.read_error("DynamoDB.Query", e)).await {
-                    Ok(output) => {
-                        self.counters.count(output.scanned_count.max(0) as u64);
-                        start = output.last_evaluated_key.filter(|k| !k.is_empty());
-                        let mut records = Vec::new();
-                        for item in output.items.unwrap_or_default() {
-                            match convert(&item, |r| filter.matches(r)) {
-                                Some(Ok(record)) => records.push(record),
-                                Some(Err(err)) => yield Err(err),
-                                None => {}
-                            }
-                        }
-                        let ready = if start.is_none() {
-                            let mut all = order.page(records);
-                            all.extend(order.finish());
-                            all
-                        } else {
-                            order.page(records)
-                        };
-                        for record in ready {
-                            yield Ok(record);
-                        }
-                        if start.is_none() {
-                            return;
-                        }
-                    }
+            let mut pages = std::pin::pin!(self.query_call_pages(call));
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(page) => page,
                     Err(err) => {
                         yield Err(err);
                         return;
                     }
+                };
+                let mut records = Vec::new();
+                for item in page {
+                    match convert(&item, |r| filter.matches(r)) {
+                        Some(Ok(record)) => records.push(record),
+                        Some(Err(err)) => yield Err(err),
+                        None => {}
+                    }
                 }
+                for record in order.page(records) {
+                    yield Ok(record);
+                }
+            }
+            for record in order.finish() {
+                yield Ok(record);
             }
         })
     }
@@ -977,25 +1005,26 @@ impl ArchiveReader {
                     .set_expression_attribute_names(Some(expression.names))
                     .set_expression_attribute_values(Some(expression.values));
             }
-            let mut start: Option<Item> = None;
-            loop {
-                let request = call.clone().set_exclusive_start_key(start.take());
-                match send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| self.read_error("DynamoDB.Scan", e)).await {
-                    Ok(output) => {
-                        self.counters.count(output.scanned_count.max(0) as u64);
-                        start = output.last_evaluated_key.filter(|k| !k.is_empty());
-                        for item in output.items.unwrap_or_default() {
-                            if let Some(result) = convert(&item, |r| filter.matches(r)) {
-                                yield result;
-                            }
-                        }
-                        if start.is_none() {
-                            return;
-                        }
-                    }
+            let archive = self.clone();
+            let mut pages = std::pin::pin!(self.paginate(move |start| {
+                let request = call.clone().set_exclusive_start_key(start);
+                let archive = archive.clone();
+                async move {
+                    let output = send_with_retries(PAGE_RETRY_BUDGET, || request.clone().send(), |e| archive.read_error("DynamoDB.Scan", e)).await?;
+                    Ok((output.items.unwrap_or_default(), output.scanned_count, output.last_evaluated_key))
+                }
+            }));
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(page) => page,
                     Err(err) => {
                         yield Err(err);
                         return;
+                    }
+                };
+                for item in page {
+                    if let Some(result) = convert(&item, |r| filter.matches(r)) {
+                        yield result;
                     }
                 }
             }
