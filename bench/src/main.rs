@@ -995,16 +995,24 @@ async fn create_stream(kinesis: &aws_sdk_kinesis::Client, name: &str, mode: Opti
 }
 
 /// The same scenarios end to end against moto, counted by a forwarding null endpoint.
-async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
-    let Some(moto) = Moto::try_start() else {
+/// moto for a scenario, or `None` with the scenario reported as skipped.
+fn start_moto(report: &mut Report, scenario: &str) -> Option<Moto> {
+    let moto = Moto::try_start();
+    if moto.is_none() {
         report.add(
             MOTO,
-            "moto scenarios",
+            scenario,
             "",
             "skipped",
             Verdict::Info,
             "moto server is not installed (bin/test installs it)",
         );
+    }
+    moto
+}
+
+async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
+    let Some(moto) = start_moto(report, "moto scenarios") else {
         return;
     };
     let counter = NullEndpoint::forward(&ctx.servers, &moto.endpoint()).await;
@@ -1100,15 +1108,7 @@ async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
 async fn overflow_scenarios(ctx: &Ctx, report: &mut Report) {
     const BUCKET: &str = "bench-overflow";
     const MIB: usize = 1024 * 1024;
-    let Some(moto) = Moto::try_start() else {
-        report.add(
-            MOTO,
-            "overflow scenarios",
-            "",
-            "skipped",
-            Verdict::Info,
-            "moto server is not installed (bin/test installs it)",
-        );
+    let Some(moto) = start_moto(report, "overflow scenarios") else {
         return;
     };
     let sdk = sdk_config(&moto.endpoint()).await;
@@ -1218,15 +1218,7 @@ async fn time_index_scenario(report: &mut Report) {
     const ITEMS: i64 = 100_000;
     const SHARDS: i64 = 4;
     const BASE: i64 = 1_777_629_600;
-    let Some(moto) = Moto::try_start() else {
-        report.add(
-            MOTO,
-            "time index",
-            "",
-            "skipped",
-            Verdict::Info,
-            "moto server is not installed (bin/test installs it)",
-        );
+    let Some(moto) = start_moto(report, "time index") else {
         return;
     };
     let sdk = sdk_config(&moto.endpoint()).await;
