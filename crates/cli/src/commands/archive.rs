@@ -148,6 +148,7 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
         "oversize": summary.oversize,
         "overflowed": summary.overflowed,
         "retriedBatches": summary.retried_batches,
+        "staleCheckpoints": summary.stale_checkpoints,
         "shards": summary.shards.iter().map(|shard| json!({
             "shardId": shard.shard_id,
             "parents": shard.parents,
@@ -216,6 +217,13 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         details.push(format!(
             "{} batches partly failed and were read again",
             summary.retried_batches
+        ));
+    }
+    if summary.stale_checkpoints > 0 {
+        details.push(format!(
+            "{} of an earlier table {} ignored: that table was deleted and created again",
+            count(summary.stale_checkpoints as u64, "checkpoint"),
+            config.table
         ));
     }
     if !details.is_empty() {
@@ -298,6 +306,9 @@ fn render_dry_run(plan: &ArchiveDryRun) -> String {
             " (created by the first run)"
         }
     );
+    if let Some(note) = &plan.stale_note {
+        text.push_str(&format!("Note: {note}.\n"));
+    }
     for (shard, start) in &plan.shards {
         let closed = if shard.is_closed() { " (closed)" } else { "" };
         text.push_str(&format!(
@@ -317,6 +328,7 @@ fn dry_run_json(plan: &ArchiveDryRun) -> Value {
         "table": plan.config.table.as_str(),
         "checkpoints": plan.checkpoints.to_string(),
         "checkpointsExist": plan.checkpoints_exist,
+        "staleCheckpoints": plan.stale_note,
         "shards": plan.shards.iter().map(|(shard, start)| json!({
             "shardId": shard.shard_id,
             "closed": shard.is_closed(),
@@ -352,6 +364,7 @@ mod tests {
             oversize: 1,
             overflowed: 0,
             retried_batches: 0,
+            stale_checkpoints: 0,
             elapsed: Duration::from_millis(1234),
             shards: vec![
                 ShardSummary {

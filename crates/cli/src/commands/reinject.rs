@@ -109,7 +109,7 @@ pub(crate) async fn run(
             let sent_before = sent_by_an_earlier_run(journal.borrow().as_ref(), record);
             std::future::ready(!sent_before)
         });
-        let estimate = estimate(unsent).await?;
+        let estimate = estimate(unsent, &options).await?;
         let took = estimate.duration(options.original_pace, args.rate.map(|r| r.get()));
         if json {
             print_json(&estimate_json(&estimate, &target, took))?;

@@ -132,6 +132,11 @@ fn checkpoints_json(checkpoints: &CheckpointsStatus) -> Value {
         "error": checkpoints.shards.as_ref().err(),
         "newestUpdate": checkpoints.newest_update(),
         "secondsSinceNewestUpdate": checkpoints.newest_update().and_then(seconds_since),
+        "stale": checkpoints.stale.iter().map(|(shard, c)| json!({
+            "shardId": shard,
+            "sequenceNumber": c.sequence_number.as_ref().map(|s| s.as_str()),
+            "updatedAt": c.updated_at,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -266,6 +271,17 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
                 }
             }
         }
+        if !checkpoints.stale.is_empty() {
+            lines.push((
+                "stale checkpoints",
+                format!(
+                    "{} speak of an earlier table {} (deleted and created again, or gone): \
+                     kinarch archive ignores them and starts those shards at --start-at",
+                    checkpoints.stale.len(),
+                    config.table
+                ),
+            ));
+        }
     }
     let problems = status.problems();
     if problems.is_empty() {
@@ -340,6 +356,7 @@ mod tests {
                 size_bytes: None,
                 arn: None,
                 indexes: Vec::new(),
+                incarnation: Default::default(),
             }),
             table_ttl: table.then_some(TtlState::Disabled),
             config,

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{
     Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
+use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 
 use crate::aws::item::attr;
@@ -161,6 +162,46 @@ pub struct TableInfo {
     pub arn: Option<String>,
     /// Its global secondary indexes (see [`TableInfo::time_index`]).
     pub indexes: Vec<IndexInfo>,
+    /// Which table of that name it is (see [`TableIncarnation`]).
+    pub incarnation: TableIncarnation,
+}
+
+/// Which table of a name a table is. A table deleted and created again under the same name
+/// is another table: what was true of the first (what it holds, how far an archiver got) is
+/// not true of the second. DynamoDB tells them apart by `TableId` (a UUID, returned by AWS)
+/// and `CreationDateTime`; emulators may return only the latter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableIncarnation {
+    /// DescribeTable's `TableId`, when given.
+    pub table_id: Option<String>,
+    /// DescribeTable's `CreationDateTime`, to the millisecond, when given.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl TableIncarnation {
+    /// Whether `self` and `other` are known to be different tables: their ids differ, or
+    /// (without an id on both sides) their creation times do. Unknown on either side is not
+    /// a difference.
+    pub fn differs_from(&self, other: &TableIncarnation) -> bool {
+        match (&self.table_id, &other.table_id) {
+            (Some(a), Some(b)) => a != b,
+            _ => matches!((self.created_at, other.created_at), (Some(a), Some(b)) if a != b),
+        }
+    }
+}
+
+impl fmt::Display for TableIncarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.created_at, &self.table_id) {
+            (Some(created), _) => write!(
+                f,
+                "created {}",
+                created.to_rfc3339_opts(SecondsFormat::Millis, true)
+            ),
+            (None, Some(id)) => write!(f, "id {id}"),
+            (None, None) => f.write_str("of unknown creation"),
+        }
+    }
 }
 
 impl TableInfo {
@@ -334,6 +375,12 @@ pub async fn describe_table(
         size_bytes: description.table_size_bytes(),
         arn: description.table_arn().map(str::to_owned),
         indexes,
+        incarnation: TableIncarnation {
+            table_id: description.table_id().map(str::to_owned),
+            created_at: description
+                .creation_date_time()
+                .and_then(|t| DateTime::from_timestamp_millis(t.to_millis().ok()?)),
+        },
     }))
 }
 
@@ -702,5 +749,29 @@ mod tests {
         assert!(TtlState::Enabling("expireAfter".into()).expires_archive_items());
         assert!(!TtlState::Enabled("ttl".into()).expires_archive_items());
         assert!(!TtlState::Disabled.expires_archive_items());
+    }
+
+    #[test]
+    fn a_table_recreated_under_its_name_is_another_incarnation() {
+        let at = |ms| DateTime::from_timestamp_millis(ms);
+        let first = TableIncarnation {
+            table_id: Some("a".into()),
+            created_at: at(1_000),
+        };
+        let recreated = TableIncarnation {
+            table_id: Some("b".into()),
+            created_at: at(2_000),
+        };
+        assert!(first.differs_from(&recreated) && !first.differs_from(&first.clone()));
+        // An emulator without TableId: the creation time decides.
+        let no_id = |ms| TableIncarnation {
+            table_id: None,
+            created_at: at(ms),
+        };
+        assert!(no_id(1_000).differs_from(&no_id(2_000)));
+        assert!(!no_id(1_000).differs_from(&first));
+        // Nothing known is no difference.
+        assert!(!TableIncarnation::default().differs_from(&first));
+        assert_eq!(no_id(1_500).to_string(), "created 1970-01-01T00:00:01.500Z");
     }
 }

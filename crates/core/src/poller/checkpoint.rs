@@ -34,6 +34,17 @@
 //! changes nothing in LATEST mode and adds at most a few seconds of older records in ALL
 //! mode). Checkpoints without the attribute (older kinarch) load as before.
 //!
+//! # Which table a checkpoint speaks of (`archiveTableId`, `archiveTableCreatedAt`)
+//! A checkpoint is true of one table, not of a name: after the archive table is deleted and
+//! created again, the records before the checkpoints are not in the new table. So each
+//! checkpoint also records the table's [`TableIncarnation`] (DescribeTable's `TableId`
+//! and `CreationDateTime`), and [`CheckpointStore::load`] sets aside, as
+//! [`Checkpoints::stale`], those written for another incarnation: a run starts those shards
+//! where a new archive starts (the run's start position), and says so. A checkpoint written
+//! by an older kinarch, without these attributes, is stale when it was updated before the
+//! table was created (it cannot speak of a table that did not exist yet); otherwise it is
+//! trusted as before, and the next save adds the attributes.
+//!
 //! One archiver per checkpoint store is the intended use. A second one on the same store
 //! loses nothing: each process checkpoints only what it archived itself, so the worst case is
 //! a checkpoint that moves back and records that are archived twice after a restart.
@@ -51,7 +62,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::tables::{
-    Billing, KeyElement, KeyRole, KeySchema, create_table, describe_table, wait_until_active,
+    Billing, KeyElement, KeyRole, KeySchema, TableIncarnation, create_table, describe_table,
+    wait_until_active,
 };
 use crate::aws::{aws_error, describe, error_code, send_with_retries};
 use crate::domain::config::StreamArchiveConfig;
@@ -76,6 +88,10 @@ pub mod attr {
     /// S: the archive table the checkpoint speaks of; a table holding checkpoints of another
     /// archive table is refused.
     pub const ARCHIVE_TABLE: &str = "archiveTable";
+    /// S: the archive table's `TableId` when the checkpoint was written, if DynamoDB gave one.
+    pub const ARCHIVE_TABLE_ID: &str = "archiveTableId";
+    /// S: the archive table's creation time (RFC 3339 UTC) when the checkpoint was written.
+    pub const ARCHIVE_TABLE_CREATED_AT: &str = "archiveTableCreatedAt";
 }
 
 /// How far one shard is archived.
@@ -90,6 +106,9 @@ pub struct Checkpoint {
     /// When a run first opened the shard at LATEST (see the [module documentation](self));
     /// `None` for other starts and for checkpoints written by older kinarch.
     pub started_at: Option<DateTime<Utc>>,
+    /// The archive table it was written for, as loaded (unknown for checkpoints of older
+    /// kinarch); a save always records the store's table.
+    pub written_for: TableIncarnation,
 }
 
 /// How much earlier than a shard's `startedAt` a later run resumes it (AT_TIMESTAMP).
@@ -103,6 +122,7 @@ impl Checkpoint {
             finished,
             updated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             started_at: None,
+            written_for: TableIncarnation::default(),
         }
     }
 
@@ -112,6 +132,22 @@ impl Checkpoint {
         Self {
             started_at: Some(time),
             ..Self::now(None, false)
+        }
+    }
+
+    /// Whether this checkpoint speaks of the archive table `table` (see the
+    /// [module documentation](self)): not when it was written for another incarnation of
+    /// the table's name, nor, without a record of which, when it was updated before `table`
+    /// was created.
+    pub fn speaks_of(&self, table: &TableIncarnation) -> bool {
+        if self.written_for.differs_from(table) {
+            return false;
+        }
+        let unrecorded = self.written_for == TableIncarnation::default();
+        let updated = DateTime::parse_from_rfc3339(&self.updated_at).ok();
+        match (unrecorded, updated, table.created_at) {
+            (true, Some(updated), Some(created)) => updated >= created,
+            _ => true,
         }
     }
 
@@ -171,7 +207,54 @@ const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct CheckpointStore {
     location: CheckpointLocation,
+    /// The archive table as it is now: what saves record, what loads compare with.
+    archive: TableIncarnation,
     inner: Inner,
+}
+
+/// The checkpoints of a store, split by whether they speak of the archive table as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// Checkpoints of the archive table as it is, by shard id: where runs resume.
+    pub current: HashMap<String, Checkpoint>,
+    /// Checkpoints written for an earlier table of the same name (deleted and created
+    /// again), by shard id: ignored, since the records before them are not in this table.
+    pub stale: BTreeMap<String, Checkpoint>,
+}
+
+impl Checkpoints {
+    /// Splits `all` by [`Checkpoint::speaks_of`] `archive`.
+    pub fn split(all: HashMap<String, Checkpoint>, archive: &TableIncarnation) -> Self {
+        let mut checkpoints = Self::default();
+        for (shard, checkpoint) in all {
+            if checkpoint.speaks_of(archive) {
+                checkpoints.current.insert(shard, checkpoint);
+            } else {
+                checkpoints.stale.insert(shard, checkpoint);
+            }
+        }
+        checkpoints
+    }
+
+    /// What a run tells about stale checkpoints, if there are any: how many, of which table,
+    /// and that those shards start at `start` instead.
+    pub fn stale_note(
+        &self,
+        archive_table: &TableName,
+        start: impl fmt::Display,
+    ) -> Option<String> {
+        let (_, example) = self.stale.iter().next()?;
+        let earlier = match example.written_for == TableIncarnation::default() {
+            true => format!("updated {}, before it was created", example.updated_at),
+            false => format!("written for the table {}", example.written_for),
+        };
+        Some(format!(
+            "{} checkpoint(s) speak of an earlier table {archive_table} ({earlier}): the table \
+             was deleted and created again, and the records before them are not in it, so they \
+             are ignored and those shards start at {start}",
+            self.stale.len()
+        ))
+    }
 }
 
 #[derive(Debug)]
@@ -188,11 +271,16 @@ enum Inner {
     },
 }
 
+/// The checkpoint file's format this kinarch writes: 2 added each checkpoint's
+/// `archiveTableId` and `archiveTableCreatedAt`; version 1 files load as checkpoints of
+/// unknown incarnation.
+const FILE_FORMAT: u32 = 2;
+
 /// The checkpoint file's content.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FileState {
-    /// Format version, 1.
+    /// Format version, 1 or [`FILE_FORMAT`].
     kinarch_checkpoints: u32,
     stream: String,
     archive_table: String,
@@ -208,6 +296,10 @@ struct FileCheckpoint {
     updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    archive_table_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    archive_table_created_at: Option<String>,
 }
 
 /// The key schema of the checkpoint table.
@@ -222,6 +314,8 @@ fn table_key() -> KeySchema {
 impl CheckpointStore {
     /// Opens the checkpoints of `config`'s archive at `location`, creating the table (on
     /// demand billing, waiting until it is ACTIVE) or the file if it does not exist yet.
+    /// `archive` is the archive table as DescribeTable shows it now: saves record it, loads
+    /// set aside checkpoints of another (see [`Checkpoints`]).
     ///
     /// A table with another key schema, a table holding checkpoints of another stream or
     /// archive table (their `stream` and `archiveTable` attributes), or a file written for
@@ -231,6 +325,7 @@ impl CheckpointStore {
         dynamodb: &DynamoDbClient,
         location: CheckpointLocation,
         config: &StreamArchiveConfig,
+        archive: TableIncarnation,
     ) -> Result<Self, Error> {
         let inner = match &location {
             CheckpointLocation::Table(table) => {
@@ -250,7 +345,11 @@ impl CheckpointStore {
                 }
             }
         };
-        let store = Self { location, inner };
+        let store = Self {
+            location,
+            archive,
+            inner,
+        };
         if matches!(store.inner, Inner::Table { .. }) {
             // Refuses a table holding checkpoints of another stream or archive table now,
             // before anything is read (the file's header was checked above).
@@ -281,8 +380,13 @@ impl CheckpointStore {
         }
     }
 
+    /// Every checkpoint, split by whether it speaks of the archive table as it is now.
+    pub async fn load(&self) -> Result<Checkpoints, Error> {
+        Ok(Checkpoints::split(self.load_all().await?, &self.archive))
+    }
+
     /// Every checkpoint, by shard id.
-    pub async fn load(&self) -> Result<HashMap<String, Checkpoint>, Error> {
+    async fn load_all(&self) -> Result<HashMap<String, Checkpoint>, Error> {
         match &self.inner {
             Inner::File { state, .. } => state
                 .lock()
@@ -297,6 +401,11 @@ impl CheckpointStore {
                             finished: c.finished,
                             updated_at: c.updated_at.clone(),
                             started_at: self.started_at(shard, c.started_at.as_deref())?,
+                            written_for: TableIncarnation {
+                                table_id: c.archive_table_id.clone(),
+                                created_at: self
+                                    .time(shard, c.archive_table_created_at.as_deref())?,
+                            },
                         },
                     ))
                 })
@@ -341,13 +450,26 @@ impl CheckpointStore {
 
     /// A `startedAt` text read back.
     fn started_at(&self, shard: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, Error> {
+        self.time_of(shard, attr::STARTED_AT, text)
+    }
+
+    /// An `archiveTableCreatedAt` text read back.
+    fn time(&self, shard: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, Error> {
+        self.time_of(shard, attr::ARCHIVE_TABLE_CREATED_AT, text)
+    }
+
+    fn time_of(
+        &self,
+        shard: &str,
+        name: &str,
+        text: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
         text.map(|text| {
             DateTime::parse_from_rfc3339(text)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| {
                     self.error(format!(
-                        "shard {shard}: {} {text:?} is not an RFC 3339 time ({e})",
-                        attr::STARTED_AT
+                        "shard {shard}: {name} {text:?} is not an RFC 3339 time ({e})"
                     ))
                 })
         })
@@ -398,6 +520,10 @@ impl CheckpointStore {
                 finished,
                 updated_at: text(attr::UPDATED_AT).unwrap_or_default().to_owned(),
                 started_at: self.started_at(shard, text(attr::STARTED_AT))?,
+                written_for: TableIncarnation {
+                    table_id: text(attr::ARCHIVE_TABLE_ID).map(str::to_owned),
+                    created_at: self.time(shard, text(attr::ARCHIVE_TABLE_CREATED_AT))?,
+                },
             },
         ))
     }
@@ -414,8 +540,11 @@ impl CheckpointStore {
                         finished: checkpoint.finished,
                         updated_at: checkpoint.updated_at.clone(),
                         started_at: checkpoint.started_at.as_ref().map(rfc3339),
+                        archive_table_id: self.archive.table_id.clone(),
+                        archive_table_created_at: self.archive.created_at.as_ref().map(rfc3339),
                     },
                 );
+                state.kinarch_checkpoints = FILE_FORMAT;
                 // Small and rare (one write per archived batch): written in place of an
                 // async file API, under the lock so that writes never interleave.
                 write_file(path, &state).map_err(|message| self.error(message))
@@ -442,6 +571,12 @@ impl CheckpointStore {
                 }
                 if let Some(time) = &checkpoint.started_at {
                     item.insert(attr::STARTED_AT.to_owned(), s(&rfc3339(time)));
+                }
+                if let Some(id) = &self.archive.table_id {
+                    item.insert(attr::ARCHIVE_TABLE_ID.to_owned(), s(id));
+                }
+                if let Some(time) = &self.archive.created_at {
+                    item.insert(attr::ARCHIVE_TABLE_CREATED_AT.to_owned(), s(&rfc3339(time)));
                 }
                 let put = dynamodb
                     .put_item()
@@ -536,9 +671,10 @@ fn open_file(
                     "the file is not a kinarch checkpoint file ({e}); give another path"
                 ))
             })?;
-            if state.kinarch_checkpoints != 1 {
+            if !(1..=FILE_FORMAT).contains(&state.kinarch_checkpoints) {
                 return Err(error(format!(
-                    "format version {} is not supported by this kinarch (it reads version 1)",
+                    "format version {} is not supported by this kinarch (it reads versions 1 \
+                     to {FILE_FORMAT})",
                     state.kinarch_checkpoints
                 )));
             }
@@ -555,7 +691,7 @@ fn open_file(
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let state = FileState {
-                kinarch_checkpoints: 1,
+                kinarch_checkpoints: FILE_FORMAT,
                 stream: config.stream.to_string(),
                 archive_table: config.table.to_string(),
                 shards: BTreeMap::new(),
@@ -602,6 +738,16 @@ mod tests {
         StreamArchiveConfig::new(StreamName::new(stream).unwrap(), ArchiveMode::All, None)
     }
 
+    /// The archive table the tests' stores speak of.
+    fn incarnation() -> TableIncarnation {
+        TableIncarnation {
+            table_id: Some("4f9b1c2e-0000-4000-8000-000000000001".into()),
+            created_at: DateTime::parse_from_rfc3339("2024-05-01T11:00:00Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+        }
+    }
+
     fn dynamodb() -> DynamoDbClient {
         let conf = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
@@ -640,11 +786,16 @@ mod tests {
         let path = temp_path("reopen");
         let _ = std::fs::remove_file(&path);
         let location = CheckpointLocation::File(path.clone());
-        let store = CheckpointStore::open(&dynamodb(), location.clone(), &config("orders"))
-            .await
-            .unwrap();
+        let store = CheckpointStore::open(
+            &dynamodb(),
+            location.clone(),
+            &config("orders"),
+            incarnation(),
+        )
+        .await
+        .unwrap();
         assert!(path.exists(), "created on open");
-        assert!(store.load().await.unwrap().is_empty());
+        assert!(store.load().await.unwrap().current.is_empty());
         let seq = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
             .unwrap();
         store
@@ -659,17 +810,22 @@ mod tests {
             .await
             .unwrap();
 
-        let again = CheckpointStore::open(&dynamodb(), location.clone(), &config("orders"))
-            .await
-            .unwrap();
-        let loaded = again.load().await.unwrap();
+        let again = CheckpointStore::open(
+            &dynamodb(),
+            location.clone(),
+            &config("orders"),
+            incarnation(),
+        )
+        .await
+        .unwrap();
+        let loaded = again.load().await.unwrap().current;
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded["shardId-000000000001"].sequence_number, Some(seq));
         assert!(!loaded["shardId-000000000001"].finished);
         assert!(loaded["shardId-000000000000"].finished);
         assert_eq!(loaded["shardId-000000000000"].sequence_number, None);
 
-        let err = CheckpointStore::open(&dynamodb(), location, &config("payments"))
+        let err = CheckpointStore::open(&dynamodb(), location, &config("payments"), incarnation())
             .await
             .unwrap_err()
             .to_string();
@@ -697,10 +853,15 @@ mod tests {
         )
         .unwrap();
         let location = CheckpointLocation::File(path.clone());
-        let store = CheckpointStore::open(&dynamodb(), location.clone(), &config("orders"))
-            .await
-            .unwrap();
-        let loaded = store.load().await.unwrap();
+        let store = CheckpointStore::open(
+            &dynamodb(),
+            location.clone(),
+            &config("orders"),
+            incarnation(),
+        )
+        .await
+        .unwrap();
+        let loaded = store.load().await.unwrap().current;
         assert_eq!(loaded["shardId-000000000000"].started_at, None);
         let opened = DateTime::parse_from_rfc3339("2024-05-01T12:00:00.250Z")
             .unwrap()
@@ -714,12 +875,13 @@ mod tests {
             text.contains(r#""startedAt": "2024-05-01T12:00:00.250Z""#),
             "{text}"
         );
-        let again = CheckpointStore::open(&dynamodb(), location, &config("orders"))
+        let again = CheckpointStore::open(&dynamodb(), location, &config("orders"), incarnation())
             .await
             .unwrap()
             .load()
             .await
-            .unwrap();
+            .unwrap()
+            .current;
         let started = &again["shardId-000000000001"];
         assert_eq!(
             (started.sequence_number.as_ref(), started.started_at),
@@ -743,6 +905,7 @@ mod tests {
             &dynamodb(),
             CheckpointLocation::File(path.clone()),
             &config("orders"),
+            incarnation(),
         )
         .await
         .unwrap_err()
@@ -753,10 +916,104 @@ mod tests {
             &dynamodb(),
             CheckpointLocation::File(unwritable),
             &config("orders"),
+            incarnation(),
         )
         .await
         .unwrap_err()
         .to_string();
         assert!(err.contains("cannot write it"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_speaks_of_the_table_it_was_written_for_only() {
+        let table = incarnation();
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let checkpoint = |updated: &str, written_for: TableIncarnation| Checkpoint {
+            updated_at: updated.into(),
+            written_for,
+            ..Checkpoint::now(None, false)
+        };
+        assert!(checkpoint("2024-05-01T12:00:00Z", table.clone()).speaks_of(&table));
+        let recreated = TableIncarnation {
+            table_id: Some("another".into()),
+            created_at: Some(at("2024-06-01T00:00:00Z")),
+        };
+        assert!(!checkpoint("2024-05-01T12:00:00Z", table.clone()).speaks_of(&recreated));
+        // Written by an older kinarch: before the table existed it cannot speak of it.
+        let unrecorded = TableIncarnation::default();
+        assert!(!checkpoint("2024-05-01T10:59:59.999Z", unrecorded.clone()).speaks_of(&table));
+        assert!(checkpoint("2024-05-01T11:00:00Z", unrecorded.clone()).speaks_of(&table));
+        // Nothing to compare with: trusted, as before.
+        assert!(checkpoint("not a time", unrecorded).speaks_of(&table));
+        assert!(
+            checkpoint("2024-05-01T12:00:00Z", table.clone())
+                .speaks_of(&TableIncarnation::default())
+        );
+    }
+
+    #[tokio::test]
+    async fn checkpoints_of_a_table_deleted_and_created_again_are_set_aside() {
+        let path = temp_path("recreated");
+        let _ = std::fs::remove_file(&path);
+        let location = CheckpointLocation::File(path.clone());
+        let first = CheckpointStore::open(
+            &dynamodb(),
+            location.clone(),
+            &config("orders"),
+            incarnation(),
+        )
+        .await
+        .unwrap();
+        let seq = SequenceNumber::parse("42").unwrap();
+        first
+            .save("shardId-000000000000", &Checkpoint::now(Some(seq), false))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for expected in [
+            r#""kinarchCheckpoints": 2"#,
+            r#""archiveTableId": "4f9b1c2e-0000-4000-8000-000000000001""#,
+            r#""archiveTableCreatedAt": "2024-05-01T11:00:00.000Z""#,
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+        let recreated = TableIncarnation {
+            table_id: Some("4f9b1c2e-0000-4000-8000-000000000002".into()),
+            created_at: Some(Utc::now()),
+        };
+        let second = CheckpointStore::open(&dynamodb(), location, &config("orders"), recreated)
+            .await
+            .unwrap();
+        let loaded = second.load().await.unwrap();
+        assert!(loaded.current.is_empty(), "{loaded:?}");
+        assert_eq!(
+            loaded.stale.keys().collect::<Vec<_>>(),
+            ["shardId-000000000000"]
+        );
+        let note = loaded
+            .stale_note(
+                &TableName::new("orders-archive-ALL").unwrap(),
+                "TRIM_HORIZON",
+            )
+            .unwrap();
+        for expected in [
+            "1 checkpoint(s) speak of an earlier table orders-archive-ALL",
+            "created 2024-05-01T11:00:00.000Z",
+            "deleted and created again",
+            "start at TRIM_HORIZON",
+        ] {
+            assert!(note.contains(expected), "{expected} in {note}");
+        }
+        // Saving for the new table replaces the stale checkpoint.
+        second
+            .save("shardId-000000000000", &Checkpoint::now(None, false))
+            .await
+            .unwrap();
+        let loaded = second.load().await.unwrap();
+        assert!(loaded.stale.is_empty() && loaded.current.len() == 1);
     }
 }

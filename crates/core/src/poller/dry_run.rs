@@ -16,7 +16,7 @@ use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::StreamName;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
+use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore, Checkpoints};
 use crate::poller::{PollerOptions, StartPosition, StreamPoller};
 
 /// Where a run would start one shard.
@@ -44,6 +44,9 @@ pub struct ArchiveDryRun {
     pub checkpoints: CheckpointLocation,
     /// Whether they exist already (a first run creates them).
     pub checkpoints_exist: bool,
+    /// What a run would say of checkpoints it ignores because they speak of an earlier
+    /// table of the archive's name (see [`Checkpoints::stale_note`]).
+    pub stale_note: Option<String>,
     /// Each shard of the listing and where it would start, in listing order.
     pub shards: Vec<(ShardInfo, ShardStart)>,
 }
@@ -58,7 +61,8 @@ impl StreamPoller {
     ) -> Result<ArchiveDryRun, Error> {
         let kinesis = KinesisClient::new(sdk);
         let dynamodb = DynamoDbClient::new(sdk);
-        let config = Self::checked_config(&kinesis, &dynamodb, &stream, &region_of(sdk)).await?;
+        let (config, table) =
+            Self::checked_config(&kinesis, &dynamodb, &stream, &region_of(sdk)).await?;
         let location = match &options.checkpoints {
             Some(location) => location.clone(),
             None => CheckpointLocation::default_for(&config)?,
@@ -69,16 +73,17 @@ impl StreamPoller {
         };
         let checkpoints = match exists {
             true => {
-                CheckpointStore::open(&dynamodb, location.clone(), &config)
+                CheckpointStore::open(&dynamodb, location.clone(), &config, table.incarnation)
                     .await?
                     .load()
                     .await?
             }
-            false => HashMap::new(),
+            false => Checkpoints::default(),
         };
         let listing = list_shards(&kinesis, &config.stream, options.list_shards_page_size).await?;
-        let starts = where_shards_start(&listing, &checkpoints, options.start);
+        let starts = where_shards_start(&listing, &checkpoints.current, options.start);
         Ok(ArchiveDryRun {
+            stale_note: checkpoints.stale_note(&config.table, options.start),
             config,
             checkpoints: location,
             checkpoints_exist: exists,

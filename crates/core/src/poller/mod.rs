@@ -96,7 +96,7 @@ use crate::aws::objects::ObjectStore;
 use crate::aws::region_of;
 use crate::aws::retry::Backoff;
 use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
-use crate::aws::tables::describe_table;
+use crate::aws::tables::{TableInfo, describe_table};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::StreamName;
 use crate::domain::sequence::SequenceNumber;
@@ -330,6 +330,9 @@ pub struct ArchiveSummary {
     pub overflowed: u64,
     /// Batches whose writes partly failed and were read again.
     pub retried_batches: u64,
+    /// Checkpoints ignored because they speak of an earlier table of the archive's name
+    /// (see [`checkpoint::Checkpoints::stale`]).
+    pub stale_checkpoints: usize,
     /// Wall time.
     pub elapsed: Duration,
     /// Every shard, by id.
@@ -436,44 +439,41 @@ impl StreamPoller {
         options: &PollerOptions,
         region: &str,
     ) -> Result<(StreamArchiveConfig, CheckpointStore), Error> {
-        let config = Self::checked_config(kinesis, dynamodb, stream, region).await?;
+        let (config, table) = Self::checked_config(kinesis, dynamodb, stream, region).await?;
         let location = match &options.checkpoints {
             Some(location) => location.clone(),
             None => CheckpointLocation::default_for(&config)?,
         };
-        let store = CheckpointStore::open(dynamodb, location, &config).await?;
+        let store = CheckpointStore::open(dynamodb, location, &config, table.incarnation).await?;
         Ok((config, store))
     }
 
-    /// The configuration from the stream's tags, once the table is known to exist with a
-    /// key schema that fits the mode.
+    /// The configuration from the stream's tags and the archive table, once the table is
+    /// known to exist with a key schema that fits the mode.
     async fn checked_config(
         kinesis: &KinesisClient,
         dynamodb: &DynamoDbClient,
         stream: &StreamName,
         region: &str,
-    ) -> Result<StreamArchiveConfig, Error> {
+    ) -> Result<(StreamArchiveConfig, TableInfo), Error> {
         // A stream without the mode tag is refused rather than archived as LATEST (the
         // Lambda's default): a person starting an archiver by hand most likely forgot
         // `kinarch setup`, and the error says so.
         let config = read_configured_stream_config(kinesis, stream).await?;
         match describe_table(dynamodb, &config.table).await? {
-            None => {
-                return Err(Error::TableNotFound {
-                    table: config.table.clone(),
-                    stream: config.stream.clone(),
-                    mode: config.mode,
-                    region: region.to_owned(),
-                });
-            }
+            None => Err(Error::TableNotFound {
+                table: config.table.clone(),
+                stream: config.stream.clone(),
+                mode: config.mode,
+                region: region.to_owned(),
+            }),
             // Writes into it would fail for good (or, worse, overwrite each other): refused
             // now, not retried batch after batch.
             Some(info) if !info.key_schema.fits(config.mode) => {
-                return Err(archive_table_mismatch(&info, &config, region));
+                Err(archive_table_mismatch(&info, &config, region))
             }
-            Some(_) => {}
+            Some(info) => Ok((config, info)),
         }
-        Ok(config)
     }
 
     /// The stream's archive configuration.
@@ -498,7 +498,12 @@ impl StreamPoller {
         mut progress: impl FnMut(&ArchiveProgress),
     ) -> Result<ArchiveSummary, Error> {
         let started = Instant::now();
-        let checkpoints = self.store.load().await?;
+        let loaded = self.store.load().await?;
+        if let Some(note) = loaded.stale_note(&self.config.table, self.options.start) {
+            tracing::warn!(stream = %self.config.stream, checkpoints = %self.store.location(), "{note}");
+        }
+        let stale_checkpoints = loaded.stale.len();
+        let checkpoints = loaded.current;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<u64>();
         let permits = Semaphore::new(self.options.shards_in_flight);
@@ -622,11 +627,13 @@ impl StreamPoller {
         if let Some(error) = fatal {
             return Err(error);
         }
-        Ok(self.summary(
+        let mut summary = self.summary(
             shards,
             stopped.unwrap_or(StopReason::CaughtUp),
             started.elapsed(),
-        ))
+        );
+        summary.stale_checkpoints = stale_checkpoints;
+        Ok(summary)
     }
 
     /// Carries out what [`Lineage::ready`] decides: a reader for each shard to read (a new
@@ -702,6 +709,7 @@ impl StreamPoller {
             oversize: 0,
             overflowed: 0,
             retried_batches: 0,
+            stale_checkpoints: 0,
             elapsed,
             shards: Vec::new(),
         };
@@ -820,6 +828,7 @@ mod tests {
             &DynamoDbClient::new(&sdk),
             CheckpointLocation::File(path),
             &config,
+            crate::aws::tables::TableIncarnation::default(),
         )
         .await
         .unwrap();
@@ -921,7 +930,7 @@ mod tests {
             ]
         );
         assert_eq!(phase(&shards, "shardId-000000000004"), Phase::Finished);
-        assert!(a.store.load().await.unwrap()["shardId-000000000004"].finished);
+        assert!(a.store.load().await.unwrap().current["shardId-000000000004"].finished);
 
         // A shard that appears during the run is read from its start.
         shards.merge_listing(vec![shard(6, &[], None)], &checkpoints, false);

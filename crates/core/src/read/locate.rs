@@ -161,6 +161,7 @@ mod tests {
             size_bytes: None,
             arn: None,
             indexes: Vec::new(),
+            incarnation: Default::default(),
         }
     }
 

@@ -9,6 +9,11 @@
 //! order the archive yields them and on the calls in flight, so the real count is the bound
 //! or a little more (`reinject -o json` reports it).
 //!
+//! Records and bytes are what the replay would send: each record framed as the replay
+//! frames it (`--metadata` adds its header to every record), and records the replay would
+//! refuse (payload not archived or unreadable, larger than Kinesis takes with the frame)
+//! counted apart, by the very functions the replay uses.
+//!
 //! Why the estimate reads the payloads: DynamoDB returns an attribute's size only with the
 //! attribute (a projection cannot ask for `size(recordData)`), and the bytes are what sizes
 //! a replay (1 MB/s per target shard). It keeps nothing but the counts and one number per
@@ -22,14 +27,16 @@ use futures::{Stream, StreamExt};
 use crate::domain::pace::replay_duration;
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
-use crate::replay::sender::{MAX_BYTES_PER_REQUEST, MAX_RECORDS_PER_REQUEST};
+use crate::replay::reinject::{RecordId, ReinjectOptions, to_input};
+use crate::replay::sender::{Input, MAX_BYTES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, Outgoing};
 
 /// What a replay of a selection would send.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplayEstimate {
     /// Records that would be sent.
     pub records: u64,
-    /// Their payload bytes (as archived; `--metadata` framing adds its header to each).
+    /// The bytes that would be sent: each record's data as framed (what
+    /// [`ReinjectReport::bytes`](crate::replay::reinject::ReinjectReport) counts).
     pub bytes: u64,
     /// The least PutRecords calls (see the module documentation).
     pub calls: u64,
@@ -39,7 +46,8 @@ pub struct ReplayEstimate {
     pub keys: u64,
     /// Earliest and latest `approximateArrivalTimestamp` (epoch seconds).
     pub arrivals: Option<(f64, f64)>,
-    /// Records that could not be sent (payload not in the archive).
+    /// Records the replay would refuse: payload not in the archive or unreadable, or larger
+    /// than a Kinesis record once framed.
     pub unsendable: u64,
     /// Items that did not follow the table contract.
     pub unreadable: u64,
@@ -52,17 +60,30 @@ impl ReplayEstimate {
     }
 }
 
-/// Counts a selection.
+/// Counts what a replay of `records` with `options` (framing, source and target) would
+/// send.
 pub async fn estimate(
     records: impl Stream<Item = Result<ArchiveRecord, Error>>,
+    options: &ReinjectOptions,
 ) -> Result<ReplayEstimate, Error> {
     let mut counter = Counter::default();
     let mut records = std::pin::pin!(records);
     while let Some(record) = records.next().await {
-        match record {
-            Ok(record) => counter.add(&record),
-            Err(Error::Item(_)) => counter.estimate.unreadable += 1,
-            Err(other) => return Err(other),
+        if let Err(Error::Item(_)) = record {
+            counter.estimate.unreadable += 1;
+            continue;
+        }
+        let seen = record.as_ref().ok().map(|r| {
+            (
+                r.approximate_arrival_timestamp,
+                counter.new_shard(&r.shard_id),
+            )
+        });
+        match (to_input(record, options)?, seen) {
+            (Input::Send(outgoing), Some((arrival, shard))) if outgoing.refusal().is_none() => {
+                counter.add(&outgoing, arrival, shard)
+            }
+            _ => counter.estimate.unsendable += 1,
         }
     }
     Ok(counter.finish())
@@ -73,35 +94,40 @@ struct Counter {
     estimate: ReplayEstimate,
     per_key: HashMap<String, u64>,
     shards: HashSet<String>,
+    /// Data and partition keys: what the PutRecords byte limit counts.
+    request_bytes: u64,
 }
 
 impl Counter {
-    fn add(&mut self, record: &ArchiveRecord) {
-        if record.oversize_bytes.is_some() {
-            self.estimate.unsendable += 1;
-            return;
-        }
+    /// The shard's id if it was not seen yet (cloned once per shard, not per record).
+    fn new_shard(&self, shard: &str) -> Option<String> {
+        (!self.shards.contains(shard)).then(|| shard.to_owned())
+    }
+
+    fn add(&mut self, record: &Outgoing<RecordId>, arrival: f64, new_shard: Option<String>) {
         let e = &mut self.estimate;
         e.records += 1;
         e.bytes += record.data.len() as u64;
-        let arrival = record.approximate_arrival_timestamp;
+        self.request_bytes += record.size() as u64;
         e.arrivals = Some(match e.arrivals {
             None => (arrival, arrival),
             Some((first, last)) => (first.min(arrival), last.max(arrival)),
         });
-        *self
-            .per_key
-            .entry(record.partition_key.clone())
-            .or_default() += 1;
-        if !self.shards.contains(&record.shard_id) {
-            self.shards.insert(record.shard_id.clone());
+        match self.per_key.get_mut(&record.partition_key) {
+            Some(count) => *count += 1,
+            None => {
+                self.per_key.insert(record.partition_key.clone(), 1);
+            }
+        }
+        if let Some(shard) = new_shard {
+            self.shards.insert(shard);
         }
     }
 
     fn finish(mut self) -> ReplayEstimate {
         self.estimate.keys = self.per_key.len() as u64;
         self.estimate.shards = self.shards.len() as u64;
-        self.estimate.calls = calls(self.per_key.values().copied(), self.estimate.bytes);
+        self.estimate.calls = calls(self.per_key.values().copied(), self.request_bytes);
         self.estimate
     }
 }
@@ -123,6 +149,7 @@ pub fn calls(per_key: impl IntoIterator<Item = u64>, bytes: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::domain::sequence::SequenceNumber;
+    use crate::replay::reinject::{Framing, MAX_RECORD_BYTES};
 
     #[test]
     fn calls_are_bounded_by_the_largest_key_and_the_request_limits() {
@@ -139,6 +166,48 @@ mod tests {
         assert_eq!(calls(keys, 0), 3);
         // The byte limit: 2 records of 4 MiB each need 2 calls even with 2 keys.
         assert_eq!(calls([1, 1], 8 * 1024 * 1024), 2);
+    }
+
+    fn options(framing: Framing) -> ReinjectOptions {
+        let mut options = ReinjectOptions::new(
+            crate::StreamName::new("orders").unwrap(),
+            crate::StreamName::new("replay").unwrap(),
+        );
+        options.framing = framing;
+        options
+    }
+
+    #[tokio::test]
+    async fn framed_bytes_and_records_too_large_once_framed_are_what_a_replay_sends() {
+        let record = |key: &str, bytes: usize| {
+            ArchiveRecord::received(
+                key.into(),
+                SequenceNumber::parse("12345").unwrap(),
+                "shardId-000000000000".into(),
+                1.5,
+                vec![b'x'; bytes],
+            )
+        };
+        // A payload that fits raw but not with its frame.
+        let near_limit = MAX_RECORD_BYTES - 10;
+        let records =
+            || futures::stream::iter(vec![Ok(record("a", 5)), Ok(record("b", near_limit))]);
+        let raw = estimate(records(), &options(Framing::Raw)).await.unwrap();
+        assert_eq!(
+            (raw.records, raw.bytes, raw.unsendable),
+            (2, 5 + near_limit as u64, 0)
+        );
+        let framing = Framing::Metadata { separator: b'|' };
+        let framed = estimate(records(), &options(framing)).await.unwrap();
+        let frame_of_a = crate::domain::frame::ReplayFrame::encode(
+            &crate::domain::frame::ReplayMetadata::of(&record("a", 5), Some("orders")),
+            b"xxxxx",
+            b'|',
+        );
+        assert_eq!(
+            (framed.records, framed.bytes, framed.unsendable),
+            (1, frame_of_a.len() as u64, 1)
+        );
     }
 
     #[tokio::test]
@@ -160,7 +229,7 @@ mod tests {
             Ok(record("b", "s1", 11.0, 5)),
             Ok(oversize),
         ]);
-        let e = estimate(source).await.unwrap();
+        let e = estimate(source, &options(Framing::Raw)).await.unwrap();
         assert_eq!(
             (e.records, e.bytes, e.keys, e.shards, e.calls, e.unsendable),
             (3, 12, 2, 2, 2, 1)

@@ -87,6 +87,12 @@ impl ReinjectOptions {
         }
     }
 
+    /// The source stream's name for the frame, when it is not the target (a replay into
+    /// another stream says where its records came from).
+    pub(crate) fn frame_source(&self) -> Option<&str> {
+        (self.source != self.target).then(|| self.source.as_str())
+    }
+
     /// How the sender sends.
     fn send_options(&self) -> SendOptions {
         SendOptions {
@@ -183,41 +189,24 @@ pub async fn reinject_until(
     progress: impl FnMut(&ReinjectProgress),
     mut accepted: impl FnMut(Vec<(String, Position)>),
 ) -> Result<ReinjectReport, Error> {
-    let source_name = (options.source != options.target).then(|| options.source.as_str());
     let mut pace = match options.original_pace {
         Some(speed) => {
             Some(OriginalPace::new(speed).map_err(|e| Error::InvalidInput(e.to_string()))?)
         }
         None => None,
     };
-    let framed = records.map(move |record| match record {
-        Ok(r) => {
-            let due = pace
-                .as_mut()
-                .map(|p| p.due(r.approximate_arrival_timestamp));
-            Ok(match frame(r, options.framing, source_name) {
-                Input::Send(mut outgoing) => {
-                    outgoing.not_before = due;
-                    Input::Send(outgoing)
-                }
-                refused => refused,
-            })
-        }
-        // A payload in S3 that cannot be read is that record's failure, listed at the end;
-        // the others are sent.
-        Err(Error::PayloadUnavailable {
-            partition_key,
-            sequence_number,
-            sub_sequence_number,
-            location,
-            reason,
-            ..
-        }) => Ok(Input::Refused(SendFailure {
-            id: (sequence_number, sub_sequence_number),
-            partition_key,
-            reason: format!("its archived payload {location} cannot be read: {reason}"),
-        })),
-        Err(other) => Err(other),
+    let framed = records.map(move |record| {
+        let due = match (&record, pace.as_mut()) {
+            (Ok(r), Some(pace)) => Some(pace.due(r.approximate_arrival_timestamp)),
+            _ => None,
+        };
+        Ok(match to_input(record, options)? {
+            Input::Send(mut outgoing) => {
+                outgoing.not_before = due;
+                Input::Send(outgoing)
+            }
+            refused => refused,
+        })
     });
     let report = send_records_until(
         kinesis,
@@ -269,7 +258,33 @@ pub async fn reinject_until(
 /// What names a reinjected record and orders a key's records: its original sequence
 /// number, then its sub-sequence number when it is a user record of a KPL container (the
 /// user records of one container share its sequence number).
-type RecordId = (SequenceNumber, Option<u64>);
+pub(crate) type RecordId = (SequenceNumber, Option<u64>);
+
+/// What the sender is given for one item read from the archive: the record framed as
+/// `options` says, or refused (its payload is not in the archive, or in S3 and unreadable:
+/// that record's failure, listed at the end, while the others are sent). Errors that stop
+/// the replay stay errors. The one rule for a replay and for its estimate.
+pub(crate) fn to_input(
+    record: Result<ArchiveRecord, Error>,
+    options: &ReinjectOptions,
+) -> Result<Input<RecordId>, Error> {
+    match record {
+        Ok(record) => Ok(frame(record, options.framing, options.frame_source())),
+        Err(Error::PayloadUnavailable {
+            partition_key,
+            sequence_number,
+            sub_sequence_number,
+            location,
+            reason,
+            ..
+        }) => Ok(Input::Refused(SendFailure {
+            id: (sequence_number, sub_sequence_number),
+            partition_key,
+            reason: format!("its archived payload {location} cannot be read: {reason}"),
+        })),
+        Err(other) => Err(other),
+    }
+}
 
 /// The record as sent (`framing` applied), or refused when its payload is not in the
 /// archive. `source` is the original stream's name for the frame, when it is not the

@@ -96,8 +96,19 @@ impl<Id> Outgoing<Id> {
     }
 
     /// What the record weighs against the PutRecords limits (data and partition key).
-    fn size(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.data.len() + self.partition_key.len()
+    }
+
+    /// Why Kinesis would refuse the record whatever happens (larger than
+    /// [`MAX_RECORD_BYTES`] with its partition key), if it would.
+    pub fn refusal(&self) -> Option<String> {
+        (self.size() > MAX_RECORD_BYTES).then(|| {
+            format!(
+                "the record would be {} bytes with its partition key; Kinesis takes at most {MAX_RECORD_BYTES}",
+                self.size()
+            )
+        })
     }
 }
 
@@ -408,12 +419,8 @@ impl<Id: Ord> Run<Id> {
             Input::Send(record) => record,
             Input::Refused(failure) => return self.report.failed.push(failure),
         };
-        if record.size() > MAX_RECORD_BYTES {
+        if let Some(reason) = record.refusal() {
             // Never sendable, so nothing can overtake it: its key goes on.
-            let reason = format!(
-                "the record would be {} bytes with its partition key; Kinesis takes at most {MAX_RECORD_BYTES}",
-                record.size()
-            );
             return self.report.failed.push(failure(record, reason));
         }
         let lane = match &mut self.next_lane {

@@ -201,6 +201,7 @@ mod tests {
                 size_bytes: None,
                 arn: None,
                 indexes: Vec::new(),
+                incarnation: Default::default(),
             }),
             table_ttl: Some(ttl),
             checkpoints: None,

@@ -28,8 +28,8 @@ use crate::aws::streams::{
     StreamSummary, describe_stream_summary, list_stream_tags, tag_stream, untag_stream,
 };
 use crate::aws::tables::{
-    Created, TIME_INDEX, TableInfo, TtlEnabled, TtlState, create_archive_table, create_time_index,
-    describe_table, describe_ttl, enable_point_in_time_recovery, enable_ttl,
+    Created, TIME_INDEX, TableIncarnation, TableInfo, TtlEnabled, TtlState, create_archive_table,
+    create_time_index, describe_table, describe_ttl, enable_point_in_time_recovery, enable_ttl,
     point_in_time_recovery, wait_until_active, wait_until_index_active,
 };
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TTL};
@@ -94,6 +94,10 @@ pub struct CheckpointsStatus {
     /// Each shard's checkpoint, by shard id; or why they could not be read (a table of
     /// another stream, a permission missing).
     pub shards: Result<Vec<(String, Checkpoint)>, String>,
+    /// Checkpoints that speak of an earlier table of the archive's name, deleted and created
+    /// again (or of a table that no longer exists), by shard id: `kinarch archive` ignores
+    /// them (see [`crate::poller::checkpoint::Checkpoints`]).
+    pub stale: Vec<(String, Checkpoint)>,
 }
 
 impl CheckpointsStatus {
@@ -221,7 +225,9 @@ impl Setup {
             Some(_) => Some(describe_ttl(&self.dynamodb, &config.table).await?),
             None => None,
         };
-        let checkpoints = self.checkpoints(&config).await?;
+        let checkpoints = self
+            .checkpoints(&config, table.as_ref().map(|t| &t.incarnation))
+            .await?;
         Ok(ArchiveStatus {
             region: self.region.clone(),
             stream: summary,
@@ -236,10 +242,12 @@ impl Setup {
     }
 
     /// The checkpoints in the default checkpoint table, if it exists (it is never created
-    /// here).
+    /// here), split by whether they speak of the archive table `archive` (all are stale when
+    /// it does not exist).
     async fn checkpoints(
         &self,
         config: &StreamArchiveConfig,
+        archive: Option<&TableIncarnation>,
     ) -> Result<Option<CheckpointsStatus>, Error> {
         let Ok(CheckpointLocation::Table(table)) = CheckpointLocation::default_for(config) else {
             return Ok(None);
@@ -248,18 +256,29 @@ impl Setup {
             return Ok(None);
         }
         let location = CheckpointLocation::Table(table.clone());
-        let shards = match CheckpointStore::open(&self.dynamodb, location, config).await {
-            Ok(store) => store.load().await,
-            Err(error) => Err(error),
-        };
-        let shards = shards
-            .map(|shards| {
-                let mut shards: Vec<(String, Checkpoint)> = shards.into_iter().collect();
+        let incarnation = archive.cloned().unwrap_or_default();
+        let loaded =
+            match CheckpointStore::open(&self.dynamodb, location, config, incarnation).await {
+                Ok(store) => store.load().await,
+                Err(error) => Err(error),
+            };
+        let mut stale = Vec::new();
+        let shards = loaded
+            .map(|mut loaded| {
+                if archive.is_none() {
+                    loaded.stale.extend(loaded.current.drain());
+                }
+                stale = loaded.stale.into_iter().collect();
+                let mut shards: Vec<(String, Checkpoint)> = loaded.current.into_iter().collect();
                 shards.sort_by(|a, b| a.0.cmp(&b.0));
                 shards
             })
             .map_err(|error| error.to_string());
-        Ok(Some(CheckpointsStatus { table, shards }))
+        Ok(Some(CheckpointsStatus {
+            table,
+            shards,
+            stale,
+        }))
     }
 
     /// Works out the steps that bring the stream to `request`, changing nothing (the
@@ -316,6 +335,13 @@ impl Setup {
             }
             _ => None,
         };
+        let orphan_checkpoints = match &table {
+            None => {
+                self.orphan_checkpoints(stream, request.mode, &table_name)
+                    .await
+            }
+            Some(_) => None,
+        };
         Ok(Observed {
             stream_arn: summary.arn,
             tags,
@@ -323,7 +349,36 @@ impl Setup {
             table_ttl,
             pitr,
             overflow_expiry,
+            orphan_checkpoints,
         })
+    }
+
+    /// The default checkpoint table of an archive table that does not exist, and how many
+    /// checkpoints it holds; `None` when there is none or it cannot be read (this only feeds
+    /// a note).
+    async fn orphan_checkpoints(
+        &self,
+        stream: &StreamName,
+        mode: crate::ArchiveMode,
+        table: &TableName,
+    ) -> Option<(TableName, usize)> {
+        let mut config = StreamArchiveConfig::new(stream.clone(), mode, None);
+        config.table = table.clone();
+        let location = CheckpointLocation::default_for(&config).ok()?;
+        let CheckpointLocation::Table(name) = &location else {
+            return None;
+        };
+        describe_table(&self.dynamodb, name).await.ok()??;
+        let store = CheckpointStore::open(
+            &self.dynamodb,
+            location.clone(),
+            &config,
+            TableIncarnation::default(),
+        )
+        .await
+        .ok()?;
+        let loaded = store.load().await.ok()?;
+        Some((name.clone(), loaded.current.len() + loaded.stale.len()))
     }
 
     /// Takes the steps of `plan` that are to do, in order, and reports every step (see

@@ -309,6 +309,9 @@ pub struct Observed {
     /// With an overflow bucket planned: the days of the stream's lifecycle rule there
     /// (`Ok(None)`: no rule), or why the bucket's lifecycle rules could not be read.
     pub overflow_expiry: Option<Result<Option<u64>, String>>,
+    /// When the table does not exist: `kinarch archive`'s default checkpoint table and how
+    /// many checkpoints it holds (of a table of that name deleted since), if it exists.
+    pub orphan_checkpoints: Option<(TableName, usize)>,
 }
 
 /// Refuses a request that cannot work whatever AWS holds: provisioned billing with 0
@@ -383,6 +386,15 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
     let existing = &observed.table;
     match existing {
         None => {
+            if let Some((checkpoints, count @ 1..)) = &observed.orphan_checkpoints {
+                notes.push(format!(
+                    "{checkpoints} holds {count} checkpoint(s) of an earlier table {table}, \
+                     deleted since: `kinarch archive` ignores them and archives into the new \
+                     table from its --start-at (default TRIM_HORIZON, the oldest record the \
+                     stream still holds); records the stream no longer holds are not in the \
+                     new table"
+                ));
+            }
             steps.push(to_do(SetupAction::CreateTable {
                 table: table.clone(),
                 mode: request.mode,
@@ -840,6 +852,7 @@ mod tests {
             size_bytes: None,
             arn: None,
             indexes: Vec::new(),
+            incarnation: Default::default(),
         }
     }
 
@@ -855,6 +868,7 @@ mod tests {
             table_ttl: ttl,
             overflow_expiry: None,
             pitr: None,
+            orphan_checkpoints: None,
         }
     }
 
