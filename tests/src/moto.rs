@@ -84,7 +84,8 @@ impl Moto {
 
     fn wait_ready(&mut self) -> bool {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
+        // Generous: on a fresh machine many tests start moto at once while cargo builds.
+        while start.elapsed() < Duration::from_secs(120) {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }

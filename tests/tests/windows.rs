@@ -350,3 +350,51 @@ async fn the_estimate_of_a_window_is_what_the_replay_then_sends() {
         "{estimate} vs {report}"
     );
 }
+
+/// The estimate counts the bytes the replay sends, frames included (issue 28): for a raw
+/// and a `--metadata` replay of the same window, estimate = dry run = sent (records and
+/// bytes), and the framed bytes are those that arrive in the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimate_dry_run_and_replay_agree_with_and_without_frames() {
+    let w = world().await;
+    let mut seen_bytes = Vec::new();
+    for (framing, target) in [(None, "replay"), (Some("--metadata"), "replay-framed")] {
+        if target != "replay" {
+            kinesis::create_stream(&w.kinesis, target, 1).await;
+        }
+        let mut args = vec![
+            "reinject",
+            "orders",
+            "--target",
+            target,
+            "--arrived-after",
+            "2026-05-01T10:00:20Z",
+            "-o",
+            "json",
+        ];
+        args.extend(framing);
+        let estimate = kinarch(&w.moto, &[&args[..], &["--estimate"]].concat())
+            .await
+            .json();
+        let dry = kinarch(&w.moto, &[&args[..], &["--dry-run"]].concat())
+            .await
+            .json();
+        let sent = kinarch(&w.moto, &args).await.json();
+        let arrived: u64 = kinesis::read_all(&w.kinesis, target)
+            .await
+            .iter()
+            .map(|r| r.data.len() as u64)
+            .sum();
+        assert_eq!(estimate["records"], 10, "{framing:?}: {estimate}");
+        assert_eq!(dry["wouldSend"], estimate["records"], "{framing:?}");
+        assert_eq!(sent["sent"], estimate["records"], "{framing:?}");
+        assert_eq!(dry["bytes"], estimate["bytes"], "{framing:?}: {dry}");
+        assert_eq!(sent["bytes"], estimate["bytes"], "{framing:?}: {sent}");
+        assert_eq!(Some(arrived), estimate["bytes"].as_u64(), "{framing:?}");
+        seen_bytes.push(arrived);
+    }
+    assert!(
+        seen_bytes[1] > seen_bytes[0] + 10 * 100,
+        "each frame adds its metadata header: {seen_bytes:?}"
+    );
+}
