@@ -962,3 +962,134 @@ async fn workers_split_a_scan_and_a_replay_by_segment() {
         assert_eq!(order.len(), 10);
     }
 }
+
+/// `--table` naming another stream's archive (issue 28): setup tags each archive table with
+/// its stream (`ArchivedStream`), and reading a table tagged for another stream as this
+/// one's is refused unless `--force`, naming both; status reports it; a table without the
+/// tag (made by hand or by the original archiver) is read with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_streams_table_is_refused_unless_forced() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    for stream in ["orders", "prices"] {
+        kinesis::create_stream(&kinesis_client, stream, 1).await;
+    }
+    kinarch(&moto, &["setup", "orders", "ALL", "--yes"])
+        .await
+        .ok();
+    let setup = kinarch(&moto, &["setup", "prices", "LATEST", "--yes"]).await;
+    assert!(
+        setup
+            .ok()
+            .out()
+            .contains("tag table prices-archive-LATEST: ArchivedStream=prices"),
+        "{}",
+        setup.out()
+    );
+    kinesis::put(&kinesis_client, "prices", "p1", b"42.0").await;
+    kinarch(&moto, &["archive", "prices"]).await.ok();
+    let status = kinarch(&moto, &["status", "prices"]).await;
+    assert!(
+        status
+            .ok()
+            .out()
+            .lines()
+            .any(|l| l.starts_with("archive of ")
+                && l.ends_with(" prices (the table's ArchivedStream tag)")),
+        "{}",
+        status.out()
+    );
+
+    let foreign = ["--table", "prices-archive-LATEST"];
+    for args in [
+        vec!["reinject", "orders", "--metadata", "--dry-run"],
+        vec!["query", "orders", "p1"],
+        vec!["scan", "orders"],
+    ] {
+        let run = kinarch(&moto, &[&args[..], &foreign[..]].concat()).await;
+        run.expect_code(2);
+        assert!(
+            run.stderr.contains(
+                "table prices-archive-LATEST is the archive of stream prices (its \
+                 ArchivedStream tag), not of stream orders"
+            ) && run.stderr.contains("--force"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: nothing read");
+    }
+    let forced = kinarch(
+        &moto,
+        &[
+            "query",
+            "orders",
+            "p1",
+            "--table",
+            "prices-archive-LATEST",
+            "--force",
+        ],
+    )
+    .await;
+    assert_eq!(forced.ok().out(), "42.0\n");
+    let status = kinarch(
+        &moto,
+        &["status", "orders", "--table", "prices-archive-LATEST"],
+    )
+    .await;
+    status.expect_code(1);
+    assert!(
+        status.out().contains("is the archive of stream prices"),
+        "{}",
+        status.out()
+    );
+    let json = kinarch(
+        &moto,
+        &[
+            "status",
+            "orders",
+            "--table",
+            "prices-archive-LATEST",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["table"]["archivedStream"], "prices");
+    assert_eq!(json["healthy"], false);
+
+    // A table made by hand has no tag: read, with a warning that says how to tag it.
+    dynamo::create_table(&dynamodb, "hand-made", true).await;
+    let run = kinarch(&moto, &["scan", "orders", "--table", "hand-made"]).await;
+    assert!(
+        run.ok()
+            .stderr
+            .contains("table hand-made has no ArchivedStream tag")
+            && run
+                .stderr
+                .contains("kinarch setup orders ALL --table hand-made"),
+        "{}",
+        run.stderr
+    );
+    // Setting orders up onto prices' table is refused.
+    let refused = kinarch(
+        &moto,
+        &[
+            "setup",
+            "orders",
+            "LATEST",
+            "--table",
+            "prices-archive-LATEST",
+            "--yes",
+        ],
+    )
+    .await;
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("archive of stream prices"),
+        "{}",
+        refused.stderr
+    );
+}

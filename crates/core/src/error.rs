@@ -95,6 +95,21 @@ pub enum Error {
         /// The tables found, comma-separated.
         tables: String,
     },
+    /// The archive table is tagged (`ArchivedStream`) as the archive of another stream:
+    /// reading it as this stream's would replay that stream's records as this one's.
+    #[error(
+        "table {table} is the archive of stream {archived} (its ArchivedStream tag), not of \
+         stream {stream}: name {archived}'s archive as {archived}, or pass --force to read it \
+         as {stream}'s anyway"
+    )]
+    ArchiveOfAnotherStream {
+        /// The table.
+        table: TableName,
+        /// The stream it was read for.
+        stream: StreamName,
+        /// The stream its tag names.
+        archived: String,
+    },
     /// A table named as an archive has a key schema that fits neither mode.
     #[error("table {table} has key schema {found}, which is not an archive table's: {expected}")]
     NotAnArchiveTable {

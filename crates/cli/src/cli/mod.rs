@@ -432,16 +432,29 @@ pub(crate) enum BillingArg {
     Provisioned,
 }
 
+/// Which table a reading command takes as the stream's archive: the one of every command
+/// that reads one (`status`, `query`, `scan`, `reinject`, `export`).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ArchiveTableArgs {
+    /// Read this table as the archive (its mode from its key schema), whatever the stream's
+    /// tags say; needed when the stream is gone and several tables could be its archive.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub(crate) table: Option<TableName>,
+    /// Read the table even when its ArchivedStream tag names another stream (kinarch setup
+    /// tags each archive table with its stream; without --force such a table is refused).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
 /// `kinarch status`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StatusArgs {
     /// The Kinesis stream.
     #[arg(value_parser = parse_stream)]
     pub(crate) stream: StreamArg,
-    /// Read this table as the archive (its mode from its key schema), whatever the stream's
-    /// tags say; needed when the stream is gone and several tables could be its archive.
-    #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub(crate) table: Option<TableName>,
+    /// Which table is the archive.
+    #[command(flatten)]
+    pub(crate) archive: ArchiveTableArgs,
     /// How to print the status: text, or one JSON document (with "healthy" and "problems").
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
     pub(crate) output: SummaryFormat,
@@ -456,9 +469,9 @@ pub(crate) struct ExportArgs {
     /// Where DynamoDB writes the export: s3://BUCKET or s3://BUCKET/PREFIX.
     #[arg(long = "s3", value_name = "S3_URL", value_parser = parse_s3_prefix)]
     pub(crate) destination: S3Prefix,
-    /// Export this table instead of the one the stream's tags name.
-    #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub(crate) table: Option<TableName>,
+    /// Which table is the archive.
+    #[command(flatten)]
+    pub(crate) archive: ArchiveTableArgs,
     /// Return once the export started, without waiting for it to complete.
     #[arg(long)]
     pub(crate) no_wait: bool,
@@ -547,10 +560,9 @@ pub(crate) struct QueryArgs {
     /// Only records that reached Kinesis before TIME (exclusive).
     #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
     pub(crate) arrived_before: Option<DateTime<Utc>>,
-    /// Read this table as the archive (its mode from its key schema), whatever the stream's
-    /// tags say; needed when the stream is gone and several tables could be its archive.
-    #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub(crate) table: Option<TableName>,
+    /// Which table is the archive.
+    #[command(flatten)]
+    pub(crate) archive: ArchiveTableArgs,
     /// Limit, format, page size.
     #[command(flatten)]
     pub(crate) output: OutputArgs,
@@ -596,10 +608,9 @@ pub(crate) struct ScanArgs {
     /// Read an arrival window with a Scan of the table even when it has a time index.
     #[arg(long)]
     pub(crate) no_time_index: bool,
-    /// Read this table as the archive (its mode from its key schema), whatever the stream's
-    /// tags say; needed when the stream is gone and several tables could be its archive.
-    #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub(crate) table: Option<TableName>,
+    /// Which table is the archive.
+    #[command(flatten)]
+    pub(crate) archive: ArchiveTableArgs,
     /// Limit, format, page size.
     #[command(flatten)]
     pub(crate) output: OutputArgs,
@@ -614,10 +625,9 @@ pub(crate) struct ReinjectArgs {
     /// The stream to send the records to, a name or an ARN [default: the source stream].
     #[arg(long, value_name = "STREAM", value_parser = parse_stream)]
     pub(crate) target: Option<StreamArg>,
-    /// Read this table as the archive (its mode from its key schema), whatever the stream's
-    /// tags say; needed when the stream is gone and several tables could be its archive.
-    #[arg(long, value_name = "NAME", value_parser = parse_table)]
-    pub(crate) table: Option<TableName>,
+    /// Which table is the archive.
+    #[command(flatten)]
+    pub(crate) archive: ArchiveTableArgs,
 
     /// Only the records of this partition key (a query; `-k -dash` for a key starting with '-').
     #[arg(short = 'k', long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["archived_after", "archived_before", "segments", "segment", "segments_total"])]

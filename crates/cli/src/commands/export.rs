@@ -23,8 +23,7 @@ pub(crate) async fn run(
     global: &GlobalArgs,
     args: ExportArgs,
 ) -> Result<(), Failure> {
-    let archive =
-        super::open_archive(sdk, global, args.stream.name.clone(), args.table.as_ref()).await?;
+    let archive = super::open_archive(sdk, global, args.stream.name.clone(), &args.archive).await?;
     let table = archive.config().table.clone();
     let exporter = Exporter::new(sdk);
     let destination = ExportDestination {
@@ -41,7 +40,7 @@ pub(crate) async fn run(
         "kinarch setup {} {} --pitr{}",
         archive.config().stream,
         archive.config().mode,
-        match &args.table {
+        match &args.archive.table {
             Some(table) => format!(" --table {table}"),
             None => String::new(),
         }

@@ -11,13 +11,14 @@ mod setup;
 mod status;
 
 use aws_config::SdkConfig;
+use kinarch_core::StreamName;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, check_profile, load_sdk_config};
+use kinarch_core::domain::config::TABLE_TAG_STREAM;
 use kinarch_core::read::ArchiveReader;
-use kinarch_core::read::locate::Located;
-use kinarch_core::{StreamName, TableName};
+use kinarch_core::read::locate::{Located, TableOwner};
 
 use crate::cli::values::StreamArg;
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{ArchiveTableArgs, Cli, Command, GlobalArgs};
 use crate::failure::Failure;
 
 /// Runs the command the command line asks for.
@@ -93,22 +94,36 @@ fn one_region(flag: Option<&str>, given: &[(String, String)]) -> Result<Option<S
 }
 
 /// Opens the archive of `stream` (see `ArchiveReader::locate`), and says on standard error
-/// when the stream could not be read and the table was found by its name instead.
+/// when the stream could not be read and the table was found by its name instead, and when
+/// a table named with --table cannot be checked to archive this stream (no ArchivedStream
+/// tag: made by the original archiver, by hand, or before kinarch tagged its tables).
 async fn open_archive(
     sdk: &SdkConfig,
     global: &GlobalArgs,
     stream: StreamName,
-    table: Option<&TableName>,
+    table: &ArchiveTableArgs,
 ) -> Result<ArchiveReader, Failure> {
-    let (archive, located) = ArchiveReader::locate(sdk, stream, table).await?;
-    if let Located::WithoutStream { reason } = located
+    let (archive, located) =
+        ArchiveReader::locate(sdk, stream, table.table.as_ref(), table.force).await?;
+    let config = archive.config();
+    if let Located::WithoutStream { reason } = &located
         && !global.quiet
     {
-        let config = archive.config();
         crate::say(&format!(
             "note: {reason}; reading its archive table {} ({} mode, from the table's key schema)",
             config.table, config.mode
         ));
+    }
+    if located == Located::Named && *archive.owner() == TableOwner::Untagged {
+        tracing::warn!(
+            "table {} has no {TABLE_TAG_STREAM} tag, so nothing says it archives stream {}: \
+             check that it does (`kinarch setup {} {} --table {}` tags it)",
+            config.table,
+            config.stream,
+            config.stream,
+            config.mode,
+            config.table
+        );
     }
     Ok(archive)
 }

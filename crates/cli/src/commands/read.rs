@@ -4,10 +4,10 @@ use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection, TimeIndexUse};
-use kinarch_core::{Error, SequenceNumber, StreamName, TableName};
+use kinarch_core::{Error, SequenceNumber, StreamName};
 
 use crate::cli::values::{check_window, worker_segment};
-use crate::cli::{GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
+use crate::cli::{ArchiveTableArgs, GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
 use crate::logging::labelled;
 use crate::output::{NotPrinted, RecordFormat, RecordWriter};
@@ -47,7 +47,7 @@ pub(crate) async fn query(
         sdk,
         global,
         args.stream.name,
-        args.table,
+        &args.archive,
         selection,
         &args.output,
     )
@@ -124,7 +124,7 @@ pub(crate) async fn scan(
         sdk,
         global,
         args.stream.name,
-        args.table,
+        &args.archive,
         selection,
         &args.output,
     )
@@ -138,11 +138,11 @@ async fn print_records(
     sdk: &SdkConfig,
     global: &GlobalArgs,
     stream: StreamName,
-    table: Option<TableName>,
+    table: &ArchiveTableArgs,
     selection: Selection,
     output: &OutputArgs,
 ) -> Result<(), Failure> {
-    let mut archive = super::open_archive(sdk, global, stream, table.as_ref()).await?;
+    let mut archive = super::open_archive(sdk, global, stream, table).await?;
     if output.no_fetch {
         archive = archive.without_fetch();
     }

@@ -67,7 +67,7 @@ pub(crate) async fn run(
     };
     let source = args.source.name;
     let target = args.target.map_or_else(|| source.clone(), |t| t.name);
-    let archive = super::open_archive(sdk, global, source.clone(), args.table.as_ref()).await?;
+    let archive = super::open_archive(sdk, global, source.clone(), &args.archive).await?;
     // What makes two runs the same replay: the table, the selection and the framing.
     let replay = format!(
         "table {}; {selection:?}; metadata {} (separator {})",

@@ -7,7 +7,7 @@ use std::io::Write;
 use aws_config::SdkConfig;
 use kinarch_core::ArchiveMode;
 use kinarch_core::aws::tables::{TableInfo, TtlState};
-use kinarch_core::read::locate::Located;
+use kinarch_core::read::locate::{Located, TableOwner};
 use kinarch_core::setup::{ArchiveStatus, CheckpointsStatus, Setup};
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ use crate::output::print_json;
 /// Prints how the stream is archived; fails (exit 1) when it has problems.
 pub(crate) async fn run(sdk: &SdkConfig, args: StatusArgs) -> Result<(), Failure> {
     let status = Setup::new(sdk)
-        .status(&args.stream, args.table.as_ref())
+        .status(&args.stream, args.archive.table.as_ref())
         .await?;
     match args.output {
         SummaryFormat::Json => print_json(&status_json(&status))?,
@@ -81,6 +81,10 @@ pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
             "billing": table.billing.to_string(),
             "itemCount": table.item_count,
             "ttl": status.table_ttl.as_ref().map(ToString::to_string),
+            "archivedStream": match &status.owner {
+                TableOwner::Stream(stream) => Some(stream.as_str()),
+                _ => None,
+            },
             "timeIndex": table.time_index().map(|index| json!({
                 "name": index.name,
                 "status": index.status,
@@ -224,6 +228,21 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
             };
             lines.push(("key schema", format!("{} ({fit})", table.key_schema)));
             lines.push(("billing", table.billing.to_string()));
+            lines.push((
+                "archive of",
+                match &status.owner {
+                    TableOwner::Stream(archived) if *archived == config.stream.as_str() => {
+                        format!("{archived} (the table's ArchivedStream tag)")
+                    }
+                    TableOwner::Stream(archived) => {
+                        format!("{archived}, NOT {stream} (the table's ArchivedStream tag)")
+                    }
+                    TableOwner::Untagged => "unknown: the table has no ArchivedStream tag \
+                         (`kinarch setup` adds it)"
+                        .to_owned(),
+                    TableOwner::Unknown => "unknown: the table's tags cannot be read".to_owned(),
+                },
+            ));
             if let Some(ttl) = &status.table_ttl {
                 let mut text = ttl.to_string();
                 if config.ttl.is_some() && !ttl.expires_archive_items() {
@@ -359,6 +378,7 @@ mod tests {
                 incarnation: Default::default(),
             }),
             table_ttl: table.then_some(TtlState::Disabled),
+            owner: TableOwner::Untagged,
             config,
         }
     }

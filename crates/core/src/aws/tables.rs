@@ -384,6 +384,60 @@ pub async fn describe_table(
     }))
 }
 
+/// The tags of the table with ARN `arn` (all pages of ListTagsOfResource).
+pub async fn table_tags(
+    dynamodb: &DynamoDbClient,
+    arn: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut tags = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let output = dynamodb
+            .list_tags_of_resource()
+            .resource_arn(arn)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|err| aws_error("DynamoDB.ListTagsOfResource", err))?;
+        tags.extend(
+            output
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned())),
+        );
+        match output.next_token {
+            Some(token) if !token.is_empty() => next = Some(token),
+            _ => return Ok(tags),
+        }
+    }
+}
+
+/// Adds `tags` to the table with ARN `arn` (TagResource; other tags are kept).
+pub async fn tag_table(
+    dynamodb: &DynamoDbClient,
+    arn: &str,
+    tags: &[(String, String)],
+) -> Result<(), Error> {
+    let tags = tags
+        .iter()
+        .map(|(key, value)| {
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|e| Error::Internal(format!("a table tag: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    dynamodb
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|err| aws_error("DynamoDB.TagResource", err))?;
+    Ok(())
+}
+
 /// The names of every table in the region (all pages of ListTables).
 pub async fn list_tables(dynamodb: &DynamoDbClient) -> Result<Vec<TableName>, Error> {
     let mut names = Vec::new();

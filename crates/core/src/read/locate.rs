@@ -16,8 +16,8 @@ use aws_sdk_kinesis::Client as KinesisClient;
 
 use crate::aws::error::AwsErrorKind;
 use crate::aws::streams::read_configured_stream_config;
-use crate::aws::tables::{KeySchema, TableInfo, describe_table};
-use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
+use crate::aws::tables::{KeySchema, TableInfo, describe_table, table_tags};
+use crate::domain::config::{ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM};
 use crate::domain::names::{StreamName, TableName};
 use crate::error::Error;
 
@@ -104,15 +104,107 @@ pub(crate) fn stream_unreadable(err: &Error) -> bool {
         || err.aws_kind() == Some(AwsErrorKind::AccessDenied)
 }
 
+/// Which stream an archive table says it archives (its [`TABLE_TAG_STREAM`] tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableOwner {
+    /// The tag names this stream.
+    Stream(String),
+    /// The table has no such tag: made by the original archiver, by hand, or by a kinarch
+    /// before the tag.
+    Untagged,
+    /// The table does not exist, or its tags could not be read (no permission): unknown.
+    Unknown,
+}
+
+impl TableOwner {
+    /// Whose archive `tags` (a table's) say the table is.
+    pub fn from_tags(tags: &[(String, String)]) -> Self {
+        match tags.iter().find(|(key, _)| key == TABLE_TAG_STREAM) {
+            Some((_, stream)) => TableOwner::Stream(stream.clone()),
+            None => TableOwner::Untagged,
+        }
+    }
+
+    /// Refuses a table tagged as another stream's archive, unless `force`.
+    pub fn check(&self, table: &TableName, stream: &StreamName, force: bool) -> Result<(), Error> {
+        match self {
+            TableOwner::Stream(archived) if archived != stream.as_str() && !force => {
+                Err(Error::ArchiveOfAnotherStream {
+                    table: table.clone(),
+                    stream: stream.clone(),
+                    archived: archived.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The owner of `table` by its tags; [`TableOwner::Unknown`] when there is no such table or
+/// its tags may not be read with these credentials (the check is a safeguard, not a
+/// permission every reader must have).
+pub async fn table_owner(
+    dynamodb: &DynamoDbClient,
+    table: Option<&TableInfo>,
+) -> Result<TableOwner, Error> {
+    let Some(arn) = table.and_then(|t| t.arn.as_deref()) else {
+        return Ok(TableOwner::Unknown);
+    };
+    match table_tags(dynamodb, arn).await {
+        Ok(tags) => Ok(TableOwner::from_tags(&tags)),
+        Err(err) if err.aws_kind() == Some(AwsErrorKind::AccessDenied) => {
+            tracing::debug!(error = %err, "the archive table's tags cannot be read; its owner is not checked");
+            Ok(TableOwner::Unknown)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// An archive found by [`locate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundArchive {
+    /// Its configuration (the stream's, or read from the table).
+    pub config: StreamArchiveConfig,
+    /// How it was found.
+    pub located: Located,
+    /// The stream its table's tag names.
+    pub owner: TableOwner,
+}
+
 /// Finds the archive of `stream`: `table` when given, else from the stream's tags, else (the
-/// stream is gone or unreadable) by the default names. See the module documentation.
+/// stream is gone or unreadable) by the default names; then refuses a table tagged as the
+/// archive of another stream, unless `force` (see [`TableOwner::check`]). See the module
+/// documentation.
 pub async fn locate(
     kinesis: &KinesisClient,
     dynamodb: &DynamoDbClient,
     region: &str,
     stream: &StreamName,
     table: Option<&TableName>,
-) -> Result<(StreamArchiveConfig, Located), Error> {
+    force: bool,
+) -> Result<FoundArchive, Error> {
+    let (config, located, info) = find(kinesis, dynamodb, region, stream, table).await?;
+    let info = match info {
+        Some(info) => Some(info),
+        None => describe_table(dynamodb, &config.table).await?,
+    };
+    let owner = table_owner(dynamodb, info.as_ref()).await?;
+    owner.check(&config.table, stream, force)?;
+    Ok(FoundArchive {
+        config,
+        located,
+        owner,
+    })
+}
+
+/// [`locate`] without the owner check; the table's description when it was read.
+async fn find(
+    kinesis: &KinesisClient,
+    dynamodb: &DynamoDbClient,
+    region: &str,
+    stream: &StreamName,
+    table: Option<&TableName>,
+) -> Result<(StreamArchiveConfig, Located, Option<TableInfo>), Error> {
     if let Some(table) = table {
         let info = describe_table(dynamodb, table)
             .await?
@@ -121,10 +213,14 @@ pub async fn locate(
                 region: region.to_owned(),
                 looked_for: table.to_string(),
             })?;
-        return Ok((config_from_table(stream, &info)?, Located::Named));
+        return Ok((
+            config_from_table(stream, &info)?,
+            Located::Named,
+            Some(info),
+        ));
     }
     let why = match read_configured_stream_config(kinesis, stream).await {
-        Ok(config) => return Ok((config, Located::Tags)),
+        Ok(config) => return Ok((config, Located::Tags, None)),
         Err(err) if stream_unreadable(&err) => err,
         Err(err) => return Err(err),
     };
@@ -139,6 +235,7 @@ pub async fn locate(
     Ok((
         config_from_table(stream, &info)?,
         Located::WithoutStream { reason },
+        Some(info),
     ))
 }
 

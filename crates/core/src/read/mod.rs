@@ -80,7 +80,7 @@ use crate::domain::sequence::SequenceNumber;
 use crate::domain::timefmt::epoch_seconds_text;
 use crate::error::Error;
 use crate::setup::archive_table_mismatch;
-use locate::{Located, stream_unreadable};
+use locate::{Located, TableOwner, stream_unreadable};
 
 /// A stream of archived records, as [`ArchiveReader::read`] returns it.
 pub type RecordStream = Pin<Box<dyn Stream<Item = Result<ArchiveRecord, Error>> + Send>>;
@@ -375,6 +375,7 @@ pub struct ArchiveReader {
     objects: Option<ObjectStore>,
     config: StreamArchiveConfig,
     region: String,
+    owner: TableOwner,
 }
 
 impl ArchiveReader {
@@ -406,14 +407,18 @@ impl ArchiveReader {
     /// Opens the archive of `stream` wherever it can be found: the table `table` when given,
     /// else the one the stream's tags name, else, when the stream is gone or its tags cannot
     /// be read, the one of the default names that exists (see [`locate`]). Also says how the
-    /// table was found, so a caller can tell people that the stream is gone.
+    /// table was found, so a caller can tell people that the stream is gone, and whose
+    /// archive the table's tag says it is ([`ArchiveReader::owner`]). A table tagged as the
+    /// archive of another stream is refused ([`Error::ArchiveOfAnotherStream`]) unless
+    /// `force`.
     ///
     /// ```no_run
     /// # async fn example(sdk: aws_config::SdkConfig) -> Result<(), kinarch_core::Error> {
     /// use kinarch_core::StreamName;
     /// use kinarch_core::read::{ArchiveReader, locate::Located};
     ///
-    /// let (archive, located) = ArchiveReader::locate(&sdk, StreamName::new("orders")?, None).await?;
+    /// let (archive, located) =
+    ///     ArchiveReader::locate(&sdk, StreamName::new("orders")?, None, false).await?;
     /// if let Located::WithoutStream { reason } = located {
     ///     eprintln!("note: {reason}; reading table {}", archive.config().table);
     /// }
@@ -424,12 +429,21 @@ impl ArchiveReader {
         sdk: &SdkConfig,
         stream: StreamName,
         table: Option<&TableName>,
+        force: bool,
     ) -> Result<(Self, Located), Error> {
         let kinesis = aws_sdk_kinesis::Client::new(sdk);
         let dynamodb = DynamoDbClient::new(sdk);
-        let (config, located) =
-            locate::locate(&kinesis, &dynamodb, &region_of(sdk), &stream, table).await?;
-        Ok((Self::with_config(sdk, config), located))
+        let found =
+            locate::locate(&kinesis, &dynamodb, &region_of(sdk), &stream, table, force).await?;
+        let mut reader = Self::with_config(sdk, found.config);
+        reader.owner = found.owner;
+        Ok((reader, found.located))
+    }
+
+    /// Whose archive the table's tag says it is; [`TableOwner::Unknown`] when the reader
+    /// was not made by [`ArchiveReader::locate`].
+    pub fn owner(&self) -> &TableOwner {
+        &self.owner
     }
 
     /// An archive whose configuration the caller knows (no Kinesis call), e.g. a table
@@ -454,6 +468,7 @@ impl ArchiveReader {
             objects: Some(ObjectStore::new(sdk)),
             config,
             region: region_of(sdk),
+            owner: TableOwner::Unknown,
         }
     }
 

@@ -9,10 +9,11 @@ use std::fmt;
 
 use crate::aws::tables::{KeySchema, TtlState};
 use crate::domain::config::{
-    ArchiveMode, StreamArchiveConfig, TAG_DEAGGREGATE, TAG_MODE, TAG_TABLE, TAG_TTL,
+    ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_DEAGGREGATE, TAG_MODE, TAG_TABLE,
+    TAG_TTL,
 };
 use crate::domain::names::{StreamName, TableName};
-use crate::read::locate::Located;
+use crate::read::locate::{Located, TableOwner};
 
 use super::ArchiveStatus;
 
@@ -53,6 +54,13 @@ pub enum Problem {
         /// The table.
         table: TableName,
     },
+    /// The table's `ArchivedStream` tag names another stream: it is that stream's archive.
+    ArchiveOfAnotherStream {
+        /// The table.
+        table: TableName,
+        /// The stream its tag names.
+        archived: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -80,6 +88,11 @@ impl fmt::Display for Problem {
                 "the stream has an {TAG_TTL} tag but table {table} does not expire expireAfter: \
                  run `kinarch setup` again to enable TTL"
             ),
+            Problem::ArchiveOfAnotherStream { table, archived } => write!(
+                f,
+                "table {table} is the archive of stream {archived} (its {TABLE_TAG_STREAM} \
+                 tag), not of this stream"
+            ),
         }
     }
 }
@@ -106,6 +119,14 @@ pub fn problems(status: &ArchiveStatus) -> Vec<Problem> {
             table: config.table.clone(),
         }),
         Some(table) => {
+            if let TableOwner::Stream(archived) = &status.owner
+                && archived != config.stream.as_str()
+            {
+                found.push(Problem::ArchiveOfAnotherStream {
+                    table: table.name.clone(),
+                    archived: archived.clone(),
+                });
+            }
             if !table.key_schema.fits(config.mode) {
                 found.push(Problem::KeySchemaMismatch {
                     table: table.name.clone(),
@@ -205,8 +226,29 @@ mod tests {
             }),
             table_ttl: Some(ttl),
             checkpoints: None,
+            owner: TableOwner::Untagged,
             config,
         }
+    }
+
+    #[test]
+    fn a_table_tagged_as_another_streams_archive_is_a_problem() {
+        let mut s = status(
+            &[(TAG_MODE, "ALL")],
+            Some(KeySchema::for_mode(ArchiveMode::All)),
+            TtlState::Disabled,
+        );
+        s.owner = TableOwner::Stream("prices".into());
+        let problems: Vec<String> = s.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "table orders-archive-ALL is the archive of stream prices (its ArchivedStream tag), \
+              not of this stream"
+            ]
+        );
+        s.owner = TableOwner::Stream("orders".into());
+        assert!(s.problems().is_empty());
     }
 
     #[test]

@@ -30,14 +30,16 @@ use crate::aws::streams::{
 use crate::aws::tables::{
     Created, TIME_INDEX, TableIncarnation, TableInfo, TtlEnabled, TtlState, create_archive_table,
     create_time_index, describe_table, describe_ttl, enable_point_in_time_recovery, enable_ttl,
-    point_in_time_recovery, wait_until_active, wait_until_index_active,
+    point_in_time_recovery, tag_table, wait_until_active, wait_until_index_active,
 };
-use crate::domain::config::{StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TTL};
+use crate::domain::config::{
+    StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_OVERFLOW, TAG_TTL,
+};
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{ExpiryRule, OverflowTarget};
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
-use crate::read::locate::{Located, locate, stream_unreadable};
+use crate::read::locate::{Located, TableOwner, locate, stream_unreadable, table_owner};
 
 pub mod health;
 pub mod list;
@@ -76,6 +78,8 @@ pub struct ArchiveStatus {
     pub table_ttl: Option<TtlState>,
     /// `kinarch archive`'s checkpoints, when its default checkpoint table exists.
     pub checkpoints: Option<CheckpointsStatus>,
+    /// Whose archive the table's `ArchivedStream` tag says it is.
+    pub owner: TableOwner,
 }
 
 impl ArchiveStatus {
@@ -215,12 +219,21 @@ impl Setup {
                 (config, configured, Located::Tags, invalid)
             }
             _ => {
-                let (config, located) =
-                    locate(&self.kinesis, &self.dynamodb, &self.region, stream, table).await?;
-                (config, true, located, Vec::new())
+                // Another stream's table is a problem to show, not a refusal.
+                let found = locate(
+                    &self.kinesis,
+                    &self.dynamodb,
+                    &self.region,
+                    stream,
+                    table,
+                    true,
+                )
+                .await?;
+                (found.config, true, found.located, Vec::new())
             }
         };
         let table = describe_table(&self.dynamodb, &config.table).await?;
+        let owner = table_owner(&self.dynamodb, table.as_ref()).await?;
         let table_ttl = match &table {
             Some(_) => Some(describe_ttl(&self.dynamodb, &config.table).await?),
             None => None,
@@ -238,6 +251,7 @@ impl Setup {
             table,
             table_ttl,
             checkpoints,
+            owner,
         })
     }
 
@@ -342,6 +356,7 @@ impl Setup {
             }
             Some(_) => None,
         };
+        let table_owner = table_owner(&self.dynamodb, table.as_ref()).await?;
         Ok(Observed {
             stream_arn: summary.arn,
             tags,
@@ -350,6 +365,7 @@ impl Setup {
             pitr,
             overflow_expiry,
             orphan_checkpoints,
+            table_owner,
         })
     }
 
@@ -493,6 +509,17 @@ impl Setup {
                     self.poll_interval,
                 )
                 .await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::TagTable { table, stream } => {
+                let arn = describe_table(&self.dynamodb, table)
+                    .await?
+                    .and_then(|info| info.arn)
+                    .ok_or_else(|| {
+                        Error::Internal(format!("DescribeTable of {table} gave no table ARN"))
+                    })?;
+                let tag = [(TABLE_TAG_STREAM.to_owned(), stream.to_string())];
+                tag_table(&self.dynamodb, &arn, &tag).await?;
                 Ok(StepStatus::Done)
             }
         }

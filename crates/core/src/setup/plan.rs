@@ -7,14 +7,15 @@ use std::fmt;
 use crate::aws::item::attr;
 use crate::aws::tables::{Billing, KeySchema, TIME_INDEX, TableInfo, TtlState};
 use crate::domain::config::{
-    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TAG_MODE, TAG_OVERFLOW, TAG_TABLE, TAG_TTL,
-    tagged_table_name,
+    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_OVERFLOW,
+    TAG_TABLE, TAG_TTL, tagged_table_name,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{
     ExpiryChange, ExpiryRule, OverflowTarget, expiry_change, lifecycle_days,
 };
 use crate::error::Error;
+use crate::read::locate::TableOwner;
 
 /// What to do with the stream's TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,6 +156,14 @@ pub enum SetupAction {
         /// The table.
         table: TableName,
     },
+    /// TagResource on the table: `ArchivedStream` = the stream it archives, so that no
+    /// reader takes it for another stream's archive.
+    TagTable {
+        /// The table.
+        table: TableName,
+        /// The stream it archives.
+        stream: StreamName,
+    },
 }
 
 impl fmt::Display for SetupAction {
@@ -208,6 +217,9 @@ impl fmt::Display for SetupAction {
                 f,
                 "wait until index {TIME_INDEX} of table {table} is ACTIVE"
             ),
+            SetupAction::TagTable { table, stream } => {
+                write!(f, "tag table {table}: {TABLE_TAG_STREAM}={stream}")
+            }
             SetupAction::SetOverflowExpiry {
                 target,
                 rule,
@@ -312,6 +324,8 @@ pub struct Observed {
     /// When the table does not exist: `kinarch archive`'s default checkpoint table and how
     /// many checkpoints it holds (of a table of that name deleted since), if it exists.
     pub orphan_checkpoints: Option<(TableName, usize)>,
+    /// Whose archive the existing table's `ArchivedStream` tag says it is.
+    pub table_owner: TableOwner,
 }
 
 /// Refuses a request that cannot work whatever AWS holds: provisioned billing with 0
@@ -523,6 +537,8 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         }
     }
 
+    steps.push(table_tag_step(&table, stream, &observed.table_owner)?);
+
     let mut wanted = vec![(TAG_MODE.to_owned(), current.mode_tag_for(request.mode))];
     if let Some(ttl) = ttl {
         wanted.push((TAG_TTL.to_owned(), ttl.tag_value()));
@@ -574,6 +590,32 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         steps,
         notes,
     })
+}
+
+/// Tagging the table with the stream it archives: nothing when it is tagged so already;
+/// a table tagged as another stream's archive is refused (two streams' records in one table
+/// could never be told apart again).
+fn table_tag_step(
+    table: &TableName,
+    stream: &StreamName,
+    owner: &TableOwner,
+) -> Result<SetupStep, Error> {
+    let tag = SetupAction::TagTable {
+        table: table.clone(),
+        stream: stream.clone(),
+    };
+    match owner {
+        TableOwner::Stream(archived) if archived == stream.as_str() => Ok(unchanged(
+            tag,
+            format!("table {table} is tagged {TABLE_TAG_STREAM}={stream}"),
+        )),
+        TableOwner::Stream(archived) => Err(Error::InvalidInput(format!(
+            "table {table} is the archive of stream {archived} (its {TABLE_TAG_STREAM} tag): \
+             archiving {stream} into it would mix two streams' records; choose another table \
+             with --table, or remove the tag from {table} if it no longer archives {archived}"
+        ))),
+        TableOwner::Untagged | TableOwner::Unknown => Ok(to_do(tag)),
+    }
 }
 
 /// Adding the time index: nothing when the table has a usable one that is ACTIVE, the wait
@@ -864,11 +906,16 @@ mod tests {
         Observed {
             stream_arn: "arn:aws:kinesis:eu-west-1:123456789012:stream/orders".into(),
             tags: tags(tag_pairs),
-            table,
             table_ttl: ttl,
             overflow_expiry: None,
             pitr: None,
             orphan_checkpoints: None,
+            // An existing table was tagged by an earlier setup (see the test of the tag).
+            table_owner: match table.is_some() {
+                true => TableOwner::Stream("orders".into()),
+                false => TableOwner::Untagged,
+            },
+            table,
         }
     }
 
@@ -883,10 +930,25 @@ mod tests {
         ArchiveTtl::from_seconds(86_400).unwrap()
     }
 
-    /// (action kind, to do?) of each step, for compact assertions.
+    /// The step that tags the stream.
+    fn stream_tag_step(plan: &SetupPlan) -> &SetupStep {
+        plan.steps
+            .iter()
+            .find(|s| matches!(s.action, SetupAction::TagStream { .. }))
+            .expect("every plan tags the stream")
+    }
+
+    /// The action of the step that tags the stream.
+    fn stream_tag_action(plan: &SetupPlan) -> &SetupAction {
+        &stream_tag_step(plan).action
+    }
+
+    /// (action kind, to do?) of each step, for compact assertions; the table's tag step,
+    /// which every plan has, is left out (its own test checks it).
     fn shape(plan: &SetupPlan) -> Vec<(&'static str, bool)> {
         plan.steps
             .iter()
+            .filter(|s| !matches!(s.action, SetupAction::TagTable { .. }))
             .map(|s| {
                 let kind = match s.action {
                     SetupAction::CreateTable { .. } => "create",
@@ -901,6 +963,7 @@ mod tests {
                     SetupAction::EnablePointInTimeRecovery { .. } => "pitr",
                     SetupAction::CreateTimeIndex { .. } => "index",
                     SetupAction::WaitUntilIndexActive { .. } => "wait-index",
+                    SetupAction::TagTable { .. } => "tag-table",
                 };
                 (kind, s.status == StepStatus::ToDo)
             })
@@ -925,7 +988,7 @@ mod tests {
             ]
         );
         assert_eq!(plan.config.table.as_str(), "orders-archive-ALL");
-        let SetupAction::TagStream { tags, .. } = &plan.steps[3].action else {
+        let SetupAction::TagStream { tags, .. } = stream_tag_action(&plan) else {
             panic!()
         };
         assert_eq!(
@@ -1267,14 +1330,14 @@ mod tests {
         );
         let plan = plan(&adopt, &existing, "r").unwrap();
         assert_eq!(plan.config.table.as_str(), "kept-elsewhere");
-        let SetupAction::TagStream { tags, .. } = &plan.steps[2].action else {
+        let SetupAction::TagStream { tags, .. } = stream_tag_action(&plan) else {
             panic!("{:?}", plan.steps)
         };
         assert!(
             tags.contains(&(TAG_TABLE.to_owned(), "kept-elsewhere".to_owned())),
             "{tags:?}"
         );
-        assert_eq!(plan.steps[2].status, StepStatus::ToDo);
+        assert_eq!(stream_tag_step(&plan).status, StepStatus::ToDo);
         let misfit = observed(
             &[],
             Some(table("kept-elsewhere", ArchiveMode::Latest, "ACTIVE")),
@@ -1344,7 +1407,7 @@ mod tests {
                 ("tag", true)
             ]
         );
-        let SetupAction::TagStream { tags, .. } = &plan.steps[4].action else {
+        let SetupAction::TagStream { tags, .. } = stream_tag_action(&plan) else {
             panic!("tag step last")
         };
         assert!(tags.contains(&("ArchiveOverflow".into(), "s3://big-records/kinarch".into())));
@@ -1446,6 +1509,53 @@ mod tests {
         .to_string();
         assert!(
             err.contains("ArchiveOverflow") && err.contains("--no-overflow"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_table_is_tagged_with_its_stream_and_another_streams_table_is_refused() {
+        let tag_step = |plan: &SetupPlan| {
+            plan.steps
+                .iter()
+                .find(|s| matches!(s.action, SetupAction::TagTable { .. }))
+                .cloned()
+                .unwrap()
+        };
+        let asked = request(ArchiveMode::All, TtlChange::Keep);
+        // A new table is tagged after it is ACTIVE, before the stream's tags.
+        let new_table = plan_of(&asked, &observed(&[], None, None));
+        let kinds: Vec<String> = new_table
+            .steps
+            .iter()
+            .map(|s| s.action.to_string())
+            .collect();
+        let at = |text: &str| kinds.iter().position(|k| k.starts_with(text)).unwrap();
+        assert!(at("wait until table") < at("tag table") && at("tag table") < at("tag stream"));
+        assert_eq!(
+            tag_step(&new_table).action.to_string(),
+            "tag table orders-archive-ALL: ArchivedStream=orders"
+        );
+        assert_eq!(tag_step(&new_table).status, StepStatus::ToDo);
+        // An existing table of the original archiver, untagged: tagged now.
+        let mut old = observed(
+            &[],
+            Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+            None,
+        );
+        old.table_owner = TableOwner::Untagged;
+        assert_eq!(tag_step(&plan_of(&asked, &old)).status, StepStatus::ToDo);
+        // Tagged for this stream: nothing to do.
+        old.table_owner = TableOwner::Stream("orders".into());
+        assert!(matches!(
+            tag_step(&plan_of(&asked, &old)).status,
+            StepStatus::Unchanged(_)
+        ));
+        // Another stream's archive: refused, naming both.
+        old.table_owner = TableOwner::Stream("prices".into());
+        let err = plan(&asked, &old, "eu-west-1").unwrap_err().to_string();
+        assert!(
+            err.contains("archive of stream prices") && err.contains("archiving orders into it"),
             "{err}"
         );
     }
