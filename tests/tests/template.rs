@@ -1,10 +1,11 @@
-//! Checks of the SAM template (`template.yaml`).
+//! Checks of the SAM template (`template.yaml`) and of deploying it as the README says.
 //!
 //! 1. Structure and least-privilege IAM, from the YAML itself (CloudFormation short tags
-//!    such as `!Ref` are turned into their long JSON form first).
-//! 2. cfn-lint 1.53.3, `sam validate --lint`, and the SAM transform (run offline by
-//!    samtranslator), all from the tools venv that `bin/test` installs. A missing venv is a
-//!    failure that says to run `bin/test`, never a skip.
+//!    such as `!Ref` are turned into their long JSON form first), and the template's Rules.
+//! 2. cfn-lint 1.53.3, `sam validate` (with and without `--lint`, reading `samconfig.toml`),
+//!    the SAM transform (run offline by samtranslator), and `sam build` with cargo-lambda,
+//!    whose binary must be `bin/package`'s, all from the tools venv that `bin/test`
+//!    installs. A missing venv is a failure that says to run `bin/test`, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -576,19 +577,23 @@ fn function_builds_the_bootstrap_binary_for_al2023() {
         "bootstrap"
     );
 
-    // CodeUri is the workspace root, whose manifest holds [profile.release] and the lambda
-    // crate, which has the `bootstrap` bin.
+    // CodeUri is the lambda crate, which has the `bootstrap` bin: cargo-lambda run there
+    // resolves kinarch-lambda's features alone (bin/package's --package kinarch-lambda),
+    // with the workspace root's [profile.release].
     let code_uri = props["CodeUri"].as_str().expect("CodeUri is a local path");
     let code_dir = repo_root()
         .join(code_uri)
         .canonicalize()
         .expect("CodeUri exists");
-    assert_eq!(code_dir, repo_root(), "CodeUri must be the workspace root");
-    let root_manifest = std::fs::read_to_string(code_dir.join("Cargo.toml")).unwrap();
+    assert_eq!(
+        code_dir,
+        repo_root().join("crates/lambda"),
+        "CodeUri must be the lambda crate"
+    );
+    let root_manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     assert!(root_manifest.contains("[workspace]") && root_manifest.contains("crates/lambda"));
     assert!(root_manifest.contains("[profile.release]"));
-    let lambda_manifest =
-        std::fs::read_to_string(code_dir.join("crates/lambda/Cargo.toml")).unwrap();
+    let lambda_manifest = std::fs::read_to_string(code_dir.join("Cargo.toml")).unwrap();
     assert!(lambda_manifest.contains("name = \"kinarch-lambda\""));
     assert!(
         lambda_manifest.contains("[[bin]]") && lambda_manifest.contains("name = \"bootstrap\"")
@@ -1627,4 +1632,281 @@ async fn replay_workers_recipe_lints_and_its_batch_command_replays_everything_on
         replayed, expected,
         "every record once, each key's records in sequence order"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Deploying as the README says
+// ---------------------------------------------------------------------------------------
+
+/// Issue 29: `sam validate` as `sam build` suggests it, with no flag: `samconfig.toml` turns
+/// on SAM CLI's expansion of Fn::ForEach (without it: "All 'Resources' must be Objects"),
+/// and holds the one parameter set `sam build` and `sam deploy` both read.
+#[test]
+fn sam_validate_passes_with_the_committed_samconfig() {
+    let mut cmd = aws_tool(tool("sam"));
+    cmd.args(["validate", "--region", "us-east-1"]);
+    let out = run(cmd);
+    assert!(out.contains("is a valid SAM Template"), "{out}");
+
+    const CONFIG: &str = r#"
+import json, sys, tomllib
+print(json.dumps(tomllib.load(open(sys.argv[1], "rb"))))
+"#;
+    let mut cmd = aws_tool(tool("python"));
+    cmd.arg("-c")
+        .arg(CONFIG)
+        .arg(repo_root().join("samconfig.toml"));
+    let config: Value = serde_json::from_str(&run(cmd)).unwrap();
+    let global = &config["default"]["global"]["parameters"];
+    assert_eq!(global["language_extensions"], true, "{config}");
+    let overrides = strings(&global["parameter_overrides"]).join(" ");
+    assert!(
+        overrides.contains("Architecture=x86_64"),
+        "the architecture both commands use: {overrides}"
+    );
+    // A command's own parameter_overrides would replace the global list for it alone:
+    // sam build and sam deploy could then disagree on Architecture.
+    for (command, section) in config["default"].as_object().unwrap() {
+        if command != "global" {
+            assert!(
+                section["parameters"].get("parameter_overrides").is_none(),
+                "[default.{command}.parameters] has its own parameter_overrides"
+            );
+        }
+    }
+    let deploy = &config["default"]["deploy"]["parameters"];
+    let capabilities = strings(&deploy["capabilities"]).join(" ");
+    assert!(
+        capabilities.contains("CAPABILITY_IAM") && capabilities.contains("CAPABILITY_AUTO_EXPAND"),
+        "the role and the two transforms: {capabilities}"
+    );
+}
+
+/// The GLIBC_x.y versions an ELF file needs, highest last.
+fn glibc_needs(binary: &Path) -> Vec<(u32, u32)> {
+    let mut readelf = Command::new("readelf");
+    readelf.args(["--version-info", "--wide"]).arg(binary);
+    let mut versions: Vec<(u32, u32)> = run(readelf)
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let (major, minor) = v.split_once('.')?;
+            Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    versions
+}
+
+/// The ELF machine of a file (EM_X86_64 = 62, EM_AARCH64 = 183).
+fn elf_machine(binary: &Path) -> u16 {
+    let bytes = std::fs::read(binary).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        binary.display()
+    );
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// The value of a `name:   value` line of bin/package's report.
+fn report_line<'a>(report: &'a str, name: &str) -> &'a str {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{report}"))
+        .trim()
+}
+
+/// Issue 29: `sam build` as the README runs it (cargo-lambda and zig from the tools venv, no
+/// Docker) builds the template into an x86_64 bootstrap that runs on provided.al2023, and it
+/// is the very binary `bin/package` zips (same crate features, profile and target), whose
+/// template for `aws cloudformation package` points at that zip. Both build into this test's
+/// own Cargo target directory: with a warm target, seconds.
+#[test]
+fn sam_build_makes_the_binary_bin_package_zips() {
+    let target_dir = std::env::current_exe()
+        .expect("test binary path")
+        .ancestors()
+        .nth(3)
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf();
+    let out = TempDir::new("sam-build");
+    let build_tool = |program: PathBuf| {
+        let mut cmd = aws_tool(program);
+        kinarch_tests::without_cargo_test_env(&mut cmd);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![venv_bin()];
+        paths.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(paths).unwrap())
+            .env("CARGO_TARGET_DIR", &target_dir);
+        cmd
+    };
+
+    let mut sam = build_tool(tool("sam"));
+    sam.arg("build")
+        .arg("--build-dir")
+        .arg(out.0.join("build"))
+        .arg("--cache-dir")
+        .arg(out.0.join("cache"));
+    let log = run(sam);
+    assert!(log.contains("Build Succeeded"), "{log}");
+    let built_template = out.0.join("build/template.yaml");
+    assert!(built_template.is_file(), "{log}");
+    let bootstrap = out.0.join("build/ArchiverFunction/bootstrap");
+    assert_eq!(
+        elf_machine(&bootstrap),
+        62,
+        "sam build made no x86_64 binary"
+    );
+    let glibc = glibc_needs(&bootstrap);
+    assert!(
+        glibc.last().is_some_and(|&v| v <= (2, 34)),
+        "the bootstrap needs {glibc:?}; provided.al2023 has glibc 2.34"
+    );
+
+    let package = || {
+        let mut cmd = build_tool(repo_root().join("bin/package"));
+        cmd.env_remove("CARGO");
+        cmd
+    };
+    let mut check = package();
+    check.arg("--check").arg(&bootstrap);
+    let sam_report = run(check);
+    let mut zip = package();
+    zip.args(["--arch", "x86_64"]);
+    let package_report = run(zip);
+    assert_eq!(
+        report_line(&sam_report, "sha256"),
+        report_line(&package_report, "sha256"),
+        "sam build and bin/package made different binaries:\n{sam_report}\n{package_report}"
+    );
+    assert_eq!(
+        report_line(&package_report, "max glibc"),
+        report_line(&sam_report, "max glibc")
+    );
+
+    // The zip deploys without SAM: its template points at it, for the one architecture.
+    let lambda_dir = target_dir.join("lambda-x86_64");
+    let packaged = lambda_dir.join("template.yaml");
+    assert_eq!(
+        PathBuf::from(report_line(&package_report, "template")),
+        packaged
+    );
+    let text = std::fs::read_to_string(&packaged).unwrap();
+    let tpl = yaml_to_json(&serde_yaml_ng::from_str(&text).unwrap());
+    let (_, function) = only_resource(&tpl, "AWS::Serverless::Function");
+    let code = function["Properties"]["CodeUri"]
+        .as_str()
+        .expect("a local CodeUri");
+    assert_eq!(
+        lambda_dir.join(code),
+        PathBuf::from(report_line(&package_report, "zip")),
+        "the packaged template's CodeUri is bin/package's zip"
+    );
+    assert!(
+        function.get("Metadata").is_none(),
+        "no SAM build method left"
+    );
+    assert_eq!(
+        tpl["Parameters"]["Architecture"]["AllowedValues"],
+        json!(["x86_64"])
+    );
+    let mut lint = aws_tool(tool("cfn-lint"));
+    lint.arg(&packaged);
+    run(lint);
+
+    // Packaging it uploads the zip as it is (not the source tree), and the packaged template
+    // names that object: SAM CLI's package step, which `aws cloudformation package` shares,
+    // against the emulator's S3.
+    const BUCKET: &str = r#"
+import boto3, hashlib, json, sys
+s3 = boto3.client("s3")
+if sys.argv[1] == "create":
+    s3.create_bucket(Bucket=sys.argv[2])
+else:
+    objects = s3.list_objects_v2(Bucket=sys.argv[2]).get("Contents", [])
+    print(json.dumps({o["Key"]: hashlib.sha256(s3.get_object(Bucket=sys.argv[2], Key=o["Key"])["Body"].read()).hexdigest() for o in objects}))
+"#;
+    let moto = kinarch_tests::moto::Moto::start();
+    let with_moto = |mut cmd: Command| {
+        cmd.envs(moto.env());
+        cmd
+    };
+    let mut create = with_moto(aws_tool(tool("python")));
+    create.args(["-c", BUCKET, "create", "kinarch-artifacts"]);
+    run(create);
+    let output_template = out.0.join("packaged.yaml");
+    let mut sam_package = with_moto(aws_tool(tool("sam")));
+    sam_package
+        .args(["package", "--language-extensions", "--template-file"])
+        .arg(&packaged)
+        .args(["--s3-bucket", "kinarch-artifacts", "--output-template-file"])
+        .arg(&output_template);
+    run(sam_package);
+    let mut objects = with_moto(aws_tool(tool("python")));
+    objects.args(["-c", BUCKET, "list", "kinarch-artifacts"]);
+    let objects: Value = serde_json::from_str(&run(objects)).unwrap();
+    let mut zip_sha = Command::new("sha256sum");
+    zip_sha.arg(report_line(&package_report, "zip"));
+    let zip_sha = run(zip_sha).split_whitespace().next().unwrap().to_owned();
+    let objects = objects.as_object().unwrap();
+    assert_eq!(objects.len(), 1, "one object, the zip: {objects:?}");
+    let (key, sha) = objects.iter().next().unwrap();
+    assert_eq!(
+        sha,
+        &json!(zip_sha),
+        "the uploaded object is bin/package's zip"
+    );
+    let uploaded = std::fs::read_to_string(&output_template).unwrap();
+    assert!(
+        uploaded.contains(&format!("CodeUri: s3://kinarch-artifacts/{key}")),
+        "{uploaded}"
+    );
+}
+
+/// Issue 29: the README's install and deploy commands are the ones tested here.
+#[test]
+fn readme_deploys_as_tested() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(readme.contains("cargo install --locked --path crates/cli"));
+    assert!(
+        !readme.contains("cargo install --path"),
+        "cargo install without --locked ignores Cargo.lock"
+    );
+    let deploy = readme
+        .split("## Deploy with SAM")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Deploy with SAM section");
+    for command in [
+        "\nsam build ",
+        "\nsam deploy ",
+        "\nbin/package --arch x86_64 ",
+        "\naws cloudformation package ",
+        "CAPABILITY_AUTO_EXPAND",
+    ] {
+        assert!(
+            deploy.contains(command),
+            "the deploy section lacks {command:?}"
+        );
+    }
+}
+
+/// Issue 29: the replay workers' image can run the `kinarch` binary (glibc >= 2.34), and the
+/// recipe says how to build both.
+#[test]
+fn replay_workers_image_can_run_the_binary() {
+    let recipe = std::fs::read_to_string(repo_root().join("docs/replay-workers.yaml")).unwrap();
+    assert!(
+        recipe.contains("FROM public.ecr.aws/amazonlinux/amazonlinux:2023"),
+        "an image with glibc 2.34 (Amazon Linux 2023)"
+    );
+    assert!(
+        !recipe.contains("FROM scratch"),
+        "a scratch image has no glibc"
+    );
+    assert!(recipe.contains("cargo lambda build --release --locked --package kinarch-cli"));
 }
