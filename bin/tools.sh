@@ -5,8 +5,12 @@ export KINARCH_TOOLS_DIR="$TOOLS_DIR"
 
 # The emulator: moto server serves DynamoDB and Kinesis on one loopback port.
 readonly EMULATOR_REQUIREMENTS="moto[server]==5.2.5 aws-kinesis-agg==1.2.3"
-# Offline template checks: cfn-lint 1.53.3 still expands the SAM transform (1.54+ does not).
-readonly SAM_TOOLS_REQUIREMENTS="cfn-lint==1.53.3 aws-sam-cli"
+# What `sam build` runs for the function (template.yaml, BuildMethod rust-cargolambda), and
+# bin/package: cargo-lambda links with zig, no Docker.
+readonly CARGO_LAMBDA_REQUIREMENTS="cargo-lambda==1.9.2 ziglang==0.17.1"
+# Offline template checks and `sam build`: cfn-lint 1.53.3 still expands the SAM transform
+# (1.54+ does not); the SAM CLI is the version the README's deploy steps were tested with.
+readonly SAM_TOOLS_REQUIREMENTS="cfn-lint==1.53.3 aws-sam-cli==1.170.0 $CARGO_LAMBDA_REQUIREMENTS"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

@@ -1,10 +1,11 @@
-//! Checks of the SAM template (`template.yaml`).
+//! Checks of the SAM template (`template.yaml`) and of deploying it as the README says.
 //!
 //! 1. Structure and least-privilege IAM, from the YAML itself (CloudFormation short tags
-//!    such as `!Ref` are turned into their long JSON form first).
-//! 2. cfn-lint 1.53.3, `sam validate --lint`, and the SAM transform (run offline by
-//!    samtranslator), all from the tools venv that `bin/test` installs. A missing venv is a
-//!    failure that says to run `bin/test`, never a skip.
+//!    such as `!Ref` are turned into their long JSON form first), and the template's Rules.
+//! 2. cfn-lint 1.53.3, `sam validate` (with and without `--lint`, reading `samconfig.toml`),
+//!    the SAM transform (run offline by samtranslator), and `sam build` with cargo-lambda,
+//!    whose binary must be `bin/package`'s, all from the tools venv that `bin/test`
+//!    installs. A missing venv is a failure that says to run `bin/test`, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,15 +28,16 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
     ("sqs:SendMessage", "event source mapping: OnFailure destination for exhausted batches"),
     ("s3:PutObject", "event source mapping: OnFailureDestination=s3 writes the failed batch"),
     ("s3:ListBucket", "event source mapping: OnFailureDestination=s3 checks the bucket"),
+    ("kms:Decrypt", "event source mapping: reads streams encrypted with StreamKmsKeyArns"),
     // (s3:PutObject is also the function's, with OverflowBucketName: aws/objects.rs stores
     // payloads too large for an item.)
-    // The function (crates/core).
-    ("kinesis:ListTagsForStream", "function: streams.rs reads the archive config from tags"),
-    ("dynamodb:BatchWriteItem", "function: writer.rs writes ALL-mode archives"),
-    ("dynamodb:PutItem", "function: writer.rs conditional puts for LATEST-mode archives"),
+    // The function (crates/core/src).
+    ("kinesis:ListTagsForStream", "function: aws/streams.rs reads the archive config from tags"),
+    ("dynamodb:BatchWriteItem", "function: write/mod.rs writes ALL-mode archives"),
+    ("dynamodb:PutItem", "function: write/mod.rs conditional puts for LATEST-mode archives"),
     (
         "dynamodb:DescribeTable",
-        "function: writer.rs names a key schema that does not fit after a ValidationException",
+        "function: write/mod.rs names a key schema that does not fit after a ValidationException",
     ),
 ];
 
@@ -226,7 +228,10 @@ fn permission_statements(tpl: &Value) -> Vec<(String, Value)> {
 
 fn is_data_action(action: &str) -> bool {
     let service = action.split(':').next().unwrap_or("").to_ascii_lowercase();
-    matches!(service.as_str(), "kinesis" | "dynamodb" | "sqs" | "s3")
+    matches!(
+        service.as_str(),
+        "kinesis" | "dynamodb" | "sqs" | "s3" | "kms"
+    )
 }
 
 /// What a resolved template (parameters applied) must grant: these streams, their tables,
@@ -235,8 +240,10 @@ struct Expected {
     streams: Vec<String>,
     destination: &'static str,
     /// With `OverflowBucketName`: the one object pattern the function may s3:PutObject on,
-    /// `arn:${AWS::Partition}:s3:::BUCKET/PREFIX*`.
+    /// `arn:${AWS::Partition}:s3:::BUCKET/PREFIX/*`.
     overflow: Option<&'static str>,
+    /// `StreamKmsKeyArns`: the keys kms:Decrypt may use (none: no kms:Decrypt at all).
+    kms_keys: Vec<String>,
 }
 
 impl Expected {
@@ -279,6 +286,7 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
             !a.starts_with(other_destination)
                 || (expected.overflow.is_some() && a == "s3:putobject")
         })
+        .filter(|a| a != "kms:decrypt" || !expected.kms_keys.is_empty())
         .collect();
     let mut overflow_granted = false;
     let mut granted: Vec<String> = Vec::new();
@@ -362,6 +370,25 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                 expected.tables()
             ));
         }
+        // The stream keys, and only for the records of the archived streams.
+        if services.contains("kms") {
+            if names != expected.kms_keys {
+                v.push(format!(
+                    "{at}: kms resources {names:?} are not exactly the keys {:?}",
+                    expected.kms_keys
+                ));
+            }
+            let context = &st["Condition"]["StringEquals"]["kms:EncryptionContext:aws:kinesis:arn"];
+            if strings(context) != expected.streams
+                || st["Condition"].as_object().is_none_or(|c| c.len() != 1)
+            {
+                v.push(format!(
+                    "{at}: kms:Decrypt is not limited to the encryption context of the streams \
+                     {:?}: {}",
+                    expected.streams, st["Condition"]
+                ));
+            }
+        }
         for r in &targets {
             if services.contains("s3") {
                 let bucket = |b: &Value| {
@@ -410,8 +437,9 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
         if !allowed.contains(&action.to_ascii_lowercase()) {
             if granted.contains(&action.to_ascii_lowercase()) {
                 v.push(format!(
-                    "{action} is granted, but the failure destination is {}",
-                    expected.destination
+                    "{action} is granted, but this deployment does not use it ({why}; failure \
+                     destination {}, keys {:?})",
+                    expected.destination, expected.kms_keys
                 ));
             }
             continue;
@@ -549,19 +577,23 @@ fn function_builds_the_bootstrap_binary_for_al2023() {
         "bootstrap"
     );
 
-    // CodeUri is the workspace root, whose manifest holds [profile.release] and the lambda
-    // crate, which has the `bootstrap` bin.
+    // CodeUri is the lambda crate, which has the `bootstrap` bin: cargo-lambda run there
+    // resolves kinarch-lambda's features alone (bin/package's --package kinarch-lambda),
+    // with the workspace root's [profile.release].
     let code_uri = props["CodeUri"].as_str().expect("CodeUri is a local path");
     let code_dir = repo_root()
         .join(code_uri)
         .canonicalize()
         .expect("CodeUri exists");
-    assert_eq!(code_dir, repo_root(), "CodeUri must be the workspace root");
-    let root_manifest = std::fs::read_to_string(code_dir.join("Cargo.toml")).unwrap();
+    assert_eq!(
+        code_dir,
+        repo_root().join("crates/lambda"),
+        "CodeUri must be the lambda crate"
+    );
+    let root_manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     assert!(root_manifest.contains("[workspace]") && root_manifest.contains("crates/lambda"));
     assert!(root_manifest.contains("[profile.release]"));
-    let lambda_manifest =
-        std::fs::read_to_string(code_dir.join("crates/lambda/Cargo.toml")).unwrap();
+    let lambda_manifest = std::fs::read_to_string(code_dir.join("Cargo.toml")).unwrap();
     assert!(lambda_manifest.contains("name = \"kinarch-lambda\""));
     assert!(
         lambda_manifest.contains("[[bin]]") && lambda_manifest.contains("name = \"bootstrap\"")
@@ -588,55 +620,66 @@ const THREE_STREAMS: [&str; 3] = [
 ];
 
 /// The overflow grant of the deployments with `OverflowBucketName=big-records` and
-/// `OverflowPrefix=kinarch/`, as the resolved template holds it.
+/// `OverflowPrefix=kinarch`, as the resolved template holds it: `kinarch/*`, not `kinarch*`
+/// (which would also cover `kinarch-other/`).
 const OVERFLOW_OBJECTS: &str = "arn:${AWS::Partition}:s3:::big-records/kinarch/*";
+
+/// The same without a prefix: the whole bucket.
+const OVERFLOW_BUCKET_OBJECTS: &str = "arn:${AWS::Partition}:s3:::other-records/*";
+
+/// Two customer managed keys of SSE-KMS streams (`StreamKmsKeyArns`).
+const KMS_KEYS: [&str; 2] = [
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "arn:aws:kms:us-east-1:123456789012:key/0987dcba-09fe-87dc-65ba-ab0987654321",
+];
 
 /// The parameter sets the resolved template is checked with, and what each must grant.
 fn deployments() -> Vec<(Value, Expected)> {
     let three = THREE_STREAMS.join(",");
     let streams = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let expected = |list: &[&str], destination, overflow| Expected {
+        streams: streams(list),
+        destination,
+        overflow,
+        kms_keys: Vec::new(),
+    };
     vec![
         (
             json!({"StreamArn": ONE_STREAM}),
-            Expected {
-                streams: streams(&[ONE_STREAM]),
-                destination: "sqs",
-                overflow: None,
-            },
+            expected(&[ONE_STREAM], "sqs", None),
         ),
         (
             json!({"StreamArns": three}),
-            Expected {
-                streams: streams(&THREE_STREAMS),
-                destination: "sqs",
-                overflow: None,
-            },
+            expected(&THREE_STREAMS, "sqs", None),
         ),
         (
             json!({"StreamArns": three, "OnFailureDestination": "s3",
                    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"}),
-            Expected {
-                streams: streams(&THREE_STREAMS),
-                destination: "s3",
-                overflow: None,
-            },
+            expected(&THREE_STREAMS, "s3", None),
         ),
         (
             json!({"StreamArn": ONE_STREAM, "OverflowBucketName": "big-records",
-                   "OverflowPrefix": "kinarch/"}),
-            Expected {
-                streams: streams(&[ONE_STREAM]),
-                destination: "sqs",
-                overflow: Some(OVERFLOW_OBJECTS),
-            },
+                   "OverflowPrefix": "kinarch"}),
+            expected(&[ONE_STREAM], "sqs", Some(OVERFLOW_OBJECTS)),
         ),
         (
             json!({"StreamArns": three, "OnFailureDestination": "s3",
-                   "OverflowBucketName": "big-records", "OverflowPrefix": "kinarch/"}),
+                   "OverflowBucketName": "big-records", "OverflowPrefix": "kinarch"}),
+            expected(&THREE_STREAMS, "s3", Some(OVERFLOW_OBJECTS)),
+        ),
+        (
+            json!({"StreamArns": three, "StreamKmsKeyArns": KMS_KEYS.join(","),
+                   "OverflowBucketName": "other-records"}),
             Expected {
-                streams: streams(&THREE_STREAMS),
-                destination: "s3",
-                overflow: Some(OVERFLOW_OBJECTS),
+                kms_keys: streams(&KMS_KEYS),
+                ..expected(&THREE_STREAMS, "sqs", Some(OVERFLOW_BUCKET_OBJECTS))
+            },
+        ),
+        (
+            json!({"StreamArn": ONE_STREAM, "StreamKmsKeyArns": KMS_KEYS[0]}),
+            Expected {
+                kms_keys: streams(&KMS_KEYS[..1]),
+                ..expected(&[ONE_STREAM], "sqs", None)
             },
         ),
     ]
@@ -818,6 +861,42 @@ fn assert_each_is_caught(
     }
 }
 
+/// An edit of one statement of a role (`None`: the statement removed).
+type StatementEdit = (&'static str, Option<fn(&mut Value)>);
+
+/// The deployment `deployment` passes the IAM check, and each edit of its role's statement
+/// `sid` makes it fail.
+fn assert_statement_edits_are_caught(
+    deployment: usize,
+    sid: &'static str,
+    edits: Vec<StatementEdit>,
+) {
+    let (params, expected) = deployments().swap_remove(deployment);
+    let tpl = resolved_template(&params);
+    let (role_id, _) = only_resource(&tpl, "AWS::IAM::Role");
+    let violations = iam_violations(&tpl, &expected);
+    assert!(violations.is_empty(), "{params}: {violations:?}");
+    let mutations = edits
+        .into_iter()
+        .map(|(what, edit)| {
+            let mutation: Mutation = Box::new(move |s| {
+                let i = s
+                    .iter()
+                    .position(|st| st["Sid"] == sid)
+                    .unwrap_or_else(|| panic!("no statement {sid}"));
+                match edit {
+                    Some(edit) => edit(&mut s[i]),
+                    None => {
+                        s.remove(i);
+                    }
+                }
+            });
+            (what, mutation)
+        })
+        .collect();
+    assert_each_is_caught(&tpl, role_id, &expected, mutations);
+}
+
 /// The IAM check catches what it is meant to catch.
 #[test]
 fn iam_check_rejects_broad_grants() {
@@ -910,55 +989,296 @@ fn iam_check_rejects_broad_grants() {
     assert_each_is_caught(&tpl, role_id, &expected, mutations);
 
     // The overflow bucket: PutObject under the prefix, nothing more.
-    let (params, expected) = deployments().swap_remove(3);
-    let tpl = resolved_template(&params);
-    let (role_id, _) = only_resource(&tpl, "AWS::IAM::Role");
-    let overflow_statement = |s: &mut Vec<Value>| -> usize {
-        s.iter()
-            .position(|st| st["Sid"] == "FunctionStoresOverflowPayloads")
-            .expect("the overflow statement")
-    };
-    let mutations: Vec<(&str, Mutation)> = vec![
-        (
-            "the whole overflow bucket",
-            Box::new(move |s| {
-                let i = overflow_statement(s);
-                s[i]["Resource"] = json!("arn:${AWS::Partition}:s3:::big-records/*");
-            }),
-        ),
-        (
-            "every bucket",
-            Box::new(move |s| {
-                let i = overflow_statement(s);
-                s[i]["Resource"] = json!("arn:${AWS::Partition}:s3:::*");
-            }),
-        ),
-        (
-            "reading the overflow objects",
-            Box::new(move |s| {
-                let i = overflow_statement(s);
-                s[i]["Action"] = json!(["s3:PutObject", "s3:GetObject"]);
-            }),
-        ),
-        (
-            "no overflow grant",
-            Box::new(move |s| {
-                let i = overflow_statement(s);
-                s.remove(i);
-            }),
-        ),
-    ];
-    assert!(iam_violations(&tpl, &expected).is_empty());
-    assert_each_is_caught(&tpl, role_id, &expected, mutations);
-    // Without OverflowBucketName the statement is not there at all.
+    assert_statement_edits_are_caught(
+        3,
+        "FunctionStoresOverflowPayloads",
+        vec![
+            (
+                "the whole overflow bucket",
+                Some(|st| st["Resource"] = json!("arn:${AWS::Partition}:s3:::big-records/*")),
+            ),
+            (
+                "every bucket",
+                Some(|st| st["Resource"] = json!("arn:${AWS::Partition}:s3:::*")),
+            ),
+            (
+                "reading the overflow objects",
+                Some(|st| st["Action"] = json!(["s3:PutObject", "s3:GetObject"])),
+            ),
+            ("no overflow grant", None),
+            (
+                "the prefix without its slash (also kinarch-other/)",
+                Some(|st| {
+                    st["Resource"] = json!("arn:${AWS::Partition}:s3:::big-records/kinarch*")
+                }),
+            ),
+        ],
+    );
+
+    // StreamKmsKeyArns: kms:Decrypt on those keys, for the archived streams' records only.
+    assert_statement_edits_are_caught(
+        5,
+        "EventSourceMappingDecryptsStreams",
+        vec![
+            ("every key", Some(|st| st["Resource"] = json!("*"))),
+            (
+                "a key not listed",
+                Some(|st| {
+                    st["Resource"] =
+                        json!([KMS_KEYS[0], "arn:aws:kms:us-east-1:123456789012:key/other"])
+                }),
+            ),
+            (
+                "any encryption context",
+                Some(|st| {
+                    st.as_object_mut().unwrap().remove("Condition");
+                }),
+            ),
+            (
+                "another stream's records",
+                Some(|st| {
+                    st["Condition"]["StringEquals"]["kms:EncryptionContext:aws:kinesis:arn"] =
+                        json!(["arn:aws:kinesis:us-east-1:123456789012:stream/other"])
+                }),
+            ),
+            (
+                "encrypting too",
+                Some(|st| st["Action"] = json!(["kms:Decrypt", "kms:GenerateDataKey"])),
+            ),
+            ("no kms grant", None),
+        ],
+    );
+
+    // Without OverflowBucketName and StreamKmsKeyArns their statements are not there at all.
     let (params, _) = deployments().swap_remove(0);
     let plain = resolved_template(&params);
     let (role_id, _) = only_resource(&plain, "AWS::IAM::Role");
     let mut plain = plain.clone();
-    assert!(
-        role_statements(&mut plain, role_id)
+    assert!(role_statements(&mut plain, role_id).iter().all(|st| {
+        st["Sid"] != "FunctionStoresOverflowPayloads"
+            && st["Sid"] != "EventSourceMappingDecryptsStreams"
+    }));
+}
+
+/// The failure bucket (OnFailureDestination=s3) answers TLS requests only, and its batches
+/// expire after FailureBucketRetentionDays (0: kept).
+#[test]
+fn failure_bucket_is_tls_only_and_expires() {
+    let s3 = |days: Option<&str>| {
+        let mut params = json!({"StreamArn": ONE_STREAM, "OnFailureDestination": "s3"});
+        if let Some(days) = days {
+            params["FailureBucketRetentionDays"] = json!(days);
+        }
+        params
+    };
+    for (params, expiry) in [
+        (s3(None), Some(365)),
+        (s3(Some("30")), Some(30)),
+        (s3(Some("0")), None),
+    ] {
+        let tpl = resolved_template(&params);
+        let (bucket_id, bucket) = only_resource(&tpl, "AWS::S3::Bucket");
+        let (_, policy) = only_resource(&tpl, "AWS::S3::BucketPolicy");
+        assert_eq!(policy["Properties"]["Bucket"], json!({"Ref": bucket_id}));
+        // Kept with the bucket, which is kept when the stack is deleted.
+        assert_eq!(bucket["DeletionPolicy"], "Retain");
+        assert_eq!(policy["DeletionPolicy"], "Retain");
+        let statements = as_list(&policy["Properties"]["PolicyDocument"]["Statement"]);
+        let deny = statements
             .iter()
-            .all(|st| st["Sid"] != "FunctionStoresOverflowPayloads")
+            .find(|s| s["Effect"] == "Deny")
+            .expect("a Deny statement");
+        assert_eq!(deny["Principal"], "*");
+        assert_eq!(strings(&deny["Action"]), ["s3:*"]);
+        assert_eq!(
+            deny["Condition"],
+            json!({"Bool": {"aws:SecureTransport": "false"}})
+        );
+        let targets = as_list(&deny["Resource"]);
+        assert!(
+            targets.contains(&json!({"Fn::GetAtt": [bucket_id, "Arn"]}))
+                && targets.iter().any(|r| failure_bucket_objects(r)
+                    .is_some_and(|o| o == format!("${{{bucket_id}.Arn}}/*"))),
+            "the Deny covers the bucket and its objects: {targets:?}"
+        );
+        let lifecycle = &bucket["Properties"]["LifecycleConfiguration"];
+        match expiry {
+            Some(days) => {
+                let rules = as_list(&lifecycle["Rules"]);
+                assert_eq!(rules.len(), 1, "{lifecycle}");
+                assert_eq!(rules[0]["Status"], "Enabled");
+                assert_eq!(
+                    number(&rules[0]["ExpirationInDays"]),
+                    Some(days),
+                    "{params}"
+                );
+            }
+            None => assert!(
+                lifecycle.is_null(),
+                "FailureBucketRetentionDays=0 keeps: {lifecycle}"
+            ),
+        }
+    }
+}
+
+/// Evaluates the template's Rules for some parameter values (the defaults for the others)
+/// as CloudFormation does before it changes anything; prints the failed assertions as
+/// `Rule: description` lines of a JSON list.
+const RULES: &str = r#"
+import json, sys
+from samtranslator.yaml_helper import yaml_parse
+
+tpl = yaml_parse(open(sys.argv[1]).read())
+given = json.loads(sys.argv[2])
+params = {}
+for name, p in tpl.get("Parameters", {}).items():
+    value = str(given.get(name, p.get("Default", "")))
+    params[name] = [v.strip() for v in value.split(",")] if "List" in p["Type"] else value
+
+def ev(x):
+    if isinstance(x, list):
+        return [ev(i) for i in x]
+    if not isinstance(x, dict):
+        return x if isinstance(x, (str, bool)) else str(x)
+    (k, a), = x.items()
+    if k == "Ref": return params[a]
+    if k == "Fn::Contains": return ev(a[1]) in ev(a[0])
+    if k == "Fn::EachMemberEquals": return all(m == ev(a[1]) for m in ev(a[0]))
+    if k == "Fn::EachMemberIn": return all(m in ev(a[1]) for m in ev(a[0]))
+    if k == "Fn::Equals": return ev(a[0]) == ev(a[1])
+    if k == "Fn::Not": return not ev(a[0])
+    if k == "Fn::And": return all(ev(c) for c in a)
+    if k == "Fn::Or": return any(ev(c) for c in a)
+    raise SystemExit(f"rule function {k} is not evaluated here")
+
+failed = []
+for name, rule in tpl.get("Rules", {}).items():
+    if "RuleCondition" in rule and not ev(rule["RuleCondition"]):
+        continue
+    failed += [f"{name}: {a.get('AssertDescription', '')}" for a in rule["Assertions"] if not ev(a["Assert"])]
+print(json.dumps(failed))
+"#;
+
+fn failed_rules(params: &Value) -> Vec<String> {
+    let mut cmd = aws_tool(tool("python"));
+    cmd.arg("-c")
+        .arg(RULES)
+        .arg(template_path())
+        .arg(params.to_string());
+    serde_json::from_str(&run(cmd)).expect("a JSON list")
+}
+
+/// The Rules refuse what Lambda or the template would refuse later, before anything is made:
+/// a MaximumRecordAgeInSeconds Lambda does not take (0-59; MinValue/MaxValue bound the
+/// rest), and no streams or both ways of naming them.
+#[test]
+fn rules_refuse_what_a_deploy_would_fail_on() {
+    let p = &tpl_parameters();
+    assert_eq!(
+        number(&p["MaximumRecordAgeInSeconds"]["MinValue"]),
+        Some(-1)
+    );
+    assert_eq!(
+        number(&p["MaximumRecordAgeInSeconds"]["MaxValue"]),
+        Some(604_800)
+    );
+    let with_age = |age: &str| json!({"StreamArn": ONE_STREAM, "MaximumRecordAgeInSeconds": age});
+    for age in ["-1", "60", "3600", "604800"] {
+        let failed = failed_rules(&with_age(age));
+        assert!(failed.is_empty(), "age {age}: {failed:?}");
+    }
+    for age in ["0", "1", "30", "59"] {
+        let failed = failed_rules(&with_age(age));
+        assert!(
+            failed
+                .iter()
+                .any(|f| f.starts_with("RecordAgeLambdaTakes:")),
+            "age {age} passes: {failed:?}"
+        );
+    }
+    for params in [
+        json!({}),
+        json!({"StreamArn": ONE_STREAM, "StreamArns": THREE_STREAMS.join(",")}),
+    ] {
+        let failed = failed_rules(&params);
+        assert!(
+            failed.iter().any(|f| f.starts_with("OneWayToNameStreams:")),
+            "{params} passes: {failed:?}"
+        );
+    }
+    assert_eq!(
+        failed_rules(&json!({"StreamArns": THREE_STREAMS.join(",")})),
+        Vec::<String>::new()
+    );
+}
+
+fn tpl_parameters() -> Value {
+    load_template()["Parameters"].clone()
+}
+
+/// OverflowPrefix takes what `kinarch setup --overflow-bucket BUCKET/PREFIX` writes in the
+/// tag, without slashes around it (the grant is PREFIX/*), and no IAM wildcard.
+#[test]
+fn overflow_prefix_is_a_plain_key_prefix() {
+    let pattern = tpl_parameters()["OverflowPrefix"]["AllowedPattern"]
+        .as_str()
+        .expect("OverflowPrefix has an AllowedPattern")
+        .to_owned();
+    const MATCH: &str = r#"
+import json, re, sys
+pattern, values = sys.argv[1], json.loads(sys.argv[2])
+print(json.dumps([v for v in values if re.fullmatch(pattern, v)]))
+"#;
+    let good = ["", "kinarch", "archive/big", "a.b-c_d/(e)!'f"];
+    let bad = ["kinarch/", "/kinarch", "a//b", "kin*", "kin?", "a b", "/"];
+    let mut cmd = aws_tool(tool("python"));
+    cmd.arg("-c")
+        .arg(MATCH)
+        .arg(&pattern)
+        .arg(json!(good.iter().chain(&bad).collect::<Vec<_>>()).to_string());
+    let matched: Vec<String> = serde_json::from_str(&run(cmd)).unwrap();
+    assert_eq!(matched, good, "AllowedPattern {pattern}");
+}
+
+/// Each stream's mapping has a logical id of its own; a list in which two streams would get
+/// the same one (`my-stream`, `my_stream`: `&{Arn}` drops the punctuation) is refused before
+/// anything is created, by the expansion SAM CLI and cfn-lint run as CloudFormation does.
+#[test]
+fn stream_lists_whose_mapping_ids_collide_are_refused() {
+    let tpl = resolved_template(&json!({"StreamArns": THREE_STREAMS.join(",")}));
+    let ids: std::collections::BTreeSet<&String> = resources(&tpl)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::EventSourceMapping")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), THREE_STREAMS.len(), "{ids:?}");
+
+    let colliding = [
+        "arn:aws:kinesis:us-east-1:123456789012:stream/my-stream",
+        "arn:aws:kinesis:us-east-1:123456789012:stream/my_stream",
+    ];
+    let mut resolve = aws_tool(tool("python"));
+    resolve
+        .arg("-c")
+        .arg(RESOLVE)
+        .arg(template_path())
+        .arg(json!({"StreamArns": colliding.join(",")}).to_string());
+    let out = resolve.output().expect("python runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("conflict"),
+        "SAM CLI expanded a list whose mapping ids collide ({}): {stderr}",
+        out.status
+    );
+
+    let (_dir, copy) = stream_list_copy(&colliding);
+    let mut lint = aws_tool(tool("cfn-lint"));
+    lint.arg(&copy);
+    let out = lint.output().expect("cfn-lint runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("Duplicate StreamMapping"),
+        "cfn-lint took a list whose mapping ids collide: {stdout}"
     );
 }
 
@@ -1067,6 +1387,11 @@ fn resolved_template(params: &Value) -> Value {
 /// template's cfn-lint exemption for empty stream lists (neither tool takes parameter
 /// values). The directory goes when the guard is dropped.
 fn three_stream_copy() -> (TempDir, PathBuf) {
+    stream_list_copy(&THREE_STREAMS)
+}
+
+/// A copy of the template whose `StreamArns` defaults to `streams`, as above.
+fn stream_list_copy(streams: &[&str]) -> (TempDir, PathBuf) {
     let text = std::fs::read_to_string(template_path()).unwrap();
     let exemption = "Metadata:\n  cfn-lint:\n    config:\n      ignore_checks: [W1030, W1033]\n";
     assert!(
@@ -1080,15 +1405,10 @@ fn three_stream_copy() -> (TempDir, PathBuf) {
         .expect("StreamArns defaults to empty")
         + at;
     let mut copy = text[..empty].to_string();
-    copy.push_str(&format!("    Default: \"{}\"\n", THREE_STREAMS.join(",")));
+    copy.push_str(&format!("    Default: \"{}\"\n", streams.join(",")));
     copy.push_str(&text[empty + "    Default: \"\"\n".len()..]);
     let copy = copy.replace(exemption, "");
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "kinarch-template-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    )));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("template");
     let path = dir.0.join("template.yaml");
     std::fs::write(&path, copy).unwrap();
     (dir, path)
@@ -1096,6 +1416,20 @@ fn three_stream_copy() -> (TempDir, PathBuf) {
 
 /// A directory removed on drop.
 struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory for this test thread.
+    fn new(what: &str) -> TempDir {
+        let dir = TempDir(std::env::temp_dir().join(format!(
+            "kinarch-{what}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        dir
+    }
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -1298,4 +1632,281 @@ async fn replay_workers_recipe_lints_and_its_batch_command_replays_everything_on
         replayed, expected,
         "every record once, each key's records in sequence order"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Deploying as the README says
+// ---------------------------------------------------------------------------------------
+
+/// Issue 29: `sam validate` as `sam build` suggests it, with no flag: `samconfig.toml` turns
+/// on SAM CLI's expansion of Fn::ForEach (without it: "All 'Resources' must be Objects"),
+/// and holds the one parameter set `sam build` and `sam deploy` both read.
+#[test]
+fn sam_validate_passes_with_the_committed_samconfig() {
+    let mut cmd = aws_tool(tool("sam"));
+    cmd.args(["validate", "--region", "us-east-1"]);
+    let out = run(cmd);
+    assert!(out.contains("is a valid SAM Template"), "{out}");
+
+    const CONFIG: &str = r#"
+import json, sys, tomllib
+print(json.dumps(tomllib.load(open(sys.argv[1], "rb"))))
+"#;
+    let mut cmd = aws_tool(tool("python"));
+    cmd.arg("-c")
+        .arg(CONFIG)
+        .arg(repo_root().join("samconfig.toml"));
+    let config: Value = serde_json::from_str(&run(cmd)).unwrap();
+    let global = &config["default"]["global"]["parameters"];
+    assert_eq!(global["language_extensions"], true, "{config}");
+    let overrides = strings(&global["parameter_overrides"]).join(" ");
+    assert!(
+        overrides.contains("Architecture=x86_64"),
+        "the architecture both commands use: {overrides}"
+    );
+    // A command's own parameter_overrides would replace the global list for it alone:
+    // sam build and sam deploy could then disagree on Architecture.
+    for (command, section) in config["default"].as_object().unwrap() {
+        if command != "global" {
+            assert!(
+                section["parameters"].get("parameter_overrides").is_none(),
+                "[default.{command}.parameters] has its own parameter_overrides"
+            );
+        }
+    }
+    let deploy = &config["default"]["deploy"]["parameters"];
+    let capabilities = strings(&deploy["capabilities"]).join(" ");
+    assert!(
+        capabilities.contains("CAPABILITY_IAM") && capabilities.contains("CAPABILITY_AUTO_EXPAND"),
+        "the role and the two transforms: {capabilities}"
+    );
+}
+
+/// The GLIBC_x.y versions an ELF file needs, highest last.
+fn glibc_needs(binary: &Path) -> Vec<(u32, u32)> {
+    let mut readelf = Command::new("readelf");
+    readelf.args(["--version-info", "--wide"]).arg(binary);
+    let mut versions: Vec<(u32, u32)> = run(readelf)
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let (major, minor) = v.split_once('.')?;
+            Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    versions
+}
+
+/// The ELF machine of a file (EM_X86_64 = 62, EM_AARCH64 = 183).
+fn elf_machine(binary: &Path) -> u16 {
+    let bytes = std::fs::read(binary).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        binary.display()
+    );
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// The value of a `name:   value` line of bin/package's report.
+fn report_line<'a>(report: &'a str, name: &str) -> &'a str {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{report}"))
+        .trim()
+}
+
+/// Issue 29: `sam build` as the README runs it (cargo-lambda and zig from the tools venv, no
+/// Docker) builds the template into an x86_64 bootstrap that runs on provided.al2023, and it
+/// is the very binary `bin/package` zips (same crate features, profile and target), whose
+/// template for `aws cloudformation package` points at that zip. Both build into this test's
+/// own Cargo target directory: with a warm target, seconds.
+#[test]
+fn sam_build_makes_the_binary_bin_package_zips() {
+    let target_dir = std::env::current_exe()
+        .expect("test binary path")
+        .ancestors()
+        .nth(3)
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf();
+    let out = TempDir::new("sam-build");
+    let build_tool = |program: PathBuf| {
+        let mut cmd = aws_tool(program);
+        kinarch_tests::without_cargo_test_env(&mut cmd);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![venv_bin()];
+        paths.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(paths).unwrap())
+            .env("CARGO_TARGET_DIR", &target_dir);
+        cmd
+    };
+
+    let mut sam = build_tool(tool("sam"));
+    sam.arg("build")
+        .arg("--build-dir")
+        .arg(out.0.join("build"))
+        .arg("--cache-dir")
+        .arg(out.0.join("cache"));
+    let log = run(sam);
+    assert!(log.contains("Build Succeeded"), "{log}");
+    let built_template = out.0.join("build/template.yaml");
+    assert!(built_template.is_file(), "{log}");
+    let bootstrap = out.0.join("build/ArchiverFunction/bootstrap");
+    assert_eq!(
+        elf_machine(&bootstrap),
+        62,
+        "sam build made no x86_64 binary"
+    );
+    let glibc = glibc_needs(&bootstrap);
+    assert!(
+        glibc.last().is_some_and(|&v| v <= (2, 34)),
+        "the bootstrap needs {glibc:?}; provided.al2023 has glibc 2.34"
+    );
+
+    let package = || {
+        let mut cmd = build_tool(repo_root().join("bin/package"));
+        cmd.env_remove("CARGO");
+        cmd
+    };
+    let mut check = package();
+    check.arg("--check").arg(&bootstrap);
+    let sam_report = run(check);
+    let mut zip = package();
+    zip.args(["--arch", "x86_64"]);
+    let package_report = run(zip);
+    assert_eq!(
+        report_line(&sam_report, "sha256"),
+        report_line(&package_report, "sha256"),
+        "sam build and bin/package made different binaries:\n{sam_report}\n{package_report}"
+    );
+    assert_eq!(
+        report_line(&package_report, "max glibc"),
+        report_line(&sam_report, "max glibc")
+    );
+
+    // The zip deploys without SAM: its template points at it, for the one architecture.
+    let lambda_dir = target_dir.join("lambda-x86_64");
+    let packaged = lambda_dir.join("template.yaml");
+    assert_eq!(
+        PathBuf::from(report_line(&package_report, "template")),
+        packaged
+    );
+    let text = std::fs::read_to_string(&packaged).unwrap();
+    let tpl = yaml_to_json(&serde_yaml_ng::from_str(&text).unwrap());
+    let (_, function) = only_resource(&tpl, "AWS::Serverless::Function");
+    let code = function["Properties"]["CodeUri"]
+        .as_str()
+        .expect("a local CodeUri");
+    assert_eq!(
+        lambda_dir.join(code),
+        PathBuf::from(report_line(&package_report, "zip")),
+        "the packaged template's CodeUri is bin/package's zip"
+    );
+    assert!(
+        function.get("Metadata").is_none(),
+        "no SAM build method left"
+    );
+    assert_eq!(
+        tpl["Parameters"]["Architecture"]["AllowedValues"],
+        json!(["x86_64"])
+    );
+    let mut lint = aws_tool(tool("cfn-lint"));
+    lint.arg(&packaged);
+    run(lint);
+
+    // Packaging it uploads the zip as it is (not the source tree), and the packaged template
+    // names that object: SAM CLI's package step, which `aws cloudformation package` shares,
+    // against the emulator's S3.
+    const BUCKET: &str = r#"
+import boto3, hashlib, json, sys
+s3 = boto3.client("s3")
+if sys.argv[1] == "create":
+    s3.create_bucket(Bucket=sys.argv[2])
+else:
+    objects = s3.list_objects_v2(Bucket=sys.argv[2]).get("Contents", [])
+    print(json.dumps({o["Key"]: hashlib.sha256(s3.get_object(Bucket=sys.argv[2], Key=o["Key"])["Body"].read()).hexdigest() for o in objects}))
+"#;
+    let moto = kinarch_tests::moto::Moto::start();
+    let with_moto = |mut cmd: Command| {
+        cmd.envs(moto.env());
+        cmd
+    };
+    let mut create = with_moto(aws_tool(tool("python")));
+    create.args(["-c", BUCKET, "create", "kinarch-artifacts"]);
+    run(create);
+    let output_template = out.0.join("packaged.yaml");
+    let mut sam_package = with_moto(aws_tool(tool("sam")));
+    sam_package
+        .args(["package", "--language-extensions", "--template-file"])
+        .arg(&packaged)
+        .args(["--s3-bucket", "kinarch-artifacts", "--output-template-file"])
+        .arg(&output_template);
+    run(sam_package);
+    let mut objects = with_moto(aws_tool(tool("python")));
+    objects.args(["-c", BUCKET, "list", "kinarch-artifacts"]);
+    let objects: Value = serde_json::from_str(&run(objects)).unwrap();
+    let mut zip_sha = Command::new("sha256sum");
+    zip_sha.arg(report_line(&package_report, "zip"));
+    let zip_sha = run(zip_sha).split_whitespace().next().unwrap().to_owned();
+    let objects = objects.as_object().unwrap();
+    assert_eq!(objects.len(), 1, "one object, the zip: {objects:?}");
+    let (key, sha) = objects.iter().next().unwrap();
+    assert_eq!(
+        sha,
+        &json!(zip_sha),
+        "the uploaded object is bin/package's zip"
+    );
+    let uploaded = std::fs::read_to_string(&output_template).unwrap();
+    assert!(
+        uploaded.contains(&format!("CodeUri: s3://kinarch-artifacts/{key}")),
+        "{uploaded}"
+    );
+}
+
+/// Issue 29: the README's install and deploy commands are the ones tested here.
+#[test]
+fn readme_deploys_as_tested() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(readme.contains("cargo install --locked --path crates/cli"));
+    assert!(
+        !readme.contains("cargo install --path"),
+        "cargo install without --locked ignores Cargo.lock"
+    );
+    let deploy = readme
+        .split("## Deploy with SAM")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Deploy with SAM section");
+    for command in [
+        "\nsam build ",
+        "\nsam deploy ",
+        "\nbin/package --arch x86_64 ",
+        "\naws cloudformation package ",
+        "CAPABILITY_AUTO_EXPAND",
+    ] {
+        assert!(
+            deploy.contains(command),
+            "the deploy section lacks {command:?}"
+        );
+    }
+}
+
+/// Issue 29: the replay workers' image can run the `kinarch` binary (glibc >= 2.34), and the
+/// recipe says how to build both.
+#[test]
+fn replay_workers_image_can_run_the_binary() {
+    let recipe = std::fs::read_to_string(repo_root().join("docs/replay-workers.yaml")).unwrap();
+    assert!(
+        recipe.contains("FROM public.ecr.aws/amazonlinux/amazonlinux:2023"),
+        "an image with glibc 2.34 (Amazon Linux 2023)"
+    );
+    assert!(
+        !recipe.contains("FROM scratch"),
+        "a scratch image has no glibc"
+    );
+    assert!(recipe.contains("cargo lambda build --release --locked --package kinarch-cli"));
 }
