@@ -794,3 +794,82 @@ async fn on_a_terminal_put_says_what_it_reads_reinject_shows_progress_and_errors
     );
     assert!(!plain.out().contains('\x1b'), "{:?}", plain.out());
 }
+
+/// Messages that misled a new user (issue 28, item 5), as a user sees them: a key that
+/// starts with '-', times in a form that is almost right, and every command on an archive
+/// whose stream was deleted.
+#[tokio::test]
+async fn messages_say_what_was_meant_and_what_to_do() {
+    let moto = archived(3).await;
+    for key in ["-neg", "-dash2"] {
+        let run = kinarch(&moto, &["query", "orders", key]).await;
+        run.expect_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "the partition key {key} starts with '-', so it was read as options: give it \
+                 as `-k {key}`"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("--limit"), "{}", run.stderr);
+    }
+    for (time, expected) in [
+        ("2026-13-01", "a date is YYYY-MM-DD with a month 01 to 12"),
+        (
+            "-5m",
+            "a duration is how long ago, without a sign: 5m means 5m ago",
+        ),
+        ("2026-05-01T24:30:00Z", "not a valid date-time"),
+    ] {
+        let run = kinarch(&moto, &["scan", "orders", "--arrived-after", time]).await;
+        run.expect_code(2);
+        assert!(run.stderr.contains(expected), "{time}: {}", run.stderr);
+        assert!(!run.stderr.contains("premature"), "{time}: {}", run.stderr);
+    }
+
+    // The stream deleted, its archive kept.
+    let sdk = moto.sdk_config().await;
+    aws_sdk_kinesis::Client::new(&sdk)
+        .delete_stream()
+        .stream_name("orders")
+        .send()
+        .await
+        .unwrap();
+    let replay = kinarch(&moto, &["reinject", "orders", "--metadata", "--dry-run"]).await;
+    replay.expect_code(2);
+    assert!(
+        replay.stderr.contains("cannot be replayed into it")
+            && replay.stderr.contains("--target STREAM"),
+        "{}",
+        replay.stderr
+    );
+    let export = kinarch(
+        &moto,
+        &["export", "orders", "--s3", "s3://exports", "--dry-run"],
+    )
+    .await;
+    assert!(
+        export.ok().stderr.contains(
+            "aws dynamodb update-continuous-backups --table-name orders-archive-ALL \
+             --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
+        ) && !export.stderr.contains("kinarch setup"),
+        "{}",
+        export.stderr
+    );
+    let status = kinarch(&moto, &["status", "orders"]).await;
+    assert!(
+        status
+            .ok()
+            .out()
+            .contains("OK as an archive: stream orders cannot be read")
+            && !status.out().contains("fully set up"),
+        "{}",
+        status.out()
+    );
+    let json = json_of(&kinarch(&moto, &["status", "orders", "-o", "json"]).await);
+    assert_eq!(
+        (json["healthy"].as_bool(), json["streamReadable"].as_bool()),
+        (Some(true), Some(false))
+    );
+}

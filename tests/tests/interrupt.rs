@@ -186,3 +186,61 @@ async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() 
     assert_eq!(replayed.len() as u64, RECORDS - 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Ctrl-C while records are still being read (issue 28): `scan` says how many records it
+/// printed (all of them on standard output), and a paced `reinject`, which reads its whole
+/// selection before sending, says that nothing was sent; both exit 130. Each Scan page is
+/// delayed by a fault proxy, so the signal comes in the middle of the reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_reading_says_what_was_printed_or_sent() {
+    use kinarch_tests::proxy::{Fault, FaultProxy};
+    let (moto, kinesis_client) = world().await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    proxy.set_rule(|call| {
+        (call.operation() == "Scan").then_some(Fault::Delay(std::time::Duration::from_millis(700)))
+    });
+    let env = moto.env_via(&proxy.endpoint());
+    let scan = Running::start(
+        &env,
+        &["scan", "orders", "--page-size", "10", "--no-time-index"],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    scan.signal("INT");
+    let run = scan.wait().await;
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    let printed = run.out().lines().count() as u64;
+    assert!(
+        run.stderr.contains(&format!(
+            "stopped by a signal: {printed} record(s) printed; the rest of the selection was not read"
+        )),
+        "{printed} printed: {}",
+        run.stderr
+    );
+    assert!(printed < RECORDS, "stopped in the middle");
+
+    // The replay reads its selection in one page here: a long delay on it.
+    proxy.set_rule(|call| {
+        (call.operation() == "Scan").then_some(Fault::Delay(std::time::Duration::from_secs(6)))
+    });
+    let paced = Running::start(
+        &env,
+        &[
+            "reinject", "orders", "--target", "replay", "--pace", "original",
+        ],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    paced.signal("INT");
+    let run = paced.wait().await;
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("stopped by a signal while reading the selection: nothing was sent"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        kinesis::read_all(&kinesis_client, "replay")
+            .await
+            .is_empty()
+    );
+}

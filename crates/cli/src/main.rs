@@ -13,6 +13,7 @@ mod logging;
 mod output;
 mod progress;
 mod prompt;
+mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -23,7 +24,24 @@ use crate::failure::Failure;
 
 fn main() -> ExitCode {
     // Parse errors print clap's message and exit 2; --help and --version exit 0.
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // A key like `-neg` is read as options (`-n eg`): clap's message would be about
+            // those options, so say what was meant instead.
+            let args: Vec<String> = std::env::args().collect();
+            if error.use_stderr()
+                && let Some(key) = cli::values::dash_leading_key(&args)
+            {
+                return Failure::Usage(format!(
+                    "the partition key {key} starts with '-', so it was read as options: give \
+                     it as `-k {key}` (or `--partition-key={key}`)"
+                ))
+                .report();
+            }
+            error.exit()
+        }
+    };
     logging::init(&cli.global);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -298,8 +298,53 @@ pub(crate) fn worker_segment(
     }
 }
 
+/// The token of a `query` command line that was most likely meant as a partition key
+/// starting with '-' (`kinarch query orders -neg`), which the parser reads as options: the
+/// first single-dash token of three or more characters, not a number, not the value of
+/// `-k`/`--partition-key` (which take such keys), after `query` and its stream. Only asked
+/// after the command line failed to parse.
+pub(crate) fn dash_leading_key(args: &[String]) -> Option<&str> {
+    let at = args.iter().position(|a| a == "query")?;
+    let mut after_key_flag = false;
+    for arg in &args[at + 1..] {
+        let taken_by_flag =
+            std::mem::replace(&mut after_key_flag, arg == "-k" || arg == "--partition-key");
+        let looks_like_key = arg.len() > 2
+            && arg.starts_with('-')
+            && !arg.starts_with("--")
+            && !arg[1..].starts_with(|c: char| c.is_ascii_digit());
+        if looks_like_key && !taken_by_flag {
+            return Some(arg);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_key_starting_with_a_dash_is_found_where_query_expects_one() {
+        let args = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            dash_leading_key(&args("kinarch query orders -neg")),
+            Some("-neg")
+        );
+        assert_eq!(
+            dash_leading_key(&args("kinarch -v query orders -dash2 -n 3")),
+            Some("-dash2")
+        );
+        assert_eq!(
+            dash_leading_key(&args("kinarch query orders -k -neg -x1")),
+            Some("-x1")
+        );
+        assert_eq!(
+            dash_leading_key(&args("kinarch query orders -k -neg")),
+            None
+        );
+        assert_eq!(dash_leading_key(&args("kinarch query orders k1 -n")), None);
+        assert_eq!(dash_leading_key(&args("kinarch scan orders -neg")), None);
+    }
     use super::*;
 
     #[test]

@@ -22,7 +22,10 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     // Listen before anything else: a signal that comes while the archiver starts must stop
     // it cleanly too, not kill it.
-    let shutdown = shutdown_signal()?;
+    let shutdown = crate::signals::listen()?;
+    let shutdown = async move {
+        shutdown.await;
+    };
     let checkpoints = match (args.checkpoint_table, args.checkpoint_file) {
         (Some(table), _) => Some(CheckpointLocation::Table(table)),
         (None, Some(path)) => Some(CheckpointLocation::File(path)),
@@ -92,32 +95,6 @@ pub(crate) async fn run(
     }
     stdout.flush()?;
     Ok(())
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed now, so a signal that
-/// comes before the future is first polled is kept, not fatal.
-#[cfg(unix)]
-fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let listen = |kind: SignalKind, name: &str| {
-        signal(kind).map_err(|e| Failure::Runtime(format!("cannot listen for {name}: {e}")))
-    };
-    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
-    let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
-}
-
-/// Completes on Ctrl-C.
-#[cfg(not(unix))]
-fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
 
 fn seconds(summary: &ArchiveSummary) -> f64 {

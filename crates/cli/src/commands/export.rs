@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use kinarch_core::Error;
 use kinarch_core::domain::athena::create_table_ddl;
 use kinarch_core::export::{ExportDestination, ExportProgress, ExportState, Exporter};
+use kinarch_core::read::locate::Located;
 use serde_json::{Value, json};
 
 use crate::cli::{ExportArgs, GlobalArgs, SummaryFormat};
@@ -23,7 +24,8 @@ pub(crate) async fn run(
     global: &GlobalArgs,
     args: ExportArgs,
 ) -> Result<(), Failure> {
-    let archive = super::open_archive(sdk, global, args.stream.name.clone(), &args.archive).await?;
+    let (archive, located) =
+        super::open_archive(sdk, global, args.stream.name.clone(), &args.archive).await?;
     let table = archive.config().table.clone();
     let exporter = Exporter::new(sdk);
     let destination = ExportDestination {
@@ -35,16 +37,23 @@ pub(crate) async fn run(
         prefix => format!("s3://{}/{prefix}", destination.bucket),
     };
     let quiet = global.quiet || args.output == SummaryFormat::Json;
-    // The setup command that turns point-in-time recovery on for this very table.
-    let pitr_command = format!(
-        "kinarch setup {} {} --pitr{}",
-        archive.config().stream,
-        archive.config().mode,
-        match &args.archive.table {
-            Some(table) => format!(" --table {table}"),
-            None => String::new(),
-        }
-    );
+    // The command that turns point-in-time recovery on for this very table: kinarch setup
+    // while the stream exists (setup needs it), else the AWS CLI's.
+    let pitr_command = match located {
+        Located::WithoutStream { .. } => format!(
+            "aws dynamodb update-continuous-backups --table-name {table} \
+             --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
+        ),
+        _ => format!(
+            "kinarch setup {} {} --pitr{}",
+            archive.config().stream,
+            archive.config().mode,
+            match &args.archive.table {
+                Some(table) => format!(" --table {table}"),
+                None => String::new(),
+            }
+        ),
+    };
     if args.dry_run {
         let pitr = exporter.point_in_time_recovery(&table).await?;
         let verdict = if pitr {

@@ -102,7 +102,7 @@ async fn open_archive(
     global: &GlobalArgs,
     stream: StreamName,
     table: &ArchiveTableArgs,
-) -> Result<ArchiveReader, Failure> {
+) -> Result<(ArchiveReader, Located), Failure> {
     let (archive, located) =
         ArchiveReader::locate(sdk, stream, table.table.as_ref(), table.force).await?;
     let config = archive.config();
@@ -125,7 +125,7 @@ async fn open_archive(
             config.table
         );
     }
-    Ok(archive)
+    Ok((archive, located))
 }
 
 /// Loads the AWS configuration: the global options first, then the SDK's usual sources

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection, TimeIndexUse};
 use kinarch_core::{Error, SequenceNumber, StreamName};
 
-use crate::cli::values::{check_window, worker_segment};
+use crate::cli::values::{check_window, thousands, worker_segment};
 use crate::cli::{ArchiveTableArgs, GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
 use crate::logging::labelled;
@@ -142,11 +142,13 @@ async fn print_records(
     selection: Selection,
     output: &OutputArgs,
 ) -> Result<(), Failure> {
-    let mut archive = super::open_archive(sdk, global, stream, table).await?;
+    let (mut archive, _) = super::open_archive(sdk, global, stream, table).await?;
     if output.no_fetch {
         archive = archive.without_fetch();
     }
     tracing::info!(table = %archive.config().table, mode = %archive.config().mode, "reading");
+    // Ctrl-C or SIGTERM: what was printed stays printed and is said, then exit 130 / 143.
+    let mut signal = crate::signals::listen()?;
     let mut records = archive.read(selection);
     let format = match &output.format {
         Some(line) => RecordFormat::Line(line.clone()),
@@ -157,10 +159,31 @@ async fn print_records(
     let mut unreadable = 0usize;
     let mut oversize = 0usize;
     let mut unavailable = 0usize;
-    while let Some(result) = records.next().await {
+    let mut printed = 0u64;
+    loop {
+        let result = tokio::select! {
+            biased;
+            code = &mut signal => {
+                progress.finish();
+                writer.finish()?;
+                crate::say(&format!(
+                    "stopped by a signal: {} record(s) printed; the rest of the selection \
+                     was not read",
+                    thousands(printed)
+                ));
+                return Err(Failure::Interrupted(code));
+            }
+            next = records.next() => match next {
+                Some(result) => result,
+                None => break,
+            },
+        };
         match result {
             Ok(record) => match writer.write(&record)? {
-                Ok(()) => progress.record(),
+                Ok(()) => {
+                    printed += 1;
+                    progress.record()
+                }
                 Err(NotPrinted::NotFetched(location)) => {
                     if !global.quiet {
                         progress.message(&labelled(

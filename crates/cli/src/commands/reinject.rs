@@ -6,6 +6,7 @@ use aws_config::SdkConfig;
 use futures::StreamExt;
 use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
+use kinarch_core::read::locate::Located;
 use kinarch_core::read::time_index::arrival_order;
 use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection, TimeIndexUse};
 use kinarch_core::replay::estimate::{ReplayEstimate, estimate};
@@ -27,6 +28,10 @@ pub(crate) async fn run(
     global: &GlobalArgs,
     args: ReinjectArgs,
 ) -> Result<(), Failure> {
+    // Ctrl-C or SIGTERM, from the start: while the selection is read (a paced replay or an
+    // estimate reads it whole first) nothing was sent; while sending, no new call starts,
+    // the calls in flight are answered, then the summary says what was sent and what not.
+    let mut signal = crate::signals::listen()?;
     super::read::check_bounds(args.from_seq.as_ref(), args.to_seq.as_ref())?;
     super::read::check_windows(
         args.archived_after,
@@ -67,7 +72,18 @@ pub(crate) async fn run(
     };
     let source = args.source.name;
     let target = args.target.map_or_else(|| source.clone(), |t| t.name);
-    let archive = super::open_archive(sdk, global, source.clone(), &args.archive).await?;
+    let (archive, located) =
+        super::open_archive(sdk, global, source.clone(), &args.archive).await?;
+    if target == source
+        && let Located::WithoutStream { .. } = located
+        && !args.estimate
+    {
+        return Err(Failure::Usage(format!(
+            "stream {source} cannot be read, so its records cannot be replayed into it: name \
+             the stream to replay into with --target STREAM (the archive is read from table {})",
+            archive.config().table
+        )));
+    }
     // What makes two runs the same replay: the table, the selection and the framing.
     let replay = format!(
         "table {}; {selection:?}; metadata {} (separator {})",
@@ -109,7 +125,10 @@ pub(crate) async fn run(
             let sent_before = sent_by_an_earlier_run(journal.borrow().as_ref(), record);
             std::future::ready(!sent_before)
         });
-        let estimate = estimate(unsent, &options).await?;
+        let estimate = tokio::select! {
+            estimate = estimate(unsent, &options) => estimate?,
+            code = &mut signal => return Err(stopped_while_reading(code)),
+        };
         let took = estimate.duration(options.original_pace, args.rate.map(|r| r.get()));
         if json {
             print_json(&estimate_json(&estimate, &target, took))?;
@@ -127,12 +146,11 @@ pub(crate) async fn run(
     let source = match args.pace {
         None => archive.read(selection).left_stream(),
         Some(_) => {
-            let (mut records, errors): (Vec<_>, Vec<_>) = archive
-                .read(selection)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .partition(Result::is_ok);
+            let read = tokio::select! {
+                read = archive.read(selection).collect::<Vec<_>>() => read,
+                code = &mut signal => return Err(stopped_while_reading(code)),
+            };
+            let (mut records, errors): (Vec<_>, Vec<_>) = read.into_iter().partition(Result::is_ok);
             // A read through the time index comes in this order already; a Scan does not.
             records.sort_by(|a, b| match (a, b) {
                 (Ok(a), Ok(b)) => arrival_order(a, b),
@@ -168,16 +186,13 @@ pub(crate) async fn run(
         false => Progress::start_status(quiet),
     });
     let mut counted = 0;
-    // Ctrl-C or SIGTERM: no new call, the calls in flight are answered, then the summary
-    // says what was sent and what was not. A second signal ends the process at once.
-    let signal = std::cell::Cell::new(None);
+    // A second signal ends the process at once.
+    let stopped_by = std::cell::Cell::new(None);
     let stop = async {
-        let code = stop_signal().await;
-        signal.set(Some(code));
-        tokio::spawn(async {
-            stop_signal().await;
-            std::process::exit(130);
-        });
+        stopped_by.set(Some((&mut signal).await));
+        if let Err(failure) = crate::signals::exit_on_second_signal() {
+            tracing::warn!("{failure:?}");
+        }
     };
     let mut last_save = std::time::Instant::now();
     let mut save_error: Option<kinarch_core::Error> = None;
@@ -262,7 +277,7 @@ pub(crate) async fn run(
             failed.reason
         ));
     }
-    if let (true, Some(code)) = (report.stopped, signal.get()) {
+    if let (true, Some(code)) = (report.stopped, stopped_by.get()) {
         return Err(Failure::Interrupted(code));
     }
     // A dry run sent nothing, so nothing failed: it succeeds, having said what would.
@@ -366,20 +381,10 @@ fn estimate_text(e: &ReplayEstimate, target: &StreamName, took: std::time::Durat
     )
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM; the exit code a shell gives a process that
-/// signal ends (130, 143). If the handlers cannot be installed, never.
-async fn stop_signal() -> u8 {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
-            _ = interrupt.recv() => 130,
-            _ = terminate.recv() => 143,
-        },
-        _ => std::future::pending().await,
-    }
+/// A signal that came while the selection was read, before anything was sent.
+fn stopped_while_reading(code: u8) -> Failure {
+    crate::say("stopped by a signal while reading the selection: nothing was sent");
+    Failure::Interrupted(code)
 }
 
 fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {

@@ -95,6 +95,7 @@ pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
     });
     json!({
         "healthy": problems.is_empty(),
+        "streamReadable": status.stream.is_some(),
         "problems": problems,
         "stream": config.stream.as_str(),
         "streamArn": status.stream.as_ref().map(|s| s.arn.clone()),
@@ -303,7 +304,19 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
         }
     }
     let problems = status.problems();
-    if problems.is_empty() {
+    if problems.is_empty() && status.stream.is_none() {
+        // Healthy as an archive (exit 0): readable, and with no stream there is nothing left
+        // to archive, which is what keeping an archive past its stream is for.
+        lines.push((
+            "health",
+            format!(
+                "OK as an archive: stream {} cannot be read (gone, or no permission), so \
+                 nothing is being archived; its records stay readable (query, scan, reinject \
+                 --target STREAM)",
+                config.stream
+            ),
+        ));
+    } else if problems.is_empty() {
         lines.push(("health", "OK: fully set up".to_owned()));
     } else {
         lines.push(("health", format!("{} problem(s):", problems.len())));

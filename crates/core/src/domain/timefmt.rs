@@ -88,16 +88,39 @@ pub fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Ti
     }
     DateTime::parse_from_rfc3339(trimmed)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            let reason = if trimmed.starts_with('-') {
-                "negative epoch seconds are not accepted".to_owned()
-            } else if NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%dT%H:%M:%S%.f").is_ok() {
-                "it has no time zone; add Z for UTC or an offset like +02:00".to_owned()
-            } else {
-                format!("not in an accepted form ({e})")
-            };
-            error(&reason)
-        })
+        .map_err(|e| error(&why_not(trimmed, &e.to_string())))
+}
+
+/// Why `text` is not a time, in terms of the form it was most likely meant in (chrono's own
+/// message, "premature end of input", names no form).
+fn why_not(text: &str, parser_said: &str) -> String {
+    // The shape of a text: each digit as 9, so "2026-13-01" is "9999-99-99".
+    let shape: String = text
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    if let Some(unsigned) = text.strip_prefix('-') {
+        return match parse_duration(unsigned) {
+            Some(Ok(_)) => format!(
+                "a duration is how long ago, without a sign: {unsigned} means {unsigned} ago"
+            ),
+            _ => "negative epoch seconds are not accepted".to_owned(),
+        };
+    }
+    if NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok() {
+        return "it has no time zone; add Z for UTC or an offset like +02:00".to_owned();
+    }
+    if shape == "9999-99-99" {
+        return "it is not a date of the calendar: a date is YYYY-MM-DD with a month 01 to 12 \
+                and a day of that month"
+            .to_owned();
+    }
+    if shape.starts_with("9999-99-99") && (shape.len() >= 19) {
+        return "it is not a valid date-time: YYYY-MM-DDTHH:MM:SSZ (RFC 3339) or the archive's \
+                YYYY-MM-DD HH:MM:SS, with a real date and a time of day (hours 00 to 23)"
+            .to_owned();
+    }
+    format!("not in an accepted form ({parser_said})")
 }
 
 /// `Some` when `text` looks like a duration (digits followed by a unit, repeated), with the
@@ -200,6 +223,22 @@ pub fn epoch_seconds_text(time: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_time_names_the_form_it_was_meant_in() {
+        let now = Utc::now();
+        let reason = |text: &str| parse_time_at(text, now).unwrap_err().reason;
+        assert!(reason("2026-13-01").contains("YYYY-MM-DD with a month 01 to 12"));
+        assert!(reason("2026-02-30").contains("YYYY-MM-DD"));
+        assert!(reason("2026-05-01T25:00:00Z").contains("hours 00 to 23"));
+        assert!(reason("2026-05-01 10:61:00").contains("not a valid date-time"));
+        assert_eq!(
+            reason("-5m"),
+            "a duration is how long ago, without a sign: 5m means 5m ago"
+        );
+        assert!(reason("-1714564800").contains("negative epoch seconds"));
+        assert!(!reason("2026-13-01").contains("premature"));
+    }
     use super::*;
     use proptest::prelude::*;
 
