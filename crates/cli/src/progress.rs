@@ -36,18 +36,23 @@ impl Progress {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {human_pos} records  {rate}  {elapsed}  {msg}",
-                )
-                .expect("valid progress template")
-                // indicatif's own {per_sec} prints every digit it has (1096.7411/s).
-                .with_key(
-                    "rate",
-                    |state: &ProgressState, out: &mut dyn std::fmt::Write| {
-                        let seconds = state.elapsed().as_secs_f64();
-                        let _ = out.write_str(&crate::output::rate(state.pos(), seconds));
-                    },
-                ),
+                ProgressStyle::with_template("{spinner} {records}  {rate}  {elapsed}  {msg}")
+                    .expect("valid progress template")
+                    // "1 record", "1,200 records".
+                    .with_key(
+                        "records",
+                        |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                            let _ = out.write_str(&crate::output::count(state.pos(), "record"));
+                        },
+                    )
+                    // indicatif's own {per_sec} prints every digit it has (1096.7411/s).
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                            let seconds = state.elapsed().as_secs_f64();
+                            let _ = out.write_str(&crate::output::rate(state.pos(), seconds));
+                        },
+                    ),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar

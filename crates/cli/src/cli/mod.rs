@@ -43,14 +43,17 @@ messages, warnings, errors and progress go to standard error (coloured on a term
 NO_COLOR is set).
 
 Exit status: 0 success (also when the reader of the output closes it, as `| head` does),
-1 failure, 2 usage error.";
+1 failure, 2 usage error, 130 or 143 stopped by Ctrl-C (SIGINT) or SIGTERM (query, scan,
+put and reinject; query, scan and reinject first say what they printed or sent; archive
+--follow stops cleanly with 0).";
 
 const AFTER_HELP: &str = "\
 Examples:
   kinarch setup orders ALL eu-west-1 --ttl-seconds 2592000
   kinarch status orders
-  kinarch query orders customer-42 --from-seq 49590338271490256608559692538361571095921575989136588898
-  kinarch scan orders --arrived-after 2024-05-01T00:00:00Z --output jsonl > records.jsonl
+  kinarch query orders customer-42 \\
+      --from-seq 49590338271490256608559692538361571095921575989136588898
+  kinarch scan orders --arrived-after 2024-05-01T00:00:00Z -o jsonl > o.jsonl
   kinarch completions bash > /etc/bash_completion.d/kinarch";
 
 /// Help heading of the options every subcommand takes.
@@ -124,10 +127,11 @@ changing anything. Otherwise it uses the defaults: TTL kept, on-demand billing, 
 write capacity units for provisioned billing.",
         after_help = "\
 Examples:
-  kinarch setup orders ALL eu-west-1                       # every record, kept forever
-  kinarch setup orders LATEST --ttl-seconds 604800 --yes   # newest per key, 7 days
-  kinarch setup orders ALL --billing provisioned --read-capacity 10 --write-capacity 50
-  kinarch setup orders ALL --no-ttl --dry-run              # show what would change"
+  kinarch setup orders ALL eu-west-1                 # every record, kept
+  kinarch setup orders LATEST --ttl-seconds 604800 --yes  # newest, 7 days
+  kinarch setup orders ALL --billing provisioned \\
+      --read-capacity 10 --write-capacity 50
+  kinarch setup orders ALL --no-ttl --dry-run        # what would change"
     )]
     Setup(SetupArgs),
 
@@ -150,8 +154,9 @@ the document has \"healthy\" and \"problems\".",
     /// Print the archived records of one partition key.
     #[command(
         long_about = "\
-Print the archived records of one partition key, in the table's order (sequence order when
-all sequence numbers have the same length, as AWS issues them).
+Print the archived records of one partition key in numeric sequence order, the order
+`kinarch reinject` sends them (put in that order within a window of 10,000 records: tables
+return them in string order, which differs when sequence numbers differ in length).
 
 --from-seq and --to-seq are inclusive and compare numerically, whatever their length.
 --from-seq equal to --to-seq reads that one record. A LATEST archive holds only the newest record of each key: it
@@ -159,10 +164,11 @@ is printed when it lies within the bounds.",
         after_help = "\
 Examples:
   kinarch query orders customer-42
-  kinarch query orders customer-42 --from-seq 49590338271490256608559692538361571095921575989136588898 -n 10
+  kinarch query orders customer-42 -n 10 \\
+      --from-seq 49590338271490256608559692538361571095921575989136588898
   kinarch query orders customer-42 -o jsonl | jq .sequenceNumber
   kinarch query orders -k -key-starting-with-a-dash
-  kinarch query orders customer-42 --format '%o\t%T\t%s\n'"
+  kinarch query orders customer-42 --format '%o\\t%T\\t%s\\n'"
     )]
     Query(QueryArgs),
 
@@ -183,9 +189,10 @@ parallel, which is faster on large tables. Records come in no particular order."
         after_help = "\
 Examples:
   kinarch scan orders --limit 10
-  kinarch scan orders --archived-after 2024-05-01T00:00:00Z --segments 8 --output jsonl
+  kinarch scan orders --archived-after 2024-05-01T00:00:00Z --segments 8
   kinarch scan orders --arrived-after 2h --arrived-before 1h -o jsonl
-  kinarch scan orders --from-seq 49590338271490256608559692538361571095921575989136588898"
+  kinarch scan orders \\
+      --from-seq 49590338271490256608559692538361571095921575989136588898"
     )]
     Scan(ScanArgs),
 
@@ -228,9 +235,9 @@ On a terminal a progress line shows records sent and the rate. The summary goes 
 error; -o json prints it as one JSON document on standard output instead.",
         after_help = "\
 Examples:
-  kinarch reinject orders --partition-key customer-42 --target orders-replay --metadata
+  kinarch reinject orders -k customer-42 --target orders-replay --metadata
   kinarch reinject orders --arrived-after 2024-05-01T00:00:00Z --rate 500
-  kinarch reinject orders --archived-after 1714564800 --target test-stream --dry-run
+  kinarch reinject orders --archived-after 1714564800 --target test --dry-run
   kinarch reinject orders --metadata --separator '#' --target audit"
     )]
     Reinject(ReinjectArgs),
@@ -276,11 +283,12 @@ table; dynamodb:DescribeTable, CreateTable (first run only), Scan, PutItem on th
 table.",
         after_help = "\
 Examples:
-  kinarch archive orders                                  # everything not archived yet
-  kinarch archive orders --follow                         # and keep going until Ctrl-C
-  kinarch archive orders --start-at LATEST --follow       # only records from now on
-  kinarch archive orders --start-at 2024-05-01T00:00:00Z --checkpoint-file orders.json
-  kinarch archive orders --dry-run                        # where each shard would start
+  kinarch archive orders                        # all not archived yet
+  kinarch archive orders --follow               # then on, until Ctrl-C
+  kinarch archive orders --start-at LATEST --follow  # from now on
+  kinarch archive orders --start-at 2024-05-01T00:00:00Z \\
+      --checkpoint-file orders.json
+  kinarch archive orders --dry-run              # where shards would start
   kinarch archive orders --output json | jq .records"
     )]
     Archive(ArchiveArgs),
@@ -356,8 +364,9 @@ DynamoDB on your behalf).",
         after_help = "\
 Examples:
   kinarch export orders --s3 s3://analytics/kinarch/orders
-  kinarch export orders --s3 s3://analytics/kinarch --print-athena-ddl > orders.sql
-  kinarch export orders --s3 s3://analytics/kinarch --no-wait -o json | jq -r .exportArn"
+  kinarch export orders --s3 s3://analytics/kinarch --print-athena-ddl > o.sql
+  kinarch export orders --s3 s3://analytics/kinarch --no-wait -o json \\
+      | jq -r .exportArn"
     )]
     Export(ExportArgs),
 }
@@ -1031,6 +1040,39 @@ mod tests {
             help.contains("--start-at") && !help.contains("--from "),
             "{help}"
         );
+    }
+
+    /// Every example line of every help fits 80 columns, so no terminal of that width breaks
+    /// a command in the middle, and `--format` examples show `\t` and `\n` as typed, not a
+    /// real tab or line break.
+    #[test]
+    fn help_examples_fit_80_columns_and_show_escapes_as_typed() {
+        let mut command = Cli::command().term_width(80);
+        command.build();
+        let mut helps = vec![command.render_long_help().to_string()];
+        for sub in command.get_subcommands_mut() {
+            helps.push(sub.clone().term_width(80).render_long_help().to_string());
+        }
+        for help in &helps {
+            let examples = help.split("Examples:").nth(1).unwrap_or("");
+            for line in examples.lines() {
+                assert!(line.chars().count() <= 80, "{line:?}");
+                assert!(!line.contains('\t'), "a real tab in {line:?}");
+                // A continuation line is indented under its command.
+                if !line.trim().is_empty() {
+                    assert!(
+                        line.starts_with("  kinarch")
+                            || line.starts_with("      ")
+                            || line.starts_with("  echo")
+                            || line.starts_with("  tail")
+                            || line.starts_with("  base64"),
+                        "an example line broken by the help's wrapping: {line:?}"
+                    );
+                }
+            }
+        }
+        let query = helps.iter().find(|h| h.contains("--format '%o")).unwrap();
+        assert!(query.contains("--format '%o\\t%T\\t%s\\n'"), "{query}");
     }
 
     #[test]

@@ -66,6 +66,14 @@ impl SequenceNumber {
     }
 }
 
+/// How many records of an archive are read ahead and put in numeric sequence order before
+/// they are sent (`reinject`) or printed (`query`). A table returns a key's records in the
+/// string order of their range key, which is numeric order only while all sequence numbers
+/// have one length (as AWS issues them; emulators do not): within this window both put them
+/// in numeric order, so a key of at most this many records is in numeric order as a whole,
+/// and `query` prints a key's records in the order `reinject` sends them.
+pub const REORDER_WINDOW: usize = 10_000;
+
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0

@@ -76,7 +76,7 @@ use crate::domain::record::{ArchiveRecord, Payload, format_last_update};
 pub mod locate;
 pub mod time_index;
 
-use crate::domain::sequence::SequenceNumber;
+use crate::domain::sequence::{REORDER_WINDOW, SequenceNumber};
 use crate::domain::timefmt::epoch_seconds_text;
 use crate::error::Error;
 use crate::setup::archive_table_mismatch;
@@ -584,7 +584,12 @@ impl ArchiveReader {
                 }
             }
         };
-        cap(resolve(self.objects.clone(), inner), limit)
+        // The first `limit` records the table returns (as a replay of the same selection
+        // reads them), put in numeric order as the replay sends them, then their payloads.
+        resolve(
+            self.objects.clone(),
+            in_sequence_order(cap(inner, limit), REORDER_WINDOW, REORDER_BYTES),
+        )
     }
 
     /// Every record of the table that passes all the given filters, optionally read by a
@@ -756,7 +761,11 @@ impl ArchiveReader {
         options: &ScanOptions,
     ) -> Result<Option<(String, Vec<String>)>, Error> {
         let window = options.arrived_after.is_some() || options.arrived_before.is_some();
-        if !window || options.time_index == TimeIndexUse::Never {
+        if !window {
+            return Ok(None);
+        }
+        if options.time_index == TimeIndexUse::Never {
+            tracing::info!(table = %self.config.table, "--no-time-index: scanning the whole table for the arrival window");
             return Ok(None);
         }
         let table_name = &self.config.table;
@@ -1115,6 +1124,76 @@ fn resolve(
             }
         })
         .buffered(FETCH_AHEAD)
+}
+
+/// How many payload bytes [`in_sequence_order`] holds at most (records whose payloads are in
+/// S3 are held without them): memory stays bounded for a key of large records, whose order
+/// is then numeric within a smaller window.
+const REORDER_BYTES: usize = 64 * 1024 * 1024;
+
+/// A record stream put in numeric order of (sequence number, sub-sequence number) within a
+/// window of `window` records and `bytes` payload bytes: a record goes out when the window
+/// is full and it is the lowest held, or at the end. Errors about one item go out as they
+/// come; another error goes out after the records held, and ends the stream. See
+/// [`REORDER_WINDOW`].
+fn in_sequence_order(
+    inner: impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static,
+    window: usize,
+    bytes: usize,
+) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+    /// A held record, ordered lowest first.
+    struct Held(ArchiveRecord);
+    impl Held {
+        fn key(&self) -> (&SequenceNumber, Option<u64>) {
+            (&self.0.sequence_number, self.0.sub_sequence_number)
+        }
+    }
+    impl PartialEq for Held {
+        fn eq(&self, other: &Self) -> bool {
+            self.key() == other.key()
+        }
+    }
+    impl Eq for Held {}
+    impl PartialOrd for Held {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Held {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            // BinaryHeap pops the greatest: reversed, the lowest.
+            other.key().cmp(&self.key())
+        }
+    }
+    stream! {
+        let mut held = std::collections::BinaryHeap::new();
+        let mut held_bytes = 0usize;
+        let mut inner = std::pin::pin!(inner);
+        while let Some(result) = inner.next().await {
+            match result {
+                Ok(record) => {
+                    held_bytes += record.data.len();
+                    held.push(Held(record));
+                    while held.len() > window || (held_bytes > bytes && held.len() > 1) {
+                        let Held(lowest) = held.pop().expect("held records");
+                        held_bytes -= lowest.data.len();
+                        yield Ok(lowest);
+                    }
+                }
+                Err(err) if err.is_per_record() => yield Err(err),
+                Err(err) => {
+                    while let Some(Held(lowest)) = held.pop() {
+                        yield Ok(lowest);
+                    }
+                    yield Err(err);
+                    return;
+                }
+            }
+        }
+        while let Some(Held(lowest)) = held.pop() {
+            yield Ok(lowest);
+        }
+    }
 }
 
 /// Ends a record stream after `limit` records, or after an error that is not about a
@@ -1680,5 +1759,40 @@ mod tests {
             .collect()
             .await;
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn records_come_out_in_numeric_order_within_the_window() {
+        let ok = |s: &str| Ok(record(s, "2024-05-01 12:00:00", 1.0));
+        let sequences = |out: Vec<Result<ArchiveRecord, Error>>| {
+            out.into_iter()
+                .map(|r| {
+                    r.map(|r| r.sequence_number.to_string())
+                        .unwrap_or_else(|e| e.to_string())
+                })
+                .collect::<Vec<_>>()
+        };
+        // The table's string order: "10" before "9".
+        let source = || vec![ok("10"), ok("11"), ok("9"), ok("100")];
+        let whole = in_sequence_order(futures::stream::iter(source()), 10, usize::MAX);
+        assert_eq!(sequences(whole.collect().await), ["9", "10", "11", "100"]);
+        // A window of 1: ordered within it only.
+        let small = in_sequence_order(futures::stream::iter(source()), 1, usize::MAX);
+        assert_eq!(sequences(small.collect().await), ["10", "9", "11", "100"]);
+        // Bytes bound the window too (each record here holds one payload byte per char).
+        let by_bytes = in_sequence_order(futures::stream::iter(source()), 10, 1);
+        assert_eq!(
+            sequences(by_bytes.collect().await),
+            ["10", "9", "11", "100"]
+        );
+        // A fatal error: what was held goes out first, then the error, then nothing.
+        let failing = vec![
+            ok("10"),
+            ok("9"),
+            Err(Error::InvalidInput("boom".into())),
+            ok("1"),
+        ];
+        let out = in_sequence_order(futures::stream::iter(failing), 10, usize::MAX);
+        assert_eq!(sequences(out.collect().await), ["9", "10", "boom"]);
     }
 }

@@ -57,7 +57,7 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Why a record was not sent after an earlier record of its key failed for good.
 const BLOCKED: &str = "not sent: an earlier record of its partition key could not be sent, and it must not be overtaken";
 /// How many records are read ahead of sending; bounds memory.
-const READ_AHEAD: usize = 10_000;
+const READ_AHEAD: usize = crate::domain::sequence::REORDER_WINDOW;
 /// First backoff of a failed record; it doubles (with jitter) up to [`LAST_RETRY_DELAY`],
 /// so that throttled keys do not come back in lockstep.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
