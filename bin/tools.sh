@@ -14,19 +14,20 @@ readonly SAM_TOOLS_REQUIREMENTS="cfn-lint==1.53.3 aws-sam-cli==1.170.0 $CARGO_LA
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# ensure_venv NAME REQUIREMENTS: a venv holding these requirements, (re)installed only when
-# the list changes; a marker file in the venv holds the list that was installed.
+# ensure_venv NAME REQUIREMENTS [WHY]: a venv holding these requirements, (re)installed only
+# when the list changes; a marker file in the venv holds the list that was installed. pip
+# shows what it collects and installs, so a first run is not silent.
 ensure_venv() {
-    local name="$1" wanted="$2"
+    local name="$1" wanted="$2" why="${3:-}"
     local venv="$TOOLS_DIR/$name"
     if [[ -x "$venv/bin/python" && "$(cat "$venv/.kinarch-requirements" 2>/dev/null)" == "$wanted" ]]; then
         return 0
     fi
     command -v python3 >/dev/null || { echo "python3 is needed to install $wanted" >&2; return 1; }
-    step "installing $wanted into $venv"
+    step "installing $wanted into $venv${why:+ ($why)}; once, from PyPI"
     mkdir -p "$TOOLS_DIR"
     [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
     # shellcheck disable=SC2086 # the list is words on purpose
-    "$venv/bin/pip" install --quiet --disable-pip-version-check $wanted
+    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off $wanted >&2
     printf '%s' "$wanted" > "$venv/.kinarch-requirements"
 }

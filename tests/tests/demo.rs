@@ -108,6 +108,19 @@ fn the_demo_runs_every_step_and_stops_its_emulator() {
             demo.stdout
         );
     }
+    // Long steps say so and show their progress (issue 28): the first run's cost up front,
+    // cargo's own lines for the build (here it finds nothing to do, and says that).
+    for expected in [
+        "the first run installs the emulator (about a minute) and builds kinarch",
+        "building kinarch: the CLI and the Lambda function (cargo's progress below)",
+        "Finished `dev` profile",
+    ] {
+        assert!(
+            demo.stderr.contains(expected),
+            "{expected:?} in the demo's standard error:\n{}",
+            demo.stderr
+        );
+    }
     // The filtered scan shows exactly the two records that arrived after the given time.
     let scan = demo
         .stdout
