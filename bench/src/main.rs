@@ -22,9 +22,10 @@ use kinarch_bench::procfs::{self, Finished};
 use kinarch_bench::report::{Report, Verdict};
 use kinarch_bench::stats::Summary;
 use kinarch_bench::{aws_env, sdk_config};
+use kinarch_core::Selection;
 use kinarch_core::aws::tables::{Billing, create_archive_table};
 use kinarch_core::domain::event::decode_event;
-use kinarch_core::read::{ArchiveReader, ScanOptions, TimeIndexUse};
+use kinarch_core::read::{ArchiveReader, ReadOptions, SelectionSpec, TimeIndexUse, TimeWindow};
 use kinarch_core::replay::reinject::{ReinjectOptions, reinject};
 use kinarch_core::{
     ArchiveMode, ArchiveRecord, ArchiveWriter, SequenceNumber, StreamArchiveConfig, StreamName,
@@ -885,7 +886,7 @@ async fn scan_library(ctx: &Ctx, report: &mut Report) {
         ctx.null.reset_counts();
         let started = Instant::now();
         let mut n = 0usize;
-        let mut records = std::pin::pin!(archive.scan(ScanOptions::default()));
+        let mut records = archive.read(&Selection::all(), ReadOptions::default());
         while let Some(record) = records.next().await {
             match record {
                 Ok(_) => n += 1,
@@ -1302,15 +1303,16 @@ async fn time_index_scenario(report: &mut Report) {
     for use_index in [TimeIndexUse::WhenPresent, TimeIndexUse::Never] {
         let archive = ArchiveReader::with_config(&sdk, config.clone());
         let started = Instant::now();
-        let records: Vec<_> = archive
-            .scan(ScanOptions {
-                arrived_after: Some(after),
-                arrived_before: Some(before),
-                time_index: use_index,
-                ..ScanOptions::default()
-            })
-            .collect()
-            .await;
+        let window = Selection::new(SelectionSpec {
+            arrived: TimeWindow::new(Some(after), Some(before)),
+            ..SelectionSpec::default()
+        })
+        .expect("a window");
+        let read = ReadOptions {
+            time_index: use_index,
+            ..ReadOptions::default()
+        };
+        let records: Vec<_> = archive.read(&window, read).collect().await;
         let ok = records.iter().filter(|r| r.is_ok()).count();
         figures.push((archive.read_stats(), ok, started.elapsed().as_secs_f64()));
     }

@@ -244,3 +244,139 @@ async fn ctrl_c_while_reading_says_what_was_printed_or_sent() {
             .is_empty()
     );
 }
+
+/// A journal with a relative time (issue 28, item 3): `--arrived-after 30m` names another
+/// instant on every run, so the rerun of a stopped replay, given the same expression, reads
+/// the window the first run resolved, says so, and sends every record exactly once; a rerun
+/// with another expression, or another target, is refused naming the fields that differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    // 200 records that arrived in the last 20 minutes, 6 s apart.
+    let now = Utc::now().timestamp() as f64;
+    let records: Vec<ArchiveRecord> = (0..RECORDS)
+        .map(|i| {
+            ArchiveRecord::received(
+                format!("k{}", i % KEYS),
+                SequenceNumber::parse(&(1000 + i).to_string()).unwrap(),
+                "shardId-000000000000".into(),
+                now - 1200.0 + 6.0 * i as f64,
+                i.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, Utc::now()).await;
+    kinesis::create_stream(&kinesis_client, "replay", 1).await;
+    let dir = std::env::temp_dir().join(format!(
+        "kinarch-relative-journal-{}-{}",
+        std::process::id(),
+        moto.endpoint().rsplit(':').next().unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("orders.journal");
+    let journal_arg = journal.to_str().unwrap();
+    let args = [
+        "reinject",
+        "orders",
+        "--target",
+        "replay",
+        "--arrived-after",
+        "30m",
+        "--journal",
+        journal_arg,
+    ];
+    let running = Running::start(&moto.env(), &[&args[..], &["--rate", "20"]].concat());
+    for _ in 0..300 {
+        if kinesis::read_all(&kinesis_client, "replay").await.len() >= 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    running.signal("INT");
+    assert_eq!(running.wait().await.code, 130);
+    let after_first = kinesis::read_all(&kinesis_client, "replay").await.len();
+    assert!(after_first < 190, "stopped in the middle: {after_first}");
+    // A second later "30m" is another instant: the rerun keeps the first run's.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // Another expression, or another target: refused, each differing field named.
+    let forty = kinarch_tests::cli::kinarch(
+        &moto,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "replay",
+            "--arrived-after",
+            "40m",
+            "--journal",
+            journal_arg,
+        ],
+    )
+    .await;
+    forty.expect_code(2);
+    for expected in [
+        "was made for another replay: --arrived-after ",
+        " in the journal, ",
+        "--arrived-after 30m in the journal's run",
+        "--arrived-after 40m in this run",
+    ] {
+        assert!(
+            forty.stderr.contains(expected),
+            "{expected}: {}",
+            forty.stderr
+        );
+    }
+    let other_target = kinarch_tests::cli::kinarch(
+        &moto,
+        &[
+            "reinject",
+            "orders",
+            "--target",
+            "elsewhere",
+            "--arrived-after",
+            "30m",
+            "--journal",
+            journal_arg,
+        ],
+    )
+    .await;
+    other_target.expect_code(2);
+    assert!(
+        other_target
+            .stderr
+            .contains("--target replay in the journal, elsewhere now"),
+        "{}",
+        other_target.stderr
+    );
+    assert!(
+        other_target.stderr.len() < 600,
+        "no debug dump: {}",
+        other_target.stderr
+    );
+
+    let second = kinarch_tests::cli::kinarch(&moto, &args).await;
+    second.ok();
+    assert!(
+        second
+            .stderr
+            .contains("journal: --arrived-after 30m is read as its first run resolved it, "),
+        "{}",
+        second.stderr
+    );
+    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &replayed {
+        let i: u64 = String::from_utf8(r.data.clone()).unwrap().parse().unwrap();
+        by_key.entry(r.partition_key.clone()).or_default().push(i);
+    }
+    for (key, got) in &by_key {
+        let k: u64 = key.trim_start_matches('k').parse().unwrap();
+        let expected: Vec<u64> = (0..RECORDS).filter(|i| i % KEYS == k).collect();
+        assert_eq!(got, &expected, "key {key}: every record once, in order");
+    }
+    assert_eq!(replayed.len() as u64, RECORDS);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,6 +52,7 @@ impl From<Error> for Failure {
         match err {
             // Options that cannot work together (an empty sequence range, ...).
             Error::InvalidInput(message) => Failure::Usage(message),
+            err @ Error::Selection(_) => Failure::Usage(err.to_string()),
             // The command names another stream's archive: --force or another name.
             err @ Error::ArchiveOfAnotherStream { .. } => Failure::Usage(err.to_string()),
             // Its message says what to do, by what S3 answered; a hint would only repeat it.

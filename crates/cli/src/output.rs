@@ -21,7 +21,7 @@ use crate::cli::OutputFormat;
 use crate::cli::values::thousands;
 
 /// Writes one JSON document and a newline to standard output (`-o json`).
-pub(crate) fn print_json(value: &Value) -> io::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, value).map_err(io::Error::other)?;
     stdout.write_all(b"\n")?;

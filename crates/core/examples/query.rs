@@ -7,8 +7,8 @@
 
 use futures::TryStreamExt;
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
-use kinarch_core::read::{ArchiveReader, QueryOptions};
-use kinarch_core::{Error, SequenceNumber, StreamName};
+use kinarch_core::read::{ArchiveReader, ReadOptions};
+use kinarch_core::{Error, Selection, SelectionSpec, SequenceNumber, StreamName};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,12 +22,14 @@ async fn main() -> Result<(), Error> {
     };
     let sdk = load_sdk_config(&AwsOptions::default()).await;
     let archive = ArchiveReader::open(&sdk, StreamName::new(stream)?).await?;
-    let mut options = QueryOptions::key(key.as_str()).limit(100);
-    if let Some(from) = args.get(2) {
-        options = options.from(SequenceNumber::parse(from)?);
-    }
+    let selection = Selection::new(SelectionSpec {
+        partition_key: Some(key.clone()),
+        from_sequence: args.get(2).map(|s| SequenceNumber::parse(s)).transpose()?,
+        limit: Some(100),
+        ..SelectionSpec::default()
+    })?;
     // The stream is lazy: each page is read when the previous one has been consumed.
-    let mut records = std::pin::pin!(archive.query(options));
+    let mut records = archive.read(&selection, ReadOptions::default());
     while let Some(record) = records.try_next().await? {
         println!(
             "{} {} ({} bytes): {}",

@@ -7,9 +7,9 @@
 //! AWS access as usual: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the config files.
 
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
-use kinarch_core::read::{ArchiveReader, QueryOptions};
+use kinarch_core::read::{ArchiveReader, ReadOptions};
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, reinject};
-use kinarch_core::{Error, StreamName};
+use kinarch_core::{Error, Selection, StreamName};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let archive = ArchiveReader::open(&sdk, source.clone()).await?;
     let mut options = ReinjectOptions::new(source, StreamName::new(target)?);
     options.framing = Framing::Metadata { separator: b'|' };
-    let records = archive.query(QueryOptions::key(key.as_str()));
+    let records = archive.read(&Selection::key(key.as_str())?, ReadOptions::default());
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
     let report = reinject(&kinesis, records, &options, |p| {
         eprint!("\rsent {} of {} read", p.sent, p.read);

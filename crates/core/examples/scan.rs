@@ -8,8 +8,8 @@
 use futures::StreamExt;
 use kinarch_core::aws::{AwsOptions, load_sdk_config};
 use kinarch_core::domain::timefmt::parse_time;
-use kinarch_core::read::{ArchiveReader, ScanOptions};
-use kinarch_core::{Error, StreamName};
+use kinarch_core::read::{ArchiveReader, ReadOptions, TimeWindow};
+use kinarch_core::{Error, Selection, SelectionSpec, StreamName};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,13 +29,13 @@ async fn main() -> Result<(), Error> {
     };
     let sdk = load_sdk_config(&AwsOptions::default()).await;
     let archive = ArchiveReader::open(&sdk, StreamName::new(stream)?).await?;
-    let options = ScanOptions {
-        archived_after: Some(parse_time(since)?),
-        segments,
-        ..ScanOptions::default()
-    };
+    let selection = Selection::new(SelectionSpec {
+        archived: TimeWindow::new(Some(parse_time(since)?), None),
+        segments: Some(segments),
+        ..SelectionSpec::default()
+    })?;
     let (mut records, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
-    let mut stream = std::pin::pin!(archive.scan(options));
+    let mut stream = archive.read(&selection, ReadOptions::default());
     while let Some(result) = stream.next().await {
         match result {
             Ok(record) => {

@@ -202,6 +202,9 @@ pub enum Error {
     /// A time is neither RFC 3339 nor epoch seconds.
     #[error(transparent)]
     Time(#[from] TimeError),
+    /// Options of a selection that select nothing or contradict each other.
+    #[error(transparent)]
+    Selection(#[from] crate::domain::selection::SelectionError),
     /// A table exists but its key schema does not fit the archive mode.
     #[error("table {table} has key schema {found} but {mode} mode needs {expected}: {advice}")]
     KeySchemaMismatch {

@@ -8,7 +8,6 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use kinarch_core::domain::overflow::OverflowTarget;
@@ -503,12 +502,61 @@ pub(crate) struct ListArgs {
     pub(crate) output: SummaryFormat,
 }
 
+/// Which records `query`, `scan` and `reinject` read, and how: one set of flags, turned into
+/// one [`Selection`](kinarch_core::Selection) by `commands::selection`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Selection")]
+pub(crate) struct SelectionArgs {
+    /// Only the records of this partition key (one Query instead of a Scan; `-k -dash` for a
+    /// key that starts with '-').
+    #[arg(short = 'k', long = "partition-key", value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, conflicts_with_all = ["segments", "segment", "segments_total", "no_time_index"])]
+    pub(crate) key: Option<String>,
+    /// Only records from this sequence number on (inclusive; numeric comparison).
+    #[arg(long = "from-seq", alias = "from", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub(crate) from_seq: Option<SequenceNumber>,
+    /// Only records up to this sequence number (inclusive; numeric comparison).
+    #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
+    pub(crate) to_seq: Option<SequenceNumber>,
+    /// Only records that reached Kinesis at or after TIME (see TIME in `kinarch scan --help`).
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) arrived_after: Option<TimeArg>,
+    /// Only records that reached Kinesis before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) arrived_before: Option<TimeArg>,
+    /// Only records archived at or after TIME.
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) archived_after: Option<TimeArg>,
+    /// Only records archived before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) archived_before: Option<TimeArg>,
+    /// At most N records.
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
+    pub(crate) limit: Option<NonZeroUsize>,
+    /// Scan the table in N parallel segments (1 to 1000).
+    #[arg(long, value_name = "N", value_parser = parse_segments, allow_hyphen_values = true)]
+    pub(crate) segments: Option<u32>,
+    /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
+    /// worker of N. Each partition key lives in exactly one segment, so its order holds per
+    /// worker, and N workers together read every record once. An arrival window read
+    /// through the time index is split by shard instead (shards related by a reshard stay
+    /// together).
+    #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"])]
+    pub(crate) segment: Option<WorkerSegment>,
+    /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
+    #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
+    pub(crate) segments_total: Option<u32>,
+    /// Read an arrival window with a Scan of the table even when it has a time index.
+    #[arg(long)]
+    pub(crate) no_time_index: bool,
+    /// Items read per DynamoDB request [default: up to 1 MB per request]. Smaller pages
+    /// spread the reads of a provisioned table over time.
+    #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
+    pub(crate) page_size: Option<u32>,
+}
+
 /// Options shared by `query` and `scan`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct OutputArgs {
-    /// Print at most N records.
-    #[arg(short = 'n', long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
-    pub(crate) limit: Option<NonZeroUsize>,
     /// How to print each record.
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Data)]
     pub(crate) output: OutputFormat,
@@ -522,10 +570,6 @@ pub(crate) struct OutputArgs {
     /// record: end with \n for one line each, e.g. --format '%k\t%o\t%T\t%s\n'.
     #[arg(long, value_name = "FMT", value_parser = parse_format, conflicts_with_all = ["output", "delimiter"], allow_hyphen_values = true)]
     pub(crate) format: Option<crate::output::LineFormat>,
-    /// Items read per DynamoDB request [default: up to 1 MB per request]. Smaller pages
-    /// spread the reads of a provisioned table over time.
-    #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
-    pub(crate) page_size: Option<u32>,
     /// Do not fetch payloads archived in S3 (records over the item limit): --output jsonl
     /// shows their recordLocation and recordSize; other formats skip them with a warning.
     #[arg(long)]
@@ -551,28 +595,15 @@ pub(crate) struct QueryArgs {
     #[arg(value_parser = parse_stream)]
     pub(crate) stream: StreamArg,
     /// The records' partition key (or -k KEY; a key that starts with '-' needs -k).
-    #[arg(value_name = "PARTITION_KEY", value_parser = parse_partition_key, required_unless_present = "key", conflicts_with = "key")]
+    #[arg(value_name = "PARTITION_KEY", value_parser = parse_partition_key, required_unless_present = "key", conflicts_with = "key", help_heading = None)]
     pub(crate) partition_key: Option<String>,
-    /// The records' partition key, as for the other commands (`-k -dash` for a key that
-    /// starts with '-').
-    #[arg(short = 'k', long = "partition-key", value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true)]
-    pub(crate) key: Option<String>,
-    /// Only records from this sequence number on (inclusive; numeric comparison).
-    #[arg(long = "from-seq", alias = "from", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub(crate) from: Option<SequenceNumber>,
-    /// Only records up to this sequence number (inclusive; numeric comparison).
-    #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub(crate) to: Option<SequenceNumber>,
-    /// Only records that reached Kinesis at or after TIME (the forms of `kinarch scan --help`).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub(crate) arrived_after: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis before TIME (exclusive).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub(crate) arrived_before: Option<DateTime<Utc>>,
+    /// Which records.
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
     /// Which table is the archive.
     #[command(flatten)]
     pub(crate) archive: ArchiveTableArgs,
-    /// Limit, format, page size.
+    /// Format, delimiter, fetching.
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }
@@ -583,44 +614,13 @@ pub(crate) struct ScanArgs {
     /// The Kinesis stream whose archive is read.
     #[arg(value_parser = parse_stream)]
     pub(crate) stream: StreamArg,
-    /// Only records with at least this sequence number (numeric comparison).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub(crate) from_seq: Option<SequenceNumber>,
-    /// Only records with at most this sequence number (numeric comparison).
-    #[arg(long, value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true)]
-    pub(crate) to_seq: Option<SequenceNumber>,
-    /// Only records archived at or after TIME (see TIME below).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub(crate) archived_after: Option<DateTime<Utc>>,
-    /// Only records archived before TIME (exclusive).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub(crate) archived_before: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis at or after TIME.
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub(crate) arrived_after: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis before TIME (exclusive).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true)]
-    pub(crate) arrived_before: Option<DateTime<Utc>>,
-    /// Read the table in N parallel segments (1 to 1000).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_segments, allow_hyphen_values = true)]
-    pub(crate) segments: u32,
-    /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
-    /// worker of N. Each partition key lives in exactly one segment, so its order holds per
-    /// worker, and N workers together read every record once. An arrival window read
-    /// through the time index is split by shard instead (shards related by a reshard stay
-    /// together).
-    #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"])]
-    pub(crate) segment: Option<WorkerSegment>,
-    /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
-    #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
-    pub(crate) segments_total: Option<u32>,
-    /// Read an arrival window with a Scan of the table even when it has a time index.
-    #[arg(long)]
-    pub(crate) no_time_index: bool,
+    /// Which records.
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
     /// Which table is the archive.
     #[command(flatten)]
     pub(crate) archive: ArchiveTableArgs,
-    /// Limit, format, page size.
+    /// Format, delimiter, fetching.
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }
@@ -638,46 +638,9 @@ pub(crate) struct ReinjectArgs {
     #[command(flatten)]
     pub(crate) archive: ArchiveTableArgs,
 
-    /// Only the records of this partition key (a query; `-k -dash` for a key starting with '-').
-    #[arg(short = 'k', long, value_name = "KEY", value_parser = parse_partition_key, allow_hyphen_values = true, help_heading = "Selection", conflicts_with_all = ["archived_after", "archived_before", "segments", "segment", "segments_total"])]
-    pub(crate) partition_key: Option<String>,
-    /// Only records from this sequence number on (inclusive; numeric comparison).
-    #[arg(long = "from-seq", alias = "from", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) from_seq: Option<SequenceNumber>,
-    /// Only records up to this sequence number (inclusive; numeric comparison).
-    #[arg(long = "to-seq", alias = "to", value_name = "SEQ", value_parser = parse_sequence, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) to_seq: Option<SequenceNumber>,
-    /// Only records archived at or after TIME (a scan).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) archived_after: Option<DateTime<Utc>>,
-    /// Only records archived before TIME (exclusive; a scan).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) archived_before: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis at or after TIME.
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) arrived_after: Option<DateTime<Utc>>,
-    /// Only records that reached Kinesis before TIME (exclusive).
-    #[arg(long, value_name = "TIME", value_parser = parse_time_arg, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) arrived_before: Option<DateTime<Utc>>,
-    /// Scan the table in N parallel segments (1 to 1000).
-    #[arg(long, value_name = "N", value_parser = parse_segments, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) segments: Option<u32>,
-    /// Read only segment I of N of the table's parallel scan (0 <= I < N <= 1000000): one
-    /// worker of N. Each partition key lives in exactly one segment, so its order holds per
-    /// worker, and N workers together read every record once. An arrival window read
-    /// through the time index is split by shard instead (shards related by a reshard stay
-    /// together).
-    #[arg(long, value_name = "I/N", value_parser = parse_worker_segment, conflicts_with_all = ["segments", "segments_total"], help_heading = "Selection")]
-    pub(crate) segment: Option<WorkerSegment>,
-    /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
-    #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments", help_heading = "Selection")]
-    pub(crate) segments_total: Option<u32>,
-    /// Read an arrival window with a Scan of the table even when it has a time index.
-    #[arg(long, help_heading = "Selection", conflicts_with = "partition_key")]
-    pub(crate) no_time_index: bool,
-    /// Read at most N records.
-    #[arg(short = 'n', long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, help_heading = "Selection")]
-    pub(crate) limit: Option<NonZeroUsize>,
+    /// Which records.
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
 
     /// Frame each record with its original metadata: <sep><json><sep><original bytes>.
     #[arg(long, help_heading = "Framing")]
@@ -987,8 +950,8 @@ mod tests {
         else {
             panic!("query")
         };
-        assert_eq!(args.key.as_deref(), Some("-dash"));
-        assert_eq!(args.to.unwrap().as_str(), "9");
+        assert_eq!(args.selection.key.as_deref(), Some("-dash"));
+        assert_eq!(args.selection.to_seq.unwrap().as_str(), "9");
         let Command::Query(args) = parse(&["query", "orders", "k", "--from", "3", "--to", "4"])
             .unwrap()
             .command
@@ -996,7 +959,10 @@ mod tests {
             panic!("query")
         };
         assert_eq!(
-            (args.from.unwrap().as_str(), args.to.unwrap().as_str()),
+            (
+                args.selection.from_seq.unwrap().as_str(),
+                args.selection.to_seq.unwrap().as_str()
+            ),
             ("3", "4")
         );
         let Command::Reinject(args) = parse(&[
@@ -1007,8 +973,8 @@ mod tests {
         else {
             panic!("reinject")
         };
-        assert_eq!(args.from_seq.unwrap().as_str(), "3");
-        assert_eq!(args.to_seq.unwrap().as_str(), "4");
+        assert_eq!(args.selection.from_seq.unwrap().as_str(), "3");
+        assert_eq!(args.selection.to_seq.unwrap().as_str(), "4");
         let Command::Archive(args) = parse(&["archive", "orders", "--from", "LATEST"])
             .unwrap()
             .command
@@ -1110,8 +1076,8 @@ mod tests {
         let Command::Scan(args) = cli.command else {
             panic!("scan")
         };
-        assert_eq!(args.output.limit.map(NonZeroUsize::get), Some(3));
-        assert_eq!(args.segments, 1);
+        assert_eq!(args.selection.limit.map(NonZeroUsize::get), Some(3));
+        assert_eq!(args.selection.segments, None, "one reader unless asked");
         assert_eq!(args.output.output, OutputFormat::Data);
     }
 
@@ -1150,13 +1116,13 @@ mod tests {
                 let cli = parse(&["query", "--from", &seq, "--limit", &limit_text, "--", &stream, "key"]).unwrap();
                 let Command::Query(args) = cli.command else { panic!("query") };
                 prop_assert_eq!(args.stream.as_str(), stream.as_str());
-                prop_assert_eq!(args.from.as_ref().map(|s| s.as_str()), Some(seq.as_str()));
-                prop_assert_eq!(args.output.limit.unwrap().get(), limit);
+                prop_assert_eq!(args.selection.from_seq.as_ref().map(|s| s.as_str()), Some(seq.as_str()));
+                prop_assert_eq!(args.selection.limit.unwrap().get(), limit);
 
                 let epoch_text = epoch.to_string();
                 let cli = parse(&["scan", "--arrived-after", &epoch_text, "--", &stream]).unwrap();
                 let Command::Scan(args) = cli.command else { panic!("scan") };
-                prop_assert_eq!(args.arrived_after.unwrap().timestamp(), epoch);
+                prop_assert_eq!(args.selection.arrived_after.unwrap().time.timestamp(), epoch);
             }
         }
     }

@@ -147,23 +147,20 @@ pub(super) fn parse_time_arg(text: &str) -> Result<DateTime<Utc>, String> {
     parse_time_at(text, *NOW.get_or_init(Utc::now)).map_err(|e| e.to_string())
 }
 
-/// Refuses a time window whose `after` bound is not before its `before` bound: it selects
-/// nothing (after is inclusive, before exclusive).
-pub(crate) fn check_window(
-    after_flag: &str,
-    after: Option<DateTime<Utc>>,
-    before_flag: &str,
-    before: Option<DateTime<Utc>>,
-) -> Result<(), String> {
-    match (after, before) {
-        (Some(after), Some(before)) if after >= before => Err(format!(
-            "{after_flag} {} is not before {before_flag} {}, so the window selects nothing \
-             ({after_flag} is inclusive, {before_flag} exclusive): swap them",
-            after.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            before.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-        )),
-        _ => Ok(()),
-    }
+/// A time of a selection as given: the instant, and the text when it is relative (`30m`,
+/// `now`), which a replay journal keeps (a relative time names another instant on every
+/// run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TimeArg {
+    pub(crate) time: DateTime<Utc>,
+    pub(crate) relative: Option<String>,
+}
+
+pub(super) fn parse_selection_time(text: &str) -> Result<TimeArg, String> {
+    Ok(TimeArg {
+        time: parse_time_arg(text)?,
+        relative: kinarch_core::domain::timefmt::is_relative(text).then(|| text.trim().to_owned()),
+    })
 }
 
 pub(super) fn parse_limit(text: &str) -> Result<NonZeroUsize, String> {

@@ -14,11 +14,16 @@ use aws_config::SdkConfig;
 use kinarch_core::StreamName;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, check_profile, load_sdk_config};
 use kinarch_core::domain::config::TABLE_TAG_STREAM;
-use kinarch_core::read::ArchiveReader;
+use std::collections::BTreeMap;
+
+use kinarch_core::Selection;
+use kinarch_core::domain::selection::{SelectionSpec, TimeWindow};
 use kinarch_core::read::locate::{Located, TableOwner};
+use kinarch_core::read::{ArchiveReader, ReadOptions, TimeIndexUse};
 
 use crate::cli::values::StreamArg;
-use crate::cli::{ArchiveTableArgs, Cli, Command, GlobalArgs};
+use crate::cli::values::{TimeArg, worker_segment};
+use crate::cli::{ArchiveTableArgs, Cli, Command, GlobalArgs, SelectionArgs};
 use crate::failure::Failure;
 
 /// Runs the command the command line asks for.
@@ -126,6 +131,60 @@ async fn open_archive(
         );
     }
     Ok((archive, located))
+}
+
+/// A command line's selection, checked: which records, how they are read, and which of its
+/// time bounds were given relative to now (flag → as typed).
+pub(crate) struct ResolvedSelection {
+    pub(crate) selection: Selection,
+    pub(crate) read: ReadOptions,
+    pub(crate) relative_times: BTreeMap<String, String>,
+}
+
+/// Builds the one [`Selection`] of `query`, `scan` and `reinject` from their flags: every
+/// rule is checked there (`Selection::new`), none here.
+pub(crate) fn selection(args: SelectionArgs) -> Result<ResolvedSelection, Failure> {
+    let worker = worker_segment(args.segment, args.segments_total).map_err(Failure::Usage)?;
+    let mut relative_times = BTreeMap::new();
+    let mut time = |flag: &str, arg: Option<TimeArg>| {
+        arg.map(|arg| {
+            if let Some(typed) = arg.relative {
+                relative_times.insert(flag.to_owned(), typed);
+            }
+            arg.time
+        })
+    };
+    let arrived = TimeWindow::new(
+        time("--arrived-after", args.arrived_after),
+        time("--arrived-before", args.arrived_before),
+    );
+    let archived = TimeWindow::new(
+        time("--archived-after", args.archived_after),
+        time("--archived-before", args.archived_before),
+    );
+    let selection = Selection::new(SelectionSpec {
+        partition_key: args.key,
+        from_sequence: args.from_seq,
+        to_sequence: args.to_seq,
+        arrived,
+        archived,
+        segments: args.segments,
+        worker,
+        limit: args.limit.map(usize::from),
+    })
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let read = ReadOptions {
+        page_size: args.page_size,
+        time_index: match args.no_time_index {
+            true => TimeIndexUse::Never,
+            false => TimeIndexUse::WhenPresent,
+        },
+    };
+    Ok(ResolvedSelection {
+        selection,
+        read,
+        relative_times,
+    })
 }
 
 /// Loads the AWS configuration: the global options first, then the SDK's usual sources

@@ -1,12 +1,10 @@
 //! `kinarch query` and `kinarch scan`: read records and print them.
 
 use aws_config::SdkConfig;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kinarch_core::read::{ArrivalWindow, QueryOptions, ScanOptions, Selection, TimeIndexUse};
-use kinarch_core::{Error, SequenceNumber, StreamName};
+use kinarch_core::{Error, StreamName};
 
-use crate::cli::values::{check_window, thousands, worker_segment};
+use crate::cli::values::thousands;
 use crate::cli::{ArchiveTableArgs, GlobalArgs, OutputArgs, QueryArgs, ScanArgs};
 use crate::failure::Failure;
 use crate::logging::labelled;
@@ -20,74 +18,18 @@ pub(crate) async fn query(
     global: &GlobalArgs,
     args: QueryArgs,
 ) -> Result<(), Failure> {
-    check_bounds(args.from.as_ref(), args.to.as_ref())?;
-    check_window(
-        "--arrived-after",
-        args.arrived_after,
-        "--arrived-before",
-        args.arrived_before,
-    )
-    .map_err(Failure::Usage)?;
-    let partition_key = args
-        .key
-        .or(args.partition_key)
-        .expect("clap requires the positional key or -k");
-    let selection = Selection::Query(QueryOptions {
-        partition_key,
-        from: args.from,
-        to: args.to,
-        limit: args.output.limit.map(usize::from),
-        page_size: args.output.page_size,
-        arrived: ArrivalWindow {
-            after: args.arrived_after,
-            before: args.arrived_before,
-        },
-    });
+    let mut selection = args.selection;
+    selection.key = selection.key.or(args.partition_key);
+    let resolved = super::selection(selection)?;
     print_records(
         sdk,
         global,
         args.stream.name,
         &args.archive,
-        selection,
+        resolved,
         &args.output,
     )
     .await
-}
-
-/// Refuses `--from-seq` after `--to-seq`: nothing could match.
-pub(crate) fn check_bounds(
-    from: Option<&SequenceNumber>,
-    to: Option<&SequenceNumber>,
-) -> Result<(), Failure> {
-    match (from, to) {
-        (Some(from), Some(to)) if from > to => Err(Failure::Usage(format!(
-            "--from-seq {from} is after --to-seq {to} (sequence numbers compare numerically), \
-             so nothing can match: swap them"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Refuses archive and arrival windows that select nothing (see `check_window`).
-pub(crate) fn check_windows(
-    archived_after: Option<DateTime<Utc>>,
-    archived_before: Option<DateTime<Utc>>,
-    arrived_after: Option<DateTime<Utc>>,
-    arrived_before: Option<DateTime<Utc>>,
-) -> Result<(), Failure> {
-    check_window(
-        "--archived-after",
-        archived_after,
-        "--archived-before",
-        archived_before,
-    )
-    .and(check_window(
-        "--arrived-after",
-        arrived_after,
-        "--arrived-before",
-        arrived_before,
-    ))
-    .map_err(Failure::Usage)
 }
 
 /// `kinarch scan`.
@@ -96,36 +38,13 @@ pub(crate) async fn scan(
     global: &GlobalArgs,
     args: ScanArgs,
 ) -> Result<(), Failure> {
-    check_bounds(args.from_seq.as_ref(), args.to_seq.as_ref())?;
-    check_windows(
-        args.archived_after,
-        args.archived_before,
-        args.arrived_after,
-        args.arrived_before,
-    )?;
-    let selection = Selection::Scan(ScanOptions {
-        from_sequence: args.from_seq,
-        to_sequence: args.to_seq,
-        archived_after: args.archived_after,
-        archived_before: args.archived_before,
-        arrived_after: args.arrived_after,
-        arrived_before: args.arrived_before,
-        limit: args.output.limit.map(usize::from),
-        segments: args.segments,
-        page_size: args.output.page_size,
-        worker: worker_segment(args.segment, args.segments_total).map_err(Failure::Usage)?,
-        time_index: if args.no_time_index {
-            TimeIndexUse::Never
-        } else {
-            TimeIndexUse::WhenPresent
-        },
-    });
+    let resolved = super::selection(args.selection)?;
     print_records(
         sdk,
         global,
         args.stream.name,
         &args.archive,
-        selection,
+        resolved,
         &args.output,
     )
     .await
@@ -139,7 +58,7 @@ async fn print_records(
     global: &GlobalArgs,
     stream: StreamName,
     table: &ArchiveTableArgs,
-    selection: Selection,
+    resolved: super::ResolvedSelection,
     output: &OutputArgs,
 ) -> Result<(), Failure> {
     let (mut archive, _) = super::open_archive(sdk, global, stream, table).await?;
@@ -149,7 +68,7 @@ async fn print_records(
     tracing::info!(table = %archive.config().table, mode = %archive.config().mode, "reading");
     // Ctrl-C or SIGTERM: what was printed stays printed and is said, then exit 130 / 143.
     let mut signal = crate::signals::listen()?;
-    let mut records = archive.read(selection);
+    let mut records = archive.read(&resolved.selection, resolved.read);
     let format = match &output.format {
         Some(line) => RecordFormat::Line(line.clone()),
         None => RecordFormat::Output(output.output, output.delimiter.0.clone()),

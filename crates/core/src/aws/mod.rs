@@ -20,6 +20,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_types::os_shim_internal::{Env, Fs};
 
 pub mod error;
+pub mod expression;
 pub mod item;
 mod logged;
 pub mod objects;

@@ -12,5 +12,6 @@ pub mod overflow;
 pub mod pace;
 pub mod plan;
 pub mod record;
+pub mod selection;
 pub mod sequence;
 pub mod timefmt;

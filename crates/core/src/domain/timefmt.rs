@@ -123,6 +123,14 @@ fn why_not(text: &str, parser_said: &str) -> String {
     format!("not in an accepted form ({parser_said})")
 }
 
+/// Whether `text` is a time relative to now (`now`, or a duration ago such as `30m`): it
+/// names another instant on every run.
+pub fn is_relative(text: &str) -> bool {
+    let trimmed = text.trim();
+    trimmed.eq_ignore_ascii_case("now")
+        || (!trimmed.is_empty() && matches!(parse_duration(trimmed), Some(Ok(_))))
+}
+
 /// `Some` when `text` looks like a duration (digits followed by a unit, repeated), with the
 /// duration or why it is not one.
 fn parse_duration(text: &str) -> Option<Result<chrono::TimeDelta, &'static str>> {

@@ -5,4 +5,5 @@ pub mod estimate;
 pub mod journal;
 pub mod put;
 pub mod reinject;
+pub mod runner;
 pub mod sender;
