@@ -873,3 +873,37 @@ async fn messages_say_what_was_meant_and_what_to_do() {
         (Some(true), Some(false))
     );
 }
+
+/// Defect 1 of issue 23: one invalid ArchiveOverflow tag made `status` throw away the valid
+/// mode and table tags and report the defaults. Now the invalid tag is named, the valid ones
+/// are kept and shown, and the exit status is 1.
+#[tokio::test]
+async fn status_names_an_invalid_overflow_tag_and_keeps_the_valid_ones() {
+    let moto = archived(1).await;
+    let sdk = moto.sdk_config().await;
+    kinesis::tag_stream(
+        &aws_sdk_kinesis::Client::new(&sdk),
+        "orders",
+        &[("ArchiveOverflow", "ftp://not-a-bucket")],
+    )
+    .await;
+    let status = kinarch(&moto, &["status", "orders"]).await;
+    status.expect_code(1);
+    let text = status.out();
+    assert!(text.contains("ALL (every record)"), "{text}");
+    assert!(text.contains("orders-archive-ALL (ACTIVE)"), "{text}");
+    assert!(
+        text.contains("tag ArchiveOverflow has an invalid value"),
+        "{text}"
+    );
+    let json = json_of(&kinarch(&moto, &["status", "orders", "-o", "json"]).await);
+    assert_eq!(json["mode"], "ALL");
+    assert_eq!(json["tableName"], "orders-archive-ALL");
+    assert_eq!(json["healthy"], false);
+    assert!(
+        json["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("ArchiveOverflow")),
+        "{json}"
+    );
+}

@@ -200,69 +200,179 @@ impl StreamArchiveConfig {
         }
     }
 
-    /// Reads the configuration from a stream's tags. A missing `StreamArchiveMode` means
-    /// LATEST, as in the original archiver; a missing `ArchiveTTL` means no expiry; the
-    /// table is `ArchiveTableName`, else [`tagged_table_name`].
+    /// Reads the configuration from a stream's tags, strictly (see [`ArchiveTags::config`]).
     pub fn from_tags<'a>(
         stream: &StreamName,
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
-        let (mut mode, mut ttl, mut table, mut deaggregate, mut overflow) =
-            (None, None, None, None, None);
-        for (key, value) in tags {
+        ArchiveTags::parse(stream, tags).config()
+    }
+}
+
+/// Every stream tag kinarch reads, in the order their errors are reported.
+pub const ARCHIVE_TAGS: [&str; 5] = [TAG_MODE, TAG_TTL, TAG_TABLE, TAG_DEAGGREGATE, TAG_OVERFLOW];
+
+/// One kinarch tag as found: its text and what it means (or why it means nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagValue<T> {
+    /// The value as written.
+    pub text: String,
+    /// The value parsed, or why it cannot be.
+    pub parsed: Result<T, ConfigError>,
+}
+
+/// A stream's kinarch tags, each parsed on its own: the one reader of the tags. The
+/// archiver's view is [`ArchiveTags::config`] (strict: an invalid tag is an error), `status`'s
+/// [`ArchiveTags::config_despite_invalid`] (each invalid tag named and left out, the valid
+/// ones kept), `setup`'s the tags one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveTags {
+    stream: StreamName,
+    /// [`TAG_MODE`].
+    pub mode: Option<TagValue<ArchiveMode>>,
+    /// [`TAG_TTL`].
+    pub ttl: Option<TagValue<ArchiveTtl>>,
+    /// [`TAG_TABLE`].
+    pub table: Option<TagValue<TableName>>,
+    /// [`TAG_DEAGGREGATE`].
+    pub deaggregate: Option<TagValue<bool>>,
+    /// [`TAG_OVERFLOW`].
+    pub overflow: Option<TagValue<OverflowTarget>>,
+}
+
+impl ArchiveTags {
+    /// Parses the kinarch tags among `tags` (others are ignored).
+    pub fn parse<'a>(
+        stream: &StreamName,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        fn tag_value<T>(
+            stream: &StreamName,
+            tag: &'static str,
+            text: &str,
+            parsed: Result<T, String>,
+        ) -> Option<TagValue<T>> {
+            Some(TagValue {
+                text: text.to_owned(),
+                parsed: parsed.map_err(|reason| ConfigError {
+                    stream: stream.clone(),
+                    tag,
+                    reason,
+                }),
+            })
+        }
+        let mut parsed = Self {
+            stream: stream.clone(),
+            mode: None,
+            ttl: None,
+            table: None,
+            deaggregate: None,
+            overflow: None,
+        };
+        for (key, text) in tags {
             match key {
-                TAG_MODE => mode = Some(value),
-                TAG_TTL => ttl = Some(value),
-                TAG_TABLE => table = Some(value),
-                TAG_DEAGGREGATE => deaggregate = Some(value),
-                TAG_OVERFLOW => overflow = Some(value),
+                TAG_MODE => {
+                    parsed.mode = tag_value(
+                        stream,
+                        TAG_MODE,
+                        text,
+                        text.parse().map_err(|e: ArchiveModeError| e.to_string()),
+                    )
+                }
+                TAG_TTL => {
+                    parsed.ttl = tag_value(
+                        stream,
+                        TAG_TTL,
+                        text,
+                        ArchiveTtl::parse_tag(text).map_err(|e| e.to_string()),
+                    )
+                }
+                TAG_TABLE => {
+                    parsed.table = tag_value(
+                        stream,
+                        TAG_TABLE,
+                        text,
+                        TableName::new(text.trim()).map_err(|e: NameError| e.to_string()),
+                    )
+                }
+                TAG_DEAGGREGATE => {
+                    let v = text.trim();
+                    let meaning = if v.eq_ignore_ascii_case("true") {
+                        Ok(true)
+                    } else if v.eq_ignore_ascii_case("false") {
+                        Ok(false)
+                    } else {
+                        Err(format!("{v:?} is neither true nor false"))
+                    };
+                    parsed.deaggregate = tag_value(stream, TAG_DEAGGREGATE, text, meaning)
+                }
+                TAG_OVERFLOW => {
+                    parsed.overflow = tag_value(
+                        stream,
+                        TAG_OVERFLOW,
+                        text,
+                        OverflowTarget::parse(text)
+                            .map_err(|e| format!("{e} (expected s3://BUCKET/PREFIX)")),
+                    )
+                }
                 _ => {}
             }
         }
-        let error = |tag, reason: String| ConfigError {
-            stream: stream.clone(),
-            tag,
-            reason,
+        parsed
+    }
+
+    /// Whether the stream has a `StreamArchiveMode` tag (was set up).
+    pub fn configured(&self) -> bool {
+        self.mode.is_some()
+    }
+
+    /// The errors of the invalid tags, in [`ARCHIVE_TAGS`] order.
+    pub fn errors(&self) -> Vec<&ConfigError> {
+        fn error<T>(tag: &Option<TagValue<T>>) -> Option<&ConfigError> {
+            tag.as_ref().and_then(|t| t.parsed.as_ref().err())
+        }
+        [
+            error(&self.mode),
+            error(&self.ttl),
+            error(&self.table),
+            error(&self.deaggregate),
+            error(&self.overflow),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The configuration the archiver uses: a missing `StreamArchiveMode` means LATEST, as
+    /// in the original archiver; a missing `ArchiveTTL` means no expiry; the table is
+    /// `ArchiveTableName`, else [`tagged_table_name`]. The first invalid tag is the error.
+    pub fn config(&self) -> Result<StreamArchiveConfig, ConfigError> {
+        match self.errors().first() {
+            Some(error) => Err((*error).clone()),
+            None => Ok(self.config_despite_invalid().0),
+        }
+    }
+
+    /// The configuration as far as the valid tags go, and the message of each invalid one
+    /// (left out: the archiver's default takes its place), for `status`, which shows
+    /// everything that is known.
+    pub fn config_despite_invalid(&self) -> (StreamArchiveConfig, Vec<String>) {
+        fn valid<T: Clone>(tag: &Option<TagValue<T>>) -> Option<T> {
+            tag.as_ref().and_then(|t| t.parsed.as_ref().ok().cloned())
+        }
+        let mode = valid(&self.mode);
+        // The table is named after the mode tag as written, when it is valid.
+        let mode_text = mode.and(self.mode.as_ref().map(|t| t.text.as_str()));
+        let config = StreamArchiveConfig {
+            stream: self.stream.clone(),
+            mode: mode.unwrap_or(ArchiveMode::Latest),
+            ttl: valid(&self.ttl),
+            table: valid(&self.table).unwrap_or_else(|| tagged_table_name(&self.stream, mode_text)),
+            deaggregate: valid(&self.deaggregate).unwrap_or(true),
+            overflow: valid(&self.overflow),
         };
-        let mode_tag = mode;
-        let mode = match mode {
-            None => ArchiveMode::Latest,
-            Some(value) => value
-                .parse::<ArchiveMode>()
-                .map_err(|e| error(TAG_MODE, e.to_string()))?,
-        };
-        let ttl = ttl
-            .map(ArchiveTtl::parse_tag)
-            .transpose()
-            .map_err(|e| error(TAG_TTL, e.to_string()))?;
-        let table = match table {
-            None => tagged_table_name(stream, mode_tag),
-            Some(value) => TableName::new(value.trim())
-                .map_err(|e: NameError| error(TAG_TABLE, e.to_string()))?,
-        };
-        let deaggregate = match deaggregate.map(str::trim) {
-            None => true,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                return Err(error(
-                    TAG_DEAGGREGATE,
-                    format!("{v:?} is neither true nor false"),
-                ));
-            }
-        };
-        let overflow = overflow
-            .map(OverflowTarget::parse)
-            .transpose()
-            .map_err(|e| error(TAG_OVERFLOW, format!("{e} (expected s3://BUCKET/PREFIX)")))?;
-        Ok(Self {
-            stream: stream.clone(),
-            mode,
-            ttl,
-            table,
-            deaggregate,
-            overflow,
-        })
+        let invalid = self.errors().into_iter().map(ToString::to_string).collect();
+        (config, invalid)
     }
 }
 

@@ -127,15 +127,17 @@ fn why_not(text: &str, parser_said: &str) -> String {
 /// names another instant on every run.
 pub fn is_relative(text: &str) -> bool {
     let trimmed = text.trim();
-    trimmed.eq_ignore_ascii_case("now")
-        || (!trimmed.is_empty() && matches!(parse_duration(trimmed), Some(Ok(_))))
+    trimmed.eq_ignore_ascii_case("now") || matches!(parse_duration(trimmed), Some(Ok(_)))
 }
 
 /// `Some` when `text` looks like a duration (digits followed by a unit, repeated), with the
 /// duration or why it is not one.
 fn parse_duration(text: &str) -> Option<Result<chrono::TimeDelta, &'static str>> {
     let bytes = text.as_bytes();
-    if !bytes[0].is_ascii_digit() || !bytes[bytes.len() - 1].is_ascii_alphabetic() {
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return None;
+    };
+    if !first.is_ascii_digit() || !last.is_ascii_alphabetic() {
         return None;
     }
     if !bytes
@@ -246,6 +248,8 @@ mod tests {
         );
         assert!(reason("-1714564800").contains("negative epoch seconds"));
         assert!(!reason("2026-13-01").contains("premature"));
+        // A lone sign (found by the never_panics property).
+        assert!(reason("-").contains("negative epoch seconds"));
     }
     use super::*;
     use proptest::prelude::*;

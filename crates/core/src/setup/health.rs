@@ -9,8 +9,7 @@ use std::fmt;
 
 use crate::aws::tables::{KeySchema, TtlState};
 use crate::domain::config::{
-    ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_DEAGGREGATE, TAG_MODE, TAG_TABLE,
-    TAG_TTL,
+    ArchiveMode, ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_TTL,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::read::locate::{Located, TableOwner};
@@ -156,36 +155,13 @@ pub fn problems(status: &ArchiveStatus) -> Vec<Problem> {
 }
 
 /// The configuration of `tags`, as far as the valid ones allow, and the messages of the
-/// invalid ones. Each kinarch tag that is invalid on its own is left out (the archiver's
-/// default takes its place); if the rest still do not fit together, all are left out.
+/// invalid ones (see [`ArchiveTags::config_despite_invalid`]).
 pub fn config_despite_invalid_tags(
     stream: &StreamName,
     tags: &[(String, String)],
 ) -> (StreamArchiveConfig, Vec<String>) {
-    let from = |tags: &[&(String, String)]| {
-        StreamArchiveConfig::from_tags(stream, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    };
-    let all: Vec<&(String, String)> = tags.iter().collect();
-    let error = match from(&all) {
-        Ok(config) => return (config, Vec::new()),
-        Err(error) => error,
-    };
-    let mut invalid = Vec::new();
-    let mut kept = Vec::new();
-    for tag in &all {
-        let ours = [TAG_MODE, TAG_TTL, TAG_TABLE, TAG_DEAGGREGATE].contains(&tag.0.as_str());
-        match from(&[tag]) {
-            Err(alone) if ours => invalid.push(alone.to_string()),
-            _ => kept.push(*tag),
-        }
-    }
-    match from(&kept) {
-        Ok(config) if !invalid.is_empty() => (config, invalid),
-        _ => (
-            from(&[]).expect("no tags are a valid configuration"),
-            vec![error.to_string()],
-        ),
-    }
+    ArchiveTags::parse(stream, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .config_despite_invalid()
 }
 
 #[cfg(test)]
@@ -303,6 +279,25 @@ mod tests {
             TtlState::Disabled,
         );
         assert!(matches!(problems(&s)[..], [Problem::TtlNotEnabled { .. }]));
+    }
+
+    /// Defect 1 of issue 23: an invalid overflow tag cost `status` the valid mode and table
+    /// tags (its own list of kinarch's tags had no ArchiveOverflow).
+    #[test]
+    fn an_invalid_overflow_tag_keeps_the_valid_mode_and_table() {
+        let (config, invalid) = config_despite_invalid_tags(
+            &stream(),
+            &tags(&[
+                ("StreamArchiveMode", "ALL"),
+                ("ArchiveTableName", "kept-elsewhere"),
+                ("ArchiveOverflow", "ftp://nowhere"),
+            ]),
+        );
+        assert_eq!(config.mode, ArchiveMode::All);
+        assert_eq!(config.table.as_str(), "kept-elsewhere");
+        assert_eq!(config.overflow, None);
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert!(invalid[0].contains("tag ArchiveOverflow"), "{invalid:?}");
     }
 
     #[test]

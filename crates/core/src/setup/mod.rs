@@ -33,7 +33,7 @@ use crate::aws::tables::{
     point_in_time_recovery, tag_table, wait_until_active, wait_until_index_active,
 };
 use crate::domain::config::{
-    StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_OVERFLOW, TAG_TTL,
+    ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW, TAG_TTL,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{ExpiryRule, OverflowTarget};
@@ -67,7 +67,7 @@ pub struct ArchiveStatus {
     /// Whether the stream has a `StreamArchiveMode` tag (was set up).
     pub configured: bool,
     /// Why tags were left out of [`ArchiveStatus::config`]: each invalid kinarch tag's
-    /// message (see [`health::config_despite_invalid_tags`]).
+    /// message (see [`ArchiveTags::config_despite_invalid`]).
     pub invalid_tags: Vec<String>,
     /// The configuration read from the tags (without a mode tag: the archiver's default,
     /// LATEST).
@@ -213,10 +213,11 @@ impl Setup {
         let (config, configured, located, invalid_tags) = match (&summary, table) {
             (Some(_), None) => {
                 let tags = list_stream_tags(&self.kinesis, stream).await?;
-                let configured = tags.iter().any(|(key, _)| key == TAG_MODE);
+                let tags =
+                    ArchiveTags::parse(stream, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 // An invalid tag is a problem to show, with everything else that is known.
-                let (config, invalid) = health::config_despite_invalid_tags(stream, &tags);
-                (config, configured, Located::Tags, invalid)
+                let (config, invalid) = tags.config_despite_invalid();
+                (config, tags.configured(), Located::Tags, invalid)
             }
             _ => {
                 // Another stream's table is a problem to show, not a refusal.

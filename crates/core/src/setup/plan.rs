@@ -7,8 +7,8 @@ use std::fmt;
 use crate::aws::item::attr;
 use crate::aws::tables::{Billing, KeySchema, TIME_INDEX, TableInfo, TtlState};
 use crate::domain::config::{
-    ArchiveMode, ArchiveTtl, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_OVERFLOW,
-    TAG_TABLE, TAG_TTL, tagged_table_name,
+    ArchiveMode, ArchiveTags, ArchiveTtl, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE,
+    TAG_OVERFLOW, TAG_TABLE, TAG_TTL, tagged_table_name,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{
@@ -719,30 +719,23 @@ struct CurrentTags {
 }
 
 impl CurrentTags {
+    /// The tags as setup reads them (through [`ArchiveTags`], the one reader): a mode or
+    /// TTL tag that setup is about to overwrite may be invalid; the table tag, which setup
+    /// keeps, must be valid.
     fn read(stream: &StreamName, tags: &[(String, String)]) -> Result<Self, Error> {
-        let value = |name: &str| {
-            tags.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let table = match value(TAG_TABLE) {
+        let tags = ArchiveTags::parse(stream, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let table = match tags.table {
             None => None,
-            Some(text) => Some(TableName::new(text.trim()).map_err(|e| {
-                crate::domain::config::ConfigError {
-                    stream: stream.clone(),
-                    tag: TAG_TABLE,
-                    reason: e.to_string(),
-                }
-            })?),
+            Some(tag) => Some(tag.parsed?),
         };
         Ok(Self {
             stream: stream.clone(),
-            mode: value(TAG_MODE).and_then(|v| v.parse().ok()),
-            mode_text: value(TAG_MODE).map(|v| v.trim().to_owned()),
-            ttl_tag: value(TAG_TTL).map(str::to_owned),
-            has_ttl_tag: value(TAG_TTL).is_some(),
+            mode: tags.mode.as_ref().and_then(|t| t.parsed.clone().ok()),
+            mode_text: tags.mode.as_ref().map(|t| t.text.trim().to_owned()),
+            ttl_tag: tags.ttl.as_ref().map(|t| t.text.clone()),
+            has_ttl_tag: tags.ttl.is_some(),
             table,
-            overflow_tag: value(TAG_OVERFLOW).map(str::to_owned),
+            overflow_tag: tags.overflow.as_ref().map(|t| t.text.clone()),
         })
     }
 
