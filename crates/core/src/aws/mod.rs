@@ -26,6 +26,7 @@ mod logged;
 pub mod objects;
 pub(crate) mod retry;
 pub mod streams;
+pub mod table_check;
 pub mod tables;
 
 pub(crate) use error::{aws_error, aws_error_with, describe, error_code, is_transient};

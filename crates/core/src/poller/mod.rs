@@ -96,7 +96,8 @@ use crate::aws::objects::ObjectStore;
 use crate::aws::region_of;
 use crate::aws::retry::Backoff;
 use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
-use crate::aws::tables::{TableInfo, describe_table};
+use crate::aws::table_check::checked_archive_table;
+use crate::aws::tables::TableInfo;
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::StreamName;
 use crate::domain::sequence::SequenceNumber;
@@ -106,7 +107,6 @@ use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore}
 use crate::poller::kinesis::ShardCalls;
 use crate::poller::lineage::{Decision, Lineage, Phase};
 use crate::poller::reader::{ReadEnv, ReaderEnd, ShardReader};
-use crate::setup::archive_table_mismatch;
 use crate::write::{ArchiveWriter, WriterOptions};
 
 /// GetRecords returns at most 10,000 records per call.
@@ -460,20 +460,9 @@ impl StreamPoller {
         // Lambda's default): a person starting an archiver by hand most likely forgot
         // `kinarch setup`, and the error says so.
         let config = read_configured_stream_config(kinesis, stream).await?;
-        match describe_table(dynamodb, &config.table).await? {
-            None => Err(Error::TableNotFound {
-                table: config.table.clone(),
-                stream: config.stream.clone(),
-                mode: config.mode,
-                region: region.to_owned(),
-            }),
-            // Writes into it would fail for good (or, worse, overwrite each other): refused
-            // now, not retried batch after batch.
-            Some(info) if !info.key_schema.fits(config.mode) => {
-                Err(archive_table_mismatch(&info, &config, region))
-            }
-            Some(info) => Ok((config, info)),
-        }
+        // A misfit is refused now, not retried batch after batch.
+        let table = checked_archive_table(dynamodb, &config, region).await?;
+        Ok((config, table))
     }
 
     /// The stream's archive configuration.

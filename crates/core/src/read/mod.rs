@@ -65,13 +65,13 @@ use futures::Stream;
 
 use crate::aws::objects::ObjectStore;
 use crate::aws::streams::read_configured_stream_config;
-use crate::aws::tables::{TableInfo, describe_table};
+use crate::aws::table_check::checked_archive_table;
+use crate::aws::tables::TableInfo;
 use crate::aws::{aws_error_with, error_code, region_of};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
-use crate::setup::archive_table_mismatch;
 use locate::{Located, TableOwner};
 
 pub use crate::domain::selection::{
@@ -313,12 +313,9 @@ impl ArchiveReader {
     /// before the first read. Optional: when DescribeTable itself fails (a policy without
     /// it, a passing fault), the reads go on and report what they meet.
     async fn check_table(&self) -> Result<Option<TableInfo>, Error> {
-        match describe_table(&self.dynamodb, &self.config.table).await {
-            Ok(None) => Err(self.table_not_found()),
-            Ok(Some(info)) if !info.key_schema.fits(self.config.mode) => {
-                Err(archive_table_mismatch(&info, &self.config, &self.region))
-            }
-            Ok(Some(info)) => Ok(Some(info)),
+        match checked_archive_table(&self.dynamodb, &self.config, &self.region).await {
+            Ok(info) => Ok(Some(info)),
+            Err(err @ (Error::TableNotFound { .. } | Error::KeySchemaMismatch { .. })) => Err(err),
             Err(err) => {
                 tracing::debug!(table = %self.config.table, error = %err, "the table's key schema could not be checked; reading anyway");
                 Ok(None)

@@ -41,17 +41,16 @@ use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::read::locate::{Located, TableOwner, locate, stream_unreadable, table_owner};
 
+mod action;
 pub mod health;
 pub mod list;
 mod plan;
+mod request;
 
-pub(crate) use plan::archive_table_mismatch;
-
-use plan::key_schema_mismatch;
-pub use plan::{
-    Observed, OverflowChange, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep,
-    StepStatus, TtlChange, check_request, plan, planned_table,
-};
+use crate::aws::table_check::key_schema_mismatch;
+pub use action::{SetupAction, SetupPlan, SetupReport, SetupStep, StepStatus};
+pub use plan::{Observed, plan};
+pub use request::{OverflowChange, SetupRequest, TtlChange, check_request, planned_table};
 
 /// How a stream is set up for archiving, as `kinarch status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,7 @@ use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::item::{ArchiveStamp, Item, PreparedItem, attr, claim_check};
 use crate::aws::objects::ObjectStore;
 use crate::aws::retry::Backoff;
+use crate::aws::table_check::archive_table_mismatch;
 use crate::aws::tables::describe_table;
 use crate::aws::{describe, error_code, is_transient};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
@@ -43,7 +44,6 @@ use crate::domain::plan::{failures, plan_all, reduce_latest};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
-use crate::setup::archive_table_mismatch;
 
 /// Tuning of [`ArchiveWriter`].
 #[derive(Debug, Clone)]
