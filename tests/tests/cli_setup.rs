@@ -154,7 +154,8 @@ async fn setup_all_creates_the_table_enables_ttl_tags_the_stream_and_is_safe_to_
     let first = run_setup().await;
     first.ok();
     let steps = step_lines(&first);
-    assert_eq!(steps.len(), 4, "{steps:?}");
+    // Table, wait, TTL, the table's ArchivedStream tag (issue 28), the stream's tags.
+    assert_eq!(steps.len(), 5, "{steps:?}");
     assert!(steps.iter().all(|s| s.starts_with("done")), "{steps:?}");
     assert!(first.out().contains("items expire 3600 s after archiving"));
     assert!(first.stderr.is_empty(), "{}", first.stderr);
@@ -183,7 +184,7 @@ async fn setup_all_creates_the_table_enables_ttl_tags_the_stream_and_is_safe_to_
     let again = run_setup().await;
     again.ok();
     let steps = step_lines(&again);
-    assert_eq!(steps.len(), 4, "{steps:?}");
+    assert_eq!(steps.len(), 5, "{steps:?}");
     assert!(
         steps.iter().all(|s| s.starts_with("unchanged")),
         "a re-run changes nothing: {steps:?}"
@@ -310,6 +311,7 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
             "to do      create table orders-archive-ALL with key HASH partitionKey (S) + RANGE sequenceNumber (S) (on-demand billing)",
             "to do      wait until table orders-archive-ALL is ACTIVE",
             "to do      enable TTL of table orders-archive-ALL on attribute expireAfter",
+            "to do      tag table orders-archive-ALL: ArchivedStream=orders",
             "to do      tag stream orders: StreamArchiveMode=ALL ArchiveTTL=expireSeconds=86400",
         ]
     );
