@@ -64,11 +64,12 @@ use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
+use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::item::{Item, attr};
 use crate::aws::objects::ObjectStore;
 use crate::aws::streams::{list_shards, read_configured_stream_config};
 use crate::aws::tables::{TableInfo, describe_table};
-use crate::aws::{aws_error_with, error_code, region_of, send_with_retries};
+use crate::aws::{aws_error_with, region_of, send_with_retries};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::record::{ArchiveRecord, Payload, format_last_update};
@@ -805,7 +806,7 @@ impl ArchiveReader {
     where
         E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        if error_code(&err) == Some("ResourceNotFoundException") {
+        if kind_of(&err) == AwsErrorKind::NotFound {
             self.table_not_found()
         } else {
             let table = &self.config.table;
