@@ -30,7 +30,7 @@ pub use domain::sequence::SequenceNumber;
 pub use error::{Error, Result};
 pub use poller::{PollerOptions, StreamPoller};
 pub use read::{ArchiveReader, QueryOptions, ScanOptions, Selection};
-pub use write::{ArchiveWriter, WriteOutcome, WriterOptions};
+pub use write::{ArchiveWriter, WriteCounts, WriteOutcome, WriterOptions};
 
 /// Renamed [`ArchiveReader`].
 #[deprecated(since = "0.2.0", note = "renamed ArchiveReader")]

@@ -161,7 +161,7 @@ where
 /// in [`Error::Aws`] and to describe. To tell errors apart, use the SDK's typed errors
 /// (`err.as_service_error().is_some_and(XError::is_y_exception)`), [`kind_of`], or
 /// [`Unmodeled`] for the answers the SDK has no variant for.
-pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
+fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => ProvideErrorMetadata::code(service.err()),
         _ => None,

@@ -4,17 +4,19 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemError, BatchWriteItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use futures::future::Either;
 use tokio::time::Instant;
 
 use super::overflow::Overflow;
-use super::{ArchiveWriter, RequestFailure, WriteOutcome};
-use crate::aws::error::{AwsErrorKind, kind_of};
+use super::{ArchiveWriter, RequestFailure, WriteOutcome, write_error};
+use crate::aws::error::AwsErrorKind;
 use crate::aws::item::{Item, PreparedItem, attr};
-use crate::aws::retry::Backoff;
-use crate::aws::{describe, error_code, is_transient};
+use crate::aws::retry::{GaveUp, RetryPolicy, Verdict, retry};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::kpl::RecordPosition;
 use crate::domain::plan::{failures, plan_all};
@@ -36,7 +38,7 @@ impl ArchiveWriter {
             ..Default::default()
         };
         let planned: usize = plan.iter().map(Vec::len).sum();
-        outcome.skipped_older = records.len() - planned;
+        outcome.counts.skipped_older = (records.len() - planned) as u64;
 
         let mut landed = vec![false; records.len()];
         let mut checked = false;
@@ -78,24 +80,15 @@ impl ArchiveWriter {
         while let Some((written, failure)) = results.next().await {
             for i in written {
                 landed[i] = true;
-                outcome.written += 1;
+                outcome.counts.written += 1;
             }
-            match failure {
-                Some(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
-                Some(RequestFailure::Invalid(message)) => {
-                    if let Some(error) = self.unfit_table(config, &mut checked).await {
-                        return Err(error);
-                    }
-                    outcome.first_error.get_or_insert(message);
-                }
-                Some(RequestFailure::Failed(message)) => {
-                    outcome.first_error.get_or_insert(message);
-                }
-                None => {}
+            if let Some(failure) = failure {
+                let error = self.batch_failure(config, failure, &mut checked).await?;
+                outcome.first_error.get_or_insert(error);
             }
         }
         drop(results);
-        outcome.oversize = oversize;
+        outcome.counts.oversize = oversize;
         // A record delivered twice lands when its twin lands.
         let mut key_landed: HashMap<(&str, RecordPosition<'_>), bool> = HashMap::new();
         for (i, r) in records.iter().enumerate() {
@@ -106,7 +99,7 @@ impl ArchiveWriter {
         let failed =
             |_: usize, r: &ArchiveRecord| !key_landed[&(r.partition_key.as_str(), r.position())];
         let (count, lowest) = failures(records, failed);
-        outcome.failed = count;
+        outcome.counts.failed = count as u64;
         outcome.lowest_failed = lowest.cloned();
         Ok(outcome)
     }
@@ -144,8 +137,8 @@ impl ArchiveWriter {
             .into_iter()
             .filter_map(|(i, result)| match result {
                 Ok(item) => Some((i, item)),
-                Err(message) => {
-                    not_stored.get_or_insert(message);
+                Err(error) => {
+                    not_stored.get_or_insert(error);
                     None
                 }
             })
@@ -158,7 +151,7 @@ impl ArchiveWriter {
         (written, failure.or(not_stored.map(RequestFailure::Failed)))
     }
 
-    /// One BatchWriteItem request, with its UnprocessedItems retried until they land or the
+    /// One BatchWriteItem request, its UnprocessedItems retried until they land or the
     /// deadline comes. Returns the indices that landed and why the rest did not.
     async fn batch_write(
         &self,
@@ -167,18 +160,9 @@ impl ArchiveWriter {
         deadline: Instant,
     ) -> (Vec<usize>, Option<RequestFailure>) {
         let table = config.table.as_str();
-        let key_of = |item: &Item| -> (String, String) {
-            let text = |name| {
-                item.get(name)
-                    .and_then(|v: &AttributeValue| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            (text(attr::PARTITION_KEY), text(attr::SEQUENCE_NUMBER))
-        };
         let index_of: HashMap<(String, String), usize> =
             request.iter().map(|(i, item)| (key_of(item), *i)).collect();
-        let mut pending: Vec<WriteRequest> = request
+        let pending: Vec<WriteRequest> = request
             .into_iter()
             .map(|(_, item)| {
                 WriteRequest::builder()
@@ -192,81 +176,105 @@ impl ArchiveWriter {
             })
             .collect();
         let all: Vec<usize> = index_of.values().copied().collect();
-        let mut backoff =
-            Backoff::new(self.options.first_retry_delay, self.options.max_retry_delay);
-        loop {
-            if Instant::now() >= deadline {
-                return self.landed_except(
-                    &all,
-                    &pending,
-                    &index_of,
-                    key_of,
-                    "deadline reached before the write landed",
-                );
-            }
-            let call = self
-                .dynamodb
+        let policy = BatchWrite {
+            writer: self,
+            config,
+        };
+        let result = retry(&policy, self.retries(deadline), pending, |pending| {
+            self.dynamodb
                 .batch_write_item()
                 .request_items(table, pending.clone())
-                .send();
-            let message = match tokio::time::timeout_at(deadline, call).await {
-                Err(_) => "deadline reached while BatchWriteItem was in flight".to_owned(),
-                Ok(Ok(output)) => {
-                    pending = output
-                        .unprocessed_items
-                        .and_then(|mut u| u.remove(table))
-                        .unwrap_or_default();
-                    if pending.is_empty() {
-                        return (all, None);
-                    }
-                    tracing::debug!(
-                        table,
-                        unprocessed = pending.len(),
-                        "BatchWriteItem left items unprocessed; retrying"
-                    );
-                    format!("{} items stayed unprocessed (throttled)", pending.len())
-                }
-                Ok(Err(err)) => {
-                    if error_code(&err) == Some("ResourceNotFoundException") {
-                        return (Vec::new(), Some(RequestFailure::TableNotFound));
-                    }
-                    let message = format!("DynamoDB.BatchWriteItem on {table}: {}", describe(&err));
-                    if kind_of(&err) == AwsErrorKind::Validation {
-                        let (landed, _) =
-                            self.landed_except(&all, &pending, &index_of, key_of, &message);
-                        return (landed, Some(RequestFailure::Invalid(message)));
-                    }
-                    if !is_transient(&err) {
-                        return self.landed_except(&all, &pending, &index_of, key_of, &message);
-                    }
-                    tracing::warn!(table, error = %message, "transient DynamoDB error; retrying");
-                    message
-                }
-            };
-            if !backoff.wait(deadline).await {
-                return self.landed_except(&all, &pending, &index_of, key_of, &message);
-            }
+                .send()
+        })
+        .await;
+        match result {
+            Ok(()) => (all, None),
+            Err(GaveUp {
+                error: error @ Error::TableNotFound { .. },
+                ..
+            }) => (Vec::new(), Some(RequestFailure::Failed(error))),
+            Err(GaveUp { error, left }) => (
+                landed_except(&all, &left, &index_of),
+                Some(RequestFailure::of(error)),
+            ),
         }
     }
+}
 
-    fn landed_except(
-        &self,
-        all: &[usize],
-        pending: &[WriteRequest],
-        index_of: &HashMap<(String, String), usize>,
-        key_of: impl Fn(&Item) -> (String, String),
-        message: &str,
-    ) -> (Vec<usize>, Option<RequestFailure>) {
-        let not_landed: std::collections::HashSet<usize> = pending
-            .iter()
-            .filter_map(|w| w.put_request.as_ref())
-            .filter_map(|p| index_of.get(&key_of(&p.item)).copied())
-            .collect();
-        let landed = all
-            .iter()
-            .copied()
-            .filter(|i| !not_landed.contains(i))
-            .collect();
-        (landed, Some(RequestFailure::Failed(message.to_owned())))
+/// BatchWriteItem of one request: UnprocessedItems are retried as the part left, transient
+/// errors whole; a missing table fails the batch ([`Error::TableNotFound`]).
+struct BatchWrite<'a> {
+    writer: &'a ArchiveWriter,
+    config: &'a StreamArchiveConfig,
+}
+
+impl RetryPolicy for BatchWrite<'_> {
+    type Request = Vec<WriteRequest>;
+    type Answer = Result<BatchWriteItemOutput, SdkError<BatchWriteItemError, HttpResponse>>;
+    type Output = ();
+
+    fn operation(&self) -> &'static str {
+        BATCH_WRITE_ITEM
     }
+
+    fn judge(&self, answer: Self::Answer) -> Verdict<(), Vec<WriteRequest>> {
+        let table = &self.config.table;
+        match answer {
+            Ok(output) => {
+                let rest = output
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table.as_str()))
+                    .unwrap_or_default();
+                if rest.is_empty() {
+                    return Verdict::Done(());
+                }
+                let why = format!(
+                    "on table {table}: {} items stayed unprocessed (throttled)",
+                    rest.len()
+                );
+                Verdict::RetryPart(
+                    rest,
+                    Error::aws(BATCH_WRITE_ITEM, AwsErrorKind::Throttled, why),
+                )
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(BatchWriteItemError::is_resource_not_found_exception) =>
+            {
+                Verdict::Fail(self.writer.table_not_found(self.config))
+            }
+            Err(err) => Verdict::after(write_error(BATCH_WRITE_ITEM, table, err)),
+        }
+    }
+}
+
+const BATCH_WRITE_ITEM: &str = "DynamoDB.BatchWriteItem";
+
+/// An item's key in an ALL table: partition key and sequence number.
+fn key_of(item: &Item) -> (String, String) {
+    let text = |name| {
+        item.get(name)
+            .and_then(|v: &AttributeValue| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    (text(attr::PARTITION_KEY), text(attr::SEQUENCE_NUMBER))
+}
+
+/// The indices of `all` whose items are not among the `pending` writes.
+fn landed_except(
+    all: &[usize],
+    pending: &[WriteRequest],
+    index_of: &HashMap<(String, String), usize>,
+) -> Vec<usize> {
+    let not_landed: std::collections::HashSet<usize> = pending
+        .iter()
+        .filter_map(|w| w.put_request.as_ref())
+        .filter_map(|p| index_of.get(&key_of(&p.item)).copied())
+        .collect();
+    all.iter()
+        .copied()
+        .filter(|i| !not_landed.contains(i))
+        .collect()
 }

@@ -1,16 +1,17 @@
 //! LATEST mode: one item per partition key, its newest record, written with a conditional
 //! PutItem that never replaces a newer record.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::overflow::Overflow;
-use super::{ArchiveWriter, RequestFailure, WriteOutcome};
-use crate::aws::error::{AwsErrorKind, kind_of};
+use super::{ArchiveWriter, RequestFailure, WriteOutcome, write_error};
 use crate::aws::item::{Item, PreparedItem, attr};
-use crate::aws::retry::Backoff;
-use crate::aws::{describe, error_code, is_transient};
+use crate::aws::retry::{RetryPolicy, Verdict, retry};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::plan::{failures, reduce_latest};
 use crate::domain::record::ArchiveRecord;
@@ -28,9 +29,9 @@ impl ArchiveWriter {
         let newest = reduce_latest(records);
         let mut outcome = WriteOutcome {
             records: records.len(),
-            skipped_older: records.len() - newest.len(),
             ..Default::default()
         };
+        outcome.counts.skipped_older = (records.len() - newest.len()) as u64;
         let writes: Vec<(usize, PreparedItem)> = newest
             .iter()
             .map(|&i| {
@@ -44,10 +45,10 @@ impl ArchiveWriter {
                 (i, prepared)
             })
             .collect();
-        outcome.oversize = writes
+        outcome.counts.oversize = writes
             .iter()
             .filter(|(_, p)| p.oversize && config.overflow.is_none())
-            .count();
+            .count() as u64;
         let mut results = futures::stream::iter(writes)
             .map(|(i, prepared)| async move {
                 let stored = if prepared.oversize && config.overflow.is_some() {
@@ -59,7 +60,7 @@ impl ArchiveWriter {
                 };
                 let result = match stored {
                     Ok(item) => self.put_if_newer(config, records[i], item, deadline).await,
-                    Err(message) => Err(RequestFailure::Failed(message)),
+                    Err(error) => Err(RequestFailure::Failed(error)),
                 };
                 (i, result)
             })
@@ -68,18 +69,11 @@ impl ArchiveWriter {
         let mut checked = false;
         while let Some((i, result)) = results.next().await {
             match result {
-                Ok(true) => outcome.written += 1,
-                Ok(false) => outcome.skipped_older += 1,
-                Err(RequestFailure::TableNotFound) => return Err(self.table_not_found(config)),
-                Err(RequestFailure::Invalid(message)) => {
-                    if let Some(error) = self.unfit_table(config, &mut checked).await {
-                        return Err(error);
-                    }
-                    outcome.first_error.get_or_insert(message);
-                    failed_keys.insert(records[i].partition_key.as_str());
-                }
-                Err(RequestFailure::Failed(message)) => {
-                    outcome.first_error.get_or_insert(message);
+                Ok(true) => outcome.counts.written += 1,
+                Ok(false) => outcome.counts.skipped_older += 1,
+                Err(failure) => {
+                    let error = self.batch_failure(config, failure, &mut checked).await?;
+                    outcome.first_error.get_or_insert(error);
                     failed_keys.insert(records[i].partition_key.as_str());
                 }
             }
@@ -88,7 +82,7 @@ impl ArchiveWriter {
         // again: the lowest of them is where delivery restarts.
         let failed = |_: usize, r: &ArchiveRecord| failed_keys.contains(r.partition_key.as_str());
         let (count, lowest) = failures(records, failed);
-        outcome.failed = count;
+        outcome.counts.failed = count as u64;
         outcome.lowest_failed = lowest.cloned();
         Ok(outcome)
     }
@@ -96,6 +90,7 @@ impl ArchiveWriter {
     /// Conditional put: stores the item unless the table holds the key with a position
     /// (sequence number, then sub-sequence number) at least as high. `Ok(false)`: a newer
     /// (or the same) record is archived already, which is success for LATEST mode.
+    /// Transient errors are retried until `deadline`.
     async fn put_if_newer(
         &self,
         config: &StreamArchiveConfig,
@@ -103,25 +98,21 @@ impl ArchiveWriter {
         item: Item,
         deadline: Instant,
     ) -> Result<bool, RequestFailure> {
-        let table = config.table.as_str();
-        let mut backoff =
-            Backoff::new(self.options.first_retry_delay, self.options.max_retry_delay);
-        loop {
-            if Instant::now() >= deadline {
-                return Err(RequestFailure::Failed(
-                    "deadline reached before the write landed".into(),
-                ));
-            }
+        let policy = PutIfNewer {
+            writer: self,
+            config,
+        };
+        retry(&policy, self.retries(deadline), (), |_| {
             // Sequence numbers compare numerically: a shorter one is smaller, equal lengths
             // compare as strings. DynamoDB's size() gives the length of a string. A user
             // record of a container also replaces the same container's user records with a
             // lower sub-sequence number, and a plain record with the same sequence number
             // (which has no subSequenceNumber).
             let sequence_number = &record.sequence_number;
-            let mut call = self
+            let call = self
                 .dynamodb
                 .put_item()
-                .table_name(table)
+                .table_name(config.table.as_str())
                 .set_item(Some(item.clone()))
                 .expression_attribute_names("#pk", attr::PARTITION_KEY)
                 .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
@@ -133,7 +124,7 @@ impl ArchiveWriter {
                     ":seq",
                     AttributeValue::S(sequence_number.as_str().to_owned()),
                 );
-            call = match record.sub_sequence_number {
+            let call = match record.sub_sequence_number {
                 None => call.condition_expression(
                     "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq)",
                 ),
@@ -145,32 +136,42 @@ impl ArchiveWriter {
                     .expression_attribute_names("#sub", attr::SUB_SEQUENCE_NUMBER)
                     .expression_attribute_values(":sub", AttributeValue::N(sub.to_string())),
             };
-            let call = call.send();
-            let message = match tokio::time::timeout_at(deadline, call).await {
-                Err(_) => "deadline reached while PutItem was in flight".to_owned(),
-                Ok(Ok(_)) => return Ok(true),
-                Ok(Err(err)) => match error_code(&err) {
-                    Some("ConditionalCheckFailedException") => return Ok(false),
-                    Some("ResourceNotFoundException") => return Err(RequestFailure::TableNotFound),
-                    _ if kind_of(&err) == AwsErrorKind::Validation => {
-                        return Err(RequestFailure::Invalid(format!(
-                            "DynamoDB.PutItem on {table}: {}",
-                            describe(&err)
-                        )));
-                    }
-                    _ => {
-                        let message = format!("DynamoDB.PutItem on {table}: {}", describe(&err));
-                        if !is_transient(&err) {
-                            return Err(RequestFailure::Failed(message));
-                        }
-                        tracing::warn!(table, error = %message, "transient DynamoDB error; retrying");
-                        message
-                    }
-                },
-            };
-            if !backoff.wait(deadline).await {
-                return Err(RequestFailure::Failed(message));
+            call.send()
+        })
+        .await
+        .map_err(|gave_up| RequestFailure::of(gave_up.error))
+    }
+}
+
+/// LATEST's conditional PutItem: a failed condition is success (a newer record is
+/// archived), transient errors are retried, a missing table fails the batch
+/// ([`Error::TableNotFound`]).
+struct PutIfNewer<'a> {
+    writer: &'a ArchiveWriter,
+    config: &'a StreamArchiveConfig,
+}
+
+impl RetryPolicy for PutIfNewer<'_> {
+    type Request = ();
+    type Answer = Result<PutItemOutput, SdkError<PutItemError, HttpResponse>>;
+    type Output = bool;
+
+    fn operation(&self) -> &'static str {
+        PUT_ITEM
+    }
+
+    fn judge(&self, answer: Self::Answer) -> Verdict<bool, ()> {
+        let Err(err) = answer else {
+            return Verdict::Done(true);
+        };
+        match err.as_service_error() {
+            Some(e) if e.is_conditional_check_failed_exception() => Verdict::Done(false),
+            Some(e) if e.is_resource_not_found_exception() => {
+                Verdict::Fail(self.writer.table_not_found(self.config))
             }
+            _ => Verdict::after(write_error(PUT_ITEM, &self.config.table, err)),
         }
     }
 }
+
+const PUT_ITEM: &str = "DynamoDB.PutItem";

@@ -5,7 +5,7 @@
 //!
 //! A record that kinarch replayed with `--metadata` into the stream it was archived from
 //! (see [`ReplayFrame::recognize`](crate::domain::frame::ReplayFrame::recognize)) is already in the archive: it is counted in
-//! [`WriteOutcome::skipped_replay`] and not written, so a replay never replaces a key's newest
+//! [`WriteCounts::skipped_replay`] and not written, so a replay never replaces a key's newest
 //! record (LATEST) nor archives a record twice (ALL). It is handled, not failed: it never
 //! holds back delivery or a checkpoint.
 //!
@@ -16,7 +16,7 @@
 //! like a write that did not land, so it is delivered again, never reported as archived.
 //! At most [`WriterOptions::object_concurrency`] payloads are copied and in flight at once.
 //!
-//! One file per part: [`WriteOutcome`] (`outcome`), the ALL path (`all`: BatchWriteItem),
+//! One file per part: [`WriteOutcome`] and [`WriteCounts`] (`outcome`), the ALL path (`all`: BatchWriteItem),
 //! the LATEST path (`latest`: conditional PutItem), the claim check (`overflow`), and what
 //! is done to a batch before either (`batch`: KPL de-aggregation, replays left out).
 
@@ -31,19 +31,26 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::aws::aws_error_with;
+use crate::aws::error::AwsErrorKind;
 use crate::aws::item::ArchiveStamp;
 use crate::aws::objects::ObjectStore;
+use crate::aws::retry::{Budget, Retries};
 use crate::aws::tables::describe_table;
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig};
+use crate::domain::names::TableName;
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 use crate::setup::archive_table_mismatch;
 
-pub use outcome::WriteOutcome;
+pub use outcome::{WriteCounts, WriteOutcome};
 
 use batch::{deaggregate_batch, is_own_replay};
 use overflow::Overflow;
@@ -86,14 +93,38 @@ pub struct ArchiveWriter {
 
 /// Why one request's records did not land.
 enum RequestFailure {
-    /// The table is missing: nothing in this batch can land.
-    TableNotFound,
-    /// DynamoDB refused these records as invalid (ValidationException); the message says
-    /// why. When the table's key schema does not fit the mode, the whole batch fails (see
-    /// [`ArchiveWriter::unfit_table`]); otherwise they failed as [`Self::Failed`] ones do.
-    Invalid(String),
-    /// These records did not land; the message says why.
-    Failed(String),
+    /// DynamoDB refused them as invalid (ValidationException). When the table's key schema
+    /// does not fit the mode, the whole batch fails (see [`ArchiveWriter::unfit_table`]);
+    /// otherwise they failed as [`Self::Failed`] ones do.
+    Invalid(Error),
+    /// They did not land. A missing table ([`Error::TableNotFound`]) fails the whole batch.
+    Failed(Error),
+}
+
+impl RequestFailure {
+    /// [`Self::Invalid`] for an error of kind [`AwsErrorKind::Validation`], else
+    /// [`Self::Failed`].
+    fn of(error: Error) -> Self {
+        if error.aws_kind() == Some(AwsErrorKind::Validation) {
+            RequestFailure::Invalid(error)
+        } else {
+            RequestFailure::Failed(error)
+        }
+    }
+}
+
+/// [`Error::Aws`] of a failed write into `table`.
+fn write_error<E>(
+    operation: &'static str,
+    table: &TableName,
+    err: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    aws_error_with(operation, err, |description| {
+        format!("on table {table}: {description}")
+    })
 }
 
 impl ArchiveWriter {
@@ -121,7 +152,7 @@ impl ArchiveWriter {
     /// a table whose key schema does not fit the mode ([`Error::KeySchemaMismatch`]),
     /// checked with one DescribeTable when DynamoDB refuses a write as invalid
     /// (ValidationException): retrying cannot help either. Records replayed into their own
-    /// source stream are skipped ([`WriteOutcome::skipped_replay`]).
+    /// source stream are skipped ([`WriteCounts::skipped_replay`]).
     pub async fn write(
         &self,
         config: &StreamArchiveConfig,
@@ -178,12 +209,43 @@ impl ArchiveWriter {
         }?;
         Ok(WriteOutcome {
             records: records.len(),
-            containers,
-            user_records,
-            skipped_replay,
-            overflowed: overflow.stored.into_inner(),
+            counts: WriteCounts {
+                containers: containers as u64,
+                user_records: user_records as u64,
+                skipped_replay: skipped_replay as u64,
+                overflowed: overflow.stored.into_inner() as u64,
+                ..outcome.counts
+            },
             ..outcome
         })
+    }
+
+    /// The retries of one write: the writer's backoff, until `deadline`.
+    fn retries(&self, deadline: Instant) -> Retries {
+        Retries::new(
+            self.options.first_retry_delay,
+            self.options.max_retry_delay,
+            Budget::Deadline(deadline),
+        )
+    }
+
+    /// What a request's failure means for the batch: `Err` when the whole batch fails (the
+    /// table is missing, or its key schema does not fit the mode: see
+    /// [`Self::unfit_table`]), else the error its records failed with.
+    async fn batch_failure(
+        &self,
+        config: &StreamArchiveConfig,
+        failure: RequestFailure,
+        checked: &mut bool,
+    ) -> Result<Error, Error> {
+        match failure {
+            RequestFailure::Failed(error @ Error::TableNotFound { .. }) => Err(error),
+            RequestFailure::Failed(error) => Ok(error),
+            RequestFailure::Invalid(error) => match self.unfit_table(config, checked).await {
+                Some(unfit) => Err(unfit),
+                None => Ok(error),
+            },
+        }
     }
 
     fn table_not_found(&self, config: &StreamArchiveConfig) -> Error {
@@ -266,15 +328,18 @@ mod tests {
                 .write(&config, &batch, Instant::now() + Duration::from_secs(5))
                 .await
                 .unwrap();
+            // Everything else as in `WriteOutcome::default()`.
+            assert_eq!(outcome.records, 2, "{mode}");
             assert_eq!(
-                outcome,
-                WriteOutcome {
-                    records: 2,
+                outcome.counts,
+                WriteCounts {
                     skipped_replay: 2,
                     ..Default::default()
                 },
                 "{mode}"
             );
+            assert!(outcome.lowest_failed.is_none(), "{mode}");
+            assert!(outcome.first_error.is_none(), "{mode}");
         }
     }
 
@@ -295,11 +360,11 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(outcome.records, 3, "{mode}");
-            assert_eq!(outcome.skipped_replay, 1, "{mode}");
-            assert_eq!(outcome.written, 0, "{mode}");
+            assert_eq!(outcome.counts.skipped_replay, 1, "{mode}");
+            assert_eq!(outcome.counts.written, 0, "{mode}");
             assert_eq!(outcome.lowest_failed.unwrap().as_str(), "12", "{mode}");
             // LATEST: the key's newest record (14) failed, so its older one comes again too.
-            assert_eq!(outcome.failed, 2, "{mode}");
+            assert_eq!(outcome.counts.failed, 2, "{mode}");
         }
     }
 }

@@ -9,10 +9,10 @@ use tokio::time::Instant;
 
 use super::ArchiveWriter;
 use crate::aws::item::{Item, PreparedItem, claim_check};
-use crate::aws::retry::Backoff;
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::overflow::StoredPayload;
 use crate::domain::record::ArchiveRecord;
+use crate::error::Error;
 
 /// What the writes of one batch share for the claim check: the slots bounding payloads in
 /// flight ([`WriterOptions::object_concurrency`]) and the count of payloads stored.
@@ -33,26 +33,25 @@ impl ArchiveWriter {
         mut prepared: PreparedItem,
         deadline: Instant,
         overflow: &Overflow,
-    ) -> Result<Item, String> {
+    ) -> Result<Item, Error> {
         let Some(target) = config.overflow.as_ref().filter(|_| prepared.oversize) else {
             return Ok(prepared.item);
         };
         let Some(objects) = &self.objects else {
-            return Err(format!(
+            return Err(Error::InvalidInput(format!(
                 "stream {} has an overflow bucket but this writer has no S3 client",
                 config.stream
-            ));
+            )));
         };
         let location = target.location(&config.stream, record);
         let _slot = overflow
             .slots
             .acquire()
             .await
-            .map_err(|_| "overflow slots closed".to_owned())?;
-        let backoff = Backoff::new(self.options.first_retry_delay, self.options.max_retry_delay);
+            .map_err(|_| Error::Internal("overflow slots closed".into()))?;
         let body = bytes::Bytes::copy_from_slice(&record.data);
         objects
-            .put_payload(&location, body, deadline, backoff)
+            .put_payload(&location, body, self.retries(deadline))
             .await?;
         tracing::debug!(
             stream = %config.stream,
@@ -96,11 +95,16 @@ mod tests {
                 .write(&config, &batch, Instant::now() + Duration::from_secs(5))
                 .await
                 .unwrap();
-            assert_eq!((outcome.written, outcome.failed), (0, 1), "{mode}");
-            assert_eq!((outcome.oversize, outcome.overflowed), (0, 0), "{mode}");
+            let counts = outcome.counts;
+            assert_eq!((counts.written, counts.failed), (0, 1), "{mode}");
+            assert_eq!((counts.oversize, counts.overflowed), (0, 0), "{mode}");
             assert_eq!(outcome.lowest_failed.unwrap().as_str(), "7", "{mode}");
             assert!(
-                outcome.first_error.unwrap().contains("no S3 client"),
+                outcome
+                    .first_error
+                    .unwrap()
+                    .to_string()
+                    .contains("no S3 client"),
                 "{mode}"
             );
         }
