@@ -19,11 +19,13 @@ use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::{GaveUp, RetryPolicy, Verdict, retry};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::kpl::RecordPosition;
-use crate::domain::plan::{failures, plan_all};
+use crate::domain::plan::plan_all;
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
 impl ArchiveWriter {
+    /// ALL: every record not delivered twice in the batch becomes an item, in requests of
+    /// at most 25 run [`WriterOptions::batch_concurrency`](super::WriterOptions) at once.
     pub(super) async fn write_all(
         &self,
         config: &StreamArchiveConfig,
@@ -33,10 +35,7 @@ impl ArchiveWriter {
         overflow: &Overflow,
     ) -> Result<WriteOutcome, Error> {
         let plan = plan_all(records);
-        let mut outcome = WriteOutcome {
-            records: records.len(),
-            ..Default::default()
-        };
+        let mut outcome = WriteOutcome::default();
         let planned: usize = plan.iter().map(Vec::len).sum();
         outcome.counts.skipped_older = (records.len() - planned) as u64;
 
@@ -98,9 +97,7 @@ impl ArchiveWriter {
         }
         let failed =
             |_: usize, r: &ArchiveRecord| !key_landed[&(r.partition_key.as_str(), r.position())];
-        let (count, lowest) = failures(records, failed);
-        outcome.counts.failed = count as u64;
-        outcome.lowest_failed = lowest.cloned();
+        outcome.set_failed(records, failed);
         Ok(outcome)
     }
 

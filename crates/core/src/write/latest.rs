@@ -13,11 +13,13 @@ use super::{ArchiveWriter, RequestFailure, WriteOutcome, write_error};
 use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::{RetryPolicy, Verdict, retry};
 use crate::domain::config::StreamArchiveConfig;
-use crate::domain::plan::{failures, reduce_latest};
+use crate::domain::plan::reduce_latest;
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
 impl ArchiveWriter {
+    /// LATEST: each key's newest record of the batch, written with [`Self::put_if_newer`],
+    /// [`WriterOptions::latest_concurrency`](super::WriterOptions) at once.
     pub(super) async fn write_latest(
         &self,
         config: &StreamArchiveConfig,
@@ -27,10 +29,7 @@ impl ArchiveWriter {
         overflow: &Overflow,
     ) -> Result<WriteOutcome, Error> {
         let newest = reduce_latest(records);
-        let mut outcome = WriteOutcome {
-            records: records.len(),
-            ..Default::default()
-        };
+        let mut outcome = WriteOutcome::default();
         outcome.counts.skipped_older = (records.len() - newest.len()) as u64;
         let writes: Vec<(usize, PreparedItem)> = newest
             .iter()
@@ -81,9 +80,7 @@ impl ArchiveWriter {
         // A key's newest record covers its older ones, so when it failed they all must come
         // again: the lowest of them is where delivery restarts.
         let failed = |_: usize, r: &ArchiveRecord| failed_keys.contains(r.partition_key.as_str());
-        let (count, lowest) = failures(records, failed);
-        outcome.counts.failed = count as u64;
-        outcome.lowest_failed = lowest.cloned();
+        outcome.set_failed(records, failed);
         Ok(outcome)
     }
 

@@ -1,6 +1,8 @@
 //! What happened to a batch ([`WriteOutcome`]), and the counts every report of archiving is
 //! made of ([`WriteCounts`]).
 
+use crate::domain::plan::failures;
+use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 
@@ -67,6 +69,20 @@ pub struct WriteOutcome {
     /// The first error met: why records failed, with its kind and the failed call as its
     /// [`source`](std::error::Error::source) when there is one.
     pub first_error: Option<Error>,
+}
+
+impl WriteOutcome {
+    /// Counts the records `failed` says did not land ([`WriteCounts::failed`]), and keeps
+    /// the lowest of them ([`Self::lowest_failed`]).
+    pub(super) fn set_failed(
+        &mut self,
+        records: &[&ArchiveRecord],
+        failed: impl Fn(usize, &ArchiveRecord) -> bool,
+    ) {
+        let (count, lowest) = failures(records, failed);
+        self.counts.failed = count as u64;
+        self.lowest_failed = lowest.cloned();
+    }
 }
 
 #[cfg(test)]
