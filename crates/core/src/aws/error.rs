@@ -448,6 +448,47 @@ mod tests {
     }
 
     #[test]
+    fn put_records_entry_errors_are_parsed_once_and_said_as_kinesis_sent_them() {
+        let entry = |code: &str, message: Option<&str>| {
+            PutRecordsEntryError::parse(code.to_owned(), message.map(str::to_owned))
+        };
+        let throttled = entry(
+            "ProvisionedThroughputExceededException",
+            Some("Rate exceeded for shard shardId-000000000001"),
+        );
+        assert_eq!(throttled.kind, PutRecordsEntryErrorKind::Throttled);
+        assert_eq!(
+            throttled.to_string(),
+            "ProvisionedThroughputExceededException: Rate exceeded for shard shardId-000000000001"
+        );
+        let internal = entry("InternalFailure", None);
+        assert_eq!(internal.kind, PutRecordsEntryErrorKind::Internal);
+        assert_eq!(internal.to_string(), "InternalFailure");
+        assert_eq!(
+            entry("KMSThrottlingException", None).kind,
+            PutRecordsEntryErrorKind::Kms
+        );
+        assert_eq!(
+            entry("Throttled", None).kind,
+            PutRecordsEntryErrorKind::Other
+        );
+        // Every entry error is sent again, within the sender's attempts.
+        assert!(
+            [throttled, internal, entry("KMSDisabledException", None)]
+                .iter()
+                .all(PutRecordsEntryError::is_retried)
+        );
+    }
+
+    #[test]
+    fn unmodeled_answers_are_told_by_their_code() {
+        let missing = service_error(404, "NoSuchLifecycleConfiguration", "none");
+        assert!(Unmodeled::NoSuchLifecycleConfiguration.is(&missing));
+        let other = service_error(404, "NoSuchBucket", "none");
+        assert!(!Unmodeled::NoSuchLifecycleConfiguration.is(&other));
+    }
+
+    #[test]
     fn the_sdk_error_is_the_source_and_code_and_status_are_kept() {
         use std::error::Error as _;
         let error = aws_error(
