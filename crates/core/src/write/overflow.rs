@@ -15,7 +15,8 @@ use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
 /// What the writes of one batch share for the claim check: the slots bounding payloads in
-/// flight ([`WriterOptions::object_concurrency`]) and the count of payloads stored.
+/// flight ([`WriterOptions::object_concurrency`](super::WriterOptions::object_concurrency))
+/// and the count of payloads stored.
 pub(super) struct Overflow {
     pub(super) slots: Semaphore,
     pub(super) stored: AtomicUsize,
