@@ -87,6 +87,6 @@ async fn main() {
         .unwrap();
     phase(&format!(
         "ArchiveWriter::write ({} written)",
-        outcome.written
+        outcome.counts.written
     ));
 }

@@ -491,8 +491,8 @@ async fn writer_requests(ctx: &Ctx, report: &mut Report) {
             format!(
                 "{}; written {}, failed {}",
                 op_summary(&counts),
-                outcome.written,
-                outcome.failed
+                outcome.counts.written,
+                outcome.counts.failed
             ),
         );
     }

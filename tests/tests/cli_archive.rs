@@ -912,12 +912,34 @@ async fn an_empty_last_evaluated_key_ends_the_checkpoint_scan() {
     );
 }
 
+/// Runs `kinarch archive` of `stream` through the library, through `proxy`, with
+/// `options`, until it stops with an error (writes that keep failing).
+async fn stalled_run(
+    w: &World,
+    proxy: &FaultProxy,
+    stream: &str,
+    options: kinarch_core::poller::PollerOptions,
+) -> kinarch_core::Error {
+    let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
+    let archiver = kinarch_core::poller::StreamPoller::open(
+        &sdk,
+        kinarch_core::StreamName::new(stream).unwrap(),
+        options,
+    )
+    .await
+    .unwrap();
+    archiver
+        .run(std::future::pending(), |_| {})
+        .await
+        .expect_err("the run stops")
+}
+
 /// Writes that keep failing stop the run after the allowed attempts, with an error naming
 /// the shard and the first record that did not land, and a checkpoint before it. (Through the
 /// library, to allow two attempts instead of ten with their backoff.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them() {
-    use kinarch_core::poller::{PollerOptions, StreamPoller};
+    use kinarch_core::poller::PollerOptions;
     let w = world().await;
     w.stream("stuck", 1, "ALL", None).await;
     for i in 0..12 {
@@ -933,23 +955,12 @@ async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them()
         (call.operation() == "BatchWriteItem" && call.body.contains("\"poison\""))
             .then(|| Fault::client_error("ValidationException"))
     });
-    let sdk = w.moto.sdk_config_via(&proxy.endpoint()).await;
     let options = PollerOptions {
         batch_size: 5,
         max_write_attempts: 2,
         ..PollerOptions::default()
     };
-    let archiver = StreamPoller::open(
-        &sdk,
-        kinarch_core::StreamName::new("stuck").unwrap(),
-        options,
-    )
-    .await
-    .unwrap();
-    let error = archiver
-        .run(std::future::pending(), |_| {})
-        .await
-        .expect_err("the run stops");
+    let error = stalled_run(&w, &proxy, "stuck", options).await;
     let text = error.to_string();
     assert!(
         text.contains("shard shardId-000000000000 of stream stuck")
@@ -970,6 +981,64 @@ async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them()
         .collect();
     seqs.sort();
     assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
+}
+
+/// The write error that stops a run is kept whole up to where the run reports it: the
+/// stalled run's source is the writer's first error, an `Error::Aws` with its operation,
+/// kind, code and status, whose own source is the SDK's BatchWriteItem error (issue 23:
+/// the write path no longer turns AWS errors into text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_run_keeps_the_write_error_with_its_kind_and_source() {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+    use kinarch_core::Error;
+    use kinarch_core::aws::error::AwsErrorKind;
+    use kinarch_core::poller::PollerOptions;
+    use std::error::Error as _;
+    let w = world().await;
+    w.stream("refused", 1, "ALL", None).await;
+    kinesis::put(&w.kinesis, "refused", "k", b"record").await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    proxy.set_rule(|call| {
+        (call.operation() == "BatchWriteItem").then(|| Fault::client_error("ValidationException"))
+    });
+    let options = PollerOptions {
+        max_write_attempts: 1,
+        ..PollerOptions::default()
+    };
+    let error = stalled_run(&w, &proxy, "refused", options).await;
+    assert!(matches!(error, Error::ArchiveStalled { .. }), "{error:?}");
+    let cause = error.source().expect("the write error is kept");
+    let write_error = cause
+        .downcast_ref::<Error>()
+        .or_else(|| cause.downcast_ref::<Box<Error>>().map(|b| &**b))
+        .expect("a kinarch error");
+    let Error::Aws {
+        operation,
+        kind,
+        code,
+        status,
+        ..
+    } = write_error
+    else {
+        panic!("{write_error:?}")
+    };
+    assert_eq!(
+        (*operation, *kind, code.as_deref(), *status),
+        (
+            "DynamoDB.BatchWriteItem",
+            AwsErrorKind::Validation,
+            Some("ValidationException"),
+            Some(400)
+        )
+    );
+    let call = write_error.source().expect("the failed call is kept");
+    assert!(
+        call.downcast_ref::<SdkError<BatchWriteItemError, HttpResponse>>()
+            .is_some(),
+        "{call:?}"
+    );
 }
 
 /// GetRecords throttling (ProvisionedThroughputExceededException) is waited out with a

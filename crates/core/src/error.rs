@@ -302,6 +302,9 @@ pub enum Error {
         attempts: u32,
         /// The writer's first error of the last attempt.
         reason: String,
+        /// That error, with its kind and the failed call behind it.
+        #[source]
+        source: Option<Box<Error>>,
     },
     /// A caller passed options that cannot work together.
     #[error("{0}")]

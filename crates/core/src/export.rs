@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::operation::export_table_to_point_in_time::ExportTableToPointInTimeError;
 use aws_sdk_dynamodb::types::{ExportDescription, ExportFormat, ExportStatus};
 use tokio::time::Instant;
 
+use crate::aws::aws_error;
 use crate::aws::tables::{describe_table, point_in_time_recovery};
-use crate::aws::{aws_error, error_code};
 use crate::domain::names::TableName;
 use crate::error::Error;
 
@@ -196,7 +197,11 @@ pub async fn start_export(
     }
     let output = match request.send().await {
         Ok(output) => output,
-        Err(err) if error_code(&err) == Some("PointInTimeRecoveryUnavailableException") => {
+        Err(err)
+            if err.as_service_error().is_some_and(
+                ExportTableToPointInTimeError::is_point_in_time_recovery_unavailable_exception,
+            ) =>
+        {
             return Err(point_in_time_recovery_off(table));
         }
         Err(err) => return Err(aws_error("DynamoDB.ExportTableToPointInTime", err)),

@@ -31,4 +31,4 @@ pub use domain::sequence::SequenceNumber;
 pub use error::{Error, Result};
 pub use poller::{PollerOptions, StreamPoller};
 pub use read::{ArchiveReader, ReadOptions};
-pub use write::{ArchiveWriter, WriteOutcome, WriterOptions};
+pub use write::{ArchiveWriter, WriteCounts, WriteOutcome, WriterOptions};

@@ -10,7 +10,8 @@ use kinarch_core::domain::event::KinesisEventPayload;
 use kinarch_core::{ArchiveWriter, Error, WriterOptions};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
-use crate::metrics::{BatchFigures, Metrics, lag_seconds};
+use crate::events::BatchArchived;
+use crate::metrics::{Metrics, lag_seconds};
 use tokio::time::Instant;
 
 /// Seconds a stream's tags are trusted before they are read again.
@@ -97,43 +98,25 @@ impl Archiver {
             .write(&config, &batch.records, deadline)
             .await
             .map_err(|e| fail("ArchiveTable", &request_id, e))?;
-        tracing::info!(
-            stream = %stream,
-            shard = %batch.shard_id,
-            mode = %config.mode,
-            table = %config.table,
-            records = outcome.records,
-            written = outcome.written,
-            skipped_older = outcome.skipped_older,
-            skipped_replay = outcome.skipped_replay,
-            containers = outcome.containers,
-            user_records = outcome.user_records,
-            oversize = outcome.oversize,
-            overflowed = outcome.overflowed,
-            failed = outcome.failed,
-            ms = started.elapsed().as_millis() as u64,
-            "archived batch"
-        );
-        self.metrics.emit(&BatchFigures {
+        BatchArchived {
             stream: stream.as_str(),
+            shard: &batch.shard_id,
             mode: config.mode.as_str(),
-            archived: outcome.written,
-            failed: outcome.failed,
-            skipped_older: outcome.skipped_older,
-            skipped_replay: outcome.skipped_replay,
-            oversize: outcome.oversize,
-            overflowed: outcome.overflowed,
+            table: config.table.as_str(),
+            records: outcome.records,
+            counts: outcome.counts,
             duration_ms: started.elapsed().as_millis() as u64,
             lag_seconds: lag_seconds(oldest_arrival),
-        });
+        }
+        .emit(&self.metrics);
         let mut response = KinesisEventResponse::default();
         if let Some(lowest) = &outcome.lowest_failed {
             tracing::error!(
                 stream = %stream,
                 shard = %batch.shard_id,
-                failed = outcome.failed,
+                failed = outcome.counts.failed,
                 retry_from = %lowest,
-                error = outcome.first_error.as_deref().unwrap_or("unknown"),
+                error = %FirstError(outcome.first_error.as_ref()),
                 "some records were not archived; Lambda will deliver them again"
             );
             response.add_failure(lowest.as_str());
@@ -155,6 +138,18 @@ impl Archiver {
             Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
         };
         Instant::now() + remaining.saturating_sub(self.deadline_margin)
+    }
+}
+
+/// The first error of a batch for the log, `unknown` when there was none.
+struct FirstError<'a>(Option<&'a Error>);
+
+impl std::fmt::Display for FirstError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(error) => error.fmt(f),
+            None => f.write_str("unknown"),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod allocator;
+mod events;
 mod handler;
 mod metrics;
 

@@ -1,12 +1,7 @@
-//! Metrics of each invocation as CloudWatch Embedded Metric Format (EMF): one JSON line on
-//! standard output with the `_aws` envelope, which CloudWatch Logs turns into metrics. No
-//! PutMetricData call: no extra permission, no extra latency, no cost per call.
-//!
-//! Metrics, with the dimensions `Stream` and `Mode` (and `Stream` alone, for alarms over
-//! every mode): `RecordsArchived`, `RecordsFailed`, `RecordsSkippedOlder`,
-//! `RecordsSkippedReplay` (replays into the source stream, see the README), `RecordsOversize`,
-//! `RecordsOverflowed` (payloads stored in the overflow bucket) (Count), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds` (Seconds: now minus the
-//! oldest `approximateArrivalTimestamp` of the batch, how far behind the archive is).
+//! Metrics as CloudWatch Embedded Metric Format (EMF): one JSON line on standard output
+//! with the `_aws` envelope, which CloudWatch Logs turns into metrics. No PutMetricData
+//! call: no extra permission, no extra latency, no cost per call. Which metrics each
+//! invocation has: [`crate::events::BatchArchived`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,22 +20,18 @@ pub(crate) struct Metrics {
     namespace: Option<String>,
 }
 
-/// The figures of one archived batch.
+/// One metric of an EMF line.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BatchFigures<'a> {
-    pub(crate) stream: &'a str,
-    pub(crate) mode: &'a str,
-    pub(crate) archived: usize,
-    pub(crate) failed: usize,
-    pub(crate) skipped_older: usize,
-    /// Records kinarch replayed into their own source stream, not archived again.
-    pub(crate) skipped_replay: usize,
-    pub(crate) oversize: usize,
-    /// Payloads too large for an item stored in the stream's overflow bucket.
-    pub(crate) overflowed: usize,
-    pub(crate) duration_ms: u64,
-    /// Now minus the oldest arrival time of the batch; `None` for an empty batch.
-    pub(crate) lag_seconds: Option<f64>,
+pub(crate) struct Metric {
+    name: &'static str,
+    unit: &'static str,
+    value: Value,
+}
+
+impl Metric {
+    pub(crate) fn new(name: &'static str, unit: &'static str, value: Value) -> Self {
+        Self { name, unit, value }
+    }
 }
 
 impl Metrics {
@@ -76,14 +67,15 @@ impl Metrics {
         })
     }
 
-    /// Writes the EMF line of a batch on standard output, unless metrics are off.
-    pub(crate) fn emit(&self, figures: &BatchFigures) {
+    /// Writes the EMF line of `metrics` of a stream and mode on standard output, unless
+    /// metrics are off.
+    pub(crate) fn emit(&self, stream: &str, mode: &str, metrics: &[Metric]) {
         if let Some(namespace) = &self.namespace {
             let now_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
-            let line = emf_document(namespace, figures, now_ms).to_string();
+            let line = emf_document(namespace, stream, mode, metrics, now_ms).to_string();
             // println! would panic on a closed stdout; a lost metric must not fail a batch.
             use std::io::Write;
             let _ = writeln!(std::io::stdout().lock(), "{line}");
@@ -91,29 +83,15 @@ impl Metrics {
     }
 }
 
-/// The EMF document of a batch: the metric values at the top level, and the directive that
+/// The EMF document of `metrics`: their values at the top level, and the directive that
 /// names them, their units and the dimensions.
-fn emf_document(namespace: &str, figures: &BatchFigures, timestamp_ms: u64) -> Value {
-    let mut metrics: Vec<(&str, &str, Value)> = vec![
-        ("RecordsArchived", "Count", json!(figures.archived)),
-        ("RecordsFailed", "Count", json!(figures.failed)),
-        ("RecordsSkippedOlder", "Count", json!(figures.skipped_older)),
-        (
-            "RecordsSkippedReplay",
-            "Count",
-            json!(figures.skipped_replay),
-        ),
-        ("RecordsOversize", "Count", json!(figures.oversize)),
-        ("RecordsOverflowed", "Count", json!(figures.overflowed)),
-        (
-            "BatchDurationMs",
-            "Milliseconds",
-            json!(figures.duration_ms),
-        ),
-    ];
-    if let Some(lag) = figures.lag_seconds {
-        metrics.push(("ArchiveLagSeconds", "Seconds", json!(lag.max(0.0))));
-    }
+fn emf_document(
+    namespace: &str,
+    stream: &str,
+    mode: &str,
+    metrics: &[Metric],
+    timestamp_ms: u64,
+) -> Value {
     let mut document = Map::new();
     document.insert(
         "_aws".into(),
@@ -124,15 +102,15 @@ fn emf_document(namespace: &str, figures: &BatchFigures, timestamp_ms: u64) -> V
                 "Dimensions": [["Stream", "Mode"], ["Stream"]],
                 "Metrics": metrics
                     .iter()
-                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+                    .map(|m| json!({"Name": m.name, "Unit": m.unit}))
                     .collect::<Vec<_>>(),
             }],
         }),
     );
-    document.insert("Stream".into(), json!(figures.stream));
-    document.insert("Mode".into(), json!(figures.mode));
-    for (name, _, value) in metrics {
-        document.insert(name.into(), value);
+    document.insert("Stream".into(), json!(stream));
+    document.insert("Mode".into(), json!(mode));
+    for metric in metrics {
+        document.insert(metric.name.into(), metric.value.clone());
     }
     Value::Object(document)
 }
@@ -149,25 +127,40 @@ pub(crate) fn lag_seconds(oldest_arrival: Option<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::BatchArchived;
+    use kinarch_core::write::WriteCounts;
 
-    fn figures() -> BatchFigures<'static> {
-        BatchFigures {
+    fn figures() -> BatchArchived<'static> {
+        BatchArchived {
             stream: "orders",
+            shard: "shardId-000000000000",
             mode: "ALL",
-            archived: 7,
-            failed: 1,
-            skipped_older: 2,
-            skipped_replay: 0,
-            oversize: 0,
-            overflowed: 0,
+            table: "orders-archive-ALL",
+            records: 10,
+            counts: WriteCounts {
+                written: 7,
+                failed: 1,
+                skipped_older: 2,
+                ..WriteCounts::default()
+            },
             duration_ms: 35,
             lag_seconds: Some(12.5),
         }
     }
 
+    fn document(figures: &BatchArchived, timestamp_ms: u64) -> Value {
+        emf_document(
+            "kinarch",
+            figures.stream,
+            figures.mode,
+            &figures.metrics(),
+            timestamp_ms,
+        )
+    }
+
     #[test]
     fn every_metric_named_by_the_directive_is_in_the_document() {
-        let doc = emf_document("kinarch", &figures(), 1_764_000_000_000);
+        let doc = document(&figures(), 1_764_000_000_000);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "kinarch");
         assert_eq!(doc["_aws"]["Timestamp"], 1_764_000_000_000u64);
@@ -193,7 +186,7 @@ mod tests {
     fn an_empty_batch_has_no_lag() {
         let mut empty = figures();
         empty.lag_seconds = None;
-        let doc = emf_document("kinarch", &empty, 0);
+        let doc = document(&empty, 0);
         assert!(doc.get("ArchiveLagSeconds").is_none());
     }
 

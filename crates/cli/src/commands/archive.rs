@@ -107,6 +107,7 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
         CheckpointLocation::Table(table) => json!({ "table": table.as_str() }),
         CheckpointLocation::File(path) => json!({ "file": path.display().to_string() }),
     };
+    let counts = &summary.counts;
     json!({
         "stream": summary.config.stream.as_str(),
         "table": summary.config.table.as_str(),
@@ -117,13 +118,13 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
         "stopped": summary.stopped.as_str(),
         "seconds": seconds(summary),
         "records": summary.records,
-        "written": summary.written,
-        "skippedOlder": summary.skipped_older,
-        "skippedReplay": summary.skipped_replay,
-        "containers": summary.containers,
-        "userRecords": summary.user_records,
-        "oversize": summary.oversize,
-        "overflowed": summary.overflowed,
+        "written": counts.written,
+        "skippedOlder": counts.skipped_older,
+        "skippedReplay": counts.skipped_replay,
+        "containers": counts.containers,
+        "userRecords": counts.user_records,
+        "oversize": counts.oversize,
+        "overflowed": counts.overflowed,
         "retriedBatches": summary.retried_batches,
         "staleCheckpoints": summary.stale_checkpoints,
         "shards": summary.shards.iter().map(|shard| json!({
@@ -154,40 +155,41 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         rate(summary.records, summary.elapsed.as_secs_f64())
     );
     let mut details = Vec::new();
-    if summary.containers > 0 {
+    let counts = &summary.counts;
+    if counts.containers > 0 {
         details.push(format!(
             "{} KPL {} held {}",
-            summary.containers,
-            if summary.containers == 1 {
+            counts.containers,
+            if counts.containers == 1 {
                 "container"
             } else {
                 "containers"
             },
-            count(summary.user_records, "user record")
+            count(counts.user_records, "user record")
         ));
     }
-    if summary.skipped_older > 0 {
+    if counts.skipped_older > 0 {
         details.push(format!(
             "{} older or repeated records not written",
-            summary.skipped_older
+            counts.skipped_older
         ));
     }
-    if summary.skipped_replay > 0 {
+    if counts.skipped_replay > 0 {
         details.push(format!(
             "{} replayed into their source stream, archived already, not written again",
-            summary.skipped_replay
+            counts.skipped_replay
         ));
     }
-    if summary.oversize > 0 {
+    if counts.oversize > 0 {
         details.push(format!(
             "{} too large, archived without payload",
-            summary.oversize
+            counts.oversize
         ));
     }
-    if summary.overflowed > 0 {
+    if counts.overflowed > 0 {
         details.push(format!(
             "{} too large for an item, payload stored in S3",
-            summary.overflowed
+            counts.overflowed
         ));
     }
     if summary.retried_batches > 0 {
@@ -318,7 +320,9 @@ fn dry_run_json(plan: &ArchiveDryRun) -> Value {
 mod tests {
     use super::*;
     use kinarch_core::poller::{ShardState, ShardSummary, StartPosition, StopReason};
-    use kinarch_core::{ArchiveMode, SequenceNumber, StreamArchiveConfig, StreamName, TableName};
+    use kinarch_core::{
+        ArchiveMode, SequenceNumber, StreamArchiveConfig, StreamName, TableName, WriteCounts,
+    };
     use std::time::Duration;
 
     fn summary() -> ArchiveSummary {
@@ -333,13 +337,12 @@ mod tests {
             follow: false,
             stopped: StopReason::CaughtUp,
             records: 12,
-            written: 12,
-            skipped_older: 0,
-            skipped_replay: 3,
-            containers: 0,
-            user_records: 0,
-            oversize: 1,
-            overflowed: 0,
+            counts: WriteCounts {
+                written: 12,
+                skipped_replay: 3,
+                oversize: 1,
+                ..WriteCounts::default()
+            },
             retried_batches: 0,
             stale_checkpoints: 0,
             elapsed: Duration::from_millis(1234),

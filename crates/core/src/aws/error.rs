@@ -157,11 +157,133 @@ where
     kind_of(err).is_transient()
 }
 
-/// The error code of a service error (`ResourceNotFoundException`), if it is one.
-pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
+/// The error code of a service error (`ResourceNotFoundException`), if it is one: to keep
+/// in [`Error::Aws`] and to describe. To tell errors apart, use the SDK's typed errors
+/// (`err.as_service_error().is_some_and(XError::is_y_exception)`), [`kind_of`], or
+/// [`Unmodeled`] for the answers the SDK has no variant for.
+fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => ProvideErrorMetadata::code(service.err()),
         _ => None,
+    }
+}
+
+/// An operation's error type that has a `ResourceNotFoundException` variant, for helpers
+/// shared by several operations: they tell a missing stream or table by type.
+pub(crate) trait NotFound {
+    /// Whether the error is `ResourceNotFoundException`.
+    fn is_not_found(&self) -> bool;
+}
+
+macro_rules! not_found {
+    ($($error:ty),* $(,)?) => {$(
+        impl NotFound for $error {
+            fn is_not_found(&self) -> bool {
+                self.is_resource_not_found_exception()
+            }
+        }
+    )*};
+}
+
+not_found!(
+    aws_sdk_kinesis::operation::add_tags_to_stream::AddTagsToStreamError,
+    aws_sdk_kinesis::operation::describe_stream_summary::DescribeStreamSummaryError,
+    aws_sdk_kinesis::operation::get_records::GetRecordsError,
+    aws_sdk_kinesis::operation::get_shard_iterator::GetShardIteratorError,
+    aws_sdk_kinesis::operation::list_shards::ListShardsError,
+    aws_sdk_kinesis::operation::list_tags_for_stream::ListTagsForStreamError,
+    aws_sdk_kinesis::operation::remove_tags_from_stream::RemoveTagsFromStreamError,
+);
+
+/// Whether `err` is the service's `ResourceNotFoundException` (see [`NotFound`]).
+pub(crate) fn is_not_found<E: NotFound>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.as_service_error().is_some_and(NotFound::is_not_found)
+}
+
+/// Answers an operation's SDK error type has no variant for, told by their error code (what
+/// the SDK calls "a last resort for handling unmodeled service errors"). Codes are compared
+/// here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unmodeled {
+    /// GetBucketLifecycleConfiguration of a bucket without lifecycle configuration.
+    NoSuchLifecycleConfiguration,
+}
+
+impl Unmodeled {
+    fn code(self) -> &'static str {
+        match self {
+            Unmodeled::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+        }
+    }
+
+    /// Whether `err` is this answer.
+    pub(crate) fn is<E: ProvideErrorMetadata>(self, err: &SdkError<E, HttpResponse>) -> bool {
+        error_code(err) == Some(self.code())
+    }
+}
+
+/// Why PutRecords did not store one record of a call that succeeded: the `ErrorCode` of its
+/// result entry, parsed once (the SDK gives it as a string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PutRecordsEntryError {
+    /// What kind of failure the code says.
+    pub(crate) kind: PutRecordsEntryErrorKind,
+    /// The code as Kinesis sent it.
+    code: String,
+    /// Kinesis' message, if any.
+    message: Option<String>,
+}
+
+/// The kinds of [`PutRecordsEntryError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutRecordsEntryErrorKind {
+    /// `ProvisionedThroughputExceededException`: the shard's write limit.
+    Throttled,
+    /// `InternalFailure`.
+    Internal,
+    /// A `KMS...` code: the stream's encryption key could not be used.
+    Kms,
+    /// A code Kinesis did not document for entries.
+    Other,
+}
+
+impl PutRecordsEntryError {
+    /// The error of an entry with `code` and `message`.
+    pub(crate) fn parse(code: String, message: Option<String>) -> Self {
+        let kind = match code.as_str() {
+            "ProvisionedThroughputExceededException" => PutRecordsEntryErrorKind::Throttled,
+            "InternalFailure" => PutRecordsEntryErrorKind::Internal,
+            kms if kms.starts_with("KMS") => PutRecordsEntryErrorKind::Kms,
+            _ => PutRecordsEntryErrorKind::Other,
+        };
+        Self {
+            kind,
+            code,
+            message,
+        }
+    }
+
+    /// Whether the record is sent again (within the sender's attempts): every entry error
+    /// is, since each kind may pass (a shard's throughput, an internal failure, a KMS key
+    /// being enabled or throttled), and a record retried in vain only ends as a failure
+    /// after its attempts, blocking its key as any failure does.
+    pub(crate) fn is_retried(&self) -> bool {
+        match self.kind {
+            PutRecordsEntryErrorKind::Throttled
+            | PutRecordsEntryErrorKind::Internal
+            | PutRecordsEntryErrorKind::Kms
+            | PutRecordsEntryErrorKind::Other => true,
+        }
+    }
+}
+
+impl std::fmt::Display for PutRecordsEntryError {
+    /// `CODE: message`, or the code alone.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(message) => write!(f, "{}: {message}", self.code),
+            None => f.write_str(&self.code),
+        }
     }
 }
 
@@ -323,6 +445,47 @@ mod tests {
         ] {
             assert!(!permanent.is_transient());
         }
+    }
+
+    #[test]
+    fn put_records_entry_errors_are_parsed_once_and_said_as_kinesis_sent_them() {
+        let entry = |code: &str, message: Option<&str>| {
+            PutRecordsEntryError::parse(code.to_owned(), message.map(str::to_owned))
+        };
+        let throttled = entry(
+            "ProvisionedThroughputExceededException",
+            Some("Rate exceeded for shard shardId-000000000001"),
+        );
+        assert_eq!(throttled.kind, PutRecordsEntryErrorKind::Throttled);
+        assert_eq!(
+            throttled.to_string(),
+            "ProvisionedThroughputExceededException: Rate exceeded for shard shardId-000000000001"
+        );
+        let internal = entry("InternalFailure", None);
+        assert_eq!(internal.kind, PutRecordsEntryErrorKind::Internal);
+        assert_eq!(internal.to_string(), "InternalFailure");
+        assert_eq!(
+            entry("KMSThrottlingException", None).kind,
+            PutRecordsEntryErrorKind::Kms
+        );
+        assert_eq!(
+            entry("Throttled", None).kind,
+            PutRecordsEntryErrorKind::Other
+        );
+        // Every entry error is sent again, within the sender's attempts.
+        assert!(
+            [throttled, internal, entry("KMSDisabledException", None)]
+                .iter()
+                .all(PutRecordsEntryError::is_retried)
+        );
+    }
+
+    #[test]
+    fn unmodeled_answers_are_told_by_their_code() {
+        let missing = service_error(404, "NoSuchLifecycleConfiguration", "none");
+        assert!(Unmodeled::NoSuchLifecycleConfiguration.is(&missing));
+        let other = service_error(404, "NoSuchBucket", "none");
+        assert!(!Unmodeled::NoSuchLifecycleConfiguration.is(&other));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod streams;
 pub mod table_check;
 pub mod tables;
 
-pub(crate) use error::{aws_error, aws_error_with, describe, error_code, is_transient};
+pub(crate) use error::{aws_error, aws_error_with, describe, is_transient};
 pub(crate) use retry::send_with_retries;
 
 use crate::error::Error;

@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client as S3Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
     LifecycleRuleFilter,
 };
 use bytes::Bytes;
-use tokio::time::Instant;
 
-use crate::aws::error::AwsErrorKind;
-use crate::aws::retry::Backoff;
-use crate::aws::{aws_error_with, describe, error_code, is_transient, send_with_retries};
+use crate::aws::error::{AwsErrorKind, Unmodeled};
+use crate::aws::retry::{Retries, RetryPolicy, Verdict, retry};
+use crate::aws::{aws_error_with, send_with_retries};
 use crate::domain::overflow::{ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload};
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
@@ -47,45 +49,27 @@ impl ObjectStore {
         }
     }
 
-    /// Stores one payload, retrying throttling, server errors and timeouts with `backoff`
-    /// until `deadline` (the archiver's rule for writes). `Err`: why it is not stored.
+    /// Stores one payload, retrying throttling, server errors and timeouts as `retries`
+    /// allows (the archiver's rule for writes: until its deadline). `Err`: why it is not
+    /// stored, the failed call as its source.
     pub(crate) async fn put_payload(
         &self,
         location: &ObjectLocation,
         body: Bytes,
-        deadline: Instant,
-        mut backoff: Backoff,
-    ) -> Result<(), String> {
-        loop {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "deadline reached before the payload was stored at {location}"
-                ));
-            }
-            let call = self
-                .s3
+        retries: Retries,
+    ) -> Result<(), Error> {
+        let policy = PutPayload { location };
+        retry(&policy, retries, (), |_| {
+            self.s3
                 .put_object()
                 .bucket(location.bucket.as_str())
                 .key(&location.key)
                 .content_length(body.len() as i64)
                 .body(ByteStream::from(body.clone()))
-                .send();
-            let message = match tokio::time::timeout_at(deadline, call).await {
-                Err(_) => format!("deadline reached while PutObject of {location} was in flight"),
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(err)) => {
-                    let message = format!("S3.PutObject of {location}: {}", describe(&err));
-                    if !is_transient(&err) {
-                        return Err(message);
-                    }
-                    tracing::warn!(error = %message, "transient S3 error; retrying");
-                    message
-                }
-            };
-            if !backoff.wait(deadline).await {
-                return Err(message);
-            }
-        }
+                .send()
+        })
+        .await
+        .map_err(|gave_up| gave_up.error)
     }
 
     /// Reads `record`'s stored payload back, checking that it has its `recordSize` bytes. Any
@@ -204,7 +188,7 @@ impl ObjectStore {
                     .send()
             },
             |err| {
-                if error_code(&err) == Some("NoSuchLifecycleConfiguration") {
+                if Unmodeled::NoSuchLifecycleConfiguration.is(&err) {
                     missing.set(true);
                 }
                 aws_error_with("S3.GetBucketLifecycleConfiguration", err, |d| d)
@@ -291,6 +275,30 @@ impl ObjectStore {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The overflow PutObject of one payload: transient errors are retried.
+struct PutPayload<'a> {
+    location: &'a ObjectLocation,
+}
+
+impl RetryPolicy for PutPayload<'_> {
+    type Request = ();
+    type Answer = Result<PutObjectOutput, SdkError<PutObjectError, HttpResponse>>;
+    type Output = ();
+
+    fn operation(&self) -> &'static str {
+        "S3.PutObject"
+    }
+
+    fn judge(&self, answer: Self::Answer) -> Verdict<(), ()> {
+        match answer {
+            Ok(_) => Verdict::Done(()),
+            Err(err) => Verdict::after(aws_error_with("S3.PutObject", err, |description| {
+                format!("of {}: {description}", self.location)
+            })),
+        }
     }
 }
 

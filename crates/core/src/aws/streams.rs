@@ -8,7 +8,8 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use tokio::time::Instant;
 
 use crate::aws::error::AwsErrorKind;
-use crate::aws::{aws_error, error_code, send_with_retries};
+use crate::aws::error::{NotFound, is_not_found};
+use crate::aws::{aws_error, send_with_retries};
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE};
 use crate::domain::names::StreamName;
 use crate::domain::sequence::SequenceNumber;
@@ -76,14 +77,15 @@ fn not_found_or<E>(
     err: aws_sdk_kinesis::error::SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
 ) -> Error
 where
-    E: aws_smithy_types::retry::ProvideErrorKind
+    E: NotFound
+        + aws_smithy_types::retry::ProvideErrorKind
         + aws_sdk_kinesis::error::ProvideErrorMetadata
         + std::error::Error
         + Send
         + Sync
         + 'static,
 {
-    if error_code(&err) == Some("ResourceNotFoundException") {
+    if is_not_found(&err) {
         Error::StreamNotFound {
             stream: stream.clone(),
             region: region(kinesis),

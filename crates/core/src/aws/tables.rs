@@ -7,6 +7,9 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+use aws_sdk_dynamodb::operation::update_table::UpdateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
     KeySchemaElement, KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus,
@@ -16,8 +19,9 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 
+use crate::aws::aws_error;
+use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::item::attr;
-use crate::aws::{aws_error, describe, error_code};
 use crate::domain::config::ArchiveMode;
 use crate::domain::names::TableName;
 use crate::error::Error;
@@ -300,7 +304,13 @@ pub async fn describe_table(
         .await
     {
         Ok(output) => output,
-        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(DescribeTableError::is_resource_not_found_exception) =>
+        {
+            return Ok(None);
+        }
         Err(err) => return Err(aws_error("DynamoDB.DescribeTable", err)),
     };
     let Some(description) = output.table else {
@@ -532,7 +542,11 @@ pub async fn create_table(
     };
     match call.send().await {
         Ok(_) => Ok(Created::Created),
-        Err(err) if error_code(&err) == Some("ResourceInUseException") => {
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(CreateTableError::is_resource_in_use_exception) =>
+        {
             Ok(Created::AlreadyExisted)
         }
         Err(err) => Err(aws_error("DynamoDB.CreateTable", err)),
@@ -617,12 +631,27 @@ pub async fn create_time_index(
         .build();
     match call.global_secondary_index_updates(update).send().await {
         Ok(_) => Ok(Created::Created),
-        // Another setup added it meanwhile; the wait then checks it is the one wanted.
+        // Another setup is changing the table (adding the index, most likely); the wait
+        // then checks it is the one wanted.
         Err(err)
-            if error_code(&err) == Some("ResourceInUseException")
-                || describe(&err).contains("already exists") =>
+            if err
+                .as_service_error()
+                .is_some_and(UpdateTableError::is_resource_in_use_exception) =>
         {
             Ok(Created::AlreadyExisted)
+        }
+        // DynamoDB refuses to create an index that exists (ValidationException, which the
+        // SDK does not model for UpdateTable): another setup added it meanwhile, as the
+        // table now says.
+        Err(err) if kind_of(&err) == AwsErrorKind::Validation => {
+            let added = describe_table(dynamodb, &info.name)
+                .await?
+                .is_some_and(|now| now.indexes.iter().any(|i| i.name == TIME_INDEX));
+            if added {
+                Ok(Created::AlreadyExisted)
+            } else {
+                Err(aws_error("DynamoDB.UpdateTable", err))
+            }
         }
         Err(err) => Err(aws_error("DynamoDB.UpdateTable", err)),
     }
@@ -748,13 +777,18 @@ pub async fn enable_ttl(dynamodb: &DynamoDbClient, table: &TableName) -> Result<
         .await
     {
         Ok(_) => Ok(TtlEnabled::Enabled),
-        // A second enable between our DescribeTimeToLive and now:
-        // "ValidationException: TimeToLive is already enabled".
-        Err(err)
-            if error_code(&err) == Some("ValidationException")
-                && describe(&err).contains("already enabled") =>
-        {
-            Ok(TtlEnabled::AlreadyEnabled)
+        // DynamoDB refuses to enable TTL twice (ValidationException, which the SDK does not
+        // model for UpdateTimeToLive): a second enable between our DescribeTimeToLive and
+        // now, if TTL is now on for expireAfter.
+        Err(err) if kind_of(&err) == AwsErrorKind::Validation => {
+            match describe_ttl(dynamodb, table).await? {
+                TtlState::Enabled(attribute) | TtlState::Enabling(attribute)
+                    if attribute == attr::EXPIRE_AFTER =>
+                {
+                    Ok(TtlEnabled::AlreadyEnabled)
+                }
+                _ => Err(aws_error("DynamoDB.UpdateTimeToLive", err)),
+            }
         }
         Err(err) => Err(aws_error("DynamoDB.UpdateTimeToLive", err)),
     }

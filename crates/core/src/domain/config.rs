@@ -26,6 +26,9 @@ pub const TAG_DEAGGREGATE: &str = "ArchiveDeaggregate";
 /// there, the item pointing at them (see [`crate::domain::overflow`]); without it such a
 /// record is archived as an oversize marker, its payload left out.
 pub const TAG_OVERFLOW: &str = "ArchiveOverflow";
+/// Optional tag `s3://BUCKET/PREFIX`: every record is also archived in Parquet files there
+/// (see [`crate::domain::parquet`]); with mode `NONE` only there.
+pub const TAG_PARQUET: &str = "ArchiveParquet";
 /// Tag of the archive *table* (not the stream) naming the stream it archives, written by
 /// `kinarch setup`: a reader given another stream's table (`--table`, or a stream tag
 /// naming it) would read and replay that stream's records as this one's, so it refuses

@@ -10,6 +10,7 @@ pub mod kpl;
 pub mod names;
 pub mod overflow;
 pub mod pace;
+pub mod parquet;
 pub mod plan;
 pub mod record;
 pub mod selection;

@@ -57,6 +57,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client as DynamoDbClient;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -65,7 +66,7 @@ use crate::aws::tables::{
     Billing, KeyElement, KeyRole, KeySchema, TableIncarnation, create_table, describe_table,
     wait_until_active,
 };
-use crate::aws::{aws_error, describe, error_code, send_with_retries};
+use crate::aws::{aws_error, describe, send_with_retries};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::sequence::SequenceNumber;
@@ -586,7 +587,10 @@ impl CheckpointStore {
                     SAVE_RETRY_BUDGET,
                     || put.clone().send(),
                     |err| {
-                        let hint = if error_code(&err) == Some("ResourceNotFoundException") {
+                        let hint = if err
+                            .as_service_error()
+                            .is_some_and(PutItemError::is_resource_not_found_exception)
+                        {
                             " (the table was deleted while archiving)"
                         } else {
                             ""

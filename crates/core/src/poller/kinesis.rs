@@ -5,10 +5,13 @@
 use aws_sdk_kinesis::Client as KinesisClient;
 use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+use aws_sdk_kinesis::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::retry::ProvideErrorKind;
 
-use crate::aws::{aws_error, describe, error_code, is_transient};
+use crate::aws::aws_error;
+use crate::aws::error::{NotFound, is_not_found};
 use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
@@ -26,7 +29,7 @@ pub(super) struct Page {
 /// Why a Kinesis call did not answer.
 pub(super) enum CallError {
     /// Throttled, 5xx, timeout: try again after a backoff.
-    Transient(String),
+    Transient(Error),
     /// The shard iterator is older than 5 minutes: get a new one.
     Expired,
     /// Cannot go on.
@@ -77,23 +80,27 @@ impl ShardCalls<'_> {
         match call.send().await {
             Ok(output) => Ok(output.shard_iterator),
             Err(err) => {
-                let checkpoint_misfits = error_code(&err) == Some("InvalidArgumentException")
+                let checkpoint_misfits = err
+                    .as_service_error()
+                    .is_some_and(GetShardIteratorError::is_invalid_argument_exception)
                     && matches!(position, Position::After(_));
-                Err(match self.classify(err, "Kinesis.GetShardIterator") {
-                    // A checkpoint Kinesis refuses most likely comes from an older stream of
-                    // the same name: say which checkpoint to remove.
-                    CallError::Fatal(error) if checkpoint_misfits => {
-                        CallError::Fatal(error.explained(|| {
-                            format!(
-                                "the checkpoint of shard {shard} in {} does not fit the stream \
+                Err(
+                    match self.classify(err, false, "Kinesis.GetShardIterator") {
+                        // A checkpoint Kinesis refuses most likely comes from an older stream of
+                        // the same name: say which checkpoint to remove.
+                        CallError::Fatal(error) if checkpoint_misfits => {
+                            CallError::Fatal(error.explained(|| {
+                                format!(
+                                    "the checkpoint of shard {shard} in {} does not fit the stream \
                                  (was the stream deleted and created again?): remove that \
                                  checkpoint to archive the shard from the start",
-                                self.checkpoints
-                            )
-                        }))
-                    }
-                    other => other,
-                })
+                                    self.checkpoints
+                                )
+                            }))
+                        }
+                        other => other,
+                    },
+                )
             }
         }
     }
@@ -118,24 +125,46 @@ impl ShardCalls<'_> {
                 next_iterator: output.next_shard_iterator,
                 millis_behind_latest: output.millis_behind_latest,
             }),
-            Err(err) => Err(self.classify(err, "Kinesis.GetRecords")),
+            Err(err) => {
+                let expired = err
+                    .as_service_error()
+                    .is_some_and(GetRecordsError::is_expired_iterator_exception);
+                Err(self.classify(err, expired, "Kinesis.GetRecords"))
+            }
         }
     }
 
-    fn classify<E>(&self, err: SdkError<E, HttpResponse>, operation: &'static str) -> CallError
+    /// What a failed call means for the reader; `expired`: the error says the shard
+    /// iterator expired.
+    fn classify<E>(
+        &self,
+        err: SdkError<E, HttpResponse>,
+        expired: bool,
+        operation: &'static str,
+    ) -> CallError
     where
-        E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        E: NotFound
+            + ProvideErrorKind
+            + ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
     {
-        match error_code(&err) {
-            Some("ExpiredIteratorException") => CallError::Expired,
-            Some("ResourceNotFoundException") => CallError::Fatal(Error::StreamNotFound {
+        if expired {
+            return CallError::Expired;
+        }
+        if is_not_found(&err) {
+            return CallError::Fatal(Error::StreamNotFound {
                 stream: self.stream.clone(),
                 region: self.region.to_owned(),
-            }),
-            _ if is_transient(&err) => {
-                CallError::Transient(format!("{operation}: {}", describe(&err)))
-            }
-            _ => CallError::Fatal(aws_error(operation, err)),
+            });
+        }
+        let error = aws_error(operation, err);
+        if error.is_transient() {
+            CallError::Transient(error)
+        } else {
+            CallError::Fatal(error)
         }
     }
 }

@@ -94,7 +94,7 @@ use tokio::time::Instant;
 
 use crate::aws::objects::ObjectStore;
 use crate::aws::region_of;
-use crate::aws::retry::Backoff;
+use crate::aws::retry::{Budget, Retries, RetryPolicy, Verdict, retry};
 use crate::aws::streams::{ShardInfo, list_shards, read_configured_stream_config};
 use crate::aws::table_check::checked_archive_table;
 use crate::aws::tables::TableInfo;
@@ -107,7 +107,7 @@ use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore}
 use crate::poller::kinesis::ShardCalls;
 use crate::poller::lineage::{Decision, Lineage, Phase};
 use crate::poller::reader::{ReadEnv, ReaderEnd, ShardReader};
-use crate::write::{ArchiveWriter, WriterOptions};
+use crate::write::{ArchiveWriter, WriteCounts, WriterOptions};
 
 /// GetRecords returns at most 10,000 records per call.
 pub const MAX_BATCH_SIZE: usize = 10_000;
@@ -312,22 +312,11 @@ pub struct ArchiveSummary {
     pub stopped: StopReason,
     /// Records archived (read, written, checkpointed).
     pub records: u64,
-    /// Items written (see [`WriteOutcome::written`](crate::WriteOutcome)).
-    pub written: u64,
-    /// Records not written because a newer one of their key was archived (LATEST), or
-    /// because they were read twice in a batch.
-    pub skipped_older: u64,
-    /// Records not written because kinarch replayed them into this stream, their source
-    /// (see [`WriteOutcome::skipped_replay`](crate::WriteOutcome)).
-    pub skipped_replay: u64,
-    /// KPL containers among the records, de-aggregated (see [`crate::domain::kpl`]).
-    pub containers: u64,
-    /// User records found in those containers.
-    pub user_records: u64,
-    /// Records archived without their payload (too large for an item).
-    pub oversize: u64,
-    /// Payloads too large for an item stored in the stream's overflow bucket.
-    pub overflowed: u64,
+    /// What became of the records of every batch written, added up (see
+    /// [`WriteCounts`]). A batch read again after a partial failure is counted each time it
+    /// is written: its records may be in [`WriteCounts::failed`] and, later, in
+    /// [`WriteCounts::written`].
+    pub counts: WriteCounts,
     /// Batches whose writes partly failed and were read again.
     pub retried_batches: u64,
     /// Checkpoints ignored because they speak of an earlier table of the archive's name
@@ -401,24 +390,21 @@ impl StreamPoller {
         let region = region_of(sdk);
         // An archiver started by a supervisor (or after a crash) should not exit because
         // AWS throttled or failed one of these calls: every step is safe to repeat.
-        let deadline = Instant::now() + OPEN_RETRY_BUDGET;
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-        let (config, store) = loop {
-            match Self::prepare(&kinesis, &dynamodb, &stream, &options, &region).await {
-                Ok(prepared) => break prepared,
-                // Nothing listens at the endpoint: a wrong URL or port, not a passing fault.
-                Err(error) if error.is_connection_refused() => {
-                    return Err(refused(error, sdk, &region));
-                }
-                Err(error) if error.is_transient() => {
-                    tracing::warn!(stream = %stream, error = %error, "preparing the archiver failed; retrying");
-                    if !backoff.wait(deadline).await {
-                        return Err(error);
-                    }
-                }
-                Err(error) => return Err(error),
-            }
+        let retries = Retries::new(
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+            Budget::For(OPEN_RETRY_BUDGET),
+        );
+        let policy = Opening {
+            stream: &stream,
+            sdk,
+            region: &region,
         };
+        let (config, store) = retry(&policy, retries, (), |_| {
+            Self::prepare(&kinesis, &dynamodb, &stream, &options, &region)
+        })
+        .await
+        .map_err(|gave_up| gave_up.error)?;
         Ok(Self {
             kinesis,
             writer: ArchiveWriter::new(dynamodb, WriterOptions::default())
@@ -690,13 +676,7 @@ impl StreamPoller {
             follow: self.options.follow,
             stopped,
             records: 0,
-            written: 0,
-            skipped_older: 0,
-            skipped_replay: 0,
-            containers: 0,
-            user_records: 0,
-            oversize: 0,
-            overflowed: 0,
+            counts: WriteCounts::default(),
             retried_batches: 0,
             stale_checkpoints: 0,
             elapsed,
@@ -713,13 +693,7 @@ impl StreamPoller {
             let (records, sequence_number, started_from) = match parked.remove(&id) {
                 Some(reader) => {
                     summary.records += reader.stats.records;
-                    summary.written += reader.stats.written;
-                    summary.skipped_older += reader.stats.skipped_older;
-                    summary.skipped_replay += reader.stats.skipped_replay;
-                    summary.containers += reader.stats.containers;
-                    summary.user_records += reader.stats.user_records;
-                    summary.oversize += reader.stats.oversize;
-                    summary.overflowed += reader.stats.overflowed;
+                    summary.counts.add(&reader.stats.counts);
                     summary.retried_batches += reader.stats.retried_batches;
                     (
                         reader.stats.records,
@@ -739,6 +713,39 @@ impl StreamPoller {
             });
         }
         summary
+    }
+}
+
+/// The start-up of an archiver ([`StreamPoller::prepare`]): transient failures are retried,
+/// except a refused connection (nothing listens at the endpoint: a wrong URL or port, not a
+/// passing fault).
+struct Opening<'a> {
+    stream: &'a StreamName,
+    sdk: &'a SdkConfig,
+    region: &'a str,
+}
+
+impl RetryPolicy for Opening<'_> {
+    type Request = ();
+    type Answer = Result<(StreamArchiveConfig, CheckpointStore), Error>;
+    type Output = (StreamArchiveConfig, CheckpointStore);
+
+    fn operation(&self) -> &'static str {
+        "preparing the archiver"
+    }
+
+    fn log_retry(&self, error: &Error, _attempt: u32, _partial: bool) {
+        tracing::warn!(stream = %self.stream, error = %error, "preparing the archiver failed; retrying");
+    }
+
+    fn judge(&self, answer: Self::Answer) -> Verdict<Self::Output, ()> {
+        match answer {
+            Ok(prepared) => Verdict::Done(prepared),
+            Err(error) if error.is_connection_refused() => {
+                Verdict::Fail(refused(error, self.sdk, self.region))
+            }
+            Err(error) => Verdict::after(error),
+        }
     }
 }
 

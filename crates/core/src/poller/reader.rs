@@ -4,13 +4,14 @@
 //! checkpoints", "Limits of the Kinesis API" and "Stopping" in the
 //! [module documentation](super).
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::aws::retry::Backoff;
+use crate::aws::retry::{Budget, Retries, RetryPolicy, Verdict, retry};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
@@ -19,7 +20,7 @@ use crate::poller::checkpoint::{Checkpoint, CheckpointStore};
 use crate::poller::kinesis::{CallError, ShardCalls, to_archive_record};
 use crate::poller::lineage::read_to_end;
 use crate::poller::{MIN_CALL_INTERVAL, PollerOptions, Position, StartPosition};
-use crate::write::ArchiveWriter;
+use crate::write::{ArchiveWriter, WriteCounts};
 
 /// What every reader of a run shares.
 pub(super) struct ReadEnv<'a> {
@@ -46,14 +47,10 @@ pub(super) enum ReaderEnd {
 /// A reader's counts, for the summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct ReaderStats {
+    /// Records archived (written and checkpointed).
     pub(super) records: u64,
-    pub(super) written: u64,
-    pub(super) skipped_older: u64,
-    pub(super) skipped_replay: u64,
-    pub(super) containers: u64,
-    pub(super) user_records: u64,
-    pub(super) oversize: u64,
-    pub(super) overflowed: u64,
+    /// What became of the records of every batch written.
+    pub(super) counts: WriteCounts,
     pub(super) retried_batches: u64,
 }
 
@@ -114,11 +111,7 @@ impl ShardReader {
     ) -> Result<ReaderEnd, Error> {
         let shard = self.shard_id.clone();
         let options = env.options;
-        // GetRecords allows 5 calls per second per shard; throttling and other transient
-        // answers are retried after an exponential backoff with jitter.
-        let mut throttled = Backoff::new(MIN_CALL_INTERVAL, Duration::from_secs(5));
-        let mut write_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let mut failed_writes = 0u32;
+        let mut write_retries = write_attempts(options);
         loop {
             if *stop.borrow() {
                 return Ok(ReaderEnd::Stopped);
@@ -126,13 +119,21 @@ impl ShardReader {
             let iterator = match self.iterator.take() {
                 Some(iterator) => iterator,
                 None => {
-                    let position = self.opening_position(env).await?;
+                    // A shard opened at LATEST is read AT_TIMESTAMP of its start when the
+                    // first GetShardIterator is retried (see `opening_position`).
+                    let mut opening = Some(self.opening_position(env).await?);
+                    let policy = ShardCall::new(&shard, ShardOperation::GetShardIterator);
+                    let position = &self.position;
                     let got = tokio::select! {
-                        got = env.kinesis.shard_iterator(&shard, &position) => got,
+                        got = retry(&policy, call_retries(), (), |_| {
+                            let position = opening.take().unwrap_or_else(|| position.clone());
+                            let shard = &shard;
+                            async move { env.kinesis.shard_iterator(shard, &position).await }
+                        }) => got,
                         _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
                     };
-                    match got {
-                        Ok(Some(iterator)) => {
+                    match got.map_err(|gave_up| gave_up.error)? {
+                        Some(Some(iterator)) => {
                             if !self.announced {
                                 self.announced = true;
                                 tracing::info!(stream = %env.config.stream, shard = %shard, from = %self.started_from, "reading shard");
@@ -141,16 +142,8 @@ impl ShardReader {
                         }
                         // No iterator: the shard has nothing left to read (a closed shard
                         // past its end).
-                        Ok(None) => return self.finish(env).await,
-                        Err(CallError::Transient(message)) => {
-                            tracing::warn!(shard = %shard, error = %message, "GetShardIterator failed; retrying");
-                            if pause(stop, throttled.next_delay()).await {
-                                return Ok(ReaderEnd::Stopped);
-                            }
-                            continue;
-                        }
-                        Err(CallError::Expired) => continue,
-                        Err(CallError::Fatal(error)) => return Err(error),
+                        Some(None) => return self.finish(env).await,
+                        None => continue,
                     }
                 }
             };
@@ -160,36 +153,31 @@ impl ShardReader {
                     return Ok(ReaderEnd::Stopped);
                 }
             }
-            // Held from the read until the batch is checkpointed: it bounds memory to
-            // `shards_in_flight` GetRecords answers.
-            let permit = tokio::select! {
-                permit = env.permits.acquire() => permit.expect("the semaphore is never closed"),
-                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
-            };
-            self.last_call = Some(Instant::now());
-            let page = tokio::select! {
-                page = env.kinesis.get_records(&iterator, options.batch_size) => page,
-                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
-            };
-            let page = match page {
-                Ok(page) => page,
-                Err(CallError::Transient(message)) => {
-                    drop(permit);
-                    self.iterator = Some(iterator);
-                    tracing::warn!(shard = %shard, error = %message, "GetRecords throttled or failed; backing off");
-                    if pause(stop, throttled.next_delay()).await {
-                        return Ok(ReaderEnd::Stopped);
+            // The permit is held from the read until the batch is checkpointed: it bounds
+            // memory to `shards_in_flight` GetRecords answers. A failed read gives it back
+            // for its backoff, which is never shorter than MIN_CALL_INTERVAL (the first
+            // delay of `call_retries`).
+            let policy = ShardCall::new(&shard, ShardOperation::GetRecords);
+            let read = tokio::select! {
+                read = retry(&policy, call_retries(), (), |_| {
+                    let iterator = iterator.as_str();
+                    async move {
+                        let permit = env.permits.acquire().await.expect("the semaphore is never closed");
+                        let called = Instant::now();
+                        env.kinesis
+                            .get_records(iterator, options.batch_size)
+                            .await
+                            .map(|page| (page, permit, called))
                     }
-                    continue;
-                }
-                Err(CallError::Expired) => {
-                    // Replaced from the last archived position (`self.position`).
-                    tracing::debug!(shard = %shard, "shard iterator expired; getting a new one");
-                    continue;
-                }
-                Err(CallError::Fatal(error)) => return Err(error),
+                }) => read,
+                _ = until_stopped(stop) => return Ok(ReaderEnd::Stopped),
             };
-            throttled = Backoff::new(MIN_CALL_INTERVAL, Duration::from_secs(5));
+            let Some((page, permit, called)) = read.map_err(|gave_up| gave_up.error)? else {
+                // Replaced from the last archived position (`self.position`).
+                tracing::debug!(shard = %shard, "shard iterator expired; getting a new one");
+                continue;
+            };
+            self.last_call = Some(called);
             let count = page.records.len();
             let records = page
                 .records
@@ -212,19 +200,11 @@ impl ShardReader {
                     tracing::info!(shard = %shard, records = count, "batch abandoned at shutdown; it is read again next time");
                     return Ok(ReaderEnd::Stopped);
                 };
-                let outcome = outcome?;
-                self.stats.written += outcome.written as u64;
-                self.stats.skipped_older += outcome.skipped_older as u64;
-                self.stats.skipped_replay += outcome.skipped_replay as u64;
-                self.stats.containers += outcome.containers as u64;
-                self.stats.user_records += outcome.user_records as u64;
-                self.stats.oversize += outcome.oversize as u64;
-                self.stats.overflowed += outcome.overflowed as u64;
+                let mut outcome = outcome?;
+                self.stats.counts.add(&outcome.counts);
                 match &outcome.lowest_failed {
                     None => {
-                        failed_writes = 0;
-                        write_backoff =
-                            Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+                        write_retries = write_attempts(options);
                         let upto = records.iter().map(|r| &r.sequence_number).max().cloned();
                         self.archived(env, upto, count as u64).await?;
                         self.iterator = page.next_iterator.clone();
@@ -241,32 +221,32 @@ impl ShardReader {
                         let upto = landed.iter().map(|r| &r.sequence_number).max().cloned();
                         self.archived(env, upto, landed.len() as u64).await?;
                         drop(permit);
-                        failed_writes += 1;
                         self.stats.retried_batches += 1;
-                        let reason = outcome
-                            .first_error
-                            .clone()
-                            .unwrap_or_else(|| "unknown".into());
-                        if failed_writes >= options.max_write_attempts {
+                        let error = outcome.first_error.take();
+                        let reason = error
+                            .as_ref()
+                            .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+                        let Some(delay) = write_retries.next_delay() else {
                             return Err(Error::ArchiveStalled {
                                 stream: env.config.stream.clone(),
                                 shard: shard.clone(),
                                 sequence_number: lowest.to_string(),
-                                attempts: failed_writes,
+                                attempts: write_retries.failed(),
                                 reason,
+                                source: error.map(Box::new),
                             });
-                        }
+                        };
                         tracing::warn!(
                             stream = %env.config.stream,
                             shard = %shard,
-                            failed = outcome.failed,
+                            failed = outcome.counts.failed,
                             retry_from = %lowest,
                             error = %reason,
                             "some records were not archived; reading them again after a backoff"
                         );
                         self.position = Position::At(lowest.clone());
                         self.iterator = None;
-                        if pause(stop, write_backoff.next_delay()).await {
+                        if pause(stop, delay).await {
                             return Ok(ReaderEnd::Stopped);
                         }
                         continue;
@@ -349,6 +329,81 @@ impl ShardReader {
             .await?;
         tracing::info!(stream = %env.config.stream, shard = %self.shard_id, records = self.stats.records, "shard finished: closed and read to its end");
         Ok(ReaderEnd::Finished)
+    }
+}
+
+/// The retries of a GetShardIterator or GetRecords call: throttling and other transient
+/// answers are retried after an exponential backoff with jitter, from the least interval
+/// between calls, for as long as the reader runs.
+fn call_retries() -> Retries {
+    Retries::new(MIN_CALL_INTERVAL, Duration::from_secs(5), Budget::Unbounded)
+}
+
+/// The budget of reading a shard's records again after writes that did not all land:
+/// [`PollerOptions::max_write_attempts`] failures in a row, with a backoff between them.
+fn write_attempts(options: &PollerOptions) -> Retries {
+    Retries::new(
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+        Budget::Attempts(options.max_write_attempts),
+    )
+}
+
+/// A shard reader's Kinesis call: transient errors are retried until the reader stops
+/// (`Output` `None`: the shard iterator expired, get a new one).
+struct ShardCall<'a, T> {
+    shard: &'a str,
+    operation: ShardOperation,
+    answer: PhantomData<fn() -> T>,
+}
+
+#[derive(Clone, Copy)]
+enum ShardOperation {
+    GetShardIterator,
+    GetRecords,
+}
+
+impl<'a, T> ShardCall<'a, T> {
+    fn new(shard: &'a str, operation: ShardOperation) -> Self {
+        Self {
+            shard,
+            operation,
+            answer: PhantomData,
+        }
+    }
+}
+
+impl<T> RetryPolicy for ShardCall<'_, T> {
+    type Request = ();
+    type Answer = Result<T, CallError>;
+    type Output = Option<T>;
+
+    fn operation(&self) -> &'static str {
+        match self.operation {
+            ShardOperation::GetShardIterator => "Kinesis.GetShardIterator",
+            ShardOperation::GetRecords => "Kinesis.GetRecords",
+        }
+    }
+
+    fn log_retry(&self, error: &Error, _attempt: u32, _partial: bool) {
+        let shard = self.shard;
+        match self.operation {
+            ShardOperation::GetShardIterator => {
+                tracing::warn!(shard, error = %error, "GetShardIterator failed; retrying");
+            }
+            ShardOperation::GetRecords => {
+                tracing::warn!(shard, error = %error, "GetRecords throttled or failed; backing off");
+            }
+        }
+    }
+
+    fn judge(&self, answer: Self::Answer) -> Verdict<Option<T>, ()> {
+        match answer {
+            Ok(output) => Verdict::Done(Some(output)),
+            Err(CallError::Expired) => Verdict::Done(None),
+            Err(CallError::Transient(error)) => Verdict::Retry(error),
+            Err(CallError::Fatal(error)) => Verdict::Fail(error),
+        }
     }
 }
 

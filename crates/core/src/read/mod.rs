@@ -63,11 +63,12 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use aws_smithy_types::retry::ProvideErrorKind;
 use futures::Stream;
 
+use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::objects::ObjectStore;
 use crate::aws::streams::read_configured_stream_config;
 use crate::aws::table_check::checked_archive_table;
 use crate::aws::tables::TableInfo;
-use crate::aws::{aws_error_with, error_code, region_of};
+use crate::aws::{aws_error_with, region_of};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::record::ArchiveRecord;
@@ -329,7 +330,7 @@ impl ArchiveReader {
     where
         E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        if error_code(&err) == Some("ResourceNotFoundException") {
+        if kind_of(&err) == AwsErrorKind::NotFound {
             self.table_not_found()
         } else {
             let table = &self.config.table;

@@ -37,14 +37,16 @@ use std::pin::pin;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client as KinesisClient;
+use aws_sdk_kinesis::operation::put_records::PutRecordsError;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
 
+use crate::aws::error::PutRecordsEntryError;
 use crate::aws::retry::Backoff;
-use crate::aws::{aws_error, describe, error_code, is_transient};
+use crate::aws::{aws_error, describe, is_transient};
 use crate::domain::names::StreamName;
 use crate::error::Error;
 
@@ -476,7 +478,11 @@ impl<Id: Ord> Run<Id> {
 
     /// Settles an answered request; a transient failure of the whole call fails each of
     /// its records once.
-    fn answered(&mut self, request: Vec<Queued<Id>>, result: Result<Vec<Option<String>>, String>) {
+    fn answered(
+        &mut self,
+        request: Vec<Queued<Id>>,
+        result: Result<Vec<Option<PutRecordsEntryError>>, String>,
+    ) {
         self.pacer.answered(request.len(), Instant::now());
         match result {
             Err(reason) => {
@@ -493,7 +499,10 @@ impl<Id: Ord> Run<Id> {
                             self.accepted
                                 .push((queued.record.id, queued.record.partition_key));
                         }
-                        Some(code) => self.retry_or_fail(queued, &code),
+                        Some(error) if error.is_retried() => {
+                            self.retry_or_fail(queued, &error.to_string());
+                        }
+                        Some(error) => self.give_up(queued, error.to_string()),
                     }
                 }
             }
@@ -516,14 +525,20 @@ impl<Id: Ord> Run<Id> {
             self.pending.settle(&key, Some(queued));
         } else {
             let reason = format!("{reason} (after {} attempts)", self.max_attempts);
-            self.report.failed.push(failure(queued.record, reason));
-            let dropped = self.pending.abandon(&key);
-            self.report.failed.extend(
-                dropped
-                    .into_iter()
-                    .map(|q| failure(q.record, BLOCKED.into())),
-            );
+            self.give_up(queued, reason);
         }
+    }
+
+    /// A record that is not sent again is reported, and blocks its key.
+    fn give_up(&mut self, queued: Queued<Id>, reason: String) {
+        let key = queued.lane.clone();
+        self.report.failed.push(failure(queued.record, reason));
+        let dropped = self.pending.abandon(&key);
+        self.report.failed.extend(
+            dropped
+                .into_iter()
+                .map(|q| failure(q.record, BLOCKED.into())),
+        );
     }
 }
 
@@ -772,15 +787,15 @@ impl Pacer {
     }
 }
 
-/// One PutRecords call; per record `None` when stored, else the error code. `Err` holds
-/// the reason of a transient failure of the whole call, which is retried.
+/// One PutRecords call; per record `None` when stored, else its error. `Err` holds the
+/// reason of a transient failure of the whole call, which is retried.
 async fn put_records<Id>(
     kinesis: &KinesisClient,
     stream: &StreamName,
     request: Vec<Queued<Id>>,
 ) -> (
     Vec<Queued<Id>>,
-    Result<Result<Vec<Option<String>>, String>, Error>,
+    Result<Result<Vec<Option<PutRecordsEntryError>>, String>, Error>,
 ) {
     let entries: Vec<PutRecordsRequestEntry> = request
         .iter()
@@ -804,13 +819,16 @@ async fn put_records<Id>(
             .records
             .into_iter()
             .map(|entry| {
-                entry.error_code.map(|code| match entry.error_message {
-                    Some(message) => format!("{code}: {message}"),
-                    None => code,
-                })
+                entry
+                    .error_code
+                    .map(|code| PutRecordsEntryError::parse(code, entry.error_message))
             })
             .collect())),
-        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => {
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(PutRecordsError::is_resource_not_found_exception) =>
+        {
             Err(Error::StreamNotFound {
                 stream: stream.clone(),
                 region: crate::aws::region_name(kinesis.config().region()),
@@ -993,7 +1011,8 @@ mod tests {
             run.accept(Input::Send(Outgoing::new(id, key, vec![0])));
         }
         let request = run.start_request(Instant::now()).unwrap();
-        run.answered(request, Ok(vec![Some("Throttled".into()), None]));
+        let throttled = PutRecordsEntryError::parse("Throttled".into(), None);
+        run.answered(request, Ok(vec![Some(throttled), None]));
         assert_eq!((run.report.sent, run.report.retried), (1, 1));
         assert!(
             run.start_request(Instant::now()).is_none(),

@@ -1,0 +1,342 @@
+//! Where the Parquet archive keeps its files: the object layout (a public contract, written
+//! in the README), pure.
+//!
+//! ```text
+//! <PREFIX>/<stream>/date=YYYY-MM-DD/hour=HH/<shardId>-<firstSequence>-<lastSequence>.parquet
+//! ```
+//!
+//! One file holds the records of one shard that arrived in one UTC hour (by
+//! `approximateArrivalTimestamp`), from one batch. The `date=` and `hour=` levels are Hive
+//! partitions, so Athena, Spark and DuckDB prune by them without a crawler, and kinarch lists
+//! only the hours a time window covers. The key depends only on the records (the shard, the
+//! hour, the first and last sequence number of the batch's records of that shard and hour),
+//! so a batch delivered again writes the same object with the same rows. A batch delivered
+//! with other boundaries (Lambda's bisect, a partial failure) writes files that overlap
+//! earlier ones: readers keep one row per (shard, sequence number, sub-sequence number).
+//!
+//! A KPL container is one Kinesis record, never split across batches, so its user records
+//! are always in one file; the key names the containers' sequence numbers.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
+
+use crate::domain::names::StreamName;
+use crate::domain::overflow::OverflowTarget;
+use crate::domain::record::ArchiveRecord;
+use crate::domain::selection::TimeWindow;
+use crate::domain::sequence::SequenceNumber;
+
+/// Where a stream's Parquet files go: `s3://BUCKET/PREFIX` (the value of the stream tag
+/// [`crate::domain::config::TAG_PARQUET`]). S3 locations follow one set of rules, those of
+/// [`OverflowTarget`].
+pub type ParquetTarget = OverflowTarget;
+
+/// The file name's suffix.
+pub const FILE_SUFFIX: &str = ".parquet";
+
+/// The start of the UTC hour `time` is in.
+pub fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(time.year(), time.month(), time.day(), time.hour(), 0, 0)
+        .single()
+        .expect("the start of an hour exists in UTC")
+}
+
+/// The UTC hour a record arrived in.
+pub fn arrival_hour(record: &ArchiveRecord) -> DateTime<Utc> {
+    let millis = (record.approximate_arrival_timestamp * 1000.0).floor() as i64;
+    hour_of(DateTime::from_timestamp_millis(millis).unwrap_or_default())
+}
+
+/// `<PREFIX>/<stream>/`: everything of one stream.
+pub fn stream_prefix(target: &ParquetTarget, stream: &StreamName) -> String {
+    format!("{}/", target.key_for(stream.as_str()))
+}
+
+/// `<PREFIX>/<stream>/date=YYYY-MM-DD/`: one UTC day.
+pub fn date_prefix(target: &ParquetTarget, stream: &StreamName, day: DateTime<Utc>) -> String {
+    format!(
+        "{}date={}/",
+        stream_prefix(target, stream),
+        day.format("%Y-%m-%d")
+    )
+}
+
+/// `<PREFIX>/<stream>/date=YYYY-MM-DD/hour=HH/`: one UTC hour.
+pub fn hour_prefix(target: &ParquetTarget, stream: &StreamName, hour: DateTime<Utc>) -> String {
+    format!(
+        "{}hour={:02}/",
+        date_prefix(target, stream, hour),
+        hour.hour()
+    )
+}
+
+/// What a file's key says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileKey {
+    /// The UTC hour its records arrived in.
+    pub hour: DateTime<Utc>,
+    /// The shard they came from.
+    pub shard_id: String,
+    /// The first (container) sequence number it holds.
+    pub first: SequenceNumber,
+    /// The last.
+    pub last: SequenceNumber,
+}
+
+impl FileKey {
+    /// The key of this file under `target` for `stream`.
+    pub fn key(&self, target: &ParquetTarget, stream: &StreamName) -> String {
+        format!(
+            "{}{}-{}-{}{FILE_SUFFIX}",
+            hour_prefix(target, stream, self.hour),
+            self.shard_id,
+            self.first,
+            self.last
+        )
+    }
+
+    /// Reads a key written by [`FileKey::key`] (any prefix); `None` for another object.
+    pub fn parse(key: &str) -> Option<Self> {
+        let name = key.strip_suffix(FILE_SUFFIX)?;
+        let mut parts = name.rsplit('/');
+        let file = parts.next()?;
+        let hour = parts.next()?.strip_prefix("hour=")?;
+        let date = parts.next()?.strip_prefix("date=")?;
+        let (rest, last) = file.rsplit_once('-')?;
+        let (shard_id, first) = rest.rsplit_once('-')?;
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        let hour: u32 = hour.parse().ok().filter(|h| *h < 24)?;
+        if shard_id.is_empty() {
+            return None;
+        }
+        Some(Self {
+            hour: day.and_hms_opt(hour, 0, 0)?.and_utc(),
+            shard_id: shard_id.to_owned(),
+            first: SequenceNumber::parse(first).ok()?,
+            last: SequenceNumber::parse(last).ok()?,
+        })
+    }
+}
+
+impl fmt::Display for FileKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "date={}/hour={:02}/{}-{}-{}{FILE_SUFFIX}",
+            self.hour.format("%Y-%m-%d"),
+            self.hour.hour(),
+            self.shard_id,
+            self.first,
+            self.last
+        )
+    }
+}
+
+/// The records of one file to write: one shard, one arrival hour, in (sequence,
+/// sub-sequence) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecords<'a> {
+    /// Its key.
+    pub key: FileKey,
+    /// Its rows, in order.
+    pub records: Vec<&'a ArchiveRecord>,
+}
+
+/// The files a batch is written as: its records grouped by (shard, arrival hour), each group
+/// in (sequence, sub-sequence) order, the groups in (shard, hour) order.
+pub fn files_of(records: &[ArchiveRecord]) -> Vec<FileRecords<'_>> {
+    let mut groups: std::collections::BTreeMap<(&str, DateTime<Utc>), Vec<&ArchiveRecord>> =
+        std::collections::BTreeMap::new();
+    for record in records {
+        groups
+            .entry((record.shard_id.as_str(), arrival_hour(record)))
+            .or_default()
+            .push(record);
+    }
+    groups
+        .into_iter()
+        .map(|((shard, hour), mut records)| {
+            records.sort_by(|a, b| {
+                (&a.sequence_number, a.sub_sequence_number)
+                    .cmp(&(&b.sequence_number, b.sub_sequence_number))
+            });
+            let first = records[0].sequence_number.clone();
+            let last = records[records.len() - 1].sequence_number.clone();
+            FileRecords {
+                key: FileKey {
+                    hour,
+                    shard_id: shard.to_owned(),
+                    first,
+                    last,
+                },
+                records,
+            }
+        })
+        .collect()
+}
+
+/// How many hours a window may span before it is listed day by day instead of hour by hour.
+const HOURS_LISTED_ONE_BY_ONE: i64 = 48;
+
+/// The key prefixes to list for the files that may hold records arriving in `window`:
+/// one per hour it covers, or per day for a long window, or the whole stream without an
+/// after bound. `now` bounds a window without a before bound (no record arrives later).
+pub fn listing_prefixes(
+    target: &ParquetTarget,
+    stream: &StreamName,
+    window: &TimeWindow,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let Some(after) = window.after else {
+        return vec![stream_prefix(target, stream)];
+    };
+    let first = hour_of(after);
+    // The last hour with a record before `before` (exclusive), or the current hour.
+    let end = match window.before {
+        Some(before) => hour_of(before - Duration::nanoseconds(1)),
+        None => hour_of(now),
+    };
+    if end < first {
+        return Vec::new();
+    }
+    let hours = (end - first).num_hours() + 1;
+    if hours <= HOURS_LISTED_ONE_BY_ONE {
+        return (0..hours)
+            .map(|h| hour_prefix(target, stream, first + Duration::hours(h)))
+            .collect();
+    }
+    let first_day = first.date_naive();
+    let days = (end.date_naive() - first_day).num_days() + 1;
+    (0..days)
+        .map(|d| {
+            let day = (first_day + Duration::days(d)).and_hms_opt(0, 0, 0).expect("midnight");
+            date_prefix(target, stream, day.and_utc())
+        })
+        .collect()
+}
+
+/// Whether a file of `key` may hold records arriving in `window` (by its hour).
+pub fn may_hold(key: &FileKey, window: &TimeWindow) -> bool {
+    let end = key.hour + Duration::hours(1);
+    window.after.is_none_or(|after| end > after) && window.before.is_none_or(|before| key.hour < before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::timefmt::parse_time;
+
+    fn target() -> ParquetTarget {
+        OverflowTarget::parse("s3://archive-bucket/kinarch").unwrap()
+    }
+
+    fn stream() -> StreamName {
+        StreamName::new("orders").unwrap()
+    }
+
+    fn record(shard: &str, sequence: &str, sub: Option<u64>, arrival: f64) -> ArchiveRecord {
+        let mut record = ArchiveRecord::received(
+            "k".into(),
+            SequenceNumber::parse(sequence).unwrap(),
+            shard.into(),
+            arrival,
+            b"x".to_vec(),
+        );
+        record.sub_sequence_number = sub;
+        record
+    }
+
+    #[test]
+    fn a_file_key_follows_the_layout_and_reads_back() {
+        let key = FileKey {
+            hour: parse_time("2026-05-01T10:00:00Z").unwrap(),
+            shard_id: "shardId-000000000003".into(),
+            first: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898").unwrap(),
+            last: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588999").unwrap(),
+        };
+        let text = key.key(&target(), &stream());
+        assert_eq!(
+            text,
+            "kinarch/orders/date=2026-05-01/hour=10/shardId-000000000003-\
+             49590338271490256608559692538361571095921575989136588898-\
+             49590338271490256608559692538361571095921575989136588999.parquet"
+        );
+        assert_eq!(FileKey::parse(&text), Some(key));
+        assert_eq!(FileKey::parse("kinarch/orders/date=2026-05-01/hour=10/x.json"), None);
+        assert_eq!(FileKey::parse("kinarch/orders/date=2026-05-01/hour=24/s-1-2.parquet"), None);
+        let root = OverflowTarget::parse("s3://archive-bucket").unwrap();
+        assert!(
+            hour_prefix(&root, &stream(), parse_time("2026-05-01T09:59:59Z").unwrap())
+                == "orders/date=2026-05-01/hour=09/"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_one_file_per_shard_and_hour_in_sequence_order() {
+        let ten = 1_777_629_600.0; // 2026-05-01T10:00:00Z
+        let records = vec![
+            record("s1", "10", None, ten + 5.0),
+            record("s1", "9", None, ten + 1.0),
+            record("s0", "7", Some(1), ten + 3599.999),
+            record("s0", "7", Some(0), ten + 3599.999),
+            record("s0", "8", None, ten + 3600.0),
+        ];
+        let files = files_of(&records);
+        let shown: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let rows: Vec<String> = f
+                    .records
+                    .iter()
+                    .map(|r| format!("{}.{:?}", r.sequence_number, r.sub_sequence_number))
+                    .collect();
+                format!("{} {}", f.key, rows.join(","))
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "date=2026-05-01/hour=10/s0-7-7.parquet 7.Some(0),7.Some(1)",
+                "date=2026-05-01/hour=11/s0-8-8.parquet 8.None",
+                "date=2026-05-01/hour=10/s1-9-10.parquet 9.None,10.None",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_window_lists_the_hours_it_covers() {
+        let window = TimeWindow::new(
+            Some(parse_time("2026-05-01T10:30:00Z").unwrap()),
+            Some(parse_time("2026-05-01T12:00:00Z").unwrap()),
+        );
+        let now = parse_time("2026-06-01T00:00:00Z").unwrap();
+        assert_eq!(
+            listing_prefixes(&target(), &stream(), &window, now),
+            [
+                "kinarch/orders/date=2026-05-01/hour=10/",
+                "kinarch/orders/date=2026-05-01/hour=11/"
+            ]
+        );
+        // A long window: day by day.
+        let long = TimeWindow::new(Some(parse_time("2026-05-01T10:30:00Z").unwrap()), None);
+        let prefixes = listing_prefixes(&target(), &stream(), &long, parse_time("2026-05-04T01:00:00Z").unwrap());
+        assert_eq!(prefixes.len(), 4);
+        assert_eq!(prefixes[0], "kinarch/orders/date=2026-05-01/");
+        // No after bound: the whole stream.
+        assert_eq!(
+            listing_prefixes(&target(), &stream(), &TimeWindow::default(), now),
+            ["kinarch/orders/"]
+        );
+        let key = |hour: &str| FileKey {
+            hour: parse_time(hour).unwrap(),
+            shard_id: "s".into(),
+            first: SequenceNumber::parse("1").unwrap(),
+            last: SequenceNumber::parse("1").unwrap(),
+        };
+        assert!(may_hold(&key("2026-05-01T10:00:00Z"), &window));
+        assert!(may_hold(&key("2026-05-01T11:00:00Z"), &window));
+        assert!(!may_hold(&key("2026-05-01T12:00:00Z"), &window));
+        assert!(!may_hold(&key("2026-05-01T09:00:00Z"), &window));
+    }
+}

@@ -1,0 +1,83 @@
+//! What the function reports of an archived batch: one [`BatchArchived`] event, whose
+//! [`emit`](BatchArchived::emit) writes both the summary log line and the EMF metrics (see
+//! [`crate::metrics`]), from one [`WriteCounts`].
+//!
+//! The log line is `archived batch` with the fields `stream`, `shard`, `mode`, `table`,
+//! `records`, `written`, `skipped_older`, `skipped_replay`, `containers`, `user_records`,
+//! `oversize`, `overflowed`, `failed` and `ms`. The metrics, with the dimensions `Stream` and
+//! `Mode` (and `Stream` alone, for alarms over every mode): `RecordsArchived`,
+//! `RecordsFailed`, `RecordsSkippedOlder`, `RecordsSkippedReplay` (replays into the source
+//! stream, see the README), `RecordsOversize`, `RecordsOverflowed` (payloads stored in the
+//! overflow bucket) (Count), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds`
+//! (Seconds: now minus the oldest `approximateArrivalTimestamp` of the batch, how far behind
+//! the archive is).
+
+use kinarch_core::write::WriteCounts;
+use serde_json::json;
+
+use crate::metrics::{Metric, Metrics};
+
+/// One batch archived (some of its records may have failed).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BatchArchived<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) shard: &'a str,
+    /// `ALL` or `LATEST`.
+    pub(crate) mode: &'a str,
+    pub(crate) table: &'a str,
+    /// Kinesis records in the event (a KPL container counts once).
+    pub(crate) records: usize,
+    /// What became of them.
+    pub(crate) counts: WriteCounts,
+    pub(crate) duration_ms: u64,
+    /// Now minus the oldest arrival time of the batch; `None` for an empty batch.
+    pub(crate) lag_seconds: Option<f64>,
+}
+
+impl BatchArchived<'_> {
+    /// Writes the summary log line, and the EMF line unless metrics are off.
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        let c = &self.counts;
+        tracing::info!(
+            stream = self.stream,
+            shard = self.shard,
+            mode = self.mode,
+            table = self.table,
+            records = self.records,
+            written = c.written,
+            skipped_older = c.skipped_older,
+            skipped_replay = c.skipped_replay,
+            containers = c.containers,
+            user_records = c.user_records,
+            oversize = c.oversize,
+            overflowed = c.overflowed,
+            failed = c.failed,
+            ms = self.duration_ms,
+            "archived batch"
+        );
+        metrics.emit(self.stream, self.mode, &self.metrics());
+    }
+
+    /// The batch's metrics, in the order of the EMF directive.
+    pub(crate) fn metrics(&self) -> Vec<Metric> {
+        let c = &self.counts;
+        let count = |name, value: u64| Metric::new(name, "Count", json!(value));
+        let mut metrics = vec![
+            count("RecordsArchived", c.written),
+            count("RecordsFailed", c.failed),
+            count("RecordsSkippedOlder", c.skipped_older),
+            count("RecordsSkippedReplay", c.skipped_replay),
+            count("RecordsOversize", c.oversize),
+            count("RecordsOverflowed", c.overflowed),
+            Metric::new("BatchDurationMs", "Milliseconds", json!(self.duration_ms)),
+        ];
+        if let Some(lag) = self.lag_seconds {
+            metrics.push(Metric::new(
+                "ArchiveLagSeconds",
+                "Seconds",
+                json!(lag.max(0.0)),
+            ));
+        }
+        metrics
+    }
+}
