@@ -1043,7 +1043,7 @@ async fn moto_scenarios(ctx: &Ctx, report: &mut Report) {
         create_stream(&kinesis, &replay, None).await;
         for (stream, mode) in [(&all, ArchiveMode::All), (&latest, ArchiveMode::Latest)] {
             let table = mode.default_table_name(&StreamName::new(stream).unwrap());
-            create_archive_table(&dynamodb, &table, mode, Billing::OnDemand)
+            create_archive_table(&dynamodb, &table, mode, Billing::OnDemand, false)
                 .await
                 .expect("CreateTable");
         }
@@ -1128,9 +1128,15 @@ async fn overflow_scenarios(ctx: &Ctx, report: &mut Report) {
         )
         .await;
         let table = ArchiveMode::All.default_table_name(&StreamName::new(&stream).unwrap());
-        create_archive_table(&dynamodb, &table, ArchiveMode::All, Billing::OnDemand)
-            .await
-            .expect("CreateTable");
+        create_archive_table(
+            &dynamodb,
+            &table,
+            ArchiveMode::All,
+            Billing::OnDemand,
+            false,
+        )
+        .await
+        .expect("CreateTable");
         let arn = data::stream_arn(&stream);
         let batch = |first: usize| {
             let records: Vec<Value> = (first..first + 5)
@@ -1228,9 +1234,15 @@ async fn time_index_scenario(report: &mut Report) {
     let stream = StreamName::new("bench-time-index").unwrap();
     kinesis::create_stream(&kinesis, stream.as_str(), SHARDS as i32).await;
     let table = ArchiveMode::All.default_table_name(&stream);
-    create_archive_table(&dynamodb, &table, ArchiveMode::All, Billing::OnDemand)
-        .await
-        .expect("CreateTable");
+    create_archive_table(
+        &dynamodb,
+        &table,
+        ArchiveMode::All,
+        Billing::OnDemand,
+        false,
+    )
+    .await
+    .expect("CreateTable");
     let archived_at = chrono::Utc::now();
     let written = Instant::now();
     let batches: Vec<Vec<i64>> = (0..ITEMS)

@@ -281,3 +281,54 @@ async fn a_replay_through_the_index_keeps_arrival_order_per_shard_and_key_and_wo
     union.sort();
     assert_eq!(union, (40..160).collect::<Vec<_>>());
 }
+
+/// Defect 4 of issue 23: `setup --time-index` on a new table creates the table with the
+/// index (one CreateTable, no UpdateTable and no backfill to wait for), and a window is then
+/// read through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_table_is_created_with_its_time_index() {
+    use kinarch_tests::proxy::FaultProxy;
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    kinesis::create_stream(&aws_sdk_kinesis::Client::new(&sdk), "fresh", 2).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let operations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&operations);
+    proxy.set_rule(move |call| {
+        seen.lock().unwrap().push(call.operation().to_owned());
+        None
+    });
+    let env = moto.env_via(&proxy.endpoint());
+    let mut command = kinarch_tests::cli::command_with_env(&env);
+    command.args(["setup", "fresh", "ALL", "--time-index", "--yes"]);
+    let setup = kinarch_tests::cli::run_command(command, None).await;
+    assert!(
+        setup.ok().out().contains(
+            "create table fresh-archive-ALL with key HASH partitionKey (S) + RANGE \
+             sequenceNumber (S) (on-demand billing) and index kinarch-arrival-time"
+        ),
+        "{}",
+        setup.out()
+    );
+    let calls = operations.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| *c == "CreateTable").count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c == "UpdateTable"), "{calls:?}");
+    let status = kinarch(&moto, &["status", "fresh", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(status["table"]["timeIndex"]["name"], "kinarch-arrival-time");
+    assert_eq!(status["table"]["timeIndex"]["active"], true);
+    kinesis::put(&aws_sdk_kinesis::Client::new(&sdk), "fresh", "k", b"one").await;
+    kinarch(&moto, &["archive", "fresh"]).await.ok();
+    let window = kinarch(&moto, &["scan", "fresh", "--arrived-after", "1h", "-v"]).await;
+    assert_eq!(window.ok().out(), "one\n");
+    assert!(
+        window.stderr.contains("through the time index"),
+        "{}",
+        window.stderr
+    );
+}

@@ -315,6 +315,7 @@ mod tests {
                     table,
                     mode: ArchiveMode::All,
                     billing: Billing::OnDemand,
+                    time_index: false,
                 },
                 status: if creates_table {
                     StepStatus::ToDo

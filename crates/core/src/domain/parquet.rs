@@ -210,7 +210,9 @@ pub fn listing_prefixes(
     let days = (end.date_naive() - first_day).num_days() + 1;
     (0..days)
         .map(|d| {
-            let day = (first_day + Duration::days(d)).and_hms_opt(0, 0, 0).expect("midnight");
+            let day = (first_day + Duration::days(d))
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight");
             date_prefix(target, stream, day.and_utc())
         })
         .collect()
@@ -219,7 +221,8 @@ pub fn listing_prefixes(
 /// Whether a file of `key` may hold records arriving in `window` (by its hour).
 pub fn may_hold(key: &FileKey, window: &TimeWindow) -> bool {
     let end = key.hour + Duration::hours(1);
-    window.after.is_none_or(|after| end > after) && window.before.is_none_or(|before| key.hour < before)
+    window.after.is_none_or(|after| end > after)
+        && window.before.is_none_or(|before| key.hour < before)
 }
 
 #[cfg(test)]
@@ -252,8 +255,12 @@ mod tests {
         let key = FileKey {
             hour: parse_time("2026-05-01T10:00:00Z").unwrap(),
             shard_id: "shardId-000000000003".into(),
-            first: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898").unwrap(),
-            last: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588999").unwrap(),
+            first: SequenceNumber::parse(
+                "49590338271490256608559692538361571095921575989136588898",
+            )
+            .unwrap(),
+            last: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588999")
+                .unwrap(),
         };
         let text = key.key(&target(), &stream());
         assert_eq!(
@@ -263,12 +270,21 @@ mod tests {
              49590338271490256608559692538361571095921575989136588999.parquet"
         );
         assert_eq!(FileKey::parse(&text), Some(key));
-        assert_eq!(FileKey::parse("kinarch/orders/date=2026-05-01/hour=10/x.json"), None);
-        assert_eq!(FileKey::parse("kinarch/orders/date=2026-05-01/hour=24/s-1-2.parquet"), None);
+        assert_eq!(
+            FileKey::parse("kinarch/orders/date=2026-05-01/hour=10/x.json"),
+            None
+        );
+        assert_eq!(
+            FileKey::parse("kinarch/orders/date=2026-05-01/hour=24/s-1-2.parquet"),
+            None
+        );
         let root = OverflowTarget::parse("s3://archive-bucket").unwrap();
         assert!(
-            hour_prefix(&root, &stream(), parse_time("2026-05-01T09:59:59Z").unwrap())
-                == "orders/date=2026-05-01/hour=09/"
+            hour_prefix(
+                &root,
+                &stream(),
+                parse_time("2026-05-01T09:59:59Z").unwrap()
+            ) == "orders/date=2026-05-01/hour=09/"
         );
     }
 
@@ -320,7 +336,12 @@ mod tests {
         );
         // A long window: day by day.
         let long = TimeWindow::new(Some(parse_time("2026-05-01T10:30:00Z").unwrap()), None);
-        let prefixes = listing_prefixes(&target(), &stream(), &long, parse_time("2026-05-04T01:00:00Z").unwrap());
+        let prefixes = listing_prefixes(
+            &target(),
+            &stream(),
+            &long,
+            parse_time("2026-05-04T01:00:00Z").unwrap(),
+        );
         assert_eq!(prefixes.len(), 4);
         assert_eq!(prefixes[0], "kinarch/orders/date=2026-05-01/");
         // No after bound: the whole stream.

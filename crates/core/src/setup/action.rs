@@ -21,6 +21,8 @@ pub enum SetupAction {
         mode: ArchiveMode,
         /// Its billing.
         billing: Billing,
+        /// Whether it is created with the time index.
+        time_index: bool,
     },
     /// Wait until the table is ACTIVE.
     WaitUntilActive {
@@ -98,11 +100,22 @@ impl fmt::Display for SetupAction {
                 table,
                 mode,
                 billing,
-            } => write!(
-                f,
-                "create table {table} with key {} ({billing} billing)",
-                KeySchema::for_mode(*mode)
-            ),
+                time_index,
+            } => {
+                write!(
+                    f,
+                    "create table {table} with key {} ({billing} billing)",
+                    KeySchema::for_mode(*mode)
+                )?;
+                if *time_index {
+                    write!(
+                        f,
+                        " and index {TIME_INDEX} with key {} (projection ALL)",
+                        KeySchema::time_index()
+                    )?;
+                }
+                Ok(())
+            }
             SetupAction::WaitUntilActive { table } => {
                 write!(f, "wait until table {table} is ACTIVE")
             }

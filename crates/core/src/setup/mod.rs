@@ -429,7 +429,10 @@ impl Setup {
                 table,
                 mode,
                 billing,
-            } => match create_archive_table(&self.dynamodb, table, *mode, *billing).await? {
+                time_index,
+            } => match create_archive_table(&self.dynamodb, table, *mode, *billing, *time_index)
+                .await?
+            {
                 Created::Created => Ok(StepStatus::Done),
                 Created::AlreadyExisted => {
                     // Created meanwhile by someone else: accept it only if it fits.

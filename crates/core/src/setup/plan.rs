@@ -128,10 +128,13 @@ fn table_steps(
     steps: &mut Vec<SetupStep>,
     notes: &mut Vec<String>,
 ) -> Result<(), Error> {
+    // A new table gets the time index in its CreateTable: added later it would take
+    // minutes even on an empty table.
     let create = SetupAction::CreateTable {
         table: table.clone(),
         mode: request.mode,
         billing: request.billing,
+        time_index: request.time_index && observed.table.is_none(),
     };
     let wait = SetupAction::WaitUntilActive {
         table: table.clone(),
@@ -375,8 +378,9 @@ fn time_index_steps(
     let wait = SetupAction::WaitUntilIndexActive {
         table: table.clone(),
     };
+    // A new table is created with the index (see `table_steps`): nothing more to do.
     let Some(info) = existing else {
-        return Ok(vec![to_do(create), to_do(wait)]);
+        return Ok(Vec::new());
     };
     if let Some(index) = info.time_index() {
         let has = format!(

@@ -150,18 +150,50 @@ fn pitr_and_the_time_index_come_after_the_table_and_before_the_tags() {
         time_index: true,
         ..request(ArchiveMode::All, TtlChange::Keep)
     };
-    let plan = plan(&asked, &observed(&[], None, None), "r").unwrap();
+    // An existing table without the index: UpdateTable adds it, then setup waits.
+    let existing = observed(
+        &[],
+        Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE")),
+        None,
+    );
+    let plan = plan(&asked, &existing, "r").unwrap();
     assert_eq!(
         shape(&plan),
         [
-            ("create", true),
-            ("wait", true),
+            ("create", false),
+            ("wait", false),
             ("pitr", true),
             ("index", true),
             ("wait-index", true),
             ("tag", true),
             ("untag-ttl", false)
         ]
+    );
+}
+
+/// Defect 4 of issue 23: a new table gets the time index in its CreateTable (an index
+/// added later takes minutes even on an empty table); no UpdateTable, no backfill to wait.
+#[test]
+fn a_new_table_is_created_with_the_time_index() {
+    let asked = SetupRequest {
+        time_index: true,
+        ..request(ArchiveMode::All, TtlChange::Keep)
+    };
+    let plan = plan(&asked, &observed(&[], None, None), "r").unwrap();
+    assert_eq!(
+        shape(&plan),
+        [
+            ("create", true),
+            ("wait", true),
+            ("tag", true),
+            ("untag-ttl", false)
+        ]
+    );
+    assert_eq!(
+        plan.steps[0].action.to_string(),
+        "create table orders-archive-ALL with key HASH partitionKey (S) + RANGE \
+         sequenceNumber (S) (on-demand billing) and index kinarch-arrival-time with key HASH \
+         shardId (S) + RANGE approximateArrivalTimestamp (N) (projection ALL)"
     );
 }
 
