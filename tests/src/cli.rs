@@ -185,24 +185,24 @@ impl Running {
 
     /// Waits until `count` lines of standard error contain every one of `needles`.
     pub async fn wait_for_log(&mut self, needles: &[&str], count: usize) {
-        for _ in 0..600 {
+        let what = format!("{count} log line(s) with {needles:?}");
+        crate::world::eventually(&what, Duration::from_secs(60), || {
             let found = self
                 .log()
                 .iter()
                 .filter(|l| needles.iter().all(|n| l.contains(n)))
                 .count();
-            if found >= count {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if found < count
+                && let Ok(Some(status)) = self.child.try_wait()
+            {
                 panic!(
                     "kinarch ended ({status}) before logging {needles:?}:\n{}",
                     self.log().join("\n")
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no log line {needles:?}:\n{}", self.log().join("\n"));
+            std::future::ready((found >= count).then_some(()))
+        })
+        .await
     }
 
     /// Sends the signal `name` (`TERM`, `KILL`, ...) to the process.

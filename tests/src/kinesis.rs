@@ -37,21 +37,22 @@ pub async fn create_stream(kinesis: &Client, name: &str, shards: i32) -> String 
         .send()
         .await
         .expect("CreateStream");
-    for _ in 0..200 {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .expect("DescribeStreamSummary")
-            .stream_description_summary
-            .expect("summary");
-        if summary.stream_status == StreamStatus::Active {
-            return summary.stream_arn;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("stream {name} did not become active");
+    crate::world::eventually(
+        &format!("stream {name} is ACTIVE"),
+        Duration::from_secs(10),
+        || async {
+            let summary = kinesis
+                .describe_stream_summary()
+                .stream_name(name)
+                .send()
+                .await
+                .expect("DescribeStreamSummary")
+                .stream_description_summary
+                .expect("summary");
+            (summary.stream_status == StreamStatus::Active).then_some(summary.stream_arn)
+        },
+    )
+    .await
 }
 
 /// Adds tags to a stream.

@@ -12,6 +12,7 @@ pub mod moto;
 pub mod proxy;
 pub mod s3;
 pub mod synthetic;
+pub mod world;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -163,26 +163,3 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
-
-/// A moto server with Kinesis and DynamoDB clients of it, the usual start of a test.
-pub struct MotoClients {
-    /// The server.
-    pub moto: Moto,
-    /// A Kinesis client of the test's own (not through any proxy).
-    pub kinesis: aws_sdk_kinesis::Client,
-    /// A DynamoDB client of the test's own.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-}
-
-impl MotoClients {
-    /// Starts moto server (see [`Moto::start`]) and makes the clients.
-    pub async fn start() -> MotoClients {
-        let moto = Moto::start();
-        let sdk = moto.sdk_config().await;
-        MotoClients {
-            kinesis: aws_sdk_kinesis::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            moto,
-        }
-    }
-}

@@ -21,67 +21,12 @@ use base64::engine::general_purpose::STANDARD;
 use kinarch_tests::cli::{self, Run, kinarch};
 use kinarch_tests::dynamo::{self, Item, n, s};
 use kinarch_tests::kinesis::{self, StreamRecord};
-use kinarch_tests::moto::Moto;
 use kinarch_tests::proxy::{Fault, FaultProxy};
+use kinarch_tests::world::World;
 use serde_json::Value;
 
-struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-}
-
 async fn world() -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    World {
-        kinesis: aws_sdk_kinesis::Client::new(&sdk),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        moto,
-    }
-}
-
-impl World {
-    /// A stream of `shards` shards set up with `kinarch setup` itself.
-    async fn stream(&self, name: &str, shards: i32, mode: &str, ttl: Option<&str>) {
-        kinesis::create_stream(&self.kinesis, name, shards).await;
-        let mut args = vec!["setup", name, mode, "--yes"];
-        if let Some(ttl) = ttl {
-            args.extend(["--ttl-seconds", ttl]);
-        }
-        kinarch(&self.moto, &args).await.ok();
-    }
-
-    async fn items(&self, table: &str) -> Vec<Item> {
-        dynamo::scan_all(&self.dynamodb, table).await
-    }
-
-    /// Items of a table that may not exist yet (none then).
-    async fn items_if_any(&self, table: &str) -> Vec<Item> {
-        let exists = self
-            .dynamodb
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .is_ok();
-        if exists {
-            self.items(table).await
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// Waits until `table` holds at least `count` items.
-    async fn wait_for_items(&self, table: &str, count: usize) {
-        for _ in 0..600 {
-            if self.items(table).await.len() >= count {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{table} did not reach {count} items");
-    }
+    World::start().await
 }
 
 /// Puts `count` records with unique keys (`key-<i>`), payloads `record <i>` followed by
@@ -101,7 +46,8 @@ fn json(run: &Run) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archives_every_shard_from_trim_horizon_following_the_contract() {
     let w = world().await;
-    w.stream("orders", 3, "ALL", Some("3600")).await;
+    w.set_up("orders", 3, "ALL", &["--ttl-seconds", "3600"])
+        .await;
     for i in 0..90 {
         let data: Vec<u8> = if i % 3 == 0 {
             vec![0x00, 0xff, b'\n', (i % 256) as u8]
@@ -228,7 +174,7 @@ async fn archives_every_shard_from_trim_horizon_following_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_archiver_resumes_from_its_checkpoints_with_nothing_missing() {
     let w = world().await;
-    w.stream("clicks", 3, "ALL", None).await;
+    w.set_up("clicks", 3, "ALL", &[]).await;
     put_unique(&w, "clicks", 0, 240).await;
     let records = kinesis::read_all(&w.kinesis, "clicks").await;
 
@@ -241,12 +187,7 @@ async fn a_killed_archiver_resumes_from_its_checkpoints_with_nothing_missing() {
         &w.moto.env_via(&proxy.endpoint()),
         &["archive", "clicks", "--follow", "--batch-size", "10"],
     );
-    for _ in 0..600 {
-        if w.items_if_any("clicks-archive-ALL-checkpoints").await.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.wait_for_items("clicks-archive-ALL-checkpoints", 2).await;
     first.child.start_kill().unwrap();
     let killed = first.wait().await;
     assert_eq!(killed.code, -1, "killed by SIGKILL");
@@ -291,7 +232,7 @@ async fn a_killed_archiver_resumes_from_its_checkpoints_with_nothing_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resharding_while_archiving_reads_parents_before_children_and_misses_nothing() {
     let w = world().await;
-    w.stream("events", 2, "ALL", None).await;
+    w.set_up("events", 2, "ALL", &[]).await;
     put_unique(&w, "events", 0, 80).await;
     let records = kinesis::read_all(&w.kinesis, "events").await;
 
@@ -414,7 +355,7 @@ async fn resharding_while_archiving_reads_parents_before_children_and_misses_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_mode_converges_to_the_numerically_newest_record_per_key_across_shards() {
     let w = world().await;
-    w.stream("prices", 2, "LATEST", None).await;
+    w.set_up("prices", 2, "LATEST", &[]).await;
     // Explicit hash keys put records of one partition key into both shards, where moto
     // numbers them with independent counters: "12" in one shard is newer than "9" in the
     // other, though it sorts first as a string.
@@ -471,7 +412,7 @@ async fn latest_mode_converges_to_the_numerically_newest_record_per_key_across_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_latest_archives_only_records_that_arrive_after_the_start() {
     let w = world().await;
-    w.stream("ticks", 2, "ALL", None).await;
+    w.set_up("ticks", 2, "ALL", &[]).await;
     put_unique(&w, "ticks", 0, 20).await;
     let mut running = cli::Running::start(
         &w.moto.env(),
@@ -497,7 +438,7 @@ async fn from_latest_archives_only_records_that_arrive_after_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_stops_cleanly_on_sigterm_with_checkpoints_in_a_file() {
     let w = world().await;
-    w.stream("logs", 2, "ALL", None).await;
+    w.set_up("logs", 2, "ALL", &[]).await;
     let dir = std::env::temp_dir().join(format!("kinarch-archive-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("logs-checkpoints.json");
@@ -574,7 +515,7 @@ async fn follow_stops_cleanly_on_sigterm_with_checkpoints_in_a_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_writes_are_read_again_from_the_lowest_failed_record() {
     let w = world().await;
-    w.stream("payments", 1, "ALL", None).await;
+    w.set_up("payments", 1, "ALL", &[]).await;
     for i in 0..40 {
         let key = if i == 23 {
             "poison".to_owned()
@@ -687,7 +628,7 @@ async fn bad_input_is_refused_with_a_message_and_the_right_exit_code() {
     kinesis::create_stream(&w.kinesis, "raw", 1).await;
     kinesis::create_stream(&w.kinesis, "tagged", 1).await;
     kinesis::tag_stream(&w.kinesis, "tagged", &[("StreamArchiveMode", "ALL")]).await;
-    w.stream("ready", 1, "ALL", None).await;
+    w.set_up("ready", 1, "ALL", &[]).await;
     // A table with the default checkpoint name but another key.
     dynamo::create_table(&w.dynamodb, "ready-archive-ALL-checkpoints", false).await;
 
@@ -941,7 +882,7 @@ async fn stalled_run(
 async fn writes_that_keep_failing_stop_the_run_with_the_checkpoint_before_them() {
     use kinarch_core::poller::PollerOptions;
     let w = world().await;
-    w.stream("stuck", 1, "ALL", None).await;
+    w.set_up("stuck", 1, "ALL", &[]).await;
     for i in 0..12 {
         let key = if i == 7 {
             "poison".to_owned()
@@ -997,7 +938,7 @@ async fn a_stalled_run_keeps_the_write_error_with_its_kind_and_source() {
     use kinarch_core::poller::PollerOptions;
     use std::error::Error as _;
     let w = world().await;
-    w.stream("refused", 1, "ALL", None).await;
+    w.set_up("refused", 1, "ALL", &[]).await;
     kinesis::put(&w.kinesis, "refused", "k", b"record").await;
     let proxy = FaultProxy::start(&w.moto.endpoint()).await;
     proxy.set_rule(|call| {
@@ -1046,7 +987,7 @@ async fn a_stalled_run_keeps_the_write_error_with_its_kind_and_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_reads_back_off_and_archive_everything() {
     let w = world().await;
-    w.stream("busy", 2, "ALL", None).await;
+    w.set_up("busy", 2, "ALL", &[]).await;
     put_unique(&w, "busy", 0, 30).await;
     let records = kinesis::read_all(&w.kinesis, "busy").await;
     let proxy = FaultProxy::start(&w.moto.endpoint()).await;
@@ -1081,7 +1022,7 @@ async fn throttled_reads_back_off_and_archive_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_rides_out_server_errors_and_stops_on_access_denied() {
     let w = world().await;
-    w.stream("boot", 1, "ALL", None).await;
+    w.set_up("boot", 1, "ALL", &[]).await;
     put_unique(&w, "boot", 0, 5).await;
     let proxy = FaultProxy::start(&w.moto.endpoint()).await;
     let failed = std::sync::atomic::AtomicU32::new(0);
@@ -1128,7 +1069,7 @@ async fn startup_rides_out_server_errors_and_stops_on_access_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_latest_stopped_before_any_record_loses_nothing_on_restart() {
     let w = world().await;
-    w.stream("quiet", 1, "ALL", None).await;
+    w.set_up("quiet", 1, "ALL", &[]).await;
     put_unique(&w, "quiet", 0, 3).await; // before the first start: not archived
     // Longer ago than the margin a restart reads before the first start (5 s).
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -1171,8 +1112,8 @@ async fn from_latest_stopped_before_any_record_loses_nothing_on_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_table_of_another_stream_is_refused() {
     let w = world().await;
-    w.stream("first", 1, "ALL", None).await;
-    w.stream("second", 1, "ALL", None).await;
+    w.set_up("first", 1, "ALL", &[]).await;
+    w.set_up("second", 1, "ALL", &[]).await;
     put_unique(&w, "first", 0, 2).await;
     put_unique(&w, "second", 0, 2).await;
     let table = "shared-checkpoints";
@@ -1265,7 +1206,7 @@ async fn a_closed_endpoint_port_fails_at_start_up_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_deleted_and_set_up_again_is_archived_from_the_start() {
     let w = world().await;
-    w.stream("events", 2, "ALL", None).await;
+    w.set_up("events", 2, "ALL", &[]).await;
     put_unique(&w, "events", 0, 12).await;
     let file = std::env::temp_dir().join(format!(
         "kinarch-recreated-{}-{}.json",
@@ -1283,6 +1224,18 @@ async fn a_table_deleted_and_set_up_again_is_archived_from_the_start() {
     .ok();
     assert_eq!(w.items("events-archive-ALL").await.len(), 12);
 
+    // The archive command of each round: default checkpoint table, then the file.
+    let archive_args = |round: &str| match round {
+        "table" => vec!["archive", "events", "-o", "json"],
+        _ => vec![
+            "archive",
+            "events",
+            "--checkpoint-file",
+            &file_arg,
+            "-o",
+            "json",
+        ],
+    };
     for round in ["table", "file"] {
         w.dynamodb
             .delete_table()
@@ -1315,23 +1268,7 @@ async fn a_table_deleted_and_set_up_again_is_archived_from_the_start() {
             let dry = kinarch(&w.moto, &["archive", "events", "--dry-run"]).await;
             assert!(dry.out().contains("earlier table"), "{}", dry.out());
         }
-        let run = match round {
-            "table" => kinarch(&w.moto, &["archive", "events", "-o", "json"]).await,
-            _ => {
-                kinarch(
-                    &w.moto,
-                    &[
-                        "archive",
-                        "events",
-                        "--checkpoint-file",
-                        &file_arg,
-                        "-o",
-                        "json",
-                    ],
-                )
-                .await
-            }
-        };
+        let run = w.kinarch(&archive_args(round)).await;
         let summary = json(&run);
         assert_eq!(summary["records"], 12, "{round}: {}", run.stderr);
         assert_eq!(summary["staleCheckpoints"], 2, "{round}");
@@ -1346,23 +1283,7 @@ async fn a_table_deleted_and_set_up_again_is_archived_from_the_start() {
         assert_eq!(query.ok().stdout, b"record 3 \x00\xff\x03\n", "{round}");
         assert_eq!(w.items("events-archive-ALL").await.len(), 12, "{round}");
         // A rerun resumes from the new table's checkpoints: nothing is read again.
-        let again = match round {
-            "table" => kinarch(&w.moto, &["archive", "events", "-o", "json"]).await,
-            _ => {
-                kinarch(
-                    &w.moto,
-                    &[
-                        "archive",
-                        "events",
-                        "--checkpoint-file",
-                        &file_arg,
-                        "-o",
-                        "json",
-                    ],
-                )
-                .await
-            }
-        };
+        let again = w.kinarch(&archive_args(round)).await;
         let summary = json(&again);
         assert_eq!(
             (

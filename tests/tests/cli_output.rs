@@ -458,14 +458,15 @@ async fn put_streams_lines_as_they_arrive_and_batches_one_key_when_unordered() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"first\n").await.unwrap();
     stdin.flush().await.unwrap();
-    let mut seen = Vec::new();
-    for _ in 0..100 {
-        seen = kinesis::read_all(&kinesis_client, "orders").await;
-        if !seen.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen = kinarch_tests::world::eventually(
+        "the line is in the stream",
+        Duration::from_secs(10),
+        || async {
+            let seen = kinesis::read_all(&kinesis_client, "orders").await;
+            (!seen.is_empty()).then_some(seen)
+        },
+    )
+    .await;
     assert_eq!(
         seen.len(),
         1,

@@ -18,25 +18,14 @@ use kinarch_tests::cli::{self, Run, kinarch, kinarch_on_a_terminal};
 use kinarch_tests::dynamo;
 use kinarch_tests::kinesis;
 use kinarch_tests::moto::Moto;
+use kinarch_tests::world::World;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
-struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-}
-
 /// A moto server with stream `stream` set up for `mode` (tags and table made directly).
 async fn world(stream: &str, mode: &str) -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let w = World {
-        kinesis: aws_sdk_kinesis::Client::new(&sdk),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        moto,
-    };
-    kinesis::create_stream(&w.kinesis, stream, 1).await;
+    let w = World::start().await;
+    w.stream(stream, 1).await;
     kinesis::tag_stream(&w.kinesis, stream, &[("StreamArchiveMode", mode)]).await;
     dynamo::create_table(
         &w.dynamodb,
@@ -73,8 +62,9 @@ fn rec(key: &'static str, seq: &str, data: &[u8]) -> Rec {
     }
 }
 
-impl World {
-    async fn put(&self, table: &str, records: &[Rec]) {
+/// Writes `records` straight into `table`.
+async fn put(w: &World, table: &str, records: &[Rec]) {
+    {
         for r in records {
             let record = ArchiveRecord::received(
                 r.key.into(),
@@ -86,7 +76,7 @@ impl World {
             let item = record
                 .to_item(at(r.archived), ArchiveTtl::from_seconds(86400).ok())
                 .item;
-            self.dynamodb
+            w.dynamodb
                 .put_item()
                 .table_name(table)
                 .set_item(Some(item))
@@ -133,7 +123,7 @@ async fn query_pages_through_the_key_and_the_limit_caps_the_total() {
         .map(|s| rec("k", s, s.as_bytes()))
         .collect();
     records.push(rec("other", "4", b"not this key"));
-    w.put("orders-archive-ALL", &records).await;
+    put(&w, "orders-archive-ALL", &records).await;
 
     // Two items per request: 7 records need 4 pages.
     let all = kinarch(
@@ -197,7 +187,7 @@ async fn sequence_bounds_compare_numerically_whatever_their_length() {
         .into_iter()
         .map(|s| rec("k", s, s.as_bytes()))
         .collect();
-    w.put("orders-archive-ALL", &records).await;
+    put(&w, "orders-archive-ALL", &records).await;
     // --endpoint-url given on the command line as well as in the environment.
     let endpoint = w.moto.endpoint();
     let query = |extra: &'static [&'static str]| {
@@ -254,8 +244,7 @@ async fn sequence_bounds_compare_numerically_whatever_their_length() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_table_returns_its_one_record_only_within_the_bounds() {
     let w = world("prices", "LATEST").await;
-    w.put("prices-archive-LATEST", &[rec("k", "100", b"newest")])
-        .await;
+    put(&w, "prices-archive-LATEST", &[rec("k", "100", b"newest")]).await;
     let data = |extra: &'static [&'static str]| {
         let moto = &w.moto;
         async move {
@@ -324,7 +313,7 @@ async fn scan_applies_all_three_filters_together() {
             ..base.clone()
         },
     ];
-    w.put("orders-archive-ALL", &records).await;
+    put(&w, "orders-archive-ALL", &records).await;
     let run = kinarch(
         &w.moto,
         &[
@@ -396,7 +385,7 @@ async fn parallel_scan_returns_every_record_exactly_once() {
             rec(keys_used[i % keys_used.len()], &seq, seq.as_bytes())
         })
         .collect();
-    w.put("orders-archive-ALL", &records).await;
+    put(&w, "orders-archive-ALL", &records).await;
 
     let run = kinarch(
         &w.moto,
@@ -448,7 +437,8 @@ async fn outputs_are_byte_exact_for_binary_and_text_payloads() {
     let binary: Vec<u8> = vec![0, 0xff, 0xfe, b'\n', 0x80, b'|', 0x00];
     let text = "héllo \"world\"\t✓".as_bytes().to_vec();
     let empty = Vec::new();
-    w.put(
+    put(
+        &w,
         "orders-archive-ALL",
         &[
             rec("k", "10", &binary),
@@ -525,7 +515,7 @@ async fn a_closed_output_pipe_ends_quietly_with_success() {
         .into_iter()
         .map(|s| rec("k", s, &vec![b'x'; 120 * 1024]))
         .collect();
-    w.put("orders-archive-ALL", &big).await;
+    put(&w, "orders-archive-ALL", &big).await;
     for args in [
         &["scan", "orders"][..],
         &["query", "orders", "k", "--output", "base64"][..],
@@ -548,7 +538,8 @@ async fn a_closed_output_pipe_ends_quietly_with_success() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_that_break_the_contract_are_reported_and_the_rest_printed() {
     let w = world("orders", "ALL").await;
-    w.put(
+    put(
+        &w,
         "orders-archive-ALL",
         &[rec("k", "1", b"good"), rec("k", "3", b"also good")],
     )
@@ -676,7 +667,7 @@ async fn progress_and_rate_show_on_a_terminal_while_the_data_goes_to_a_file() {
         .into_iter()
         .map(|s| rec("k", s, s.as_bytes()))
         .collect();
-    w.put("orders-archive-ALL", &records).await;
+    put(&w, "orders-archive-ALL", &records).await;
     let file = std::env::temp_dir().join(format!("kinarch-progress-{}.out", std::process::id()));
     let run =
         kinarch_on_a_terminal(&w.moto, &format!("scan orders > '{}'", file.display()), "").await;
@@ -881,7 +872,7 @@ async fn workers_split_a_scan_and_a_replay_by_segment() {
             rec(key, &i.to_string(), format!("{key} {i}").as_bytes())
         })
         .collect();
-    w.put("split-archive-ALL", &records).await;
+    put(&w, "split-archive-ALL", &records).await;
 
     let lines = |run: &Run| -> Vec<String> { run.out().lines().map(str::to_owned).collect() };
     let whole = kinarch(&w.moto, &["scan", "split"]).await;
@@ -1101,7 +1092,8 @@ async fn another_streams_table_is_refused_unless_forced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_prints_in_replay_order_and_help_says_what_happens() {
     let w = world("orders", "ALL").await;
-    w.put(
+    put(
+        &w,
         "orders-archive-ALL",
         &[
             rec("k", "100", b"third"),

@@ -12,10 +12,17 @@ use kinarch_tests::kinesis;
 use kinarch_tests::moto::Moto;
 use kinarch_tests::proxy::{Fault, FaultProxy};
 
+/// The test world and the records archived in it.
 struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
+    base: kinarch_tests::world::World,
     records: Vec<ArchiveRecord>,
+}
+
+impl std::ops::Deref for World {
+    type Target = kinarch_tests::world::World;
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 fn record(key: &str, seq: u64, data: Vec<u8>) -> ArchiveRecord {
@@ -36,9 +43,7 @@ async fn world(count: u64) -> World {
 
 /// [`world`] with the records spread over `keys` partition keys.
 async fn world_of(count: u64, keys: u64) -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let base = kinarch_tests::world::World::start().await;
     let records: Vec<ArchiveRecord> = (0..count)
         .map(|i| {
             let data = if i % 3 == 0 {
@@ -50,13 +55,9 @@ async fn world_of(count: u64, keys: u64) -> World {
         })
         .collect();
     let archived_at = Utc.timestamp_opt(1_714_600_000, 0).unwrap();
-    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, archived_at).await;
-    kinesis::create_stream(&kinesis_client, "replay", 2).await;
-    World {
-        moto,
-        kinesis: kinesis_client,
-        records,
-    }
+    base.archived("orders", 1, &records, archived_at).await;
+    base.stream("replay", 2).await;
+    World { base, records }
 }
 
 /// The original record of each record read back, checked byte for byte, grouped by key

@@ -10,22 +10,20 @@ use aws_sdk_dynamodb::types::{
 use kinarch_tests::cli::{self, Run, kinarch, kinarch_on_a_terminal};
 use kinarch_tests::dynamo;
 use kinarch_tests::kinesis;
-use kinarch_tests::moto::{Moto, REGION};
+use kinarch_tests::moto::REGION;
 
-struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
+/// The test world, with this file's reads of what setup made.
+struct World(kinarch_tests::world::World);
+
+impl std::ops::Deref for World {
+    type Target = kinarch_tests::world::World;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 async fn world() -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    World {
-        kinesis: aws_sdk_kinesis::Client::new(&sdk),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        moto,
-    }
+    World(kinarch_tests::world::World::start().await)
 }
 
 impl World {

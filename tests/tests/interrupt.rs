@@ -9,16 +9,14 @@ use chrono::{TimeZone, Utc};
 use kinarch_core::{ArchiveRecord, SequenceNumber};
 use kinarch_tests::cli::Running;
 use kinarch_tests::kinesis;
-use kinarch_tests::moto::Moto;
+use kinarch_tests::world::World;
 
 const RECORDS: u64 = 200;
 const KEYS: u64 = 4;
 
 /// Stream `orders` (ALL) with 200 records over 4 keys, and an empty stream `replay`.
-async fn world() -> (Moto, aws_sdk_kinesis::Client) {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+async fn world() -> World {
+    let w = World::start().await;
     let records: Vec<ArchiveRecord> = (0..RECORDS)
         .map(|i| {
             ArchiveRecord::received(
@@ -31,31 +29,24 @@ async fn world() -> (Moto, aws_sdk_kinesis::Client) {
         })
         .collect();
     let archived_at = Utc.timestamp_opt(1_777_629_600, 0).unwrap();
-    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, archived_at).await;
-    kinesis::create_stream(&kinesis_client, "replay", 1).await;
-    (moto, kinesis_client)
+    w.archived("orders", 1, &records, archived_at).await;
+    w.stream("replay", 1).await;
+    w
 }
 
 async fn stopped_by(signal: &str, code: i32) {
-    let (moto, kinesis_client) = world().await;
+    let w = world().await;
+    let (moto, kinesis_client) = (&w.moto, &w.kinesis);
     // 20 records per second: 10 s for all of them, so the signal comes in the middle.
     let running = Running::start(
         &moto.env(),
         &["reinject", "orders", "--target", "replay", "--rate", "20"],
     );
-    let mut seen = 0;
-    for _ in 0..300 {
-        seen = kinesis::read_all(&kinesis_client, "replay").await.len();
-        if seen >= 10 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(seen >= 10, "the replay started");
+    w.wait_for_records("replay", 10).await;
     running.signal(signal);
     let run = running.wait().await;
     assert_eq!(run.code, code, "{}", run.stderr);
-    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let replayed = kinesis::read_all(kinesis_client, "replay").await;
     let line = run
         .stderr
         .lines()
@@ -100,7 +91,8 @@ async fn sigterm_stops_a_replay_gracefully_with_exit_143() {
 /// (or target) is refused and sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() {
-    let (moto, kinesis_client) = world().await;
+    let w = world().await;
+    let (moto, kinesis_client) = (&w.moto, &w.kinesis);
     let dir = std::env::temp_dir().join(format!("kinarch-journal-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let journal = dir.join("orders.journal");
@@ -119,16 +111,11 @@ async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() 
         journal_arg,
     ];
     let running = Running::start(&moto.env(), &args);
-    for _ in 0..300 {
-        if kinesis::read_all(&kinesis_client, "replay").await.len() >= 20 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    w.wait_for_records("replay", 20).await;
     running.signal("INT");
     let first = running.wait().await;
     assert_eq!(first.code, 130, "{}", first.stderr);
-    let after_first = kinesis::read_all(&kinesis_client, "replay").await.len();
+    let after_first = kinesis::read_all(kinesis_client, "replay").await.len();
     assert!(after_first < 190, "stopped in the middle: {after_first}");
 
     // Another selection, or another target, with this journal: refused, nothing sent.
@@ -153,25 +140,25 @@ async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() 
             "--yes",
         ],
     ] {
-        let run = kinarch_tests::cli::kinarch(&moto, &other).await;
+        let run = kinarch_tests::cli::kinarch(moto, &other).await;
         run.expect_code(2);
         assert!(run.stderr.contains("another replay"), "{}", run.stderr);
     }
     assert_eq!(
-        kinesis::read_all(&kinesis_client, "replay").await.len(),
+        kinesis::read_all(kinesis_client, "replay").await.len(),
         after_first
     );
 
     let mut rerun = args.to_vec();
     rerun.retain(|a| *a != "--rate" && *a != "20");
-    let second = kinarch_tests::cli::kinarch(&moto, &rerun).await;
+    let second = kinarch_tests::cli::kinarch(moto, &rerun).await;
     second.ok();
     assert!(
         second.stderr.contains("were sent by an earlier run"),
         "{}",
         second.stderr
     );
-    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let replayed = kinesis::read_all(kinesis_client, "replay").await;
     let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for r in &replayed {
         let i: u64 = String::from_utf8(r.data.clone()).unwrap().parse().unwrap();
@@ -194,7 +181,8 @@ async fn a_stopped_replay_resumes_from_its_journal_and_sends_each_record_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_reading_says_what_was_printed_or_sent() {
     use kinarch_tests::proxy::{Fault, FaultProxy};
-    let (moto, kinesis_client) = world().await;
+    let w = world().await;
+    let (moto, kinesis_client) = (&w.moto, &w.kinesis);
     let proxy = FaultProxy::start(&moto.endpoint()).await;
     proxy.set_rule(|call| {
         (call.operation() == "Scan").then_some(Fault::Delay(std::time::Duration::from_millis(700)))
@@ -238,11 +226,7 @@ async fn ctrl_c_while_reading_says_what_was_printed_or_sent() {
         "{}",
         run.stderr
     );
-    assert!(
-        kinesis::read_all(&kinesis_client, "replay")
-            .await
-            .is_empty()
-    );
+    assert!(kinesis::read_all(kinesis_client, "replay").await.is_empty());
 }
 
 /// A journal with a relative time (issue 28, item 3): `--arrived-after 30m` names another
@@ -251,9 +235,8 @@ async fn ctrl_c_while_reading_says_what_was_printed_or_sent() {
 /// with another expression, or another target, is refused naming the fields that differ.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let w = World::start().await;
+    let (moto, kinesis_client) = (&w.moto, &w.kinesis);
     // 200 records that arrived in the last 20 minutes, 6 s apart.
     let now = Utc::now().timestamp() as f64;
     let records: Vec<ArchiveRecord> = (0..RECORDS)
@@ -267,8 +250,8 @@ async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
             )
         })
         .collect();
-    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &records, Utc::now()).await;
-    kinesis::create_stream(&kinesis_client, "replay", 1).await;
+    w.archived("orders", 1, &records, Utc::now()).await;
+    w.stream("replay", 1).await;
     let dir = std::env::temp_dir().join(format!(
         "kinarch-relative-journal-{}-{}",
         std::process::id(),
@@ -288,22 +271,17 @@ async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
         journal_arg,
     ];
     let running = Running::start(&moto.env(), &[&args[..], &["--rate", "20"]].concat());
-    for _ in 0..300 {
-        if kinesis::read_all(&kinesis_client, "replay").await.len() >= 20 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    w.wait_for_records("replay", 20).await;
     running.signal("INT");
     assert_eq!(running.wait().await.code, 130);
-    let after_first = kinesis::read_all(&kinesis_client, "replay").await.len();
+    let after_first = kinesis::read_all(kinesis_client, "replay").await.len();
     assert!(after_first < 190, "stopped in the middle: {after_first}");
     // A second later "30m" is another instant: the rerun keeps the first run's.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     // Another expression, or another target: refused, each differing field named.
     let forty = kinarch_tests::cli::kinarch(
-        &moto,
+        moto,
         &[
             "reinject",
             "orders",
@@ -330,7 +308,7 @@ async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
         );
     }
     let other_target = kinarch_tests::cli::kinarch(
-        &moto,
+        moto,
         &[
             "reinject",
             "orders",
@@ -357,7 +335,7 @@ async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
         other_target.stderr
     );
 
-    let second = kinarch_tests::cli::kinarch(&moto, &args).await;
+    let second = kinarch_tests::cli::kinarch(moto, &args).await;
     second.ok();
     assert!(
         second
@@ -366,7 +344,7 @@ async fn a_journal_with_a_relative_time_resumes_the_first_runs_window() {
         "{}",
         second.stderr
     );
-    let replayed = kinesis::read_all(&kinesis_client, "replay").await;
+    let replayed = kinesis::read_all(kinesis_client, "replay").await;
     let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for r in &replayed {
         let i: u64 = String::from_utf8(r.data.clone()).unwrap().parse().unwrap();

@@ -7,7 +7,6 @@
 //! in S3, a deleted object is an error naming it while the other records go on; `setup
 //! --overflow-bucket` checks the bucket, `status` shows it, `--no-overflow` removes it.
 
-use aws_config::SdkConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kinarch_tests::cli::kinarch;
@@ -17,6 +16,7 @@ use kinarch_tests::lambda::{LambdaFunction, failures};
 use kinarch_tests::moto::Moto;
 use kinarch_tests::proxy::{Fault, FaultProxy};
 use kinarch_tests::s3;
+use kinarch_tests::world::World;
 use serde_json::Value;
 
 /// A marker planted in every payload: it must never reach a log.
@@ -41,34 +41,14 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
     data
 }
 
-struct World {
-    moto: Moto,
-    sdk: SdkConfig,
-    kinesis: aws_sdk_kinesis::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-    s3: aws_sdk_s3::Client,
-}
-
 /// moto with the overflow bucket, and `stream` (one shard) set up in `mode` with it.
 async fn world(stream: &str, mode: &str) -> (World, String) {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let w = World {
-        kinesis: aws_sdk_kinesis::Client::new(&sdk),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        s3: s3::client(&sdk),
-        sdk,
-        moto,
-    };
+    let w = World::start().await;
     s3::create_bucket(&w.s3, BUCKET).await;
-    let arn = kinesis::create_stream(&w.kinesis, stream, 1).await;
     let target = format!("{BUCKET}/{PREFIX}");
-    kinarch(
-        &w.moto,
-        &["setup", stream, mode, "--overflow-bucket", &target, "--yes"],
-    )
-    .await
-    .ok();
+    let arn = w
+        .set_up(stream, 1, mode, &["--overflow-bucket", &target])
+        .await;
     (w, arn)
 }
 

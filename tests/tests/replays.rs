@@ -15,33 +15,23 @@ use kinarch_tests::cli::{self, kinarch};
 use kinarch_tests::dynamo::{self, Item, s};
 use kinarch_tests::kinesis::{self, StreamRecord};
 use kinarch_tests::lambda::{LambdaFunction, failures};
-use kinarch_tests::moto::MotoClients;
 use serde_json::Value;
 
-/// moto and its clients, with this file's steps.
-struct World(MotoClients);
+/// The test world, with this file's steps.
+struct World(kinarch_tests::world::World);
 
 impl std::ops::Deref for World {
-    type Target = MotoClients;
-    fn deref(&self) -> &MotoClients {
+    type Target = kinarch_tests::world::World;
+    fn deref(&self) -> &Self::Target {
         &self.0
     }
 }
 
 async fn world() -> World {
-    World(MotoClients::start().await)
+    World(kinarch_tests::world::World::start().await)
 }
 
 impl World {
-    /// A one-shard stream set up with `kinarch setup`; returns its ARN.
-    async fn stream(&self, name: &str, mode: &str) -> String {
-        let arn = kinesis::create_stream(&self.kinesis, name, 1).await;
-        kinarch(&self.moto, &["setup", name, mode, "--yes"])
-            .await
-            .ok();
-        arn
-    }
-
     /// Every item of `table` by (partitionKey, sequenceNumber), every attribute kept.
     async fn table(&self, table: &str) -> BTreeMap<(String, String), Item> {
         dynamo::scan_all(&self.dynamodb, table)
@@ -107,7 +97,7 @@ async fn kinarch_archive_skips_replays_into_the_source_in_all_and_latest_mode() 
     for mode in ["ALL", "LATEST"] {
         let stream = format!("orders-{}", mode.to_lowercase());
         let table = format!("{stream}-archive-{mode}");
-        w.stream(&stream, mode).await;
+        w.set_up(&stream, 1, mode, &[]).await;
         w.put(&stream, 12).await;
         let first = w.archive_json(&stream).await;
         assert_eq!(first["records"], 12, "{mode}");
@@ -147,8 +137,8 @@ async fn kinarch_archive_skips_replays_into_the_source_in_all_and_latest_mode() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_into_another_stream_is_archived_there() {
     let w = world().await;
-    w.stream("orders", "ALL").await;
-    w.stream("audit", "ALL").await;
+    w.set_up("orders", 1, "ALL", &[]).await;
+    w.set_up("audit", 1, "ALL", &[]).await;
     w.put("orders", 9).await;
     assert_eq!(w.archive_json("orders").await["written"], 9);
     let orders = w.table("orders-archive-ALL").await;
@@ -197,7 +187,7 @@ async fn a_replay_into_another_stream_is_archived_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_replay_into_the_source_needs_yes_and_sends_nothing_without_it() {
     let w = world().await;
-    w.stream("orders", "LATEST").await;
+    w.set_up("orders", 1, "LATEST", &[]).await;
     w.put("orders", 6).await;
     w.archive_json("orders").await;
     let before = w.table("orders-archive-LATEST").await;
@@ -272,7 +262,7 @@ async fn the_lambda_function_skips_replays_into_the_source_in_all_and_latest_mod
     for mode in ["ALL", "LATEST"] {
         let stream = format!("prices-{}", mode.to_lowercase());
         let table = format!("{stream}-archive-{mode}");
-        let arn = w.stream(&stream, mode).await;
+        let arn = w.set_up(&stream, 1, mode, &[]).await;
         for i in 0..10 {
             let data = [b"|#".as_slice(), &[0x00, 0xff, i as u8]].concat();
             kinesis::put(&w.kinesis, &stream, &format!("sku-{}", i % 4), &data).await;

@@ -15,6 +15,7 @@ use kinarch_core::{ArchiveRecord, SequenceNumber};
 use kinarch_tests::cli::{Run, kinarch};
 use kinarch_tests::kinesis;
 use kinarch_tests::moto::Moto;
+use kinarch_tests::world::World;
 use serde_json::Value;
 
 /// 2026-05-01T10:00:00Z.
@@ -24,17 +25,10 @@ const RECORDS: i64 = 200;
 const AFTER: i64 = BASE + 5;
 const BEFORE: i64 = BASE + 20;
 
-struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
-}
-
 /// Stream `orders` (4 shards, ALL) with its 200 archived records and the time index; an
 /// empty stream `replay` with 4 shards.
 async fn world() -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
+    let w = World::start().await;
     let records: Vec<ArchiveRecord> = (0..RECORDS)
         .map(|i| {
             let key = i % 8;
@@ -48,12 +42,9 @@ async fn world() -> World {
         })
         .collect();
     let archived_at = Utc.timestamp_opt(BASE + 3600, 0).unwrap();
-    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 4, &records, archived_at).await;
-    kinesis::create_stream(&kinesis_client, "replay", 4).await;
-    World {
-        moto,
-        kinesis: kinesis_client,
-    }
+    w.archived("orders", 4, &records, archived_at).await;
+    w.stream("replay", 4).await;
+    w
 }
 
 /// The record numbers a run printed (payloads `r<i>`, one per line), in printed order.

@@ -10,25 +10,17 @@ use chrono::{DateTime, TimeZone, Utc};
 use kinarch_core::{ArchiveRecord, SequenceNumber};
 use kinarch_tests::cli::{Run, kinarch};
 use kinarch_tests::kinesis;
-use kinarch_tests::moto::Moto;
+use kinarch_tests::world::World;
 
 /// 2026-05-01T10:00:00Z.
 const BASE: i64 = 1_777_629_600;
 
-struct World {
-    moto: Moto,
-    kinesis: aws_sdk_kinesis::Client,
-}
-
 /// Stream `orders` (ALL) with 12 records: record i of key `k{i%3}` arrived at BASE + 10·i
 /// seconds and was archived at BASE + 100·i seconds; an empty stream `replay`.
 async fn world() -> World {
-    let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let kinesis_client = aws_sdk_kinesis::Client::new(&sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    kinarch_tests::dynamo::archived_stream(&sdk, "orders", 1, &[], Utc::now()).await;
-    kinesis::create_stream(&kinesis_client, "replay", 1).await;
+    let w = World::start().await;
+    w.archived("orders", 1, &[], Utc::now()).await;
+    w.stream("replay", 1).await;
     for i in 0..12i64 {
         let record = ArchiveRecord::received(
             format!("k{}", i % 3),
@@ -39,17 +31,14 @@ async fn world() -> World {
         );
         let archived_at: DateTime<Utc> = Utc.timestamp_opt(BASE + 100 * i, 0).unwrap();
         kinarch_tests::dynamo::put_archived(
-            &dynamodb,
+            &w.dynamodb,
             "orders-archive-ALL",
             &[record],
             archived_at,
         )
         .await;
     }
-    World {
-        moto,
-        kinesis: kinesis_client,
-    }
+    w
 }
 
 /// The record numbers a run printed (payloads `r<i>`, one per line), sorted.

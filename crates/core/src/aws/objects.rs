@@ -19,7 +19,9 @@ use bytes::Bytes;
 use crate::aws::error::{AwsErrorKind, Unmodeled};
 use crate::aws::retry::{Retries, RetryPolicy, Verdict, retry};
 use crate::aws::{aws_error_with, send_with_retries};
-use crate::domain::overflow::{ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload};
+use crate::domain::overflow::{
+    BucketName, ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload,
+};
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
@@ -30,7 +32,20 @@ const READ_BUDGET: Duration = Duration::from_secs(60);
 /// check that the bucket takes writes.
 pub const SETUP_CHECK_OBJECT: &str = ".kinarch-setup-check";
 
-/// S3 client of the overflow objects. Cheap to clone.
+/// An object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Where it is.
+    pub location: ObjectLocation,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its storage class, when S3 names one (`STANDARD` is often left out).
+    pub storage_class: Option<String>,
+    /// When it was last written.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// S3 client of kinarch's objects (overflow payloads, Parquet files). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
     s3: S3Client,
@@ -58,6 +73,16 @@ impl ObjectStore {
         body: Bytes,
         retries: Retries,
     ) -> Result<(), Error> {
+        self.put(location, body, retries).await
+    }
+
+    /// Stores one object (a payload, a Parquet file), retrying as `retries` allows.
+    pub(crate) async fn put(
+        &self,
+        location: &ObjectLocation,
+        body: Bytes,
+        retries: Retries,
+    ) -> Result<(), Error> {
         let policy = PutPayload { location };
         retry(&policy, retries, (), |_| {
             self.s3
@@ -70,6 +95,94 @@ impl ObjectStore {
         })
         .await
         .map_err(|gave_up| gave_up.error)
+    }
+
+    /// Every object under `prefix` of `bucket` (all pages of ListObjectsV2), in key order.
+    pub async fn list(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+    ) -> Result<Vec<ListedObject>, Error> {
+        let pages: Vec<_> = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket.as_str())
+            .prefix(prefix)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|err| {
+                aws_error_with("S3.ListObjectsV2", err, |d| {
+                    format!("of s3://{bucket}/{prefix}: {d}")
+                })
+            })?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.contents())
+            .filter_map(|object| {
+                Some(ListedObject {
+                    location: ObjectLocation {
+                        bucket: bucket.clone(),
+                        key: object.key()?.to_owned(),
+                    },
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    storage_class: object.storage_class().map(|c| c.as_str().to_owned()),
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| t.to_millis().ok())
+                        .and_then(chrono::DateTime::from_timestamp_millis),
+                })
+            })
+            .collect())
+    }
+
+    /// Bytes `range` (end exclusive) of an object: one ranged GET, retried on throttling and
+    /// server errors.
+    pub async fn read_range(
+        &self,
+        location: &ObjectLocation,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, Error> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let output = send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .get_object()
+                    .bucket(location.bucket.as_str())
+                    .key(&location.key)
+                    .range(&header)
+                    .send()
+            },
+            |err| aws_error_with("S3.GetObject", err, |d| format!("of {location}: {d}")),
+        )
+        .await?;
+        let bytes =
+            output.body.collect().await.map_err(|e| {
+                Error::InvalidInput(format!("reading {location} failed midway: {e}"))
+            })?;
+        Ok(bytes.into_bytes())
+    }
+
+    /// Deletes one object (absent already is success, as S3 answers).
+    pub async fn delete(&self, location: &ObjectLocation) -> Result<(), Error> {
+        send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .delete_object()
+                    .bucket(location.bucket.as_str())
+                    .key(&location.key)
+                    .send()
+            },
+            |err| aws_error_with("S3.DeleteObject", err, |d| format!("of {location}: {d}")),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Reads `record`'s stored payload back, checking that it has its `recordSize` bytes. Any

@@ -450,27 +450,19 @@ pub async fn tag_table(
 
 /// The names of every table in the region (all pages of ListTables).
 pub async fn list_tables(dynamodb: &DynamoDbClient) -> Result<Vec<TableName>, Error> {
-    let mut names = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let output = dynamodb
-            .list_tables()
-            .set_exclusive_start_table_name(start.take())
-            .send()
-            .await
-            .map_err(|err| aws_error("DynamoDB.ListTables", err))?;
-        // DynamoDB only holds valid names; one it cannot hold is skipped, not fatal.
-        names.extend(
-            output
-                .table_names()
-                .iter()
-                .filter_map(|name| TableName::new(name).ok()),
-        );
-        match output.last_evaluated_table_name {
-            Some(last) => start = Some(last),
-            None => return Ok(names),
-        }
-    }
+    let names: Vec<String> = dynamodb
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|err| aws_error("DynamoDB.ListTables", err))?;
+    // DynamoDB only holds valid names; one it cannot hold is skipped, not fatal.
+    Ok(names
+        .iter()
+        .filter_map(|name| TableName::new(name).ok())
+        .collect())
 }
 
 /// Reads a table's TTL setting.
