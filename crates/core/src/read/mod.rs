@@ -255,8 +255,8 @@ impl ArchiveReader {
     }
 
     /// The reader without fetching payloads from S3 (`--no-fetch`): overflowed records come
-    /// with their location ([`Payload::Stored`]) and no bytes, and no S3 permission is
-    /// needed.
+    /// with their location ([`Payload::Stored`](crate::domain::record::Payload::Stored)) and
+    /// no bytes, and no S3 permission is needed.
     pub fn without_fetch(mut self) -> Self {
         self.objects = None;
         self
