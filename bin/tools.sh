@@ -3,8 +3,10 @@
 TOOLS_DIR="${KINARCH_TOOLS_DIR:-$HOME/.cache/kinarch}"
 export KINARCH_TOOLS_DIR="$TOOLS_DIR"
 
-# The emulator: moto server serves DynamoDB and Kinesis on one loopback port.
-readonly EMULATOR_REQUIREMENTS="moto[server]==5.2.5 aws-kinesis-agg==1.2.3"
+# The emulator: moto server serves DynamoDB and Kinesis on one loopback port. Beside it, the
+# peers the tests check kinarch's files with: awslabs' KPL aggregator, and pyarrow and DuckDB,
+# which read the Parquet archive's files (tests/parquet_peers.py).
+readonly EMULATOR_REQUIREMENTS="moto[server]==5.2.5 aws-kinesis-agg==1.2.3 pyarrow==26.0.1 duckdb==2.0.1"
 # What `sam build` runs for the function (template.yaml, BuildMethod rust-cargolambda), and
 # bin/package: cargo-lambda links with zig, no Docker.
 readonly CARGO_LAMBDA_REQUIREMENTS="cargo-lambda==1.9.2 ziglang==0.17.1"

@@ -259,6 +259,21 @@ pub enum Error {
         #[source]
         source: Option<Box<Error>>,
     },
+    /// A file of the Parquet archive cannot be read or decoded (missing, cut short, not
+    /// Parquet, not the contract's schema: see [`crate::parquet`]). Concerns that file only:
+    /// a read goes on with the other files.
+    #[error(
+        "Parquet file {location} cannot be read: {reason}; its records are left out and the \
+         other files are read. Check the object (`aws s3 ls {location}`): restore it from a \
+         backup or an earlier version, or move it out of the archive's prefix if it is no \
+         archive file"
+    )]
+    ParquetFile {
+        /// The file (`s3://BUCKET/KEY`).
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The overflow bucket given to `kinarch setup` cannot take the payloads.
     #[error(
         "overflow bucket {target} cannot be used: {reason}; or pass another --overflow-bucket \
@@ -372,10 +387,14 @@ impl Error {
         }
     }
 
-    /// Whether this error concerns one record only (an item that breaks the contract, a
-    /// payload that cannot be fetched): a reader's stream goes on after it.
+    /// Whether this error concerns one record or one file only (an item that breaks the
+    /// contract, a payload that cannot be fetched, a Parquet file that cannot be read): a
+    /// reader's stream goes on after it.
     pub fn is_per_record(&self) -> bool {
-        matches!(self, Error::Item(_) | Error::PayloadUnavailable { .. })
+        matches!(
+            self,
+            Error::Item(_) | Error::PayloadUnavailable { .. } | Error::ParquetFile { .. }
+        )
     }
 
     /// The kind of a failed AWS call; `None` for other errors.

@@ -8,7 +8,9 @@
 //! - [`aws`]: the SDK configuration and every AWS call, grouped by resource;
 //! - one module per use case on top of both: [`write`](mod@write) (archive a batch), [`read`] (query
 //!   and scan an archive), [`replay`] (reinject and put), [`setup`] (tags and tables), and
-//!   [`poller`] (read a stream's shards itself: `kinarch archive`).
+//!   [`poller`] (read a stream's shards itself: `kinarch archive`);
+//! - [`parquet`]: the Parquet codec of the archive in S3 (encode a batch, read a file), pure
+//!   of AWS calls.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@ pub mod aws;
 pub mod domain;
 pub mod error;
 pub mod export;
+pub mod parquet;
 pub mod poller;
 pub mod read;
 pub mod replay;
