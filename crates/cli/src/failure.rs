@@ -56,7 +56,7 @@ impl From<Error> for Failure {
             // The command names another stream's archive: --force or another name.
             err @ Error::ArchiveOfAnotherStream { .. } => Failure::Usage(err.to_string()),
             // Its message says what to do, by what S3 answered; a hint would only repeat it.
-            err @ Error::OverflowBucketUnusable { .. } => Failure::Runtime(err.to_string()),
+            err @ Error::BucketUnusable { .. } => Failure::Runtime(err.to_string()),
             // No answer from AWS: no credentials provider had any. The SDK's chain of
             // provider errors helps nobody; say what to do in one line.
             Error::Aws {

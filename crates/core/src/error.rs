@@ -259,6 +259,15 @@ pub enum Error {
         #[source]
         source: Option<Box<Error>>,
     },
+    /// A read of the Parquet archive of a stream that has none.
+    #[error(
+        "stream {stream} has no Parquet archive (no ArchiveParquet tag): read its table \
+         (--source table), or name where its files are with --parquet s3://BUCKET[/PREFIX]"
+    )]
+    NoParquetArchive {
+        /// The stream.
+        stream: StreamName,
+    },
     /// A file of the Parquet archive cannot be read or decoded (missing, cut short, not
     /// Parquet, not the contract's schema: see [`crate::parquet`]). Concerns that file only:
     /// a read goes on with the other files.
@@ -274,12 +283,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The overflow bucket given to `kinarch setup` cannot take the payloads.
-    #[error(
-        "overflow bucket {target} cannot be used: {reason}; or pass another --overflow-bucket \
-         (or --no-overflow)"
-    )]
-    OverflowBucketUnusable {
+    /// A bucket given to `kinarch setup` (overflow or Parquet) cannot take the archiver's
+    /// writes.
+    #[error("{} {target} cannot be used: {reason}; or pass another {}", .role.name(), .role.options())]
+    BucketUnusable {
+        /// What the bucket is for.
+        role: crate::domain::overflow::BucketUse,
         /// `s3://BUCKET/PREFIX`.
         target: String,
         /// What went wrong.

@@ -4,11 +4,12 @@
 //!
 //! The log line is `archived batch` with the fields `stream`, `shard`, `mode`, `table`,
 //! `records`, `written`, `skipped_older`, `skipped_replay`, `containers`, `user_records`,
-//! `oversize`, `overflowed`, `failed` and `ms`. The metrics, with the dimensions `Stream` and
+//! `oversize`, `overflowed`, `failed`, `parquet_files`, `parquet_bytes` and `ms`. The metrics, with the dimensions `Stream` and
 //! `Mode` (and `Stream` alone, for alarms over every mode): `RecordsArchived`,
 //! `RecordsFailed`, `RecordsSkippedOlder`, `RecordsSkippedReplay` (replays into the source
 //! stream, see the README), `RecordsOversize`, `RecordsOverflowed` (payloads stored in the
-//! overflow bucket) (Count), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds`
+//! overflow bucket), `ParquetFiles` (files written to the Parquet archive) (Count),
+//! `ParquetBytes` (Bytes), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds`
 //! (Seconds: now minus the oldest `approximateArrivalTimestamp` of the batch, how far behind
 //! the archive is).
 
@@ -22,7 +23,7 @@ use crate::metrics::{Metric, Metrics};
 pub(crate) struct BatchArchived<'a> {
     pub(crate) stream: &'a str,
     pub(crate) shard: &'a str,
-    /// `ALL` or `LATEST`.
+    /// `ALL`, `LATEST` or `NONE`.
     pub(crate) mode: &'a str,
     pub(crate) table: &'a str,
     /// Kinesis records in the event (a KPL container counts once).
@@ -52,6 +53,8 @@ impl BatchArchived<'_> {
             oversize = c.oversize,
             overflowed = c.overflowed,
             failed = c.failed,
+            parquet_files = c.parquet_files,
+            parquet_bytes = c.parquet_bytes,
             ms = self.duration_ms,
             "archived batch"
         );
@@ -69,6 +72,8 @@ impl BatchArchived<'_> {
             count("RecordsSkippedReplay", c.skipped_replay),
             count("RecordsOversize", c.oversize),
             count("RecordsOverflowed", c.overflowed),
+            count("ParquetFiles", c.parquet_files),
+            Metric::new("ParquetBytes", "Bytes", json!(c.parquet_bytes)),
             Metric::new("BatchDurationMs", "Milliseconds", json!(self.duration_ms)),
         ];
         if let Some(lag) = self.lag_seconds {

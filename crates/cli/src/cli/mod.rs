@@ -376,8 +376,9 @@ pub(crate) struct SetupArgs {
     /// The Kinesis stream to archive.
     #[arg(value_parser = parse_stream)]
     pub(crate) stream: StreamArg,
-    /// ALL keeps every record; LATEST keeps the newest record of each partition key.
-    #[arg(value_name = "ALL|LATEST", value_parser = parse_mode)]
+    /// ALL keeps every record in the table; LATEST the newest record of each partition key;
+    /// NONE keeps no table (every record in the Parquet archive only: needs --parquet).
+    #[arg(value_name = "ALL|LATEST|NONE", value_parser = parse_mode)]
     pub(crate) mode: ArchiveMode,
     /// AWS region: the positional form of the original tool. Given with --region too, both
     /// must be the same.
@@ -420,6 +421,16 @@ pub(crate) struct SetupArgs {
     /// not kept): removes the stream's ArchiveOverflow tag.
     #[arg(long)]
     pub(crate) no_overflow: bool,
+    /// Archive every record also as Parquet files in this S3 bucket, under PREFIX (the
+    /// archive for years at S3 prices, readable by Athena, Spark, DuckDB and kinarch's
+    /// --source parquet): the bucket is checked (it must exist and take writes), and the
+    /// stream gets the ArchiveParquet tag.
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = parse_overflow_target, conflicts_with = "no_parquet")]
+    pub(crate) parquet: Option<OverflowTarget>,
+    /// Stop writing Parquet files (those written are kept): removes the stream's
+    /// ArchiveParquet tag.
+    #[arg(long)]
+    pub(crate) no_parquet: bool,
     /// Switch on the table's point-in-time recovery (continuous backups), which
     /// `kinarch export` reads from. Never switched off by setup.
     #[arg(long)]
@@ -452,6 +463,10 @@ pub(crate) struct ArchiveTableArgs {
     /// tags each archive table with its stream; without --force such a table is refused).
     #[arg(long)]
     pub(crate) force: bool,
+    /// The stream's Parquet archive is under s3://BUCKET[/PREFIX], whatever its
+    /// ArchiveParquet tag says (or when the stream is gone).
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = parse_overflow_target, conflicts_with = "table")]
+    pub(crate) parquet: Option<OverflowTarget>,
 }
 
 /// `kinarch status`.
@@ -545,6 +560,11 @@ pub(crate) struct SelectionArgs {
     /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
     #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
     pub(crate) segments_total: Option<u32>,
+    /// Which store to read: auto (the table when the stream's mode keeps one, else the
+    /// Parquet archive), table, or parquet (every record ever archived to Parquet, also
+    /// beyond the table's TTL; --no-time-index and --page-size do not apply).
+    #[arg(id = "archive_source", long = "source", value_enum, value_name = "SOURCE", default_value_t = SourceArg::Auto)]
+    pub(crate) read_from: SourceArg,
     /// Read an arrival window with a Scan of the table even when it has a time index.
     #[arg(long)]
     pub(crate) no_time_index: bool,
@@ -552,6 +572,17 @@ pub(crate) struct SelectionArgs {
     /// spread the reads of a provisioned table over time.
     #[arg(long, value_name = "ITEMS", value_parser = parse_page_size, allow_hyphen_values = true)]
     pub(crate) page_size: Option<u32>,
+}
+
+/// Which store of an archive is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SourceArg {
+    /// The table when the stream's mode keeps one, else the Parquet archive.
+    Auto,
+    /// The DynamoDB table.
+    Table,
+    /// The Parquet files in S3.
+    Parquet,
 }
 
 /// Options shared by `query` and `scan`.

@@ -110,7 +110,8 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
     let counts = &summary.counts;
     json!({
         "stream": summary.config.stream.as_str(),
-        "table": summary.config.table.as_str(),
+        "table": summary.config.mode.has_table().then(|| summary.config.table.as_str()),
+        "parquet": summary.config.parquet.as_ref().map(ToString::to_string),
         "mode": summary.config.mode.as_str(),
         "checkpoints": checkpoints,
         "from": summary.start.to_string(),
@@ -125,6 +126,8 @@ pub(crate) fn summary_json(summary: &ArchiveSummary) -> Value {
         "userRecords": counts.user_records,
         "oversize": counts.oversize,
         "overflowed": counts.overflowed,
+        "parquetFiles": counts.parquet_files,
+        "parquetBytes": counts.parquet_bytes,
         "retriedBatches": summary.retried_batches,
         "staleCheckpoints": summary.stale_checkpoints,
         "shards": summary.shards.iter().map(|shard| json!({
@@ -146,10 +149,10 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         kinarch_core::poller::StopReason::Shutdown => "stopped by signal",
     };
     let mut text = format!(
-        "archived {} of stream {} into table {} ({} mode) in {} s ({}); {why}\n",
+        "archived {} of stream {} into {} ({} mode) in {} s ({}); {why}\n",
         count(summary.records, "record"),
         config.stream,
-        config.table,
+        config.destination(),
         config.mode,
         decimal(summary.elapsed.as_secs_f64(), 1),
         rate(summary.records, summary.elapsed.as_secs_f64())
@@ -190,6 +193,18 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
         details.push(format!(
             "{} too large for an item, payload stored in S3",
             counts.overflowed
+        ));
+    }
+    if counts.parquet_files > 0 {
+        details.push(format!(
+            "{} Parquet {} written ({} bytes)",
+            counts.parquet_files,
+            if counts.parquet_files == 1 {
+                "file"
+            } else {
+                "files"
+            },
+            counts.parquet_bytes
         ));
     }
     if summary.retried_batches > 0 {

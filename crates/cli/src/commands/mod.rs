@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use kinarch_core::Selection;
 use kinarch_core::domain::selection::{SelectionSpec, TimeWindow};
 use kinarch_core::read::locate::{Located, TableOwner};
-use kinarch_core::read::{ArchiveReader, ReadOptions, TimeIndexUse};
+use kinarch_core::read::{ArchiveReader, ArchiveSource, ReadOptions, TimeIndexUse};
 
 use crate::cli::values::StreamArg;
 use crate::cli::values::{TimeArg, worker_segment};
-use crate::cli::{ArchiveTableArgs, Cli, Command, GlobalArgs, SelectionArgs};
+use crate::cli::{ArchiveTableArgs, Cli, Command, GlobalArgs, SelectionArgs, SourceArg};
 use crate::failure::Failure;
 
 /// Runs the command the command line asks for.
@@ -108,6 +108,17 @@ async fn open_archive(
     stream: StreamName,
     table: &ArchiveTableArgs,
 ) -> Result<(ArchiveReader, Located), Failure> {
+    if let Some(target) = &table.parquet {
+        let (archive, located) = ArchiveReader::locate_parquet(sdk, stream, target.clone()).await?;
+        if let Located::WithoutStream { reason } = &located
+            && !global.quiet
+        {
+            crate::say(&format!(
+                "note: {reason}; reading its Parquet archive under {target}"
+            ));
+        }
+        return Ok((archive, located));
+    }
     let (archive, located) =
         ArchiveReader::locate(sdk, stream, table.table.as_ref(), table.force).await?;
     let config = archive.config();
@@ -174,6 +185,11 @@ pub(crate) fn selection(args: SelectionArgs) -> Result<ResolvedSelection, Failur
     })
     .map_err(|e| Failure::Usage(e.to_string()))?;
     let read = ReadOptions {
+        source: match args.read_from {
+            SourceArg::Auto => ArchiveSource::Auto,
+            SourceArg::Table => ArchiveSource::Table,
+            SourceArg::Parquet => ArchiveSource::Parquet,
+        },
         page_size: args.page_size,
         time_index: match args.no_time_index {
             true => TimeIndexUse::Never,

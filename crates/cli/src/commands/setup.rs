@@ -5,10 +5,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use aws_config::SdkConfig;
 use kinarch_core::aws::tables::Billing;
 use kinarch_core::setup::{
-    OverflowChange, Setup, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep,
-    StepStatus, TtlChange,
+    BucketChange, Setup, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep, StepStatus,
+    TtlChange,
 };
-use kinarch_core::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
+use kinarch_core::{ArchiveTtl, StreamArchiveConfig};
 use serde_json::{Value, json};
 
 use crate::cli::values::parse_capacity;
@@ -38,9 +38,14 @@ pub(crate) async fn run(
         (None, false) => TtlChange::Keep,
     };
     request.overflow = match (&args.overflow_bucket, args.no_overflow) {
-        (Some(target), _) => OverflowChange::Set(target.clone()),
-        (None, true) => OverflowChange::Off,
-        (None, false) => OverflowChange::Keep,
+        (Some(target), _) => BucketChange::Set(target.clone()),
+        (None, true) => BucketChange::Off,
+        (None, false) => BucketChange::Keep,
+    };
+    request.parquet = match (&args.parquet, args.no_parquet) {
+        (Some(target), _) => BucketChange::Set(target.clone()),
+        (None, true) => BucketChange::Off,
+        (None, false) => BucketChange::Keep,
     };
     request.pitr = args.pitr;
     request.time_index = args.time_index;
@@ -125,7 +130,7 @@ fn ask<R: BufRead, W: Write>(
     request: &mut SetupRequest,
 ) -> Result<(), Failure> {
     let invalid = |problem: String| Failure::Usage(format!("no valid answer: {problem}"));
-    if args.ttl_seconds.is_none() && !args.no_ttl {
+    if args.ttl_seconds.is_none() && !args.no_ttl && args.mode.has_table() {
         let current = match draft.config.ttl {
             Some(ttl) => format!("{} s", ttl.seconds()),
             None => "never".to_owned(),
@@ -209,16 +214,23 @@ fn parse_billing_answer(text: &str) -> Result<BillingArg, String> {
 
 /// `Stream orders (us-east-1): every record archived in table orders-archive-ALL; ...`
 fn header(config: &StreamArchiveConfig, region: &str) -> String {
-    let what = match config.mode {
-        ArchiveMode::All => "every record",
-        ArchiveMode::Latest => "the newest record of each partition key",
+    let what = config.mode.kept();
+    let parquet = match &config.parquet {
+        Some(target) => format!("; every record in Parquet files under {target}"),
+        None => String::new(),
     };
+    if !config.mode.has_table() {
+        return format!(
+            "Stream {} ({region}): {} mode, {what}{parquet}.\n",
+            config.stream, config.mode
+        );
+    }
     let ttl = match config.ttl {
         Some(ttl) => format!("items expire {} s after archiving", ttl.seconds()),
         None => "items never expire".to_owned(),
     };
     format!(
-        "Stream {} ({region}): {} mode, {what} archived in table {}; {ttl}.\n",
+        "Stream {} ({region}): {} mode, {what} archived in table {}; {ttl}{parquet}.\n",
         config.stream, config.mode, config.table
     )
 }
@@ -270,8 +282,10 @@ fn setup_json(plan: &SetupPlan, report: Option<&SetupReport>) -> Value {
         "streamArn": plan.stream_arn,
         "region": plan.region,
         "mode": config.mode.to_string(),
-        "table": config.table.as_str(),
+        "table": config.mode.has_table().then(|| config.table.as_str()),
         "ttlSeconds": config.ttl.map(|ttl| ttl.seconds()),
+        "overflow": config.overflow.as_ref().map(ToString::to_string),
+        "parquet": config.parquet.as_ref().map(ToString::to_string),
         "billing": plan.billing.to_string(),
         "dryRun": report.is_none(),
         "plan": steps(&plan.steps),
@@ -283,6 +297,7 @@ fn setup_json(plan: &SetupPlan, report: Option<&SetupReport>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kinarch_core::ArchiveMode;
     use kinarch_core::{StreamName, TableName};
 
     fn args(extra: &[&str]) -> SetupArgs {

@@ -5,7 +5,6 @@
 use std::io::Write;
 
 use aws_config::SdkConfig;
-use kinarch_core::ArchiveMode;
 use kinarch_core::aws::tables::{TableInfo, TtlState};
 use kinarch_core::read::locate::{Located, TableOwner};
 use kinarch_core::setup::{ArchiveStatus, CheckpointsStatus, Setup};
@@ -170,10 +169,7 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
         )],
     };
     lines.push(("region", status.region.clone()));
-    let what = match config.mode {
-        ArchiveMode::All => "every record",
-        ArchiveMode::Latest => "the newest record of each partition key",
-    };
+    let what = config.mode.kept();
     if status.located != Located::Tags {
         lines.push((
             "mode",
@@ -358,6 +354,7 @@ fn age(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kinarch_core::ArchiveMode;
     use kinarch_core::aws::streams::StreamSummary;
     use kinarch_core::aws::tables::{Billing, KeySchema, TableInfo};
     use kinarch_core::{ArchiveTtl, StreamArchiveConfig, StreamName};

@@ -20,7 +20,7 @@ use crate::aws::error::{AwsErrorKind, Unmodeled};
 use crate::aws::retry::{Retries, RetryPolicy, Verdict, retry};
 use crate::aws::{aws_error_with, send_with_retries};
 use crate::domain::overflow::{
-    BucketName, ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload,
+    BucketName, BucketUse, ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload,
 };
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
@@ -242,9 +242,13 @@ impl ObjectStore {
         Ok(bytes)
     }
 
-    /// Checks that the overflow bucket exists and is reachable (HeadBucket; read-only, so
-    /// a dry run can do it).
-    pub async fn check_bucket(&self, target: &OverflowTarget) -> Result<(), Error> {
+    /// Checks that a bucket given to setup (`role`) exists and is reachable (HeadBucket;
+    /// read-only, so a dry run can do it).
+    pub async fn check_bucket(
+        &self,
+        target: &OverflowTarget,
+        role: BucketUse,
+    ) -> Result<(), Error> {
         let bucket = target.bucket().as_str();
         send_with_retries(
             READ_BUDGET,
@@ -253,12 +257,16 @@ impl ObjectStore {
         )
         .await
         .map(|_| ())
-        .map_err(|err| bucket_unusable(target, err))
+        .map_err(|err| bucket_unusable(target, role, err))
     }
 
     /// Checks that objects can be written under the target's prefix: writes and deletes
     /// [`SETUP_CHECK_OBJECT`] there.
-    pub async fn check_writable(&self, target: &OverflowTarget) -> Result<(), Error> {
+    pub async fn check_writable(
+        &self,
+        target: &OverflowTarget,
+        role: BucketUse,
+    ) -> Result<(), Error> {
         let bucket = target.bucket().as_str();
         let key = target.key_for(SETUP_CHECK_OBJECT);
         send_with_retries(
@@ -276,7 +284,7 @@ impl ObjectStore {
             |err| aws_error_with("S3.PutObject", err, |d| d),
         )
         .await
-        .map_err(|err| bucket_unusable(target, err))?;
+        .map_err(|err| bucket_unusable(target, role, err))?;
         send_with_retries(
             READ_BUDGET,
             || self.s3.delete_object().bucket(bucket).key(&key).send(),
@@ -284,7 +292,7 @@ impl ObjectStore {
         )
         .await
         .map(|_| ())
-        .map_err(|err| bucket_unusable(target, err))
+        .map_err(|err| bucket_unusable(target, role, err))
     }
 }
 
@@ -415,8 +423,8 @@ impl RetryPolicy for PutPayload<'_> {
     }
 }
 
-/// [`Error::OverflowBucketUnusable`] for a failed check of `target`.
-fn bucket_unusable(target: &OverflowTarget, err: Error) -> Error {
+/// [`Error::BucketUnusable`] for a failed check of `target`.
+fn bucket_unusable(target: &OverflowTarget, role: BucketUse, err: Error) -> Error {
     let reason = match (&err, err.aws_kind()) {
         (
             Error::Aws {
@@ -444,7 +452,8 @@ fn bucket_unusable(target: &OverflowTarget, err: Error) -> Error {
         }
         _ => err.to_string(),
     };
-    Error::OverflowBucketUnusable {
+    Error::BucketUnusable {
+        role,
         target: target.to_string(),
         reason,
         source: Some(Box::new(err)),

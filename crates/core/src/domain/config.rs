@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use crate::domain::names::{NameError, StreamName, TableName};
 use crate::domain::overflow::OverflowTarget;
+use crate::domain::parquet::ParquetTarget;
 
 /// Tag holding the archive mode (`ALL` or `LATEST`).
 pub const TAG_MODE: &str = "StreamArchiveMode";
@@ -43,15 +44,33 @@ pub enum ArchiveMode {
     /// Only the newest record (highest sequence number) of each partition key; the table
     /// is keyed by `partitionKey`.
     Latest,
+    /// No table: every record is archived in Parquet files only (the stream's
+    /// [`TAG_PARQUET`] tag says where).
+    None,
 }
 
 impl ArchiveMode {
-    /// The mode as written in tags and table names: `ALL` or `LATEST`.
+    /// The mode as written in tags and table names: `ALL`, `LATEST` or `NONE`.
     pub fn as_str(self) -> &'static str {
         match self {
             ArchiveMode::All => "ALL",
             ArchiveMode::Latest => "LATEST",
+            ArchiveMode::None => "NONE",
         }
+    }
+
+    /// What the mode keeps, for people: `every record`, ...
+    pub fn kept(self) -> &'static str {
+        match self {
+            ArchiveMode::All => "every record",
+            ArchiveMode::Latest => "the newest record of each partition key",
+            ArchiveMode::None => "no table: every record in Parquet files only",
+        }
+    }
+
+    /// Whether the mode keeps a DynamoDB table (ALL, LATEST; not NONE).
+    pub fn has_table(self) -> bool {
+        self != ArchiveMode::None
     }
 
     /// The table kinarch creates for a stream in this mode: `<stream>-archive-<MODE>`, the
@@ -83,7 +102,7 @@ pub fn tagged_table_name(stream: &StreamName, mode_tag: Option<&str>) -> TableNa
 /// An archive mode that is neither ALL nor LATEST.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid archive mode {0:?}: use ALL (every record) or LATEST (newest record per partition key)"
+    "invalid archive mode {0:?}: use ALL (every record), LATEST (newest record per partition key) or NONE (Parquet files only)"
 )]
 pub struct ArchiveModeError(pub String);
 
@@ -93,6 +112,7 @@ impl FromStr for ArchiveMode {
         match s.trim().to_ascii_uppercase().as_str() {
             "ALL" => Ok(ArchiveMode::All),
             "LATEST" => Ok(ArchiveMode::Latest),
+            "NONE" => Ok(ArchiveMode::None),
             _ => Err(ArchiveModeError(s.chars().take(100).collect())),
         }
     }
@@ -173,6 +193,9 @@ pub struct StreamArchiveConfig {
     /// Where payloads too large for an item go (tag [`TAG_OVERFLOW`]); `None`: they are
     /// archived as oversize markers.
     pub overflow: Option<OverflowTarget>,
+    /// Where every record is also archived as Parquet files (tag [`TAG_PARQUET`], see
+    /// [`crate::domain::parquet`]); `None`: the table only.
+    pub parquet: Option<ParquetTarget>,
 }
 
 /// A stream tag with a value kinarch cannot use.
@@ -200,6 +223,7 @@ impl StreamArchiveConfig {
             table,
             deaggregate: true,
             overflow: None,
+            parquet: None,
         }
     }
 
@@ -210,10 +234,30 @@ impl StreamArchiveConfig {
     ) -> Result<Self, ConfigError> {
         ArchiveTags::parse(stream, tags).config()
     }
+
+    /// Where records are archived, for people: `table orders-archive-ALL`, `table
+    /// orders-archive-ALL and Parquet files under s3://b/p`, `Parquet files under s3://b/p`.
+    pub fn destination(&self) -> String {
+        match (self.mode.has_table(), &self.parquet) {
+            (true, None) => format!("table {}", self.table),
+            (true, Some(target)) => {
+                format!("table {} and Parquet files under {target}", self.table)
+            }
+            (false, Some(target)) => format!("Parquet files under {target}"),
+            (false, None) => "nowhere (mode NONE without a Parquet archive)".to_owned(),
+        }
+    }
 }
 
 /// Every stream tag kinarch reads, in the order their errors are reported.
-pub const ARCHIVE_TAGS: [&str; 5] = [TAG_MODE, TAG_TTL, TAG_TABLE, TAG_DEAGGREGATE, TAG_OVERFLOW];
+pub const ARCHIVE_TAGS: [&str; 6] = [
+    TAG_MODE,
+    TAG_TTL,
+    TAG_TABLE,
+    TAG_DEAGGREGATE,
+    TAG_OVERFLOW,
+    TAG_PARQUET,
+];
 
 /// One kinarch tag as found: its text and what it means (or why it means nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +285,8 @@ pub struct ArchiveTags {
     pub deaggregate: Option<TagValue<bool>>,
     /// [`TAG_OVERFLOW`].
     pub overflow: Option<TagValue<OverflowTarget>>,
+    /// [`TAG_PARQUET`].
+    pub parquet: Option<TagValue<ParquetTarget>>,
 }
 
 impl ArchiveTags {
@@ -271,6 +317,7 @@ impl ArchiveTags {
             table: None,
             deaggregate: None,
             overflow: None,
+            parquet: None,
         };
         for (key, text) in tags {
             match key {
@@ -318,6 +365,15 @@ impl ArchiveTags {
                             .map_err(|e| format!("{e} (expected s3://BUCKET/PREFIX)")),
                     )
                 }
+                TAG_PARQUET => {
+                    parsed.parquet = tag_value(
+                        stream,
+                        TAG_PARQUET,
+                        text,
+                        ParquetTarget::parse(text)
+                            .map_err(|e| format!("{e} (expected s3://BUCKET/PREFIX)")),
+                    )
+                }
                 _ => {}
             }
         }
@@ -340,6 +396,7 @@ impl ArchiveTags {
             error(&self.table),
             error(&self.deaggregate),
             error(&self.overflow),
+            error(&self.parquet),
         ]
         .into_iter()
         .flatten()
@@ -373,6 +430,7 @@ impl ArchiveTags {
             table: valid(&self.table).unwrap_or_else(|| tagged_table_name(&self.stream, mode_text)),
             deaggregate: valid(&self.deaggregate).unwrap_or(true),
             overflow: valid(&self.overflow),
+            parquet: valid(&self.parquet),
         };
         let invalid = self.errors().into_iter().map(ToString::to_string).collect();
         (config, invalid)

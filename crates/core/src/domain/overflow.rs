@@ -15,6 +15,34 @@ use std::fmt;
 use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 
+/// What a bucket given to `kinarch setup` is for: errors about it name the option that sets
+/// it, so one check serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketUse {
+    /// Payloads too large for an item (`--overflow-bucket`, tag `ArchiveOverflow`).
+    Overflow,
+    /// The Parquet archive (`--parquet`, tag `ArchiveParquet`).
+    Parquet,
+}
+
+impl BucketUse {
+    /// The bucket as people call it: `overflow bucket`, `Parquet bucket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BucketUse::Overflow => "overflow bucket",
+            BucketUse::Parquet => "Parquet bucket",
+        }
+    }
+
+    /// The options that set or remove it.
+    pub fn options(self) -> &'static str {
+        match self {
+            BucketUse::Overflow => "--overflow-bucket (or --no-overflow)",
+            BucketUse::Parquet => "--parquet (or --no-parquet)",
+        }
+    }
+}
+
 /// An S3 bucket name, checked against S3's naming rules for new buckets: 3 to 63 characters
 /// of lower-case letters, digits, `.` and `-`, starting and ending with a letter or digit.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -24,7 +24,7 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use crate::domain::names::StreamName;
 use crate::domain::overflow::OverflowTarget;
 use crate::domain::record::ArchiveRecord;
-use crate::domain::selection::TimeWindow;
+use crate::domain::selection::{SequenceRange, TimeWindow};
 use crate::domain::sequence::SequenceNumber;
 
 /// Where a stream's Parquet files go: `s3://BUCKET/PREFIX` (the value of the stream tag
@@ -145,7 +145,7 @@ pub struct FileRecords<'a> {
 
 /// The files a batch is written as: its records grouped by (shard, arrival hour), each group
 /// in (sequence, sub-sequence) order, the groups in (shard, hour) order.
-pub fn files_of(records: &[ArchiveRecord]) -> Vec<FileRecords<'_>> {
+pub fn files_of<'a>(records: impl IntoIterator<Item = &'a ArchiveRecord>) -> Vec<FileRecords<'a>> {
     let mut groups: std::collections::BTreeMap<(&str, DateTime<Utc>), Vec<&ArchiveRecord>> =
         std::collections::BTreeMap::new();
     for record in records {
@@ -223,6 +223,42 @@ pub fn may_hold(key: &FileKey, window: &TimeWindow) -> bool {
     let end = key.hour + Duration::hours(1);
     window.after.is_none_or(|after| end > after)
         && window.before.is_none_or(|before| key.hour < before)
+}
+
+/// Whether a file of `key` may hold records of the sequence `range` (its first and last
+/// container sequence numbers bound every row's).
+pub fn may_hold_sequence(key: &FileKey, range: &SequenceRange) -> bool {
+    range.from.as_ref().is_none_or(|from| key.last >= *from)
+        && range.to.as_ref().is_none_or(|to| key.first <= *to)
+}
+
+/// The files to read, in the order their rows are returned: by shard (in shard-id order,
+/// so a parent shard comes before the children of a reshard), and within a shard in
+/// sequence order, grouped into runs of files whose sequence ranges overlap (a batch
+/// delivered again with other boundaries). A run is read whole, its rows ordered by
+/// (sequence, sub-sequence) and each kept once; runs of one file are the rule.
+pub fn read_runs<T>(mut files: Vec<(FileKey, T)>) -> Vec<Vec<(FileKey, T)>> {
+    files.sort_by(|(a, _), (b, _)| {
+        (&a.shard_id, &a.first, &a.last).cmp(&(&b.shard_id, &b.first, &b.last))
+    });
+    let mut runs: Vec<Vec<(FileKey, T)>> = Vec::new();
+    let mut reach: Option<(String, SequenceNumber)> = None;
+    for (key, value) in files {
+        let overlaps = reach
+            .as_ref()
+            .is_some_and(|(shard, last)| *shard == key.shard_id && key.first <= *last);
+        let last = key.last.clone();
+        let shard = key.shard_id.clone();
+        match runs.last_mut() {
+            Some(run) if overlaps => run.push((key, value)),
+            _ => runs.push(vec![(key, value)]),
+        }
+        reach = match reach {
+            Some((s, l)) if overlaps && l > last => Some((s, l)),
+            _ => Some((shard, last)),
+        };
+    }
+    runs
 }
 
 #[cfg(test)]
@@ -359,5 +395,65 @@ mod tests {
         assert!(may_hold(&key("2026-05-01T11:00:00Z"), &window));
         assert!(!may_hold(&key("2026-05-01T12:00:00Z"), &window));
         assert!(!may_hold(&key("2026-05-01T09:00:00Z"), &window));
+    }
+
+    fn file(shard: &str, first: &str, last: &str) -> (FileKey, &'static str) {
+        (
+            FileKey {
+                hour: parse_time("2026-05-01T10:00:00Z").unwrap(),
+                shard_id: shard.into(),
+                first: SequenceNumber::parse(first).unwrap(),
+                last: SequenceNumber::parse(last).unwrap(),
+            },
+            "",
+        )
+    }
+
+    #[test]
+    fn overlapping_files_of_a_shard_are_read_as_one_run_in_order() {
+        let runs = read_runs(vec![
+            file("shardId-1", "20", "29"),
+            file("shardId-0", "9", "15"),
+            file("shardId-0", "1", "10"),
+            file("shardId-0", "100", "120"),
+            file("shardId-0", "16", "90"),
+            file("shardId-1", "1", "19"),
+        ]);
+        let shape: Vec<Vec<String>> = runs
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .map(|(k, _)| format!("{}:{}-{}", k.shard_id, k.first, k.last))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                vec!["shardId-0:1-10", "shardId-0:9-15"],
+                vec!["shardId-0:16-90"],
+                vec!["shardId-0:100-120"],
+                vec!["shardId-1:1-19"],
+                vec!["shardId-1:20-29"],
+            ]
+        );
+        // Numeric order, not string order: 9 < 10.
+        let runs = read_runs(vec![file("s", "10", "11"), file("s", "9", "9")]);
+        assert_eq!(runs[0][0].0.first.as_str(), "9");
+        assert_eq!(runs.len(), 2);
+    }
+
+    #[test]
+    fn a_file_is_skipped_when_its_sequence_range_misses_the_selection() {
+        let (key, _) = file("s", "10", "20");
+        let range = |from: Option<&str>, to: Option<&str>| SequenceRange {
+            from: from.map(|s| SequenceNumber::parse(s).unwrap()),
+            to: to.map(|s| SequenceNumber::parse(s).unwrap()),
+        };
+        assert!(may_hold_sequence(&key, &range(None, None)));
+        assert!(may_hold_sequence(&key, &range(Some("20"), None)));
+        assert!(!may_hold_sequence(&key, &range(Some("21"), None)));
+        assert!(may_hold_sequence(&key, &range(None, Some("10"))));
+        assert!(!may_hold_sequence(&key, &range(None, Some("9"))));
     }
 }

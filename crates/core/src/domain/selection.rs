@@ -190,6 +190,19 @@ impl WorkerSegment {
     pub fn total(self) -> u32 {
         self.total
     }
+
+    /// Whether this worker's share holds `partition_key`, for sources without DynamoDB's
+    /// segments (the Parquet archive): by a hash of the key (64-bit FNV-1a, fixed across
+    /// releases and machines), so each key is read by exactly one worker and keeps its order
+    /// there, and the workers together read every record once.
+    pub fn owns_key(self, partition_key: &str) -> bool {
+        let hash = partition_key
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        hash % u64::from(self.total) == u64::from(self.index)
+    }
 }
 
 impl fmt::Display for WorkerSegment {
@@ -758,5 +771,18 @@ mod tests {
         assert!(whole.matches(&record("1", "2024-05-01 11:59:59", 1.0)));
         let (after, before) = TimeWindow::new(Some(time("10")), Some(time("20"))).epoch_bounds();
         assert!(arrived_within(10.0, &after, &before) && !arrived_within(20.0, &after, &before));
+    }
+
+    #[test]
+    fn each_key_belongs_to_exactly_one_worker_by_a_pinned_hash() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c: the split must not change across releases.
+        let of_two = |key| WorkerSegment::new(0, 2).unwrap().owns_key(key);
+        assert!(of_two("a"), "0xaf63dc4c8601ec8c is even");
+        for key in ["a", "b", "customer-42", "", "ü"] {
+            let owners = (0..7)
+                .filter(|&i| WorkerSegment::new(i, 7).unwrap().owns_key(key))
+                .count();
+            assert_eq!(owners, 1, "{key:?}");
+        }
     }
 }

@@ -73,7 +73,8 @@ impl StreamPoller {
         };
         let checkpoints = match exists {
             true => {
-                CheckpointStore::open(&dynamodb, location.clone(), &config, table.incarnation)
+                let incarnation = table.map(|t| t.incarnation).unwrap_or_default();
+                CheckpointStore::open(&dynamodb, location.clone(), &config, incarnation)
                     .await?
                     .load()
                     .await?

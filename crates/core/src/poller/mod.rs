@@ -430,25 +430,38 @@ impl StreamPoller {
             Some(location) => location.clone(),
             None => CheckpointLocation::default_for(&config)?,
         };
-        let store = CheckpointStore::open(dynamodb, location, &config, table.incarnation).await?;
+        // Mode NONE has no table whose incarnation checkpoints could outlive.
+        let incarnation = table.map(|t| t.incarnation).unwrap_or_default();
+        let store = CheckpointStore::open(dynamodb, location, &config, incarnation).await?;
         Ok((config, store))
     }
 
     /// The configuration from the stream's tags and the archive table, once the table is
-    /// known to exist with a key schema that fits the mode.
+    /// known to exist with a key schema that fits the mode (`None` in mode NONE, which has
+    /// no table; it needs its Parquet archive).
     async fn checked_config(
         kinesis: &KinesisClient,
         dynamodb: &DynamoDbClient,
         stream: &StreamName,
         region: &str,
-    ) -> Result<(StreamArchiveConfig, TableInfo), Error> {
+    ) -> Result<(StreamArchiveConfig, Option<TableInfo>), Error> {
         // A stream without the mode tag is refused rather than archived as LATEST (the
         // Lambda's default): a person starting an archiver by hand most likely forgot
         // `kinarch setup`, and the error says so.
         let config = read_configured_stream_config(kinesis, stream).await?;
         // A misfit is refused now, not retried batch after batch.
+        if !config.mode.has_table() {
+            if config.parquet.is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "stream {stream} is archived in mode NONE (Parquet files only) but has no \
+                     ArchiveParquet tag: run `kinarch setup {stream} NONE --parquet \
+                     s3://BUCKET[/PREFIX]`"
+                )));
+            }
+            return Ok((config, None));
+        }
         let table = checked_archive_table(dynamodb, &config, region).await?;
-        Ok((config, table))
+        Ok((config, Some(table)))
     }
 
     /// The stream's archive configuration.

@@ -71,6 +71,7 @@ pub fn config_from_table(
         table: table.name.clone(),
         deaggregate: true,
         overflow: None,
+        parquet: None,
     })
 }
 

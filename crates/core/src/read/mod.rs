@@ -71,8 +71,10 @@ use crate::aws::tables::TableInfo;
 use crate::aws::{aws_error_with, region_of};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::names::{StreamName, TableName};
+use crate::domain::parquet::ParquetTarget;
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
+use crate::parquet::{ParquetCounters, ParquetReadStats};
 use locate::{Located, TableOwner};
 
 pub use crate::domain::selection::{
@@ -82,6 +84,7 @@ pub use crate::domain::selection::{
 
 pub mod locate;
 mod pages;
+mod parquet;
 mod query;
 mod scan;
 pub mod time_index;
@@ -107,6 +110,34 @@ pub struct ReadOptions {
     pub page_size: Option<u32>,
     /// Whether an arrival window is read through the table's time index.
     pub time_index: TimeIndexUse,
+    /// Which store is read: the table or the Parquet archive.
+    pub source: ArchiveSource,
+}
+
+/// Which store of an archive a read goes to (`--source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArchiveSource {
+    /// The table when the stream's mode keeps one (it holds everything archived since
+    /// setup, within its TTL, and answers a key with one Query), else the Parquet archive
+    /// (mode NONE).
+    #[default]
+    Auto,
+    /// The DynamoDB table.
+    Table,
+    /// The Parquet files in S3 (the whole history, also beyond the table's TTL or from
+    /// before the table existed).
+    Parquet,
+}
+
+impl ArchiveSource {
+    /// `auto`, `table`, `parquet`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveSource::Auto => "auto",
+            ArchiveSource::Table => "table",
+            ArchiveSource::Parquet => "parquet",
+        }
+    }
 }
 
 /// Whether a read of an arrival window goes through the time index.
@@ -155,6 +186,10 @@ pub struct ArchiveReader {
     counters: Arc<ReadCounters>,
     /// `None`: payloads in S3 are not fetched ([`Self::without_fetch`]).
     objects: Option<ObjectStore>,
+    /// For the Parquet archive, which is read whatever [`Self::without_fetch`] says.
+    files: ObjectStore,
+    /// What the Parquet reads of this reader and its clones cost.
+    parquet: ParquetCounters,
     config: StreamArchiveConfig,
     region: String,
     owner: TableOwner,
@@ -222,6 +257,29 @@ impl ArchiveReader {
         Ok((reader, found.located))
     }
 
+    /// Opens the archive of `stream` whose Parquet files are under `target` (`--parquet`),
+    /// whatever the stream's tag says: with the stream's configuration while its tags can be
+    /// read, else (the stream is gone) as a Parquet-only archive ([`ArchiveMode::None`]
+    /// (crate::ArchiveMode::None)), [`Located::WithoutStream`] saying why.
+    pub async fn locate_parquet(
+        sdk: &SdkConfig,
+        stream: StreamName,
+        target: ParquetTarget,
+    ) -> Result<(Self, Located), Error> {
+        let kinesis = aws_sdk_kinesis::Client::new(sdk);
+        let (config, located) = match read_configured_stream_config(&kinesis, &stream).await {
+            Ok(config) => (config, Located::Tags),
+            Err(err) if locate::stream_unreadable(&err) => (
+                StreamArchiveConfig::new(stream, crate::ArchiveMode::None, None),
+                Located::WithoutStream {
+                    reason: err.to_string(),
+                },
+            ),
+            Err(err) => return Err(err),
+        };
+        Ok((Self::with_config(sdk, config).with_parquet(target), located))
+    }
+
     /// Whose archive the table's tag says it is; [`TableOwner::Unknown`] when the reader
     /// was not made by [`ArchiveReader::locate`].
     pub fn owner(&self) -> &TableOwner {
@@ -248,6 +306,8 @@ impl ArchiveReader {
             kinesis: KinesisClient::new(sdk),
             counters: Arc::default(),
             objects: Some(ObjectStore::new(sdk)),
+            files: ObjectStore::new(sdk),
+            parquet: ParquetCounters::default(),
             config,
             region: region_of(sdk),
             owner: TableOwner::Unknown,
@@ -260,6 +320,29 @@ impl ArchiveReader {
     pub fn without_fetch(mut self) -> Self {
         self.objects = None;
         self
+    }
+
+    /// The reader of the Parquet archive under `target` instead of the one the stream's
+    /// tag names (`--parquet`): a stream that is gone, or files copied elsewhere.
+    pub fn with_parquet(mut self, target: ParquetTarget) -> Self {
+        self.config.parquet = Some(target);
+        self
+    }
+
+    /// What this reader's Parquet reads have cost so far (files, row groups read and
+    /// skipped, bytes fetched).
+    pub fn parquet_stats(&self) -> ParquetReadStats {
+        self.parquet.snapshot()
+    }
+
+    /// The store a read with `source` goes to: [`ArchiveSource::Table`] or
+    /// [`ArchiveSource::Parquet`] (see [`ArchiveSource::Auto`]).
+    pub fn resolve_source(&self, source: ArchiveSource) -> ArchiveSource {
+        match source {
+            ArchiveSource::Auto if self.config.mode.has_table() => ArchiveSource::Table,
+            ArchiveSource::Auto => ArchiveSource::Parquet,
+            chosen => chosen,
+        }
     }
 
     /// The stream's archive configuration (mode, table, TTL).
@@ -293,6 +376,23 @@ impl ArchiveReader {
     /// # }
     /// ```
     pub fn read(&self, selection: &Selection, options: ReadOptions) -> RecordStream {
+        if self.resolve_source(options.source) == ArchiveSource::Parquet {
+            let Some(target) = self.config.parquet.clone() else {
+                let error = Error::NoParquetArchive {
+                    stream: self.config.stream.clone(),
+                };
+                return Box::pin(futures::stream::once(async move { Err(error) }));
+            };
+            return Box::pin(self.read_parquet(target, selection.clone()));
+        }
+        if !self.config.mode.has_table() {
+            let error = Error::InvalidInput(format!(
+                "stream {} is archived in mode NONE: it has no table to read; read its \
+                 Parquet archive (--source parquet, the default for this mode)",
+                self.config.stream
+            ));
+            return Box::pin(futures::stream::once(async move { Err(error) }));
+        }
         match selection.partition_key() {
             Some(key) => Box::pin(self.query(key.to_owned(), selection.clone(), options)),
             None => Box::pin(self.scan(selection.clone(), options)),

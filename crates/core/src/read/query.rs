@@ -191,7 +191,8 @@ enum QueryRead {
 
 fn plan_query(mode: ArchiveMode, range: &SequenceRange) -> QueryRead {
     match mode {
-        ArchiveMode::Latest => QueryRead::Get { sequence: None },
+        // NONE has no table: `ArchiveReader::read` never queries one for it.
+        ArchiveMode::Latest | ArchiveMode::None => QueryRead::Get { sequence: None },
         ArchiveMode::All => {
             if let Some(single) = range.single() {
                 return QueryRead::Get {

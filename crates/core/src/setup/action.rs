@@ -4,11 +4,9 @@ use std::fmt;
 
 use crate::aws::item::attr;
 use crate::aws::tables::{Billing, KeySchema, TIME_INDEX};
-use crate::domain::config::{
-    ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW, TAG_TTL,
-};
+use crate::domain::config::{ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM};
 use crate::domain::names::{StreamName, TableName};
-use crate::domain::overflow::{ExpiryRule, OverflowTarget};
+use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
 
 /// One step of setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,16 +39,22 @@ pub enum SetupAction {
         /// The tags written, in order.
         tags: Vec<(String, String)>,
     },
-    /// RemoveTagsFromStream `ArchiveTTL`: new items get no expiry.
-    RemoveTtlTag {
+    /// RemoveTagsFromStream: a tag no longer wanted (`ArchiveTTL`: new items get no
+    /// expiry; `ArchiveOverflow`: records too large for an item are archived as oversize
+    /// markers again; `ArchiveParquet`: no more Parquet files).
+    RemoveTag {
         /// The stream.
         stream: StreamName,
+        /// The tag.
+        tag: &'static str,
     },
-    /// Write and delete a test object under the overflow prefix: the bucket must take the
-    /// archiver's writes before the stream is tagged with it.
-    CheckOverflowBucket {
+    /// Write and delete a test object under the prefix: the bucket must take the archiver's
+    /// writes before the stream is tagged with it.
+    CheckBucket {
         /// The bucket and prefix.
         target: OverflowTarget,
+        /// What it is for.
+        role: BucketUse,
     },
     /// Put (`days` set) or remove the lifecycle rule that expires the stream's payloads in
     /// the overflow bucket with their items; the bucket's other rules are kept.
@@ -61,12 +65,6 @@ pub enum SetupAction {
         rule: ExpiryRule,
         /// Days after which the payloads expire; `None`: the rule is removed.
         days: Option<u64>,
-    },
-    /// RemoveTagsFromStream `ArchiveOverflow`: records too large for an item are archived as
-    /// oversize markers again.
-    RemoveOverflowTag {
-        /// The stream.
-        stream: StreamName,
     },
     /// UpdateContinuousBackups: point-in-time recovery on, so the table can be exported.
     EnablePointInTimeRecovery {
@@ -131,17 +129,15 @@ impl fmt::Display for SetupAction {
                 }
                 Ok(())
             }
-            SetupAction::RemoveTtlTag { stream } => {
-                write!(f, "remove tag {TAG_TTL} from stream {stream}")
+            SetupAction::RemoveTag { stream, tag } => {
+                write!(f, "remove tag {tag} from stream {stream}")
             }
-            SetupAction::CheckOverflowBucket { target } => {
+            SetupAction::CheckBucket { target, role } => {
                 write!(
                     f,
-                    "check that {target} takes writes (a test object, deleted again)"
+                    "check that {} {target} takes writes (a test object, deleted again)",
+                    role.name()
                 )
-            }
-            SetupAction::RemoveOverflowTag { stream } => {
-                write!(f, "remove tag {TAG_OVERFLOW} from stream {stream}")
             }
             SetupAction::EnablePointInTimeRecovery { table } => {
                 write!(f, "enable point-in-time recovery of table {table}")

@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::aws::tables::{KeySchema, TtlState};
 use crate::domain::config::{
-    ArchiveMode, ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_TTL,
+    ArchiveMode, ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE, TAG_PARQUET, TAG_TTL,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::read::locate::{Located, TableOwner};
@@ -26,6 +26,8 @@ pub enum Problem {
     },
     /// A kinarch tag has a value the archiver refuses (the message names tag and value).
     InvalidTag(String),
+    /// Mode NONE (Parquet only) without an `ArchiveParquet` tag: nothing is archived.
+    ParquetMissing,
     /// The archive table does not exist.
     TableMissing {
         /// The table the configuration names.
@@ -70,6 +72,12 @@ impl fmt::Display for Problem {
                 "stream {stream} is not set up (no {TAG_MODE} tag): run `kinarch setup {stream} <ALL|LATEST>`"
             ),
             Problem::InvalidTag(message) => write!(f, "{message}"),
+            Problem::ParquetMissing => write!(
+                f,
+                "mode NONE archives to Parquet files only, but the stream has no \
+                 {TAG_PARQUET} tag: nothing is archived; run `kinarch setup <STREAM> NONE \
+                 --parquet s3://BUCKET[/PREFIX]`"
+            ),
             Problem::TableMissing { table } => write!(
                 f,
                 "table {table} does not exist: run `kinarch setup` to create it"
@@ -112,6 +120,12 @@ pub fn problems(status: &ArchiveStatus) -> Vec<Problem> {
                 stream: config.stream.clone(),
             },
         );
+    }
+    if !config.mode.has_table() {
+        if config.parquet.is_none() {
+            found.push(Problem::ParquetMissing);
+        }
+        return found;
     }
     match &status.table {
         None => found.push(Problem::TableMissing {

@@ -32,11 +32,9 @@ use crate::aws::tables::{
     create_time_index, describe_table, describe_ttl, enable_point_in_time_recovery, enable_ttl,
     point_in_time_recovery, tag_table, wait_until_active, wait_until_index_active,
 };
-use crate::domain::config::{
-    ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW, TAG_TTL,
-};
+use crate::domain::config::{ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW};
 use crate::domain::names::{StreamName, TableName};
-use crate::domain::overflow::{ExpiryRule, OverflowTarget};
+use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::read::locate::{Located, TableOwner, locate, stream_unreadable, table_owner};
@@ -50,7 +48,7 @@ mod request;
 use crate::aws::table_check::key_schema_mismatch;
 pub use action::{SetupAction, SetupPlan, SetupReport, SetupStep, StepStatus};
 pub use plan::{Observed, plan};
-pub use request::{OverflowChange, SetupRequest, TtlChange, check_request, planned_table};
+pub use request::{BucketChange, SetupRequest, TtlChange, check_request, planned_table};
 
 /// How a stream is set up for archiving, as `kinarch status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,21 +307,28 @@ impl Setup {
     }
 
     /// Reads what setup decides on: the stream (ARN) and its tags, and the table the plan
-    /// would use ([`planned_table`]) with its TTL setting. A new overflow bucket must exist
-    /// ([`Error::OverflowBucketUnusable`] otherwise; HeadBucket, so a dry run checks it
+    /// would use ([`planned_table`]) with its TTL setting. A new overflow or Parquet bucket must exist
+    /// ([`Error::BucketUnusable`] otherwise; HeadBucket, so a dry run checks it
     /// too).
     pub async fn observe(&self, request: &SetupRequest) -> Result<Observed, Error> {
         let stream = &request.stream;
         let summary = describe_stream_summary(&self.kinesis, stream).await?;
-        if let OverflowChange::Set(target) = &request.overflow {
-            self.objects.check_bucket(target).await?;
+        if let BucketChange::Set(target) = &request.overflow {
+            self.objects
+                .check_bucket(target, BucketUse::Overflow)
+                .await?;
+        }
+        if let BucketChange::Set(target) = &request.parquet {
+            self.objects
+                .check_bucket(target, BucketUse::Parquet)
+                .await?;
         }
         let tags = list_stream_tags(&self.kinesis, stream).await?;
         let target = match &request.overflow {
-            OverflowChange::Set(target) => Some(target.clone()),
-            OverflowChange::Off => None,
+            BucketChange::Set(target) => Some(target.clone()),
+            BucketChange::Off => None,
             // An invalid tag is the plan's error to report.
-            OverflowChange::Keep => tags
+            BucketChange::Keep => tags
                 .iter()
                 .find(|(k, _)| k == TAG_OVERFLOW)
                 .and_then(|(_, v)| OverflowTarget::parse(v).ok()),
@@ -338,7 +343,12 @@ impl Setup {
             ),
         };
         let table_name = planned_table(request, &tags)?;
-        let table = describe_table(&self.dynamodb, &table_name).await?;
+        // Mode NONE keeps no table: there is none to read.
+        let table = if request.mode.has_table() {
+            describe_table(&self.dynamodb, &table_name).await?
+        } else {
+            None
+        };
         let table_ttl = match &table {
             Some(_) => Some(describe_ttl(&self.dynamodb, &table_name).await?),
             None => None,
@@ -350,11 +360,11 @@ impl Setup {
             _ => None,
         };
         let orphan_checkpoints = match &table {
-            None => {
+            None if request.mode.has_table() => {
                 self.orphan_checkpoints(stream, request.mode, &table_name)
                     .await
             }
-            Some(_) => None,
+            _ => None,
         };
         let table_owner = table_owner(&self.dynamodb, table.as_ref()).await?;
         Ok(Observed {
@@ -465,16 +475,12 @@ impl Setup {
                 tag_stream(&self.kinesis, stream, tags).await?;
                 Ok(StepStatus::Done)
             }
-            SetupAction::RemoveTtlTag { stream } => {
-                untag_stream(&self.kinesis, stream, &[TAG_TTL]).await?;
+            SetupAction::RemoveTag { stream, tag } => {
+                untag_stream(&self.kinesis, stream, &[tag]).await?;
                 Ok(StepStatus::Done)
             }
-            SetupAction::CheckOverflowBucket { target } => {
-                self.objects.check_writable(target).await?;
-                Ok(StepStatus::Done)
-            }
-            SetupAction::RemoveOverflowTag { stream } => {
-                untag_stream(&self.kinesis, stream, &[TAG_OVERFLOW]).await?;
+            SetupAction::CheckBucket { target, role } => {
+                self.objects.check_writable(target, *role).await?;
                 Ok(StepStatus::Done)
             }
             SetupAction::SetOverflowExpiry { target, rule, days } => {

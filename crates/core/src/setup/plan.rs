@@ -7,17 +7,18 @@ use crate::aws::table_check::key_schema_mismatch;
 use crate::aws::tables::{KeySchema, TIME_INDEX, TableInfo, TtlState};
 use crate::domain::config::{
     ArchiveMode, ArchiveTags, ArchiveTtl, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_MODE,
-    TAG_OVERFLOW, TAG_TABLE, TAG_TTL, tagged_table_name,
+    TAG_OVERFLOW, TAG_PARQUET, TAG_TABLE, TAG_TTL, tagged_table_name,
 };
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{
-    ExpiryChange, ExpiryRule, OverflowTarget, expiry_change, lifecycle_days,
+    BucketUse, ExpiryChange, ExpiryRule, OverflowTarget, expiry_change, lifecycle_days,
 };
+use crate::domain::parquet::ParquetTarget;
 use crate::error::Error;
 use crate::read::locate::TableOwner;
 
 use super::action::{SetupAction, SetupPlan, SetupStep, to_do, unchanged};
-use super::request::{OverflowChange, SetupRequest, TtlChange, check_request, planned_table};
+use super::request::{BucketChange, SetupRequest, TtlChange, check_request, planned_table};
 
 /// What setup reads before it decides: the stream, its tags, and the table it would use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,15 +52,27 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
     let stream = &request.stream;
     check_request(request)?;
     let current = CurrentTags::read(stream, &observed.tags)?;
-    let ttl = match request.ttl {
-        TtlChange::Keep => current.ttl()?,
-        TtlChange::Expire(ttl) => Some(ttl),
-        TtlChange::Off => None,
+    // Mode NONE keeps no table, so neither a TTL nor an overflow bucket (their tags are
+    // removed, however they read: see `check_parquet_only`).
+    let (ttl, overflow) = if request.mode.has_table() {
+        let ttl = match request.ttl {
+            TtlChange::Keep => current.ttl()?,
+            TtlChange::Expire(ttl) => Some(ttl),
+            TtlChange::Off => None,
+        };
+        let overflow = match &request.overflow {
+            BucketChange::Keep => current.overflow()?,
+            BucketChange::Set(target) => Some(target.clone()),
+            BucketChange::Off => None,
+        };
+        (ttl, overflow)
+    } else {
+        (None, None)
     };
-    let overflow = match &request.overflow {
-        OverflowChange::Keep => current.overflow()?,
-        OverflowChange::Set(target) => Some(target.clone()),
-        OverflowChange::Off => None,
+    let parquet = match &request.parquet {
+        BucketChange::Keep => current.parquet()?,
+        BucketChange::Set(target) => Some(target.clone()),
+        BucketChange::Off => None,
     };
     let table = planned_table(request, &observed.tags)?;
     let config = StreamArchiveConfig {
@@ -69,42 +82,67 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         table: table.clone(),
         deaggregate: true,
         overflow: overflow.clone(),
+        parquet: parquet.clone(),
     };
     let mut steps = Vec::new();
     let mut notes = Vec::new();
     if let Some(previous) = current.mode.filter(|&m| m != request.mode) {
-        notes.push(format!(
-            "the archive mode changes from {previous} to {}: records archived so far stay \
-             in table {}",
-            request.mode,
-            current.table_for(previous)
-        ));
+        notes.push(if previous.has_table() {
+            format!(
+                "the archive mode changes from {previous} to {}: records archived so far stay \
+                 in table {}",
+                request.mode,
+                current.table_for(previous)
+            )
+        } else {
+            format!(
+                "the archive mode changes from {previous} to {}: records archived so far stay \
+                 in the Parquet archive only",
+                request.mode
+            )
+        });
     }
-    table_steps(
-        request, observed, &current, &table, region, &mut steps, &mut notes,
-    )?;
-    ttl_steps(ttl, observed, &table, &mut steps, &mut notes)?;
-    if request.pitr {
-        steps.push(pitr_step(observed, &table));
+    if request.mode.has_table() {
+        table_steps(
+            request, observed, &current, &table, region, &mut steps, &mut notes,
+        )?;
+        ttl_steps(ttl, observed, &table, &mut steps, &mut notes)?;
+        if request.pitr {
+            steps.push(pitr_step(observed, &table));
+        }
+        if request.time_index {
+            steps.extend(time_index_steps(&table, observed.table.as_ref())?);
+        }
+        overflow_steps(
+            request,
+            observed,
+            overflow.as_ref(),
+            ttl,
+            &mut steps,
+            &mut notes,
+        );
+    } else {
+        let table_tags = current.has_ttl_tag || current.overflow_tag.is_some();
+        check_parquet_only(request, parquet.as_ref(), table_tags, &mut notes)?;
     }
-    if request.time_index {
-        steps.extend(time_index_steps(&table, observed.table.as_ref())?);
+    if let BucketChange::Set(target) = &request.parquet {
+        steps.push(to_do(SetupAction::CheckBucket {
+            target: target.clone(),
+            role: BucketUse::Parquet,
+        }));
     }
-    overflow_steps(
-        request,
-        observed,
-        overflow.as_ref(),
-        ttl,
-        &mut steps,
-        &mut notes,
-    );
-    steps.push(table_tag_step(&table, stream, &observed.table_owner)?);
+    if request.mode.has_table() {
+        steps.push(table_tag_step(&table, stream, &observed.table_owner)?);
+    }
     stream_tag_steps(
         request,
         observed,
         &current,
-        ttl,
-        overflow.as_ref(),
+        ArchiveTargets {
+            ttl,
+            overflow: overflow.as_ref(),
+            parquet: parquet.as_ref(),
+        },
         &mut steps,
     );
     Ok(SetupPlan {
@@ -115,6 +153,53 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
         steps,
         notes,
     })
+}
+
+/// Mode NONE keeps no table: it needs the Parquet archive, and the options that only
+/// concern a table are refused rather than silently ignored. Tags of a table mode that no
+/// longer apply (TTL, overflow) are removed, which `notes` says.
+fn check_parquet_only(
+    request: &SetupRequest,
+    parquet: Option<&ParquetTarget>,
+    table_tags: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), Error> {
+    let refuse = |option: &str| {
+        Err(Error::InvalidInput(format!(
+            "{option} concerns the archive table, and mode NONE has none (every record goes to \
+             the Parquet archive only): leave {option} out, or choose mode ALL or LATEST"
+        )))
+    };
+    if parquet.is_none() {
+        return Err(Error::InvalidInput(format!(
+            "mode NONE archives to Parquet files only, and stream {} has no Parquet archive: \
+             pass --parquet s3://BUCKET[/PREFIX]",
+            request.stream
+        )));
+    }
+    if let TtlChange::Expire(_) = request.ttl {
+        return refuse("--ttl-seconds");
+    }
+    if let BucketChange::Set(_) = request.overflow {
+        return refuse("--overflow-bucket");
+    }
+    if request.pitr {
+        return refuse("--pitr");
+    }
+    if request.time_index {
+        return refuse("--time-index");
+    }
+    if request.table.is_some() {
+        return refuse("--table");
+    }
+    if table_tags {
+        notes.push(
+            "mode NONE keeps no table: a TTL or overflow tag of the stream is removed (files \
+             in S3 are kept until a lifecycle rule of the bucket expires them)"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// The table: created and waited for, or an existing one checked (its key schema must fit
@@ -241,9 +326,10 @@ fn overflow_steps(
     steps: &mut Vec<SetupStep>,
     notes: &mut Vec<String>,
 ) {
-    if let OverflowChange::Set(target) = &request.overflow {
-        steps.push(to_do(SetupAction::CheckOverflowBucket {
+    if let BucketChange::Set(target) = &request.overflow {
+        steps.push(to_do(SetupAction::CheckBucket {
             target: target.clone(),
+            role: BucketUse::Overflow,
         }));
     }
     let Some(target) = overflow else {
@@ -285,16 +371,27 @@ fn overflow_steps(
     }
 }
 
+/// Where the stream's records go besides the table's key schema: the values of its tags.
+struct ArchiveTargets<'a> {
+    ttl: Option<ArchiveTtl>,
+    overflow: Option<&'a OverflowTarget>,
+    parquet: Option<&'a ParquetTarget>,
+}
+
 /// The stream's tags, last: they switch archiving on. Rewritten only when a value differs;
-/// a TTL or overflow tag no longer wanted is removed.
+/// a TTL, overflow or Parquet tag no longer wanted is removed.
 fn stream_tag_steps(
     request: &SetupRequest,
     observed: &Observed,
     current: &CurrentTags,
-    ttl: Option<ArchiveTtl>,
-    overflow: Option<&OverflowTarget>,
+    targets: ArchiveTargets<'_>,
     steps: &mut Vec<SetupStep>,
 ) {
+    let ArchiveTargets {
+        ttl,
+        overflow,
+        parquet,
+    } = targets;
     let stream = &request.stream;
     let mut wanted = vec![(TAG_MODE.to_owned(), current.mode_tag_for(request.mode))];
     if let Some(ttl) = ttl {
@@ -302,6 +399,9 @@ fn stream_tag_steps(
     }
     if let Some(target) = overflow {
         wanted.push((TAG_OVERFLOW.to_owned(), target.tag_value()));
+    }
+    if let Some(target) = parquet {
+        wanted.push((TAG_PARQUET.to_owned(), target.tag_value()));
     }
     if let Some(adopted) = &request.table {
         wanted.push((TAG_TABLE.to_owned(), adopted.to_string()));
@@ -322,20 +422,25 @@ fn stream_tag_steps(
     } else {
         to_do(tag)
     });
+    let remove = |tag| SetupAction::RemoveTag {
+        stream: stream.clone(),
+        tag,
+    };
     if ttl.is_none() {
-        let remove = SetupAction::RemoveTtlTag {
-            stream: stream.clone(),
-        };
         steps.push(if current.has_ttl_tag {
-            to_do(remove)
+            to_do(remove(TAG_TTL))
         } else {
-            unchanged(remove, format!("stream {stream} has no {TAG_TTL} tag"))
+            unchanged(
+                remove(TAG_TTL),
+                format!("stream {stream} has no {TAG_TTL} tag"),
+            )
         });
     }
     if overflow.is_none() && current.overflow_tag.is_some() {
-        steps.push(to_do(SetupAction::RemoveOverflowTag {
-            stream: stream.clone(),
-        }));
+        steps.push(to_do(remove(TAG_OVERFLOW)));
+    }
+    if parquet.is_none() && current.parquet_tag.is_some() {
+        steps.push(to_do(remove(TAG_PARQUET)));
     }
 }
 
@@ -450,6 +555,7 @@ pub(super) struct CurrentTags {
     has_ttl_tag: bool,
     table: Option<TableName>,
     overflow_tag: Option<String>,
+    parquet_tag: Option<String>,
 }
 
 impl CurrentTags {
@@ -470,6 +576,7 @@ impl CurrentTags {
             has_ttl_tag: tags.ttl.is_some(),
             table,
             overflow_tag: tags.overflow.as_ref().map(|t| t.text.clone()),
+            parquet_tag: tags.parquet.as_ref().map(|t| t.text.clone()),
         })
     }
 
@@ -492,13 +599,23 @@ impl CurrentTags {
         }
     }
 
-    /// The overflow bucket to keep ([`OverflowChange::Keep`]): the tag must then be valid.
+    /// The overflow bucket to keep ([`BucketChange::Keep`]): the tag must then be valid.
     fn overflow(&self) -> Result<Option<OverflowTarget>, Error> {
         self.kept(
             TAG_OVERFLOW,
             self.overflow_tag.as_deref(),
             OverflowTarget::parse,
             "--overflow-bucket BUCKET[/PREFIX] or --no-overflow",
+        )
+    }
+
+    /// The Parquet archive to keep ([`BucketChange::Keep`]): the tag must then be valid.
+    fn parquet(&self) -> Result<Option<ParquetTarget>, Error> {
+        self.kept(
+            TAG_PARQUET,
+            self.parquet_tag.as_deref(),
+            ParquetTarget::parse,
+            "--parquet s3://BUCKET[/PREFIX] or --no-parquet",
         )
     }
 

@@ -86,9 +86,22 @@ fn shape(plan: &SetupPlan) -> Vec<(&'static str, bool)> {
                 SetupAction::WaitUntilActive { .. } => "wait",
                 SetupAction::EnableTtl { .. } => "ttl",
                 SetupAction::TagStream { .. } => "tag",
-                SetupAction::RemoveTtlTag { .. } => "untag-ttl",
-                SetupAction::CheckOverflowBucket { .. } => "check-bucket",
-                SetupAction::RemoveOverflowTag { .. } => "untag-overflow",
+                SetupAction::RemoveTag { tag: TAG_TTL, .. } => "untag-ttl",
+                SetupAction::RemoveTag {
+                    tag: TAG_OVERFLOW, ..
+                } => "untag-overflow",
+                SetupAction::RemoveTag {
+                    tag: TAG_PARQUET, ..
+                } => "untag-parquet",
+                SetupAction::RemoveTag { .. } => "untag-other",
+                SetupAction::CheckBucket {
+                    role: BucketUse::Overflow,
+                    ..
+                } => "check-bucket",
+                SetupAction::CheckBucket {
+                    role: BucketUse::Parquet,
+                    ..
+                } => "check-parquet",
                 SetupAction::SetOverflowExpiry { days: Some(_), .. } => "expire",
                 SetupAction::SetOverflowExpiry { days: None, .. } => "unexpire",
                 SetupAction::EnablePointInTimeRecovery { .. } => "pitr",
@@ -556,7 +569,7 @@ fn billing_of_an_existing_table_is_left_alone_with_a_note() {
 fn an_overflow_bucket_is_checked_before_the_stream_is_tagged_with_it() {
     let target = OverflowTarget::parse("big-records/kinarch").unwrap();
     let mut req = request(ArchiveMode::All, TtlChange::Expire(day()));
-    req.overflow = OverflowChange::Set(target.clone());
+    req.overflow = BucketChange::Set(target.clone());
     let plan = plan(&req, &observed(&[], None, None), "eu-west-1").unwrap();
     assert_eq!(
         shape(&plan),
@@ -588,7 +601,7 @@ fn an_overflow_bucket_is_checked_before_the_stream_is_tagged_with_it() {
 fn the_payloads_expire_with_their_items_never_sooner() {
     let target = OverflowTarget::parse("big-records/kinarch").unwrap();
     let mut req = request(ArchiveMode::All, TtlChange::Expire(day()));
-    req.overflow = OverflowChange::Set(target.clone());
+    req.overflow = BucketChange::Set(target.clone());
     let with_rule = |days: Option<u64>| {
         let mut o = observed(&[], None, None);
         o.overflow_expiry = Some(Ok(days));
@@ -652,7 +665,7 @@ fn overflow_is_kept_or_removed_as_asked() {
     );
 
     let mut off = request(ArchiveMode::All, TtlChange::Keep);
-    off.overflow = OverflowChange::Off;
+    off.overflow = BucketChange::Off;
     let removed = plan(&off, &observed(&tagged, table.clone(), None), "eu-west-1").unwrap();
     assert_eq!(shape(&removed).last(), Some(&("untag-overflow", true)));
     assert_eq!(removed.config.overflow, None);
@@ -719,4 +732,110 @@ fn the_table_is_tagged_with_its_stream_and_another_streams_table_is_refused() {
         err.contains("archive of stream prices") && err.contains("archiving orders into it"),
         "{err}"
     );
+}
+
+#[test]
+fn a_parquet_archive_beside_a_table_is_checked_and_tagged_and_removed_on_request() {
+    let target = ParquetTarget::parse("s3://history/kinarch").unwrap();
+    let mut req = request(ArchiveMode::All, TtlChange::Keep);
+    req.parquet = BucketChange::Set(target.clone());
+    let new = plan(&req, &observed(&[], None, None), "eu-west-1").unwrap();
+    assert_eq!(
+        shape(&new),
+        [
+            ("create", true),
+            ("wait", true),
+            ("check-parquet", true),
+            ("tag", true),
+            ("untag-ttl", false)
+        ]
+    );
+    let SetupAction::TagStream { tags, .. } = stream_tag_action(&new) else {
+        panic!("tag step")
+    };
+    assert!(tags.contains(&(TAG_PARQUET.into(), "s3://history/kinarch".into())));
+    assert_eq!(new.config.parquet, Some(target));
+
+    // Rerun without the option: kept. With --no-parquet: the tag goes.
+    let tagged = [
+        ("StreamArchiveMode", "ALL"),
+        (TAG_PARQUET, "s3://history/kinarch"),
+    ];
+    let existing = Some(table("orders-archive-ALL", ArchiveMode::All, "ACTIVE"));
+    let kept = plan(
+        &request(ArchiveMode::All, TtlChange::Keep),
+        &observed(&tagged, existing.clone(), None),
+        "eu-west-1",
+    )
+    .unwrap();
+    assert!(!kept.has_changes(), "{:?}", shape(&kept));
+    let mut off = request(ArchiveMode::All, TtlChange::Keep);
+    off.parquet = BucketChange::Off;
+    let removed = plan(&off, &observed(&tagged, existing, None), "eu-west-1").unwrap();
+    assert!(shape(&removed).contains(&("untag-parquet", true)));
+    assert_eq!(removed.config.parquet, None);
+}
+
+#[test]
+fn mode_none_keeps_no_table_and_needs_the_parquet_archive() {
+    let target = ParquetTarget::parse("s3://history").unwrap();
+    let mut req = request(ArchiveMode::None, TtlChange::Keep);
+    let err = plan(&req, &observed(&[], None, None), "eu-west-1").unwrap_err();
+    assert!(err.to_string().contains("--parquet s3://BUCKET"), "{err}");
+
+    req.parquet = BucketChange::Set(target.clone());
+    let plan_none = plan(&req, &observed(&[], None, None), "eu-west-1").unwrap();
+    assert!(
+        plan_none.steps.iter().all(|s| !matches!(
+            s.action,
+            SetupAction::CreateTable { .. } | SetupAction::TagTable { .. }
+        )),
+        "{:?}",
+        plan_none.steps
+    );
+    assert_eq!(
+        shape(&plan_none),
+        [("check-parquet", true), ("tag", true), ("untag-ttl", false)]
+    );
+
+    // An ALL stream with a TTL and an overflow bucket moving to NONE: those tags go.
+    let tagged = [
+        ("StreamArchiveMode", "ALL"),
+        ("ArchiveTTL", "expireSeconds=86400"),
+        ("ArchiveOverflow", "s3://big/kinarch"),
+        (TAG_PARQUET, "s3://history"),
+    ];
+    let moved = plan(
+        &request(ArchiveMode::None, TtlChange::Keep),
+        &observed(&tagged, None, None),
+        "eu-west-1",
+    )
+    .unwrap();
+    let kinds = shape(&moved);
+    assert!(kinds.contains(&("untag-ttl", true)), "{kinds:?}");
+    assert!(kinds.contains(&("untag-overflow", true)), "{kinds:?}");
+    assert!(
+        moved.notes.iter().any(|n| n.contains("orders-archive-ALL")),
+        "{:?}",
+        moved.notes
+    );
+
+    // Options of a table are refused, not ignored.
+    for refused in [
+        SetupRequest {
+            ttl: TtlChange::Expire(day()),
+            ..req.clone()
+        },
+        SetupRequest {
+            time_index: true,
+            ..req.clone()
+        },
+        SetupRequest {
+            pitr: true,
+            ..req.clone()
+        },
+    ] {
+        let err = plan(&refused, &observed(&[], None, None), "eu-west-1").unwrap_err();
+        assert!(err.to_string().contains("mode NONE has none"), "{err}");
+    }
 }

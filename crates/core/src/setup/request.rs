@@ -21,18 +21,19 @@ pub enum TtlChange {
     Off,
 }
 
-/// What to do with the stream's overflow bucket (tag `ArchiveOverflow`, see
-/// [`crate::domain::overflow`]).
+/// What to do with a bucket the stream's tags name: the overflow bucket (tag
+/// `ArchiveOverflow`, see [`crate::domain::overflow`]) or the Parquet archive (tag
+/// `ArchiveParquet`, see [`crate::domain::parquet`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum OverflowChange {
-    /// Keep what the stream's tag says (no tag: records too large for an item are archived
-    /// as oversize markers).
+pub enum BucketChange {
+    /// Keep what the stream's tag says (no overflow tag: records too large for an item are
+    /// archived as oversize markers; no Parquet tag: no Parquet files).
     #[default]
     Keep,
-    /// Payloads too large for an item go to this bucket and prefix; setup checks first that
-    /// the bucket exists and takes writes there.
+    /// Use this bucket and prefix; setup checks first that the bucket exists and takes
+    /// writes there.
     Set(OverflowTarget),
-    /// Remove the tag: such records are archived as oversize markers again.
+    /// Remove the tag.
     Off,
 }
 
@@ -41,7 +42,7 @@ pub enum OverflowChange {
 pub struct SetupRequest {
     /// The stream to archive.
     pub stream: StreamName,
-    /// Every record (ALL) or the newest per key (LATEST).
+    /// Every record (ALL), the newest per key (LATEST), or no table (NONE: Parquet only).
     pub mode: ArchiveMode,
     /// The TTL to set.
     pub ttl: TtlChange,
@@ -51,7 +52,9 @@ pub struct SetupRequest {
     /// adopted once its key schema fits, and the stream gets the `ArchiveTableName` tag.
     pub table: Option<TableName>,
     /// The overflow bucket to set.
-    pub overflow: OverflowChange,
+    pub overflow: BucketChange,
+    /// The Parquet archive to set (`--parquet`, `--no-parquet`).
+    pub parquet: BucketChange,
     /// Switch point-in-time recovery on (`--pitr`), which `kinarch export` needs. Setup
     /// never switches it off: that would delete the table's backups.
     pub pitr: bool,
@@ -69,7 +72,8 @@ impl SetupRequest {
             ttl: TtlChange::Keep,
             billing: Billing::OnDemand,
             table: None,
-            overflow: OverflowChange::Keep,
+            overflow: BucketChange::Keep,
+            parquet: BucketChange::Keep,
             pitr: false,
             time_index: false,
         }

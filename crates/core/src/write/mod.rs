@@ -16,6 +16,10 @@
 //! like a write that did not land, so it is delivered again, never reported as archived.
 //! At most [`WriterOptions::object_concurrency`] payloads are copied and in flight at once.
 //!
+//! A stream with a Parquet archive (tag `ArchiveParquet`) has each batch written as Parquet
+//! files first (`parquet`); when one does not land, the whole batch fails and no item is
+//! written. In mode NONE those files are the whole archive.
+//!
 //! One file per part: [`WriteOutcome`] and [`WriteCounts`] (`outcome`), the ALL path (`all`: BatchWriteItem),
 //! the LATEST path (`latest`: conditional PutItem), the claim check (`overflow`), and what
 //! is done to a batch before either (`batch`: KPL de-aggregation, replays left out).
@@ -25,6 +29,7 @@ mod batch;
 mod latest;
 mod outcome;
 mod overflow;
+mod parquet;
 
 use std::borrow::Cow;
 use std::sync::atomic::AtomicUsize;
@@ -178,7 +183,33 @@ impl ArchiveWriter {
                 "records replayed into their source stream are archived already; not written"
             );
         }
-        let stamp = ArchiveStamp::new(Utc::now(), config.ttl);
+        let archived_at = Utc::now();
+        let parquet = match &config.parquet {
+            None => parquet::ParquetWritten::default(),
+            Some(target) => {
+                match self
+                    .write_parquet(config, target, &kept, archived_at, deadline)
+                    .await
+                {
+                    Ok(written) => written,
+                    // The table gets nothing the Parquet archive lacks: the batch is
+                    // delivered again as a whole.
+                    Err(error) => {
+                        let mut outcome = WriteOutcome {
+                            records: records.len(),
+                            first_error: Some(error),
+                            ..WriteOutcome::default()
+                        };
+                        outcome.set_failed(&kept, |_, _| true);
+                        outcome.counts.containers = containers as u64;
+                        outcome.counts.user_records = user_records as u64;
+                        outcome.counts.skipped_replay = skipped_replay as u64;
+                        return Ok(outcome);
+                    }
+                }
+            }
+        };
+        let stamp = ArchiveStamp::new(archived_at, config.ttl);
         let prepare = |record: &ArchiveRecord| {
             let prepared = record.to_stamped_item(&stamp);
             if prepared.oversize && config.overflow.is_none() {
@@ -206,6 +237,14 @@ impl ArchiveWriter {
                 self.write_latest(config, &kept, deadline, prepare, &overflow)
                     .await
             }
+            // No table: the Parquet files are the archive.
+            ArchiveMode::None => Ok(WriteOutcome {
+                counts: WriteCounts {
+                    written: kept.len() as u64,
+                    ..WriteCounts::default()
+                },
+                ..WriteOutcome::default()
+            }),
         }?;
         Ok(WriteOutcome {
             records: records.len(),
@@ -214,6 +253,8 @@ impl ArchiveWriter {
                 user_records: user_records as u64,
                 skipped_replay: skipped_replay as u64,
                 overflowed: overflow.stored.into_inner() as u64,
+                parquet_files: parquet.files,
+                parquet_bytes: parquet.bytes,
                 ..outcome.counts
             },
             ..outcome

@@ -12,7 +12,8 @@ use crate::error::Error;
 /// plain records alike.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteCounts {
-    /// Items written (ALL: distinct records; LATEST: keys whose newest record was stored).
+    /// Records archived: items written (ALL: distinct records; LATEST: keys whose newest
+    /// record was stored), or in mode NONE, rows written to Parquet files.
     pub written: u64,
     /// LATEST: records not written because a newer record of the same key was in the batch
     /// or already in the table. ALL: records delivered twice in the batch.
@@ -31,6 +32,10 @@ pub struct WriteCounts {
     pub overflowed: u64,
     /// Records whose write did not land.
     pub failed: u64,
+    /// Parquet files written (streams with a Parquet archive, tag `ArchiveParquet`).
+    pub parquet_files: u64,
+    /// Their size in bytes, together.
+    pub parquet_bytes: u64,
 }
 
 impl WriteCounts {
@@ -45,6 +50,8 @@ impl WriteCounts {
             oversize,
             overflowed,
             failed,
+            parquet_files,
+            parquet_bytes,
         } = other;
         self.written += written;
         self.skipped_older += skipped_older;
@@ -54,6 +61,8 @@ impl WriteCounts {
         self.oversize += oversize;
         self.overflowed += overflowed;
         self.failed += failed;
+        self.parquet_files += parquet_files;
+        self.parquet_bytes += parquet_bytes;
     }
 }
 
@@ -100,6 +109,8 @@ mod tests {
             oversize: 6,
             overflowed: 7,
             failed: 8,
+            parquet_files: 9,
+            parquet_bytes: 10,
         };
         let mut total = WriteCounts::default();
         total.add(&one);
@@ -115,6 +126,8 @@ mod tests {
                 oversize: 12,
                 overflowed: 14,
                 failed: 16,
+                parquet_files: 18,
+                parquet_bytes: 20,
             }
         );
     }

@@ -1,0 +1,153 @@
+//! Reading the Parquet archive (`--source parquet`): the files a selection may touch are
+//! listed (only the hours of an arrival window: see
+//! [`listing_prefixes`](crate::domain::parquet::listing_prefixes)), those whose key rules
+//! them out (hour, sequence range) are skipped, and the rest are read by ranged GETs through
+//! [`crate::parquet::read_file`], which prunes row groups by statistics and bloom filter.
+//!
+//! Order and duplicates: a shard's records come in sequence order, shard after shard in
+//! shard-id order (a parent before the children of a reshard, so a key's records keep
+//! their order). Files whose sequence ranges overlap (a batch delivered again with other
+//! boundaries) are read together and each record is returned once
+//! ([`read_runs`]). A worker's share (`--segment I/N`) is a set of partition keys
+//! ([`WorkerSegment::owns_key`](crate::domain::selection::WorkerSegment::owns_key)).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_stream::stream;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::future::{BoxFuture, FutureExt};
+use futures::{Stream, StreamExt};
+
+use super::ArchiveReader;
+use super::pages::cap;
+use crate::aws::objects::{ListedObject, ObjectStore};
+use crate::domain::overflow::ObjectLocation;
+use crate::domain::parquet::{
+    FileKey, ParquetTarget, listing_prefixes, may_hold, may_hold_sequence, read_runs,
+};
+use crate::domain::record::ArchiveRecord;
+use crate::domain::selection::Selection;
+use crate::error::Error;
+use crate::parquet::{ByteSource, read_file};
+
+/// Files read ahead of the consumer at most (each is a batch's file: small).
+const FILES_AHEAD: usize = 4;
+
+/// An object of the Parquet archive, read by ranged GETs.
+struct S3File {
+    objects: ObjectStore,
+    location: ObjectLocation,
+    size: u64,
+}
+
+impl ByteSource for S3File {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read(&self, range: Range<u64>) -> BoxFuture<'static, Result<Bytes, Error>> {
+        let objects = self.objects.clone();
+        let location = self.location.clone();
+        async move { objects.read_range(&location, range).await }.boxed()
+    }
+
+    fn name(&self) -> String {
+        self.location.to_string()
+    }
+}
+
+impl ArchiveReader {
+    /// The records of `selection` in the Parquet archive under `target`.
+    pub(super) fn read_parquet(
+        &self,
+        target: ParquetTarget,
+        selection: Selection,
+    ) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+        let archive = self.clone();
+        let limit = selection.limit();
+        let inner = stream! {
+            let files = match archive.parquet_files(&target, &selection).await {
+                Ok(files) => files,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
+            tracing::info!(
+                stream = %archive.config.stream,
+                files = files.len(),
+                "Parquet files that may hold the selection"
+            );
+            let objects = archive.files.clone();
+            let counters = archive.parquet.clone();
+            let worker = selection.worker();
+            let mut runs = futures::stream::iter(read_runs(files))
+                .map(move |run| {
+                    let objects = objects.clone();
+                    let counters = counters.clone();
+                    let selection = selection.clone();
+                    async move {
+                        let mut records = Vec::new();
+                        let mut errors = Vec::new();
+                        for (_, listed) in run {
+                            let source = Arc::new(S3File {
+                                objects: objects.clone(),
+                                location: listed.location,
+                                size: listed.size,
+                            });
+                            let mut rows = std::pin::pin!(read_file(source, selection.clone(), counters.clone()));
+                            while let Some(row) = rows.next().await {
+                                match row {
+                                    Ok(record) if worker.is_none_or(|w| w.owns_key(&record.partition_key)) => records.push(record),
+                                    Ok(_) => {}
+                                    Err(err) => errors.push(err),
+                                }
+                            }
+                        }
+                        records.sort_by(|a: &ArchiveRecord, b: &ArchiveRecord| {
+                            (&a.sequence_number, a.sub_sequence_number)
+                                .cmp(&(&b.sequence_number, b.sub_sequence_number))
+                        });
+                        records.dedup_by(|a, b| {
+                            a.sequence_number == b.sequence_number
+                                && a.sub_sequence_number == b.sub_sequence_number
+                        });
+                        (errors, records)
+                    }
+                })
+                .buffered(FILES_AHEAD);
+            while let Some((errors, records)) = runs.next().await {
+                for err in errors {
+                    yield Err(err);
+                }
+                for record in records {
+                    yield Ok(record);
+                }
+            }
+        };
+        cap(inner, limit)
+    }
+
+    /// The files under `target` that may hold records of `selection`, with their listing.
+    async fn parquet_files(
+        &self,
+        target: &ParquetTarget,
+        selection: &Selection,
+    ) -> Result<Vec<(FileKey, ListedObject)>, Error> {
+        let window = selection.arrived();
+        let mut files = Vec::new();
+        for prefix in listing_prefixes(target, &self.config.stream, &window, Utc::now()) {
+            for listed in self.files.list(target.bucket(), &prefix).await? {
+                let Some(key) = FileKey::parse(&listed.location.key) else {
+                    continue;
+                };
+                if may_hold(&key, &window) && may_hold_sequence(&key, selection.sequence()) {
+                    files.push((key, listed));
+                }
+            }
+        }
+        Ok(files)
+    }
+}
