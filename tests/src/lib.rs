@@ -9,6 +9,7 @@ pub mod dynamo;
 pub mod kinesis;
 pub mod lambda;
 pub mod moto;
+pub mod peers;
 pub mod proxy;
 pub mod s3;
 pub mod synthetic;

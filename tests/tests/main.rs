@@ -18,6 +18,7 @@ mod interrupt;
 mod kpl;
 mod lambda;
 mod overflow;
+mod parquet_archive;
 mod parquet_peers;
 mod reinject;
 mod replays;

@@ -10,9 +10,7 @@
 //! DuckDB see.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -22,17 +20,10 @@ use kinarch_core::domain::parquet::{arrival_hour, files_of};
 use kinarch_core::domain::timefmt::parse_time;
 use kinarch_core::parquet::{SCHEMA_VERSION, arrival_millis, encode};
 use kinarch_core::{ArchiveRecord, SequenceNumber, StreamName};
+use kinarch_tests::peers::TempDir;
 use serde_json::{Value, json};
 
 const STREAM: &str = "orders";
-
-fn python() -> PathBuf {
-    kinarch_tests::tools_dir().join("venv-emu/bin/python")
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("parquet_peers.py")
-}
 
 fn archived_at() -> DateTime<Utc> {
     parse_time("2026-05-02T08:15:30.125Z").unwrap()
@@ -168,22 +159,10 @@ fn row(record: &ArchiveRecord) -> Value {
     })
 }
 
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The files of [`records`], written where S3 would hold them under `s3://bucket/archive`:
 /// the directory, and each file's path relative to it with its rows.
 fn archive(name: &str) -> (TempDir, BTreeMap<String, Vec<ArchiveRecord>>) {
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("kinarch-parquet-{name}-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::new(name);
     let target = OverflowTarget::parse("s3://bucket/archive").unwrap();
     let stream = StreamName::new(STREAM).unwrap();
     let records = records();
@@ -199,28 +178,9 @@ fn archive(name: &str) -> (TempDir, BTreeMap<String, Vec<ArchiveRecord>>) {
     (dir, files)
 }
 
-/// What pyarrow and DuckDB see in `dir` (see `tests/parquet_peers.py`).
+/// What pyarrow and DuckDB see in `dir`.
 fn peers(dir: &Path, probe: &[(&str, &str)]) -> Value {
-    let mut child = Command::new(python())
-        .arg(script())
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the test venv's python (bin/test installs it)");
-    let request = json!({ "probe": probe.iter().map(|(f, k)| json!([f, k])).collect::<Vec<_>>() });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "parquet_peers.py failed (are pyarrow and duckdb in the venv? bin/test installs them)"
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    kinarch_tests::peers::read(dir, probe)
 }
 
 #[test]

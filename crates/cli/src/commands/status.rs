@@ -109,6 +109,19 @@ pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
         },
         "ttlSeconds": config.ttl.map(|ttl| ttl.seconds()),
         "overflow": config.overflow.as_ref().map(|target| target.tag_value()),
+        "parquet": config.parquet.as_ref().map(|target| json!({
+            "target": target.tag_value(),
+            "newestFiles": match &status.parquet_newest {
+                Some(Ok(files)) => json!(files.iter().map(|file| json!({
+                    "shardId": file.key.shard_id,
+                    "hour": file.key.hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "lastSequenceNumber": file.key.last.as_str(),
+                    "written": file.written.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                })).collect::<Vec<_>>()),
+                Some(Err(why)) => json!({ "error": why }),
+                None => Value::Null,
+            },
+        })),
         "tableName": config.table.as_str(),
         "table": table,
         "checkpoints": status.checkpoints.as_ref().map(checkpoints_json),
@@ -210,7 +223,42 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
             }
         },
     ));
+    lines.push((
+        "Parquet",
+        match &config.parquet {
+            Some(target) => format!("every record is archived in Parquet files under {target}"),
+            None if status.located != Located::Tags => {
+                "unknown: it is a tag of the stream".to_owned()
+            }
+            None => "none (kinarch setup --parquet s3://BUCKET[/PREFIX] adds it)".to_owned(),
+        },
+    ));
+    match &status.parquet_newest {
+        None => {}
+        Some(Err(why)) => lines.push(("", format!("its files cannot be listed: {why}"))),
+        Some(Ok(files)) if files.is_empty() => {
+            lines.push(("", "no file written in the last two days (UTC)".to_owned()))
+        }
+        Some(Ok(files)) => {
+            for file in files {
+                let written = match file.written.and_then(seconds_since_time) {
+                    Some(seconds) => format!(", written {} ago", age(seconds)),
+                    None => String::new(),
+                };
+                lines.push((
+                    "",
+                    format!(
+                        "{}  newest file: arrival hour {}, up to {}{written}",
+                        file.key.shard_id,
+                        file.key.hour.format("%Y-%m-%d %H:00Z"),
+                        file.key.last
+                    ),
+                ));
+            }
+        }
+    }
     match &status.table {
+        None if !config.mode.has_table() => lines.push(("table", "none (mode NONE)".to_owned())),
         None => lines.push(("table", format!("{} does not exist", config.table))),
         Some(table) => {
             lines.push(("table", format!("{} ({})", table.name, table.status)));
@@ -334,11 +382,11 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
 /// Seconds from an RFC 3339 time to now (0 for a time ahead of the local clock).
 fn seconds_since(time: &str) -> Option<u64> {
     let then = chrono::DateTime::parse_from_rfc3339(time).ok()?;
-    Some(
-        (chrono::Utc::now() - then.with_timezone(&chrono::Utc))
-            .num_seconds()
-            .max(0) as u64,
-    )
+    seconds_since_time(then.with_timezone(&chrono::Utc))
+}
+
+fn seconds_since_time(then: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    Some((chrono::Utc::now() - then).num_seconds().max(0) as u64)
 }
 
 /// `42 s`, `5 min`, `3 h 20 min`, `2 days 4 h`: how far behind, for people.
@@ -389,6 +437,7 @@ mod tests {
             }),
             table_ttl: table.then_some(TtlState::Disabled),
             owner: TableOwner::Untagged,
+            parquet_newest: None,
             config,
         }
     }

@@ -84,7 +84,7 @@ pub use crate::domain::selection::{
 
 pub mod locate;
 mod pages;
-mod parquet;
+pub mod parquet;
 mod query;
 mod scan;
 pub mod time_index;

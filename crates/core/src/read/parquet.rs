@@ -151,3 +151,45 @@ impl ArchiveReader {
         Ok(files)
     }
 }
+
+/// The newest file of each shard under `target` for `stream` among those of the UTC day of
+/// `now` and the day before (a listing of the whole history could take long): how far
+/// behind the Parquet archive is. Shards without a file in those two days are left out.
+pub async fn newest_files(
+    objects: &ObjectStore,
+    target: &ParquetTarget,
+    stream: &crate::domain::names::StreamName,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<NewestFile>, Error> {
+    let mut newest: std::collections::BTreeMap<String, NewestFile> = Default::default();
+    for day in [now - chrono::Duration::days(1), now] {
+        let prefix = crate::domain::parquet::date_prefix(target, stream, day);
+        for listed in objects.list(target.bucket(), &prefix).await? {
+            let Some(key) = FileKey::parse(&listed.location.key) else {
+                continue;
+            };
+            let newer = newest
+                .get(&key.shard_id)
+                .is_none_or(|seen| (key.hour, &key.last) > (seen.key.hour, &seen.key.last));
+            if newer {
+                newest.insert(
+                    key.shard_id.clone(),
+                    NewestFile {
+                        key,
+                        written: listed.last_modified,
+                    },
+                );
+            }
+        }
+    }
+    Ok(newest.into_values().collect())
+}
+
+/// A shard's newest file in the Parquet archive (see [`newest_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewestFile {
+    /// What its key says: the shard, the arrival hour, the last sequence number.
+    pub key: FileKey,
+    /// When it was written, as S3 says.
+    pub written: Option<chrono::DateTime<Utc>>,
+}

@@ -217,6 +217,7 @@ mod tests {
             table_ttl: Some(ttl),
             checkpoints: None,
             owner: TableOwner::Untagged,
+            parquet_newest: None,
             config,
         }
     }

@@ -38,6 +38,7 @@ use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::read::locate::{Located, TableOwner, locate, stream_unreadable, table_owner};
+use crate::read::parquet::{NewestFile, newest_files};
 
 mod action;
 pub mod health;
@@ -77,6 +78,9 @@ pub struct ArchiveStatus {
     pub checkpoints: Option<CheckpointsStatus>,
     /// Whose archive the table's `ArchivedStream` tag says it is.
     pub owner: TableOwner,
+    /// With a Parquet archive: the newest file of each shard written in the last two UTC
+    /// days, or why they could not be listed.
+    pub parquet_newest: Option<Result<Vec<NewestFile>, String>>,
 }
 
 impl ArchiveStatus {
@@ -239,6 +243,14 @@ impl Setup {
         let checkpoints = self
             .checkpoints(&config, table.as_ref().map(|t| &t.incarnation))
             .await?;
+        let parquet_newest = match &config.parquet {
+            None => None,
+            Some(target) => Some(
+                newest_files(&self.objects, target, &config.stream, chrono::Utc::now())
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        };
         Ok(ArchiveStatus {
             region: self.region.clone(),
             stream: summary,
@@ -250,6 +262,7 @@ impl Setup {
             table_ttl,
             checkpoints,
             owner,
+            parquet_newest,
         })
     }
 

@@ -1,0 +1,332 @@
+//! The Parquet archive end to end (issue 24): streams set up with `--parquet` (ALL beside
+//! its table, NONE alone) archived by the real `bootstrap` binary through the Runtime API
+//! and by `kinarch archive`; the files read back by DuckDB and pyarrow, and by kinarch's
+//! `--source parquet` with the same records as the table; duplicate and overlapping
+//! deliveries; a failed PutObject failing the whole batch before any item is written.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kinarch_tests::dynamo;
+use kinarch_tests::kinesis::{self, StreamRecord};
+use kinarch_tests::lambda::{LambdaFunction, failures};
+use kinarch_tests::peers::{self, TempDir};
+use kinarch_tests::proxy::{Fault, FaultProxy};
+use kinarch_tests::s3;
+use kinarch_tests::world::World;
+use serde_json::Value;
+
+const BUCKET: &str = "history";
+const TARGET: &str = "s3://history/kinarch";
+
+/// (key, sequence number, shard, data) of every record: what both stores must hold.
+type Row = (String, String, String, Vec<u8>);
+
+fn stream_rows(records: &[StreamRecord]) -> BTreeSet<Row> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key.clone(),
+                r.sequence_number.clone(),
+                r.shard_id.clone(),
+                r.data.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The rows of `kinarch scan/query ... -o jsonl`.
+fn jsonl_rows(out: &str) -> Vec<Row> {
+    out.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            (
+                v["partitionKey"].as_str().unwrap().to_owned(),
+                v["sequenceNumber"].as_str().unwrap().to_owned(),
+                v["shardId"].as_str().unwrap().to_owned(),
+                STANDARD.decode(v["recordData"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The rows DuckDB reads from every file of the bucket (hive partitions), each as often as
+/// the files hold it.
+async fn duckdb_rows(w: &World, name: &str) -> (Vec<Row>, Vec<String>) {
+    let dir = TempDir::new(name);
+    let keys = peers::download(&w.s3, BUCKET, dir.path()).await;
+    let seen = peers::read(dir.path(), &[]);
+    let rows = seen["duckdb"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["partitionKey"].as_str().unwrap().to_owned(),
+                r["sequenceNumber"].as_str().unwrap().to_owned(),
+                r["shardId"].as_str().unwrap().to_owned(),
+                STANDARD.decode(r["data"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    (rows, keys)
+}
+
+/// `count` records over 7 keys; every fifth is binary.
+async fn put_records(w: &World, stream: &str, count: usize) -> Vec<StreamRecord> {
+    let records: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| {
+            let data = if i % 5 == 0 {
+                vec![0u8, 0xff, b'\n', i as u8]
+            } else {
+                format!("{{\"n\":{i}}}").into_bytes()
+            };
+            (format!("key-{}", i % 7), data)
+        })
+        .collect();
+    kinesis::put_many(&w.kinesis, stream, &records).await;
+    kinesis::read_all(&w.kinesis, stream).await
+}
+
+fn by_shard(records: &[StreamRecord]) -> Vec<Vec<StreamRecord>> {
+    let mut shards: std::collections::BTreeMap<String, Vec<StreamRecord>> = Default::default();
+    for r in records {
+        shards
+            .entry(r.shard_id.clone())
+            .or_default()
+            .push(r.clone());
+    }
+    shards.into_values().collect()
+}
+
+async fn bootstrap(w: &World, env: Vec<(String, String)>) -> LambdaFunction {
+    let mut env = env;
+    env.push(("RUST_LOG".into(), "info".into()));
+    let _ = w;
+    LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    let orders = w.set_up("orders", 2, "ALL", &["--parquet", TARGET]).await;
+    let clicks = w.set_up("clicks", 1, "NONE", &["--parquet", TARGET]).await;
+    let order_records = put_records(&w, "orders", 60).await;
+    let click_records = put_records(&w, "clicks", 20).await;
+    let mut function = bootstrap(&w, w.moto.env()).await;
+    for (arn, records) in [(&orders, &order_records), (&clicks, &click_records)] {
+        for shard in by_shard(records) {
+            let response = function
+                .invoke(kinesis::event(arn, &shard))
+                .await
+                .response();
+            assert!(failures(&response).is_empty(), "{response}");
+        }
+    }
+
+    // The table of ALL holds every record; NONE has no table.
+    assert_eq!(w.items("orders-archive-ALL").await.len(), 60);
+    assert!(w.items_if_any("clicks-archive-NONE").await.is_empty());
+
+    // DuckDB reads every record once, from one file per shard and hour under the layout.
+    let (rows, keys) = duckdb_rows(&w, "lambda").await;
+    let mut expected = stream_rows(&order_records);
+    expected.extend(stream_rows(&click_records));
+    assert_eq!(rows.len(), 80, "{keys:?}");
+    assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), expected);
+    for key in &keys {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts[0], "kinarch", "{key}");
+        assert!(["orders", "clicks"].contains(&parts[1]), "{key}");
+        assert!(
+            parts[2].starts_with("date=") && parts[3].starts_with("hour="),
+            "{key}"
+        );
+        assert!(parts[4].starts_with("shardId-"), "{key}");
+    }
+    let summaries: Vec<Value> = function
+        .json_logs()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "archived batch")
+        .collect();
+    assert_eq!(summaries.len(), 3);
+    assert!(
+        summaries
+            .iter()
+            .all(|l| l["fields"]["parquet_files"].as_u64() >= Some(1))
+    );
+    assert!(
+        summaries
+            .iter()
+            .all(|l| l["fields"]["parquet_bytes"].as_u64() > Some(100))
+    );
+
+    // Delivered again, and again from the middle (other batch boundaries): the files
+    // overlap, the readers keep each record once.
+    let first_shard = &by_shard(&order_records)[0];
+    for batch in [&first_shard[..], &first_shard[5..]] {
+        let response = function
+            .invoke(kinesis::event(&orders, batch))
+            .await
+            .response();
+        assert!(failures(&response).is_empty(), "{response}");
+    }
+    let (rows, _) = duckdb_rows(&w, "overlap").await;
+    assert!(
+        rows.len() > 80,
+        "an overlapping file was written: {}",
+        rows.len()
+    );
+
+    // kinarch reads the same records from either store.
+    let table = w.kinarch(&["scan", "orders", "-o", "jsonl"]).await;
+    let parquet = w
+        .kinarch(&["scan", "orders", "--source", "parquet", "-o", "jsonl"])
+        .await;
+    let from_table = jsonl_rows(&table.ok().out());
+    let from_parquet = jsonl_rows(&parquet.ok().out());
+    assert_eq!(from_parquet.len(), 60, "each record once");
+    assert_eq!(
+        from_parquet.iter().cloned().collect::<BTreeSet<_>>(),
+        from_table.into_iter().collect::<BTreeSet<_>>()
+    );
+    // Per shard in sequence order.
+    for shard in by_shard(&order_records) {
+        let read: Vec<&String> = from_parquet
+            .iter()
+            .filter(|r| r.2 == shard[0].shard_id)
+            .map(|r| &r.1)
+            .collect();
+        let sent: Vec<&String> = shard.iter().map(|r| &r.sequence_number).collect();
+        assert_eq!(read, sent);
+    }
+    // A key: the same records in the same order as the table's Query.
+    let table = w
+        .kinarch(&["query", "orders", "key-3", "-o", "jsonl"])
+        .await;
+    let parquet = w
+        .kinarch(&[
+            "query", "orders", "key-3", "--source", "parquet", "-o", "jsonl",
+        ])
+        .await;
+    assert_eq!(
+        jsonl_rows(&parquet.ok().out()),
+        jsonl_rows(&table.ok().out())
+    );
+
+    // NONE reads from Parquet by default; its table does not exist and is never asked for.
+    let clicks_read = w.kinarch(&["scan", "clicks", "-o", "jsonl"]).await;
+    assert_eq!(
+        jsonl_rows(&clicks_read.ok().out())
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        stream_rows(&click_records)
+    );
+    let table_of_none = w.kinarch(&["scan", "clicks", "--source", "table"]).await;
+    table_of_none.expect_code(2);
+    assert!(
+        table_of_none.stderr.contains("mode NONE"),
+        "{}",
+        table_of_none.stderr
+    );
+
+    // A replay from Parquet delivers every record of the selection.
+    w.stream("copy", 1).await;
+    w.kinarch(&[
+        "reinject", "orders", "--source", "parquet", "--target", "copy", "--yes",
+    ])
+    .await
+    .ok();
+    let copied = kinesis::read_all(&w.kinesis, "copy").await;
+    let copied: BTreeSet<(String, Vec<u8>)> = copied
+        .into_iter()
+        .map(|r| (r.partition_key, r.data))
+        .collect();
+    let sent: BTreeSet<(String, Vec<u8>)> = order_records
+        .iter()
+        .map(|r| (r.partition_key.clone(), r.data.clone()))
+        .collect();
+    assert_eq!(copied, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_parquet_write_fails_the_whole_batch_before_any_item() {
+    let w = World::start().await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    let arn = w.set_up("orders", 1, "ALL", &["--parquet", TARGET]).await;
+    let records = put_records(&w, "orders", 12).await;
+    let mut function = bootstrap(&w, w.moto.env_via(&proxy.endpoint())).await;
+    proxy.set_rule(|call| {
+        (call.target == "S3.PutObject").then(|| Fault::Error {
+            status: 403,
+            error_type: "AccessDenied".into(),
+        })
+    });
+    let response = function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    assert_eq!(failures(&response), [records[0].sequence_number.clone()]);
+    assert!(w.items_if_any("orders-archive-ALL").await.is_empty());
+    let logs = function.logs().join("\n");
+    assert!(
+        logs.contains("S3.PutObject") && logs.contains("kinarch/orders/"),
+        "{logs}"
+    );
+
+    // Delivered again once S3 takes the writes: both stores hold every record.
+    proxy.heal();
+    let response = function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    assert!(failures(&response).is_empty(), "{response}");
+    assert_eq!(w.items("orders-archive-ALL").await.len(), 12);
+    let (rows, _) = duckdb_rows(&w, "healed").await;
+    assert_eq!(
+        rows.into_iter().collect::<BTreeSet<_>>(),
+        stream_rows(&records)
+    );
+    let _ = dynamo::scan_all;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinarch_archive_writes_parquet_and_a_rerun_adds_no_record_twice() {
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    w.set_up("events", 2, "NONE", &["--parquet", TARGET]).await;
+    let first = put_records(&w, "events", 30).await;
+    let run = w.kinarch(&["archive", "events", "-o", "json"]).await;
+    let summary: Value = serde_json::from_str(&run.ok().out()).unwrap();
+    assert_eq!(summary["written"], 30);
+    assert!(summary["parquetFiles"].as_u64() >= Some(2), "{summary}");
+    assert_eq!(summary["table"], Value::Null);
+    assert_eq!(summary["parquet"], TARGET);
+
+    // More records; the rerun resumes from its checkpoints.
+    let mut more: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..10 {
+        more.push((format!("late-{i}"), format!("late {i}").into_bytes()));
+    }
+    kinesis::put_many(&w.kinesis, "events", &more).await;
+    let run = w.kinarch(&["archive", "events", "-o", "json"]).await;
+    let summary: Value = serde_json::from_str(&run.ok().out()).unwrap();
+    assert_eq!(summary["written"], 10, "only the new records");
+    let all = kinesis::read_all(&w.kinesis, "events").await;
+    assert_eq!(all.len(), 40);
+    let (rows, _) = duckdb_rows(&w, "archive").await;
+    assert_eq!(rows.len(), 40, "no record twice");
+    assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), stream_rows(&all));
+    let _ = first;
+
+    // status: mode NONE is healthy without a table, and says where the files are.
+    let status = w.kinarch(&["status", "events", "-o", "json"]).await;
+    let status: Value = serde_json::from_str(&status.ok().out()).unwrap();
+    assert_eq!(status["healthy"], true, "{status}");
+    assert_eq!(status["mode"], "NONE");
+    assert_eq!(status["parquet"]["target"], TARGET);
+}
