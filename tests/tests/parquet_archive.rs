@@ -330,3 +330,146 @@ async fn kinarch_archive_writes_parquet_and_a_rerun_adds_no_record_twice() {
     assert_eq!(status["mode"], "NONE");
     assert_eq!(status["parquet"]["target"], TARGET);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_that_turned_parquet_on_later_is_read_from_both_stores() {
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    let arn = w.set_up("orders", 1, "ALL", &[]).await;
+    let mut env = w.moto.env();
+    env.push(("KINARCH_CONFIG_REFRESH_SECONDS".into(), "0".into()));
+    let mut function = bootstrap(&w, env).await;
+    let older = put_records(&w, "orders", 10).await;
+    assert!(
+        failures(
+            &function
+                .invoke(kinesis::event(&arn, &older))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+
+    // Parquet turned on: setup writes the marker of when it began (15 minutes from now, so
+    // that every archiver has seen the tag). The test moves that start to just after the
+    // older records instead of waiting.
+    let run = w
+        .kinarch(&["setup", "orders", "ALL", "--parquet", TARGET, "--yes"])
+        .await;
+    assert!(run.ok().out().contains("_kinarch.json"), "{}", run.out());
+    let marker_key = "kinarch/orders/_kinarch.json";
+    let marker: Value =
+        serde_json::from_slice(&s3::get(&w.s3, BUCKET, marker_key).await.unwrap()).unwrap();
+    assert_eq!(marker["stream"], "orders");
+    let since = older.last().unwrap().arrival + 0.001;
+    let since_text = chrono::DateTime::from_timestamp_millis((since * 1000.0).round() as i64)
+        .unwrap()
+        .to_rfc3339();
+    s3::put(
+        &w.s3,
+        BUCKET,
+        marker_key,
+        serde_json::json!({"stream": "orders", "parquetSince": since_text})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    // Rerunning setup with the same --parquet leaves the marker alone.
+    let again = w
+        .kinarch(&[
+            "setup",
+            "orders",
+            "ALL",
+            "--parquet",
+            TARGET,
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .await;
+    let again: Value = serde_json::from_str(&again.ok().out()).unwrap();
+    let marked = again["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"].as_str().unwrap().contains("_kinarch.json"))
+        .unwrap();
+    assert_eq!(marked["status"], "unchanged", "{again}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let newer: Vec<StreamRecord> = {
+        let more: Vec<(String, Vec<u8>)> = (0..10)
+            .map(|i| (format!("key-{}", i % 7), format!("newer {i}").into_bytes()))
+            .collect();
+        kinesis::put_many(&w.kinesis, "orders", &more).await;
+        kinesis::read_all(&w.kinesis, "orders").await[10..].to_vec()
+    };
+    assert!(newer.iter().all(|r| r.arrival >= since));
+    assert!(
+        failures(
+            &function
+                .invoke(kinesis::event(&arn, &newer))
+                .await
+                .response()
+        )
+        .is_empty()
+    );
+
+    // The table loses the newer items (as a TTL would): auto still reads them, from Parquet.
+    for r in &newer {
+        w.dynamodb
+            .delete_item()
+            .table_name("orders-archive-ALL")
+            .key(
+                "partitionKey",
+                aws_sdk_dynamodb::types::AttributeValue::S(r.partition_key.clone()),
+            )
+            .key(
+                "sequenceNumber",
+                aws_sdk_dynamodb::types::AttributeValue::S(r.sequence_number.clone()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let auto = w.kinarch(&["scan", "orders", "-o", "jsonl", "-v"]).await;
+    let rows = jsonl_rows(&auto.ok().out());
+    let mut all = older.clone();
+    all.extend(newer.iter().cloned());
+    assert_eq!(rows.len(), 20, "{}", auto.stderr);
+    assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), stream_rows(&all));
+    assert!(auto.stderr.contains("from_parquet=true"), "{}", auto.stderr);
+    let table = w
+        .kinarch(&["scan", "orders", "--source", "table", "-o", "jsonl"])
+        .await;
+    assert_eq!(jsonl_rows(&table.ok().out()).len(), 10);
+    let parquet = w
+        .kinarch(&["scan", "orders", "--source", "parquet", "-o", "jsonl"])
+        .await;
+    assert_eq!(
+        jsonl_rows(&parquet.ok().out())
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        stream_rows(&newer)
+    );
+    // A window entirely after the start reads Parquet only; a worker's share of a read
+    // spanning both stores is refused, naming the way out.
+    let window = w
+        .kinarch(&[
+            "scan",
+            "orders",
+            "--arrived-after",
+            &since_text,
+            "-o",
+            "jsonl",
+        ])
+        .await;
+    assert_eq!(jsonl_rows(&window.ok().out()).len(), 10);
+    let worker = w.kinarch(&["scan", "orders", "--segment", "0/2"]).await;
+    worker.expect_code(2);
+    assert!(
+        worker.stderr.contains("--source parquet"),
+        "{}",
+        worker.stderr
+    );
+}

@@ -185,6 +185,33 @@ impl ObjectStore {
         .map(|_| ())
     }
 
+    /// A whole object (one GetObject, retried on throttling and server errors); `None`
+    /// when it does not exist.
+    pub async fn get(&self, location: &ObjectLocation) -> Result<Option<Bytes>, Error> {
+        let output = send_with_retries(
+            READ_BUDGET,
+            || {
+                self.s3
+                    .get_object()
+                    .bucket(location.bucket.as_str())
+                    .key(&location.key)
+                    .send()
+            },
+            |err| aws_error_with("S3.GetObject", err, |d| format!("of {location}: {d}")),
+        )
+        .await;
+        let output = match output {
+            Ok(output) => output,
+            Err(err) if err.aws_kind() == Some(AwsErrorKind::NotFound) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let bytes =
+            output.body.collect().await.map_err(|e| {
+                Error::InvalidInput(format!("reading {location} failed midway: {e}"))
+            })?;
+        Ok(Some(bytes.into_bytes()))
+    }
+
     /// Reads `record`'s stored payload back, checking that it has its `recordSize` bytes. Any
     /// failure is [`Error::PayloadUnavailable`] naming the location.
     pub async fn fetch(
@@ -201,34 +228,19 @@ impl ObjectStore {
             reason,
             source: source.map(Box::new),
         };
-        let output = send_with_retries(
-            READ_BUDGET,
-            || {
-                self.s3
-                    .get_object()
-                    .bucket(location.bucket.as_str())
-                    .key(&location.key)
-                    .send()
-            },
-            |err| aws_error_with("S3.GetObject", err, |d| d),
-        )
-        .await
-        .map_err(|err| {
-            let reason = match err.aws_kind() {
-                Some(AwsErrorKind::NotFound) => "the object does not exist".to_owned(),
-                Some(AwsErrorKind::AccessDenied) => {
-                    "access denied (the reader needs s3:GetObject on it)".to_owned()
-                }
-                _ => err.to_string(),
-            };
-            unavailable(reason, Some(err))
-        })?;
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| unavailable(format!("reading the object failed: {e}"), None))?
-            .to_vec();
+        let bytes = match self.get(location).await {
+            Ok(Some(bytes)) => bytes.to_vec(),
+            Ok(None) => return Err(unavailable("the object does not exist".to_owned(), None)),
+            Err(err) => {
+                let reason = match err.aws_kind() {
+                    Some(AwsErrorKind::AccessDenied) => {
+                        "access denied (the reader needs s3:GetObject on it)".to_owned()
+                    }
+                    _ => err.to_string(),
+                };
+                return Err(unavailable(reason, Some(err)));
+            }
+        };
         if bytes.len() as u64 != stored.size {
             return Err(unavailable(
                 format!(

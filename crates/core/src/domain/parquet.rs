@@ -71,6 +71,85 @@ pub fn hour_prefix(target: &ParquetTarget, stream: &StreamName, hour: DateTime<U
     )
 }
 
+/// The marker object's name under `<PREFIX>/<stream>/`: a name starting with `_` is a
+/// hidden file to Athena, Spark and Hive, and DuckDB's `*.parquet` globs skip it.
+pub const MARKER_NAME: &str = "_kinarch.json";
+
+/// How long after `kinarch setup --parquet` every archiver writes Parquet for sure: a record
+/// arriving then is archived by an invocation that started later still, with tags read at
+/// most `KINARCH_CONFIG_REFRESH_SECONDS` (3 minutes by default; keep it under 15) before it
+/// started, so after setup. (`kinarch archive` reads the tags when it starts: restart it.)
+pub const START_MARGIN: Duration = Duration::minutes(15);
+
+/// `<PREFIX>/<stream>/_kinarch.json`: when the stream's Parquet archive began (see
+/// [`ParquetMarker`]).
+pub fn marker_key(target: &ParquetTarget, stream: &StreamName) -> String {
+    format!("{}{MARKER_NAME}", stream_prefix(target, stream))
+}
+
+/// The marker object `kinarch setup` writes when it turns the Parquet archive on for a
+/// stream: records that arrived from `parquet_since` on are in the Parquet archive; those
+/// before only in the table (if it still holds them). `--source auto` splits a read there.
+/// Its JSON: `{"stream": "orders", "parquetSince": "2026-05-01T12:15:00.000Z"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetMarker {
+    /// The stream.
+    pub stream: String,
+    /// The first arrival time whose records are all in the Parquet archive: setup's time
+    /// plus [`START_MARGIN`].
+    pub parquet_since: DateTime<Utc>,
+}
+
+impl ParquetMarker {
+    /// The marker's JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::json!({
+            "stream": self.stream,
+            "parquetSince": crate::domain::selection::rfc3339(self.parquet_since),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// Reads a marker's JSON; `Err` says what is wrong with it.
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        let text = |name: &str| {
+            value[name]
+                .as_str()
+                .ok_or_else(|| format!("no {name:?} string"))
+        };
+        Ok(Self {
+            stream: text("stream")?.to_owned(),
+            parquet_since: crate::domain::timefmt::parse_time(text("parquetSince")?)
+                .map_err(|e| format!("parquetSince: {e}"))?,
+        })
+    }
+}
+
+/// Where a read of `window` goes when the archive has a table and a Parquet archive that
+/// began at `since` (`--source auto`): the part that arrived before `since` from the table,
+/// the rest from the Parquet files; a part the window leaves empty is left out. Without a
+/// known start (no marker: the tag was set by hand), all from the table, which holds what
+/// was archived since setup.
+pub fn split_at_start(
+    window: &TimeWindow,
+    since: Option<DateTime<Utc>>,
+) -> (Option<TimeWindow>, Option<TimeWindow>) {
+    let Some(since) = since else {
+        return (Some(*window), None);
+    };
+    let table_before = window.before.map_or(since, |before| before.min(since));
+    let table = TimeWindow::new(window.after, Some(table_before));
+    let parquet_after = window.after.map_or(since, |after| after.max(since));
+    let parquet = TimeWindow::new(Some(parquet_after), window.before);
+    let non_empty = |w: TimeWindow| match (w.after, w.before) {
+        (Some(after), Some(before)) if after >= before => None,
+        _ => Some(w),
+    };
+    (non_empty(table), non_empty(parquet))
+}
+
 /// What a file's key says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileKey {
@@ -455,5 +534,57 @@ mod tests {
         assert!(!may_hold_sequence(&key, &range(Some("21"), None)));
         assert!(may_hold_sequence(&key, &range(None, Some("10"))));
         assert!(!may_hold_sequence(&key, &range(None, Some("9"))));
+    }
+
+    #[test]
+    fn an_auto_read_splits_at_the_parquet_start() {
+        let t = |s: &str| parse_time(s).unwrap();
+        let since = Some(t("2026-05-01T12:00:00Z"));
+        let whole = TimeWindow::default();
+        assert_eq!(
+            split_at_start(&whole, since),
+            (
+                Some(TimeWindow::new(None, since)),
+                Some(TimeWindow::new(since, None))
+            )
+        );
+        let before = TimeWindow::new(
+            Some(t("2026-05-01T10:00:00Z")),
+            Some(t("2026-05-01T11:00:00Z")),
+        );
+        assert_eq!(split_at_start(&before, since), (Some(before), None));
+        let after = TimeWindow::new(Some(t("2026-05-01T13:00:00Z")), None);
+        assert_eq!(split_at_start(&after, since), (None, Some(after)));
+        let across = TimeWindow::new(
+            Some(t("2026-05-01T11:00:00Z")),
+            Some(t("2026-05-01T13:00:00Z")),
+        );
+        assert_eq!(
+            split_at_start(&across, since),
+            (
+                Some(TimeWindow::new(across.after, since)),
+                Some(TimeWindow::new(since, across.before))
+            )
+        );
+        assert_eq!(split_at_start(&across, None), (Some(across), None));
+    }
+
+    #[test]
+    fn the_marker_reads_back_and_bad_ones_say_why() {
+        let marker = ParquetMarker {
+            stream: "orders".into(),
+            parquet_since: parse_time("2026-05-01T12:15:00.5Z").unwrap(),
+        };
+        assert_eq!(
+            String::from_utf8(marker.to_json()).unwrap(),
+            r#"{"parquetSince":"2026-05-01T12:15:00.500Z","stream":"orders"}"#
+        );
+        assert_eq!(ParquetMarker::parse(&marker.to_json()).unwrap(), marker);
+        assert!(ParquetMarker::parse(b"{}").unwrap_err().contains("stream"));
+        assert!(ParquetMarker::parse(b"not json").is_err());
+        assert_eq!(
+            marker_key(&target(), &stream()),
+            "kinarch/orders/_kinarch.json"
+        );
     }
 }

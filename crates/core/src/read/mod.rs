@@ -117,9 +117,13 @@ pub struct ReadOptions {
 /// Which store of an archive a read goes to (`--source`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ArchiveSource {
-    /// The table when the stream's mode keeps one (it holds everything archived since
-    /// setup, within its TTL, and answers a key with one Query), else the Parquet archive
-    /// (mode NONE).
+    /// Mode NONE: the Parquet archive. A table without a Parquet archive, or a key (one
+    /// Query answers it): the table. A scan of a table mode with a Parquet archive: the
+    /// records that arrived before the Parquet archive began (its marker object, see
+    /// [`ParquetMarker`](crate::domain::parquet::ParquetMarker)) from the table, the rest
+    /// from the Parquet files, in that order; without a marker, the table. A worker's share
+    /// (`--segment`) of such a split read is refused: the two stores divide keys among
+    /// workers differently.
     #[default]
     Auto,
     /// The DynamoDB table.
@@ -335,12 +339,17 @@ impl ArchiveReader {
         self.parquet.snapshot()
     }
 
-    /// The store a read with `source` goes to: [`ArchiveSource::Table`] or
-    /// [`ArchiveSource::Parquet`] (see [`ArchiveSource::Auto`]).
-    pub fn resolve_source(&self, source: ArchiveSource) -> ArchiveSource {
+    /// The store a read of `selection` with `source` goes to: [`ArchiveSource::Table`],
+    /// [`ArchiveSource::Parquet`], or [`ArchiveSource::Auto`] for a read split between
+    /// both at the Parquet archive's start (see [`ArchiveSource::Auto`]).
+    pub fn resolve_source(&self, selection: &Selection, source: ArchiveSource) -> ArchiveSource {
         match source {
-            ArchiveSource::Auto if self.config.mode.has_table() => ArchiveSource::Table,
-            ArchiveSource::Auto => ArchiveSource::Parquet,
+            ArchiveSource::Auto if !self.config.mode.has_table() => ArchiveSource::Parquet,
+            ArchiveSource::Auto
+                if self.config.parquet.is_none() || selection.partition_key().is_some() =>
+            {
+                ArchiveSource::Table
+            }
             chosen => chosen,
         }
     }
@@ -376,7 +385,12 @@ impl ArchiveReader {
     /// # }
     /// ```
     pub fn read(&self, selection: &Selection, options: ReadOptions) -> RecordStream {
-        if self.resolve_source(options.source) == ArchiveSource::Parquet {
+        let source = self.resolve_source(selection, options.source);
+        tracing::info!(stream = %self.config.stream, source = source.as_str(), "reading the archive");
+        if source == ArchiveSource::Auto {
+            return Box::pin(self.read_split(selection.clone(), options));
+        }
+        if source == ArchiveSource::Parquet {
             let Some(target) = self.config.parquet.clone() else {
                 let error = Error::NoParquetArchive {
                     stream: self.config.stream.clone(),

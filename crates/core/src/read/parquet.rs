@@ -25,7 +25,8 @@ use super::pages::cap;
 use crate::aws::objects::{ListedObject, ObjectStore};
 use crate::domain::overflow::ObjectLocation;
 use crate::domain::parquet::{
-    FileKey, ParquetTarget, listing_prefixes, may_hold, may_hold_sequence, read_runs,
+    FileKey, ParquetMarker, ParquetTarget, listing_prefixes, marker_key, may_hold,
+    may_hold_sequence, read_runs, split_at_start,
 };
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::Selection;
@@ -59,6 +60,99 @@ impl ByteSource for S3File {
 }
 
 impl ArchiveReader {
+    /// The records of `selection` split between the table and the Parquet archive at the
+    /// Parquet archive's start ([`ArchiveSource::Auto`](super::ArchiveSource::Auto)).
+    pub(super) fn read_split(
+        &self,
+        selection: Selection,
+        options: super::ReadOptions,
+    ) -> impl Stream<Item = Result<ArchiveRecord, Error>> + Send + 'static {
+        let archive = self.clone();
+        let limit = selection.limit();
+        let inner = stream! {
+            let Some(target) = archive.config.parquet.clone() else {
+                return;
+            };
+            let since = match archive.parquet_since(&target).await {
+                Ok(since) => since,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
+            let (table, parquet) = split_at_start(&selection.arrived(), since);
+            tracing::info!(
+                stream = %archive.config.stream,
+                parquet_since = ?since,
+                from_table = table.is_some(),
+                from_parquet = parquet.is_some(),
+                "a read split between the table and the Parquet archive"
+            );
+            if table.is_some() && parquet.is_some() && selection.worker().is_some() {
+                yield Err(Error::InvalidInput(format!(
+                    "this selection spans the table and the Parquet archive of stream {} (it \
+                     began {}), which divide keys among --segment workers differently: pass \
+                     --source table or --source parquet",
+                    archive.config.stream,
+                    since.map(crate::domain::selection::rfc3339).unwrap_or_default()
+                )));
+                return;
+            }
+            let part = |window| {
+                let mut spec = selection.spec();
+                spec.arrived = window;
+                Selection::new(spec).map_err(Error::Selection)
+            };
+            if let Some(window) = table {
+                let options = super::ReadOptions { source: super::ArchiveSource::Table, ..options };
+                match part(window) {
+                    Ok(part) => {
+                        let mut records = archive.read(&part, options);
+                        while let Some(record) = records.next().await {
+                            yield record;
+                        }
+                    }
+                    Err(err) => yield Err(err),
+                }
+            }
+            if let Some(window) = parquet {
+                match part(window) {
+                    Ok(part) => {
+                        let mut records = std::pin::pin!(archive.read_parquet(target.clone(), part));
+                        while let Some(record) = records.next().await {
+                            yield record;
+                        }
+                    }
+                    Err(err) => yield Err(err),
+                }
+            }
+        };
+        cap(inner, limit)
+    }
+
+    /// When the Parquet archive under `target` began for this stream (its marker object);
+    /// `None` without a marker.
+    async fn parquet_since(
+        &self,
+        target: &ParquetTarget,
+    ) -> Result<Option<chrono::DateTime<Utc>>, Error> {
+        let location = ObjectLocation {
+            bucket: target.bucket().clone(),
+            key: marker_key(target, &self.config.stream),
+        };
+        let Some(bytes) = self.files.get(&location).await? else {
+            tracing::info!(marker = %location, "no marker object: the table is read");
+            return Ok(None);
+        };
+        let marker = ParquetMarker::parse(&bytes).map_err(|e| {
+            Error::InvalidInput(format!(
+                "the marker object {location} is not kinarch's ({e}): delete it, or run \
+                 `kinarch setup` with --parquet again"
+            ))
+        })?;
+        Ok(Some(marker.parquet_since))
+    }
+
     /// The records of `selection` in the Parquet archive under `target`.
     pub(super) fn read_parquet(
         &self,

@@ -7,6 +7,7 @@ use crate::aws::tables::{Billing, KeySchema, TIME_INDEX};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM};
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
+use crate::domain::parquet::{MARKER_NAME, START_MARGIN};
 
 /// One step of setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,15 @@ pub enum SetupAction {
         target: OverflowTarget,
         /// What it is for.
         role: BucketUse,
+    },
+    /// Write the marker object saying from which arrival time on the stream's records are in
+    /// the Parquet archive (see [`ParquetMarker`](crate::domain::parquet::ParquetMarker)):
+    /// the Parquet archive is new, or moved.
+    MarkParquetStart {
+        /// The bucket and prefix.
+        target: OverflowTarget,
+        /// The stream.
+        stream: StreamName,
     },
     /// Put (`days` set) or remove the lifecycle rule that expires the stream's payloads in
     /// the overflow bucket with their items; the bucket's other rules are kept.
@@ -129,6 +139,12 @@ impl fmt::Display for SetupAction {
                 }
                 Ok(())
             }
+            SetupAction::MarkParquetStart { target, stream } => write!(
+                f,
+                "write {target}/{stream}/{MARKER_NAME}: records arriving from {} min from now \
+                 on are in the Parquet archive",
+                START_MARGIN.num_minutes()
+            ),
             SetupAction::RemoveTag { stream, tag } => {
                 write!(f, "remove tag {tag} from stream {stream}")
             }

@@ -130,6 +130,20 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
             target: target.clone(),
             role: BucketUse::Parquet,
         }));
+        let mark = SetupAction::MarkParquetStart {
+            target: target.clone(),
+            stream: stream.clone(),
+        };
+        steps.push(
+            if current.parquet_tag.as_deref() == Some(target.tag_value().as_str()) {
+                unchanged(
+                    mark,
+                    format!("stream {stream} is archived in Parquet under {target} already"),
+                )
+            } else {
+                to_do(mark)
+            },
+        );
     }
     if request.mode.has_table() {
         steps.push(table_tag_step(&table, stream, &observed.table_owner)?);

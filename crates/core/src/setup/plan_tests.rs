@@ -86,6 +86,7 @@ fn shape(plan: &SetupPlan) -> Vec<(&'static str, bool)> {
                 SetupAction::WaitUntilActive { .. } => "wait",
                 SetupAction::EnableTtl { .. } => "ttl",
                 SetupAction::TagStream { .. } => "tag",
+                SetupAction::MarkParquetStart { .. } => "mark-parquet",
                 SetupAction::RemoveTag { tag: TAG_TTL, .. } => "untag-ttl",
                 SetupAction::RemoveTag {
                     tag: TAG_OVERFLOW, ..
@@ -746,6 +747,7 @@ fn a_parquet_archive_beside_a_table_is_checked_and_tagged_and_removed_on_request
             ("create", true),
             ("wait", true),
             ("check-parquet", true),
+            ("mark-parquet", true),
             ("tag", true),
             ("untag-ttl", false)
         ]
@@ -795,7 +797,12 @@ fn mode_none_keeps_no_table_and_needs_the_parquet_archive() {
     );
     assert_eq!(
         shape(&plan_none),
-        [("check-parquet", true), ("tag", true), ("untag-ttl", false)]
+        [
+            ("check-parquet", true),
+            ("mark-parquet", true),
+            ("tag", true),
+            ("untag-ttl", false)
+        ]
     );
 
     // An ALL stream with a TTL and an overflow bucket moving to NONE: those tags go.
