@@ -473,3 +473,100 @@ async fn an_archive_that_turned_parquet_on_later_is_read_from_both_stores() {
         worker.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parquet_archive_outlives_its_stream_splits_among_workers_and_names_a_bad_file() {
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    w.set_up("events", 2, "NONE", &["--parquet", TARGET]).await;
+    let records = put_records(&w, "events", 40).await;
+    w.kinarch(&["archive", "events"]).await.ok();
+
+    // A key: the other shard's file is skipped by its bloom filter, which -v reports.
+    let key = w
+        .kinarch(&["query", "events", "key-3", "-o", "jsonl", "-v"])
+        .await;
+    let expected: Vec<&StreamRecord> = records
+        .iter()
+        .filter(|r| r.partition_key == "key-3")
+        .collect();
+    assert_eq!(jsonl_rows(&key.ok().out()).len(), expected.len());
+    assert!(key.stderr.contains("Parquet reads"), "{}", key.stderr);
+    assert!(
+        key.stderr.contains("skipped_by_bloom_filter=1"),
+        "{}",
+        key.stderr
+    );
+
+    // Four workers read every record once between them, each key whole.
+    let mut union = Vec::new();
+    for i in 0..4 {
+        let segment = format!("{i}/4");
+        let run = w
+            .kinarch(&["scan", "events", "--segment", &segment, "-o", "jsonl"])
+            .await;
+        union.extend(jsonl_rows(&run.ok().out()));
+    }
+    assert_eq!(union.len(), 40);
+    assert_eq!(
+        union.into_iter().collect::<BTreeSet<_>>(),
+        stream_rows(&records)
+    );
+
+    // The stream deleted: --parquet names where the archive is.
+    w.kinesis
+        .delete_stream()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap();
+    kinarch_tests::world::eventually(
+        "the stream is gone",
+        std::time::Duration::from_secs(30),
+        || async {
+            w.kinesis
+                .describe_stream_summary()
+                .stream_name("events")
+                .send()
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    let gone = w
+        .kinarch(&["scan", "events", "--parquet", TARGET, "-o", "jsonl"])
+        .await;
+    assert!(
+        gone.ok()
+            .stderr
+            .contains("reading its Parquet archive under"),
+        "{}",
+        gone.stderr
+    );
+    assert_eq!(
+        jsonl_rows(&gone.out()).into_iter().collect::<BTreeSet<_>>(),
+        stream_rows(&records)
+    );
+    let without = w.kinarch(&["scan", "events"]).await;
+    assert_ne!(without.code, 0);
+
+    // A corrupt file is named; the other file's records are still printed; exit 1.
+    let keys = s3::keys(&w.s3, BUCKET).await;
+    let bad = keys
+        .iter()
+        .find(|k| k.contains("shardId-000000000000"))
+        .unwrap()
+        .clone();
+    s3::put(&w.s3, BUCKET, &bad, b"not a parquet file".to_vec()).await;
+    let run = w
+        .kinarch(&["scan", "events", "--parquet", TARGET, "-o", "jsonl"])
+        .await;
+    run.expect_code(1);
+    assert!(run.stderr.contains(&bad), "{}", run.stderr);
+    let others: Vec<&StreamRecord> = records
+        .iter()
+        .filter(|r| r.shard_id != "shardId-000000000000")
+        .collect();
+    assert_eq!(jsonl_rows(&run.out()).len(), others.len());
+}

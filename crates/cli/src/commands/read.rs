@@ -78,6 +78,7 @@ async fn print_records(
     let mut unreadable = 0usize;
     let mut oversize = 0usize;
     let mut unavailable = 0usize;
+    let mut unreadable_files = 0usize;
     let mut printed = 0u64;
     loop {
         let result = tokio::select! {
@@ -140,6 +141,10 @@ async fn print_records(
                 unavailable += 1;
                 progress.message(&labelled(Level::ERROR, &format!("{err}; skipped")));
             }
+            Err(err @ Error::ParquetFile { .. }) => {
+                unreadable_files += 1;
+                progress.message(&labelled(Level::ERROR, &err.to_string()));
+            }
             Err(other) => {
                 progress.finish();
                 writer.finish()?;
@@ -155,6 +160,26 @@ async fn print_records(
         items_read = read.items_read,
         "DynamoDB reads"
     );
+    let parquet = archive.parquet_stats();
+    if parquet.files > 0 {
+        tracing::info!(
+            objects_listed = parquet.objects_listed,
+            files = parquet.files,
+            row_groups = parquet.row_groups,
+            row_groups_read = parquet.row_groups_read,
+            skipped_by_statistics = parquet.skipped_by_statistics,
+            skipped_by_bloom_filter = parquet.skipped_by_bloom_filter,
+            bytes_read = parquet.bytes_read,
+            rows_read = parquet.rows_read,
+            "Parquet reads"
+        );
+    }
+    if unreadable_files > 0 {
+        return Err(Failure::Runtime(format!(
+            "{unreadable_files} Parquet file(s) could not be read and were skipped (listed \
+             above); every record of the other files was printed"
+        )));
+    }
     if oversize > 0 {
         tracing::info!(
             oversize,

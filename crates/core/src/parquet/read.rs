@@ -86,6 +86,7 @@ pub struct ParquetCounters(Arc<Counts>);
 
 #[derive(Debug, Default)]
 struct Counts {
+    objects_listed: AtomicU64,
     files: AtomicU64,
     row_groups: AtomicU64,
     row_groups_read: AtomicU64,
@@ -101,6 +102,7 @@ impl ParquetCounters {
         let c = &self.0;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         ParquetReadStats {
+            objects_listed: get(&c.objects_listed),
             files: get(&c.files),
             row_groups: get(&c.row_groups),
             row_groups_read: get(&c.row_groups_read),
@@ -111,6 +113,11 @@ impl ParquetCounters {
         }
     }
 
+    /// Counts `n` objects listed (by the caller that lists the files).
+    pub fn listed(&self, n: u64) {
+        self.add(|c| &c.objects_listed, n);
+    }
+
     fn add(&self, counter: impl Fn(&Counts) -> &AtomicU64, n: u64) {
         counter(&self.0).fetch_add(n, Ordering::Relaxed);
     }
@@ -119,6 +126,8 @@ impl ParquetCounters {
 /// What reading Parquet files cost, counted by [`ParquetCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ParquetReadStats {
+    /// Objects the listings returned (files and others under the prefixes listed).
+    pub objects_listed: u64,
     /// Files opened (their footer read, or tried).
     pub files: u64,
     /// Row groups in the footers read.

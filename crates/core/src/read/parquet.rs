@@ -233,7 +233,9 @@ impl ArchiveReader {
         let window = selection.arrived();
         let mut files = Vec::new();
         for prefix in listing_prefixes(target, &self.config.stream, &window, Utc::now()) {
-            for listed in self.files.list(target.bucket(), &prefix).await? {
+            let objects = self.files.list(target.bucket(), &prefix).await?;
+            self.parquet.listed(objects.len() as u64);
+            for listed in objects {
                 let Some(key) = FileKey::parse(&listed.location.key) else {
                     continue;
                 };

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::{Selection, rfc3339};
 use crate::error::Error;
+use crate::parquet::ParquetReadStats;
 use crate::read::time_index::arrival_order;
 use crate::read::{ArchiveReader, ReadOptions, ReadStats};
 use crate::replay::estimate::{ReplayEstimate, estimate};
@@ -67,6 +68,8 @@ pub struct ReplayOutcome {
     pub stopped_while_reading: bool,
     /// What reading the archive cost.
     pub read: ReadStats,
+    /// What reading the Parquet archive cost (nothing when the table was read).
+    pub parquet: ParquetReadStats,
 }
 
 /// The identity of a replay of `selection` from `archive` with `options`: what a journal is
@@ -218,6 +221,7 @@ impl Replay {
                         return Ok(ReplayOutcome {
                             stopped_while_reading: true,
                             read: self.archive.read_stats(),
+                            parquet: self.archive.parquet_stats(),
                             ..ReplayOutcome::default()
                         });
                     }
@@ -285,6 +289,7 @@ impl Replay {
             skipped_by_journal: skipped.get(),
             stopped_while_reading: false,
             read: self.archive.read_stats(),
+            parquet: self.archive.parquet_stats(),
         })
     }
 
