@@ -21,9 +21,9 @@ use serde_json::{Value, json};
 const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 
 /// A user record to aggregate: partition key, explicit hash key, data.
-type User = (String, Option<String>, Vec<u8>);
+pub(crate) type User = (String, Option<String>, Vec<u8>);
 
-fn user(key: &str, ehk: Option<&str>, data: &[u8]) -> User {
+pub(crate) fn user(key: &str, ehk: Option<&str>, data: &[u8]) -> User {
     (key.to_owned(), ehk.map(str::to_owned), data.to_vec())
 }
 
@@ -56,7 +56,7 @@ fn run_script(args: &[&str], input: &Value) -> Value {
 
 /// One container per list of user records, made by the Python aggregator: (the partition
 /// key it gives the container, the container's bytes).
-fn aggregate(containers: &[Vec<User>]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn aggregate(containers: &[Vec<User>]) -> Vec<(String, Vec<u8>)> {
     let request = json!({
         "containers": containers.iter().map(|users| users.iter()
             .map(|(k, e, d)| json!([k, e, STANDARD.encode(d)]))

@@ -329,6 +329,35 @@ async fn kinarch_archive_writes_parquet_and_a_rerun_adds_no_record_twice() {
     assert_eq!(status["healthy"], true, "{status}");
     assert_eq!(status["mode"], "NONE");
     assert_eq!(status["parquet"]["target"], TARGET);
+    let newest = status["parquet"]["newestFiles"].as_array().unwrap();
+    assert_eq!(newest.len(), 2, "one per shard: {status}");
+    let text = w.kinarch(&["status", "events"]).await;
+    assert!(text.ok().out().contains("newest file"), "{}", text.out());
+
+    // Athena: the table over the stream's files, its days projected from a year before
+    // the archive began (records of the stream's backlog keep their arrival hour).
+    let ddl = w.kinarch(&["athena-ddl", "events"]).await;
+    let ddl = ddl.ok().out();
+    assert!(
+        ddl.contains("CREATE EXTERNAL TABLE IF NOT EXISTS `events_parquet`"),
+        "{ddl}"
+    );
+    assert!(
+        ddl.contains("LOCATION 's3://history/kinarch/events/'"),
+        "{ddl}"
+    );
+    let first = (chrono::Utc::now() - chrono::Duration::days(365)).date_naive();
+    let day_after = first + chrono::Duration::days(1);
+    assert!(
+        ddl.contains(&format!("'projection.date.range' = '{first},NOW'"))
+            || ddl.contains(&format!("'projection.date.range' = '{day_after},NOW'")),
+        "{ddl}"
+    );
+    let bad = w
+        .kinarch(&["athena-ddl", "events", "--table-name", "Bad-Name"])
+        .await;
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("bad_name"), "{}", bad.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,4 +598,120 @@ async fn the_parquet_archive_outlives_its_stream_splits_among_workers_and_names_
         .filter(|r| r.shard_id != "shardId-000000000000")
         .collect();
     assert_eq!(jsonl_rows(&run.out()).len(), others.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_with_parquet_keeps_the_state_in_the_table_and_every_user_record_in_s3() {
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    let arn = w
+        .set_up("prices", 1, "LATEST", &["--parquet", TARGET])
+        .await;
+    let containers = crate::kpl::aggregate(&[
+        vec![
+            crate::kpl::user("a", None, b"a1"),
+            crate::kpl::user("b", Some("170141183460469231731687303715884105728"), b"b1"),
+        ],
+        vec![
+            crate::kpl::user("a", None, b"a2"),
+            crate::kpl::user("c", None, b"c1"),
+        ],
+    ]);
+    let record = |key: &str, sequence: &str, data: Vec<u8>| StreamRecord {
+        shard_id: "shardId-000000000000".into(),
+        partition_key: key.into(),
+        sequence_number: sequence.into(),
+        data,
+        arrival: 1_764_000_000.125,
+    };
+    // Sequence numbers of AWS's length; a 5 MiB payload, far beyond an item.
+    let seq = |n: u32| format!("4960{:052}", n);
+    let big: Vec<u8> = (0..5 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let records = vec![
+        record(&containers[0].0, &seq(1), containers[0].1.clone()),
+        record("b", &seq(2), b"b2".to_vec()),
+        record(&containers[1].0, &seq(3), containers[1].1.clone()),
+        record("big", &seq(4), big.clone()),
+    ];
+    let mut function = bootstrap(&w, w.moto.env()).await;
+    let response = function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .response();
+    assert!(failures(&response).is_empty(), "{response}");
+
+    // The table: the newest record of each key (the 5 MiB one as an oversize marker).
+    let items = w.items("prices-archive-LATEST").await;
+    let newest: BTreeSet<(String, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                dynamo::s(i, "partitionKey").to_owned(),
+                i.get("recordData")
+                    .map_or("-".into(), |_| dynamo::s(i, "sequenceNumber").to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        newest,
+        BTreeSet::from([
+            ("a".into(), seq(3)),
+            ("b".into(), seq(2)),
+            ("c".into(), seq(3)),
+            ("big".into(), "-".into()),
+        ])
+    );
+
+    // Parquet: every user record and the 5 MiB payload, bytes equal, read by DuckDB.
+    let dir = TempDir::new("latest");
+    peers::download(&w.s3, BUCKET, dir.path()).await;
+    let seen = peers::read(dir.path(), &[]);
+    let rows: Vec<(String, String, Option<u64>, Vec<u8>)> = seen["duckdb"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["partitionKey"].as_str().unwrap().to_owned(),
+                r["sequenceNumber"].as_str().unwrap().to_owned(),
+                r["subSequenceNumber"].as_u64(),
+                STANDARD.decode(r["data"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("a".into(), seq(1), Some(0), b"a1".to_vec()),
+            ("b".into(), seq(1), Some(1), b"b1".to_vec()),
+            ("b".into(), seq(2), None, b"b2".to_vec()),
+            ("a".into(), seq(3), Some(0), b"a2".to_vec()),
+            ("c".into(), seq(3), Some(1), b"c1".to_vec()),
+            ("big".into(), seq(4), None, big.clone()),
+        ]
+    );
+    assert_eq!(
+        seen["duckdb"][1]["explicitHashKey"],
+        "170141183460469231731687303715884105728"
+    );
+
+    // The history of a key from Parquet (the table holds only its newest), in order.
+    let history = w
+        .kinarch(&["query", "prices", "a", "--source", "parquet", "-o", "jsonl"])
+        .await;
+    let history = jsonl_rows(&history.ok().out());
+    assert_eq!(
+        history.iter().map(|r| r.3.clone()).collect::<Vec<_>>(),
+        [b"a1".to_vec(), b"a2".to_vec()]
+    );
+    let state = w.kinarch(&["query", "prices", "a", "-o", "jsonl"]).await;
+    assert_eq!(jsonl_rows(&state.ok().out()).len(), 1);
+    let large = w
+        .kinarch(&["query", "prices", "big", "--source", "parquet"])
+        .await;
+    assert_eq!(
+        large.ok().stdout.len(),
+        big.len() + 1,
+        "the payload and a newline"
+    );
 }

@@ -242,11 +242,21 @@ struct Expected {
     /// With `OverflowBucketName`: the one object pattern the function may s3:PutObject on,
     /// `arn:${AWS::Partition}:s3:::BUCKET/PREFIX/*`.
     overflow: Option<&'static str>,
+    /// With `ParquetBucketName`: the one object pattern the function may s3:PutObject its
+    /// Parquet files on, `arn:${AWS::Partition}:s3:::BUCKET/PREFIX/*`.
+    parquet: Option<&'static str>,
     /// `StreamKmsKeyArns`: the keys kms:Decrypt may use (none: no kms:Decrypt at all).
     kms_keys: Vec<String>,
 }
 
 impl Expected {
+    /// Whether `r` is one of the object prefixes the function writes (overflow payloads,
+    /// Parquet files), for a statement of s3:PutObject alone.
+    fn function_objects(&self, r: &Value, actions: &[String]) -> bool {
+        (self.overflow.is_some_and(|o| r == o) || self.parquet.is_some_and(|p| r == p))
+            && actions.iter().all(|a| a == "s3:PutObject")
+    }
+
     /// `arn:aws:kinesis:R:A:stream/NAME` -> `arn:aws:dynamodb:R:A:table/NAME-archive-*`.
     fn tables(&self) -> Vec<String> {
         self.streams
@@ -284,11 +294,13 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
         .map(|(a, _)| a.to_ascii_lowercase())
         .filter(|a| {
             !a.starts_with(other_destination)
-                || (expected.overflow.is_some() && a == "s3:putobject")
+                || ((expected.overflow.is_some() || expected.parquet.is_some())
+                    && a == "s3:putobject")
         })
         .filter(|a| a != "kms:decrypt" || !expected.kms_keys.is_empty())
         .collect();
     let mut overflow_granted = false;
+    let mut parquet_granted = false;
     let mut granted: Vec<String> = Vec::new();
 
     for (where_, st) in permission_statements(tpl) {
@@ -326,9 +338,8 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                     .as_str()
                     .is_some_and(|s| expected.tables().iter().any(|t| t == s));
                 let bucket_objects = failure_bucket_objects(r).is_some();
-                // The overflow prefix, for s3:PutObject alone.
-                let overflow_objects = expected.overflow.is_some_and(|o| r == o)
-                    && actions.iter().all(|a| a == "s3:PutObject");
+                // The overflow and Parquet prefixes, for s3:PutObject alone.
+                let overflow_objects = expected.function_objects(r, &actions);
                 if r == "*"
                     || (r.as_str().is_some_and(|s| s.contains('*'))
                         && !own_tables
@@ -396,9 +407,9 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                         .and_then(|q| resources(tpl).get(q))
                         .is_some_and(|q| q["Type"] == "AWS::S3::Bucket")
                 };
-                let overflow = expected.overflow.is_some_and(|o| r == o)
-                    && actions.iter().all(|a| a == "s3:PutObject");
-                overflow_granted |= overflow;
+                let overflow = expected.function_objects(r, &actions);
+                overflow_granted |= overflow && expected.overflow.is_some_and(|o| r == o);
+                parquet_granted |= overflow && expected.parquet.is_some_and(|p| r == p);
                 let failure_bucket = (r["Fn::GetAtt"][1] == "Arn" && bucket(&r["Fn::GetAtt"][0]))
                     || failure_bucket_objects(r)
                         .and_then(|s| s.strip_prefix("${"))
@@ -407,8 +418,9 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                 if !overflow && (!failure_bucket || expected.destination != "s3") {
                     v.push(format!(
                         "{at}: s3 resource {r} is neither the failure bucket of this template \
-                         nor the overflow prefix {:?} (s3:PutObject only)",
-                        expected.overflow
+                         nor the overflow prefix {:?} nor the Parquet prefix {:?} (s3:PutObject \
+                         only)",
+                        expected.overflow, expected.parquet
                     ));
                 }
             }
@@ -425,6 +437,13 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                 }
             }
         }
+    }
+    if let Some(parquet) = expected.parquet
+        && !parquet_granted
+    {
+        v.push(format!(
+            "s3:PutObject on {parquet} is not granted, but the function writes Parquet files there"
+        ));
     }
     if let Some(overflow) = expected.overflow
         && !overflow_granted
@@ -509,7 +528,13 @@ fn parameters_have_the_documented_values() {
     assert_eq!(p["StreamPosition"]["Default"], "TRIM_HORIZON");
 
     assert_eq!(p["BatchSize"]["Type"], "Number");
-    assert_eq!(number(&p["BatchSize"]["Default"]), Some(100));
+    // Batches of up to 1,000 records, waiting up to 60 s to fill: Parquet files of a useful
+    // size at low traffic (README, "Batches and file sizes").
+    assert_eq!(number(&p["BatchSize"]["Default"]), Some(1000));
+    assert_eq!(
+        number(&p["MaximumBatchingWindowInSeconds"]["Default"]),
+        Some(60)
+    );
     assert_eq!(number(&p["BatchSize"]["MinValue"]), Some(1));
     assert_eq!(number(&p["BatchSize"]["MaxValue"]), Some(10000));
 
@@ -627,6 +652,12 @@ const OVERFLOW_OBJECTS: &str = "arn:${AWS::Partition}:s3:::big-records/kinarch/*
 /// The same without a prefix: the whole bucket.
 const OVERFLOW_BUCKET_OBJECTS: &str = "arn:${AWS::Partition}:s3:::other-records/*";
 
+/// The Parquet grant of `ParquetBucketName=history`, `ParquetPrefix=kinarch/parquet`.
+const PARQUET_OBJECTS: &str = "arn:${AWS::Partition}:s3:::history/kinarch/parquet/*";
+
+/// The same without a prefix.
+const PARQUET_BUCKET_OBJECTS: &str = "arn:${AWS::Partition}:s3:::history/*";
+
 /// Two customer managed keys of SSE-KMS streams (`StreamKmsKeyArns`).
 const KMS_KEYS: [&str; 2] = [
     "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -641,6 +672,7 @@ fn deployments() -> Vec<(Value, Expected)> {
         streams: streams(list),
         destination,
         overflow,
+        parquet: None,
         kms_keys: Vec::new(),
     };
     vec![
@@ -679,6 +711,22 @@ fn deployments() -> Vec<(Value, Expected)> {
             json!({"StreamArn": ONE_STREAM, "StreamKmsKeyArns": KMS_KEYS[0]}),
             Expected {
                 kms_keys: streams(&KMS_KEYS[..1]),
+                ..expected(&[ONE_STREAM], "sqs", None)
+            },
+        ),
+        (
+            json!({"StreamArns": three, "ParquetBucketName": "history",
+                   "ParquetPrefix": "kinarch/parquet", "OverflowBucketName": "big-records",
+                   "OverflowPrefix": "kinarch"}),
+            Expected {
+                parquet: Some(PARQUET_OBJECTS),
+                ..expected(&THREE_STREAMS, "sqs", Some(OVERFLOW_OBJECTS))
+            },
+        ),
+        (
+            json!({"StreamArn": ONE_STREAM, "ParquetBucketName": "history"}),
+            Expected {
+                parquet: Some(PARQUET_BUCKET_OBJECTS),
                 ..expected(&[ONE_STREAM], "sqs", None)
             },
         ),
@@ -735,7 +783,8 @@ fn kinesis_event_reports_partial_failures_and_has_a_failure_queue() {
             let e = &event["Properties"];
             assert_eq!(e["FunctionName"], json!({"Ref": function_id}));
             assert_eq!(e["StartingPosition"], "TRIM_HORIZON");
-            assert_eq!(number(&e["BatchSize"]), Some(100));
+            assert_eq!(number(&e["BatchSize"]), Some(1000));
+            assert_eq!(number(&e["MaximumBatchingWindowInSeconds"]), Some(60));
             assert_eq!(number(&e["MaximumRetryAttempts"]), Some(10));
             assert_eq!(number(&e["ParallelizationFactor"]), Some(1));
             assert_eq!(number(&e["MaximumRecordAgeInSeconds"]), Some(-1));
@@ -1049,6 +1098,29 @@ fn iam_check_rejects_broad_grants() {
         ],
     );
 
+    // The Parquet prefix: PutObject under it, nothing more.
+    assert_statement_edits_are_caught(
+        7,
+        "FunctionWritesParquetFiles",
+        vec![
+            (
+                "the whole Parquet bucket",
+                Some(|st| st["Resource"] = json!("arn:${AWS::Partition}:s3:::history/*")),
+            ),
+            (
+                "reading or deleting the files",
+                Some(|st| st["Action"] = json!(["s3:PutObject", "s3:DeleteObject"])),
+            ),
+            ("no Parquet grant", None),
+            (
+                "the prefix without its slash",
+                Some(|st| {
+                    st["Resource"] = json!("arn:${AWS::Partition}:s3:::history/kinarch/parquet*")
+                }),
+            ),
+        ],
+    );
+
     // Without OverflowBucketName and StreamKmsKeyArns their statements are not there at all.
     let (params, _) = deployments().swap_remove(0);
     let plain = resolved_template(&params);
@@ -1056,6 +1128,7 @@ fn iam_check_rejects_broad_grants() {
     let mut plain = plain.clone();
     assert!(role_statements(&mut plain, role_id).iter().all(|st| {
         st["Sid"] != "FunctionStoresOverflowPayloads"
+            && st["Sid"] != "FunctionWritesParquetFiles"
             && st["Sid"] != "EventSourceMappingDecryptsStreams"
     }));
 }
@@ -1238,6 +1311,11 @@ print(json.dumps([v for v in values if re.fullmatch(pattern, v)]))
         .arg(json!(good.iter().chain(&bad).collect::<Vec<_>>()).to_string());
     let matched: Vec<String> = serde_json::from_str(&run(cmd)).unwrap();
     assert_eq!(matched, good, "AllowedPattern {pattern}");
+    // ParquetPrefix takes what `kinarch setup --parquet s3://BUCKET/PREFIX` writes, alike.
+    assert_eq!(
+        tpl_parameters()["ParquetPrefix"]["AllowedPattern"],
+        tpl_parameters()["OverflowPrefix"]["AllowedPattern"]
+    );
 }
 
 /// Each stream's mapping has a logical id of its own; a list in which two streams would get

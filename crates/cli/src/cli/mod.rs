@@ -368,6 +368,49 @@ Examples:
       | jq -r .exportArn"
     )]
     Export(ExportArgs),
+
+    /// Print the Athena CREATE EXTERNAL TABLE over a stream's Parquet archive.
+    #[command(
+        name = "athena-ddl",
+        long_about = "\
+Print an Athena CREATE EXTERNAL TABLE over the stream's Parquet archive (its ArchiveParquet
+tag, or --parquet when the stream is gone), with the contract's columns and partition
+projection on date and hour: Athena finds the partitions from the object layout, with no
+crawler and no MSCK REPAIR TABLE. Run the statement in Athena, then query with a date and
+hour filter so that only those prefixes are read (README, \"Athena over the Parquet
+archive\").
+
+AWS permissions: kinesis:ListTagsForStream; s3:GetObject on the marker object
+(<PREFIX>/<stream>/_kinarch.json), for the first day of the projection.",
+        after_help = "\
+Examples:
+  kinarch athena-ddl orders > orders.sql
+  kinarch athena-ddl orders --parquet s3://history/kinarch --first-day 2025-01-01"
+    )]
+    AthenaDdl(AthenaDdlArgs),
+}
+
+/// `kinarch athena-ddl`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AthenaDdlArgs {
+    /// The stream whose Parquet archive the table reads.
+    #[arg(value_parser = parse_stream)]
+    pub(crate) stream: StreamArg,
+    /// The stream's Parquet archive is under s3://BUCKET[/PREFIX], whatever its tags say.
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = parse_overflow_target)]
+    pub(crate) parquet: Option<OverflowTarget>,
+    /// The Athena table's name [default: <stream>_parquet, lower case, [a-z0-9_]].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) table_name: Option<String>,
+    /// The first day of the date projection, YYYY-MM-DD [default: 365 days (Kinesis's
+    /// longest retention) before the Parquet archive began, or before today].
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+    pub(crate) first_day: Option<chrono::NaiveDate>,
+}
+
+fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a day: give YYYY-MM-DD"))
 }
 
 /// `kinarch setup`.

@@ -1,6 +1,7 @@
 //! The subcommands. Each is a thin layer over `kinarch_core`: parse, call, print.
 
 mod archive;
+mod athena;
 mod completions;
 mod export;
 mod list;
@@ -44,6 +45,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Put(args) => put::run(&sdk, &global, args).await,
         Command::List(args) => list::run(&sdk, args).await,
         Command::Export(args) => export::run(&sdk, &global, args).await,
+        Command::AthenaDdl(args) => athena::run(&sdk, &global, args).await,
     }
 }
 
@@ -74,6 +76,7 @@ fn regions_given(command: &Command) -> Vec<(String, String)> {
         Command::Archive(args) => regions.extend(arn(&args.stream)),
         Command::Put(args) => regions.extend(arn(&args.stream)),
         Command::Export(args) => regions.extend(arn(&args.stream)),
+        Command::AthenaDdl(args) => regions.extend(arn(&args.stream)),
         Command::Completions(_) | Command::List(_) => {}
     }
     regions

@@ -65,6 +65,7 @@
 //! length). Files without it (emulators' short counters, files rewritten by other tools)
 //! are never skipped by sequence.
 
+mod athena;
 mod decode;
 mod encode;
 mod prune;
@@ -73,6 +74,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use athena::athena_ddl;
 pub use encode::{arrival_millis, encode};
 pub use read::{ByteSource, MemoryFile, ParquetCounters, ParquetReadStats, read_file};
 pub use schema::{

@@ -130,6 +130,15 @@ impl ArchiveReader {
         cap(inner, limit)
     }
 
+    /// When the stream's Parquet archive (the configured one) began: the marker object's
+    /// time (see [`ParquetMarker`]); `None` without a Parquet archive or a marker.
+    pub async fn parquet_start(&self) -> Result<Option<chrono::DateTime<Utc>>, Error> {
+        match self.config.parquet.clone() {
+            Some(target) => self.parquet_since(&target).await,
+            None => Ok(None),
+        }
+    }
+
     /// When the Parquet archive under `target` began for this stream (its marker object);
     /// `None` without a marker.
     async fn parquet_since(
