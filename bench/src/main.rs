@@ -40,6 +40,7 @@ use tokio::runtime::Handle;
 const NULL: &str = "null endpoint";
 const MOTO: &str = "moto";
 const BINARY: &str = "release binary";
+const IN_PROCESS: &str = "in process";
 
 /// How many times each scenario runs.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +83,8 @@ const SCENARIOS: &[&str] = &[
     "moto",
     "overflow",
     "time-index",
+    "parquet",
+    "cost",
 ];
 
 fn parse_args() -> Options {
@@ -218,6 +221,15 @@ fn main() {
         if run("scan") {
             scan_library(&ctx, &mut report).await;
             scan_binary(&ctx, &mut report).await;
+        }
+        if run("parquet") {
+            big_batches(&ctx, &mut report, "bench-parquet", 10_000).await;
+        }
+        if run("cost") {
+            archive_cost(&mut report);
+        }
+        if options.moto && run("parquet") {
+            parquet_reads_scenario(&mut report).await;
         }
         if options.moto && run("moto") {
             moto_scenarios(&ctx, &mut report).await;
@@ -504,11 +516,17 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
     let event_text = data::event(stream, RECORDS, keys, PAYLOAD_BYTES).to_string();
     let event_mib = event_text.len() as f64 / 1024.0 / 1024.0;
     let event = Bytes::from(event_text);
-    let label = if stream.ends_with("-latest") {
-        format!("LATEST over {keys} keys")
+    // Issue 16's targets are for the ALL batch, issue 24's for Parquet only; LATEST is
+    // reported beside them.
+    let (label, targets) = if stream.ends_with("-latest") {
+        (format!("LATEST over {keys} keys"), None)
+    } else if stream.ends_with("-parquet") {
+        ("NONE + Parquet".to_owned(), Some((40.0, 40.0, 15.0)))
     } else {
-        "ALL".to_owned()
+        ("ALL".to_owned(), Some((24.0, 26.0, 10.0)))
     };
+    let target =
+        |value: Option<f64>, unit: &str| value.map_or(String::new(), |v| format!("≤ {v} {unit}"));
     let (mut hwm_first, mut hwm_last, mut cold_ms, mut warm_ms, mut warm_cpu_us) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut faults = Vec::new();
@@ -551,19 +569,17 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
     } else {
         format!("; FAILED: {}", failures.join("; "))
     };
-    // Issue 16's targets are for the ALL batch; LATEST is reported beside it.
-    let all = label == "ALL";
     let hwm = Summary::of(&hwm_first).unwrap();
+    let verdict = |limit: Option<f64>, value: f64| match limit {
+        Some(limit) => Verdict::check(value <= limit && failures.is_empty()),
+        None => Verdict::Info,
+    };
     report.add(
         NULL,
         format!("bootstrap: peak RSS, one 10,000-record {label} batch (MiB)"),
-        if all { "≤ 24 MiB" } else { "" },
+        target(targets.map(|t| t.0), "MiB"),
         hwm.show(1),
-        if all {
-            Verdict::check(hwm.median <= 24.0 && failures.is_empty())
-        } else {
-            Verdict::Info
-        },
+        verdict(targets.map(|t| t.0), hwm.median),
         format!("VmHWM after the first invocation of a process; event {event_mib:.1} MiB{failed}"),
     );
     let hwm_warm = Summary::of(&hwm_last).unwrap();
@@ -573,26 +589,18 @@ async fn big_batches(ctx: &Ctx, report: &mut Report, stream: &str, keys: usize) 
             "bootstrap: peak RSS after {} more {label} batches (MiB)",
             ctx.runs.warm_invocations
         ),
-        if all { "≤ 26 MiB" } else { "" },
+        target(targets.map(|t| t.1), "MiB"),
         hwm_warm.show(1),
-        if all {
-            Verdict::check(hwm_warm.median <= 26.0 && failures.is_empty())
-        } else {
-            Verdict::Info
-        },
+        verdict(targets.map(|t| t.1), hwm_warm.median),
         "VmHWM of the same process after the warm invocations",
     );
     let cpu = Summary::of(&warm_cpu_us).unwrap();
     report.add(
         NULL,
         format!("bootstrap: CPU per record, 10,000-record {label} batch (µs)"),
-        if all { "≤ 10 µs" } else { "" },
+        target(targets.map(|t| t.2), "µs"),
         cpu.show(1),
-        if all {
-            Verdict::check(cpu.median <= 10.0)
-        } else {
-            Verdict::Info
-        },
+        verdict(targets.map(|t| t.2), cpu.median),
         "utime+stime of the process over a warm invocation (10 ms ticks) / 10,000; shared \
          machines move this median by ±2 µs from run to run (BENCHMARKS.md, run I)",
     );
@@ -1355,6 +1363,366 @@ async fn time_index_scenario(report: &mut Report) {
             scanned_records
         ),
     );
+}
+
+/// Issue 24's reads of the Parquet archive, on moto: 1,000,000 records of 100 bytes over 2
+/// shards and 100 hours, written as the Lambda function writes them (10,000-record batches,
+/// one file per shard and hour of a batch), each key holding 1,000 consecutive records. A
+/// one-hour window read with `--source parquet` (bytes fetched against the window's share
+/// of the files), and one key's records (row groups the statistics and bloom filters skip).
+async fn parquet_reads_scenario(report: &mut Report) {
+    const RECORDS: usize = 1_000_000;
+    const BATCH: usize = 10_000;
+    const BASE: f64 = 1_777_629_600.0;
+    const SPACING: f64 = 0.36; // 100 hours
+    let Some(moto) = start_moto(report, "parquet reads") else {
+        return;
+    };
+    let sdk = sdk_config(&moto.endpoint()).await;
+    let s3 = kinarch_tests::s3::client(&sdk);
+    kinarch_tests::s3::create_bucket(&s3, "bench-parquet").await;
+    let target =
+        kinarch_core::domain::parquet::ParquetTarget::parse("s3://bench-parquet/kinarch").unwrap();
+    let stream = StreamName::new("bench-parquet-reads").unwrap();
+    let record = |i: usize| {
+        ArchiveRecord::received(
+            format!("key-{:04}", i / 1000),
+            SequenceNumber::parse(&data::sequence_number(i)).unwrap(),
+            format!("shardId-{:012}", i % 2),
+            BASE + i as f64 * SPACING,
+            vec![b'x'; 100],
+        )
+    };
+    let archived_at = chrono::Utc::now();
+    let mut total_bytes = 0u64;
+    let mut files = 0u64;
+    for first in (0..RECORDS).step_by(BATCH) {
+        let batch: Vec<ArchiveRecord> = (first..first + BATCH).map(record).collect();
+        for file in kinarch_core::domain::parquet::files_of(&batch) {
+            let body = kinarch_core::parquet::encode(&file.records, archived_at, &stream).unwrap();
+            total_bytes += body.len() as u64;
+            files += 1;
+            kinarch_tests::s3::put(&s3, "bench-parquet", &file.key.key(&target, &stream), body)
+                .await;
+        }
+    }
+    let mut config = StreamArchiveConfig::new(stream.clone(), ArchiveMode::None, None);
+    config.parquet = Some(target);
+    let options = ReadOptions {
+        source: kinarch_core::read::ArchiveSource::Parquet,
+        ..ReadOptions::default()
+    };
+    // Hour 10 of the 100.
+    let after = chrono::DateTime::from_timestamp((BASE + 36_000.0) as i64, 0).unwrap();
+    let before = after + chrono::Duration::hours(1);
+    let window = Selection::new(SelectionSpec {
+        arrived: TimeWindow::new(Some(after), Some(before)),
+        ..SelectionSpec::default()
+    })
+    .unwrap();
+    let archive = ArchiveReader::with_config(&sdk, config.clone());
+    let started = Instant::now();
+    let read: usize = archive
+        .read(&window, options)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = archive.parquet_stats();
+    let share = total_bytes as f64 * read as f64 / RECORDS as f64;
+    report.add(
+        MOTO,
+        "parquet: bytes read for a one-hour window of a 1,000,000-record archive",
+        "≤ 2× the window's share of the files",
+        format!(
+            "{} bytes ({:.2}×)",
+            stats.bytes_read,
+            stats.bytes_read as f64 / share
+        ),
+        Verdict::check(stats.bytes_read as f64 <= 2.0 * share),
+        format!(
+            "{read} records in the window; {files} files, {total_bytes} bytes in all; {} \
+             objects listed, {} files opened, {} row groups read; {:.1} s on moto",
+            stats.objects_listed, stats.files, stats.row_groups_read, seconds
+        ),
+    );
+    let key = Selection::key("key-0420").unwrap();
+    let archive = ArchiveReader::with_config(&sdk, config);
+    let read: usize = archive
+        .read(&key, options)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    let stats = archive.parquet_stats();
+    report.add(
+        MOTO,
+        "parquet: a key query over the whole archive, row groups skipped",
+        "report",
+        format!(
+            "{} of {} skipped ({} by statistics, {} by bloom filter)",
+            stats.skipped_by_statistics + stats.skipped_by_bloom_filter,
+            stats.row_groups,
+            stats.skipped_by_statistics,
+            stats.skipped_by_bloom_filter
+        ),
+        Verdict::Info,
+        format!(
+            "{read} records of the key (1,000 expected); {} bytes read of {total_bytes}; \
+             every footer is read (no window: every file is listed)",
+            stats.bytes_read
+        ),
+    );
+}
+
+/// List prices in us-east-1 (USD, December 2026, the figures of issue 24; check
+/// aws.amazon.com/pricing before deciding on them).
+mod prices {
+    /// DynamoDB on-demand: one write request unit (an item write of up to 1 KB).
+    pub const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
+    /// DynamoDB Standard table storage, per GB-month.
+    pub const DYNAMODB_GB_MONTH: f64 = 0.25;
+    /// S3 Standard, per GB-month.
+    pub const S3_GB_MONTH: f64 = 0.023;
+    /// S3 Glacier Instant Retrieval, per GB-month.
+    pub const GLACIER_IR_GB_MONTH: f64 = 0.004;
+    /// S3 PUT, per request.
+    pub const S3_PUT: f64 = 0.005 / 1000.0;
+    /// Data Firehose Direct PUT ingestion, per GB (first 500 TB a month), each record
+    /// rounded up to a multiple of 5 KB.
+    pub const FIREHOSE_GB: f64 = 0.029;
+}
+
+/// What keeping records costs per record in each store, measured on the records themselves.
+#[derive(Default)]
+struct StoreCost {
+    /// DynamoDB item bytes as billed for storage (the item plus 100 bytes of overhead).
+    item_bytes: f64,
+    /// Write request units per record (ALL: one item per record, 1 KB per unit).
+    write_units: f64,
+    /// Parquet file bytes per record.
+    parquet_bytes: f64,
+    /// PutObject requests per record (one file per 10,000-record batch).
+    parquet_puts: f64,
+    /// Firehose's billed ingestion bytes per record (rounded up to 5 KB).
+    firehose_billed: f64,
+    /// Firehose's GZIP output bytes per record.
+    gzip_bytes: f64,
+    /// Payload bytes per record.
+    payload: f64,
+}
+
+/// The cost of archiving (issue 24): 1,000,000 records of ~1 KB JSON events ([`json_event`])
+/// and of the 64-byte synthetic records, as an ALL table item, as Parquet files of
+/// 10,000-record batches (what the Lambda function writes with `BatchSize=10000`), and as
+/// Firehose → S3 with GZIP (the same records, newline-delimited, through `gzip -6`); then
+/// the monthly cost of 1 TB of payload a month kept 12 months at [`prices`].
+fn archive_cost(report: &mut Report) {
+    const RECORDS: usize = 1_000_000;
+    const FILE_RECORDS: usize = 10_000;
+    let stream = StreamName::new("bench-cost").unwrap();
+    let json = |i: usize| {
+        let mut record = data::record(i, 2_000, 1);
+        record.data = json_event(i);
+        record
+    };
+    let small = |i: usize| data::record(i, 10_000, PAYLOAD_BYTES);
+    let kinds: [(&str, &dyn Fn(usize) -> ArchiveRecord); 2] = [
+        ("~1 KB JSON events", &json),
+        ("64-byte synthetic records", &small),
+    ];
+    for (label, make) in kinds {
+        let started = Instant::now();
+        let mut cost = StoreCost::default();
+        let mut gzip = Command::new("gzip")
+            .args(["-6", "-c"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("gzip (the bench's measure of Firehose's GZIP output)");
+        let mut gzip_in = gzip.stdin.take().unwrap();
+        let counter = std::thread::spawn({
+            let mut out = gzip.stdout.take().unwrap();
+            move || std::io::copy(&mut out, &mut std::io::sink()).unwrap_or(0)
+        });
+        let archived_at = chrono::Utc::now();
+        for first in (0..RECORDS).step_by(FILE_RECORDS) {
+            let batch: Vec<ArchiveRecord> = (first..first + FILE_RECORDS).map(make).collect();
+            for record in &batch {
+                use std::io::Write as _;
+                let item = record.to_item(archived_at, None).item;
+                let size = kinarch_core::aws::item::item_size(&item) as f64;
+                cost.item_bytes += size + 100.0;
+                cost.write_units += (size / 1024.0).ceil().max(1.0);
+                cost.payload += record.data.len() as f64;
+                cost.firehose_billed +=
+                    (record.data.len() as f64 / 5120.0).ceil().max(1.0) * 5120.0;
+                gzip_in.write_all(&record.data).unwrap();
+                gzip_in.write_all(b"\n").unwrap();
+            }
+            let refs: Vec<&ArchiveRecord> = batch.iter().collect();
+            let file = kinarch_core::parquet::encode(&refs, archived_at, &stream).unwrap();
+            cost.parquet_bytes += file.len() as f64;
+            cost.parquet_puts += 1.0;
+        }
+        drop(gzip_in);
+        cost.gzip_bytes = counter.join().unwrap() as f64;
+        let _ = gzip.wait();
+        let n = RECORDS as f64;
+        for value in [
+            &mut cost.item_bytes,
+            &mut cost.write_units,
+            &mut cost.parquet_bytes,
+            &mut cost.parquet_puts,
+            &mut cost.firehose_billed,
+            &mut cost.gzip_bytes,
+            &mut cost.payload,
+        ] {
+            *value /= n;
+        }
+        let measured = format!("{:.0} s", started.elapsed().as_secs_f64());
+        report.add(
+            IN_PROCESS,
+            format!("cost: bytes stored per record, {label}"),
+            "report",
+            format!(
+                "table {:.0} / Parquet {:.1} / Firehose gzip {:.1}",
+                cost.item_bytes, cost.parquet_bytes, cost.gzip_bytes
+            ),
+            Verdict::Info,
+            format!(
+                "payload {:.0} bytes; ALL item as DynamoDB bills storage (item + 100 bytes); \
+                 Parquet files of 10,000 records; gzip -6 of the records, newline-delimited \
+                 ({RECORDS} records, {measured})",
+                cost.payload
+            ),
+        );
+        report.add(
+            IN_PROCESS,
+            format!("cost: requests per 1,000 records, {label}"),
+            "report",
+            format!(
+                "table {:.0} write units / Parquet {:.2} PUTs",
+                cost.write_units * 1000.0,
+                cost.parquet_puts * 1000.0
+            ),
+            Verdict::Info,
+            format!(
+                "Firehose bills {:.0} bytes per record (5 KB increments)",
+                cost.firehose_billed
+            ),
+        );
+        // 1 TB of payload a month, kept 12 months: at steady state 12 months are stored.
+        let records_month = 1e12 / cost.payload;
+        let gb = |bytes_per_record: f64| records_month * bytes_per_record / 1e9;
+        let puts = records_month * cost.parquet_puts * prices::S3_PUT;
+        let table = records_month * cost.write_units * prices::DYNAMODB_WRITE_UNIT
+            + 12.0 * gb(cost.item_bytes) * prices::DYNAMODB_GB_MONTH;
+        let parquet = puts + 12.0 * gb(cost.parquet_bytes) * prices::S3_GB_MONTH;
+        let parquet_cold = puts + 12.0 * gb(cost.parquet_bytes) * prices::GLACIER_IR_GB_MONTH;
+        let firehose = gb(cost.firehose_billed) * prices::FIREHOSE_GB
+            + 12.0 * gb(cost.gzip_bytes) * prices::S3_GB_MONTH;
+        report.add(
+            IN_PROCESS,
+            format!("cost: USD a month, 1 TB/month kept 12 months, {label}"),
+            "Parquet ≤ 1/50 of the table's, < Firehose",
+            format!(
+                "table {table:.0} / Parquet {parquet:.0} (Glacier IR {parquet_cold:.0}) / \
+                 Firehose {firehose:.0}"
+            ),
+            Verdict::check(parquet * 50.0 <= table && parquet < firehose),
+            format!(
+                "{records_month:.2e} records a month; table: on-demand writes + Standard \
+                 storage; Parquet: PUTs + S3 Standard; Firehose: ingestion + S3 Standard of \
+                 its gzip output; list prices us-east-1, December 2026 (BENCHMARKS.md); \
+                 Lambda compute and reads left out (alike or small beside these)"
+            ),
+        );
+    }
+}
+
+/// A ~1 KB JSON clickstream event, as web and app analytics send to Kinesis: fixed field
+/// names, a few enumerated values (event types, pages, user agents, countries), and
+/// random identifiers (event, session, user, product ids, IP), which compress poorly.
+/// Deterministic in `i` (a small LCG), so every run encodes the same bytes.
+fn json_event(i: usize) -> Vec<u8> {
+    let mut state = (i as u64) ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let mut hex = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from_digit((next() % 16) as u32, 16).expect("a hex digit"))
+            .collect()
+    };
+    let (event_id, session, device) = (hex(32), hex(24), hex(16));
+    const TYPES: [&str; 5] = [
+        "page_view",
+        "add_to_cart",
+        "search",
+        "checkout",
+        "product_view",
+    ];
+    const PAGES: [&str; 6] = [
+        "/",
+        "/search",
+        "/product",
+        "/cart",
+        "/checkout",
+        "/account/orders",
+    ];
+    const AGENTS: [&str; 3] = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    ];
+    const PLACES: [(&str, &str); 4] = [
+        ("US", "Seattle"),
+        ("DE", "Berlin"),
+        ("JP", "Tokyo"),
+        ("BR", "São Paulo"),
+    ];
+    let pick = |n: u64, len: usize| (n % len as u64) as usize;
+    let (country, city) = PLACES[pick(next(), PLACES.len())];
+    let items: Vec<String> = (0..1 + next() % 3)
+        .map(|_| {
+            format!(
+                "{{\"sku\":\"SKU-{:08}\",\"quantity\":{},\"price\":{}.{:02},\"currency\":\"USD\"}}",
+                next() % 100_000_000,
+                1 + next() % 4,
+                next() % 500,
+                next() % 100
+            )
+        })
+        .collect();
+    format!(
+        "{{\"eventId\":\"{event_id}\",\"eventType\":\"{}\",\"eventTime\":\"2026-05-01T10:{:02}:{:02}.{:03}Z\",\"userId\":\"user-{:07}\",\"sessionId\":\"{session}\",\"page\":{{\"path\":\"{}\",\"referrer\":\"https://www.example.com{}?q={}\",\"title\":\"Example Store\"}},\"device\":{{\"id\":\"{device}\",\"userAgent\":\"{}\",\"screen\":\"{}x{}\",\"language\":\"en-US\"}},\"geo\":{{\"ip\":\"{}.{}.{}.{}\",\"country\":\"{country}\",\"city\":\"{city}\"}},\"cart\":{{\"items\":[{}],\"total\":{}.{:02}}},\"experiment\":{{\"id\":\"exp-{}\",\"variant\":\"{}\"}},\"appVersion\":\"4.{}.{}\"}}",
+        TYPES[pick(next(), TYPES.len())],
+        (i / 60_000) % 60,
+        (i / 1000) % 60,
+        i % 1000,
+        next() % 10_000_000,
+        PAGES[pick(next(), PAGES.len())],
+        PAGES[pick(next(), PAGES.len())],
+        next() % 100_000,
+        AGENTS[pick(next(), AGENTS.len())],
+        [1920, 1440, 390][pick(next(), 3)],
+        [1080, 900, 844][pick(next(), 3)],
+        next() % 223 + 1,
+        next() % 256,
+        next() % 256,
+        next() % 254 + 1,
+        items.join(","),
+        next() % 2000,
+        next() % 100,
+        next() % 40,
+        ["control", "treatment"][pick(next(), 2)],
+        next() % 20,
+        next() % 10
+    )
+    .into_bytes()
 }
 
 /// Criterion's estimates (median and its 95% interval) from `target/criterion`.

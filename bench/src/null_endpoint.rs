@@ -10,7 +10,8 @@
 //! | DynamoDB PutItem | `{}` (the condition held) |
 //! | DynamoDB Scan, Query | pages of the [`Dataset`]'s items, ~1 MB each as DynamoDB pages |
 //! | DynamoDB GetItem, DescribeTable, DescribeTimeToLive | a valid empty/ACTIVE/ENABLED answer |
-//! | Kinesis ListTagsForStream | `StreamArchiveMode` = `LATEST` for streams whose name ends in `-latest`, else `ALL` |
+//! | Kinesis ListTagsForStream | `StreamArchiveMode` = `LATEST` for streams whose name ends in `-latest`, `NONE` and `ArchiveParquet` = `s3://bench-parquet/kinarch` for `-parquet`, else `ALL` |
+//! | S3 PutObject (a `PUT` without `X-Amz-Target`) | `200`; its entries count the object's bytes |
 //! | Kinesis PutRecords, PutRecord | every record stored, increasing sequence numbers |
 //! | Kinesis DescribeStreamSummary | an ACTIVE stream of one shard |
 //!
@@ -39,6 +40,9 @@ use serde_json::{Value, json};
 use tokio::runtime::Handle;
 
 use crate::data;
+
+/// The operation name S3 PutObject requests are counted under (entries: bytes).
+pub const S3_PUT_OBJECT: &str = "S3.PutObject";
 
 /// DynamoDB stops a Scan or Query page at 1 MB of items.
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -184,7 +188,13 @@ fn operation(headers: &HeaderMap) -> String {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response<Body> {
-    let op = operation(request.headers());
+    let s3_put = request.method() == axum::http::Method::PUT
+        && !request.headers().contains_key("x-amz-target");
+    let op = if s3_put {
+        S3_PUT_OBJECT.to_owned()
+    } else {
+        operation(request.headers())
+    };
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return json_response(StatusCode::BAD_REQUEST, "", "{}".into());
@@ -192,6 +202,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if let Some((upstream, client)) = &shared.upstream {
         count(&shared, &op, request_entries(&op, &body));
         return forward(upstream, client, parts, body).await;
+    }
+    if s3_put {
+        count(&shared, &op, body.len() as u64);
+        let mut response = json_response(StatusCode::OK, "", String::new());
+        response.headers_mut().insert(
+            "etag",
+            HeaderValue::from_static("\"00000000000000000000000000000000\""),
+        );
+        return response;
     }
     let (status, answer, entries) = answer(&shared, &op, &body);
     count(&shared, &op, entries);
@@ -292,15 +311,17 @@ fn answer(shared: &Shared, op: &str, body: &[u8]) -> (StatusCode, String, u64) {
         })),
         "Kinesis.ListTagsForStream" => {
             let stream = input.stream_name.unwrap_or_default();
-            let mode = if stream.ends_with("-latest") {
-                "LATEST"
+            let tags = if stream.ends_with("-latest") {
+                json!([{"Key": "StreamArchiveMode", "Value": "LATEST"}])
+            } else if stream.ends_with("-parquet") {
+                json!([
+                    {"Key": "StreamArchiveMode", "Value": "NONE"},
+                    {"Key": "ArchiveParquet", "Value": "s3://bench-parquet/kinarch"}
+                ])
             } else {
-                "ALL"
+                json!([{"Key": "StreamArchiveMode", "Value": "ALL"}])
             };
-            ok(json!({
-                "Tags": [{"Key": "StreamArchiveMode", "Value": mode}],
-                "HasMoreTags": false
-            }))
+            ok(json!({ "Tags": tags, "HasMoreTags": false }))
         }
         "Kinesis.PutRecords" => {
             let n = request_entries(op, body);

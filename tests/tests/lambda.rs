@@ -1018,7 +1018,7 @@ async fn each_invocation_writes_an_emf_line_with_its_counts() {
     let directive = &line["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], "kinarch-test");
     assert!(line["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
-    const UNITS: [&str; 4] = ["Count", "Milliseconds", "Seconds", "None"];
+    const UNITS: [&str; 5] = ["Count", "Milliseconds", "Seconds", "Bytes", "None"];
     for metric in directive["Metrics"].as_array().unwrap() {
         let name = metric["Name"].as_str().unwrap();
         assert!(line[name].is_number(), "{name} is in the line: {line}");
@@ -1043,6 +1043,11 @@ async fn each_invocation_writes_an_emf_line_with_its_counts() {
     assert_eq!(line["RecordsSkippedOlder"], 4);
     assert_eq!(line["RecordsSkippedReplay"], 0);
     assert_eq!(line["RecordsFailed"], 0);
+    assert_eq!(
+        (line["ParquetFiles"].as_u64(), line["ParquetBytes"].as_u64()),
+        (Some(0), Some(0)),
+        "no Parquet archive"
+    );
     let now = chrono::Utc::now().timestamp() as f64;
     let lag = line["ArchiveLagSeconds"].as_f64().unwrap();
     assert!(lag >= 0.0 && lag <= now - oldest + 1.0, "{lag}");

@@ -512,7 +512,9 @@ async fn setup_checks_the_overflow_bucket_and_status_shows_it() {
     run.ok();
     let out = run.out();
     assert!(
-        out.contains(&format!("check that s3://{BUCKET}/{PREFIX} takes writes")),
+        out.contains(&format!(
+            "check that overflow bucket s3://{BUCKET}/{PREFIX} takes writes"
+        )),
         "{out}"
     );
     assert!(

@@ -130,6 +130,10 @@ async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
     // The table of ALL holds every record; NONE has no table.
     assert_eq!(w.items("orders-archive-ALL").await.len(), 60);
     assert!(w.items_if_any("clicks-archive-NONE").await.is_empty());
+    let list = w.kinarch(&["list", "-o", "json"]).await;
+    let list: Value = serde_json::from_str(&list.ok().out()).unwrap();
+    assert_eq!(list[0]["table"], "orders-archive-ALL", "{list}");
+    assert_eq!(list[0]["parquet"], TARGET, "{list}");
 
     // DuckDB reads every record once, from one file per shard and hour under the layout.
     let (rows, keys) = duckdb_rows(&w, "lambda").await;

@@ -385,7 +385,8 @@ AWS permissions: kinesis:ListTagsForStream; s3:GetObject on the marker object
         after_help = "\
 Examples:
   kinarch athena-ddl orders > orders.sql
-  kinarch athena-ddl orders --parquet s3://history/kinarch --first-day 2025-01-01"
+  kinarch athena-ddl orders --parquet s3://history/kinarch
+  kinarch athena-ddl orders --first-day 2025-01-01 --table-name orders_history"
     )]
     AthenaDdl(AthenaDdlArgs),
 }

@@ -34,15 +34,16 @@ fn entry_json(entry: &ArchiveEntry) -> Value {
         "stream": entry.stream.as_ref().map(|s| s.as_str()),
         "streamExists": entry.stream_exists,
         "itemCount": entry.item_count,
+        "parquet": entry.parquet.as_ref().map(ToString::to_string),
     })
 }
 
-/// An aligned table: `table  mode  stream  items`.
+/// An aligned table: `table  mode  stream  items  parquet`.
 fn render(archives: &[ArchiveEntry]) -> String {
     if archives.is_empty() {
         return "no archive tables in this region\n".to_owned();
     }
-    let rows: Vec<[String; 4]> = archives
+    let rows: Vec<[String; 5]> = archives
         .iter()
         .map(|entry| {
             let stream = match (&entry.stream, entry.stream_exists) {
@@ -59,11 +60,15 @@ fn render(archives: &[ArchiveEntry]) -> String {
                     .item_count
                     .map(|n| format!("about {}", thousands(n.max(0) as u64)))
                     .unwrap_or_else(|| "unknown".into()),
+                entry
+                    .parquet
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
             ]
         })
         .collect();
-    let header = ["table", "mode", "stream", "items"].map(str::to_owned);
-    let widths: Vec<usize> = (0..4)
+    let header = ["table", "mode", "stream", "items", "parquet"].map(str::to_owned);
+    let widths: Vec<usize> = (0..5)
         .map(|c| {
             std::iter::once(&header)
                 .chain(&rows)
@@ -98,6 +103,7 @@ mod tests {
             stream: stream.map(|s| StreamName::new(s).unwrap()),
             stream_exists: exists,
             item_count: Some(12345),
+            parquet: None,
         };
         let text = render(&[
             entry("orders-archive-ALL", Some("orders"), Some(true)),

@@ -263,8 +263,9 @@ impl ArchiveReader {
 
     /// Opens the archive of `stream` whose Parquet files are under `target` (`--parquet`),
     /// whatever the stream's tag says: with the stream's configuration while its tags can be
-    /// read, else (the stream is gone) as a Parquet-only archive ([`ArchiveMode::None`]
-    /// (crate::ArchiveMode::None)), [`Located::WithoutStream`] saying why.
+    /// read, else (the stream is gone) as a Parquet-only archive
+    /// ([`ArchiveMode::None`](crate::ArchiveMode::None)), [`Located::WithoutStream`] saying
+    /// why.
     pub async fn locate_parquet(
         sdk: &SdkConfig,
         stream: StreamName,

@@ -1,6 +1,6 @@
 //! Reading the Parquet archive (`--source parquet`): the files a selection may touch are
 //! listed (only the hours of an arrival window: see
-//! [`listing_prefixes`](crate::domain::parquet::listing_prefixes)), those whose key rules
+//! [`listing_prefixes`]), those whose key rules
 //! them out (hour, sequence range) are skipped, and the rest are read by ranged GETs through
 //! [`crate::parquet::read_file`], which prunes row groups by statistics and bloom filter.
 //!

@@ -3,15 +3,20 @@
 //! its stream is known from its name when it is `<stream>-archive-<MODE>`, the default
 //! name (a table named by an `ArchiveTableName` tag does not say whose it is). Checkpoint
 //! tables (`...-checkpoints`, HASH `shardId`) do not have the layout, so they are left out.
+//! For a table whose stream exists, the stream's tags say whether it also has a Parquet
+//! archive. A stream in mode NONE has no table, so it is not listed: finding it would take
+//! a ListTagsForStream of every stream of the region (5 calls a second), which `status`
+//! does for one stream instead.
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client as DynamoDbClient;
 use aws_sdk_kinesis::Client as KinesisClient;
 
-use crate::aws::streams::describe_stream_summary;
+use crate::aws::streams::{describe_stream_summary, list_stream_tags};
 use crate::aws::tables::{describe_table, list_tables};
-use crate::domain::config::ArchiveMode;
+use crate::domain::config::{ArchiveMode, ArchiveTags};
 use crate::domain::names::{StreamName, TableName};
+use crate::domain::parquet::ParquetTarget;
 use crate::error::Error;
 use crate::read::locate::stream_unreadable;
 
@@ -29,6 +34,9 @@ pub struct ArchiveEntry {
     pub stream_exists: Option<bool>,
     /// DynamoDB's approximate item count.
     pub item_count: Option<i64>,
+    /// The stream's Parquet archive (its `ArchiveParquet` tag), when the stream exists and
+    /// has one.
+    pub parquet: Option<ParquetTarget>,
 }
 
 /// The stream of a table named `<stream>-archive-<MODE>` (`ALL`, `LATEST`, or the original
@@ -67,12 +75,29 @@ pub async fn list_archives(sdk: &SdkConfig) -> Result<Vec<ArchiveEntry>, Error> 
                 Err(error) => return Err(error),
             },
         };
+        // Only what the tags say for sure: an unreadable or invalid tag shows nothing here
+        // (`status` names it).
+        let parquet =
+            match (&stream, stream_exists) {
+                (Some(stream), Some(true)) => list_stream_tags(&kinesis, stream)
+                    .await
+                    .ok()
+                    .and_then(|tags| {
+                        let tags = ArchiveTags::parse(
+                            stream,
+                            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                        tags.parquet.and_then(|tag| tag.parsed.ok())
+                    }),
+                _ => None,
+            };
         archives.push(ArchiveEntry {
             table,
             mode,
             stream,
             stream_exists,
             item_count: info.item_count,
+            parquet,
         });
     }
     archives.sort_by(|a, b| a.table.as_str().cmp(b.table.as_str()));
