@@ -21,20 +21,10 @@ const BUCKET: &str = "history";
 const TARGET: &str = "s3://history/kinarch";
 
 /// (key, sequence number, shard, data) of every record: what both stores must hold.
-type Row = (String, String, String, Vec<u8>);
+type Row = kinarch_tests::dynamo::ArchivedRecord;
 
 fn stream_rows(records: &[StreamRecord]) -> BTreeSet<Row> {
-    records
-        .iter()
-        .map(|r| {
-            (
-                r.partition_key.clone(),
-                r.sequence_number.clone(),
-                r.shard_id.clone(),
-                r.data.clone(),
-            )
-        })
-        .collect()
+    kinesis::as_archived(records)
 }
 
 /// The rows of `kinarch scan/query ... -o jsonl`.

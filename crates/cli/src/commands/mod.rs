@@ -147,6 +147,32 @@ async fn open_archive(
     Ok((archive, located))
 }
 
+/// What a read cost, at `-v`: DynamoDB requests and items, and with the Parquet archive the
+/// objects listed, files, row groups read and skipped, bytes fetched.
+fn log_read_costs(
+    dynamodb: &kinarch_core::read::ReadStats,
+    parquet: &kinarch_core::parquet::ParquetReadStats,
+) {
+    tracing::info!(
+        requests = dynamodb.requests,
+        items_read = dynamodb.items_read,
+        "DynamoDB reads"
+    );
+    if parquet.objects_listed > 0 || parquet.files > 0 {
+        tracing::info!(
+            objects_listed = parquet.objects_listed,
+            files = parquet.files,
+            row_groups = parquet.row_groups,
+            row_groups_read = parquet.row_groups_read,
+            skipped_by_statistics = parquet.skipped_by_statistics,
+            skipped_by_bloom_filter = parquet.skipped_by_bloom_filter,
+            bytes_read = parquet.bytes_read,
+            rows_read = parquet.rows_read,
+            "Parquet reads"
+        );
+    }
+}
+
 /// A command line's selection, checked: which records, how they are read, and which of its
 /// time bounds were given relative to now (flag → as typed).
 pub(crate) struct ResolvedSelection {

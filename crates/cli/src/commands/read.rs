@@ -154,26 +154,7 @@ async fn print_records(
     }
     progress.finish();
     writer.finish()?;
-    let read = archive.read_stats();
-    tracing::info!(
-        requests = read.requests,
-        items_read = read.items_read,
-        "DynamoDB reads"
-    );
-    let parquet = archive.parquet_stats();
-    if parquet.files > 0 {
-        tracing::info!(
-            objects_listed = parquet.objects_listed,
-            files = parquet.files,
-            row_groups = parquet.row_groups,
-            row_groups_read = parquet.row_groups_read,
-            skipped_by_statistics = parquet.skipped_by_statistics,
-            skipped_by_bloom_filter = parquet.skipped_by_bloom_filter,
-            bytes_read = parquet.bytes_read,
-            rows_read = parquet.rows_read,
-            "Parquet reads"
-        );
-    }
+    super::log_read_costs(&archive.read_stats(), &archive.parquet_stats());
     if unreadable_files > 0 {
         return Err(Failure::Runtime(format!(
             "{unreadable_files} Parquet file(s) could not be read and were skipped (listed \

@@ -150,23 +150,7 @@ pub(crate) async fn run(
         return Err(stopped_while_reading(stopped_by.get().unwrap_or(130)));
     }
     let report = &outcome.report;
-    tracing::info!(
-        requests = outcome.read.requests,
-        items_read = outcome.read.items_read,
-        "DynamoDB reads"
-    );
-    if outcome.parquet.files > 0 {
-        let parquet = &outcome.parquet;
-        tracing::info!(
-            objects_listed = parquet.objects_listed,
-            files = parquet.files,
-            row_groups_read = parquet.row_groups_read,
-            skipped_by_statistics = parquet.skipped_by_statistics,
-            skipped_by_bloom_filter = parquet.skipped_by_bloom_filter,
-            bytes_read = parquet.bytes_read,
-            "Parquet reads"
-        );
-    }
+    super::log_read_costs(&outcome.read, &outcome.parquet);
     if outcome.skipped_by_journal > 0 && !global.quiet {
         crate::say(&format!(
             "journal: {} record(s) were sent by an earlier run and are not sent again",

@@ -68,6 +68,43 @@ pub fn sequence_below(name: &str, len: &str, value: &str) -> String {
     format!("(size({name}) < {len} OR (size({name}) = {len} AND {name} < {value}))")
 }
 
+/// LATEST's condition on the PutItem of a key's newest record: there is no item of the key
+/// yet, or the stored record is older: a numerically lower sequence number, or, for a user
+/// record of a KPL container (`sub_sequence` set), the same container's user record with a
+/// lower sub-sequence number, or the plain record of that sequence number (which has none).
+pub fn stored_is_older(sequence: &SequenceNumber, sub_sequence: Option<u64>) -> Expression {
+    let mut condition = Expression {
+        text: format!(
+            "attribute_not_exists(#pk) OR {}",
+            sequence_below("#seq", ":len", ":seq")
+        ),
+        ..Expression::default()
+    };
+    condition
+        .names
+        .insert("#pk".into(), attr::PARTITION_KEY.into());
+    condition
+        .names
+        .insert("#seq".into(), attr::SEQUENCE_NUMBER.into());
+    condition.values.insert(":len".into(), digits(sequence));
+    condition.values.insert(
+        ":seq".into(),
+        AttributeValue::S(sequence.as_str().to_owned()),
+    );
+    if let Some(sub) = sub_sequence {
+        condition
+            .text
+            .push_str(" OR (#seq = :seq AND (attribute_not_exists(#sub) OR #sub < :sub))");
+        condition
+            .names
+            .insert("#sub".into(), attr::SUB_SEQUENCE_NUMBER.into());
+        condition
+            .values
+            .insert(":sub".into(), AttributeValue::N(sub.to_string()));
+    }
+    condition
+}
+
 /// The number of digits of a sequence number, as the value `size()` is compared with.
 pub fn digits(sequence: &SequenceNumber) -> AttributeValue {
     AttributeValue::N(sequence.digits().to_string())
@@ -306,5 +343,27 @@ mod tests {
             sequence_below("sequenceNumber", ":len", ":seq"),
             "(size(sequenceNumber) < :len OR (size(sequenceNumber) = :len AND sequenceNumber < :seq))"
         );
+    }
+
+    #[test]
+    fn latest_writes_only_over_an_older_record() {
+        let seq = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+            .unwrap();
+        let plain = stored_is_older(&seq, None);
+        assert_eq!(
+            plain.text,
+            "attribute_not_exists(#pk) OR (size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq))"
+        );
+        assert_eq!(plain.values[":len"], AttributeValue::N("56".into()));
+        assert_eq!(plain.names.len(), 2);
+        let user = stored_is_older(&seq, Some(3));
+        assert!(
+            user.text
+                .ends_with(" OR (#seq = :seq AND (attribute_not_exists(#sub) OR #sub < :sub))"),
+            "{}",
+            user.text
+        );
+        assert_eq!(user.values[":sub"], AttributeValue::N("3".into()));
+        assert_eq!(user.names["#sub"], "subSequenceNumber");
     }
 }

@@ -17,7 +17,7 @@ use aws_sdk_s3::types::{
 use bytes::Bytes;
 
 use crate::aws::error::{AwsErrorKind, Unmodeled};
-use crate::aws::retry::{Retries, RetryPolicy, Verdict, retry};
+use crate::aws::retry::{Budget, Retries, RetryPolicy, Verdict, retry};
 use crate::aws::{aws_error_with, send_with_retries};
 use crate::domain::overflow::{
     BucketName, BucketUse, ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload,
@@ -64,19 +64,9 @@ impl ObjectStore {
         }
     }
 
-    /// Stores one payload, retrying throttling, server errors and timeouts as `retries`
-    /// allows (the archiver's rule for writes: until its deadline). `Err`: why it is not
-    /// stored, the failed call as its source.
-    pub(crate) async fn put_payload(
-        &self,
-        location: &ObjectLocation,
-        body: Bytes,
-        retries: Retries,
-    ) -> Result<(), Error> {
-        self.put(location, body, retries).await
-    }
-
-    /// Stores one object (a payload, a Parquet file), retrying as `retries` allows.
+    /// Stores one object (a payload, a Parquet file, a marker), retrying throttling, server
+    /// errors and timeouts as `retries` allows (the archiver's rule for writes: until its
+    /// deadline). `Err`: why it is not stored, the failed call as its source.
     pub(crate) async fn put(
         &self,
         location: &ObjectLocation,
@@ -148,24 +138,7 @@ impl ObjectStore {
             return Ok(Bytes::new());
         }
         let header = format!("bytes={}-{}", range.start, range.end - 1);
-        let output = send_with_retries(
-            READ_BUDGET,
-            || {
-                self.s3
-                    .get_object()
-                    .bucket(location.bucket.as_str())
-                    .key(&location.key)
-                    .range(&header)
-                    .send()
-            },
-            |err| aws_error_with("S3.GetObject", err, |d| format!("of {location}: {d}")),
-        )
-        .await?;
-        let bytes =
-            output.body.collect().await.map_err(|e| {
-                Error::InvalidInput(format!("reading {location} failed midway: {e}"))
-            })?;
-        Ok(bytes.into_bytes())
+        self.get_object(location, Some(header)).await
     }
 
     /// Deletes one object (absent already is success, as S3 answers).
@@ -188,6 +161,20 @@ impl ObjectStore {
     /// A whole object (one GetObject, retried on throttling and server errors); `None`
     /// when it does not exist.
     pub async fn get(&self, location: &ObjectLocation) -> Result<Option<Bytes>, Error> {
+        match self.get_object(location, None).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.aws_kind() == Some(AwsErrorKind::NotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The one GetObject: the object's bytes, or those of `range` (an HTTP `Range` value),
+    /// retried on throttling and server errors.
+    async fn get_object(
+        &self,
+        location: &ObjectLocation,
+        range: Option<String>,
+    ) -> Result<Bytes, Error> {
         let output = send_with_retries(
             READ_BUDGET,
             || {
@@ -195,21 +182,17 @@ impl ObjectStore {
                     .get_object()
                     .bucket(location.bucket.as_str())
                     .key(&location.key)
+                    .set_range(range.clone())
                     .send()
             },
             |err| aws_error_with("S3.GetObject", err, |d| format!("of {location}: {d}")),
         )
-        .await;
-        let output = match output {
-            Ok(output) => output,
-            Err(err) if err.aws_kind() == Some(AwsErrorKind::NotFound) => return Ok(None),
-            Err(err) => return Err(err),
-        };
+        .await?;
         let bytes =
             output.body.collect().await.map_err(|e| {
                 Error::InvalidInput(format!("reading {location} failed midway: {e}"))
             })?;
-        Ok(Some(bytes.into_bytes()))
+        Ok(bytes.into_bytes())
     }
 
     /// Reads `record`'s stored payload back, checking that it has its `recordSize` bytes. Any
@@ -279,32 +262,22 @@ impl ObjectStore {
         target: &OverflowTarget,
         role: BucketUse,
     ) -> Result<(), Error> {
-        let bucket = target.bucket().as_str();
-        let key = target.key_for(SETUP_CHECK_OBJECT);
-        send_with_retries(
-            READ_BUDGET,
-            || {
-                self.s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .body(ByteStream::from_static(
-                        b"written by kinarch setup; safe to delete",
-                    ))
-                    .send()
-            },
-            |err| aws_error_with("S3.PutObject", err, |d| d),
-        )
-        .await
-        .map_err(|err| bucket_unusable(target, role, err))?;
-        send_with_retries(
-            READ_BUDGET,
-            || self.s3.delete_object().bucket(bucket).key(&key).send(),
-            |err| aws_error_with("S3.DeleteObject", err, |d| d),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|err| bucket_unusable(target, role, err))
+        let location = ObjectLocation {
+            bucket: target.bucket().clone(),
+            key: target.key_for(SETUP_CHECK_OBJECT),
+        };
+        let retries = Retries::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(2),
+            Budget::For(READ_BUDGET),
+        );
+        let body = Bytes::from_static(b"written by kinarch setup; safe to delete");
+        self.put(&location, body, retries)
+            .await
+            .map_err(|err| bucket_unusable(target, role, err))?;
+        self.delete(&location)
+            .await
+            .map_err(|err| bucket_unusable(target, role, err))
     }
 }
 

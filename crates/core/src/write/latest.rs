@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::overflow::Overflow;
 use super::{ArchiveWriter, RequestFailure, WriteOutcome, write_error};
+use crate::aws::expression::stored_is_older;
 use crate::aws::item::{Item, PreparedItem, attr};
 use crate::aws::retry::{RetryPolicy, Verdict, retry};
 use crate::domain::config::StreamArchiveConfig;
@@ -99,41 +100,16 @@ impl ArchiveWriter {
             writer: self,
             config,
         };
+        let condition = stored_is_older(&record.sequence_number, record.sub_sequence_number);
         retry(&policy, self.retries(deadline), (), |_| {
-            // Sequence numbers compare numerically: a shorter one is smaller, equal lengths
-            // compare as strings. DynamoDB's size() gives the length of a string. A user
-            // record of a container also replaces the same container's user records with a
-            // lower sub-sequence number, and a plain record with the same sequence number
-            // (which has no subSequenceNumber).
-            let sequence_number = &record.sequence_number;
-            let call = self
-                .dynamodb
+            self.dynamodb
                 .put_item()
                 .table_name(config.table.as_str())
                 .set_item(Some(item.clone()))
-                .expression_attribute_names("#pk", attr::PARTITION_KEY)
-                .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
-                .expression_attribute_values(
-                    ":len",
-                    AttributeValue::N(sequence_number.digits().to_string()),
-                )
-                .expression_attribute_values(
-                    ":seq",
-                    AttributeValue::S(sequence_number.as_str().to_owned()),
-                );
-            let call = match record.sub_sequence_number {
-                None => call.condition_expression(
-                    "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq)",
-                ),
-                Some(sub) => call
-                    .condition_expression(
-                        "attribute_not_exists(#pk) OR size(#seq) < :len OR (size(#seq) = :len AND #seq < :seq) \
-                         OR (#seq = :seq AND (attribute_not_exists(#sub) OR #sub < :sub))",
-                    )
-                    .expression_attribute_names("#sub", attr::SUB_SEQUENCE_NUMBER)
-                    .expression_attribute_values(":sub", AttributeValue::N(sub.to_string())),
-            };
-            call.send()
+                .condition_expression(condition.text.clone())
+                .set_expression_attribute_names(Some(condition.names.clone()))
+                .set_expression_attribute_values(Some(condition.values.clone()))
+                .send()
         })
         .await
         .map_err(|gave_up| RequestFailure::of(gave_up.error))

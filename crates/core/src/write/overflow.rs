@@ -51,9 +51,7 @@ impl ArchiveWriter {
             .await
             .map_err(|_| Error::Internal("overflow slots closed".into()))?;
         let body = bytes::Bytes::copy_from_slice(&record.data);
-        objects
-            .put_payload(&location, body, self.retries(deadline))
-            .await?;
+        objects.put(&location, body, self.retries(deadline)).await?;
         tracing::debug!(
             stream = %config.stream,
             shard = %record.shard_id,
