@@ -709,3 +709,28 @@ async fn latest_with_parquet_keeps_the_state_in_the_table_and_every_user_record_
         "the payload and a newline"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mode_none_without_its_parquet_tag_archives_nothing_and_says_so() {
+    let w = World::start().await;
+    let arn = w.stream("lost", 1).await;
+    kinesis::tag_stream(&w.kinesis, "lost", &[("StreamArchiveMode", "NONE")]).await;
+    let records = put_records(&w, "lost", 3).await;
+    let mut function = bootstrap(&w, w.moto.env()).await;
+    // A function error: the records stay in the stream, none is reported archived.
+    let error = function
+        .invoke(kinesis::event(&arn, &records))
+        .await
+        .error();
+    let message = error.to_string();
+    assert!(
+        message.contains("StreamArchiveMode") && message.contains("ArchiveParquet"),
+        "{message}"
+    );
+    let run = w.kinarch(&["archive", "lost"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("ArchiveParquet"), "{}", run.stderr);
+    let status = w.kinarch(&["status", "lost"]).await;
+    status.expect_code(1);
+    assert!(status.out().contains("ArchiveParquet"), "{}", status.out());
+}

@@ -29,12 +29,13 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
     ("s3:PutObject", "event source mapping: OnFailureDestination=s3 writes the failed batch"),
     ("s3:ListBucket", "event source mapping: OnFailureDestination=s3 checks the bucket"),
     ("kms:Decrypt", "event source mapping: reads streams encrypted with StreamKmsKeyArns"),
-    // (s3:PutObject is also the function's, with OverflowBucketName: aws/objects.rs stores
-    // payloads too large for an item.)
+    // (s3:PutObject is also the function's, with OverflowBucketName or ParquetBucketName:
+    // write/overflow.rs stores payloads too large for an item, write/parquet.rs the Parquet
+    // files, both through aws/objects.rs.)
     // The function (crates/core/src).
     ("kinesis:ListTagsForStream", "function: aws/streams.rs reads the archive config from tags"),
-    ("dynamodb:BatchWriteItem", "function: write/mod.rs writes ALL-mode archives"),
-    ("dynamodb:PutItem", "function: write/mod.rs conditional puts for LATEST-mode archives"),
+    ("dynamodb:BatchWriteItem", "function: write/all.rs writes ALL-mode archives"),
+    ("dynamodb:PutItem", "function: write/latest.rs conditional puts for LATEST-mode archives"),
     (
         "dynamodb:DescribeTable",
         "function: write/mod.rs names a key schema that does not fit after a ValidationException",

@@ -201,7 +201,7 @@ pub struct StreamArchiveConfig {
 /// A stream tag with a value kinarch cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "stream {stream}: tag {tag} has an invalid value: {reason}. Fix the tag, or run `kinarch setup {stream} <ALL|LATEST> <region>` to set it again"
+    "stream {stream}: tag {tag} has an invalid value: {reason}. Fix the tag, or run `kinarch setup {stream} <ALL|LATEST|NONE> <region>` to set it again"
 )]
 pub struct ConfigError {
     /// The stream whose tags were read.
@@ -407,10 +407,25 @@ impl ArchiveTags {
     /// in the original archiver; a missing `ArchiveTTL` means no expiry; the table is
     /// `ArchiveTableName`, else [`tagged_table_name`]. The first invalid tag is the error.
     pub fn config(&self) -> Result<StreamArchiveConfig, ConfigError> {
-        match self.errors().first() {
-            Some(error) => Err((*error).clone()),
-            None => Ok(self.config_despite_invalid().0),
+        if let Some(error) = self.errors().first() {
+            return Err((*error).clone());
         }
+        let config = self.config_despite_invalid().0;
+        // Mode NONE keeps no table: without its Parquet archive nothing would be kept, and
+        // a record counted as archived would be lost.
+        if !config.mode.has_table() && config.parquet.is_none() {
+            return Err(ConfigError {
+                stream: self.stream.clone(),
+                tag: TAG_MODE,
+                reason: format!(
+                    "NONE keeps every record in Parquet files only, and the stream has no \
+                     {TAG_PARQUET} tag saying where (nothing would be archived); add it with \
+                     `kinarch setup {} NONE --parquet s3://BUCKET[/PREFIX]`",
+                    self.stream
+                ),
+            });
+        }
+        Ok(config)
     }
 
     /// The configuration as far as the valid tags go, and the message of each invalid one
@@ -598,5 +613,20 @@ mod tests {
             (target.bucket().as_str(), target.prefix()),
             ("big-records", "kinarch")
         );
+    }
+
+    #[test]
+    fn mode_none_without_its_parquet_archive_is_refused() {
+        let stream = StreamName::new("clicks").unwrap();
+        let err = StreamArchiveConfig::from_tags(&stream, [(TAG_MODE, "NONE")]).unwrap_err();
+        assert_eq!(err.tag, TAG_MODE);
+        assert!(err.to_string().contains("--parquet"), "{err}");
+        let config = StreamArchiveConfig::from_tags(
+            &stream,
+            [(TAG_MODE, "none"), (TAG_PARQUET, "s3://history/kinarch")],
+        )
+        .unwrap();
+        assert_eq!(config.mode, ArchiveMode::None);
+        assert_eq!(config.parquet.unwrap().to_string(), "s3://history/kinarch");
     }
 }

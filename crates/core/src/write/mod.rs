@@ -164,6 +164,15 @@ impl ArchiveWriter {
         records: &[ArchiveRecord],
         deadline: Instant,
     ) -> Result<WriteOutcome, Error> {
+        if !config.mode.has_table() && config.parquet.is_none() {
+            // Nothing would keep the records (ArchiveTags::config refuses such tags; a
+            // library caller's own configuration is checked here).
+            return Err(Error::InvalidInput(format!(
+                "stream {} is archived in mode NONE (Parquet files only) but its configuration \
+                 names no Parquet archive: nothing would be archived",
+                config.stream
+            )));
+        }
         let (expanded, containers) = if config.deaggregate {
             deaggregate_batch(config, records)
         } else {
