@@ -325,8 +325,14 @@ async fn kinarch_archive_writes_parquet_and_a_rerun_adds_no_record_twice() {
     assert_eq!(status["parquet"]["target"], TARGET);
     let newest = status["parquet"]["newestFiles"].as_array().unwrap();
     assert_eq!(newest.len(), 2, "one per shard: {status}");
+    assert_eq!(
+        status["checkpoints"]["stale"].as_array().map(Vec::len),
+        Some(0),
+        "mode NONE's checkpoints are current: {status}"
+    );
     let text = w.kinarch(&["status", "events"]).await;
     assert!(text.ok().out().contains("newest file"), "{}", text.out());
+    assert!(!text.out().contains("stale"), "{}", text.out());
 
     // Athena: the table over the stream's files, its days projected from a year before
     // the archive began (records of the stream's backlog keep their arrival hour).

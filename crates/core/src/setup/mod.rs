@@ -293,7 +293,9 @@ impl Setup {
         let mut stale = Vec::new();
         let shards = loaded
             .map(|mut loaded| {
-                if archive.is_none() {
+                // Without the archive table every checkpoint speaks of one that is gone; mode
+                // NONE has no table, and its checkpoints are current.
+                if archive.is_none() && config.mode.has_table() {
                     loaded.stale.extend(loaded.current.drain());
                 }
                 stale = loaded.stale.into_iter().collect();
