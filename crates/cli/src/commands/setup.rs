@@ -220,8 +220,14 @@ fn header(config: &StreamArchiveConfig, region: &str) -> String {
         None => String::new(),
     };
     if !config.mode.has_table() {
+        // The plan refuses NONE without a Parquet archive.
+        let target = config
+            .parquet
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), ToString::to_string);
         return format!(
-            "Stream {} ({region}): {} mode, {what}{parquet}.\n",
+            "Stream {} ({region}): {} mode, no table: every record in Parquet files under \
+             {target}.\n",
             config.stream, config.mode
         );
     }
