@@ -336,7 +336,7 @@ async fn json_summaries_go_to_standard_output_and_parse() {
     assert_eq!(
         archives,
         serde_json::json!([{"table": "orders-archive-ALL", "mode": "ALL", "stream": "orders",
-            "streamExists": true, "itemCount": 3}]),
+            "streamExists": true, "itemCount": 3, "parquet": null}]),
         "checkpoint tables are not archives"
     );
     let text = kinarch(&moto, &["list"]).await;
