@@ -244,6 +244,42 @@ async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
         .map(|r| (r.partition_key.clone(), r.data.clone()))
         .collect();
     assert_eq!(copied, sent);
+
+    // Paced and journaled from Parquet: a rerun with the same journal sends nothing again.
+    w.stream("paced", 1).await;
+    let journal =
+        std::env::temp_dir().join(format!("kinarch-parquet-journal-{}", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let journal_arg = journal.to_str().unwrap();
+    let args = [
+        "reinject",
+        "orders",
+        "--source",
+        "parquet",
+        "--target",
+        "paced",
+        "--pace",
+        "original",
+        "--speed",
+        "1000",
+        "--journal",
+        journal_arg,
+        "-o",
+        "json",
+        "--yes",
+    ];
+    let first: Value = serde_json::from_str(&w.kinarch(&args).await.ok().out()).unwrap();
+    assert_eq!(first["sent"], 60, "{first}");
+    let again = w.kinarch(&args).await;
+    let second: Value = serde_json::from_str(&again.ok().out()).unwrap();
+    assert_eq!(second["sent"], 0, "{second}");
+    assert!(
+        again.stderr.contains("sent by an earlier run"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(kinesis::read_all(&w.kinesis, "paced").await.len(), 60);
+    let _ = std::fs::remove_file(&journal);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
