@@ -109,7 +109,12 @@ impl ArchiveReader {
                     Ok(part) => {
                         let mut records = archive.read(&part, options);
                         while let Some(record) = records.next().await {
+                            // An error that ends the table's stream ends this one too.
+                            let fatal = record.as_ref().is_err_and(|e| !e.is_per_record());
                             yield record;
+                            if fatal {
+                                return;
+                            }
                         }
                     }
                     Err(err) => yield Err(err),
