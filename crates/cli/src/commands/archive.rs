@@ -161,13 +161,8 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
     let counts = &summary.counts;
     if counts.containers > 0 {
         details.push(format!(
-            "{} KPL {} held {}",
-            counts.containers,
-            if counts.containers == 1 {
-                "container"
-            } else {
-                "containers"
-            },
+            "{} held {}",
+            count(counts.containers, "KPL container"),
             count(counts.user_records, "user record")
         ));
     }
@@ -197,13 +192,8 @@ pub(crate) fn render(summary: &ArchiveSummary) -> String {
     }
     if counts.parquet_files > 0 {
         details.push(format!(
-            "{} Parquet {} written ({} bytes)",
-            counts.parquet_files,
-            if counts.parquet_files == 1 {
-                "file"
-            } else {
-                "files"
-            },
+            "{} written ({} bytes)",
+            count(counts.parquet_files, "Parquet file"),
             counts.parquet_bytes
         ));
     }
