@@ -21,7 +21,7 @@ const BUCKET: &str = "history";
 const TARGET: &str = "s3://history/kinarch";
 
 /// (key, sequence number, shard, data) of every record: what both stores must hold.
-type Row = kinarch_tests::dynamo::ArchivedRecord;
+type Row = dynamo::ArchivedRecord;
 
 fn stream_rows(records: &[StreamRecord]) -> BTreeSet<Row> {
     kinesis::as_archived(records)
@@ -91,10 +91,19 @@ fn by_shard(records: &[StreamRecord]) -> Vec<Vec<StreamRecord>> {
     shards.into_values().collect()
 }
 
-async fn bootstrap(w: &World, env: Vec<(String, String)>) -> LambdaFunction {
-    let mut env = env;
+/// Delivers `records` of stream `arn` to the function as one event, and checks that every
+/// record was archived (no partial batch failure).
+async fn deliver(function: &mut LambdaFunction, arn: &str, records: &[StreamRecord]) {
+    let response = function
+        .invoke(kinesis::event(arn, records))
+        .await
+        .response();
+    assert!(failures(&response).is_empty(), "{response}");
+}
+
+/// The real `bootstrap` on a loopback Runtime API, with `env` and info-level logs.
+async fn bootstrap(mut env: Vec<(String, String)>) -> LambdaFunction {
     env.push(("RUST_LOG".into(), "info".into()));
-    let _ = w;
     LambdaFunction::start(&kinarch_tests::binary("bootstrap"), &env).await
 }
 
@@ -106,14 +115,10 @@ async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
     let clicks = w.set_up("clicks", 1, "NONE", &["--parquet", TARGET]).await;
     let order_records = put_records(&w, "orders", 60).await;
     let click_records = put_records(&w, "clicks", 20).await;
-    let mut function = bootstrap(&w, w.moto.env()).await;
+    let mut function = bootstrap(w.moto.env()).await;
     for (arn, records) in [(&orders, &order_records), (&clicks, &click_records)] {
         for shard in by_shard(records) {
-            let response = function
-                .invoke(kinesis::event(arn, &shard))
-                .await
-                .response();
-            assert!(failures(&response).is_empty(), "{response}");
+            deliver(&mut function, arn, &shard).await;
         }
     }
 
@@ -162,11 +167,7 @@ async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
     // overlap, the readers keep each record once.
     let first_shard = &by_shard(&order_records)[0];
     for batch in [&first_shard[..], &first_shard[5..]] {
-        let response = function
-            .invoke(kinesis::event(&orders, batch))
-            .await
-            .response();
-        assert!(failures(&response).is_empty(), "{response}");
+        deliver(&mut function, &orders, batch).await;
     }
     let (rows, _) = duckdb_rows(&w, "overlap").await;
     assert!(
@@ -289,7 +290,7 @@ async fn a_failed_parquet_write_fails_the_whole_batch_before_any_item() {
     s3::create_bucket(&w.s3, BUCKET).await;
     let arn = w.set_up("orders", 1, "ALL", &["--parquet", TARGET]).await;
     let records = put_records(&w, "orders", 12).await;
-    let mut function = bootstrap(&w, w.moto.env_via(&proxy.endpoint())).await;
+    let mut function = bootstrap(w.moto.env_via(&proxy.endpoint())).await;
     proxy.set_rule(|call| {
         (call.target == "S3.PutObject").then(|| Fault::Error {
             status: 403,
@@ -310,18 +311,13 @@ async fn a_failed_parquet_write_fails_the_whole_batch_before_any_item() {
 
     // Delivered again once S3 takes the writes: both stores hold every record.
     proxy.heal();
-    let response = function
-        .invoke(kinesis::event(&arn, &records))
-        .await
-        .response();
-    assert!(failures(&response).is_empty(), "{response}");
+    deliver(&mut function, &arn, &records).await;
     assert_eq!(w.items("orders-archive-ALL").await.len(), 12);
     let (rows, _) = duckdb_rows(&w, "healed").await;
     assert_eq!(
         rows.into_iter().collect::<BTreeSet<_>>(),
         stream_rows(&records)
     );
-    let _ = dynamo::scan_all;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +325,7 @@ async fn kinarch_archive_writes_parquet_and_a_rerun_adds_no_record_twice() {
     let w = World::start().await;
     s3::create_bucket(&w.s3, BUCKET).await;
     w.set_up("events", 2, "NONE", &["--parquet", TARGET]).await;
-    let first = put_records(&w, "events", 30).await;
+    put_records(&w, "events", 30).await;
     let run = w.kinarch(&["archive", "events", "-o", "json"]).await;
     let summary: Value = serde_json::from_str(&run.ok().out()).unwrap();
     assert_eq!(summary["written"], 30);
@@ -351,7 +347,6 @@ async fn kinarch_archive_writes_parquet_and_a_rerun_adds_no_record_twice() {
     let (rows, _) = duckdb_rows(&w, "archive").await;
     assert_eq!(rows.len(), 40, "no record twice");
     assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), stream_rows(&all));
-    let _ = first;
 
     // status: mode NONE is healthy without a table, and says where the files are.
     let status = w.kinarch(&["status", "events", "-o", "json"]).await;
@@ -403,17 +398,9 @@ async fn an_archive_that_turned_parquet_on_later_is_read_from_both_stores() {
     let arn = w.set_up("orders", 1, "ALL", &[]).await;
     let mut env = w.moto.env();
     env.push(("KINARCH_CONFIG_REFRESH_SECONDS".into(), "0".into()));
-    let mut function = bootstrap(&w, env).await;
+    let mut function = bootstrap(env).await;
     let older = put_records(&w, "orders", 10).await;
-    assert!(
-        failures(
-            &function
-                .invoke(kinesis::event(&arn, &older))
-                .await
-                .response()
-        )
-        .is_empty()
-    );
+    deliver(&mut function, &arn, &older).await;
 
     // Parquet turned on: setup writes the marker of when it began (15 minutes from now, so
     // that every archiver has seen the tag). The test moves that start to just after the
@@ -470,15 +457,7 @@ async fn an_archive_that_turned_parquet_on_later_is_read_from_both_stores() {
         kinesis::read_all(&w.kinesis, "orders").await[10..].to_vec()
     };
     assert!(newer.iter().all(|r| r.arrival >= since));
-    assert!(
-        failures(
-            &function
-                .invoke(kinesis::event(&arn, &newer))
-                .await
-                .response()
-        )
-        .is_empty()
-    );
+    deliver(&mut function, &arn, &newer).await;
 
     // The table loses the newer items (as a TTL would): auto still reads them, from Parquet.
     for r in &newer {
@@ -669,12 +648,8 @@ async fn latest_with_parquet_keeps_the_state_in_the_table_and_every_user_record_
         record(&containers[1].0, &seq(3), containers[1].1.clone()),
         record("big", &seq(4), big.clone()),
     ];
-    let mut function = bootstrap(&w, w.moto.env()).await;
-    let response = function
-        .invoke(kinesis::event(&arn, &records))
-        .await
-        .response();
-    assert!(failures(&response).is_empty(), "{response}");
+    let mut function = bootstrap(w.moto.env()).await;
+    deliver(&mut function, &arn, &records).await;
 
     // The table: the newest record of each key (the 5 MiB one as an oversize marker).
     let items = w.items("prices-archive-LATEST").await;
@@ -758,7 +733,7 @@ async fn mode_none_without_its_parquet_tag_archives_nothing_and_says_so() {
     let arn = w.stream("lost", 1).await;
     kinesis::tag_stream(&w.kinesis, "lost", &[("StreamArchiveMode", "NONE")]).await;
     let records = put_records(&w, "lost", 3).await;
-    let mut function = bootstrap(&w, w.moto.env()).await;
+    let mut function = bootstrap(w.moto.env()).await;
     // A function error: the records stay in the stream, none is reported archived.
     let error = function
         .invoke(kinesis::event(&arn, &records))
