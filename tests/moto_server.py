@@ -21,9 +21,12 @@ all of them: the emulator is a test double and a few microseconds each cost noth
 """
 
 import functools
+import os
 import re
 import sys
 import threading
+
+import werkzeug.serving
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.kinesis.models import Shard
@@ -46,6 +49,31 @@ def _atomic(cls, name):
 for _name in ("put_item", "update_item", "delete_item", "transact_write_items"):
     _atomic(DynamoDBBackend, _name)
 _atomic(Shard, "put_record")
+
+
+def _report_port(make_server):
+    """Writes the port the server bound into $KINARCH_MOTO_PORT_FILE (atomically).
+
+    The harness starts moto with `-p 0` and waits for this file: a port probed free and then
+    passed to moto can be taken in between by another test's listener, and a harness that
+    only checks that the port answers would then talk to that listener (a fault proxy in
+    front of another test's moto) as if it were its own emulator.
+    """
+    port_file = os.environ.get("KINARCH_MOTO_PORT_FILE")
+
+    @functools.wraps(make_server)
+    def reporting(*args, **kwargs):
+        server = make_server(*args, **kwargs)
+        if port_file:
+            with open(port_file + ".tmp", "w") as f:
+                f.write(str(server.server_port))
+            os.replace(port_file + ".tmp", port_file)
+        return server
+
+    return reporting
+
+
+werkzeug.serving.make_server = _report_port(werkzeug.serving.make_server)
 
 if __name__ == "__main__":
     sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])

@@ -1,6 +1,5 @@
 //! A moto server (DynamoDB + Kinesis emulator) per test, on a free loopback port.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,11 +36,11 @@ fn server_script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_server.py")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+/// A file name of this process that no other start uses.
+fn port_file() -> std::path::PathBuf {
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("kinarch-moto-{}-{n}.port", std::process::id()))
 }
 
 impl Moto {
@@ -53,48 +52,58 @@ impl Moto {
             "{} is missing: run bin/test once (it installs the emulator), or set KINARCH_TOOLS_DIR",
             server.display()
         );
-        Moto::try_start().expect("moto server did not start on any port")
+        Moto::try_start().expect("moto server did not start")
     }
 
     /// Starts moto server and waits until it answers; `None` when it is not installed or
     /// does not start (the benchmarks then skip their moto scenarios).
+    ///
+    /// moto binds port 0 and `moto_server.py` reports the port it got: probing a free port
+    /// and passing it to moto lets another test's listener take it in between, and this
+    /// test would then talk to that listener as if it were its own emulator (seen once: two
+    /// tests sharing one moto through a fault proxy).
     pub fn try_start() -> Option<Moto> {
         let server = server_path();
         if !server.exists() {
             return None;
         }
-        for _attempt in 0..5 {
-            let port = free_port();
-            let child = Command::new(&server)
-                .arg(server_script())
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let mut moto = Moto { child, port };
-            if moto.wait_ready() {
-                return Some(moto);
-            }
-            // Port taken between our probe and moto's bind: try another.
-        }
-        None
+        let port_file = port_file();
+        let _ = std::fs::remove_file(&port_file);
+        let child = Command::new(&server)
+            .arg(server_script())
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .env("KINARCH_MOTO_PORT_FILE", &port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut moto = Moto { child, port: 0 };
+        let port = moto.wait_ready(&port_file);
+        let _ = std::fs::remove_file(&port_file);
+        moto.port = port?;
+        Some(moto)
     }
 
-    fn wait_ready(&mut self) -> bool {
+    /// The port moto reported once it answers there; `None` when it exits or takes too long.
+    fn wait_ready(&mut self, port_file: &std::path::Path) -> Option<u16> {
         let start = Instant::now();
         // Generous: on a fresh machine many tests start moto at once while cargo builds.
         while start.elapsed() < Duration::from_secs(120) {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
+                return None;
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+            let reported = std::fs::read_to_string(port_file)
+                .ok()
+                .and_then(|port| port.trim().parse::<u16>().ok());
+            if let Some(port) = reported
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return Some(port);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        false
+        None
     }
 
     /// `http://127.0.0.1:PORT`.
