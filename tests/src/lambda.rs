@@ -327,6 +327,16 @@ impl LambdaFunction {
         self.invoke_body(event.to_string().into(), remaining).await
     }
 
+    /// Delivers `records` of stream `arn` as one Kinesis event and checks that the function
+    /// archived every one (no partial batch failure).
+    pub async fn deliver(&mut self, arn: &str, records: &[crate::kinesis::StreamRecord]) {
+        let response = self
+            .invoke(crate::kinesis::event(arn, records))
+            .await
+            .response();
+        assert!(failures(&response).is_empty(), "{response}");
+    }
+
     /// Invokes the function with a body that need not be JSON at all.
     pub async fn invoke_raw(&mut self, body: &str) -> Invocation {
         self.invoke_body(

@@ -46,6 +46,8 @@ pub struct Call {
     /// The access key id that signed the request (`Credential=AKID/...` of the SigV4
     /// `Authorization` header); empty if unsigned.
     pub access_key_id: String,
+    /// The request's path (for S3: `/BUCKET/KEY`).
+    pub path: String,
 }
 
 impl Call {
@@ -398,6 +400,7 @@ async fn apply_rule(
         body: String::from_utf8_lossy(&body).into_owned(),
         nth_of_target,
         access_key_id,
+        path: parts.uri.path().to_owned(),
     };
     let rule = shared.rule.lock().unwrap().clone();
     let fault = rule(&call);

@@ -23,5 +23,6 @@ mod parquet_peers;
 mod reinject;
 mod replays;
 mod template;
+mod tier;
 mod time_index;
 mod windows;

@@ -91,16 +91,6 @@ fn by_shard(records: &[StreamRecord]) -> Vec<Vec<StreamRecord>> {
     shards.into_values().collect()
 }
 
-/// Delivers `records` of stream `arn` to the function as one event, and checks that every
-/// record was archived (no partial batch failure).
-async fn deliver(function: &mut LambdaFunction, arn: &str, records: &[StreamRecord]) {
-    let response = function
-        .invoke(kinesis::event(arn, records))
-        .await
-        .response();
-    assert!(failures(&response).is_empty(), "{response}");
-}
-
 /// The real `bootstrap` on a loopback Runtime API, with `env` and info-level logs.
 async fn bootstrap(mut env: Vec<(String, String)>) -> LambdaFunction {
     env.push(("RUST_LOG".into(), "info".into()));
@@ -118,7 +108,7 @@ async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
     let mut function = bootstrap(w.moto.env()).await;
     for (arn, records) in [(&orders, &order_records), (&clicks, &click_records)] {
         for shard in by_shard(records) {
-            deliver(&mut function, arn, &shard).await;
+            function.deliver(arn, &shard).await;
         }
     }
 
@@ -167,7 +157,7 @@ async fn the_lambda_function_archives_to_parquet_beside_the_table_and_alone() {
     // overlap, the readers keep each record once.
     let first_shard = &by_shard(&order_records)[0];
     for batch in [&first_shard[..], &first_shard[5..]] {
-        deliver(&mut function, &orders, batch).await;
+        function.deliver(&orders, batch).await;
     }
     let (rows, _) = duckdb_rows(&w, "overlap").await;
     assert!(
@@ -311,7 +301,7 @@ async fn a_failed_parquet_write_fails_the_whole_batch_before_any_item() {
 
     // Delivered again once S3 takes the writes: both stores hold every record.
     proxy.heal();
-    deliver(&mut function, &arn, &records).await;
+    function.deliver(&arn, &records).await;
     assert_eq!(w.items("orders-archive-ALL").await.len(), 12);
     let (rows, _) = duckdb_rows(&w, "healed").await;
     assert_eq!(
@@ -400,7 +390,7 @@ async fn an_archive_that_turned_parquet_on_later_is_read_from_both_stores() {
     env.push(("KINARCH_CONFIG_REFRESH_SECONDS".into(), "0".into()));
     let mut function = bootstrap(env).await;
     let older = put_records(&w, "orders", 10).await;
-    deliver(&mut function, &arn, &older).await;
+    function.deliver(&arn, &older).await;
 
     // Parquet turned on: setup writes the marker of when it began (15 minutes from now, so
     // that every archiver has seen the tag). The test moves that start to just after the
@@ -457,7 +447,7 @@ async fn an_archive_that_turned_parquet_on_later_is_read_from_both_stores() {
         kinesis::read_all(&w.kinesis, "orders").await[10..].to_vec()
     };
     assert!(newer.iter().all(|r| r.arrival >= since));
-    deliver(&mut function, &arn, &newer).await;
+    function.deliver(&arn, &newer).await;
 
     // The table loses the newer items (as a TTL would): auto still reads them, from Parquet.
     for r in &newer {
@@ -649,7 +639,7 @@ async fn latest_with_parquet_keeps_the_state_in_the_table_and_every_user_record_
         record("big", &seq(4), big.clone()),
     ];
     let mut function = bootstrap(w.moto.env()).await;
-    deliver(&mut function, &arn, &records).await;
+    function.deliver(&arn, &records).await;
 
     // The table: the newest record of each key (the 5 MiB one as an oversize marker).
     let items = w.items("prices-archive-LATEST").await;

@@ -55,6 +55,8 @@ impl From<Error> for Failure {
             err @ Error::Selection(_) => Failure::Usage(err.to_string()),
             // The command names another stream's archive: --force or another name.
             err @ Error::ArchiveOfAnotherStream { .. } => Failure::Usage(err.to_string()),
+            // A LATEST table or mode NONE: nothing to tier; the message says why.
+            err @ Error::NotTierable { .. } => Failure::Usage(err.to_string()),
             // Its message says what to do, by what S3 answered; a hint would only repeat it.
             err @ Error::BucketUnusable { .. } => Failure::Runtime(err.to_string()),
             // No answer from AWS: no credentials provider had any. The SDK's chain of

@@ -330,6 +330,15 @@ pub enum Error {
         #[source]
         source: Option<Box<Error>>,
     },
+    /// `kinarch tier` of an archive whose table holds no history to move (a LATEST table
+    /// holds the state; mode NONE has no table).
+    #[error("stream {stream}'s archive cannot be tiered: {reason}")]
+    NotTierable {
+        /// The stream.
+        stream: StreamName,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A caller passed options that cannot work together.
     #[error("{0}")]
     InvalidInput(String),

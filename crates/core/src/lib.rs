@@ -24,6 +24,7 @@ pub mod poller;
 pub mod read;
 pub mod replay;
 pub mod setup;
+pub mod tier;
 pub mod write;
 
 pub use domain::config::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};

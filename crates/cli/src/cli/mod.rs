@@ -389,6 +389,86 @@ Examples:
   kinarch athena-ddl orders --first-day 2025-01-01 --table-name orders_history"
     )]
     AthenaDdl(AthenaDdlArgs),
+
+    /// Move the old items of an ALL table into the Parquet archive in S3.
+    #[command(
+        long_about = "\
+Move the items of a stream's ALL table whose record arrived before --older-than into its
+Parquet archive (the ArchiveParquet tag, or --parquet s3://BUCKET[/PREFIX]): the same object
+layout and schema as the archiver's files, one file per shard and arrival hour. The table is
+read as `kinarch scan` reads it: through the time index when it has one, else a Scan
+(--segment I/N: one worker's share). Payloads in the overflow bucket are copied into the
+files; oversize markers become rows with no data and oversize = true.
+
+Every file is read back and checked (row count, and a digest of each row's key, sequence
+number and bytes) before any item it holds is deleted. Without --delete nothing is deleted:
+run it once, look (`kinarch scan STREAM --source parquet`), then again with --delete. With
+--delete the checked items are deleted (and the overflow objects of those items). A record
+already in the archive's files with the same content (a run that was interrupted, a record
+the Lambda function also wrote) is not written again: rerun after Ctrl-C or a crash, and it
+goes on where it stopped. --dry-run reads and counts: items, bytes, files, and what they cost
+per month in the table and would cost in S3 at list prices.
+
+LATEST tables hold the newest record of each key (the state), not history: they are refused.
+Exit status: 0 when every item read is in a checked file (and deleted, with --delete); 1
+when something was left (a file that did not check out, a record whose archived row
+differs, an item that cannot be read or deleted), each named on standard error; 130/143 on
+Ctrl-C/SIGTERM (what was done is said; run it again to go on).
+
+AWS permissions: dynamodb:Scan (or Query on the time index), DescribeTable, and
+BatchWriteItem with --delete; kinesis:ListTagsForStream, ListShards; s3:ListBucket,
+GetObject, PutObject on the Parquet prefix; s3:GetObject (and DeleteObject with --delete)
+on the overflow prefix.",
+        after_help = "\
+Examples:
+  kinarch tier orders --older-than 90d --dry-run     # what moves, the saving
+  kinarch tier orders --older-than 2026-01-01        # copy, check, keep items
+  kinarch tier orders --older-than 2026-01-01 --delete
+  kinarch tier gone-stream --table gone-stream-archive-all \\
+      --parquet s3://history/kinarch --older-than now --delete"
+    )]
+    Tier(TierArgs),
+}
+
+/// `kinarch tier`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TierArgs {
+    /// The stream whose ALL table is tiered (it may be gone: see --table and --parquet).
+    #[arg(value_parser = parse_stream)]
+    pub(crate) stream: StreamArg,
+    /// Move the items whose record arrived before TIME (exclusive; see TIME in `kinarch scan
+    /// --help`: 2026-01-01, 90d for 90 days ago, now).
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) older_than: TimeArg,
+    /// Delete each item from the table (and its overflow object) once the file holding it
+    /// was read back and checked.
+    #[arg(long)]
+    pub(crate) delete: bool,
+    /// Read and count only: items, bytes, files, the monthly saving. Writes and deletes
+    /// nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Write the files under s3://BUCKET[/PREFIX] instead of where the stream's
+    /// ArchiveParquet tag says (needed when the stream has no tag or is gone).
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = parse_overflow_target)]
+    pub(crate) parquet: Option<OverflowTarget>,
+    /// Tier this table (its mode from its key schema), whatever the stream's tags say;
+    /// needed when the stream is gone and several tables could be its archive.
+    #[arg(long, value_name = "NAME", value_parser = parse_table)]
+    pub(crate) table: Option<TableName>,
+    /// Tier the table even when its ArchivedStream tag names another stream.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Read only segment I of N of the table's parallel scan: one worker of N (as for
+    /// `kinarch scan`).
+    #[arg(long, value_name = "I/N", value_parser = parse_worker_segment)]
+    pub(crate) segment: Option<WorkerSegment>,
+    /// Read with a Scan even when the table has a time index.
+    #[arg(long)]
+    pub(crate) no_time_index: bool,
+    /// How to print the report: text, or one JSON document.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
 }
 
 /// `kinarch athena-ddl`.

@@ -10,6 +10,7 @@ mod read;
 mod reinject;
 mod setup;
 mod status;
+mod tier;
 
 use aws_config::SdkConfig;
 use kinarch_core::StreamName;
@@ -46,6 +47,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(args) => list::run(&sdk, args).await,
         Command::Export(args) => export::run(&sdk, &global, args).await,
         Command::AthenaDdl(args) => athena::run(&sdk, &global, args).await,
+        Command::Tier(args) => tier::run(&sdk, &global, args).await,
     }
 }
 
@@ -77,6 +79,7 @@ fn regions_given(command: &Command) -> Vec<(String, String)> {
         Command::Put(args) => regions.extend(arn(&args.stream)),
         Command::Export(args) => regions.extend(arn(&args.stream)),
         Command::AthenaDdl(args) => regions.extend(arn(&args.stream)),
+        Command::Tier(args) => regions.extend(arn(&args.stream)),
         Command::Completions(_) | Command::List(_) => {}
     }
     regions

@@ -19,6 +19,7 @@ use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_types::os_shim_internal::{Env, Fs};
 
+pub(crate) mod batch_write;
 pub mod error;
 pub mod expression;
 pub mod item;

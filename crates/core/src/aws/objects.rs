@@ -19,9 +19,11 @@ use bytes::Bytes;
 use crate::aws::error::{AwsErrorKind, Unmodeled};
 use crate::aws::retry::{Budget, Retries, RetryPolicy, Verdict, retry};
 use crate::aws::{aws_error_with, send_with_retries};
+use crate::domain::names::StreamName;
 use crate::domain::overflow::{
     BucketName, BucketUse, ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload,
 };
+use crate::domain::parquet::{ParquetMarker, ParquetTarget, marker_key};
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
@@ -278,6 +280,56 @@ impl ObjectStore {
         self.delete(&location)
             .await
             .map_err(|err| bucket_unusable(target, role, err))
+    }
+}
+
+impl ObjectStore {
+    /// The marker object of `stream`'s Parquet archive under `target` (see
+    /// [`ParquetMarker`]); `None` when there is none. A marker that is not kinarch's is
+    /// refused, naming the object.
+    pub async fn marker(
+        &self,
+        target: &ParquetTarget,
+        stream: &StreamName,
+    ) -> Result<Option<ParquetMarker>, Error> {
+        let location = marker_location(target, stream);
+        let Some(bytes) = self.get(&location).await? else {
+            return Ok(None);
+        };
+        ParquetMarker::parse(&bytes).map(Some).map_err(|e| {
+            Error::InvalidInput(format!(
+                "the marker object {location} is not kinarch's ({e}): delete it, or run \
+                 `kinarch setup` with --parquet again"
+            ))
+        })
+    }
+
+    /// Writes `marker` as the marker object of its stream under `target`.
+    pub async fn put_marker(
+        &self,
+        target: &ParquetTarget,
+        stream: &StreamName,
+        marker: &ParquetMarker,
+    ) -> Result<(), Error> {
+        let retries = Retries::new(
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+            Budget::For(Duration::from_secs(60)),
+        );
+        self.put(
+            &marker_location(target, stream),
+            marker.to_json().into(),
+            retries,
+        )
+        .await
+    }
+}
+
+/// Where the marker object of `stream` under `target` is.
+fn marker_location(target: &ParquetTarget, stream: &StreamName) -> ObjectLocation {
+    ObjectLocation {
+        bucket: target.bucket().clone(),
+        key: marker_key(target, stream),
     }
 }
 

@@ -15,4 +15,5 @@ pub mod plan;
 pub mod record;
 pub mod selection;
 pub mod sequence;
+pub mod tier;
 pub mod timefmt;

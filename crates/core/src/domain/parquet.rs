@@ -87,67 +87,117 @@ pub fn marker_key(target: &ParquetTarget, stream: &StreamName) -> String {
     format!("{}{MARKER_NAME}", stream_prefix(target, stream))
 }
 
-/// The marker object `kinarch setup` writes when it turns the Parquet archive on for a
-/// stream: records that arrived from `parquet_since` on are in the Parquet archive; those
-/// before only in the table (if it still holds them). `--source auto` splits a read there.
-/// Its JSON: `{"stream": "orders", "parquetSince": "2026-05-01T12:15:00.000Z"}`.
+/// The marker object of a stream's Parquet archive: what a `--source auto` read needs to
+/// know to find each record in the table or in the files.
+/// - `parquetSince`, written by `kinarch setup` when it turns the Parquet archive on: records
+///   that arrived from then on are in the Parquet archive; those before only in the table
+///   (if it still holds them).
+/// - `tieredBefore`, written by `kinarch tier --delete` before it deletes items: records that
+///   arrived before it are in the Parquet archive and may be gone from the table.
+///
+/// Its JSON: `{"parquetSince":"2026-05-01T12:15:00.000Z","stream":"orders","tieredBefore":
+/// "2026-01-01T00:00:00.000Z"}`; either time may be absent (a stream tiered into files
+/// without the archiver ever writing Parquet has no `parquetSince`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParquetMarker {
     /// The stream.
     pub stream: String,
     /// The first arrival time whose records are all in the Parquet archive: setup's time
     /// plus [`START_MARGIN`].
-    pub parquet_since: DateTime<Utc>,
+    pub parquet_since: Option<DateTime<Utc>>,
+    /// Records that arrived before this were moved into the Parquet archive by `kinarch
+    /// tier --delete`.
+    pub tiered_before: Option<DateTime<Utc>>,
 }
 
 impl ParquetMarker {
     /// The marker's JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::json!({
-            "stream": self.stream,
-            "parquetSince": crate::domain::selection::rfc3339(self.parquet_since),
-        })
-        .to_string()
-        .into_bytes()
+        let mut value = serde_json::json!({ "stream": self.stream });
+        if let Some(since) = self.parquet_since {
+            value["parquetSince"] = crate::domain::selection::rfc3339(since).into();
+        }
+        if let Some(before) = self.tiered_before {
+            value["tieredBefore"] = crate::domain::selection::rfc3339(before).into();
+        }
+        value.to_string().into_bytes()
     }
 
     /// Reads a marker's JSON; `Err` says what is wrong with it.
     pub fn parse(json: &[u8]) -> Result<Self, String> {
         let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-        let text = |name: &str| {
-            value[name]
-                .as_str()
-                .ok_or_else(|| format!("no {name:?} string"))
+        let stream = value["stream"]
+            .as_str()
+            .ok_or_else(|| "no \"stream\" string".to_owned())?;
+        let time = |name: &str| match &value[name] {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(text) => crate::domain::timefmt::parse_time(text)
+                .map(Some)
+                .map_err(|e| format!("{name}: {e}")),
+            _ => Err(format!("{name:?} is not a string")),
         };
         Ok(Self {
-            stream: text("stream")?.to_owned(),
-            parquet_since: crate::domain::timefmt::parse_time(text("parquetSince")?)
-                .map_err(|e| format!("parquetSince: {e}"))?,
+            stream: stream.to_owned(),
+            parquet_since: time("parquetSince")?,
+            tiered_before: time("tieredBefore")?,
         })
     }
 }
 
-/// Where a read of `window` goes when the archive has a table and a Parquet archive that
-/// began at `since` (`--source auto`): the part that arrived before `since` from the table,
-/// the rest from the Parquet files; a part the window leaves empty is left out. Without a
-/// known start (no marker: the tag was set by hand), all from the table, which holds what
-/// was archived since setup.
-pub fn split_at_start(
+/// The store a part of an `auto` read goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The DynamoDB table.
+    Table,
+    /// The Parquet files.
+    Parquet,
+}
+
+/// Where a read of `window` goes when the archive has a table and a Parquet archive
+/// (`--source auto`), in the order its parts are read (older arrivals first): what arrived
+/// before the marker's `tieredBefore` from the files, then the table up to `parquetSince`,
+/// then the files again. A read of one key (`by_key`) takes the table from `tieredBefore`
+/// on (one Query: the table holds the key's newer records too). Without a marker (the tag was
+/// set by hand), all from the table. Parts the window leaves empty are left out.
+pub fn read_parts(
     window: &TimeWindow,
-    since: Option<DateTime<Utc>>,
-) -> (Option<TimeWindow>, Option<TimeWindow>) {
-    let Some(since) = since else {
-        return (Some(*window), None);
+    by_key: bool,
+    marker: Option<&ParquetMarker>,
+) -> Vec<(Store, TimeWindow)> {
+    let tiered = marker.and_then(|m| m.tiered_before);
+    let since = marker
+        .and_then(|m| m.parquet_since)
+        .filter(|_| !by_key)
+        .map(|since| tiered.map_or(since, |tiered| since.max(tiered)));
+    let clip = |after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>| {
+        let after = match (window.after, after) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let before = match (window.before, before) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (after, before) {
+            (Some(after), Some(before)) if after >= before => None,
+            _ => Some(TimeWindow::new(after, before)),
+        }
     };
-    let table_before = window.before.map_or(since, |before| before.min(since));
-    let table = TimeWindow::new(window.after, Some(table_before));
-    let parquet_after = window.after.map_or(since, |after| after.max(since));
-    let parquet = TimeWindow::new(Some(parquet_after), window.before);
-    let non_empty = |w: TimeWindow| match (w.after, w.before) {
-        (Some(after), Some(before)) if after >= before => None,
-        _ => Some(w),
-    };
-    (non_empty(table), non_empty(parquet))
+    let candidates = [
+        tiered.map(|tiered| (Store::Parquet, clip(None, Some(tiered)))),
+        Some((Store::Table, clip(tiered, since))),
+        since.map(|since| (Store::Parquet, clip(Some(since), None))),
+    ];
+    let mut parts: Vec<(Store, TimeWindow)> = Vec::new();
+    for (store, part) in candidates.into_iter().flatten() {
+        let Some(part) = part else { continue };
+        match parts.last_mut() {
+            // Adjacent parts of one store are one read.
+            Some((last, window)) if *last == store => window.before = part.before,
+            _ => parts.push((store, part)),
+        }
+    }
+    parts
 }
 
 /// What a file's key says about it.
@@ -537,49 +587,104 @@ mod tests {
     }
 
     #[test]
-    fn an_auto_read_splits_at_the_parquet_start() {
+    fn an_auto_read_splits_at_the_marker_s_times() {
         let t = |s: &str| parse_time(s).unwrap();
-        let since = Some(t("2026-05-01T12:00:00Z"));
+        let marker = |since: Option<&str>, tiered: Option<&str>| ParquetMarker {
+            stream: "orders".into(),
+            parquet_since: since.map(t),
+            tiered_before: tiered.map(t),
+        };
+        let w = |a: Option<&str>, b: Option<&str>| TimeWindow::new(a.map(t), b.map(t));
         let whole = TimeWindow::default();
+        let since = marker(Some("2026-05-01T12:00:00Z"), None);
         assert_eq!(
-            split_at_start(&whole, since),
-            (
-                Some(TimeWindow::new(None, since)),
-                Some(TimeWindow::new(since, None))
-            )
+            read_parts(&whole, false, Some(&since)),
+            vec![
+                (Store::Table, w(None, Some("2026-05-01T12:00:00Z"))),
+                (Store::Parquet, w(Some("2026-05-01T12:00:00Z"), None)),
+            ]
         );
-        let before = TimeWindow::new(
-            Some(t("2026-05-01T10:00:00Z")),
-            Some(t("2026-05-01T11:00:00Z")),
+        let before = w(Some("2026-05-01T10:00:00Z"), Some("2026-05-01T11:00:00Z"));
+        assert_eq!(
+            read_parts(&before, false, Some(&since)),
+            vec![(Store::Table, before)]
         );
-        assert_eq!(split_at_start(&before, since), (Some(before), None));
-        let after = TimeWindow::new(Some(t("2026-05-01T13:00:00Z")), None);
-        assert_eq!(split_at_start(&after, since), (None, Some(after)));
-        let across = TimeWindow::new(
-            Some(t("2026-05-01T11:00:00Z")),
-            Some(t("2026-05-01T13:00:00Z")),
+        let after = w(Some("2026-05-01T13:00:00Z"), None);
+        assert_eq!(
+            read_parts(&after, false, Some(&since)),
+            vec![(Store::Parquet, after)]
+        );
+        assert_eq!(read_parts(&whole, false, None), vec![(Store::Table, whole)]);
+        // A key reads the table (one Query) without a tier.
+        assert_eq!(
+            read_parts(&whole, true, Some(&since)),
+            vec![(Store::Table, whole)]
+        );
+
+        // Tiered before the Parquet archive began: files, table, files.
+        let both = marker(Some("2026-05-01T12:00:00Z"), Some("2026-03-01T00:00:00Z"));
+        assert_eq!(
+            read_parts(&whole, false, Some(&both)),
+            vec![
+                (Store::Parquet, w(None, Some("2026-03-01T00:00:00Z"))),
+                (
+                    Store::Table,
+                    w(Some("2026-03-01T00:00:00Z"), Some("2026-05-01T12:00:00Z"))
+                ),
+                (Store::Parquet, w(Some("2026-05-01T12:00:00Z"), None)),
+            ]
         );
         assert_eq!(
-            split_at_start(&across, since),
-            (
-                Some(TimeWindow::new(across.after, since)),
-                Some(TimeWindow::new(since, across.before))
-            )
+            read_parts(&whole, true, Some(&both)),
+            vec![
+                (Store::Parquet, w(None, Some("2026-03-01T00:00:00Z"))),
+                (Store::Table, w(Some("2026-03-01T00:00:00Z"), None)),
+            ]
         );
-        assert_eq!(split_at_start(&across, None), (Some(across), None));
+        // Tiered past the Parquet archive's start: the files alone, one read.
+        let past = marker(Some("2026-05-01T12:00:00Z"), Some("2026-06-01T00:00:00Z"));
+        assert_eq!(
+            read_parts(&whole, false, Some(&past)),
+            vec![(Store::Parquet, whole)]
+        );
+        // Tiered without the archiver writing Parquet: files, then the table.
+        let tier_only = marker(None, Some("2026-03-01T00:00:00Z"));
+        let window = w(Some("2026-02-01T00:00:00Z"), Some("2026-04-01T00:00:00Z"));
+        assert_eq!(
+            read_parts(&window, false, Some(&tier_only)),
+            vec![
+                (
+                    Store::Parquet,
+                    w(Some("2026-02-01T00:00:00Z"), Some("2026-03-01T00:00:00Z"))
+                ),
+                (
+                    Store::Table,
+                    w(Some("2026-03-01T00:00:00Z"), Some("2026-04-01T00:00:00Z"))
+                ),
+            ]
+        );
     }
 
     #[test]
     fn the_marker_reads_back_and_bad_ones_say_why() {
-        let marker = ParquetMarker {
+        let mut marker = ParquetMarker {
             stream: "orders".into(),
-            parquet_since: parse_time("2026-05-01T12:15:00.5Z").unwrap(),
+            parquet_since: Some(parse_time("2026-05-01T12:15:00.5Z").unwrap()),
+            tiered_before: None,
         };
         assert_eq!(
             String::from_utf8(marker.to_json()).unwrap(),
             r#"{"parquetSince":"2026-05-01T12:15:00.500Z","stream":"orders"}"#
         );
         assert_eq!(ParquetMarker::parse(&marker.to_json()).unwrap(), marker);
+        marker.tiered_before = Some(parse_time("2026-01-01T00:00:00Z").unwrap());
+        marker.parquet_since = None;
+        assert_eq!(
+            String::from_utf8(marker.to_json()).unwrap(),
+            r#"{"stream":"orders","tieredBefore":"2026-01-01T00:00:00Z"}"#
+        );
+        assert_eq!(ParquetMarker::parse(&marker.to_json()).unwrap(), marker);
+        assert!(ParquetMarker::parse(br#"{"stream":"s","parquetSince":1}"#).is_err());
         assert!(ParquetMarker::parse(b"{}").unwrap_err().contains("stream"));
         assert!(ParquetMarker::parse(b"not json").is_err());
         assert_eq!(

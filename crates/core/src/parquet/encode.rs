@@ -20,7 +20,7 @@ use super::schema::{
 };
 use super::{BLOOM_FILTER_FPP, MAX_ROW_GROUP_ROWS, SCHEMA_VERSION, STATISTICS_TRUNCATE_BYTES};
 use crate::domain::names::StreamName;
-use crate::domain::record::{ArchiveRecord, Payload};
+use crate::domain::record::{ArchiveRecord, Payload, parse_last_update};
 use crate::error::Error;
 
 /// Payload bytes handed to the Parquet writer in one Arrow batch at most: a large batch of
@@ -41,8 +41,12 @@ pub fn arrival_millis(seconds: f64) -> i64 {
 }
 
 /// Encodes `records` (already in (sequence, sub-sequence) order) as one Parquet file of the
-/// contract's schema, rows in the order given, archived at `archived_at`, for `stream`
-/// (`kinarch.stream`). See the [module](super) for the schema and its settings.
+/// contract's schema, rows in the order given, for `stream` (`kinarch.stream`). See the
+/// [module](super) for the schema and its settings.
+///
+/// `archivedAt` is when the record was first archived: its own `last_update` when it has one
+/// (an item tiered from a table, a row of a file rewritten by compaction: the archive time
+/// they already carry, to the second), else `archived_at` (a record archived now).
 ///
 /// A record whose payload is in S3 and not fetched ([`Payload::Stored`]) cannot be written
 /// (the writer archives records as they arrive, with their bytes): [`Error::Internal`].
@@ -185,7 +189,22 @@ fn batch(records: &[&ArchiveRecord], archived_ms: i64) -> Result<RecordBatch, Er
         arrivals.append_value(arrival_millis(record.approximate_arrival_timestamp));
         shards.append_value(&record.shard_id);
     }
-    let archived = TimestampMillisecondArray::from_value(archived_ms, rows).with_timezone(UTC);
+    let archived = if records.iter().all(|r| r.last_update.is_none()) {
+        TimestampMillisecondArray::from_value(archived_ms, rows)
+    } else {
+        records
+            .iter()
+            .map(|r| {
+                Some(
+                    r.last_update
+                        .as_deref()
+                        .and_then(parse_last_update)
+                        .map_or(archived_ms, |t| t.timestamp_millis()),
+                )
+            })
+            .collect::<TimestampMillisecondArray>()
+    }
+    .with_timezone(UTC);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(keys.finish()),
         Arc::new(sequences.finish()),

@@ -126,6 +126,28 @@ fn every_kind() -> Vec<ArchiveRecord> {
     vec![plain, user0, user1, binary, empty, large, oversize]
 }
 
+/// A record that was archived before (an item tiered from a table, a row rewritten by
+/// compaction) keeps its archive time; the others get the writer's.
+#[tokio::test]
+async fn a_record_archived_before_keeps_its_archive_time() {
+    let mut records = every_kind();
+    records[0].last_update = Some("2019-03-04 05:06:07".into());
+    records[1].last_update = Some("not a time".into());
+    let refs: Vec<&ArchiveRecord> = records.iter().collect();
+    let bytes = encode(&refs, archived_at(), &stream()).unwrap();
+    let (read, _) = read_ok(bytes.into(), Selection::all()).await;
+    let times: Vec<&str> = read
+        .iter()
+        .filter_map(|r| r.last_update.as_deref())
+        .collect();
+    assert_eq!(times[0], "2019-03-04 05:06:07");
+    assert_eq!(
+        times[1], "2026-05-01 10:30:00",
+        "an unreadable time: the writer's"
+    );
+    assert!(times[2..].iter().all(|t| *t == "2026-05-01 10:30:00"));
+}
+
 #[tokio::test]
 async fn every_kind_of_record_reads_back_as_it_was_archived() {
     let records = every_kind();

@@ -117,13 +117,13 @@ pub struct ReadOptions {
 /// Which store of an archive a read goes to (`--source`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ArchiveSource {
-    /// Mode NONE: the Parquet archive. A table without a Parquet archive, or a key (one
-    /// Query answers it): the table. A scan of a table mode with a Parquet archive: the
-    /// records that arrived before the Parquet archive began (its marker object, see
-    /// [`ParquetMarker`](crate::domain::parquet::ParquetMarker)) from the table, the rest
-    /// from the Parquet files, in that order; without a marker, the table. A worker's share
-    /// (`--segment`) of such a split read is refused: the two stores divide keys among
-    /// workers differently.
+    /// Mode NONE: the Parquet archive. A table without a Parquet archive: the table. A table
+    /// mode with a Parquet archive: split by the times of its marker object (see
+    /// [`read_parts`](crate::domain::parquet::read_parts)): what `kinarch tier` moved from the
+    /// files, then the table up to when the Parquet archive began (for a key: the table for
+    /// all the rest, one Query), then the files; without a marker, the table. A worker's
+    /// share (`--segment`) of a read spanning both stores is refused: the two divide keys
+    /// among workers differently.
     #[default]
     Auto,
     /// The DynamoDB table.
@@ -340,17 +340,13 @@ impl ArchiveReader {
         self.parquet.snapshot()
     }
 
-    /// The store a read of `selection` with `source` goes to: [`ArchiveSource::Table`],
-    /// [`ArchiveSource::Parquet`], or [`ArchiveSource::Auto`] for a read split between
-    /// both at the Parquet archive's start (see [`ArchiveSource::Auto`]).
-    pub fn resolve_source(&self, selection: &Selection, source: ArchiveSource) -> ArchiveSource {
+    /// The store a read with `source` goes to: [`ArchiveSource::Table`],
+    /// [`ArchiveSource::Parquet`], or [`ArchiveSource::Auto`] for a read split between both
+    /// by the marker object's times (see [`ArchiveSource::Auto`]).
+    pub fn resolve_source(&self, source: ArchiveSource) -> ArchiveSource {
         match source {
             ArchiveSource::Auto if !self.config.mode.has_table() => ArchiveSource::Parquet,
-            ArchiveSource::Auto
-                if self.config.parquet.is_none() || selection.partition_key().is_some() =>
-            {
-                ArchiveSource::Table
-            }
+            ArchiveSource::Auto if self.config.parquet.is_none() => ArchiveSource::Table,
             chosen => chosen,
         }
     }
@@ -386,7 +382,7 @@ impl ArchiveReader {
     /// # }
     /// ```
     pub fn read(&self, selection: &Selection, options: ReadOptions) -> RecordStream {
-        let source = self.resolve_source(selection, options.source);
+        let source = self.resolve_source(options.source);
         tracing::info!(stream = %self.config.stream, source = source.as_str(), "reading the archive");
         if source == ArchiveSource::Auto {
             return Box::pin(self.read_split(selection.clone(), options));

@@ -25,8 +25,8 @@ use super::pages::cap;
 use crate::aws::objects::{ListedObject, ObjectStore};
 use crate::domain::overflow::ObjectLocation;
 use crate::domain::parquet::{
-    FileKey, ParquetMarker, ParquetTarget, listing_prefixes, marker_key, may_hold,
-    may_hold_sequence, read_runs, split_at_start,
+    FileKey, ParquetTarget, Store, listing_prefixes, may_hold, may_hold_sequence, read_parts,
+    read_runs,
 };
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::Selection;
@@ -61,7 +61,7 @@ impl ByteSource for S3File {
 
 impl ArchiveReader {
     /// The records of `selection` split between the table and the Parquet archive at the
-    /// Parquet archive's start ([`ArchiveSource::Auto`](super::ArchiveSource::Auto)).
+    /// marker's times ([`ArchiveSource::Auto`](super::ArchiveSource::Auto), [`read_parts`]).
     pub(super) fn read_split(
         &self,
         selection: Selection,
@@ -73,28 +73,34 @@ impl ArchiveReader {
             let Some(target) = archive.config.parquet.clone() else {
                 return;
             };
-            let since = match archive.parquet_since(&target).await {
-                Ok(since) => since,
+            let marker = match archive.files.marker(&target, &archive.config.stream).await {
+                Ok(marker) => marker,
                 Err(err) => {
                     yield Err(err);
                     return;
                 }
             };
-            let (table, parquet) = split_at_start(&selection.arrived(), since);
+            let by_key = selection.partition_key().is_some();
+            let parts = read_parts(&selection.arrived(), by_key, marker.as_ref());
+            let from_table = parts.iter().any(|(store, _)| *store == Store::Table);
+            let from_parquet = parts.iter().any(|(store, _)| *store == Store::Parquet);
             tracing::info!(
                 stream = %archive.config.stream,
-                parquet_since = ?since,
-                from_table = table.is_some(),
-                from_parquet = parquet.is_some(),
+                parquet_since = ?marker.as_ref().and_then(|m| m.parquet_since),
+                tiered_before = ?marker.as_ref().and_then(|m| m.tiered_before),
+                from_table,
+                from_parquet,
+                parts = ?parts,
                 "a read split between the table and the Parquet archive"
             );
-            if table.is_some() && parquet.is_some() && selection.worker().is_some() {
+            let spans_both = from_table && from_parquet;
+            if spans_both && selection.worker().is_some() {
                 yield Err(Error::InvalidInput(format!(
-                    "this selection spans the table and the Parquet archive of stream {} (it \
-                     began {}), which divide keys among --segment workers differently: pass \
-                     --source table or --source parquet",
+                    "this selection spans the table and the Parquet archive of stream {} \
+                     (marker {:?}), which divide keys among --segment workers differently: \
+                     pass --source table or --source parquet",
                     archive.config.stream,
-                    since.map(crate::domain::selection::rfc3339).unwrap_or_default()
+                    marker.as_ref().map(|m| String::from_utf8_lossy(&m.to_json()).into_owned()),
                 )));
                 return;
             }
@@ -103,32 +109,28 @@ impl ArchiveReader {
                 spec.arrived = window;
                 Selection::new(spec).map_err(Error::Selection)
             };
-            if let Some(window) = table {
-                let options = super::ReadOptions { source: super::ArchiveSource::Table, ..options };
-                match part(window) {
-                    Ok(part) => {
-                        let mut records = archive.read(&part, options);
-                        while let Some(record) = records.next().await {
-                            // An error that ends the table's stream ends this one too.
-                            let fatal = record.as_ref().is_err_and(|e| !e.is_per_record());
-                            yield record;
-                            if fatal {
-                                return;
-                            }
-                        }
+            for (store, window) in parts {
+                let part = match part(window) {
+                    Ok(part) => part,
+                    Err(err) => {
+                        yield Err(err);
+                        continue;
                     }
-                    Err(err) => yield Err(err),
-                }
-            }
-            if let Some(window) = parquet {
-                match part(window) {
-                    Ok(part) => {
-                        let mut records = std::pin::pin!(archive.read_parquet(target.clone(), part));
-                        while let Some(record) = records.next().await {
-                            yield record;
-                        }
+                };
+                let mut records: super::RecordStream = match store {
+                    Store::Table => archive.read(&part, super::ReadOptions {
+                        source: super::ArchiveSource::Table,
+                        ..options
+                    }),
+                    Store::Parquet => Box::pin(archive.read_parquet(target.clone(), part)),
+                };
+                while let Some(record) = records.next().await {
+                    // An error that ends a part's stream ends this one too.
+                    let fatal = record.as_ref().is_err_and(|e| !e.is_per_record());
+                    yield record;
+                    if fatal {
+                        return;
                     }
-                    Err(err) => yield Err(err),
                 }
             }
         };
@@ -136,35 +138,16 @@ impl ArchiveReader {
     }
 
     /// When the stream's Parquet archive (the configured one) began: the marker object's
-    /// time (see [`ParquetMarker`]); `None` without a Parquet archive or a marker.
+    /// `parquetSince` (see [`ParquetMarker`]); `None` without a Parquet archive or a marker.
     pub async fn parquet_start(&self) -> Result<Option<chrono::DateTime<Utc>>, Error> {
-        match self.config.parquet.clone() {
-            Some(target) => self.parquet_since(&target).await,
+        match &self.config.parquet {
+            Some(target) => Ok(self
+                .files
+                .marker(target, &self.config.stream)
+                .await?
+                .and_then(|marker| marker.parquet_since)),
             None => Ok(None),
         }
-    }
-
-    /// When the Parquet archive under `target` began for this stream (its marker object);
-    /// `None` without a marker.
-    async fn parquet_since(
-        &self,
-        target: &ParquetTarget,
-    ) -> Result<Option<chrono::DateTime<Utc>>, Error> {
-        let location = ObjectLocation {
-            bucket: target.bucket().clone(),
-            key: marker_key(target, &self.config.stream),
-        };
-        let Some(bytes) = self.files.get(&location).await? else {
-            tracing::info!(marker = %location, "no marker object: the table is read");
-            return Ok(None);
-        };
-        let marker = ParquetMarker::parse(&bytes).map_err(|e| {
-            Error::InvalidInput(format!(
-                "the marker object {location} is not kinarch's ({e}): delete it, or run \
-                 `kinarch setup` with --parquet again"
-            ))
-        })?;
-        Ok(Some(marker.parquet_since))
     }
 
     /// The records of `selection` in the Parquet archive under `target`.

@@ -24,7 +24,6 @@ use aws_sdk_kinesis::Client as KinesisClient;
 
 use crate::aws::objects::ObjectStore;
 use crate::aws::region_of;
-use crate::aws::retry::{Budget, Retries};
 use crate::aws::streams::{
     StreamSummary, describe_stream_summary, list_stream_tags, tag_stream, untag_stream,
 };
@@ -35,9 +34,8 @@ use crate::aws::tables::{
 };
 use crate::domain::config::{ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW};
 use crate::domain::names::{StreamName, TableName};
-use crate::domain::overflow::ObjectLocation;
 use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
-use crate::domain::parquet::{ParquetMarker, START_MARGIN, marker_key};
+use crate::domain::parquet::{ParquetMarker, START_MARGIN};
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::read::locate::{Located, TableOwner, locate, stream_unreadable, table_owner};
@@ -494,26 +492,20 @@ impl Setup {
                 Ok(StepStatus::Done)
             }
             SetupAction::MarkParquetStart { target, stream } => {
+                // A tier's time is kept: the records it moved are still only in the files.
+                let tiered_before = self
+                    .objects
+                    .marker(target, stream)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|marker| marker.tiered_before);
                 let marker = ParquetMarker {
                     stream: stream.to_string(),
-                    parquet_since: chrono::Utc::now() + START_MARGIN,
+                    parquet_since: Some(chrono::Utc::now() + START_MARGIN),
+                    tiered_before,
                 };
-                let body = marker.to_json();
-                let location = ObjectLocation {
-                    bucket: target.bucket().clone(),
-                    key: marker_key(target, stream),
-                };
-                self.objects
-                    .put(
-                        &location,
-                        body.into(),
-                        Retries::new(
-                            std::time::Duration::from_millis(200),
-                            std::time::Duration::from_secs(5),
-                            Budget::For(std::time::Duration::from_secs(60)),
-                        ),
-                    )
-                    .await?;
+                self.objects.put_marker(target, stream, &marker).await?;
                 Ok(StepStatus::Done)
             }
             SetupAction::RemoveTag { stream, tag } => {

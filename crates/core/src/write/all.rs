@@ -4,19 +4,16 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemError, BatchWriteItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use futures::future::Either;
 use tokio::time::Instant;
 
 use super::overflow::Overflow;
-use super::{ArchiveWriter, RequestFailure, WriteOutcome, write_error};
-use crate::aws::error::AwsErrorKind;
+use super::{ArchiveWriter, RequestFailure, WriteOutcome};
+use crate::aws::batch_write::batch_write;
 use crate::aws::item::{Item, PreparedItem, attr};
-use crate::aws::retry::{GaveUp, RetryPolicy, Verdict, retry};
+use crate::aws::retry::GaveUp;
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::kpl::RecordPosition;
 use crate::domain::plan::plan_all;
@@ -156,7 +153,6 @@ impl ArchiveWriter {
         request: Vec<(usize, Item)>,
         deadline: Instant,
     ) -> (Vec<usize>, Option<RequestFailure>) {
-        let table = config.table.as_str();
         let index_of: HashMap<(String, String), usize> =
             request.iter().map(|(i, item)| (key_of(item), *i)).collect();
         let pending: Vec<WriteRequest> = request
@@ -173,16 +169,14 @@ impl ArchiveWriter {
             })
             .collect();
         let all: Vec<usize> = index_of.values().copied().collect();
-        let policy = BatchWrite {
-            writer: self,
-            config,
-        };
-        let result = retry(&policy, self.retries(deadline), pending, |pending| {
-            self.dynamodb
-                .batch_write_item()
-                .request_items(table, pending.clone())
-                .send()
-        })
+        let not_found = || self.table_not_found(config);
+        let result = batch_write(
+            &self.dynamodb,
+            &config.table,
+            pending,
+            self.retries(deadline),
+            &not_found,
+        )
         .await;
         match result {
             Ok(()) => (all, None),
@@ -197,56 +191,6 @@ impl ArchiveWriter {
         }
     }
 }
-
-/// BatchWriteItem of one request: UnprocessedItems are retried as the part left, transient
-/// errors whole; a missing table fails the batch ([`Error::TableNotFound`]).
-struct BatchWrite<'a> {
-    writer: &'a ArchiveWriter,
-    config: &'a StreamArchiveConfig,
-}
-
-impl RetryPolicy for BatchWrite<'_> {
-    type Request = Vec<WriteRequest>;
-    type Answer = Result<BatchWriteItemOutput, SdkError<BatchWriteItemError, HttpResponse>>;
-    type Output = ();
-
-    fn operation(&self) -> &'static str {
-        BATCH_WRITE_ITEM
-    }
-
-    fn judge(&self, answer: Self::Answer) -> Verdict<(), Vec<WriteRequest>> {
-        let table = &self.config.table;
-        match answer {
-            Ok(output) => {
-                let rest = output
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(table.as_str()))
-                    .unwrap_or_default();
-                if rest.is_empty() {
-                    return Verdict::Done(());
-                }
-                let why = format!(
-                    "on table {table}: {} items stayed unprocessed (throttled)",
-                    rest.len()
-                );
-                Verdict::RetryPart(
-                    rest,
-                    Error::aws(BATCH_WRITE_ITEM, AwsErrorKind::Throttled, why),
-                )
-            }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(BatchWriteItemError::is_resource_not_found_exception) =>
-            {
-                Verdict::Fail(self.writer.table_not_found(self.config))
-            }
-            Err(err) => Verdict::after(write_error(BATCH_WRITE_ITEM, table, err)),
-        }
-    }
-}
-
-const BATCH_WRITE_ITEM: &str = "DynamoDB.BatchWriteItem";
 
 /// An item's key in an ALL table: partition key and sequence number.
 fn key_of(item: &Item) -> (String, String) {
