@@ -138,7 +138,7 @@ impl ArchiveReader {
     }
 
     /// When the stream's Parquet archive (the configured one) began: the marker object's
-    /// `parquetSince` (see [`ParquetMarker`]); `None` without a Parquet archive or a marker.
+    /// `parquetSince` (see [`ParquetMarker`](crate::domain::parquet::ParquetMarker)); `None` without a Parquet archive or a marker.
     pub async fn parquet_start(&self) -> Result<Option<chrono::DateTime<Utc>>, Error> {
         match &self.config.parquet {
             Some(target) => Ok(self
