@@ -85,6 +85,7 @@ const SCENARIOS: &[&str] = &[
     "time-index",
     "parquet",
     "cost",
+    "tier",
 ];
 
 fn parse_args() -> Options {
@@ -239,6 +240,9 @@ fn main() {
         }
         if options.moto && run("time-index") {
             time_index_scenario(&mut report).await;
+        }
+        if options.moto && run("tier") {
+            tier_scenario(&ctx, &mut report).await;
         }
     });
     if let Some(dir) = &options.criterion_dir {
@@ -1801,4 +1805,91 @@ fn collect_estimates(dir: &Path, found: &mut Vec<PathBuf>) {
             collect_estimates(&path, found);
         }
     }
+}
+
+/// `kinarch tier --delete` (issue 25) of an ALL table of [`TIER_ITEMS`] items of 1 KiB
+/// payloads against moto, run by the release binary through a counting forwarder: items/s,
+/// the requests of each operation, the bytes of Parquet written and the process's peak RSS.
+async fn tier_scenario(ctx: &Ctx, report: &mut Report) {
+    const TIER_ITEMS: usize = 100_000;
+    const PAYLOAD: usize = 1024;
+    let Some(moto) = start_moto(report, "tier") else {
+        return;
+    };
+    let counter = NullEndpoint::forward(&ctx.servers, &moto.endpoint()).await;
+    let sdk = sdk_config(&moto.endpoint()).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let s3 = kinarch_tests::s3::client(&sdk);
+    let stream = StreamName::new("bench-tier").unwrap();
+    create_stream(&kinesis, stream.as_str(), Some("ALL")).await;
+    let config = StreamArchiveConfig::new(stream.clone(), ArchiveMode::All, None);
+    create_archive_table(&dynamodb, &config.table, ArchiveMode::All, Billing::OnDemand, false)
+        .await
+        .expect("CreateTable");
+    kinarch_tests::s3::create_bucket(&s3, "bench-tier").await;
+    let writer = ArchiveWriter::new(dynamodb.clone(), WriterOptions::default());
+    for first in (0..TIER_ITEMS).step_by(1000) {
+        let batch: Vec<ArchiveRecord> = (first..first + 1000)
+            .map(|i| data::record(i, 1000, PAYLOAD))
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let outcome = writer.write(&config, &batch, deadline).await.expect("write");
+        assert!(outcome.first_error.is_none(), "the items are written");
+    }
+    counter.reset_counts();
+    let run = run_kinarch(
+        ctx,
+        &counter.endpoint(),
+        &[
+            "-q",
+            "tier",
+            stream.as_str(),
+            "--older-than",
+            "now",
+            "--parquet",
+            "s3://bench-tier/kinarch",
+            "--delete",
+        ],
+    )
+    .await;
+    let counts = counter.counts();
+    let listed = s3
+        .list_objects_v2()
+        .bucket("bench-tier")
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let files: Vec<i64> = listed
+        .contents()
+        .iter()
+        .filter(|o| o.key().is_some_and(|k| k.ends_with(".parquet")))
+        .map(|o| o.size().unwrap_or(0))
+        .collect();
+    let file_bytes: i64 = files.iter().sum();
+    let deleted = counts
+        .get("DynamoDB.BatchWriteItem")
+        .map_or(0, |c| c.entries);
+    let seconds = run.wall.as_secs_f64();
+    report.add(
+        MOTO,
+        "kinarch tier --delete of 100,000 items of 1 KiB (release binary)",
+        "report",
+        if run.success && deleted == TIER_ITEMS as u64 {
+            format!("{:.0} items/s", TIER_ITEMS as f64 / seconds)
+        } else {
+            format!("FAILED: exit ok {}, {deleted} items deleted", run.success)
+        },
+        Verdict::Info,
+        format!(
+            "{seconds:.1} s; requests: {}; {} files, {} bytes of Parquet for {} payload bytes \
+             ({:.1}%); peak RSS {:.1} MiB",
+            op_summary(&counts),
+            files.len(),
+            file_bytes,
+            TIER_ITEMS * PAYLOAD,
+            100.0 * file_bytes as f64 / (TIER_ITEMS * PAYLOAD) as f64,
+            kib_to_mib(run.max_rss_kib as f64)
+        ),
+    );
 }

@@ -190,12 +190,16 @@ fn operation(headers: &HeaderMap) -> String {
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response<Body> {
     let s3_put = request.method() == axum::http::Method::PUT
         && !request.headers().contains_key("x-amz-target");
+    let (parts, body) = request.into_parts();
     let op = if s3_put {
         S3_PUT_OBJECT.to_owned()
+    } else if !parts.headers.contains_key("x-amz-target") {
+        // Path-style S3 (`/BUCKET` or `/BUCKET/KEY`), named as the tests' proxy names it.
+        let op = kinarch_tests::proxy::s3_operation(&parts).unwrap_or("Other");
+        format!("S3.{op}")
     } else {
-        operation(request.headers())
+        operation(&parts.headers)
     };
-    let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return json_response(StatusCode::BAD_REQUEST, "", "{}".into());
     };
