@@ -1824,9 +1824,15 @@ async fn tier_scenario(ctx: &Ctx, report: &mut Report) {
     let stream = StreamName::new("bench-tier").unwrap();
     create_stream(&kinesis, stream.as_str(), Some("ALL")).await;
     let config = StreamArchiveConfig::new(stream.clone(), ArchiveMode::All, None);
-    create_archive_table(&dynamodb, &config.table, ArchiveMode::All, Billing::OnDemand, false)
-        .await
-        .expect("CreateTable");
+    create_archive_table(
+        &dynamodb,
+        &config.table,
+        ArchiveMode::All,
+        Billing::OnDemand,
+        false,
+    )
+    .await
+    .expect("CreateTable");
     kinarch_tests::s3::create_bucket(&s3, "bench-tier").await;
     let writer = ArchiveWriter::new(dynamodb.clone(), WriterOptions::default());
     for first in (0..TIER_ITEMS).step_by(1000) {
@@ -1834,7 +1840,10 @@ async fn tier_scenario(ctx: &Ctx, report: &mut Report) {
             .map(|i| data::record(i, 1000, PAYLOAD))
             .collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-        let outcome = writer.write(&config, &batch, deadline).await.expect("write");
+        let outcome = writer
+            .write(&config, &batch, deadline)
+            .await
+            .expect("write");
         assert!(outcome.first_error.is_none(), "the items are written");
     }
     counter.reset_counts();

@@ -80,29 +80,15 @@ pub async fn keys(s3: &Client, bucket: &str) -> Vec<String> {
     keys
 }
 
-/// The bucket's lifecycle rules as (id, prefix, expiration days); empty without a
-/// lifecycle configuration.
-pub async fn lifecycle_rules(s3: &Client, bucket: &str) -> Vec<(String, String, i32)> {
+/// The bucket's lifecycle rules as S3 stores them; empty without a lifecycle configuration.
+async fn rules(s3: &Client, bucket: &str) -> Vec<aws_sdk_s3::types::LifecycleRule> {
     match s3
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
         .send()
         .await
     {
-        Ok(out) => out
-            .rules()
-            .iter()
-            .map(|r| {
-                (
-                    r.id().unwrap_or_default().to_owned(),
-                    r.filter()
-                        .and_then(|f| f.prefix())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    r.expiration().and_then(|e| e.days()).unwrap_or(0),
-                )
-            })
-            .collect(),
+        Ok(out) => out.rules().to_vec(),
         Err(err)
             if err.as_service_error().and_then(|e| e.meta().code())
                 == Some("NoSuchLifecycleConfiguration") =>
@@ -111,6 +97,67 @@ pub async fn lifecycle_rules(s3: &Client, bucket: &str) -> Vec<(String, String, 
         }
         Err(err) => panic!("GetBucketLifecycleConfiguration {bucket}: {err:?}"),
     }
+}
+
+fn prefix_of(rule: &aws_sdk_s3::types::LifecycleRule) -> String {
+    rule.filter()
+        .and_then(|f| f.prefix())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The bucket's lifecycle rules as (id, prefix, expiration days); empty without a
+/// lifecycle configuration.
+pub async fn lifecycle_rules(s3: &Client, bucket: &str) -> Vec<(String, String, i32)> {
+    rules(s3, bucket)
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r.id().unwrap_or_default().to_owned(),
+                prefix_of(r),
+                r.expiration().and_then(|e| e.days()).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The bucket's lifecycle transitions as (rule id, prefix, enabled, days, storage class).
+pub async fn lifecycle_transitions(
+    s3: &Client,
+    bucket: &str,
+) -> Vec<(String, String, bool, i32, String)> {
+    rules(s3, bucket)
+        .await
+        .iter()
+        .flat_map(|r| {
+            r.transitions().iter().map(|t| {
+                (
+                    r.id().unwrap_or_default().to_owned(),
+                    prefix_of(r),
+                    r.status().as_str() == "Enabled",
+                    t.days().unwrap_or(0),
+                    t.storage_class()
+                        .map(|c| c.as_str().to_owned())
+                        .unwrap_or_default(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Rewrites the object as one of `storage_class` (`GLACIER`: it then needs a restore before
+/// it can be read, as a bucket owner's lifecycle rule would leave it).
+pub async fn set_storage_class(s3: &Client, bucket: &str, key: &str, storage_class: &str) {
+    s3.copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(format!("{bucket}/{key}"))
+        .storage_class(storage_class.into())
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+        .send()
+        .await
+        .expect("CopyObject");
 }
 
 /// Gives the bucket a lifecycle configuration of one rule `id`, expiring objects under

@@ -283,6 +283,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An object in a storage class that must be restored before it can be read (S3
+    /// Glacier Flexible Retrieval, Deep Archive: `InvalidObjectState`), put there by a
+    /// lifecycle rule of the bucket's owner.
+    #[error(
+        "{location} is in storage class {storage_class} and must be restored before it can be \
+         read: run `aws s3api restore-object --bucket {bucket} --key '{key}' --restore-request \
+         '{{\"Days\":7,\"GlacierJobParameters\":{{\"Tier\":\"Standard\"}}}}'` and read again once \
+         the restore is done (hours; `aws s3api head-object` shows it)"
+    )]
+    ObjectNeedsRestore {
+        /// `s3://BUCKET/KEY`.
+        location: String,
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// Its storage class, as S3 names it (`GLACIER`, `DEEP_ARCHIVE`).
+        storage_class: String,
+    },
     /// A bucket given to `kinarch setup` (overflow or Parquet) cannot take the archiver's
     /// writes.
     #[error("{} {target} cannot be used: {reason}; or pass another {}", .role.name(), .role.options())]

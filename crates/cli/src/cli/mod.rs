@@ -489,6 +489,10 @@ pub(crate) struct AthenaDdlArgs {
     pub(crate) first_day: Option<chrono::NaiveDate>,
 }
 
+fn parse_cold_days(text: &str) -> Result<u64, String> {
+    values::parse_count(text, "--parquet-cold-after", 36_500)
+}
+
 fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .map_err(|_| format!("{text:?} is not a day: give YYYY-MM-DD"))
@@ -555,6 +559,15 @@ pub(crate) struct SetupArgs {
     /// ArchiveParquet tag.
     #[arg(long)]
     pub(crate) no_parquet: bool,
+    /// Move the stream's Parquet files to S3 Glacier Instant Retrieval DAYS days after they
+    /// are written (a lifecycle rule kinarch-parquet-<stream> on their prefix; the bucket's
+    /// other rules are kept): reads keep working, in milliseconds, at a lower storage price
+    /// and a higher read price.
+    #[arg(long, value_name = "DAYS", value_parser = parse_cold_days, conflicts_with_all = ["no_parquet_cold", "no_parquet"])]
+    pub(crate) parquet_cold_after: Option<u64>,
+    /// Remove that lifecycle rule (files moved already stay where they are).
+    #[arg(long)]
+    pub(crate) no_parquet_cold: bool,
     /// Switch on the table's point-in-time recovery (continuous backups), which
     /// `kinarch export` reads from. Never switched off by setup.
     #[arg(long)]

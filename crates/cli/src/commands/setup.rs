@@ -5,8 +5,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use aws_config::SdkConfig;
 use kinarch_core::aws::tables::Billing;
 use kinarch_core::setup::{
-    BucketChange, Setup, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep, StepStatus,
-    TtlChange,
+    BucketChange, ColdChange, Setup, SetupAction, SetupPlan, SetupReport, SetupRequest, SetupStep,
+    StepStatus, TtlChange,
 };
 use kinarch_core::{ArchiveTtl, StreamArchiveConfig};
 use serde_json::{Value, json};
@@ -46,6 +46,11 @@ pub(crate) async fn run(
         (Some(target), _) => BucketChange::Set(target.clone()),
         (None, true) => BucketChange::Off,
         (None, false) => BucketChange::Keep,
+    };
+    request.parquet_cold = match (args.parquet_cold_after, args.no_parquet_cold) {
+        (Some(days), _) => ColdChange::After(days),
+        (None, true) => ColdChange::Off,
+        (None, false) => ColdChange::Keep,
     };
     request.pitr = args.pitr;
     request.time_index = args.time_index;

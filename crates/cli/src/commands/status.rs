@@ -111,6 +111,11 @@ pub(crate) fn status_json(status: &ArchiveStatus) -> Value {
         "overflow": config.overflow.as_ref().map(|target| target.tag_value()),
         "parquet": config.parquet.as_ref().map(|target| json!({
             "target": target.tag_value(),
+            "coldAfterDays": match &status.parquet_cold {
+                Some(Ok(days)) => json!(days),
+                Some(Err(why)) => json!({ "error": why }),
+                None => Value::Null,
+            },
             "newestFiles": match &status.parquet_newest {
                 Some(Ok(files)) => json!(files.iter().map(|file| json!({
                     "shardId": file.key.shard_id,
@@ -233,6 +238,19 @@ pub(crate) fn render(status: &ArchiveStatus) -> String {
             None => "none (kinarch setup --parquet s3://BUCKET[/PREFIX] adds it)".to_owned(),
         },
     ));
+    match &status.parquet_cold {
+        Some(Ok(Some(days))) => lines.push((
+            "",
+            format!("files move to S3 Glacier Instant Retrieval after {days} day(s)"),
+        )),
+        Some(Ok(None)) => lines.push((
+            "",
+            "files stay in S3 Standard (kinarch setup --parquet-cold-after DAYS moves them)"
+                .to_owned(),
+        )),
+        Some(Err(why)) => lines.push(("", format!("its lifecycle rules cannot be read: {why}"))),
+        None => {}
+    }
     match &status.parquet_newest {
         None => {}
         Some(Err(why)) => lines.push(("", format!("its files cannot be listed: {why}"))),
@@ -438,6 +456,7 @@ mod tests {
             table_ttl: table.then_some(TtlState::Disabled),
             owner: TableOwner::Untagged,
             parquet_newest: None,
+            parquet_cold: None,
             config,
         }
     }

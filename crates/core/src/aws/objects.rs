@@ -8,11 +8,12 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::Client as S3Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter,
+    LifecycleRuleFilter, Transition, TransitionStorageClass,
 };
 use bytes::Bytes;
 
@@ -23,7 +24,7 @@ use crate::domain::names::StreamName;
 use crate::domain::overflow::{
     BucketName, BucketUse, ExpiryRule, ObjectLocation, OverflowTarget, StoredPayload,
 };
-use crate::domain::parquet::{ParquetMarker, ParquetTarget, marker_key};
+use crate::domain::parquet::{ColdRule, ParquetMarker, ParquetTarget, marker_key};
 use crate::domain::record::ArchiveRecord;
 use crate::error::Error;
 
@@ -187,7 +188,18 @@ impl ObjectStore {
                     .set_range(range.clone())
                     .send()
             },
-            |err| aws_error_with("S3.GetObject", err, |d| format!("of {location}: {d}")),
+            |err| match err.as_service_error() {
+                Some(GetObjectError::InvalidObjectState(state)) => Error::ObjectNeedsRestore {
+                    location: location.to_string(),
+                    bucket: location.bucket.to_string(),
+                    key: location.key.clone(),
+                    storage_class: state
+                        .storage_class()
+                        .map_or("GLACIER", |class| class.as_str())
+                        .to_owned(),
+                },
+                _ => aws_error_with("S3.GetObject", err, |d| format!("of {location}: {d}")),
+            },
         )
         .await?;
         let bytes =
@@ -376,37 +388,97 @@ impl ObjectStore {
             .map(|d| d.max(0) as u64))
     }
 
+    /// The days after which `rule` moves the Parquet files to S3 Glacier Instant Retrieval;
+    /// `None` when the bucket has no such rule.
+    pub async fn cold_days(
+        &self,
+        target: &ParquetTarget,
+        rule: &ColdRule,
+    ) -> Result<Option<u64>, Error> {
+        let rules = self.lifecycle_rules(target.bucket().as_str()).await?;
+        Ok(rules
+            .iter()
+            .find(|r| r.id() == Some(rule.id.as_str()))
+            .and_then(|r| {
+                r.transitions()
+                    .iter()
+                    .find(|t| t.storage_class() == Some(&TransitionStorageClass::GlacierIr))
+            })
+            .and_then(|t| t.days())
+            .map(|d| d.max(0) as u64))
+    }
+
     /// Writes `rule` with `days` (`None`: removes it) into the bucket's lifecycle
-    /// configuration, every other rule kept as it was. S3 replaces the configuration as a
-    /// whole, so this reads it first.
+    /// configuration, every other rule kept as it was.
     pub async fn set_expiry(
         &self,
         target: &OverflowTarget,
         rule: &ExpiryRule,
         days: Option<u64>,
     ) -> Result<(), Error> {
-        let bucket = target.bucket().as_str();
-        let mut rules: Vec<LifecycleRule> = self
-            .lifecycle_rules(bucket)
-            .await?
-            .into_iter()
-            .filter(|r| r.id() != Some(rule.id.as_str()))
-            .collect();
-        if let Some(days) = days {
-            rules.push(
+        let wanted = days
+            .map(|days| {
                 LifecycleRule::builder()
                     .id(&rule.id)
                     .status(ExpirationStatus::Enabled)
                     .filter(LifecycleRuleFilter::builder().prefix(&rule.prefix).build())
                     .expiration(
                         LifecycleExpiration::builder()
-                            .days(i32::try_from(days).unwrap_or(i32::MAX))
+                            .days(whole_days(days))
                             .build(),
                     )
                     .build()
-                    .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?,
-            );
-        }
+            })
+            .transpose()
+            .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?;
+        self.replace_rule(target.bucket().as_str(), &rule.id, wanted)
+            .await
+    }
+
+    /// Writes the Parquet files' `rule` moving them to S3 Glacier Instant Retrieval after
+    /// `days` (`None`: removes it), every other rule kept as it was.
+    pub async fn set_cold(
+        &self,
+        target: &ParquetTarget,
+        rule: &ColdRule,
+        days: Option<u64>,
+    ) -> Result<(), Error> {
+        let wanted = days
+            .map(|days| {
+                LifecycleRule::builder()
+                    .id(&rule.id)
+                    .status(ExpirationStatus::Enabled)
+                    .filter(LifecycleRuleFilter::builder().prefix(&rule.prefix).build())
+                    .transitions(
+                        Transition::builder()
+                            .days(whole_days(days))
+                            .storage_class(TransitionStorageClass::GlacierIr)
+                            .build(),
+                    )
+                    .build()
+            })
+            .transpose()
+            .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?;
+        self.replace_rule(target.bucket().as_str(), &rule.id, wanted)
+            .await
+    }
+
+    /// The bucket's lifecycle configuration with the rule `id` replaced by `wanted` (or
+    /// removed), every other rule kept. S3 replaces the configuration as a whole, so this
+    /// reads it first; an empty one is deleted.
+    async fn replace_rule(
+        &self,
+        bucket: &str,
+        id: &str,
+        wanted: Option<LifecycleRule>,
+    ) -> Result<(), Error> {
+        let mut rules: Vec<LifecycleRule> = self
+            .lifecycle_rules(bucket)
+            .await?
+            .into_iter()
+            .filter(|r| r.id() != Some(id))
+            .collect();
+        rules.extend(wanted);
         if rules.is_empty() {
             return send_with_retries(
                 READ_BUDGET,
@@ -434,6 +506,11 @@ impl ObjectStore {
         .await
         .map(|_| ())
     }
+}
+
+/// Days as a lifecycle rule takes them.
+fn whole_days(days: u64) -> i32 {
+    i32::try_from(days).unwrap_or(i32::MAX)
 }
 
 /// The overflow PutObject of one payload: transient errors are retried.

@@ -200,6 +200,30 @@ pub fn read_parts(
     parts
 }
 
+/// The lifecycle rule that moves one stream's Parquet files to S3 Glacier Instant
+/// Retrieval (`setup --parquet-cold-after DAYS`): its id in the bucket's lifecycle
+/// configuration (`kinarch-parquet-<stream>`, apart from the overflow bucket's
+/// `kinarch-<stream>`, which may share the bucket), and the key prefix it covers
+/// (`<PREFIX>/<stream>/`, files and marker). Glacier Instant Retrieval reads in milliseconds,
+/// so every read keeps working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColdRule {
+    /// `kinarch-parquet-<stream>`: the rule setup owns.
+    pub id: String,
+    /// `<PREFIX>/<stream>/`.
+    pub prefix: String,
+}
+
+impl ColdRule {
+    /// The rule of `stream`'s files under `target`.
+    pub fn of(target: &ParquetTarget, stream: &StreamName) -> Self {
+        Self {
+            id: format!("kinarch-parquet-{stream}"),
+            prefix: stream_prefix(target, stream),
+        }
+    }
+}
+
 /// What a file's key says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileKey {

@@ -7,6 +7,7 @@ use crate::aws::tables::{Billing, KeySchema, TIME_INDEX};
 use crate::domain::config::{ArchiveMode, StreamArchiveConfig, TABLE_TAG_STREAM};
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
+use crate::domain::parquet::ColdRule;
 use crate::domain::parquet::{MARKER_NAME, START_MARGIN};
 
 /// One step of setup.
@@ -74,6 +75,16 @@ pub enum SetupAction {
         /// The rule.
         rule: ExpiryRule,
         /// Days after which the payloads expire; `None`: the rule is removed.
+        days: Option<u64>,
+    },
+    /// Put (`days` set) or remove the lifecycle rule that moves the stream's Parquet files
+    /// to S3 Glacier Instant Retrieval; the bucket's other rules are kept.
+    SetParquetCold {
+        /// The Parquet archive.
+        target: OverflowTarget,
+        /// The rule.
+        rule: ColdRule,
+        /// Days after which the files move; `None`: the rule is removed.
         days: Option<u64>,
     },
     /// UpdateContinuousBackups: point-in-time recovery on, so the table can be exported.
@@ -188,6 +199,28 @@ impl fmt::Display for SetupAction {
             } => write!(
                 f,
                 "remove lifecycle rule {} of bucket {} (items no longer expire, nor may their payloads)",
+                rule.id,
+                target.bucket()
+            ),
+            SetupAction::SetParquetCold {
+                target,
+                rule,
+                days: Some(days),
+            } => write!(
+                f,
+                "set lifecycle rule {} of bucket {}: files under {} move to Glacier Instant \
+                 Retrieval after {days} day(s)",
+                rule.id,
+                target.bucket(),
+                rule.prefix
+            ),
+            SetupAction::SetParquetCold {
+                target,
+                rule,
+                days: None,
+            } => write!(
+                f,
+                "remove lifecycle rule {} of bucket {} (files stay in S3 Standard)",
                 rule.id,
                 target.bucket()
             ),

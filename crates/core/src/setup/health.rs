@@ -218,6 +218,7 @@ mod tests {
             checkpoints: None,
             owner: TableOwner::Untagged,
             parquet_newest: None,
+            parquet_cold: None,
             config,
         }
     }

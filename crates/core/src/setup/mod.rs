@@ -32,10 +32,12 @@ use crate::aws::tables::{
     create_time_index, describe_table, describe_ttl, enable_point_in_time_recovery, enable_ttl,
     point_in_time_recovery, tag_table, wait_until_active, wait_until_index_active,
 };
-use crate::domain::config::{ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW};
+use crate::domain::config::{
+    ArchiveTags, StreamArchiveConfig, TABLE_TAG_STREAM, TAG_OVERFLOW, TAG_PARQUET,
+};
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{BucketUse, ExpiryRule, OverflowTarget};
-use crate::domain::parquet::{ParquetMarker, START_MARGIN};
+use crate::domain::parquet::{ColdRule, ParquetMarker, START_MARGIN};
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointLocation, CheckpointStore};
 use crate::read::locate::{Located, TableOwner, locate, stream_unreadable, table_owner};
@@ -50,7 +52,9 @@ mod request;
 use crate::aws::table_check::key_schema_mismatch;
 pub use action::{SetupAction, SetupPlan, SetupReport, SetupStep, StepStatus};
 pub use plan::{Observed, plan};
-pub use request::{BucketChange, SetupRequest, TtlChange, check_request, planned_table};
+pub use request::{
+    BucketChange, ColdChange, SetupRequest, TtlChange, check_request, planned_table,
+};
 
 /// How a stream is set up for archiving, as `kinarch status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,10 @@ pub struct ArchiveStatus {
     /// With a Parquet archive: the newest file of each shard written in the last two UTC
     /// days, or why they could not be listed.
     pub parquet_newest: Option<Result<Vec<NewestFile>, String>>,
+    /// With a Parquet archive: the days after which its lifecycle rule moves the files to
+    /// S3 Glacier Instant Retrieval (`Ok(None)`: no rule), or why the bucket's rules could
+    /// not be read.
+    pub parquet_cold: Option<Result<Option<u64>, String>>,
 }
 
 impl ArchiveStatus {
@@ -252,6 +260,15 @@ impl Setup {
                     .map_err(|e| e.to_string()),
             ),
         };
+        let parquet_cold = match &config.parquet {
+            None => None,
+            Some(target) => Some(
+                self.objects
+                    .cold_days(target, &ColdRule::of(target, &config.stream))
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        };
         Ok(ArchiveStatus {
             region: self.region.clone(),
             stream: summary,
@@ -264,6 +281,7 @@ impl Setup {
             checkpoints,
             owner,
             parquet_newest,
+            parquet_cold,
         })
     }
 
@@ -358,6 +376,23 @@ impl Setup {
                     .map_err(|e| e.to_string()),
             ),
         };
+        let parquet_target = match &request.parquet {
+            BucketChange::Set(target) => Some(target.clone()),
+            BucketChange::Off => None,
+            BucketChange::Keep => tags
+                .iter()
+                .find(|(k, _)| k == TAG_PARQUET)
+                .and_then(|(_, v)| OverflowTarget::parse(v).ok()),
+        };
+        let parquet_cold = match (&parquet_target, request.parquet_cold) {
+            (_, ColdChange::Keep) | (None, _) => None,
+            (Some(target), _) => Some(
+                self.objects
+                    .cold_days(target, &ColdRule::of(target, stream))
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        };
         let table_name = planned_table(request, &tags)?;
         // Mode NONE keeps no table: there is none to read.
         let table = if request.mode.has_table() {
@@ -390,6 +425,7 @@ impl Setup {
             table_ttl,
             pitr,
             overflow_expiry,
+            parquet_cold,
             orphan_checkpoints,
             table_owner,
         })
@@ -506,6 +542,10 @@ impl Setup {
                     tiered_before,
                 };
                 self.objects.put_marker(target, stream, &marker).await?;
+                Ok(StepStatus::Done)
+            }
+            SetupAction::SetParquetCold { target, rule, days } => {
+                self.objects.set_cold(target, rule, *days).await?;
                 Ok(StepStatus::Done)
             }
             SetupAction::RemoveTag { stream, tag } => {

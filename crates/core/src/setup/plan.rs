@@ -13,12 +13,14 @@ use crate::domain::names::{StreamName, TableName};
 use crate::domain::overflow::{
     BucketUse, ExpiryChange, ExpiryRule, OverflowTarget, expiry_change, lifecycle_days,
 };
-use crate::domain::parquet::ParquetTarget;
+use crate::domain::parquet::{ColdRule, ParquetTarget};
 use crate::error::Error;
 use crate::read::locate::TableOwner;
 
 use super::action::{SetupAction, SetupPlan, SetupStep, to_do, unchanged};
-use super::request::{BucketChange, SetupRequest, TtlChange, check_request, planned_table};
+use super::request::{
+    BucketChange, ColdChange, SetupRequest, TtlChange, check_request, planned_table,
+};
 
 /// What setup reads before it decides: the stream, its tags, and the table it would use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub struct Observed {
     /// With an overflow bucket planned: the days of the stream's lifecycle rule there
     /// (`Ok(None)`: no rule), or why the bucket's lifecycle rules could not be read.
     pub overflow_expiry: Option<Result<Option<u64>, String>>,
+    /// When the Parquet files' cold storage rule is to change: its days now (`Ok(None)`: no
+    /// rule), or why the bucket's lifecycle rules could not be read.
+    pub parquet_cold: Option<Result<Option<u64>, String>>,
     /// When the table does not exist: `kinarch archive`'s default checkpoint table and how
     /// many checkpoints it holds (of a table of that name deleted since), if it exists.
     pub orphan_checkpoints: Option<(TableName, usize)>,
@@ -145,6 +150,7 @@ pub fn plan(request: &SetupRequest, observed: &Observed, region: &str) -> Result
             },
         );
     }
+    parquet_cold_steps(request, observed, parquet.as_ref(), &mut steps, &mut notes)?;
     if request.mode.has_table() {
         steps.push(table_tag_step(&table, stream, &observed.table_owner)?);
     }
@@ -383,6 +389,73 @@ fn overflow_steps(
         None if wanted.is_some() => notes.push(lifecycle_note(target, &rule, wanted, "not read")),
         None => {}
     }
+}
+
+/// The Parquet files' cold storage rule (`--parquet-cold-after`, `--no-parquet-cold`): put
+/// when missing or of other days (a change of days is said, never silent), removed when asked.
+/// The files never expire with the table's TTL: the Parquet archive is the history kept
+/// after the table forgets it.
+fn parquet_cold_steps(
+    request: &SetupRequest,
+    observed: &Observed,
+    parquet: Option<&ParquetTarget>,
+    steps: &mut Vec<SetupStep>,
+    notes: &mut Vec<String>,
+) -> Result<(), Error> {
+    if request.parquet_cold == ColdChange::Keep {
+        return Ok(());
+    }
+    let Some(target) = parquet else {
+        return Err(Error::InvalidInput(format!(
+            "stream {} has no Parquet archive, so there are no files to move to cold storage: \
+             pass --parquet s3://BUCKET[/PREFIX] too",
+            request.stream
+        )));
+    };
+    let rule = ColdRule::of(target, &request.stream);
+    let current = match &observed.parquet_cold {
+        Some(Ok(current)) => *current,
+        Some(Err(reason)) => {
+            notes.push(format!(
+                "the lifecycle rules of bucket {} cannot be read ({reason}), so rule {} is not \
+                 changed: add it yourself (a transition of {} to GLACIER_IR)",
+                target.bucket(),
+                rule.id,
+                rule.prefix
+            ));
+            return Ok(());
+        }
+        None => None,
+    };
+    let step = |days| SetupAction::SetParquetCold {
+        target: target.clone(),
+        rule: rule.clone(),
+        days,
+    };
+    match (request.parquet_cold, current) {
+        (ColdChange::After(days), Some(now)) if now == days => steps.push(unchanged(
+            step(Some(days)),
+            format!(
+                "lifecycle rule {} of bucket {} moves files to Glacier Instant Retrieval after \
+                 {days} day(s)",
+                rule.id,
+                target.bucket()
+            ),
+        )),
+        (ColdChange::After(days), now) => {
+            if let Some(now) = now {
+                notes.push(format!(
+                    "files under {} move to Glacier Instant Retrieval after {days} day(s) \
+                     instead of {now}",
+                    rule.prefix
+                ));
+            }
+            steps.push(to_do(step(Some(days))));
+        }
+        (ColdChange::Off, Some(_)) => steps.push(to_do(step(None))),
+        (ColdChange::Off, None) | (ColdChange::Keep, _) => {}
+    }
+    Ok(())
 }
 
 /// Where the stream's records go besides the table's key schema: the values of its tags.

@@ -39,6 +39,7 @@ fn observed(
         tags: tags(tag_pairs),
         table_ttl: ttl,
         overflow_expiry: None,
+        parquet_cold: None,
         pitr: None,
         orphan_checkpoints: None,
         // An existing table was tagged by an earlier setup (see the test of the tag).
@@ -105,6 +106,8 @@ fn shape(plan: &SetupPlan) -> Vec<(&'static str, bool)> {
                 } => "check-parquet",
                 SetupAction::SetOverflowExpiry { days: Some(_), .. } => "expire",
                 SetupAction::SetOverflowExpiry { days: None, .. } => "unexpire",
+                SetupAction::SetParquetCold { days: Some(_), .. } => "cold",
+                SetupAction::SetParquetCold { days: None, .. } => "uncold",
                 SetupAction::EnablePointInTimeRecovery { .. } => "pitr",
                 SetupAction::CreateTimeIndex { .. } => "index",
                 SetupAction::WaitUntilIndexActive { .. } => "wait-index",
@@ -640,6 +643,74 @@ fn the_payloads_expire_with_their_items_never_sooner() {
         "{:?}",
         unread.notes
     );
+}
+
+#[test]
+fn the_parquet_files_move_to_cold_storage_as_asked_and_a_change_is_said() {
+    let target = OverflowTarget::parse("s3://history/kinarch").unwrap();
+    let tagged = [
+        ("StreamArchiveMode", "ALL"),
+        ("ArchiveParquet", "s3://history/kinarch"),
+    ];
+    let mut req = request(ArchiveMode::All, TtlChange::Keep);
+    let with_rule = |days: Option<u64>| {
+        let mut o = observed(&tagged, None, None);
+        o.parquet_cold = Some(Ok(days));
+        o
+    };
+    let cold = |plan: &SetupPlan| {
+        plan.steps.iter().find_map(|s| match &s.action {
+            SetupAction::SetParquetCold {
+                days,
+                rule,
+                target: t,
+            } => {
+                assert_eq!(
+                    (rule.id.as_str(), rule.prefix.as_str()),
+                    ("kinarch-parquet-orders", "kinarch/orders/")
+                );
+                assert_eq!(t, &target);
+                Some((*days, s.status == StepStatus::ToDo))
+            }
+            _ => None,
+        })
+    };
+    req.parquet_cold = ColdChange::After(90);
+    let new = plan(&req, &with_rule(None), "eu-west-1").unwrap();
+    assert_eq!(cold(&new), Some((Some(90), true)));
+    let same = plan(&req, &with_rule(Some(90)), "eu-west-1").unwrap();
+    assert_eq!(cold(&same), Some((Some(90), false)));
+    // Another number of days is applied, and said.
+    let shorter = plan(&req, &with_rule(Some(180)), "eu-west-1").unwrap();
+    assert_eq!(cold(&shorter), Some((Some(90), true)));
+    assert!(
+        shorter
+            .notes
+            .iter()
+            .any(|n| n.contains("after 90 day(s) instead of 180")),
+        "{:?}",
+        shorter.notes
+    );
+    req.parquet_cold = ColdChange::Off;
+    assert_eq!(
+        cold(&plan(&req, &with_rule(Some(90)), "eu-west-1").unwrap()),
+        Some((None, true))
+    );
+    assert_eq!(
+        cold(&plan(&req, &with_rule(None), "eu-west-1").unwrap()),
+        None
+    );
+    // Kept: nothing read, nothing done.
+    req.parquet_cold = ColdChange::Keep;
+    assert_eq!(
+        cold(&plan(&req, &observed(&tagged, None, None), "eu-west-1").unwrap()),
+        None
+    );
+    // Without a Parquet archive there is nothing to move.
+    let mut bare = request(ArchiveMode::All, TtlChange::Keep);
+    bare.parquet_cold = ColdChange::After(30);
+    let refused = plan(&bare, &observed(&[], None, None), "eu-west-1").unwrap_err();
+    assert!(refused.to_string().contains("--parquet"), "{refused}");
 }
 
 #[test]

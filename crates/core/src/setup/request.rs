@@ -37,6 +37,19 @@ pub enum BucketChange {
     Off,
 }
 
+/// What to do with the lifecycle rule moving the stream's Parquet files to S3 Glacier Instant
+/// Retrieval ([`ColdRule`](crate::domain::parquet::ColdRule)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColdChange {
+    /// Leave the rule as it is (or absent).
+    #[default]
+    Keep,
+    /// Files move after this many days (`--parquet-cold-after`).
+    After(u64),
+    /// Remove the rule (`--no-parquet-cold`): files stay in S3 Standard from now on.
+    Off,
+}
+
 /// What `kinarch setup` is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupRequest {
@@ -55,6 +68,8 @@ pub struct SetupRequest {
     pub overflow: BucketChange,
     /// The Parquet archive to set (`--parquet`, `--no-parquet`).
     pub parquet: BucketChange,
+    /// The Parquet files' cold storage rule (`--parquet-cold-after`, `--no-parquet-cold`).
+    pub parquet_cold: ColdChange,
     /// Switch point-in-time recovery on (`--pitr`), which `kinarch export` needs. Setup
     /// never switches it off: that would delete the table's backups.
     pub pitr: bool,
@@ -74,6 +89,7 @@ impl SetupRequest {
             table: None,
             overflow: BucketChange::Keep,
             parquet: BucketChange::Keep,
+            parquet_cold: ColdChange::Keep,
             pitr: false,
             time_index: false,
         }
