@@ -440,3 +440,56 @@ async fn latest_and_none_archives_are_refused_with_the_reason() {
         no_time.stderr
     );
 }
+
+/// The original Node archiver's table (`-archive-all`, its attributes as it wrote them) of a
+/// stream that is gone: found by its default name, tiered, and read from the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_archiver_table_of_a_deleted_stream_is_tiered() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    kinarch_tests::dynamo::create_table(&w.dynamodb, "legacy-archive-all", true).await;
+    for i in 0..5 {
+        w.dynamodb
+            .put_item()
+            .table_name("legacy-archive-all")
+            .item("partitionKey", S("customer-1".into()))
+            .item("sequenceNumber", S(format!("4959{i}")))
+            .item("shardId", S("shardId-000000000000".into()))
+            .item(
+                "approximateArrivalTimestamp",
+                N(format!("{}", OLD + i as f64)),
+            )
+            .item("recordData", S(STANDARD.encode(format!("order {i}"))))
+            .item("lastUpdate", S("2026-03-01 10:05:00".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let tier = w
+        .kinarch(&[
+            "tier",
+            "legacy",
+            "--older-than",
+            "now",
+            "--parquet",
+            TARGET,
+            "--delete",
+            "-o",
+            "json",
+        ])
+        .await;
+    let report = tier.ok().json();
+    assert_eq!(report["table"], "legacy-archive-all", "{report}");
+    assert_eq!(report["itemsDeleted"], 5, "{report}");
+    assert!(w.items("legacy-archive-all").await.is_empty());
+    let scan = w.kinarch(&["scan", "legacy", "--parquet", TARGET]).await;
+    assert_eq!(
+        scan.ok().out(),
+        "order 0\norder 1\norder 2\norder 3\norder 4\n",
+        "{}",
+        scan.stderr
+    );
+    let rows = duckdb_rows(&w, "tier-legacy").await;
+    assert_eq!(rows.len(), 5);
+}
