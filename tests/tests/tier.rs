@@ -493,3 +493,50 @@ async fn a_node_archiver_table_of_a_deleted_stream_is_tiered() {
     let rows = duckdb_rows(&w, "tier-legacy").await;
     assert_eq!(rows.len(), 5);
 }
+
+/// Ctrl-C: the shard-hours in hand are finished, the report says it stopped, exit 130; the
+/// same command then goes on to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_the_files_in_hand_and_a_rerun_goes_on() {
+    let (w, records) = old_archive(600).await;
+    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
+    let deletes = Arc::new(AtomicU64::new(0));
+    let seen = deletes.clone();
+    proxy.set_rule(move |call| {
+        (call.operation() == "BatchWriteItem").then(|| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Fault::Delay(Duration::from_millis(200))
+        })
+    });
+    let mut running = Running::start(
+        &w.moto.env_via(&proxy.endpoint()),
+        &[
+            "tier",
+            "orders",
+            "--older-than",
+            "now",
+            "--parquet",
+            TARGET,
+            "--delete",
+        ],
+    );
+    eventually("a first delete", Duration::from_secs(120), || {
+        std::future::ready((deletes.load(Ordering::SeqCst) >= 1).then_some(()))
+    })
+    .await;
+    running.signal("INT");
+    let stopped = running.wait().await;
+    assert_eq!(stopped.code, 130, "{}", stopped.stderr);
+    let out = String::from_utf8_lossy(&stopped.stdout).into_owned();
+    assert!(out.contains("stopped: run the same command again"), "{out}");
+    let left = w.items("orders-archive-ALL").await.len();
+    assert!(left > 0 && left < records.len(), "{left} items left");
+    assert!(
+        out.contains(&format!("{} items deleted", records.len() - left)),
+        "{out}"
+    );
+
+    let rest = tier_json(&w, "now").await;
+    assert_eq!(rest["itemsDeleted"], left as u64, "{rest}");
+    assert_eq!(duckdb_rows(&w, "tier-ctrl-c").await.len(), records.len());
+}

@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -222,8 +223,8 @@ impl Tier {
     }
 
     /// Runs the tier (see the [module documentation](self)) until the items are all handled
-    /// or `stop` completes (checked while reading: the records read since the last files were
-    /// written stay in the table for the next run). `Err`: the table could not be read on;
+    /// or `stop` completes: then the shard-hours in hand are finished, and the records read
+    /// but not yet handled stay in the table for the next run. `Err`: the table could not be read on;
     /// what was done before is done (files written, items deleted).
     pub async fn run(
         &self,
@@ -248,7 +249,7 @@ impl Tier {
         let mut buffer: Vec<ArchiveRecord> = Vec::new();
         let mut buffered = 0usize;
         let stamp = ArchiveStamp::new(Utc::now(), None);
-        tokio::pin!(stop);
+        let mut stop = std::pin::pin!(stop);
         loop {
             let next = tokio::select! {
                 biased;
@@ -268,8 +269,12 @@ impl Tier {
                     buffered += record.data.len();
                     buffer.push(record);
                     if buffered >= BUFFER_BYTES {
-                        self.flush(&mut buffer, request, &mut report).await;
+                        self.flush(&mut buffer, request, &mut report, &mut stop)
+                            .await;
                         buffered = 0;
+                        if report.stopped {
+                            return Ok(report);
+                        }
                     }
                 }
                 Some(Err(err)) if err.is_per_record() => {
@@ -278,12 +283,14 @@ impl Tier {
                 }
                 Some(Err(err)) => {
                     // Finish what was read: those items are handled as they would have been.
-                    self.flush(&mut buffer, request, &mut report).await;
+                    self.flush(&mut buffer, request, &mut report, &mut stop)
+                        .await;
                     return Err(err);
                 }
             }
         }
-        self.flush(&mut buffer, request, &mut report).await;
+        self.flush(&mut buffer, request, &mut report, &mut stop)
+            .await;
         Ok(report)
     }
 
@@ -311,21 +318,36 @@ impl Tier {
         self.objects.put_marker(&self.target, stream, &marker).await
     }
 
-    /// Handles the buffered records, shard-hour by shard-hour, and empties the buffer.
+    /// Handles the buffered records, shard-hour by shard-hour, and empties the buffer. When
+    /// `stop` completes, no further shard-hour starts and those in hand are finished
+    /// ([`TierReport::stopped`]).
     async fn flush(
         &self,
         buffer: &mut Vec<ArchiveRecord>,
         request: &TierRequest,
         report: &mut TierReport,
+        stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) {
         let files = files_of(buffer.iter());
         report.groups += files.len() as u64;
         if !request.dry_run {
+            let halt = AtomicBool::new(false);
             let mut outcomes = futures::stream::iter(files)
+                .take_while(|_| std::future::ready(!halt.load(Ordering::Relaxed)))
                 .map(|file| self.tier_group(file.key, file.records, request.delete))
                 .buffer_unordered(FILE_CONCURRENCY);
-            while let Some(outcome) = outcomes.next().await {
-                report.add(outcome);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = stop.as_mut(), if !report.stopped => {
+                        report.stopped = true;
+                        halt.store(true, Ordering::Relaxed);
+                    }
+                    outcome = outcomes.next() => match outcome {
+                        Some(outcome) => report.add(outcome),
+                        None => break,
+                    },
+                }
             }
         }
         buffer.clear();
