@@ -508,7 +508,7 @@ async fn ctrl_c_finishes_the_files_in_hand_and_a_rerun_goes_on() {
             Fault::Delay(Duration::from_millis(200))
         })
     });
-    let mut running = Running::start(
+    let running = Running::start(
         &w.moto.env_via(&proxy.endpoint()),
         &[
             "tier",
