@@ -176,6 +176,17 @@ async fn a_table_of_every_kind_of_item_is_tiered_and_reads_back_the_same() {
     let mut before = essences(&scan_before.ok().out());
     before.sort();
     assert_eq!(before.len(), 7);
+    w.stream("replay", 1).await;
+    let replay = [
+        "reinject",
+        "orders",
+        "--target",
+        "replay",
+        "--estimate",
+        "-o",
+        "json",
+    ];
+    let estimate_before = w.kinarch(&replay).await.ok().json();
 
     // The stream has no ArchiveParquet tag: tier needs --parquet.
     let untagged = w
@@ -228,6 +239,15 @@ async fn a_table_of_every_kind_of_item_is_tiered_and_reads_back_the_same() {
     let mut after = essences(&scan_after.ok().out());
     after.sort();
     assert_eq!(after, before);
+    let estimate_after = w
+        .kinarch(&[&replay[..], &["--parquet", TARGET]].concat())
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        estimate_after, estimate_before,
+        "a replay would send the same"
+    );
     // A key's records: old ones (from the files) before new ones (from the table).
     for (key, before) in [("key-a", &key_before), ("user-2", &user_before)] {
         let after = w
