@@ -15,6 +15,7 @@ mod cold;
 mod demo;
 mod export;
 mod faults;
+mod filters;
 mod interrupt;
 mod kpl;
 mod lambda;

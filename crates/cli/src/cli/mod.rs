@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
+use kinarch_core::domain::filter::ContentFilter;
 use kinarch_core::domain::overflow::OverflowTarget;
 use kinarch_core::poller::{DEFAULT_BATCH_SIZE, StartPosition};
 use kinarch_core::read::WorkerSegment;
@@ -489,6 +490,10 @@ pub(crate) struct AthenaDdlArgs {
     pub(crate) first_day: Option<chrono::NaiveDate>,
 }
 
+fn parse_where(text: &str) -> Result<ContentFilter, String> {
+    ContentFilter::parse(text).map_err(|e| e.to_string())
+}
+
 fn parse_cold_days(text: &str) -> Result<u64, String> {
     values::parse_count(text, "--parquet-cold-after", 36_500)
 }
@@ -697,6 +702,11 @@ pub(crate) struct SelectionArgs {
     /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
     #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
     pub(crate) segments_total: Option<u32>,
+    /// Only records whose payload, parsed as JSON, the JMESPath expression EXPR selects
+    /// (a truthy result): --where "type == 'refund' && amount > `100`". Payloads that are
+    /// not JSON are not selected (counted at the end; -v names them).
+    #[arg(long = "where", value_name = "EXPR", value_parser = parse_where, allow_hyphen_values = true)]
+    pub(crate) content: Option<ContentFilter>,
     /// Which store to read: auto (the table when the stream's mode keeps one, else the
     /// Parquet archive), table, or parquet (every record ever archived to Parquet, also
     /// beyond the table's TTL; --no-time-index and --page-size do not apply).

@@ -176,6 +176,20 @@ fn log_read_costs(
     }
 }
 
+/// After a read with `--where`: says once how many payloads were not JSON (so not
+/// selected); `-v` named each as it was read.
+fn say_not_json(archive: &ArchiveReader, quiet: bool) {
+    let stats = archive.filter_stats();
+    if stats.not_json > 0 && !quiet {
+        crate::say(&format!(
+            "note: {} of {} record(s) read have a payload that is not JSON (or not in the \
+             archive) and were not selected by --where (-v names them)",
+            crate::cli::values::thousands(stats.not_json),
+            crate::cli::values::thousands(stats.read)
+        ));
+    }
+}
+
 /// A command line's selection, checked: which records, how they are read, and which of its
 /// time bounds were given relative to now (flag → as typed).
 pub(crate) struct ResolvedSelection {
@@ -214,6 +228,7 @@ pub(crate) fn selection(args: SelectionArgs) -> Result<ResolvedSelection, Failur
         segments: args.segments,
         worker,
         limit: args.limit.map(usize::from),
+        content: args.content,
     })
     .map_err(|e| Failure::Usage(e.to_string()))?;
     let read = ReadOptions {

@@ -155,6 +155,7 @@ async fn print_records(
     progress.finish();
     writer.finish()?;
     super::log_read_costs(&archive.read_stats(), &archive.parquet_stats());
+    super::say_not_json(&archive, global.quiet);
     if unreadable_files > 0 {
         return Err(Failure::Runtime(format!(
             "{unreadable_files} Parquet file(s) could not be read and were skipped (listed \

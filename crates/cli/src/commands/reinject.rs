@@ -55,6 +55,7 @@ pub(crate) async fn run(
     options.original_pace = args.pace.map(|_| args.speed.unwrap_or(1.0));
     options.concurrency = args.concurrency;
     options.dry_run = args.dry_run;
+    let filtered = resolved.selection.content().is_some();
     let replay = Replay::prepare(
         archive,
         ReplayRequest {
@@ -91,7 +92,10 @@ pub(crate) async fn run(
             return Err(stopped_while_reading(signal_code(&mut signal)));
         };
         let took = estimate.duration(options.original_pace, args.rate.map(|r| r.get()));
-        let summary = EstimateSummary::new(&estimate, target.as_str(), took);
+        let mut summary = EstimateSummary::new(&estimate, target.as_str(), took);
+        if filtered {
+            summary = summary.with_filter(replay.archive().filter_stats());
+        }
         if json {
             print_json(&summary)?;
         } else {
@@ -119,6 +123,8 @@ pub(crate) async fn run(
             tracing::warn!("{failure:?}");
         }
     };
+    // Its counters are shared with the replay's reader (for what --where did).
+    let reader = replay.archive().clone();
     let outcome = replay
         .run(
             &kinesis_client(sdk),
@@ -151,6 +157,7 @@ pub(crate) async fn run(
     }
     let report = &outcome.report;
     super::log_read_costs(&outcome.read, &outcome.parquet);
+    super::say_not_json(&reader, global.quiet || json);
     if outcome.skipped_by_journal > 0 && !global.quiet {
         crate::say(&format!(
             "journal: {} record(s) were sent by an earlier run and are not sent again",
@@ -240,7 +247,7 @@ fn estimate_text(e: &EstimateSummary) -> String {
     };
     format!(
         "estimate for {}: {} record(s), {} bytes, at least {} PutRecords call(s), {} shard(s), \
-         {} key(s); {span}; takes at least {} s at this pace and rate{}",
+         {} key(s); {span}; takes at least {} s at this pace and rate{}{}",
         e.target,
         thousands(e.records),
         thousands(e.bytes),
@@ -251,6 +258,15 @@ fn estimate_text(e: &EstimateSummary) -> String {
         match (e.unsendable, e.unreadable) {
             (0, 0) => String::new(),
             (a, b) => format!("; {a} not sendable (payload not archived), {b} unreadable item(s)"),
+        },
+        match (e.records_read, e.not_json) {
+            (Some(read), Some(not_json)) => format!(
+                "; --where selected {} of {} record(s) read ({} not JSON)",
+                thousands(e.records),
+                thousands(read),
+                thousands(not_json)
+            ),
+            _ => String::new(),
         }
     )
 }

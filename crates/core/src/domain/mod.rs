@@ -5,6 +5,7 @@
 pub mod athena;
 pub mod config;
 pub mod event;
+pub mod filter;
 pub mod frame;
 pub mod kpl;
 pub mod names;

@@ -17,6 +17,7 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::domain::filter::ContentFilter;
 use crate::domain::record::{ArchiveRecord, format_last_update};
 use crate::domain::sequence::SequenceNumber;
 use crate::domain::timefmt::epoch_seconds_text;
@@ -244,6 +245,8 @@ pub struct SelectionSpec {
     pub worker: Option<WorkerSegment>,
     /// `-n`: at most this many records. `Some(0)` reads nothing.
     pub limit: Option<usize>,
+    /// `--where`: only records whose JSON payload the expression selects.
+    pub content: Option<ContentFilter>,
 }
 
 /// Which records to read, checked: see the [module documentation](self).
@@ -272,6 +275,7 @@ pub struct Selection {
     archived: TimeWindow,
     split: ScanSplit,
     limit: Option<usize>,
+    content: Option<ContentFilter>,
 }
 
 impl Default for Selection {
@@ -332,6 +336,7 @@ impl Selection {
             archived: spec.archived,
             split,
             limit: spec.limit,
+            content: spec.content,
         })
     }
 
@@ -344,6 +349,7 @@ impl Selection {
             archived: TimeWindow::default(),
             split: ScanSplit::Whole,
             limit: None,
+            content: None,
         }
     }
 
@@ -372,7 +378,23 @@ impl Selection {
                 _ => None,
             },
             limit: self.limit,
+            content: self.content.clone(),
         }
+    }
+
+    /// This selection without its `--where` filter and limit: what a filtered read reads
+    /// before it filters (the limit counts selected records, so it applies after).
+    pub fn unfiltered(&self) -> Selection {
+        Selection {
+            content: None,
+            limit: None,
+            ..self.clone()
+        }
+    }
+
+    /// The `--where` filter, when there is one.
+    pub fn content(&self) -> Option<&ContentFilter> {
+        self.content.as_ref()
     }
 
     /// The partition key whose records are selected; `None`: the whole table.
@@ -439,7 +461,8 @@ impl Selection {
     /// in a fixed order, each only when given: `--partition-key` (JSON-quoted),
     /// `--from-seq`, `--to-seq`, `--arrived-after`, `--arrived-before`,
     /// `--archived-after`, `--archived-before` (RFC 3339 UTC, to the nanosecond when the
-    /// time has a fraction), `--segment` (`I/N`), `--limit`. `--segments N` is not among
+    /// time has a fraction), `--segment` (`I/N`), `--where` (JSON-quoted, as typed),
+    /// `--limit`. `--segments N` is not among
     /// them: it reads the same records. See [`FINGERPRINT_VERSION`].
     pub fn fingerprint(&self) -> Vec<(&'static str, String)> {
         let mut fields = Vec::new();
@@ -465,6 +488,9 @@ impl Selection {
         }
         if let ScanSplit::Worker(worker) = self.split {
             fields.push(("--segment", worker.to_string()));
+        }
+        if let Some(content) = &self.content {
+            fields.push(("--where", json_quoted(content.as_str())));
         }
         if let Some(limit) = self.limit {
             fields.push(("--limit", limit.to_string()));

@@ -61,7 +61,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::Client as KinesisClient;
 use aws_smithy_types::retry::ProvideErrorKind;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::aws::error::{AwsErrorKind, kind_of};
 use crate::aws::objects::ObjectStore;
@@ -70,6 +70,7 @@ use crate::aws::table_check::checked_archive_table;
 use crate::aws::tables::TableInfo;
 use crate::aws::{aws_error_with, region_of};
 use crate::domain::config::StreamArchiveConfig;
+use crate::domain::filter::Verdict;
 use crate::domain::names::{StreamName, TableName};
 use crate::domain::parquet::ParquetTarget;
 use crate::domain::record::ArchiveRecord;
@@ -166,10 +167,24 @@ pub struct ReadStats {
     pub items_read: u64,
 }
 
+/// What the `--where` filter of a reader's reads (and its clones') did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterStats {
+    /// Records the filter looked at.
+    pub read: u64,
+    /// Records it selected.
+    pub selected: u64,
+    /// Records whose payload is not JSON (or not in the archive): not selected.
+    pub not_json: u64,
+}
+
 #[derive(Debug, Default)]
 struct ReadCounters {
     requests: AtomicU64,
     items_read: AtomicU64,
+    filter_read: AtomicU64,
+    filter_selected: AtomicU64,
+    filter_not_json: AtomicU64,
 }
 
 impl ReadCounters {
@@ -382,6 +397,55 @@ impl ArchiveReader {
     /// # }
     /// ```
     pub fn read(&self, selection: &Selection, options: ReadOptions) -> RecordStream {
+        let Some(filter) = selection.content().cloned() else {
+            return self.read_unfiltered(selection, options);
+        };
+        let records = self.read_unfiltered(&selection.unfiltered(), options);
+        let counters = self.counters.clone();
+        let filtered = records.filter(move |item| {
+            let keep = match item {
+                Ok(record) => {
+                    counters.filter_read.fetch_add(1, AtomicOrdering::Relaxed);
+                    match filter.test(record) {
+                        Verdict::Selected => {
+                            counters
+                                .filter_selected
+                                .fetch_add(1, AtomicOrdering::Relaxed);
+                            true
+                        }
+                        Verdict::NotSelected => false,
+                        Verdict::NotJson => {
+                            counters
+                                .filter_not_json
+                                .fetch_add(1, AtomicOrdering::Relaxed);
+                            tracing::info!(
+                                partition_key = %record.partition_key,
+                                sequence_number = %record.sequence_number,
+                                sub_sequence_number = ?record.sub_sequence_number,
+                                "the payload is not JSON: not selected by --where"
+                            );
+                            false
+                        }
+                    }
+                }
+                Err(_) => true,
+            };
+            std::future::ready(keep)
+        });
+        Box::pin(pages::cap(filtered, selection.limit()))
+    }
+
+    /// What the `--where` filter of this reader's reads did so far.
+    pub fn filter_stats(&self) -> FilterStats {
+        FilterStats {
+            read: self.counters.filter_read.load(AtomicOrdering::Relaxed),
+            selected: self.counters.filter_selected.load(AtomicOrdering::Relaxed),
+            not_json: self.counters.filter_not_json.load(AtomicOrdering::Relaxed),
+        }
+    }
+
+    /// [`Self::read`] of a selection without a `--where` filter.
+    fn read_unfiltered(&self, selection: &Selection, options: ReadOptions) -> RecordStream {
         let source = self.resolve_source(options.source);
         tracing::info!(stream = %self.config.stream, source = source.as_str(), "reading the archive");
         if source == ArchiveSource::Auto {

@@ -411,6 +411,12 @@ pub struct EstimateSummary {
     pub unreadable: u64,
     /// The least time the replay takes at its pace and rate.
     pub seconds: f64,
+    /// With `--where`: records read before the filter (`records` are those it selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_read: Option<u64>,
+    /// With `--where`: records whose payload is not JSON (not selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_json: Option<u64>,
 }
 
 impl EstimateSummary {
@@ -428,6 +434,17 @@ impl EstimateSummary {
             unsendable: estimate.unsendable,
             unreadable: estimate.unreadable,
             seconds: took.as_secs_f64(),
+            records_read: None,
+            not_json: None,
+        }
+    }
+
+    /// With what a `--where` filter did: records read before it, and not JSON.
+    pub fn with_filter(self, stats: crate::read::FilterStats) -> Self {
+        Self {
+            records_read: Some(stats.read),
+            not_json: Some(stats.not_json),
+            ..self
         }
     }
 }
