@@ -212,3 +212,103 @@ async fn where_filters_the_parquet_archive_too() {
     );
     assert!(scan.stderr.contains("not JSON"), "{}", scan.stderr);
 }
+
+/// `--keys-from`: one Query per key (the proxy sees no Scan), the keys' records in the
+/// file's order, with a window and `--where`; standard input as `-`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_a_file_read_one_query_per_key_in_the_file_s_order() {
+    use std::sync::{Arc, Mutex};
+    let w = World::start().await;
+    let all = records(40);
+    w.archived("orders", 1, &all, chrono::Utc::now()).await;
+    let proxy = kinarch_tests::proxy::FaultProxy::start(&w.moto.endpoint()).await;
+    let calls = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = calls.clone();
+    proxy.set_rule(move |call| {
+        seen.lock().unwrap().push(call.operation().to_owned());
+        None
+    });
+    let env = w.moto.env_via(&proxy.endpoint());
+    let run = |args: &[&str], input: Option<&str>| {
+        let mut command = kinarch_tests::cli::command_with_env(&env);
+        command.args(args);
+        let input = input.map(|i| i.as_bytes().to_vec());
+        async move { kinarch_tests::cli::run_command(command, input.as_deref()).await }
+    };
+    let dir = std::env::temp_dir().join(format!("kinarch-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.txt");
+    std::fs::write(&file, "key-2\r\nkey-0\n\nkey-2\nkey-9\n").unwrap();
+    let file = file.to_str().unwrap();
+
+    let scan = run(
+        &[
+            "scan",
+            "orders",
+            "--keys-from",
+            file,
+            "--arrived-after",
+            "2026-05-01T10:00:10Z",
+            "-o",
+            "jsonl",
+        ],
+        None,
+    )
+    .await;
+    let order: Vec<u64> = scan
+        .ok()
+        .out()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["sequenceNumber"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                - 100
+        })
+        .collect();
+    let mut want: Vec<u64> = (10..40).filter(|i| i % 4 == 2).collect();
+    want.extend((10..40).filter(|i| i % 4 == 0));
+    assert_eq!(
+        order, want,
+        "key-2's records, then key-0's, each in sequence order"
+    );
+    let seen = std::mem::take(&mut *calls.lock().unwrap());
+    assert_eq!(
+        seen.iter().filter(|op| op.as_str() == "Query").count(),
+        3,
+        "one Query per distinct key: {seen:?}"
+    );
+    assert!(!seen.iter().any(|op| op == "Scan"), "{seen:?}");
+
+    // From standard input, with --where.
+    let refunds = run(
+        &[
+            "scan",
+            "orders",
+            "--keys-from",
+            "-",
+            "--where",
+            "type == 'refund'",
+            "-o",
+            "jsonl",
+        ],
+        Some("key-1\nkey-2\n"),
+    )
+    .await;
+    assert_eq!(ns(&refunds.ok().out()), expected(40, |i| i % 4 == 2));
+
+    // No key at all, or a missing file: usage errors.
+    let empty = run(&["scan", "orders", "--keys-from", "-"], Some("\n")).await;
+    empty.expect_code(2);
+    assert!(empty.stderr.contains("holds no key"), "{}", empty.stderr);
+    let missing = run(
+        &["scan", "orders", "--keys-from", "/nonexistent/keys"],
+        None,
+    )
+    .await;
+    missing.expect_code(2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -702,6 +702,10 @@ pub(crate) struct SelectionArgs {
     /// With N workers of an AWS Batch array job: read segment AWS_BATCH_JOB_ARRAY_INDEX of N.
     #[arg(long, value_name = "N", value_parser = parse_segments_total, conflicts_with = "segments")]
     pub(crate) segments_total: Option<u32>,
+    /// Only the records of the partition keys in FILE, one per line ('-': standard input),
+    /// read key by key in that order (one Query per key from the table).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "segments", "segment", "segments_total"])]
+    pub(crate) keys_from: Option<PathBuf>,
     /// Only records whose payload, parsed as JSON, the JMESPath expression EXPR selects
     /// (a truthy result): --where "type == 'refund' && amount > `100`". Payloads that are
     /// not JSON are not selected (counted at the end; -v names them).

@@ -190,6 +190,30 @@ fn say_not_json(archive: &ArchiveReader, quiet: bool) {
     }
 }
 
+/// The partition keys of `--keys-from FILE` (`-`: standard input), one per line (a
+/// trailing `\r` dropped, empty lines skipped).
+fn keys_from(path: &std::path::Path) -> Result<Vec<String>, Failure> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| Failure::Usage(format!("cannot read --keys-from {}: {e}", path.display())))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if keys.is_empty() {
+        return Err(Failure::Usage(format!(
+            "--keys-from {} holds no key: give one partition key per line",
+            path.display()
+        )));
+    }
+    Ok(keys)
+}
+
 /// A command line's selection, checked: which records, how they are read, and which of its
 /// time bounds were given relative to now (flag → as typed).
 pub(crate) struct ResolvedSelection {
@@ -229,6 +253,10 @@ pub(crate) fn selection(args: SelectionArgs) -> Result<ResolvedSelection, Failur
         worker,
         limit: args.limit.map(usize::from),
         content: args.content,
+        keys: match &args.keys_from {
+            Some(path) => keys_from(path)?,
+            None => Vec::new(),
+        },
     })
     .map_err(|e| Failure::Usage(e.to_string()))?;
     let read = ReadOptions {

@@ -247,6 +247,9 @@ pub struct SelectionSpec {
     pub limit: Option<usize>,
     /// `--where`: only records whose JSON payload the expression selects.
     pub content: Option<ContentFilter>,
+    /// `--keys-from`: the records of these partition keys only, read key by key in this
+    /// order (duplicates are read once); empty: no such bound.
+    pub keys: Vec<String>,
 }
 
 /// Which records to read, checked: see the [module documentation](self).
@@ -276,6 +279,7 @@ pub struct Selection {
     split: ScanSplit,
     limit: Option<usize>,
     content: Option<ContentFilter>,
+    keys: Option<std::sync::Arc<[String]>>,
 }
 
 impl Default for Selection {
@@ -322,6 +326,13 @@ impl Selection {
             (Some(n), None) if n > 1 => ScanSplit::Parallel(n),
             _ => ScanSplit::Whole,
         };
+        let keys = keys_of(spec.keys)?;
+        if keys.is_some() && (spec.partition_key.is_some() || split != ScanSplit::Whole) {
+            return Err(SelectionError(
+                "--keys-from reads its keys one by one: leave out -k, --segment and --segments"
+                    .into(),
+            ));
+        }
         if spec.partition_key.is_some() && split != ScanSplit::Whole {
             return Err(SelectionError(
                 "a partition key's records are read with one Query: --segment and --segments \
@@ -337,6 +348,7 @@ impl Selection {
             split,
             limit: spec.limit,
             content: spec.content,
+            keys,
         })
     }
 
@@ -350,6 +362,7 @@ impl Selection {
             split: ScanSplit::Whole,
             limit: None,
             content: None,
+            keys: None,
         }
     }
 
@@ -379,6 +392,11 @@ impl Selection {
             },
             limit: self.limit,
             content: self.content.clone(),
+            keys: self
+                .keys
+                .as_deref()
+                .map(<[String]>::to_vec)
+                .unwrap_or_default(),
         }
     }
 
@@ -388,6 +406,20 @@ impl Selection {
         Selection {
             content: None,
             limit: None,
+            ..self.clone()
+        }
+    }
+
+    /// The keys of `--keys-from`, in order, each once; `None` without it.
+    pub fn keys(&self) -> Option<&[String]> {
+        self.keys.as_deref()
+    }
+
+    /// This selection for one of its `--keys-from` keys: the same bounds, that key only.
+    pub fn for_key(&self, key: &str) -> Selection {
+        Selection {
+            partition_key: Some(key.to_owned()),
+            keys: None,
             ..self.clone()
         }
     }
@@ -451,6 +483,10 @@ impl Selection {
         self.partition_key
             .as_deref()
             .is_none_or(|key| key == record.partition_key)
+            && self
+                .keys
+                .as_deref()
+                .is_none_or(|keys| keys.iter().any(|k| *k == record.partition_key))
             && self.sequence.contains(&record.sequence_number)
             && arrived_within(record.approximate_arrival_timestamp, &after, &before)
             && archived_ok(&archived_after, |at, bound| at >= bound)
@@ -462,7 +498,7 @@ impl Selection {
     /// `--from-seq`, `--to-seq`, `--arrived-after`, `--arrived-before`,
     /// `--archived-after`, `--archived-before` (RFC 3339 UTC, to the nanosecond when the
     /// time has a fraction), `--segment` (`I/N`), `--where` (JSON-quoted, as typed),
-    /// `--limit`. `--segments N` is not among
+    /// `--keys-from` (`<count> keys md5:<hex>` of the keys in order, one per line), `--limit`. `--segments N` is not among
     /// them: it reads the same records. See [`FINGERPRINT_VERSION`].
     pub fn fingerprint(&self) -> Vec<(&'static str, String)> {
         let mut fields = Vec::new();
@@ -492,6 +528,9 @@ impl Selection {
         if let Some(content) = &self.content {
             fields.push(("--where", json_quoted(content.as_str())));
         }
+        if let Some(keys) = &self.keys {
+            fields.push(("--keys-from", keys_digest(keys)));
+        }
         if let Some(limit) = self.limit {
             fields.push(("--limit", limit.to_string()));
         }
@@ -512,6 +551,42 @@ impl Selection {
 /// digits as it has (none, milliseconds, microseconds or nanoseconds).
 pub fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The `--keys-from` keys checked: each a partition key of 1 to 256 characters, each kept
+/// once in its first place; `None` when there are none.
+fn keys_of(keys: Vec<String>) -> Result<Option<std::sync::Arc<[String]>>, SelectionError> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut kept = Vec::with_capacity(keys.len());
+    for (line, key) in keys.into_iter().enumerate() {
+        let chars = key.chars().count();
+        if !(1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
+            return Err(SelectionError(format!(
+                "key {} of --keys-from has {chars} characters: a Kinesis partition key has 1 to \
+                 {MAX_PARTITION_KEY_CHARS}",
+                line + 1
+            )));
+        }
+        if seen.insert(key.clone()) {
+            kept.push(key);
+        }
+    }
+    Ok(Some(kept.into()))
+}
+
+/// How the fingerprint names a key list: its length and the MD5 of the keys, one per line.
+fn keys_digest(keys: &[String]) -> String {
+    use md5::{Digest, Md5};
+    let mut md5 = Md5::new();
+    for key in keys {
+        md5.update(key.as_bytes());
+        md5.update(b"\n");
+    }
+    let hex: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{} keys md5:{hex}\"", keys.len())
 }
 
 fn json_quoted(text: &str) -> String {

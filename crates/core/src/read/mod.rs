@@ -97,6 +97,10 @@ pub type RecordStream = Pin<Box<dyn Stream<Item = Result<ArchiveRecord, Error>> 
 /// latency, few enough that a scan of 1 MiB payloads stays within a few MiB.
 pub const FETCH_AHEAD: usize = 4;
 
+/// Keys of `--keys-from` read at once; each key's records are held until the keys before
+/// it are returned.
+pub const KEYS_AHEAD: usize = 8;
+
 /// How long one page is retried on throttling and 5xx answers, on top of the SDK's own
 /// three attempts, before the read gives up.
 const PAGE_RETRY_BUDGET: Duration = Duration::from_secs(60);
@@ -447,6 +451,32 @@ impl ArchiveReader {
     /// [`Self::read`] of a selection without a `--where` filter.
     fn read_unfiltered(&self, selection: &Selection, options: ReadOptions) -> RecordStream {
         let source = self.resolve_source(options.source);
+        if let Some(keys) = selection.keys()
+            && source != ArchiveSource::Parquet
+        {
+            // One read per key (a Query of the table), KEYS_AHEAD at once, returned key by
+            // key in the list's order. (The Parquet archive is read in one pass: the key
+            // list is one more bound on its rows.)
+            let archive = self.clone();
+            let limit = selection.limit();
+            let reads = futures::stream::iter(keys.to_vec())
+                .map({
+                    let selection = selection.clone();
+                    move |key| {
+                        let archive = archive.clone();
+                        let selection = selection.for_key(&key);
+                        async move {
+                            archive
+                                .read_unfiltered(&selection, options)
+                                .collect::<Vec<_>>()
+                                .await
+                        }
+                    }
+                })
+                .buffered(KEYS_AHEAD)
+                .flat_map(futures::stream::iter);
+            return Box::pin(pages::cap(reads, limit));
+        }
         tracing::info!(stream = %self.config.stream, source = source.as_str(), "reading the archive");
         if source == ArchiveSource::Auto {
             return Box::pin(self.read_split(selection.clone(), options));
