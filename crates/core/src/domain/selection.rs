@@ -486,7 +486,7 @@ impl Selection {
             && self
                 .keys
                 .as_deref()
-                .is_none_or(|keys| keys.iter().any(|k| *k == record.partition_key))
+                .is_none_or(|keys| keys.contains(&record.partition_key))
             && self.sequence.contains(&record.sequence_number)
             && arrived_within(record.approximate_arrival_timestamp, &after, &before)
             && archived_ok(&archived_after, |at, bound| at >= bound)
