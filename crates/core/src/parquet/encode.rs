@@ -51,13 +51,35 @@ pub fn encode(
     archived_at: DateTime<Utc>,
     stream: &StreamName,
 ) -> Result<Vec<u8>, Error> {
-    encode_in_row_groups(records, archived_at, stream, MAX_ROW_GROUP_ROWS)
+    encode_in_row_groups(
+        records,
+        ArchivedAt::Batch(archived_at.timestamp_millis()),
+        stream,
+        MAX_ROW_GROUP_ROWS,
+    )
+}
+
+/// [`encode`] for rows that were archived before (compaction, see [`crate::compact`]): each
+/// row keeps its own `archivedAt`, read from its `last_update` (the contract's `lastUpdate`
+/// text, to the second: the milliseconds of the original `archivedAt` are not kept). A
+/// record without a `last_update` is [`Error::Internal`].
+pub fn encode_archived(records: &[&ArchiveRecord], stream: &StreamName) -> Result<Vec<u8>, Error> {
+    encode_in_row_groups(records, ArchivedAt::EachRow, stream, MAX_ROW_GROUP_ROWS)
+}
+
+/// Where a row's `archivedAt` comes from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ArchivedAt {
+    /// One time for the whole file (epoch milliseconds): a batch archived now.
+    Batch(i64),
+    /// Each record's own `last_update`: rows archived before.
+    EachRow,
 }
 
 /// [`encode`] with row groups of at most `max_rows` rows (tests make small ones).
 pub(super) fn encode_in_row_groups(
     records: &[&ArchiveRecord],
-    archived_at: DateTime<Utc>,
+    archived_at: ArchivedAt,
     stream: &StreamName,
     max_rows: usize,
 ) -> Result<Vec<u8>, Error> {
@@ -72,7 +94,6 @@ pub(super) fn encode_in_row_groups(
             .with_skip_arrow_metadata(true),
     )
     .map_err(writer_failed)?;
-    let archived_ms = archived_at.timestamp_millis();
     let mut start = 0;
     while start < records.len() {
         let mut end = start;
@@ -82,7 +103,7 @@ pub(super) fn encode_in_row_groups(
             end += 1;
         }
         writer
-            .write(&batch(&records[start..end], archived_ms)?)
+            .write(&batch(&records[start..end], archived_at)?)
             .map_err(writer_failed)?;
         start = end;
     }
@@ -133,7 +154,7 @@ fn sequence_digits(records: &[&ArchiveRecord]) -> Option<usize> {
 }
 
 /// One Arrow batch of `records`: every builder sized first, then one pass.
-fn batch(records: &[&ArchiveRecord], archived_ms: i64) -> Result<RecordBatch, Error> {
+fn batch(records: &[&ArchiveRecord], archived_at: ArchivedAt) -> Result<RecordBatch, Error> {
     let rows = records.len();
     let (mut key_bytes, mut sequence_bytes, mut hash_key_bytes, mut shard_bytes, mut data_bytes) =
         (0, 0, 0, 0, 0);
@@ -185,7 +206,14 @@ fn batch(records: &[&ArchiveRecord], archived_ms: i64) -> Result<RecordBatch, Er
         arrivals.append_value(arrival_millis(record.approximate_arrival_timestamp));
         shards.append_value(&record.shard_id);
     }
-    let archived = TimestampMillisecondArray::from_value(archived_ms, rows).with_timezone(UTC);
+    let archived = match archived_at {
+        ArchivedAt::Batch(millis) => TimestampMillisecondArray::from_value(millis, rows),
+        ArchivedAt::EachRow => records
+            .iter()
+            .map(|record| row_archived_at(record).map(Some))
+            .collect::<Result<TimestampMillisecondArray, Error>>()?,
+    }
+    .with_timezone(UTC);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(keys.finish()),
         Arc::new(sequences.finish()),
@@ -200,6 +228,21 @@ fn batch(records: &[&ArchiveRecord], archived_ms: i64) -> Result<RecordBatch, Er
     ];
     RecordBatch::try_new(SCHEMA.clone(), columns)
         .map_err(|e| Error::Internal(format!("building a Parquet row batch: {e}")))
+}
+
+/// A row's own `archivedAt` (epoch milliseconds), from its `last_update`.
+fn row_archived_at(record: &ArchiveRecord) -> Result<i64, Error> {
+    record
+        .last_update
+        .as_deref()
+        .and_then(crate::domain::record::parse_last_update)
+        .map(|time| time.timestamp_millis())
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "record {}/{}: no archive time (lastUpdate {:?}) to keep in a rewritten file",
+                record.partition_key, record.sequence_number, record.last_update
+            ))
+        })
 }
 
 fn int64(value: u64, column: &str, record: &ArchiveRecord) -> Result<i64, Error> {

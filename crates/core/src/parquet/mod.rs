@@ -75,7 +75,7 @@ mod schema;
 mod tests;
 
 pub use athena::athena_ddl;
-pub use encode::{arrival_millis, encode};
+pub use encode::{arrival_millis, encode, encode_archived};
 pub use read::{ByteSource, MemoryFile, ParquetCounters, ParquetReadStats, read_file};
 pub use schema::{
     ARCHIVED_AT, ARRIVAL, DATA, EXPLICIT_HASH_KEY, META_SCHEMA, META_SEQUENCE_DIGITS, META_STREAM,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use proptest::prelude::*;
 
-use super::encode::encode_in_row_groups;
+use super::encode::{ArchivedAt, encode_in_row_groups};
 use super::*;
 use crate::domain::names::StreamName;
 use crate::domain::record::{ArchiveRecord, format_last_update};
@@ -45,7 +45,8 @@ fn archived(mut record: ArchiveRecord) -> ArchiveRecord {
 
 fn file(records: &[ArchiveRecord], rows_per_group: usize) -> Bytes {
     let refs: Vec<&ArchiveRecord> = records.iter().collect();
-    encode_in_row_groups(&refs, archived_at(), &stream(), rows_per_group)
+    let at = ArchivedAt::Batch(archived_at().timestamp_millis());
+    encode_in_row_groups(&refs, at, &stream(), rows_per_group)
         .unwrap()
         .into()
 }
@@ -490,4 +491,20 @@ proptest! {
         prop_assert_eq!(stats.rows_read, expected.len() as u64);
         prop_assert_eq!(read, expected);
     }
+}
+
+/// A rewritten file (compaction) keeps each row's own archive time, to the second, and
+/// refuses a row that has none.
+#[tokio::test]
+async fn a_rewritten_file_keeps_each_rows_archive_time() {
+    let mut first = record("a", "1", 1_777_629_600.0, b"x");
+    first.last_update = Some("2026-05-01 10:00:05".into());
+    let mut second = record("b", "2", 1_777_629_601.0, b"y");
+    second.last_update = Some("2026-05-01 10:20:00".into());
+    let bytes = encode_archived(&[&first, &second], &stream()).unwrap();
+    let (rows, _) = read_ok(bytes.into(), Selection::all()).await;
+    assert_eq!(rows, [first.clone(), second]);
+    first.last_update = None;
+    let err = encode_archived(&[&first], &stream()).unwrap_err();
+    assert!(err.to_string().contains("no archive time"), "{err}");
 }
