@@ -2,6 +2,7 @@
 
 mod archive;
 mod athena;
+mod compact;
 mod completions;
 mod export;
 mod list;
@@ -46,6 +47,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(args) => list::run(&sdk, args).await,
         Command::Export(args) => export::run(&sdk, &global, args).await,
         Command::AthenaDdl(args) => athena::run(&sdk, &global, args).await,
+        Command::Compact(args) => compact::run(&sdk, &global, args).await,
     }
 }
 
@@ -77,6 +79,7 @@ fn regions_given(command: &Command) -> Vec<(String, String)> {
         Command::Put(args) => regions.extend(arn(&args.stream)),
         Command::Export(args) => regions.extend(arn(&args.stream)),
         Command::AthenaDdl(args) => regions.extend(arn(&args.stream)),
+        Command::Compact(args) => regions.extend(arn(&args.stream)),
         Command::Completions(_) | Command::List(_) => {}
     }
     regions
