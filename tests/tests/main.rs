@@ -11,6 +11,7 @@ mod cli_output;
 mod cli_read;
 mod cli_reinject;
 mod cli_setup;
+mod compaction;
 mod demo;
 mod export;
 mod faults;
