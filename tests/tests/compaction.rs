@@ -85,6 +85,15 @@ fn scan_args(stream: &str, hour: DateTime<Utc>) -> Vec<String> {
     .to_vec()
 }
 
+/// A world with the bucket and stream `orders` archived to Parquet only (mode NONE), and
+/// the stream's ARN.
+async fn orders_archive() -> (World, String) {
+    let w = World::start().await;
+    s3::create_bucket(&w.s3, BUCKET).await;
+    let arn = w.set_up("orders", 1, "NONE", &["--parquet", TARGET]).await;
+    (w, arn)
+}
+
 /// 200 batches of 3 records each, then two batches delivered again with other boundaries
 /// (files that overlap earlier ones): 202 files, 600 records.
 fn two_hundred_files() -> Vec<Vec<u64>> {
@@ -98,9 +107,7 @@ fn two_hundred_files() -> Vec<Vec<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compacting_200_small_files_while_scans_run_loses_and_repeats_no_record() {
-    let w = World::start().await;
-    s3::create_bucket(&w.s3, BUCKET).await;
-    w.set_up("orders", 1, "NONE", &["--parquet", TARGET]).await;
+    let (w, _) = orders_archive().await;
     let hour = hour_of(Utc::now() - Duration::hours(3));
     write_files(&w, "orders", SHARD, hour, &two_hundred_files()).await;
     // Left alone: a shard-hour of one file, and the current hour (not finished).
@@ -233,9 +240,7 @@ async fn compacting_200_small_files_while_scans_run_loses_and_repeats_no_record(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_that_listed_files_compacted_under_it_reads_the_new_file() {
-    let w = World::start().await;
-    s3::create_bucket(&w.s3, BUCKET).await;
-    w.set_up("orders", 1, "NONE", &["--parquet", TARGET]).await;
+    let (w, _) = orders_archive().await;
     let hour = hour_of(Utc::now() - Duration::hours(5));
     let files: Vec<Vec<u64>> = (0..6).map(|i| (i * 4 + 1..=i * 4 + 4).collect()).collect();
     write_files(&w, "orders", SHARD, hour, &files).await;
@@ -321,9 +326,7 @@ async fn bad_compact_commands_say_what_is_wrong() {
 /// and keeps its progress next to the marker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduled_invocation_compacts_the_finished_hours() {
-    let w = World::start().await;
-    s3::create_bucket(&w.s3, BUCKET).await;
-    let orders = w.set_up("orders", 1, "NONE", &["--parquet", TARGET]).await;
+    let (w, orders) = orders_archive().await;
     let plain = w.set_up("plain", 1, "ALL", &[]).await;
     // The archive began two days ago (setup's marker says now + 15 minutes).
     let since = Utc::now() - Duration::days(2);

@@ -7,7 +7,7 @@ use kinarch_core::compact::{CompactOptions, CompactionReport, Compactor, SETTLE}
 use kinarch_core::domain::selection::rfc3339;
 use serde_json::json;
 
-use crate::cli::{ArchiveTableArgs, CompactArgs, GlobalArgs, SummaryFormat};
+use crate::cli::{CompactArgs, GlobalArgs, SummaryFormat};
 use crate::failure::Failure;
 use crate::output::{count, print_json};
 
@@ -28,14 +28,7 @@ pub(crate) async fn run(
             rfc3339(before)
         )));
     }
-    let which = ArchiveTableArgs {
-        parquet: args.parquet.clone(),
-        ..ArchiveTableArgs::default()
-    };
-    let (archive, _) = super::open_archive(sdk, global, stream.clone(), &which).await?;
-    let Some(target) = archive.config().parquet.clone() else {
-        return Err(kinarch_core::Error::NoParquetArchive { stream }.into());
-    };
+    let (_, target) = super::parquet_archive(sdk, global, stream.clone(), args.parquet).await?;
     let options = CompactOptions {
         after,
         dry_run: args.dry_run,

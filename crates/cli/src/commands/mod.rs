@@ -150,6 +150,26 @@ async fn open_archive(
     Ok((archive, located))
 }
 
+/// The Parquet archive of `stream`: under `parquet` when given, else where its
+/// ArchiveParquet tag says (see [`open_archive`]); a stream without one is
+/// `Error::NoParquetArchive`.
+async fn parquet_archive(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    stream: StreamName,
+    parquet: Option<kinarch_core::domain::overflow::OverflowTarget>,
+) -> Result<(ArchiveReader, kinarch_core::domain::parquet::ParquetTarget), Failure> {
+    let which = ArchiveTableArgs {
+        parquet,
+        ..ArchiveTableArgs::default()
+    };
+    let (archive, _) = open_archive(sdk, global, stream.clone(), &which).await?;
+    match archive.config().parquet.clone() {
+        Some(target) => Ok((archive, target)),
+        None => Err(kinarch_core::Error::NoParquetArchive { stream }.into()),
+    }
+}
+
 /// What a read cost, at `-v`: DynamoDB requests and items, and with the Parquet archive the
 /// objects listed, files, row groups read and skipped, bytes fetched.
 fn log_read_costs(

@@ -21,7 +21,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::names::StreamName;
-use crate::domain::parquet::{FileKey, ParquetTarget, read_runs, stream_prefix};
+use crate::domain::parquet::{
+    FileKey, ParquetTarget, parse_stream_time, read_runs, stream_prefix, stream_time_json,
+};
 
 /// Input bytes (Parquet files, as listed) one output file is made of at most. Decoded rows
 /// take several times their compressed size, and the output is encoded while they are
@@ -177,26 +179,15 @@ pub struct CompactionProgress {
 impl CompactionProgress {
     /// The object's JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::json!({
-            "stream": self.stream,
-            "compactedBefore": crate::domain::selection::rfc3339(self.compacted_before),
-        })
-        .to_string()
-        .into_bytes()
+        stream_time_json(&self.stream, "compactedBefore", self.compacted_before)
     }
 
     /// Reads the object's JSON; `Err` says what is wrong with it.
     pub fn parse(json: &[u8]) -> Result<Self, String> {
-        let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-        let text = |name: &str| {
-            value[name]
-                .as_str()
-                .ok_or_else(|| format!("no {name:?} string"))
-        };
+        let (stream, compacted_before) = parse_stream_time(json, "compactedBefore")?;
         Ok(Self {
-            stream: text("stream")?.to_owned(),
-            compacted_before: crate::domain::timefmt::parse_time(text("compactedBefore")?)
-                .map_err(|e| format!("compactedBefore: {e}"))?,
+            stream,
+            compacted_before,
         })
     }
 }

@@ -103,28 +103,43 @@ pub struct ParquetMarker {
 impl ParquetMarker {
     /// The marker's JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::json!({
-            "stream": self.stream,
-            "parquetSince": crate::domain::selection::rfc3339(self.parquet_since),
-        })
-        .to_string()
-        .into_bytes()
+        stream_time_json(&self.stream, "parquetSince", self.parquet_since)
     }
 
     /// Reads a marker's JSON; `Err` says what is wrong with it.
     pub fn parse(json: &[u8]) -> Result<Self, String> {
-        let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-        let text = |name: &str| {
-            value[name]
-                .as_str()
-                .ok_or_else(|| format!("no {name:?} string"))
-        };
+        let (stream, parquet_since) = parse_stream_time(json, "parquetSince")?;
         Ok(Self {
-            stream: text("stream")?.to_owned(),
-            parquet_since: crate::domain::timefmt::parse_time(text("parquetSince")?)
-                .map_err(|e| format!("parquetSince: {e}"))?,
+            stream,
+            parquet_since,
         })
     }
+}
+
+/// The JSON of the archive's small objects beside its files (the marker, compaction's
+/// progress): `{"<field>": "<RFC 3339 time>", "stream": "<stream>"}`.
+pub(crate) fn stream_time_json(stream: &str, field: &str, time: DateTime<Utc>) -> Vec<u8> {
+    let mut object = serde_json::Map::new();
+    object.insert("stream".into(), stream.into());
+    object.insert(field.into(), crate::domain::selection::rfc3339(time).into());
+    serde_json::Value::Object(object).to_string().into_bytes()
+}
+
+/// Reads what [`stream_time_json`] writes: (stream, time); `Err` says what is wrong.
+pub(crate) fn parse_stream_time(
+    json: &[u8],
+    field: &str,
+) -> Result<(String, DateTime<Utc>), String> {
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let text = |name: &str| {
+        value[name]
+            .as_str()
+            .ok_or_else(|| format!("no {name:?} string"))
+    };
+    let stream = text("stream")?.to_owned();
+    let time =
+        crate::domain::timefmt::parse_time(text(field)?).map_err(|e| format!("{field}: {e}"))?;
+    Ok((stream, time))
 }
 
 /// Where a read of `window` goes when the archive has a table and a Parquet archive that
