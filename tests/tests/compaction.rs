@@ -94,6 +94,13 @@ async fn orders_archive() -> (World, String) {
     (w, arn)
 }
 
+/// What `scan_args` prints for `orders`.
+async fn scan_hour(w: &World, hour: DateTime<Utc>) -> String {
+    let args = scan_args("orders", hour);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    w.kinarch(&args).await.ok().out()
+}
+
 /// 200 batches of 3 records each, then two batches delivered again with other boundaries
 /// (files that overlap earlier ones): 202 files, 600 records.
 fn two_hundred_files() -> Vec<Vec<u64>> {
@@ -296,6 +303,59 @@ async fn a_scan_that_listed_files_compacted_under_it_reads_the_new_file() {
         run.stderr
     );
     assert_ne!(run.code, 0);
+}
+
+/// A file whose key is the output's (it spans the others) is never overwritten: it is kept
+/// and the others deleted when it holds all their rows; otherwise the others are compacted
+/// among themselves beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_spanning_the_others_is_kept_never_overwritten() {
+    let (w, _) = orders_archive().await;
+    let full = hour_of(Utc::now() - Duration::hours(4));
+    let gap = hour_of(Utc::now() - Duration::hours(3));
+    // A batch retried in parts: the big file holds every record of the small ones.
+    write_files(
+        &w,
+        "orders",
+        SHARD,
+        full,
+        &[(1..=10).collect(), vec![3, 4, 5], vec![8]],
+    )
+    .await;
+    // Batches by key (ParallelizationFactor > 1): the spanning file lacks 5 and 6.
+    let without: Vec<u64> = (1..=10).filter(|n| *n != 5 && *n != 6).collect();
+    write_files(&w, "orders", SHARD, gap, &[without, vec![5], vec![6]]).await;
+    let mut expected = Vec::new();
+    for hour in [full, gap] {
+        expected.push(scan_hour(&w, hour).await);
+    }
+    assert_eq!(expected[0].lines().count(), 10);
+    assert_eq!(expected[1].lines().count(), 10);
+    let report = w.kinarch(&["compact", "orders", "-o", "json"]).await.json();
+    let outputs = report["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 2, "{report}");
+    assert_eq!(outputs[0]["written"], false, "{report}");
+    assert_eq!(outputs[0]["deleted"], 2, "{report}");
+    assert!(
+        outputs[1]["key"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{SHARD}-5-6.parquet")),
+        "{report}"
+    );
+    assert_eq!(outputs[1]["written"], true, "{report}");
+    assert_eq!(outputs[1]["rows"], 2, "{report}");
+    assert_eq!(
+        keys_of_hour(&w, "orders", full).await,
+        [format!(
+            "kinarch/orders/{}{SHARD}-1-10.parquet",
+            full.format("date=%Y-%m-%d/hour=%H/")
+        )]
+    );
+    assert_eq!(keys_of_hour(&w, "orders", gap).await.len(), 2);
+    for (hour, expected) in [full, gap].into_iter().zip(&expected) {
+        assert_eq!(&scan_hour(&w, hour).await, expected);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
