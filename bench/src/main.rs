@@ -84,6 +84,7 @@ const SCENARIOS: &[&str] = &[
     "overflow",
     "time-index",
     "parquet",
+    "compact",
     "cost",
     "tier",
 ];
@@ -231,6 +232,9 @@ fn main() {
         }
         if options.moto && run("parquet") {
             parquet_reads_scenario(&mut report).await;
+        }
+        if options.moto && run("compact") {
+            compaction_scenario(&mut report).await;
         }
         if options.moto && run("moto") {
             moto_scenarios(&ctx, &mut report).await;
@@ -1369,6 +1373,136 @@ async fn time_index_scenario(report: &mut Report) {
     );
 }
 
+/// Reads `selection` whole: the records read (errors left out) and the seconds it took.
+async fn timed_read(
+    archive: &ArchiveReader,
+    selection: &Selection,
+    options: ReadOptions,
+) -> (usize, f64) {
+    let started = Instant::now();
+    let read = archive
+        .read(selection, options)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    (read, started.elapsed().as_secs_f64())
+}
+
+/// Compaction (issue 25): 1,000 small files in one shard-hour (one per invocation of a
+/// low-traffic stream: 10 records of 100 bytes each), compacted into one by
+/// `kinarch_core::compact`; the files and bytes before and after, and a one-hour read with
+/// `--source parquet` before and after, side by side: requests (counted by a proxy in front
+/// of moto) and wall time.
+async fn compaction_scenario(report: &mut Report) {
+    use kinarch_core::compact::{CompactOptions, Compactor};
+    use kinarch_core::domain::parquet::{ParquetTarget, files_of};
+    const FILES: usize = 1_000;
+    const PER_FILE: usize = 10;
+    const HOUR: f64 = 1_777_629_600.0; // 2026-05-01T10:00:00Z
+    let Some(moto) = start_moto(report, "compaction") else {
+        return;
+    };
+    let proxy = kinarch_tests::proxy::FaultProxy::start(&moto.endpoint()).await;
+    let sdk = sdk_config(&proxy.endpoint()).await;
+    let s3 = kinarch_tests::s3::client(&sdk);
+    kinarch_tests::s3::create_bucket(&s3, "bench-compact").await;
+    let target = ParquetTarget::parse("s3://bench-compact/kinarch").unwrap();
+    let stream = StreamName::new("bench-compact").unwrap();
+    let archived_at = chrono::DateTime::from_timestamp(HOUR as i64 + 3_700, 0).unwrap();
+    let (mut files_before, mut bytes_before) = (0u64, 0u64);
+    for f in 0..FILES {
+        let batch: Vec<ArchiveRecord> = (f * PER_FILE..(f + 1) * PER_FILE)
+            .map(|i| {
+                ArchiveRecord::received(
+                    format!("key-{:03}", i % 100),
+                    SequenceNumber::parse(&data::sequence_number(i)).unwrap(),
+                    "shardId-000000000000".to_owned(),
+                    HOUR + i as f64 * 0.3,
+                    vec![b'x'; 100],
+                )
+            })
+            .collect();
+        for file in files_of(&batch) {
+            let body = kinarch_core::parquet::encode(&file.records, archived_at, &stream).unwrap();
+            files_before += 1;
+            bytes_before += body.len() as u64;
+            kinarch_tests::s3::put(&s3, "bench-compact", &file.key.key(&target, &stream), body)
+                .await;
+        }
+    }
+    let mut config = StreamArchiveConfig::new(stream.clone(), ArchiveMode::None, None);
+    config.parquet = Some(target.clone());
+    let after = chrono::DateTime::from_timestamp(HOUR as i64, 0).unwrap();
+    let window = Selection::new(SelectionSpec {
+        arrived: TimeWindow::new(Some(after), Some(after + chrono::Duration::hours(1))),
+        ..SelectionSpec::default()
+    })
+    .unwrap();
+    let options = ReadOptions {
+        source: kinarch_core::read::ArchiveSource::Parquet,
+        ..ReadOptions::default()
+    };
+    // (records, requests, seconds, files opened, bytes read) of one read of the hour.
+    let read_hour = || async {
+        let archive = ArchiveReader::with_config(&sdk, config.clone());
+        let requests = proxy.requests();
+        let (read, seconds) = timed_read(&archive, &window, options).await;
+        let stats = archive.parquet_stats();
+        (
+            read,
+            proxy.requests() - requests,
+            seconds,
+            stats.files,
+            stats.bytes_read,
+        )
+    };
+    let before = read_hour().await;
+    let started = Instant::now();
+    let compacted = Compactor::new(&sdk)
+        .compact(
+            &target,
+            &stream,
+            &CompactOptions::before(after + chrono::Duration::hours(1)),
+        )
+        .await
+        .unwrap();
+    let compact_seconds = started.elapsed().as_secs_f64();
+    let (files, bytes, files_after, bytes_after) = compacted.totals();
+    let after_read = read_hour().await;
+    let records = FILES * PER_FILE;
+    report.add(
+        MOTO,
+        "compaction: 1,000 small files of one shard-hour, files and bytes",
+        "1 file after, every record kept",
+        format!("{files_before} files, {bytes_before} bytes → {files_after} file, {bytes_after} bytes"),
+        Verdict::check(
+            files == files_before && files_after == 1 && after_read.0 == records && before.0 == records,
+        ),
+        format!(
+            "{records} records of 100 bytes; {bytes} bytes rewritten; compaction took {compact_seconds:.1} s on moto ({} failed)",
+            compacted.failed.len()
+        ),
+    );
+    report.add(
+        MOTO,
+        "compaction: a one-hour scan --source parquet before → after",
+        "fewer requests, faster",
+        format!(
+            "{} → {} requests, {:.2} → {:.2} s ({:.0}× faster)",
+            before.1,
+            after_read.1,
+            before.2,
+            after_read.2,
+            before.2 / after_read.2.max(1e-9)
+        ),
+        Verdict::check(after_read.1 < before.1 && after_read.2 < before.2),
+        format!(
+            "{} → {} files opened, {} → {} bytes read; {} records each time",
+            before.3, after_read.3, before.4, after_read.4, after_read.0
+        ),
+    );
+}
+
 /// Issue 24's reads of the Parquet archive, on moto: 1,000,000 records of 100 bytes over 2
 /// shards and 100 hours, written as the Lambda function writes them (10,000-record batches,
 /// one file per shard and hour of a batch), each key holding 1,000 consecutive records. A
@@ -1425,13 +1559,7 @@ async fn parquet_reads_scenario(report: &mut Report) {
     })
     .unwrap();
     let archive = ArchiveReader::with_config(&sdk, config.clone());
-    let started = Instant::now();
-    let read: usize = archive
-        .read(&window, options)
-        .filter(|r| std::future::ready(r.is_ok()))
-        .count()
-        .await;
-    let seconds = started.elapsed().as_secs_f64();
+    let (read, seconds) = timed_read(&archive, &window, options).await;
     let stats = archive.parquet_stats();
     let share = total_bytes as f64 * read as f64 / RECORDS as f64;
     report.add(

@@ -293,6 +293,11 @@ impl FaultProxy {
         self.set_rule(|_| None);
     }
 
+    /// How many requests arrived so far (every operation).
+    pub fn requests(&self) -> u64 {
+        self.shared.arrived.load(Ordering::SeqCst)
+    }
+
     /// How many faults were injected so far.
     pub fn injected(&self) -> u64 {
         self.shared.injected.load(Ordering::SeqCst)

@@ -12,6 +12,7 @@ mod cli_read;
 mod cli_reinject;
 mod cli_setup;
 mod cold;
+mod compaction;
 mod demo;
 mod export;
 mod faults;

@@ -31,7 +31,8 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
     ("kms:Decrypt", "event source mapping: reads streams encrypted with StreamKmsKeyArns"),
     // (s3:PutObject is also the function's, with OverflowBucketName or ParquetBucketName:
     // write/overflow.rs stores payloads too large for an item, write/parquet.rs the Parquet
-    // files, both through aws/objects.rs.)
+    // files, both through aws/objects.rs; and s3:ListBucket too, with CompactionSchedule:
+    // compact.rs lists the Parquet prefix.)
     // The function (crates/core/src).
     ("kinesis:ListTagsForStream", "function: aws/streams.rs reads the archive config from tags"),
     ("dynamodb:BatchWriteItem", "function: write/all.rs writes ALL-mode archives"),
@@ -40,6 +41,9 @@ const ALLOWED_ACTIONS: &[(&str, &str)] = &[
         "dynamodb:DescribeTable",
         "function: write/mod.rs names a key schema that does not fit after a ValidationException",
     ),
+    // With CompactionSchedule only.
+    ("s3:GetObject", "function: compact.rs reads the files it compacts, the marker and its progress"),
+    ("s3:DeleteObject", "function: compact.rs deletes the files a compacted file replaced"),
 ];
 
 /// The only managed policy the role may carry (CloudWatch Logs).
@@ -248,6 +252,18 @@ struct Expected {
     parquet: Option<&'static str>,
     /// `StreamKmsKeyArns`: the keys kms:Decrypt may use (none: no kms:Decrypt at all).
     kms_keys: Vec<String>,
+    /// With `CompactionSchedule`: what the function may list, read and delete.
+    compaction: Option<CompactionGrant>,
+}
+
+/// The grants of the scheduled compaction: s3:ListBucket on the Parquet bucket (with an
+/// `s3:prefix` condition when there is a prefix), s3:GetObject and s3:DeleteObject on the
+/// Parquet objects (those of [`Expected::parquet`]).
+struct CompactionGrant {
+    /// `arn:${AWS::Partition}:s3:::BUCKET`.
+    bucket: &'static str,
+    /// The `s3:prefix` the listing is limited to (`PREFIX/*`); `None`: the whole bucket.
+    listed_prefix: Option<&'static str>,
 }
 
 impl Expected {
@@ -256,6 +272,25 @@ impl Expected {
     fn function_objects(&self, r: &Value, actions: &[String]) -> bool {
         (self.overflow.is_some_and(|o| r == o) || self.parquet.is_some_and(|p| r == p))
             && actions.iter().all(|a| a == "s3:PutObject")
+    }
+
+    /// Whether a statement of `actions` on `r` is one the scheduled compaction needs: reading
+    /// and deleting the Parquet objects, or listing their bucket (only under the prefix).
+    fn compaction_objects(&self, st: &Value, r: &Value, actions: &[String]) -> bool {
+        let Some(grant) = &self.compaction else {
+            return false;
+        };
+        let objects = self.parquet.is_some_and(|p| r == p)
+            && actions
+                .iter()
+                .all(|a| ["s3:GetObject", "s3:DeleteObject"].contains(&a.as_str()));
+        let listing = r == grant.bucket
+            && actions.iter().all(|a| a == "s3:ListBucket")
+            && match grant.listed_prefix {
+                Some(prefix) => st["Condition"] == json!({"StringLike": {"s3:prefix": prefix}}),
+                None => st.get("Condition").is_none(),
+            };
+        objects || listing
     }
 
     /// `arn:aws:kinesis:R:A:stream/NAME` -> `arn:aws:dynamodb:R:A:table/NAME-archive-*`.
@@ -294,14 +329,19 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
         .iter()
         .map(|(a, _)| a.to_ascii_lowercase())
         .filter(|a| {
+            if a == "s3:getobject" || a == "s3:deleteobject" {
+                return expected.compaction.is_some();
+            }
             !a.starts_with(other_destination)
                 || ((expected.overflow.is_some() || expected.parquet.is_some())
                     && a == "s3:putobject")
+                || (expected.compaction.is_some() && a == "s3:listbucket")
         })
         .filter(|a| a != "kms:decrypt" || !expected.kms_keys.is_empty())
         .collect();
     let mut overflow_granted = false;
     let mut parquet_granted = false;
+    let mut compaction_granted = (false, false);
     let mut granted: Vec<String> = Vec::new();
 
     for (where_, st) in permission_statements(tpl) {
@@ -340,7 +380,8 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                     .is_some_and(|s| expected.tables().iter().any(|t| t == s));
                 let bucket_objects = failure_bucket_objects(r).is_some();
                 // The overflow and Parquet prefixes, for s3:PutObject alone.
-                let overflow_objects = expected.function_objects(r, &actions);
+                let overflow_objects = expected.function_objects(r, &actions)
+                    || expected.compaction_objects(&st, r, &actions);
                 if r == "*"
                     || (r.as_str().is_some_and(|s| s.contains('*'))
                         && !own_tables
@@ -408,9 +449,16 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
                         .and_then(|q| resources(tpl).get(q))
                         .is_some_and(|q| q["Type"] == "AWS::S3::Bucket")
                 };
-                let overflow = expected.function_objects(r, &actions);
+                let compaction = expected.compaction_objects(&st, r, &actions);
+                if compaction {
+                    let listing = actions.iter().any(|a| a == "s3:ListBucket");
+                    compaction_granted.0 |= listing;
+                    compaction_granted.1 |= !listing;
+                }
+                let overflow = expected.function_objects(r, &actions) || compaction;
                 overflow_granted |= overflow && expected.overflow.is_some_and(|o| r == o);
-                parquet_granted |= overflow && expected.parquet.is_some_and(|p| r == p);
+                parquet_granted |=
+                    overflow && !compaction && expected.parquet.is_some_and(|p| r == p);
                 let failure_bucket = (r["Fn::GetAtt"][1] == "Arn" && bucket(&r["Fn::GetAtt"][0]))
                     || failure_bucket_objects(r)
                         .and_then(|s| s.strip_prefix("${"))
@@ -444,6 +492,15 @@ fn iam_violations(tpl: &Value, expected: &Expected) -> Vec<String> {
     {
         v.push(format!(
             "s3:PutObject on {parquet} is not granted, but the function writes Parquet files there"
+        ));
+    }
+    if let Some(grant) = &expected.compaction
+        && compaction_granted != (true, true)
+    {
+        v.push(format!(
+            "the scheduled compaction lacks s3:ListBucket on {} (listing {:?} only) or \
+             s3:GetObject and s3:DeleteObject on {:?}",
+            grant.bucket, grant.listed_prefix, expected.parquet
         ));
     }
     if let Some(overflow) = expected.overflow
@@ -659,6 +716,9 @@ const PARQUET_OBJECTS: &str = "arn:${AWS::Partition}:s3:::history/kinarch/parque
 /// The same without a prefix.
 const PARQUET_BUCKET_OBJECTS: &str = "arn:${AWS::Partition}:s3:::history/*";
 
+/// The Parquet bucket itself (what the scheduled compaction lists).
+const PARQUET_BUCKET: &str = "arn:${AWS::Partition}:s3:::history";
+
 /// Two customer managed keys of SSE-KMS streams (`StreamKmsKeyArns`).
 const KMS_KEYS: [&str; 2] = [
     "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -675,6 +735,7 @@ fn deployments() -> Vec<(Value, Expected)> {
         overflow,
         parquet: None,
         kms_keys: Vec::new(),
+        compaction: None,
     };
     vec![
         (
@@ -728,6 +789,34 @@ fn deployments() -> Vec<(Value, Expected)> {
             json!({"StreamArn": ONE_STREAM, "ParquetBucketName": "history"}),
             Expected {
                 parquet: Some(PARQUET_BUCKET_OBJECTS),
+                ..expected(&[ONE_STREAM], "sqs", None)
+            },
+        ),
+        // 9: the scheduled compaction under a prefix, beside a failure bucket (whose own
+        // s3:ListBucket stays on that bucket).
+        (
+            json!({"StreamArns": three, "ParquetBucketName": "history",
+                   "ParquetPrefix": "kinarch/parquet", "CompactionSchedule": "rate(1 hour)",
+                   "OnFailureDestination": "s3"}),
+            Expected {
+                parquet: Some(PARQUET_OBJECTS),
+                compaction: Some(CompactionGrant {
+                    bucket: PARQUET_BUCKET,
+                    listed_prefix: Some("kinarch/parquet/*"),
+                }),
+                ..expected(&THREE_STREAMS, "s3", None)
+            },
+        ),
+        // 10: the scheduled compaction of a whole bucket.
+        (
+            json!({"StreamArn": ONE_STREAM, "ParquetBucketName": "history",
+                   "CompactionSchedule": "cron(15 * * * ? *)"}),
+            Expected {
+                parquet: Some(PARQUET_BUCKET_OBJECTS),
+                compaction: Some(CompactionGrant {
+                    bucket: PARQUET_BUCKET,
+                    listed_prefix: None,
+                }),
                 ..expected(&[ONE_STREAM], "sqs", None)
             },
         ),
@@ -1122,6 +1211,42 @@ fn iam_check_rejects_broad_grants() {
         ],
     );
 
+    // The scheduled compaction: list under the prefix only, read and delete there only.
+    assert_statement_edits_are_caught(
+        9,
+        "FunctionListsParquetFiles",
+        vec![
+            (
+                "listing the whole bucket",
+                Some(|st| {
+                    st.as_object_mut().unwrap().remove("Condition");
+                }),
+            ),
+            (
+                "listing another prefix",
+                Some(|st| st["Condition"] = json!({"StringLike": {"s3:prefix": "*"}})),
+            ),
+            ("no listing", None),
+        ],
+    );
+    assert_statement_edits_are_caught(
+        9,
+        "FunctionCompactsParquetFiles",
+        vec![
+            (
+                "deleting in the whole bucket",
+                Some(|st| st["Resource"] = json!("arn:${AWS::Partition}:s3:::history/*")),
+            ),
+            (
+                "more than reading and deleting",
+                Some(|st| {
+                    st["Action"] = json!(["s3:GetObject", "s3:DeleteObject", "s3:PutObjectAcl"])
+                }),
+            ),
+            ("no reading nor deleting", None),
+        ],
+    );
+
     // Without OverflowBucketName and StreamKmsKeyArns their statements are not there at all.
     let (params, _) = deployments().swap_remove(0);
     let plain = resolved_template(&params);
@@ -1131,7 +1256,71 @@ fn iam_check_rejects_broad_grants() {
         st["Sid"] != "FunctionStoresOverflowPayloads"
             && st["Sid"] != "FunctionWritesParquetFiles"
             && st["Sid"] != "EventSourceMappingDecryptsStreams"
+            && st["Sid"] != "FunctionListsParquetFiles"
+            && st["Sid"] != "FunctionCompactsParquetFiles"
     }));
+}
+
+/// CompactionSchedule makes an EventBridge rule that invokes the function with a request
+/// naming every stream (what `FunctionEvent` decodes), allowed by a permission for that rule
+/// only; without it there is neither; and it needs ParquetBucketName.
+#[test]
+fn compaction_schedule_invokes_the_function_with_every_stream() {
+    let (params, _) = deployments().swap_remove(9);
+    let tpl = resolved_template(&params);
+    let (rule_id, rule) = only_resource(&tpl, "AWS::Events::Rule");
+    assert_eq!(rule["Properties"]["ScheduleExpression"], "rate(1 hour)");
+    let target = &rule["Properties"]["Targets"][0];
+    assert_eq!(
+        target["Arn"]["Fn::GetAtt"][0], "ArchiverFunction",
+        "{target}"
+    );
+    // The SAM CLI's language extensions resolve the Fn::Sub to the text EventBridge sends.
+    let input = target["Input"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{target}"));
+    let request: Value = serde_json::from_str(input).expect("JSON input");
+    assert_eq!(
+        request,
+        json!({"kinarch": "compact", "streams": THREE_STREAMS})
+    );
+    let (_, permission) = only_resource(&tpl, "AWS::Lambda::Permission");
+    let props = &permission["Properties"];
+    assert_eq!(props["Principal"], "events.amazonaws.com");
+    assert_eq!(props["Action"], "lambda:InvokeFunction");
+    assert_eq!(props["SourceArn"]["Fn::GetAtt"][0], rule_id);
+    let (params, _) = deployments().swap_remove(8);
+    let plain = resolved_template(&params);
+    assert!(
+        resources(&plain)
+            .values()
+            .all(|r| r["Type"] != "AWS::Events::Rule" && r["Type"] != "AWS::Lambda::Permission")
+    );
+    let failed =
+        failed_rules(&json!({"StreamArn": ONE_STREAM, "CompactionSchedule": "rate(1 hour)"}));
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("CompactionNeedsParquet:")),
+        "{failed:?}"
+    );
+    let pattern = tpl_parameters()["CompactionSchedule"]["AllowedPattern"]
+        .as_str()
+        .expect("CompactionSchedule has an AllowedPattern")
+        .to_owned();
+    let good = ["", "rate(1 hour)", "rate(30 minutes)", "cron(15 * * * ? *)"];
+    let bad = [
+        "hourly",
+        "rate(1 hour",
+        "rate(1 hour)x",
+        "at(2026-01-01T00:00:00)",
+    ];
+    let values: Vec<&str> = good.iter().chain(&bad).copied().collect();
+    assert_eq!(
+        matching(&pattern, &values),
+        good,
+        "AllowedPattern {pattern}"
+    );
 }
 
 /// The failure bucket (OnFailureDestination=s3) answers TLS requests only, and its batches
@@ -1298,25 +1487,35 @@ fn overflow_prefix_is_a_plain_key_prefix() {
         .as_str()
         .expect("OverflowPrefix has an AllowedPattern")
         .to_owned();
-    const MATCH: &str = r#"
-import json, re, sys
-pattern, values = sys.argv[1], json.loads(sys.argv[2])
-print(json.dumps([v for v in values if re.fullmatch(pattern, v)]))
-"#;
     let good = ["", "kinarch", "archive/big", "a.b-c_d/(e)!'f"];
     let bad = ["kinarch/", "/kinarch", "a//b", "kin*", "kin?", "a b", "/"];
-    let mut cmd = aws_tool(tool("python"));
-    cmd.arg("-c")
-        .arg(MATCH)
-        .arg(&pattern)
-        .arg(json!(good.iter().chain(&bad).collect::<Vec<_>>()).to_string());
-    let matched: Vec<String> = serde_json::from_str(&run(cmd)).unwrap();
-    assert_eq!(matched, good, "AllowedPattern {pattern}");
+    let values: Vec<&str> = good.iter().chain(&bad).copied().collect();
+    assert_eq!(
+        matching(&pattern, &values),
+        good,
+        "AllowedPattern {pattern}"
+    );
     // ParquetPrefix takes what `kinarch setup --parquet s3://BUCKET/PREFIX` writes, alike.
     assert_eq!(
         tpl_parameters()["ParquetPrefix"]["AllowedPattern"],
         tpl_parameters()["OverflowPrefix"]["AllowedPattern"]
     );
+}
+
+/// The values an AllowedPattern takes (matched whole, by Python's `re`, as CloudFormation's
+/// Java patterns match these).
+fn matching(pattern: &str, values: &[&str]) -> Vec<String> {
+    const MATCH: &str = r#"
+import json, re, sys
+pattern, values = sys.argv[1], json.loads(sys.argv[2])
+print(json.dumps([v for v in values if re.fullmatch(pattern, v)]))
+"#;
+    let mut cmd = aws_tool(tool("python"));
+    cmd.arg("-c")
+        .arg(MATCH)
+        .arg(pattern)
+        .arg(json!(values).to_string());
+    serde_json::from_str(&run(cmd)).unwrap()
 }
 
 /// Each stream's mapping has a logical id of its own; a list in which two streams would get

@@ -358,6 +358,23 @@ pub enum Error {
         /// Why, and what to do instead.
         reason: String,
     },
+    /// The files of a shard-hour of the Parquet archive were not compacted (see
+    /// [`crate::compact`]). Nothing archived is lost: the files it would have replaced are
+    /// deleted only after the new file is written and read back, and readers de-duplicate
+    /// the files a failure leaves side by side.
+    #[error(
+        "{output} was not compacted: {reason}; every record is still in the archive (readers \
+         keep one row per record of the files left): run `kinarch compact` again"
+    )]
+    Compaction {
+        /// The file compaction would have written (`s3://BUCKET/KEY`).
+        output: String,
+        /// What went wrong.
+        reason: String,
+        /// The error behind it (a failed AWS call, an unreadable file), when there is one.
+        #[source]
+        source: Option<Box<Error>>,
+    },
     /// A caller passed options that cannot work together.
     #[error("{0}")]
     InvalidInput(String),

@@ -8,7 +8,8 @@
 //! - [`aws`]: the SDK configuration and every AWS call, grouped by resource;
 //! - one module per use case on top of both: [`write`](mod@write) (archive a batch), [`read`] (query
 //!   and scan an archive), [`replay`] (reinject and put), [`setup`] (tags and tables), and
-//!   [`poller`] (read a stream's shards itself: `kinarch archive`);
+//!   [`poller`] (read a stream's shards itself: `kinarch archive`), [`compact`] (the
+//!   Parquet archive's small files rewritten into one per shard-hour);
 //! - [`parquet`]: the Parquet codec of the archive in S3 (encode a batch, read a file), pure
 //!   of AWS calls.
 
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod compact;
 pub mod domain;
 pub mod error;
 pub mod export;

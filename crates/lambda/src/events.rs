@@ -12,7 +12,15 @@
 //! `ParquetBytes` (Bytes), `BatchDurationMs` (Milliseconds) and `ArchiveLagSeconds`
 //! (Seconds: now minus the oldest `approximateArrivalTimestamp` of the batch, how far behind
 //! the archive is).
+//!
+//! A scheduled compaction (see `crate::handler`) reports each stream with one
+//! [`StreamCompacted`]: the log line `compacted stream` with the fields `stream`, `mode`,
+//! `outputs`, `files_before`, `bytes_before`, `files_after`, `bytes_after`, `failed`,
+//! `stopped_early`, `done_before` and `ms`, and the metrics `FilesCompacted`,
+//! `CompactionOutputs`, `CompactionFailures` (Count) and `CompactionDurationMs`
+//! (Milliseconds), with the same dimensions.
 
+use kinarch_core::compact::CompactionReport;
 use kinarch_core::write::WriteCounts;
 use serde_json::json;
 
@@ -84,5 +92,53 @@ impl BatchArchived<'_> {
             ));
         }
         metrics
+    }
+}
+
+/// One stream's scheduled compaction.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StreamCompacted<'a> {
+    pub(crate) stream: &'a str,
+    /// The stream's archive mode (a metric dimension, as for batches).
+    pub(crate) mode: &'a str,
+    pub(crate) report: &'a CompactionReport,
+    pub(crate) duration_ms: u64,
+}
+
+impl StreamCompacted<'_> {
+    /// Writes the log line, and the EMF line unless metrics are off.
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        let (files_before, bytes_before, files_after, bytes_after) = self.report.totals();
+        tracing::info!(
+            stream = self.stream,
+            mode = self.mode,
+            outputs = self.report.outputs.len(),
+            files_before,
+            bytes_before,
+            files_after,
+            bytes_after,
+            failed = self.report.failed.len(),
+            stopped_early = self.report.stopped_at.is_some(),
+            done_before = ?self.report.done_before,
+            ms = self.duration_ms,
+            "compacted stream"
+        );
+        metrics.emit(self.stream, self.mode, &self.metrics());
+    }
+
+    /// The metrics, in the order of the EMF directive.
+    pub(crate) fn metrics(&self) -> Vec<Metric> {
+        let (files_before, _, _, _) = self.report.totals();
+        let count = |name, value: u64| Metric::new(name, "Count", json!(value));
+        vec![
+            count("FilesCompacted", files_before),
+            count("CompactionOutputs", self.report.outputs.len() as u64),
+            count("CompactionFailures", self.report.failed.len() as u64),
+            Metric::new(
+                "CompactionDurationMs",
+                "Milliseconds",
+                json!(self.duration_ms),
+            ),
+        ]
     }
 }

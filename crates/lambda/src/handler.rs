@@ -1,4 +1,6 @@
-//! One invocation: decode the event, look up the stream's configuration, write, report.
+//! One invocation: decode the event, look up the stream's configuration, write, report; or,
+//! invoked by the template's `CompactionSchedule`, compact the Parquet archives of the
+//! streams the request names.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -6,11 +8,13 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use kinarch_core::aws::objects::ObjectStore;
 use kinarch_core::aws::streams::StreamConfigCache;
 use kinarch_core::aws::{AwsOptions, attempt_timeout_from_env, load_sdk_config};
+use kinarch_core::compact::Compactor;
 use kinarch_core::domain::event::KinesisEventPayload;
+use kinarch_core::domain::event::{CompactionRequest, EventError, FunctionEvent};
 use kinarch_core::{ArchiveWriter, Error, WriterOptions};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
-use crate::events::BatchArchived;
+use crate::events::{BatchArchived, StreamCompacted};
 use crate::metrics::{Metrics, lag_seconds};
 use tokio::time::Instant;
 
@@ -23,6 +27,7 @@ const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 /// The warm state of the function: clients and the per-stream configuration cache.
 pub(crate) struct Archiver {
     writer: ArchiveWriter,
+    compactor: Compactor,
     configs: StreamConfigCache,
     deadline_margin: Duration,
     metrics: Metrics,
@@ -59,10 +64,110 @@ impl Archiver {
                 WriterOptions::default(),
             )
             .with_objects(ObjectStore::new(&sdk)),
+            compactor: Compactor::new(&sdk),
             configs: StreamConfigCache::new(aws_sdk_kinesis::Client::new(&sdk), refresh),
             deadline_margin,
             metrics: Metrics::from_env()?,
         })
+    }
+
+    /// Handles one invocation of either kind: a Kinesis event ([`Self::handle`]) or a
+    /// compaction request ([`Self::compact`]).
+    pub(crate) async fn dispatch(
+        &self,
+        event: LambdaEvent<FunctionEvent>,
+    ) -> Result<serde_json::Value, Diagnostic> {
+        let LambdaEvent { payload, context } = event;
+        match payload {
+            FunctionEvent::Kinesis(payload) => {
+                let response = self.handle(LambdaEvent { payload, context }).await?;
+                serde_json::to_value(response).map_err(|e| {
+                    fail(
+                        "Response",
+                        "-",
+                        Error::Internal(format!("the batch response: {e}")),
+                    )
+                })
+            }
+            FunctionEvent::Compact(request) => {
+                let request_id = context.request_id.clone();
+                let request = request
+                    .map_err(|e: EventError| fail("InvalidRequest", &request_id, e.into()))?;
+                let deadline = self.write_deadline(context.deadline);
+                self.compact(request, deadline, &request_id).await
+            }
+        }
+    }
+
+    /// Compacts the Parquet archive of each stream of `request` that has one (the hours
+    /// finished since the last run, see `kinarch_core::compact::Compactor::compact_scheduled`),
+    /// one after the other, until `deadline`: a stream not reached, or not finished, goes on at
+    /// the next run. A stream without an `ArchiveParquet` tag is skipped with a log line. Any
+    /// stream that failed makes the invocation fail (after the others were done), so the
+    /// function's Errors metric shows it.
+    pub(crate) async fn compact(
+        &self,
+        request: CompactionRequest,
+        deadline: Instant,
+        request_id: &str,
+    ) -> Result<serde_json::Value, Diagnostic> {
+        let mut streams = Vec::new();
+        let mut first_error: Option<Error> = None;
+        for stream in &request.streams {
+            if Instant::now() >= deadline {
+                tracing::warn!(stream = %stream.name, "the deadline came before this stream: the next run compacts it");
+                streams.push(serde_json::json!({"stream": stream.name.as_str(), "reached": false}));
+                continue;
+            }
+            let started = Instant::now();
+            let config = match self.configs.get(&stream.name).await {
+                Ok(config) => config,
+                Err(err) => {
+                    tracing::error!(stream = %stream.name, error = %err, "the stream's configuration cannot be read: not compacted");
+                    first_error.get_or_insert(err);
+                    continue;
+                }
+            };
+            let Some(target) = &config.parquet else {
+                tracing::info!(stream = %stream.name, "no ArchiveParquet tag: nothing to compact");
+                streams.push(serde_json::json!({"stream": stream.name.as_str(), "parquet": false}));
+                continue;
+            };
+            let report = match self
+                .compactor
+                .compact_scheduled(target, &stream.name, Some(deadline))
+                .await
+            {
+                Ok(report) => report,
+                Err(err) => {
+                    tracing::error!(stream = %stream.name, error = %err, "compaction failed");
+                    first_error.get_or_insert(err);
+                    continue;
+                }
+            };
+            StreamCompacted {
+                stream: stream.name.as_str(),
+                mode: config.mode.as_str(),
+                report: &report,
+                duration_ms: started.elapsed().as_millis() as u64,
+            }
+            .emit(&self.metrics);
+            if let Some(failure) = report.failed.first() {
+                first_error.get_or_insert(Error::InvalidInput(failure.clone()));
+            }
+            let (files_before, _, files_after, _) = report.totals();
+            streams.push(serde_json::json!({
+                "stream": stream.name.as_str(),
+                "filesBefore": files_before,
+                "filesAfter": files_after,
+                "failed": report.failed.len(),
+                "doneBefore": report.done_before.map(kinarch_core::domain::selection::rfc3339),
+            }));
+        }
+        match first_error {
+            Some(err) => Err(fail("Compaction", request_id, err)),
+            None => Ok(serde_json::json!({ "compacted": streams })),
+        }
     }
 
     /// Handles one invocation. Records that did not land are reported through the partial

@@ -1,7 +1,9 @@
 //! `bootstrap`: the kinarch archiver as a Lambda function on `provided.al2023`.
 //!
 //! Attach it to any number of Kinesis streams with an event source mapping that has
-//! `ReportBatchItemFailures`; each stream's tags say how it is archived.
+//! `ReportBatchItemFailures`; each stream's tags say how it is archived. Invoked with
+//! `{"kinarch": "compact", "streams": [...]}` (the template's `CompactionSchedule`), it
+//! compacts those streams' Parquet archives instead.
 
 #![deny(unsafe_code)]
 
@@ -10,7 +12,7 @@ mod events;
 mod handler;
 mod metrics;
 
-use kinarch_core::domain::event::KinesisEventPayload;
+use kinarch_core::domain::event::FunctionEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 // One thread: Lambda gives a process one invocation at a time, and the requests of a batch
@@ -24,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let archiver = handler::Archiver::from_env().await?;
     let archiver = &archiver;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<KinesisEventPayload>| async move { archiver.handle(event).await },
+        move |event: LambdaEvent<FunctionEvent>| async move { archiver.dispatch(event).await },
     ))
     .await
 }

@@ -429,6 +429,35 @@ Examples:
       --parquet s3://history/kinarch --older-than now --delete"
     )]
     Tier(TierArgs),
+
+    /// Rewrite the small Parquet files of each finished shard-hour into one.
+    #[command(
+        long_about = "\
+Rewrite the Parquet files of each finished shard-hour of a stream's Parquet archive (its
+ArchiveParquet tag, or --parquet) into one file: at low traffic the writer makes one small
+file per invocation, shard and hour, and every file costs a reader a request. A shard-hour is
+finished when its hour ended at or before --before (default: an hour ago, so that a retried
+batch rarely lands in an hour already compacted; one that does is compacted by the next run).
+Only shard-hours of two files or more are rewritten.
+
+The new file has the layout's own key (<shard>-<first>-<last>.parquet), one row per record
+in (sequence number, sub-sequence number) order, each row's archivedAt kept to the second.
+It is written and read back before the files it replaces are deleted, so a reader running
+meanwhile never misses a record nor returns one twice, and a failure in between leaves both
+(readers keep one row per record; the next run deletes the old files). One output takes at
+most 64 MiB of input files: a larger shard-hour becomes several files.
+
+Messages go to standard error; -o json prints one JSON document on standard output.
+
+AWS permissions: kinesis:ListTagsForStream; on the Parquet prefix s3:ListBucket,
+s3:GetObject, s3:PutObject and s3:DeleteObject.",
+        after_help = "\
+Examples:
+  kinarch compact orders --dry-run
+  kinarch compact orders --before 2026-05-01T00:00:00Z
+  kinarch compact orders --after 2d --parquet s3://history/kinarch -o json"
+    )]
+    Compact(CompactArgs),
 }
 
 /// `kinarch tier`.
@@ -468,6 +497,30 @@ pub(crate) struct TierArgs {
     #[arg(long)]
     pub(crate) no_time_index: bool,
     /// How to print the report: text, or one JSON document.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
+    pub(crate) output: SummaryFormat,
+}
+
+/// `kinarch compact`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CompactArgs {
+    /// The stream whose Parquet archive is compacted.
+    #[arg(value_parser = parse_stream)]
+    pub(crate) stream: StreamArg,
+    /// Only shard-hours that ended at or before TIME (see TIME in `kinarch scan --help`)
+    /// [default: an hour ago].
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) before: Option<TimeArg>,
+    /// Only shard-hours that ended after TIME [default: every hour of the archive].
+    #[arg(long, value_name = "TIME", value_parser = parse_selection_time, allow_hyphen_values = true)]
+    pub(crate) after: Option<TimeArg>,
+    /// The stream's Parquet archive is under s3://BUCKET[/PREFIX], whatever its tags say.
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = parse_overflow_target)]
+    pub(crate) parquet: Option<OverflowTarget>,
+    /// Say which files would be rewritten into which; read, write and delete nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// How to print the result: text (standard error), or one JSON document (standard output).
     #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = SummaryFormat::Text)]
     pub(crate) output: SummaryFormat,
 }

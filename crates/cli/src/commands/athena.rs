@@ -6,7 +6,7 @@ use kinarch_core::domain::athena::athena_table_name;
 use kinarch_core::domain::parquet::stream_prefix;
 use kinarch_core::parquet::athena_ddl;
 
-use crate::cli::{ArchiveTableArgs, AthenaDdlArgs, GlobalArgs};
+use crate::cli::{AthenaDdlArgs, GlobalArgs};
 use crate::failure::Failure;
 
 /// How far before the Parquet archive's start its oldest files may be: records archived
@@ -20,14 +20,8 @@ pub(crate) async fn run(
     args: AthenaDdlArgs,
 ) -> Result<(), Failure> {
     let stream = args.stream.name.clone();
-    let which = ArchiveTableArgs {
-        parquet: args.parquet.clone(),
-        ..ArchiveTableArgs::default()
-    };
-    let (archive, _) = super::open_archive(sdk, global, stream.clone(), &which).await?;
-    let Some(target) = archive.config().parquet.clone() else {
-        return Err(kinarch_core::Error::NoParquetArchive { stream }.into());
-    };
+    let (archive, target) =
+        super::parquet_archive(sdk, global, stream.clone(), args.parquet.clone()).await?;
     let first_day = match args.first_day {
         Some(day) => day,
         None => {

@@ -2,6 +2,7 @@
 
 mod archive;
 mod athena;
+mod compact;
 mod completions;
 mod export;
 mod list;
@@ -48,6 +49,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export(args) => export::run(&sdk, &global, args).await,
         Command::AthenaDdl(args) => athena::run(&sdk, &global, args).await,
         Command::Tier(args) => tier::run(&sdk, &global, args).await,
+        Command::Compact(args) => compact::run(&sdk, &global, args).await,
     }
 }
 
@@ -80,6 +82,7 @@ fn regions_given(command: &Command) -> Vec<(String, String)> {
         Command::Export(args) => regions.extend(arn(&args.stream)),
         Command::AthenaDdl(args) => regions.extend(arn(&args.stream)),
         Command::Tier(args) => regions.extend(arn(&args.stream)),
+        Command::Compact(args) => regions.extend(arn(&args.stream)),
         Command::Completions(_) | Command::List(_) => {}
     }
     regions
@@ -148,6 +151,26 @@ async fn open_archive(
         );
     }
     Ok((archive, located))
+}
+
+/// The Parquet archive of `stream`: under `parquet` when given, else where its
+/// ArchiveParquet tag says (see [`open_archive`]); a stream without one is
+/// `Error::NoParquetArchive`.
+async fn parquet_archive(
+    sdk: &SdkConfig,
+    global: &GlobalArgs,
+    stream: StreamName,
+    parquet: Option<kinarch_core::domain::overflow::OverflowTarget>,
+) -> Result<(ArchiveReader, kinarch_core::domain::parquet::ParquetTarget), Failure> {
+    let which = ArchiveTableArgs {
+        parquet,
+        ..ArchiveTableArgs::default()
+    };
+    let (archive, _) = open_archive(sdk, global, stream.clone(), &which).await?;
+    match archive.config().parquet.clone() {
+        Some(target) => Ok((archive, target)),
+        None => Err(kinarch_core::Error::NoParquetArchive { stream }.into()),
+    }
 }
 
 /// What a read cost, at `-v`: DynamoDB requests and items, and with the Parquet archive the

@@ -34,6 +34,12 @@ pub enum EventError {
     /// The event does not have the shape of a Kinesis event.
     #[error("the event is not a Kinesis event ({0}); attach kinarch to Kinesis streams only")]
     NotKinesisEvent(String),
+    /// A request to the function itself (a `kinarch` field) that is not a valid one.
+    #[error(
+        "the request to kinarch is not valid: {0}; the template's CompactionSchedule sends \
+         {{\"kinarch\": \"compact\", \"streams\": [\"arn:aws:kinesis:REGION:ACCOUNT:stream/NAME\"]}}"
+    )]
+    BadRequest(String),
     /// `Records` is empty.
     #[error("the event holds no records; a Kinesis event from Lambda always holds at least one")]
     Empty,
@@ -55,6 +61,9 @@ pub enum EventError {
 enum RawRecords<'a> {
     List(Vec<&'a RawValue>),
     NotKinesis(String),
+    /// No `Records`, a `kinarch` field: a request to the function itself (see
+    /// [`FunctionEvent`]), with its `kinarch` and `streams` values.
+    Request(serde_json::Value, serde_json::Value),
 }
 
 impl<'de> Deserialize<'de> for RawRecords<'de> {
@@ -77,17 +86,24 @@ impl<'de> serde::de::Visitor<'de> for TopLevel {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
+        let mut request = None;
+        let mut streams = serde_json::Value::Null;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == "Records" && found.is_none() {
                 found = Some(map.next_value::<RecordsField<'de>>()?.0);
+            } else if key == REQUEST_FIELD && request.is_none() {
+                request = Some(map.next_value::<serde_json::Value>()?);
+            } else if key == "streams" && streams.is_null() {
+                streams = map.next_value::<serde_json::Value>()?;
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        Ok(match found {
-            Some(Some(list)) => RawRecords::List(list),
-            Some(None) => RawRecords::NotKinesis("Records is not a list".to_owned()),
-            None => RawRecords::NotKinesis("it has no Records field".to_owned()),
+        Ok(match (found, request) {
+            (Some(Some(list)), _) => RawRecords::List(list),
+            (Some(None), _) => RawRecords::NotKinesis("Records is not a list".to_owned()),
+            (None, Some(request)) => RawRecords::Request(request, streams),
+            (None, None) => RawRecords::NotKinesis("it has no Records field".to_owned()),
         })
     }
 
@@ -204,9 +220,88 @@ impl<'de> Deserialize<'de> for KinesisEventPayload {
             match RawRecords::deserialize(deserializer)? {
                 RawRecords::List(list) => decode_records(&list),
                 RawRecords::NotKinesis(problem) => Err(EventError::NotKinesisEvent(problem)),
+                RawRecords::Request(..) => Err(EventError::NotKinesisEvent(format!(
+                    "it is a request to kinarch (a {REQUEST_FIELD:?} field)"
+                ))),
             },
         ))
     }
+}
+
+/// The field that makes an event a request to the function itself rather than a Kinesis
+/// event: `{"kinarch": "compact", "streams": [...]}`.
+pub const REQUEST_FIELD: &str = "kinarch";
+
+/// A request to compact the Parquet archives of `streams` (the input of the template's
+/// `CompactionSchedule` rule): `{"kinarch": "compact", "streams": ["arn:aws:kinesis:...",
+/// ...]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionRequest {
+    /// The streams whose archives to compact, by ARN.
+    pub streams: Vec<StreamRef>,
+}
+
+/// Any event the Lambda function takes, told apart by its shape while the runtime
+/// deserializes the body (the Kinesis event's records still come straight from its bytes):
+/// an object with `Records` is a Kinesis event, one with a `kinarch` field (and no
+/// `Records`) a request to the function itself; anything else is a Kinesis event that
+/// cannot be archived, reported as such.
+#[derive(Debug)]
+pub enum FunctionEvent {
+    /// A batch of records to archive (or why the event is not one).
+    Kinesis(KinesisEventPayload),
+    /// A scheduled compaction (or why the request is not a valid one).
+    Compact(Result<CompactionRequest, EventError>),
+}
+
+impl<'de> Deserialize<'de> for FunctionEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match RawRecords::deserialize(deserializer)? {
+            RawRecords::List(list) => {
+                FunctionEvent::Kinesis(KinesisEventPayload(decode_records(&list)))
+            }
+            RawRecords::NotKinesis(problem) => FunctionEvent::Kinesis(KinesisEventPayload(Err(
+                EventError::NotKinesisEvent(problem),
+            ))),
+            RawRecords::Request(request, streams) => {
+                FunctionEvent::Compact(compaction_request(&request, &streams))
+            }
+        })
+    }
+}
+
+/// Checks a request's `kinarch` and `streams` values.
+fn compaction_request(
+    request: &serde_json::Value,
+    streams: &serde_json::Value,
+) -> Result<CompactionRequest, EventError> {
+    let bad = |problem: String| EventError::BadRequest(problem);
+    if request.as_str() != Some("compact") {
+        return Err(bad(format!(
+            "{REQUEST_FIELD:?} is {request}, and \"compact\" is the only request kinarch knows"
+        )));
+    }
+    let list = streams.as_array().ok_or_else(|| {
+        bad(format!(
+            "\"streams\" is {streams}, not a list of stream ARNs"
+        ))
+    })?;
+    if list.is_empty() {
+        return Err(bad(
+            "\"streams\" is empty: name the streams to compact".to_owned()
+        ));
+    }
+    let streams = list
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let arn = value
+                .as_str()
+                .ok_or_else(|| bad(format!("stream {i} is {value}, not an ARN string")))?;
+            StreamRef::from_arn(arn).map_err(|e| bad(format!("stream {i}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CompactionRequest { streams })
 }
 
 /// Only a record's `eventID`, to name a record that does not decode otherwise.
@@ -380,6 +475,59 @@ mod tests {
     use serde_json::json;
 
     const ARN: &str = "arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream";
+
+    #[test]
+    fn the_function_tells_a_compaction_request_from_a_kinesis_event() {
+        let event = |value: serde_json::Value| {
+            serde_json::from_slice::<FunctionEvent>(&serde_json::to_vec(&value).unwrap()).unwrap()
+        };
+        let FunctionEvent::Compact(Ok(request)) =
+            event(json!({"kinarch": "compact", "streams": [ARN]}))
+        else {
+            panic!("a compaction request")
+        };
+        assert_eq!(request.streams[0].name.as_str(), "lambda-stream");
+        let FunctionEvent::Kinesis(KinesisEventPayload(Ok(batch))) =
+            event(json!({"Records": [record("1", "YQ==")], "kinarch": "compact"}))
+        else {
+            panic!("Records make a Kinesis event")
+        };
+        assert_eq!(batch.records.len(), 1);
+        let problems = [
+            (
+                json!({"kinarch": "tier", "streams": [ARN]}),
+                "the only request",
+            ),
+            (json!({"kinarch": "compact"}), "not a list"),
+            (json!({"kinarch": "compact", "streams": []}), "empty"),
+            (
+                json!({"kinarch": "compact", "streams": [7]}),
+                "stream 0 is 7",
+            ),
+            (
+                json!({"kinarch": "compact", "streams": ["orders"]}),
+                "stream 0",
+            ),
+        ];
+        for (value, expected) in problems {
+            let FunctionEvent::Compact(Err(err)) = event(value.clone()) else {
+                panic!("a bad request: {value}")
+            };
+            let message = err.to_string();
+            assert!(message.contains(expected), "{value}: {message}");
+            assert!(message.contains("CompactionSchedule"), "{message}");
+        }
+        // Neither: a Kinesis event that cannot be archived, as before.
+        let FunctionEvent::Kinesis(KinesisEventPayload(Err(EventError::NotKinesisEvent(_)))) =
+            event(json!({"source": "aws.events"}))
+        else {
+            panic!("not a Kinesis event")
+        };
+        assert!(matches!(
+            decode_event(&json!({"kinarch": "compact", "streams": [ARN]})),
+            Err(EventError::NotKinesisEvent(_))
+        ));
+    }
 
     fn record(seq: &str, data: &str) -> serde_json::Value {
         json!({

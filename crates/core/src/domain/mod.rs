@@ -3,6 +3,7 @@
 //! item codec, which speaks DynamoDB's `AttributeValue`, is [`crate::aws::item`]).
 
 pub mod athena;
+pub mod compaction;
 pub mod config;
 pub mod event;
 pub mod filter;

@@ -144,6 +144,32 @@ impl ParquetMarker {
     }
 }
 
+/// The JSON of the archive's small objects beside its files (the marker, compaction's
+/// progress): `{"<field>": "<RFC 3339 time>", "stream": "<stream>"}`.
+pub(crate) fn stream_time_json(stream: &str, field: &str, time: DateTime<Utc>) -> Vec<u8> {
+    let mut object = serde_json::Map::new();
+    object.insert("stream".into(), stream.into());
+    object.insert(field.into(), crate::domain::selection::rfc3339(time).into());
+    serde_json::Value::Object(object).to_string().into_bytes()
+}
+
+/// Reads what [`stream_time_json`] writes: (stream, time); `Err` says what is wrong.
+pub(crate) fn parse_stream_time(
+    json: &[u8],
+    field: &str,
+) -> Result<(String, DateTime<Utc>), String> {
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let text = |name: &str| {
+        value[name]
+            .as_str()
+            .ok_or_else(|| format!("no {name:?} string"))
+    };
+    let stream = text("stream")?.to_owned();
+    let time =
+        crate::domain::timefmt::parse_time(text(field)?).map_err(|e| format!("{field}: {e}"))?;
+    Ok((stream, time))
+}
+
 /// The store a part of an `auto` read goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {

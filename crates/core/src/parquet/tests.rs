@@ -513,3 +513,15 @@ proptest! {
         prop_assert_eq!(read, expected);
     }
 }
+
+/// A rewritten file (compaction) keeps each row's own archive time, to the second.
+#[tokio::test]
+async fn a_rewritten_file_keeps_each_rows_archive_time() {
+    let mut first = record("a", "1", 1_777_629_600.0, b"x");
+    first.last_update = Some("2026-05-01 10:00:05".into());
+    let mut second = record("b", "2", 1_777_629_601.0, b"y");
+    second.last_update = Some("2026-05-01 10:20:00".into());
+    let bytes = encode(&[&first, &second], archived_at(), &stream()).unwrap();
+    let (rows, _) = read_ok(bytes.into(), Selection::all()).await;
+    assert_eq!(rows, [first, second]);
+}

@@ -8,11 +8,14 @@
 //! shard-id order (a parent before the children of a reshard, so a key's records keep
 //! their order). Files whose sequence ranges overlap (a batch delivered again with other
 //! boundaries) are read together and each record is returned once
-//! ([`read_runs`]). A worker's share (`--segment I/N`) is a set of partition keys
+//! ([`read_runs`]). A file deleted after the listing (compacted: see [`crate::compact`]) is
+//! replaced by the files of its hour that now hold its sequence range (`RunReader`). A
+//! worker's share (`--segment I/N`) is a set of partition keys
 //! ([`WorkerSegment::owns_key`](crate::domain::selection::WorkerSegment::owns_key)).
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_stream::stream;
 use bytes::Bytes;
@@ -22,25 +25,33 @@ use futures::{Stream, StreamExt};
 
 use super::ArchiveReader;
 use super::pages::cap;
+use crate::aws::error::AwsErrorKind;
 use crate::aws::objects::{ListedObject, ObjectStore};
 use crate::domain::overflow::ObjectLocation;
 use crate::domain::parquet::{
-    FileKey, ParquetTarget, Store, listing_prefixes, may_hold, may_hold_sequence, read_parts,
-    read_runs,
+    FileKey, ParquetTarget, Store, hour_prefix, listing_prefixes, may_hold, may_hold_sequence,
+    read_parts, read_runs,
 };
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::Selection;
+use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 use crate::parquet::{ByteSource, read_file};
 
 /// Files read ahead of the consumer at most (each is a batch's file: small).
 const FILES_AHEAD: usize = 4;
 
-/// An object of the Parquet archive, read by ranged GETs.
+/// How many times a reader lists an hour again for the files that replaced one that was
+/// deleted under it (a compaction), when those are deleted too (another compaction).
+const RELISTS: usize = 3;
+
+/// An object of the Parquet archive, read by ranged GETs. `gone` is set when S3 answers
+/// that the object does not exist (deleted after the listing: compacted).
 struct S3File {
     objects: ObjectStore,
     location: ObjectLocation,
     size: u64,
+    gone: Arc<AtomicBool>,
 }
 
 impl ByteSource for S3File {
@@ -51,7 +62,18 @@ impl ByteSource for S3File {
     fn read(&self, range: Range<u64>) -> BoxFuture<'static, Result<Bytes, Error>> {
         let objects = self.objects.clone();
         let location = self.location.clone();
-        async move { objects.read_range(&location, range).await }.boxed()
+        let gone = self.gone.clone();
+        async move {
+            let read = objects.read_range(&location, range).await;
+            if read
+                .as_ref()
+                .is_err_and(|e| e.aws_kind() == Some(AwsErrorKind::NotFound))
+            {
+                gone.store(true, Ordering::Relaxed);
+            }
+            read
+        }
+        .boxed()
     }
 
     fn name(&self) -> String {
@@ -171,42 +193,17 @@ impl ArchiveReader {
                 files = files.len(),
                 "Parquet files that may hold the selection"
             );
-            let objects = archive.files.clone();
-            let counters = archive.parquet.clone();
-            let worker = selection.worker();
+            let reader = RunReader {
+                objects: archive.files.clone(),
+                counters: archive.parquet.clone(),
+                target: target.clone(),
+                stream: archive.config.stream.clone(),
+                selection: selection.clone(),
+            };
             let mut runs = futures::stream::iter(read_runs(files))
                 .map(move |run| {
-                    let objects = objects.clone();
-                    let counters = counters.clone();
-                    let selection = selection.clone();
-                    async move {
-                        let mut records = Vec::new();
-                        let mut errors = Vec::new();
-                        for (_, listed) in run {
-                            let source = Arc::new(S3File {
-                                objects: objects.clone(),
-                                location: listed.location,
-                                size: listed.size,
-                            });
-                            let mut rows = std::pin::pin!(read_file(source, selection.clone(), counters.clone()));
-                            while let Some(row) = rows.next().await {
-                                match row {
-                                    Ok(record) if worker.is_none_or(|w| w.owns_key(&record.partition_key)) => records.push(record),
-                                    Ok(_) => {}
-                                    Err(err) => errors.push(err),
-                                }
-                            }
-                        }
-                        records.sort_by(|a: &ArchiveRecord, b: &ArchiveRecord| {
-                            (&a.sequence_number, a.sub_sequence_number)
-                                .cmp(&(&b.sequence_number, b.sub_sequence_number))
-                        });
-                        records.dedup_by(|a, b| {
-                            a.sequence_number == b.sequence_number
-                                && a.sub_sequence_number == b.sub_sequence_number
-                        });
-                        (errors, records)
-                    }
+                    let reader = reader.clone();
+                    async move { reader.read(run).await }
                 })
                 .buffered(FILES_AHEAD);
             while let Some((errors, records)) = runs.next().await {
@@ -242,6 +239,160 @@ impl ArchiveReader {
             }
         }
         Ok(files)
+    }
+}
+
+/// Reads the runs of one read (see [`read_runs`]): every file of a run, its rows sorted and
+/// each kept once.
+///
+/// A file deleted after the listing (a compaction replaced it: see [`crate::compact`],
+/// which writes the new file before it deletes the old ones) is replaced by the files of
+/// its hour and shard that now hold its sequence range, listed again: only their rows in
+/// the missing file's range are kept, so no record is missed and none is returned twice
+/// (runs never share a sequence number). Files written by other tools are never deleted
+/// under a reader by kinarch; a file gone with no file holding its range is an
+/// [`Error::ParquetFile`].
+#[derive(Clone)]
+struct RunReader {
+    objects: ObjectStore,
+    counters: crate::parquet::ParquetCounters,
+    target: ParquetTarget,
+    stream: crate::domain::names::StreamName,
+    selection: Selection,
+}
+
+impl RunReader {
+    /// The errors and the records of `run`, in (sequence, sub-sequence) order, each once.
+    async fn read(&self, run: Vec<(FileKey, ListedObject)>) -> (Vec<Error>, Vec<ArchiveRecord>) {
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        for (key, listed) in run {
+            if !self
+                .read_file(listed, None, &mut records, &mut errors)
+                .await
+            {
+                self.read_replacements(&key, &mut records, &mut errors)
+                    .await;
+            }
+        }
+        records.sort_by(|a: &ArchiveRecord, b: &ArchiveRecord| {
+            (&a.sequence_number, a.sub_sequence_number)
+                .cmp(&(&b.sequence_number, b.sub_sequence_number))
+        });
+        records.dedup_by(|a, b| {
+            a.sequence_number == b.sequence_number && a.sub_sequence_number == b.sub_sequence_number
+        });
+        (errors, records)
+    }
+
+    /// Reads one file's rows the selection keeps (and, with `range`, only those in it) into
+    /// `records`; `false` when the object is gone (then nothing of it is kept).
+    async fn read_file(
+        &self,
+        listed: ListedObject,
+        range: Option<(&SequenceNumber, &SequenceNumber)>,
+        records: &mut Vec<ArchiveRecord>,
+        errors: &mut Vec<Error>,
+    ) -> bool {
+        let gone = Arc::new(AtomicBool::new(false));
+        let source = Arc::new(S3File {
+            objects: self.objects.clone(),
+            location: listed.location,
+            size: listed.size,
+            gone: gone.clone(),
+        });
+        let worker = self.selection.worker();
+        let mut rows = Vec::new();
+        let mut failed = Vec::new();
+        let mut stream = std::pin::pin!(read_file(
+            source,
+            self.selection.clone(),
+            self.counters.clone()
+        ));
+        while let Some(row) = stream.next().await {
+            match row {
+                Ok(record)
+                    if worker.is_none_or(|w| w.owns_key(&record.partition_key))
+                        && range.is_none_or(|(first, last)| {
+                            record.sequence_number >= *first && record.sequence_number <= *last
+                        }) =>
+                {
+                    rows.push(record)
+                }
+                Ok(_) => {}
+                Err(err) => failed.push(err),
+            }
+        }
+        if gone.load(Ordering::Relaxed) {
+            return false;
+        }
+        records.append(&mut rows);
+        errors.append(&mut failed);
+        true
+    }
+
+    /// The rows of the file `missing` (gone since the listing), from the files of its hour
+    /// and shard that now overlap its sequence range.
+    async fn read_replacements(
+        &self,
+        missing: &FileKey,
+        records: &mut Vec<ArchiveRecord>,
+        errors: &mut Vec<Error>,
+    ) {
+        let location = format!(
+            "s3://{}/{}",
+            self.target.bucket(),
+            missing.key(&self.target, &self.stream)
+        );
+        let prefix = hour_prefix(&self.target, &self.stream, missing.hour);
+        for _ in 0..RELISTS {
+            let listed = match self.objects.list(self.target.bucket(), &prefix).await {
+                Ok(listed) => listed,
+                Err(err) => {
+                    errors.push(err);
+                    return;
+                }
+            };
+            self.counters.listed(listed.len() as u64);
+            let covering: Vec<ListedObject> = listed
+                .into_iter()
+                .filter(|object| {
+                    FileKey::parse(&object.location.key).is_some_and(|key| {
+                        key.shard_id == missing.shard_id
+                            && key.first <= missing.last
+                            && key.last >= missing.first
+                    })
+                })
+                .collect();
+            if covering.is_empty() {
+                break;
+            }
+            tracing::info!(
+                file = %location,
+                replaced_by = covering.len(),
+                "a file was deleted after the listing (compacted): reading the files that now hold its records"
+            );
+            let mut rows = Vec::new();
+            let mut failed = Vec::new();
+            let mut complete = true;
+            for object in covering {
+                let range = Some((&missing.first, &missing.last));
+                if !self.read_file(object, range, &mut rows, &mut failed).await {
+                    complete = false;
+                    break;
+                }
+            }
+            if complete {
+                records.append(&mut rows);
+                errors.append(&mut failed);
+                return;
+            }
+        }
+        errors.push(Error::ParquetFile {
+            location,
+            reason: "it was deleted after the listing and no file of its hour and shard now holds its sequence range"
+                .to_owned(),
+        });
     }
 }
 
