@@ -26,7 +26,6 @@
 //! function's timeout): two at once are still safe for readers, but may write the same
 //! shard-hour twice.
 
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aws_config::SdkConfig;
@@ -46,9 +45,10 @@ use crate::domain::parquet::{
     FileKey, ParquetTarget, hour_of, listing_prefixes, may_hold, stream_prefix,
 };
 use crate::domain::record::ArchiveRecord;
-use crate::domain::selection::{Selection, TimeWindow};
+use crate::domain::selection::TimeWindow;
 use crate::error::Error;
-use crate::parquet::{MemoryFile, ParquetCounters, encode, read_file};
+use crate::parquet::encode;
+use crate::read::parquet::read_whole_file;
 
 /// Input files read at once.
 const READS_AHEAD: usize = 8;
@@ -477,16 +477,7 @@ impl Compactor {
 
     /// Every row of one file (one GetObject); a file that is gone is an error.
     async fn read_rows(&self, at: &ObjectLocation) -> Result<Vec<ArchiveRecord>, Error> {
-        let Some(bytes) = self.objects.get(at).await? else {
-            return Err(Error::ParquetFile {
-                location: at.to_string(),
-                reason: "it is gone (compacted by another run?)".to_owned(),
-            });
-        };
-        let file = Arc::new(MemoryFile::new(at.to_string(), bytes));
-        read_file(file, Selection::all(), ParquetCounters::default())
-            .try_collect()
-            .await
+        read_whole_file(&self.objects, at).await
     }
 
     /// Deletes `locations`, a few at once; how many.

@@ -396,6 +396,27 @@ impl RunReader {
     }
 }
 
+/// Every row of one file, read whole (one GetObject): what compaction and `kinarch tier`
+/// check files with. A file that does not exist is an [`Error::ParquetFile`].
+pub(crate) async fn read_whole_file(
+    objects: &ObjectStore,
+    at: &ObjectLocation,
+) -> Result<Vec<ArchiveRecord>, Error> {
+    let Some(bytes) = objects.get(at).await? else {
+        return Err(Error::ParquetFile {
+            location: at.to_string(),
+            reason: "it does not exist (deleted meanwhile: compacted by another run?)".to_owned(),
+        });
+    };
+    let file = Arc::new(crate::parquet::MemoryFile::new(at.to_string(), bytes));
+    futures::TryStreamExt::try_collect(read_file(
+        file,
+        Selection::all(),
+        crate::parquet::ParquetCounters::default(),
+    ))
+    .await
+}
+
 /// The newest file of each shard under `target` for `stream` among those of the UTC day of
 /// `now` and the day before (a listing of the whole history could take long): how far
 /// behind the Parquet archive is. Shards without a file in those two days are left out.

@@ -30,7 +30,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -55,7 +54,7 @@ use crate::domain::tier::{
     row_digest,
 };
 use crate::error::Error;
-use crate::parquet::{MemoryFile, ParquetCounters, read_file};
+use crate::read::parquet::read_whole_file;
 use crate::read::{ArchiveReader, ArchiveSource, ReadOptions, TimeIndexUse};
 
 /// Files handled at once (written, read back, their items deleted).
@@ -482,25 +481,7 @@ impl Tier {
 
     /// A whole file's records, in order (one GET).
     async fn read_whole(&self, location: &ObjectLocation) -> Result<Vec<ArchiveRecord>, Error> {
-        let bytes = self
-            .objects
-            .get(location)
-            .await?
-            .ok_or_else(|| Error::ParquetFile {
-                location: location.to_string(),
-                reason: "it does not exist".into(),
-            })?;
-        let source = Arc::new(MemoryFile::new(location.to_string(), bytes));
-        let mut rows = std::pin::pin!(read_file(
-            source,
-            Selection::all(),
-            ParquetCounters::default()
-        ));
-        let mut records = Vec::new();
-        while let Some(record) = rows.next().await {
-            records.push(record?);
-        }
-        Ok(records)
+        read_whole_file(&self.objects, location).await
     }
 
     /// Deletes the items of `records` (in a checked file), 25 per request, then the overflow
