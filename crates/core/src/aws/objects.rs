@@ -11,6 +11,7 @@ use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::builders::LifecycleRuleBuilder;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
     LifecycleRuleFilter, Transition, TransitionStorageClass,
@@ -379,10 +380,11 @@ impl ObjectStore {
         target: &OverflowTarget,
         rule: &ExpiryRule,
     ) -> Result<Option<u64>, Error> {
-        let rules = self.lifecycle_rules(target.bucket().as_str()).await?;
-        Ok(rules
-            .iter()
-            .find(|r| r.id() == Some(rule.id.as_str()))
+        let found = self
+            .lifecycle_rule(target.bucket().as_str(), &rule.id)
+            .await?;
+        Ok(found
+            .as_ref()
             .and_then(|r| r.expiration())
             .and_then(|e| e.days())
             .map(|d| d.max(0) as u64))
@@ -395,10 +397,11 @@ impl ObjectStore {
         target: &ParquetTarget,
         rule: &ColdRule,
     ) -> Result<Option<u64>, Error> {
-        let rules = self.lifecycle_rules(target.bucket().as_str()).await?;
-        Ok(rules
-            .iter()
-            .find(|r| r.id() == Some(rule.id.as_str()))
+        let found = self
+            .lifecycle_rule(target.bucket().as_str(), &rule.id)
+            .await?;
+        Ok(found
+            .as_ref()
             .and_then(|r| {
                 r.transitions()
                     .iter()
@@ -416,21 +419,13 @@ impl ObjectStore {
         rule: &ExpiryRule,
         days: Option<u64>,
     ) -> Result<(), Error> {
-        let wanted = days
-            .map(|days| {
-                LifecycleRule::builder()
-                    .id(&rule.id)
-                    .status(ExpirationStatus::Enabled)
-                    .filter(LifecycleRuleFilter::builder().prefix(&rule.prefix).build())
-                    .expiration(
-                        LifecycleExpiration::builder()
-                            .days(whole_days(days))
-                            .build(),
-                    )
-                    .build()
-            })
-            .transpose()
-            .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?;
+        let wanted = days.map(|days| {
+            kinarch_rule(&rule.id, &rule.prefix).expiration(
+                LifecycleExpiration::builder()
+                    .days(whole_days(days))
+                    .build(),
+            )
+        });
         self.replace_rule(target.bucket().as_str(), &rule.id, wanted)
             .await
     }
@@ -443,24 +438,25 @@ impl ObjectStore {
         rule: &ColdRule,
         days: Option<u64>,
     ) -> Result<(), Error> {
-        let wanted = days
-            .map(|days| {
-                LifecycleRule::builder()
-                    .id(&rule.id)
-                    .status(ExpirationStatus::Enabled)
-                    .filter(LifecycleRuleFilter::builder().prefix(&rule.prefix).build())
-                    .transitions(
-                        Transition::builder()
-                            .days(whole_days(days))
-                            .storage_class(TransitionStorageClass::GlacierIr)
-                            .build(),
-                    )
-                    .build()
-            })
-            .transpose()
-            .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?;
+        let wanted = days.map(|days| {
+            kinarch_rule(&rule.id, &rule.prefix).transitions(
+                Transition::builder()
+                    .days(whole_days(days))
+                    .storage_class(TransitionStorageClass::GlacierIr)
+                    .build(),
+            )
+        });
         self.replace_rule(target.bucket().as_str(), &rule.id, wanted)
             .await
+    }
+
+    /// The rule `id` of the bucket's lifecycle configuration, if it has one.
+    async fn lifecycle_rule(&self, bucket: &str, id: &str) -> Result<Option<LifecycleRule>, Error> {
+        Ok(self
+            .lifecycle_rules(bucket)
+            .await?
+            .into_iter()
+            .find(|r| r.id() == Some(id)))
     }
 
     /// The bucket's lifecycle configuration with the rule `id` replaced by `wanted` (or
@@ -470,8 +466,12 @@ impl ObjectStore {
         &self,
         bucket: &str,
         id: &str,
-        wanted: Option<LifecycleRule>,
+        wanted: Option<LifecycleRuleBuilder>,
     ) -> Result<(), Error> {
+        let wanted = wanted
+            .map(LifecycleRuleBuilder::build)
+            .transpose()
+            .map_err(|e| Error::Internal(format!("lifecycle rule: {e}")))?;
         let mut rules: Vec<LifecycleRule> = self
             .lifecycle_rules(bucket)
             .await?
@@ -506,6 +506,15 @@ impl ObjectStore {
         .await
         .map(|_| ())
     }
+}
+
+/// A rule kinarch owns: `id`, enabled, on the objects under `prefix` (its action added by
+/// the caller).
+fn kinarch_rule(id: &str, prefix: &str) -> LifecycleRuleBuilder {
+    LifecycleRule::builder()
+        .id(id)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
 }
 
 /// Days as a lifecycle rule takes them.
