@@ -308,21 +308,18 @@ async fn old_archive(count: usize) -> (World, Vec<ArchiveRecord>) {
     (w, records)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tier_killed_mid_way_and_rerun_writes_each_record_once_and_deletes_only_checked_items() {
-    let (w, records) = old_archive(1500).await;
-    let table = "orders-archive-ALL";
-
-    // Deletes slowed down, so that the kill lands among them.
+/// `kinarch tier orders --older-than now --parquet TARGET --delete` running through a proxy
+/// that holds each BatchWriteItem back for `delay`, once `deletes` of them were sent (the
+/// proxy must live as long as the process).
+async fn tier_with_slow_deletes(w: &World, delay: Duration, deletes: u64) -> (Running, FaultProxy) {
     let proxy = FaultProxy::start(&w.moto.endpoint()).await;
-    let deletes = Arc::new(AtomicU64::new(0));
-    let seen = deletes.clone();
+    let sent = Arc::new(AtomicU64::new(0));
+    let seen = sent.clone();
     proxy.set_rule(move |call| {
-        if call.operation() == "BatchWriteItem" {
+        (call.operation() == "BatchWriteItem").then(|| {
             seen.fetch_add(1, Ordering::SeqCst);
-            return Some(Fault::Delay(Duration::from_millis(300)));
-        }
-        None
+            Fault::Delay(delay)
+        })
     });
     let running = Running::start(
         &w.moto.env_via(&proxy.endpoint()),
@@ -336,10 +333,20 @@ async fn a_tier_killed_mid_way_and_rerun_writes_each_record_once_and_deletes_onl
             "--delete",
         ],
     );
-    eventually("some deletes", Duration::from_secs(120), || {
-        std::future::ready((deletes.load(Ordering::SeqCst) >= 6).then_some(()))
+    eventually("deletes sent", Duration::from_secs(120), || {
+        std::future::ready((sent.load(Ordering::SeqCst) >= deletes).then_some(()))
     })
     .await;
+    (running, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_killed_mid_way_and_rerun_writes_each_record_once_and_deletes_only_checked_items() {
+    let (w, records) = old_archive(1500).await;
+    let table = "orders-archive-ALL";
+
+    // Deletes slowed down, so that the kill lands among them.
+    let (running, _proxy) = tier_with_slow_deletes(&w, Duration::from_millis(300), 6).await;
     running.signal("KILL");
     let killed = running.wait().await;
     assert_eq!(killed.code, -1, "killed: {}", killed.stderr);
@@ -519,31 +526,7 @@ async fn a_node_archiver_table_of_a_deleted_stream_is_tiered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_finishes_the_files_in_hand_and_a_rerun_goes_on() {
     let (w, records) = old_archive(600).await;
-    let proxy = FaultProxy::start(&w.moto.endpoint()).await;
-    let deletes = Arc::new(AtomicU64::new(0));
-    let seen = deletes.clone();
-    proxy.set_rule(move |call| {
-        (call.operation() == "BatchWriteItem").then(|| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            Fault::Delay(Duration::from_millis(200))
-        })
-    });
-    let running = Running::start(
-        &w.moto.env_via(&proxy.endpoint()),
-        &[
-            "tier",
-            "orders",
-            "--older-than",
-            "now",
-            "--parquet",
-            TARGET,
-            "--delete",
-        ],
-    );
-    eventually("a first delete", Duration::from_secs(120), || {
-        std::future::ready((deletes.load(Ordering::SeqCst) >= 1).then_some(()))
-    })
-    .await;
+    let (running, _proxy) = tier_with_slow_deletes(&w, Duration::from_millis(200), 1).await;
     running.signal("INT");
     let stopped = running.wait().await;
     assert_eq!(stopped.code, 130, "{}", stopped.stderr);
