@@ -1611,12 +1611,11 @@ async fn parquet_reads_scenario(report: &mut Report) {
 mod prices {
     /// DynamoDB on-demand: one write request unit (an item write of up to 1 KB).
     pub const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
-    /// DynamoDB Standard table storage, per GB-month.
-    pub const DYNAMODB_GB_MONTH: f64 = 0.25;
-    /// S3 Standard, per GB-month.
-    pub const S3_GB_MONTH: f64 = 0.023;
-    /// S3 Glacier Instant Retrieval, per GB-month.
-    pub const GLACIER_IR_GB_MONTH: f64 = 0.004;
+    /// Storage per GB-month: the prices `kinarch tier --dry-run` reports with, one home.
+    pub use kinarch_core::domain::tier::prices::{
+        DYNAMODB_STANDARD as DYNAMODB_GB_MONTH, S3_GLACIER_IR as GLACIER_IR_GB_MONTH,
+        S3_STANDARD as S3_GB_MONTH,
+    };
     /// S3 PUT, per request.
     pub const S3_PUT: f64 = 0.005 / 1000.0;
     /// Data Firehose Direct PUT ingestion, per GB (first 500 TB a month), each record
@@ -1683,7 +1682,7 @@ fn archive_cost(report: &mut Report) {
                 use std::io::Write as _;
                 let item = record.to_item(archived_at, None).item;
                 let size = kinarch_core::aws::item::item_size(&item) as f64;
-                cost.item_bytes += size + 100.0;
+                cost.item_bytes += size + kinarch_core::domain::tier::ITEM_OVERHEAD_BYTES as f64;
                 cost.write_units += (size / 1024.0).ceil().max(1.0);
                 cost.payload += record.data.len() as f64;
                 cost.firehose_billed +=
