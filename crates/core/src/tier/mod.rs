@@ -42,11 +42,13 @@ use futures::StreamExt;
 
 use crate::aws::batch_write::{MAX_WRITES_PER_REQUEST, batch_write};
 use crate::aws::item::{ArchiveStamp, attr, item_size};
-use crate::aws::objects::ObjectStore;
+use crate::aws::objects::{ListedObject, ObjectStore};
 use crate::aws::retry::{Budget, Retries};
 use crate::domain::config::ArchiveMode;
 use crate::domain::overflow::ObjectLocation;
-use crate::domain::parquet::{FileKey, ParquetMarker, ParquetTarget, files_of, hour_prefix};
+use crate::domain::parquet::{
+    FileKey, FileRecords, ParquetMarker, ParquetTarget, files_of, hour_prefix,
+};
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::{Selection, SelectionSpec, TimeWindow, WorkerSegment};
 use crate::domain::tier::{
@@ -330,10 +332,14 @@ impl Tier {
         let files = files_of(buffer.iter());
         report.groups += files.len() as u64;
         if !request.dry_run {
+            let listings = self.hour_listings(&files).await;
             let halt = AtomicBool::new(false);
             let mut outcomes = futures::stream::iter(files)
                 .take_while(|_| std::future::ready(!halt.load(Ordering::Relaxed)))
-                .map(|file| self.tier_group(file.key, file.records, request.delete))
+                .map(|file| {
+                    let listed = listings.get(&file.key.hour).map_or(&[][..], Vec::as_slice);
+                    self.tier_group(file.key, file.records, listed, request.delete)
+                })
                 .buffer_unordered(FILE_CONCURRENCY);
             loop {
                 tokio::select! {
@@ -357,10 +363,11 @@ impl Tier {
         &self,
         key: FileKey,
         records: Vec<&ArchiveRecord>,
+        listed: &[ListedObject],
         delete: bool,
     ) -> TierReport {
         let mut report = TierReport::default();
-        let existing = self.existing_rows(&key).await;
+        let existing = self.existing_rows(&key, listed).await;
         let split = presence(&records, &existing);
         report.records_already_archived += split.archived.len() as u64;
         report.conflicting += split.conflicting.len() as u64;
@@ -392,19 +399,39 @@ impl Tier {
         report
     }
 
-    /// The rows (key and digest) of the files already in the archive that may hold records
-    /// of `group` (its shard, its hour, an overlapping sequence range). A file that cannot be
-    /// read holds nothing here: its records are written again.
-    async fn existing_rows(&self, group: &FileKey) -> HashMap<RowKey, RowDigest> {
+    /// The objects under each arrival hour of `files`, listed once per hour (the groups of
+    /// one hour's shards share its listing). An hour that cannot be listed has none here:
+    /// its records are written (again, if they were).
+    async fn hour_listings(
+        &self,
+        files: &[FileRecords<'_>],
+    ) -> HashMap<DateTime<Utc>, Vec<ListedObject>> {
         let stream = &self.reader.config().stream;
-        let prefix = hour_prefix(&self.target, stream, group.hour);
-        let listed = match self.objects.list(self.target.bucket(), &prefix).await {
-            Ok(listed) => listed,
-            Err(err) => {
-                tracing::warn!(error = %err, prefix, "cannot list the hour's files; writing its records");
-                return HashMap::new();
+        let hours: std::collections::BTreeSet<DateTime<Utc>> =
+            files.iter().map(|file| file.key.hour).collect();
+        let mut listings = HashMap::new();
+        for hour in hours {
+            let prefix = hour_prefix(&self.target, stream, hour);
+            match self.objects.list(self.target.bucket(), &prefix).await {
+                Ok(listed) => {
+                    listings.insert(hour, listed);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, prefix, "cannot list the hour's files; writing its records");
+                }
             }
-        };
+        }
+        listings
+    }
+
+    /// The rows (key and digest) of the files already in the archive (`listed`, their hour)
+    /// that may hold records of `group` (its shard, an overlapping sequence range). A file
+    /// that cannot be read holds nothing here: its records are written again.
+    async fn existing_rows(
+        &self,
+        group: &FileKey,
+        listed: &[ListedObject],
+    ) -> HashMap<RowKey, RowDigest> {
         let mut rows = HashMap::new();
         for object in listed {
             let Some(file) = FileKey::parse(&object.location.key) else {
