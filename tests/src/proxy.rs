@@ -26,6 +26,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Response, StatusCode};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -80,6 +81,13 @@ pub enum Fault {
     /// answer them as failed with `ProvisionedThroughputExceededException`, as Kinesis does
     /// when some shards are over their limit.
     FailEntries(Vec<usize>),
+    /// PutRecords only: forward the request without the entries at these positions and
+    /// answer them as stored, with the shard of the first entry stored and a made-up
+    /// sequence number far past it: a Kinesis that loses acknowledged records.
+    LoseEntries(Vec<usize>),
+    /// PutRecords only: change the first byte of the data of the entries at these positions
+    /// on the way (the stream stores the altered bytes and answers success).
+    AlterEntries(Vec<usize>),
     /// Start a response, then break the connection in the middle of it.
     Reset,
     /// BatchWriteItem only: write the first half of the items, answer the rest as
@@ -409,7 +417,12 @@ async fn apply_rule(
     };
     let rule = shared.rule.lock().unwrap().clone();
     let fault = rule(&call);
-    if fault.is_some() && !matches!(fault, Some(Fault::Unprocessed | Fault::FailEntries(_))) {
+    if fault.is_some()
+        && !matches!(
+            fault,
+            Some(Fault::Unprocessed | Fault::FailEntries(_) | Fault::LoseEntries(_))
+        )
+    {
         // Those two count what they hold back themselves.
         shared.injected.fetch_add(1, Ordering::SeqCst);
     }
@@ -451,6 +464,24 @@ async fn apply_rule(
         }
         Some(Fault::Unprocessed) => unprocessed(shared, parts, &body).await,
         Some(Fault::FailEntries(positions)) => fail_entries(shared, parts, &body, &positions).await,
+        Some(Fault::LoseEntries(positions)) => lose_entries(shared, parts, &body, &positions).await,
+        Some(Fault::AlterEntries(positions)) => {
+            let mut request: serde_json::Value =
+                serde_json::from_slice(&body).expect("PutRecords body is JSON");
+            for i in positions {
+                let entry = &mut request["Records"][i];
+                let mut data = base64::engine::general_purpose::STANDARD
+                    .decode(entry["Data"].as_str().unwrap_or(""))
+                    .expect("PutRecords data is base64");
+                if let Some(first) = data.first_mut() {
+                    *first ^= 0x20;
+                }
+                entry["Data"] = base64::engine::general_purpose::STANDARD
+                    .encode(data)
+                    .into();
+            }
+            forward(shared, parts, Bytes::from(request.to_string())).await
+        }
         None => forward(shared, parts, body.clone()).await,
     };
     (n, target, fault, body, response)
@@ -549,6 +580,32 @@ async fn fail_entries(
     body: &Bytes,
     positions: &[usize],
 ) -> Response<Body> {
+    let (entries, upstream_results) = forward_without(shared, parts, body, positions).await;
+    let failed = held_back(entries.len(), positions);
+    let results = answers(entries.len(), positions, upstream_results, |_| {
+        serde_json::json!({
+            "ErrorCode": "ProvisionedThroughputExceededException",
+            "ErrorMessage": "Rate exceeded for shard (injected by the kinarch test fault proxy)"
+        })
+    });
+    shared.injected.fetch_add(failed, Ordering::SeqCst);
+    json_response(
+        200,
+        serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string(),
+    )
+}
+
+/// Forwards a PutRecords without the entries at `positions`: (every entry of the request,
+/// the upstream's results of the entries forwarded, in order).
+async fn forward_without(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: &Bytes,
+    positions: &[usize],
+) -> (
+    Vec<serde_json::Value>,
+    std::collections::VecDeque<serde_json::Value>,
+) {
     let mut request: serde_json::Value =
         serde_json::from_slice(body).expect("PutRecords body is JSON");
     let entries = request["Records"].as_array().cloned().unwrap_or_default();
@@ -558,43 +615,82 @@ async fn fail_entries(
         .filter(|(i, _)| !positions.contains(i))
         .map(|(_, e)| e.clone())
         .collect();
-    let mut upstream_results: std::collections::VecDeque<serde_json::Value> = if kept.is_empty() {
-        Default::default()
-    } else {
-        request["Records"] = serde_json::Value::Array(kept);
-        let response = forward(shared, parts, Bytes::from(request.to_string())).await;
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let answer: serde_json::Value =
-            serde_json::from_slice(&bytes).expect("PutRecords answer is JSON");
-        answer["Records"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into()
-    };
-    let mut failed = 0u64;
-    let results: Vec<serde_json::Value> = (0..entries.len())
-        .map(|i| {
-            if positions.contains(&i) {
-                failed += 1;
-                serde_json::json!({
-                    "ErrorCode": "ProvisionedThroughputExceededException",
-                    "ErrorMessage": "Rate exceeded for shard (injected by the kinarch test fault proxy)"
-                })
-            } else {
-                upstream_results.pop_front().expect("one upstream result per kept entry")
-            }
+    if kept.is_empty() {
+        return (entries, Default::default());
+    }
+    request["Records"] = serde_json::Value::Array(kept);
+    let response = forward(shared, parts, Bytes::from(request.to_string())).await;
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let answer: serde_json::Value =
+        serde_json::from_slice(&bytes).expect("PutRecords answer is JSON");
+    let results = answer["Records"].as_array().cloned().unwrap_or_default();
+    (entries, results.into())
+}
+
+/// A PutRecords answer of `entries` entries: `held_back(i)` for the entries at `positions`,
+/// the upstream's results in order for the others.
+fn answers(
+    entries: usize,
+    positions: &[usize],
+    mut upstream: std::collections::VecDeque<serde_json::Value>,
+    mut held_back: impl FnMut(usize) -> serde_json::Value,
+) -> Vec<serde_json::Value> {
+    (0..entries)
+        .map(|i| match positions.contains(&i) {
+            true => held_back(i),
+            false => upstream
+                .pop_front()
+                .expect("one upstream result per kept entry"),
         })
-        .collect();
-    shared.injected.fetch_add(failed, Ordering::SeqCst);
+        .collect()
+}
+
+/// How many of `positions` name one of `entries` entries.
+fn held_back(entries: usize, positions: &[usize]) -> u64 {
+    positions.iter().filter(|&&i| i < entries).count() as u64
+}
+
+fn count_entries(body: &Bytes) -> usize {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| b["Records"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// Forwards a PutRecords without the entries at `positions` and answers those as stored.
+async fn lose_entries(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: &Bytes,
+    positions: &[usize],
+) -> Response<Body> {
+    assert!(
+        positions.len() < count_entries(body),
+        "LoseEntries keeps at least one entry of a request"
+    );
+    let (entries, stored) = forward_without(shared, parts, body, positions).await;
+    let first = stored.front().cloned().expect("one answer per kept entry");
+    let first_sequence: u128 = first["SequenceNumber"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("moto's sequence numbers are integers");
+    let results = answers(entries.len(), positions, stored, |i| {
+        serde_json::json!({
+            "ShardId": first["ShardId"],
+            "SequenceNumber": (first_sequence + 1_000_000 + i as u128).to_string(),
+        })
+    });
+    shared
+        .injected
+        .fetch_add(positions.len() as u64, Ordering::SeqCst);
     json_response(
         200,
-        serde_json::json!({"FailedRecordCount": failed, "Records": results}).to_string(),
+        serde_json::json!({"FailedRecordCount": 0, "Records": results}).to_string(),
     )
 }
 

@@ -28,4 +28,5 @@ mod replays;
 mod template;
 mod tier;
 mod time_index;
+mod verify;
 mod windows;

@@ -912,6 +912,13 @@ pub(crate) struct ReinjectArgs {
     /// it (a relative time like 2h is another time in the rerun).
     #[arg(long, value_name = "PATH", value_parser = parse_path, help_heading = "Pace")]
     pub(crate) journal: Option<PathBuf>,
+    /// After the replay, read what was sent back from the target (GetRecords, from the
+    /// lowest sequence number sent into each shard to the highest) and check that every
+    /// record is there once, with its bytes, in its key's order; records others wrote are
+    /// ignored. Exits 1 if any is missing, altered, duplicated or out of order. With
+    /// --journal, the records of earlier runs are checked too (kept in PATH.sent).
+    #[arg(long, conflicts_with_all = ["dry_run", "estimate"])]
+    pub(crate) verify: bool,
     /// Replay into the source stream without --metadata without asking (the records are
     /// archived again as new records).
     #[arg(short, long)]

@@ -7,7 +7,10 @@ use kinarch_core::StreamName;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::locate::Located;
 use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport};
-use kinarch_core::replay::runner::{EstimateSummary, Replay, ReplayRequest, ReplaySummary};
+use kinarch_core::replay::runner::{
+    EstimateSummary, Replay, ReplayOutcome, ReplayRequest, ReplaySummary,
+};
+use kinarch_core::replay::verify::VerifyReport;
 
 use crate::cli::values::thousands;
 use crate::cli::{GlobalArgs, ReinjectArgs, SummaryFormat};
@@ -64,6 +67,7 @@ pub(crate) async fn run(
             options: options.clone(),
             journal: args.journal.clone(),
             relative_times: resolved.relative_times,
+            verify: args.verify,
         },
     )?;
     for note in replay.notes() {
@@ -164,8 +168,16 @@ pub(crate) async fn run(
             thousands(outcome.skipped_by_journal)
         ));
     }
+    // One JSON document holds the replay and its verification; text says each as it ends.
+    let verified_first = match (args.verify && !report.stopped, json) {
+        (true, true) => Some(verify(&outcome, sdk, &target).await?),
+        _ => None,
+    };
     if json {
-        print_json(&ReplaySummary::new(report, target.as_str(), args.dry_run))?;
+        print_json(
+            &ReplaySummary::new(report, target.as_str(), args.dry_run)
+                .with_verify(verified_first.clone()),
+        )?;
     } else {
         print_summary(report, &target, args.dry_run, global.quiet);
     }
@@ -191,7 +203,33 @@ pub(crate) async fn run(
         ));
     }
     if let (true, Some(code)) = (report.stopped, stopped_by.get()) {
+        if args.verify {
+            crate::say(&format!(
+                "not verified: the replay was stopped{}",
+                match &args.journal {
+                    Some(journal) => format!(
+                        "; rerun it with --journal {} --verify to send the rest and verify \
+                         everything sent",
+                        journal.display()
+                    ),
+                    None => String::new(),
+                }
+            ));
+        }
         return Err(Failure::Interrupted(code));
+    }
+    if args.verify {
+        let verified = match verified_first {
+            Some(verified) => verified,
+            None => {
+                let verified = verify(&outcome, sdk, &target).await?;
+                if !global.quiet || !verified.passed() {
+                    crate::say(&verify_text(&verified, &target));
+                }
+                verified
+            }
+        };
+        verify_outcome(&verified, &target)?;
     }
     // A dry run sent nothing, so nothing failed: it succeeds, having said what would.
     if report.failed.is_empty() || args.dry_run {
@@ -202,6 +240,86 @@ pub(crate) async fn run(
             report.failed.len()
         )))
     }
+}
+
+/// `--verify`: reads back what the replay sent and checks it.
+async fn verify(
+    outcome: &ReplayOutcome,
+    sdk: &SdkConfig,
+    target: &StreamName,
+) -> Result<VerifyReport, Failure> {
+    let mut signal = crate::signals::listen()?;
+    let stop = async {
+        (&mut signal).await;
+    };
+    match outcome.verify(&kinesis_client(sdk), target, stop).await? {
+        Some(report) => Ok(report),
+        None => {
+            crate::say("verification stopped by a signal: the replay was sent, not checked");
+            Err(Failure::Interrupted(signal_code(&mut signal)))
+        }
+    }
+}
+
+/// A verification that found a record wrong fails the command.
+fn verify_outcome(report: &VerifyReport, target: &StreamName) -> Result<(), Failure> {
+    if report.not_verifiable > 0 {
+        crate::say(&format!(
+            "verify: {} record(s) sent by an earlier run without --verify cannot be checked",
+            thousands(report.not_verifiable)
+        ));
+    }
+    if report.passed() {
+        return Ok(());
+    }
+    Err(Failure::Runtime(format!(
+        "the replay into {target} did not verify: {} missing, {} altered, {} duplicated, {} \
+         out of order",
+        thousands(report.missing.count),
+        thousands(report.altered.count),
+        thousands(report.duplicated.count),
+        thousands(report.out_of_order.count),
+    )))
+}
+
+fn verify_text(report: &VerifyReport, target: &StreamName) -> String {
+    let mut text = format!(
+        "verify {target}: {} verified, {} missing, {} altered, {} duplicated, {} out of order \
+         ({} shard(s) read back in {} GetRecords call(s); {} record(s) of other producers \
+         ignored)",
+        thousands(report.verified),
+        thousands(report.missing.count),
+        thousands(report.altered.count),
+        thousands(report.duplicated.count),
+        thousands(report.out_of_order.count),
+        thousands(report.shards),
+        thousands(report.get_records_calls),
+        thousands(report.others),
+    );
+    for (kind, findings) in [
+        ("missing", &report.missing),
+        ("altered", &report.altered),
+        ("duplicated", &report.duplicated),
+        ("out of order", &report.out_of_order),
+    ] {
+        for finding in &findings.first {
+            text.push_str(&format!(
+                "\n{kind}: {} {} (sent to {} {}): {}",
+                finding.partition_key,
+                finding.original,
+                finding.shard_id,
+                finding.sequence_number,
+                finding.detail
+            ));
+        }
+        if findings.count > findings.first.len() as u64 {
+            text.push_str(&format!(
+                "\n{kind}: and {} more",
+                thousands(findings.count - findings.first.len() as u64)
+            ));
+        }
+    }
+    text
 }
 
 /// The exit code of the signal that already came (the listener completed).

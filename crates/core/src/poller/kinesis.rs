@@ -1,6 +1,7 @@
 //! The Kinesis calls of a shard reader (GetShardIterator, GetRecords), what their errors
-//! mean for it ([`CallError`]), and the conversion of the records they return into
-//! [`ArchiveRecord`]s for the writer.
+//! mean for it ([`CallError`]), their retry policy ([`ShardCall`]), and the conversion of
+//! the records they return into [`ArchiveRecord`]s for the writer. `reinject --verify`
+//! reads its target back through the same calls.
 
 use aws_sdk_kinesis::Client as KinesisClient;
 use aws_sdk_kinesis::config::http::HttpResponse;
@@ -10,24 +11,28 @@ use aws_sdk_kinesis::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::retry::ProvideErrorKind;
 
+use std::marker::PhantomData;
+use std::time::Duration;
+
 use crate::aws::aws_error;
 use crate::aws::error::{NotFound, is_not_found};
+use crate::aws::retry::{Budget, Retries, RetryPolicy, Verdict};
 use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 use crate::poller::checkpoint::CheckpointLocation;
-use crate::poller::{MAX_BATCH_SIZE, Position, StartPosition};
+use crate::poller::{MAX_BATCH_SIZE, MIN_CALL_INTERVAL, Position, StartPosition};
 
 /// One GetRecords answer.
-pub(super) struct Page {
-    pub(super) records: Vec<aws_sdk_kinesis::types::Record>,
-    pub(super) next_iterator: Option<String>,
-    pub(super) millis_behind_latest: Option<i64>,
+pub(crate) struct Page {
+    pub(crate) records: Vec<aws_sdk_kinesis::types::Record>,
+    pub(crate) next_iterator: Option<String>,
+    pub(crate) millis_behind_latest: Option<i64>,
 }
 
 /// Why a Kinesis call did not answer.
-pub(super) enum CallError {
+pub(crate) enum CallError {
     /// Throttled, 5xx, timeout: try again after a backoff.
     Transient(Error),
     /// The shard iterator is older than 5 minutes: get a new one.
@@ -37,17 +42,18 @@ pub(super) enum CallError {
 }
 
 /// The shard reads of one stream.
-pub(super) struct ShardCalls<'a> {
-    pub(super) client: &'a KinesisClient,
-    pub(super) stream: &'a StreamName,
-    pub(super) region: &'a str,
-    /// Named when a checkpoint does not fit the stream.
-    pub(super) checkpoints: &'a CheckpointLocation,
+pub(crate) struct ShardCalls<'a> {
+    pub(crate) client: &'a KinesisClient,
+    pub(crate) stream: &'a StreamName,
+    pub(crate) region: &'a str,
+    /// Named when a checkpoint does not fit the stream (the archiver's reads; `None` for
+    /// reads that start from no checkpoint).
+    pub(crate) checkpoints: Option<&'a CheckpointLocation>,
 }
 
 impl ShardCalls<'_> {
     /// GetShardIterator for `position`. `Ok(None)`: the shard has nothing left to read.
-    pub(super) async fn shard_iterator(
+    pub(crate) async fn shard_iterator(
         &self,
         shard: &str,
         position: &Position,
@@ -88,16 +94,17 @@ impl ShardCalls<'_> {
                     match self.classify(err, false, "Kinesis.GetShardIterator") {
                         // A checkpoint Kinesis refuses most likely comes from an older stream of
                         // the same name: say which checkpoint to remove.
-                        CallError::Fatal(error) if checkpoint_misfits => {
-                            CallError::Fatal(error.explained(|| {
+                        CallError::Fatal(error) if checkpoint_misfits => match self.checkpoints {
+                            Some(checkpoints) => CallError::Fatal(error.explained(|| {
                                 format!(
-                                    "the checkpoint of shard {shard} in {} does not fit the stream \
-                                 (was the stream deleted and created again?): remove that \
-                                 checkpoint to archive the shard from the start",
-                                    self.checkpoints
+                                    "the checkpoint of shard {shard} in {checkpoints} does \
+                                         not fit the stream (was the stream deleted and created \
+                                         again?): remove that checkpoint to archive the shard \
+                                         from the start"
                                 )
-                            }))
-                        }
+                            })),
+                            None => CallError::Fatal(error),
+                        },
                         other => other,
                     },
                 )
@@ -106,7 +113,7 @@ impl ShardCalls<'_> {
     }
 
     /// GetRecords of at most `batch_size` records.
-    pub(super) async fn get_records(
+    pub(crate) async fn get_records(
         &self,
         iterator: &str,
         batch_size: usize,
@@ -165,6 +172,72 @@ impl ShardCalls<'_> {
             CallError::Transient(error)
         } else {
             CallError::Fatal(error)
+        }
+    }
+}
+
+/// The retries of a GetShardIterator or GetRecords call: throttling and other transient
+/// answers are retried after an exponential backoff with jitter, from the least interval
+/// between calls, within `budget` (a shard reader: [`Budget::Unbounded`], as long as it
+/// runs).
+pub(crate) fn call_retries(budget: Budget) -> Retries {
+    Retries::new(MIN_CALL_INTERVAL, Duration::from_secs(5), budget)
+}
+
+/// A shard reader's Kinesis call: transient errors are retried until the reader stops
+/// (`Output` `None`: the shard iterator expired, get a new one).
+pub(crate) struct ShardCall<'a, T> {
+    shard: &'a str,
+    operation: ShardOperation,
+    answer: PhantomData<fn() -> T>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum ShardOperation {
+    GetShardIterator,
+    GetRecords,
+}
+
+impl<'a, T> ShardCall<'a, T> {
+    pub(crate) fn new(shard: &'a str, operation: ShardOperation) -> Self {
+        Self {
+            shard,
+            operation,
+            answer: PhantomData,
+        }
+    }
+}
+
+impl<T> RetryPolicy for ShardCall<'_, T> {
+    type Request = ();
+    type Answer = Result<T, CallError>;
+    type Output = Option<T>;
+
+    fn operation(&self) -> &'static str {
+        match self.operation {
+            ShardOperation::GetShardIterator => "Kinesis.GetShardIterator",
+            ShardOperation::GetRecords => "Kinesis.GetRecords",
+        }
+    }
+
+    fn log_retry(&self, error: &Error, _attempt: u32, _partial: bool) {
+        let shard = self.shard;
+        match self.operation {
+            ShardOperation::GetShardIterator => {
+                tracing::warn!(shard, error = %error, "GetShardIterator failed; retrying");
+            }
+            ShardOperation::GetRecords => {
+                tracing::warn!(shard, error = %error, "GetRecords throttled or failed; backing off");
+            }
+        }
+    }
+
+    fn judge(&self, answer: Self::Answer) -> Verdict<Option<T>, ()> {
+        match answer {
+            Ok(output) => Verdict::Done(Some(output)),
+            Err(CallError::Expired) => Verdict::Done(None),
+            Err(CallError::Transient(error)) => Verdict::Retry(error),
+            Err(CallError::Fatal(error)) => Verdict::Fail(error),
         }
     }
 }

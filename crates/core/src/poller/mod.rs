@@ -74,7 +74,7 @@
 
 pub mod checkpoint;
 pub mod dry_run;
-mod kinesis;
+pub(crate) mod kinesis;
 mod lineage;
 mod reader;
 
@@ -165,7 +165,7 @@ impl fmt::Display for StartPosition {
 
 /// Where a reader (re)starts when it needs a new shard iterator.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Position {
+pub(crate) enum Position {
     /// Where a shard without checkpoint starts.
     Start(StartPosition),
     /// After the last record archived (its checkpoint).
@@ -500,7 +500,7 @@ impl StreamPoller {
                 client: &self.kinesis,
                 stream: &self.config.stream,
                 region: &self.region,
-                checkpoints: self.store.location(),
+                checkpoints: Some(self.store.location()),
             },
             writer: &self.writer,
             config: &self.config,

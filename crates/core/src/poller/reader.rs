@@ -4,20 +4,21 @@
 //! checkpoints", "Limits of the Kinesis API" and "Stopping" in the
 //! [module documentation](super).
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::aws::retry::{Budget, Retries, RetryPolicy, Verdict, retry};
+use crate::aws::retry::{Budget, Retries, retry};
 use crate::domain::config::StreamArchiveConfig;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 use crate::poller::checkpoint::{Checkpoint, CheckpointStore};
-use crate::poller::kinesis::{CallError, ShardCalls, to_archive_record};
+use crate::poller::kinesis::{
+    ShardCall, ShardCalls, ShardOperation, call_retries, to_archive_record,
+};
 use crate::poller::lineage::read_to_end;
 use crate::poller::{MIN_CALL_INTERVAL, PollerOptions, Position, StartPosition};
 use crate::write::{ArchiveWriter, WriteCounts};
@@ -125,7 +126,7 @@ impl ShardReader {
                     let policy = ShardCall::new(&shard, ShardOperation::GetShardIterator);
                     let position = &self.position;
                     let got = tokio::select! {
-                        got = retry(&policy, call_retries(), (), |_| {
+                        got = retry(&policy, call_retries(Budget::Unbounded), (), |_| {
                             let position = opening.take().unwrap_or_else(|| position.clone());
                             let shard = &shard;
                             async move { env.kinesis.shard_iterator(shard, &position).await }
@@ -159,7 +160,7 @@ impl ShardReader {
             // delay of `call_retries`).
             let policy = ShardCall::new(&shard, ShardOperation::GetRecords);
             let read = tokio::select! {
-                read = retry(&policy, call_retries(), (), |_| {
+                read = retry(&policy, call_retries(Budget::Unbounded), (), |_| {
                     let iterator = iterator.as_str();
                     async move {
                         let permit = env.permits.acquire().await.expect("the semaphore is never closed");
@@ -332,13 +333,6 @@ impl ShardReader {
     }
 }
 
-/// The retries of a GetShardIterator or GetRecords call: throttling and other transient
-/// answers are retried after an exponential backoff with jitter, from the least interval
-/// between calls, for as long as the reader runs.
-fn call_retries() -> Retries {
-    Retries::new(MIN_CALL_INTERVAL, Duration::from_secs(5), Budget::Unbounded)
-}
-
 /// The budget of reading a shard's records again after writes that did not all land:
 /// [`PollerOptions::max_write_attempts`] failures in a row, with a backoff between them.
 fn write_attempts(options: &PollerOptions) -> Retries {
@@ -347,64 +341,6 @@ fn write_attempts(options: &PollerOptions) -> Retries {
         Duration::from_secs(30),
         Budget::Attempts(options.max_write_attempts),
     )
-}
-
-/// A shard reader's Kinesis call: transient errors are retried until the reader stops
-/// (`Output` `None`: the shard iterator expired, get a new one).
-struct ShardCall<'a, T> {
-    shard: &'a str,
-    operation: ShardOperation,
-    answer: PhantomData<fn() -> T>,
-}
-
-#[derive(Clone, Copy)]
-enum ShardOperation {
-    GetShardIterator,
-    GetRecords,
-}
-
-impl<'a, T> ShardCall<'a, T> {
-    fn new(shard: &'a str, operation: ShardOperation) -> Self {
-        Self {
-            shard,
-            operation,
-            answer: PhantomData,
-        }
-    }
-}
-
-impl<T> RetryPolicy for ShardCall<'_, T> {
-    type Request = ();
-    type Answer = Result<T, CallError>;
-    type Output = Option<T>;
-
-    fn operation(&self) -> &'static str {
-        match self.operation {
-            ShardOperation::GetShardIterator => "Kinesis.GetShardIterator",
-            ShardOperation::GetRecords => "Kinesis.GetRecords",
-        }
-    }
-
-    fn log_retry(&self, error: &Error, _attempt: u32, _partial: bool) {
-        let shard = self.shard;
-        match self.operation {
-            ShardOperation::GetShardIterator => {
-                tracing::warn!(shard, error = %error, "GetShardIterator failed; retrying");
-            }
-            ShardOperation::GetRecords => {
-                tracing::warn!(shard, error = %error, "GetRecords throttled or failed; backing off");
-            }
-        }
-    }
-
-    fn judge(&self, answer: Self::Answer) -> Verdict<Option<T>, ()> {
-        match answer {
-            Ok(output) => Verdict::Done(Some(output)),
-            Err(CallError::Expired) => Verdict::Done(None),
-            Err(CallError::Transient(error)) => Verdict::Retry(error),
-            Err(CallError::Fatal(error)) => Verdict::Fail(error),
-        }
-    }
 }
 
 /// Completes when the stop flag is set (or its sender is gone).

@@ -31,7 +31,7 @@ use crate::error::Error;
 
 /// The position of a record within its key: sequence number, then sub-sequence (KPL user
 /// records), compared numerically.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     /// The record's (or its container's) sequence number.
     pub sequence: SequenceNumber,
@@ -121,6 +121,8 @@ pub struct Journal {
     identity: ReplayIdentity,
     accepted: BTreeMap<String, Position>,
     dirty: bool,
+    /// Whether the file was there when opened (an earlier run's).
+    existed: bool,
 }
 
 /// What [`Journal::open`] adopted from an existing journal: relative time fields whose
@@ -141,6 +143,7 @@ impl Journal {
             identity,
             accepted: BTreeMap::new(),
             dirty: false,
+            existed: false,
         };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -168,6 +171,7 @@ impl Journal {
             ));
         }
         let file: JournalFile = serde_json::from_str(&text).map_err(not_a_journal)?;
+        journal.existed = true;
         let adopted = journal.adopt_relative_times(&file.identity);
         let differences = file.identity.differences(&journal.identity);
         if !differences.is_empty() {
@@ -206,6 +210,16 @@ impl Journal {
             }
         }
         adopted
+    }
+
+    /// Where the journal is kept.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether an earlier run had written it (else this run starts it).
+    pub fn existed(&self) -> bool {
+        self.existed
     }
 
     /// The replay this journal is of.
@@ -314,14 +328,14 @@ fn journal_error(path: &Path, problem: String) -> Error {
     Error::InvalidInput(format!("the journal {} {problem}", path.display()))
 }
 
-fn format_position(p: &Position) -> String {
+pub(crate) fn format_position(p: &Position) -> String {
     match p.sub_sequence {
         None => p.sequence.as_str().to_owned(),
         Some(sub) => format!("{}.{sub}", p.sequence.as_str()),
     }
 }
 
-fn parse_position(text: &str) -> Option<Position> {
+pub(crate) fn parse_position(text: &str) -> Option<Position> {
     let (sequence, sub) = match text.split_once('.') {
         None => (text, None),
         Some((sequence, sub)) => (sequence, Some(sub.parse().ok()?)),

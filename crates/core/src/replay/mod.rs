@@ -7,3 +7,4 @@ pub mod put;
 pub mod reinject;
 pub mod runner;
 pub mod sender;
+pub mod verify;

@@ -23,7 +23,9 @@ use crate::domain::record::{ArchiveRecord, Payload};
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 use crate::replay::journal::Position;
-use crate::replay::sender::{Input, Outgoing, SendFailure, SendOptions, send_records_until};
+use crate::replay::sender::{
+    Accepted, Input, Outgoing, SendFailure, SendOptions, send_records_until,
+};
 pub use crate::replay::sender::{
     MAX_BYTES_PER_REQUEST, MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST,
     SendProgress as ReinjectProgress,
@@ -178,8 +180,8 @@ pub async fn reinject(
 }
 
 /// [`reinject`] that stops gracefully when `stop` completes (Ctrl-C, SIGTERM), and tells
-/// `accepted` which records Kinesis accepted, as (partition key, position), after each
-/// request: see [`crate::replay::sender::send_records_until`] and
+/// `accepted` which records Kinesis accepted (by original position, with where they were
+/// stored and the bytes sent) after each request: see [`crate::replay::sender::send_records_until`] and
 /// [`crate::replay::journal`].
 pub async fn reinject_until(
     kinesis: &KinesisClient,
@@ -187,7 +189,7 @@ pub async fn reinject_until(
     options: &ReinjectOptions,
     stop: impl std::future::Future<Output = ()>,
     progress: impl FnMut(&ReinjectProgress),
-    mut accepted: impl FnMut(Vec<(String, Position)>),
+    accepted: impl FnMut(Vec<Accepted<Position>>),
 ) -> Result<ReinjectReport, Error> {
     let mut pace = match options.original_pace {
         Some(speed) => {
@@ -215,22 +217,7 @@ pub async fn reinject_until(
         &options.send_options(),
         stop,
         progress,
-        |records: Vec<(RecordId, String)>| {
-            accepted(
-                records
-                    .into_iter()
-                    .map(|((sequence, sub_sequence), key)| {
-                        (
-                            key,
-                            Position {
-                                sequence,
-                                sub_sequence,
-                            },
-                        )
-                    })
-                    .collect(),
-            )
-        },
+        accepted,
     )
     .await?;
     Ok(ReinjectReport {
@@ -242,8 +229,8 @@ pub async fn reinject_until(
             .into_iter()
             .map(|f| FailedRecord {
                 partition_key: f.partition_key,
-                sequence_number: f.id.0,
-                sub_sequence_number: f.id.1,
+                sequence_number: f.id.sequence,
+                sub_sequence_number: f.id.sub_sequence,
                 reason: f.reason,
             })
             .collect(),
@@ -255,10 +242,10 @@ pub async fn reinject_until(
     })
 }
 
-/// What names a reinjected record and orders a key's records: its original sequence
-/// number, then its sub-sequence number when it is a user record of a KPL container (the
-/// user records of one container share its sequence number).
-pub(crate) type RecordId = (SequenceNumber, Option<u64>);
+/// What names a reinjected record and orders a key's records: its original [`Position`]
+/// (sequence number, then sub-sequence number for a user record of a KPL container, whose
+/// user records share its sequence number).
+pub(crate) type RecordId = Position;
 
 /// What the sender is given for one item read from the archive: the record framed as
 /// `options` says, or refused (its payload is not in the archive, or in S3 and unreadable:
@@ -278,7 +265,10 @@ pub(crate) fn to_input(
             reason,
             ..
         }) => Ok(Input::Refused(SendFailure {
-            id: (sequence_number, sub_sequence_number),
+            id: Position {
+                sequence: sequence_number,
+                sub_sequence: sub_sequence_number,
+            },
             partition_key,
             reason: format!("its archived payload {location} cannot be read: {reason}"),
         })),
@@ -302,7 +292,10 @@ fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input
     };
     if let Some(reason) = refused {
         return Input::Refused(SendFailure {
-            id: (record.sequence_number, record.sub_sequence_number),
+            id: Position {
+                sequence: record.sequence_number,
+                sub_sequence: record.sub_sequence_number,
+            },
             partition_key: record.partition_key,
             reason,
         });
@@ -318,7 +311,10 @@ fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input
     // A user record of a KPL container goes out alone (never re-aggregated), under its own
     // partition key and explicit hash key.
     let mut outgoing = Outgoing::new(
-        (record.sequence_number, record.sub_sequence_number),
+        Position {
+            sequence: record.sequence_number,
+            sub_sequence: record.sub_sequence_number,
+        },
         record.partition_key,
         data,
     );
@@ -351,7 +347,7 @@ mod tests {
         let Input::Refused(failure) = frame(archived(Some(500_000)), Framing::Raw, None) else {
             panic!("an oversize record is not sendable");
         };
-        assert_eq!(failure.id.0.as_str(), "17");
+        assert_eq!(failure.id.sequence.as_str(), "17");
         assert!(failure.reason.contains("too large to archive"));
     }
 
@@ -362,7 +358,11 @@ mod tests {
             panic!("sendable");
         };
         assert_eq!(
-            (raw.id.0.as_str(), raw.partition_key.as_str(), &raw.data[..]),
+            (
+                raw.id.sequence.as_str(),
+                raw.partition_key.as_str(),
+                &raw.data[..]
+            ),
             ("17", "k", &b"payload"[..])
         );
         let Input::Send(framed) = frame(

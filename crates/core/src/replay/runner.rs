@@ -13,6 +13,7 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 
+use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::{Selection, rfc3339};
 use crate::error::Error;
@@ -24,6 +25,7 @@ use crate::replay::journal::{Journal, Position, ReplayIdentity};
 use crate::replay::reinject::{
     Framing, ReinjectOptions, ReinjectProgress, ReinjectReport, reinject_until,
 };
+use crate::replay::verify::{SentLedger, VerifyReport, verify};
 
 /// How often the journal is rewritten while a replay runs (and once at its end): a crash
 /// in between sends that second's records again on the rerun (at-least-once).
@@ -44,6 +46,9 @@ pub struct ReplayRequest {
     /// → the expression as typed (`30m`). With a journal, a rerun given the same expression
     /// reads the window the first run resolved (see [`Journal::open`]).
     pub relative_times: BTreeMap<String, String>,
+    /// Keep what Kinesis accepted, to read it back afterwards (`--verify`, see
+    /// [`crate::replay::verify`]).
+    pub verify: bool,
 }
 
 /// A replay, ready to estimate or run.
@@ -54,11 +59,12 @@ pub struct Replay {
     read: ReadOptions,
     options: ReinjectOptions,
     journal: Option<Journal>,
+    ledger: Option<SentLedger>,
     notes: Vec<String>,
 }
 
 /// What a replay did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct ReplayOutcome {
     /// What the sender did (nothing when stopped while reading).
     pub report: ReinjectReport,
@@ -70,6 +76,33 @@ pub struct ReplayOutcome {
     pub read: ReadStats,
     /// What reading the Parquet archive cost (nothing when the table was read).
     pub parquet: ParquetReadStats,
+    /// What Kinesis accepted, this run's and (with a journal) earlier runs', when the
+    /// replay was asked to verify.
+    pub sent: Option<SentLedger>,
+}
+
+impl ReplayOutcome {
+    /// Reads back what was sent into `target` and checks it (`--verify`, see
+    /// [`crate::replay::verify`]); `Ok(None)` when the replay was not asked to verify or
+    /// `stop` completed first. Records an earlier run sent without a ledger are counted as
+    /// not verifiable.
+    pub async fn verify(
+        &self,
+        kinesis: &KinesisClient,
+        target: &StreamName,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Option<VerifyReport>, Error> {
+        let Some(ledger) = &self.sent else {
+            return Ok(None);
+        };
+        let report = verify(kinesis, target, ledger, stop).await?;
+        Ok(report.map(|mut report| {
+            report.not_verifiable = self
+                .skipped_by_journal
+                .saturating_sub(ledger.earlier() as u64);
+            report
+        }))
+    }
 }
 
 /// The identity of a replay of `selection` from `archive` with `options`: what a journal is
@@ -115,7 +148,15 @@ impl Replay {
             options,
             journal,
             relative_times,
+            verify,
         } = request;
+        if verify && options.dry_run {
+            return Err(Error::InvalidInput(
+                "--verify reads back what a replay sent, and a dry run sends nothing: drop one \
+                 of --verify and --dry-run"
+                    .into(),
+            ));
+        }
         let mut notes = Vec::new();
         let journal = match journal {
             None => None,
@@ -152,12 +193,21 @@ impl Replay {
                 Some(journal)
             }
         };
+        let ledger = match (verify, &journal) {
+            (false, _) => None,
+            (true, None) => Some(SentLedger::in_memory()),
+            (true, Some(journal)) => Some(SentLedger::beside_journal(
+                journal.path(),
+                journal.existed(),
+            )?),
+        };
         Ok(Self {
             archive,
             selection,
             read,
             options,
             journal,
+            ledger,
             notes,
         })
     }
@@ -222,6 +272,7 @@ impl Replay {
                             stopped_while_reading: true,
                             read: self.archive.read_stats(),
                             parquet: self.archive.parquet_stats(),
+                            sent: self.ledger.take(),
                             ..ReplayOutcome::default()
                         });
                     }
@@ -236,6 +287,7 @@ impl Replay {
             }
         };
         let journal = std::cell::RefCell::new(self.journal.take());
+        let mut ledger = self.ledger.take();
         let skipped = std::cell::Cell::new(0u64);
         let records = source
             .filter(|record| {
@@ -259,23 +311,40 @@ impl Replay {
             stop,
             progress,
             |accepted| {
+                if let Some(ledger) = ledger.as_mut()
+                    && let Err(e) = ledger.add(&accepted)
+                {
+                    save_error.get_or_insert(e);
+                }
                 let mut journal = journal.borrow_mut();
                 let Some(journal) = journal.as_mut() else {
                     return;
                 };
-                for (key, position) in accepted {
-                    journal.accepted(&key, position);
+                for record in accepted {
+                    journal.accepted(&record.partition_key, record.id);
                 }
                 if last_save.elapsed() >= JOURNAL_SAVE_INTERVAL {
                     last_save = Instant::now();
-                    if let Err(e) = journal.save() {
+                    // The ledger first: the journal must never skip a record whose
+                    // placement the ledger lacks.
+                    let saved = match ledger.as_mut() {
+                        Some(ledger) => ledger.flush().and_then(|()| journal.save()),
+                        None => journal.save(),
+                    };
+                    if let Err(e) = saved {
                         save_error.get_or_insert(e);
                     }
                 }
             },
         )
         .await;
+        if let Some(ledger) = ledger.as_mut()
+            && let Err(e) = ledger.flush()
+        {
+            save_error.get_or_insert(e);
+        }
         if let (Some(journal), false) = (journal.borrow_mut().as_mut(), self.options.dry_run)
+            && save_error.is_none()
             && let Err(e) = journal.save()
         {
             save_error.get_or_insert(e);
@@ -290,6 +359,7 @@ impl Replay {
             stopped_while_reading: false,
             read: self.archive.read_stats(),
             parquet: self.archive.parquet_stats(),
+            sent: ledger,
         })
     }
 
@@ -342,6 +412,9 @@ pub struct ReplaySummary {
     pub stopped: bool,
     /// Records read but not sent because it stopped.
     pub unsent: u64,
+    /// What `--verify` found (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
 }
 
 /// One record that could not be sent.
@@ -381,7 +454,13 @@ impl ReplaySummary {
             seconds: report.elapsed.as_secs_f64(),
             stopped: report.stopped,
             unsent: report.unsent,
+            verify: None,
         }
+    }
+
+    /// The summary with what `--verify` found.
+    pub fn with_verify(self, verify: Option<VerifyReport>) -> Self {
+        Self { verify, ..self }
     }
 }
 

@@ -125,6 +125,29 @@ pub struct SendFailure<Id> {
     pub reason: String,
 }
 
+/// Where Kinesis stored a record: the shard and sequence number PutRecords answered for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// `shardId-…` of the target stream.
+    pub shard_id: String,
+    /// The record's sequence number in that shard (empty if Kinesis answered none).
+    pub sequence_number: String,
+}
+
+/// A record Kinesis accepted, as [`send_records_until`] tells its caller: what a replay
+/// journal records and what `--verify` reads back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted<Id> {
+    /// Its [`Outgoing::id`].
+    pub id: Id,
+    /// Its partition key.
+    pub partition_key: String,
+    /// Where Kinesis stored it.
+    pub placement: Placement,
+    /// The bytes sent (moved out of the record once it is accepted, not copied).
+    pub data: Vec<u8>,
+}
+
 /// What the source of [`send_records`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input<Id> {
@@ -272,8 +295,8 @@ pub async fn send_records<Id: Ord>(
 /// records count as sent or failed as usual), and the records read but not sent are
 /// counted in [`SendReport::unsent`]. A key's records are still never sent out of order:
 /// what was sent of a key is a prefix of its records. `accepted` is told, after each
-/// answered request, the records Kinesis accepted in it (id and partition key), in the order
-/// of the request: what a replay journal records.
+/// answered request, the records Kinesis accepted in it, in the order of the request (see
+/// [`Accepted`]).
 pub async fn send_records_until<Id: Ord>(
     kinesis: &KinesisClient,
     stream: &StreamName,
@@ -281,7 +304,7 @@ pub async fn send_records_until<Id: Ord>(
     options: &SendOptions,
     stop: impl std::future::Future<Output = ()>,
     mut progress: impl FnMut(&SendProgress),
-    mut accepted: impl FnMut(Vec<(Id, String)>),
+    mut accepted: impl FnMut(Vec<Accepted<Id>>),
 ) -> Result<SendReport<Id>, Error> {
     let mut stop = pin!(stop.fuse());
     let mut stopping = false;
@@ -395,8 +418,8 @@ struct Run<Id> {
     /// `None`: ordered, a key's records share its lane. `Some(n)`: unordered, each record
     /// gets a lane of its own, numbered from `n`.
     next_lane: Option<u64>,
-    /// Records accepted since the caller was last told (id, partition key).
-    accepted: Vec<(Id, String)>,
+    /// Records accepted since the caller was last told.
+    accepted: Vec<Accepted<Id>>,
     /// When sending started: what [`Outgoing::not_before`] counts from.
     started: Instant,
 }
@@ -481,7 +504,7 @@ impl<Id: Ord> Run<Id> {
     fn answered(
         &mut self,
         request: Vec<Queued<Id>>,
-        result: Result<Vec<Option<PutRecordsEntryError>>, String>,
+        result: Result<Vec<Result<Placement, PutRecordsEntryError>>, String>,
     ) {
         self.pacer.answered(request.len(), Instant::now());
         match result {
@@ -493,16 +516,26 @@ impl<Id: Ord> Run<Id> {
             Ok(codes) => {
                 for (queued, code) in request.into_iter().zip(codes) {
                     match code {
-                        None => {
+                        Ok(placement) => {
                             self.sent(&queued.record);
                             self.pending.settle(&queued.lane, None);
-                            self.accepted
-                                .push((queued.record.id, queued.record.partition_key));
+                            let Outgoing {
+                                id,
+                                partition_key,
+                                data,
+                                ..
+                            } = queued.record;
+                            self.accepted.push(Accepted {
+                                id,
+                                partition_key,
+                                placement,
+                                data,
+                            });
                         }
-                        Some(error) if error.is_retried() => {
+                        Err(error) if error.is_retried() => {
                             self.retry_or_fail(queued, &error.to_string());
                         }
-                        Some(error) => self.give_up(queued, error.to_string()),
+                        Err(error) => self.give_up(queued, error.to_string()),
                     }
                 }
             }
@@ -787,7 +820,7 @@ impl Pacer {
     }
 }
 
-/// One PutRecords call; per record `None` when stored, else its error. `Err` holds the
+/// One PutRecords call; per record where it was stored, else its error. `Err` holds the
 /// reason of a transient failure of the whole call, which is retried.
 async fn put_records<Id>(
     kinesis: &KinesisClient,
@@ -795,7 +828,7 @@ async fn put_records<Id>(
     request: Vec<Queued<Id>>,
 ) -> (
     Vec<Queued<Id>>,
-    Result<Result<Vec<Option<PutRecordsEntryError>>, String>, Error>,
+    Result<Result<Vec<Result<Placement, PutRecordsEntryError>>, String>, Error>,
 ) {
     let entries: Vec<PutRecordsRequestEntry> = request
         .iter()
@@ -818,10 +851,12 @@ async fn put_records<Id>(
         Ok(output) => Ok(Ok(output
             .records
             .into_iter()
-            .map(|entry| {
-                entry
-                    .error_code
-                    .map(|code| PutRecordsEntryError::parse(code, entry.error_message))
+            .map(|entry| match entry.error_code {
+                Some(code) => Err(PutRecordsEntryError::parse(code, entry.error_message)),
+                None => Ok(Placement {
+                    shard_id: entry.shard_id.unwrap_or_default(),
+                    sequence_number: entry.sequence_number.unwrap_or_default(),
+                }),
             })
             .collect())),
         Err(err)
@@ -1012,7 +1047,16 @@ mod tests {
         }
         let request = run.start_request(Instant::now()).unwrap();
         let throttled = PutRecordsEntryError::parse("Throttled".into(), None);
-        run.answered(request, Ok(vec![Some(throttled), None]));
+        let stored = Placement {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: "7".into(),
+        };
+        run.answered(request, Ok(vec![Err(throttled), Ok(stored.clone())]));
+        assert_eq!(run.accepted.len(), 1);
+        assert_eq!(
+            (run.accepted[0].id, &run.accepted[0].placement),
+            (3, &stored)
+        );
         assert_eq!((run.report.sent, run.report.retried), (1, 1));
         assert!(
             run.start_request(Instant::now()).is_none(),
