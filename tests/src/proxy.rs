@@ -213,6 +213,8 @@ struct LoggedCall {
     /// Milliseconds since the proxy started, when the request arrived.
     at_ms: u128,
     body: Bytes,
+    /// The request as the rule saw it.
+    call: Call,
 }
 
 impl LoggedCall {
@@ -306,6 +308,17 @@ impl FaultProxy {
         self.shared.arrived.load(Ordering::SeqCst)
     }
 
+    /// Every request so far, in arrival order, as the rule saw it.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.call.clone())
+            .collect()
+    }
+
     /// How many faults were injected so far.
     pub fn injected(&self) -> u64 {
         self.shared.injected.load(Ordering::SeqCst)
@@ -362,24 +375,25 @@ impl FaultProxy {
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response<Body> {
     let at_ms = shared.started.elapsed().as_millis();
-    let (n, target, fault, body, response) = apply_rule(&shared, request).await;
+    let (n, call, fault, body, response) = apply_rule(&shared, request).await;
     shared.log.lock().unwrap().push(LoggedCall {
         n,
-        target,
+        target: call.target.clone(),
         fault: fault.map(|f| format!("{f:?}")),
         status: response.status().as_u16(),
         at_ms,
         body,
+        call,
     });
     response
 }
 
-/// Applies the rule to one request: (its number, target, the fault applied, its body, the
-/// answer).
+/// Applies the rule to one request: (its number, the request as the rule saw it, the fault
+/// applied, its body, the answer).
 async fn apply_rule(
     shared: &Shared,
     request: Request,
-) -> (u64, String, Option<Fault>, Bytes, Response<Body>) {
+) -> (u64, Call, Option<Fault>, Bytes, Response<Body>) {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -484,7 +498,7 @@ async fn apply_rule(
         }
         None => forward(shared, parts, body.clone()).await,
     };
-    (n, target, fault, body, response)
+    (n, call, fault, body, response)
 }
 
 /// The S3 operation of a REST request (path-style: `/BUCKET` or `/BUCKET/KEY`), by method,

@@ -13,6 +13,7 @@ mod cli_reinject;
 mod cli_setup;
 mod cold;
 mod compaction;
+mod cross_account;
 mod demo;
 mod export;
 mod faults;

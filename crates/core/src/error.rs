@@ -45,6 +45,17 @@ pub enum Error {
         /// The files looked in.
         files: String,
     },
+    /// A replay between accounts or regions failed on one side: which, and as whom.
+    #[error("{side} {identity}: {source}")]
+    Replay {
+        /// Reading the source or writing the target.
+        side: ReplaySide,
+        /// The credentials used ([`crate::aws::TargetAccess::identity`]).
+        identity: String,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The stream does not exist (or is not visible with these credentials).
     #[error(
         "stream {stream} was not found in region {region}: check the stream name and the region \
@@ -468,6 +479,42 @@ impl Error {
             status: None,
             message: message.into(),
             source: None,
+        }
+    }
+}
+
+/// The side of a replay an [`Error::Replay`] happened on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySide {
+    /// Reading the archive of this stream.
+    Source(StreamName),
+    /// Writing the target, named by ARN or name.
+    Target(String),
+    /// Reading the target back (`--verify`).
+    TargetReadBack(String),
+}
+
+impl std::fmt::Display for ReplaySide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplaySide::Source(stream) => write!(f, "reading the archive of {stream}"),
+            ReplaySide::Target(target) => write!(f, "writing the target {target}"),
+            ReplaySide::TargetReadBack(target) => write!(f, "reading back the target {target}"),
+        }
+    }
+}
+
+impl Error {
+    /// This error, labelled with the side of the replay it happened on (unchanged when it
+    /// is labelled already).
+    pub fn on_side(self, side: ReplaySide, identity: &str) -> Self {
+        match self {
+            labelled @ Error::Replay { .. } => labelled,
+            other => Error::Replay {
+                side,
+                identity: identity.to_owned(),
+                source: Box::new(other),
+            },
         }
     }
 }

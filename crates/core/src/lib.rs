@@ -30,7 +30,7 @@ pub mod tier;
 pub mod write;
 
 pub use domain::config::{ArchiveMode, ArchiveTtl, StreamArchiveConfig};
-pub use domain::names::{StreamName, StreamRef, TableName};
+pub use domain::names::{StreamAddress, StreamName, StreamRef, TableName};
 pub use domain::record::ArchiveRecord;
 pub use domain::selection::{Selection, SelectionSpec};
 pub use domain::sequence::SequenceNumber;

@@ -234,11 +234,22 @@ as \"would not send\").
 On a terminal a progress line shows records sent and the rate. The summary goes to standard
 error; -o json prints it as one JSON document on standard output instead.",
         after_help = "\
+Another account or region: --target takes a stream ARN of any account and region (or a name
+with --target-region), and --target-role-arn ROLE [--target-external-id ID] assumes that role
+for the target's calls only (PutRecords, DescribeStreamSummary, and GetRecords for --verify),
+its credentials renewed before they expire; the archive is read with the caller's
+credentials. --dry-run and --estimate check the target with those credentials. Errors say
+which side failed (reading the archive or writing the target) and as whom. SECURITY.md has
+the role and its trust policy.
+
 Examples:
   kinarch reinject orders -k customer-42 --target orders-replay --metadata
   kinarch reinject orders --arrived-after 2024-05-01T00:00:00Z --rate 500
   kinarch reinject orders --archived-after 1714564800 --target test --dry-run
-  kinarch reinject orders --metadata --separator '#' --target audit"
+  kinarch reinject orders --metadata --separator '#' --target audit
+  kinarch reinject orders --metadata \\
+      --target arn:aws:kinesis:eu-west-1:210987654321:stream/orders \\
+      --target-role-arn arn:aws:iam::210987654321:role/kinarch-replay"
     )]
     Reinject(ReinjectArgs),
 
@@ -866,9 +877,25 @@ pub(crate) struct ReinjectArgs {
     /// The stream whose archive is read.
     #[arg(value_name = "STREAM", value_parser = parse_stream)]
     pub(crate) source: StreamArg,
-    /// The stream to send the records to, a name or an ARN [default: the source stream].
+    /// The stream to send the records to, a name or an ARN of any account and region
+    /// [default: the source stream].
     #[arg(long, value_name = "STREAM", value_parser = parse_stream)]
     pub(crate) target: Option<StreamArg>,
+    /// The target's region, when it is not the source's and --target is a name.
+    #[arg(long, value_name = "REGION", help_heading = "Target")]
+    pub(crate) target_region: Option<String>,
+    /// Assume this role (STS AssumeRole, with the caller's credentials) for the target's
+    /// calls only; the archive is still read with the caller's credentials.
+    #[arg(long, value_name = "ARN", value_parser = parse_role_arn, help_heading = "Target")]
+    pub(crate) target_role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "target_role_arn",
+        help_heading = "Target"
+    )]
+    pub(crate) target_external_id: Option<String>,
     /// Which table is the archive.
     #[command(flatten)]
     pub(crate) archive: ArchiveTableArgs,

@@ -107,6 +107,8 @@ pub(crate) struct StreamArg {
     pub(crate) name: StreamName,
     /// The region of the ARN, when an ARN was given.
     pub(crate) region: Option<String>,
+    /// The stream's ARN, when one was given.
+    pub(crate) arn: Option<String>,
 }
 
 impl std::ops::Deref for StreamArg {
@@ -124,11 +126,40 @@ pub(crate) fn parse_stream(text: &str) -> Result<StreamArg, String> {
         return Ok(StreamArg {
             name: stream.name,
             region: Some(stream.region),
+            arn: Some(stream.arn),
         });
     }
     StreamName::new(text)
-        .map(|name| StreamArg { name, region: None })
+        .map(|name| StreamArg {
+            name,
+            region: None,
+            arn: None,
+        })
         .map_err(|e| format!("{e}, or a stream ARN"))
+}
+
+/// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+pub(super) fn parse_role_arn(text: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not an IAM role ARN: give arn:aws:iam::ACCOUNT:role/NAME (12-digit \
+             account id)"
+        )
+    };
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let [scheme, partition, service, region, account, resource] = parts[..] else {
+        return Err(bad());
+    };
+    let valid = scheme == "arn"
+        && !partition.is_empty()
+        && service == "iam"
+        && region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource
+            .strip_prefix("role/")
+            .is_some_and(|name| !name.is_empty() && !name.ends_with('/'));
+    valid.then(|| text.to_owned()).ok_or_else(bad)
 }
 
 pub(super) fn parse_mode(text: &str) -> Result<ArchiveMode, String> {

@@ -73,10 +73,8 @@ fn regions_given(command: &Command) -> Vec<(String, String)> {
         Command::Status(args) => regions.extend(arn(&args.stream)),
         Command::Query(args) => regions.extend(arn(&args.stream)),
         Command::Scan(args) => regions.extend(arn(&args.stream)),
-        Command::Reinject(args) => {
-            regions.extend(arn(&args.source));
-            regions.extend(args.target.as_ref().and_then(arn));
-        }
+        // The target has its own region (see `reinject --target-region`).
+        Command::Reinject(args) => regions.extend(arn(&args.source)),
         Command::Archive(args) => regions.extend(arn(&args.stream)),
         Command::Put(args) => regions.extend(arn(&args.stream)),
         Command::Export(args) => regions.extend(arn(&args.stream)),

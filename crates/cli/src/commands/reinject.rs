@@ -3,15 +3,16 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use aws_config::SdkConfig;
-use kinarch_core::StreamName;
+use kinarch_core::aws::TargetAccess;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::locate::Located;
-use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport};
+use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, check_target};
 use kinarch_core::replay::runner::{
     EstimateSummary, Replay, ReplayOutcome, ReplayRequest, ReplaySummary,
 };
 use kinarch_core::replay::verify::VerifyReport;
 
+use crate::cli::values::StreamArg;
 use crate::cli::values::thousands;
 use crate::cli::{GlobalArgs, ReinjectArgs, SummaryFormat};
 use crate::failure::Failure;
@@ -31,12 +32,20 @@ pub(crate) async fn run(
     // estimate reads it whole first) nothing was sent; while sending, no new call starts,
     // the calls in flight are answered, then the summary says what was sent and what not.
     let mut signal = crate::signals::listen()?;
+    let access = target_access(sdk, &args)?;
     let resolved = super::selection(args.selection)?;
-    let source = args.source.name;
-    let target = args.target.map_or_else(|| source.clone(), |t| t.name);
+    let source = args.source.name.clone();
+    let (target, target_arn) = match &args.target {
+        Some(t) => (t.name.clone(), t.arn.clone()),
+        None => (source.clone(), None),
+    };
     let (archive, located) =
         super::open_archive(sdk, global, source.clone(), &args.archive).await?;
+    let target_sdk = access.sdk_config(sdk).await;
+    let target_elsewhere =
+        access != TargetAccess::default() || other_account(sdk, &args.source, &target_arn).await;
     if target == source
+        && !target_elsewhere
         && let Located::WithoutStream { .. } = located
         && !args.estimate
     {
@@ -47,6 +56,9 @@ pub(crate) async fn run(
         )));
     }
     let mut options = ReinjectOptions::new(source, target.clone());
+    options.target_arn = target_arn;
+    options.target_identity = target_elsewhere.then(|| access.identity());
+    let target_label = options.target_address().to_string();
     options.framing = if args.metadata {
         Framing::Metadata {
             separator: args.separator,
@@ -75,12 +87,14 @@ pub(crate) async fn run(
             crate::say(note);
         }
     }
-    if args.dry_run {
-        // A real run finds a missing stream at its first PutRecords; a dry run sends none,
-        // so it asks.
-        describe_stream_summary(&kinesis_client(sdk), &target).await?;
+    if args.dry_run || (args.estimate && target_elsewhere) {
+        // A real run finds a missing stream (or a role it may not use) at its first
+        // PutRecords; these send none, so they ask, as the target's calls will be made. An
+        // estimate asks only of a target in another account or region, where credentials
+        // are the question; an estimate in place works before its target is made.
+        check_target(&kinesis_client(&target_sdk), &options).await?;
     }
-    if target == options.source && !args.metadata && !args.dry_run && !args.yes {
+    if options.target_is_source() && !args.metadata && !args.dry_run && !args.yes {
         let prompter = std::io::stdin().is_terminal().then(Prompter::stdio);
         confirm_raw_replay_into_source(prompter, &target)?;
     }
@@ -96,7 +110,7 @@ pub(crate) async fn run(
             return Err(stopped_while_reading(signal_code(&mut signal)));
         };
         let took = estimate.duration(options.original_pace, args.rate.map(|r| r.get()));
-        let mut summary = EstimateSummary::new(&estimate, target.as_str(), took);
+        let mut summary = EstimateSummary::new(&estimate, &target_label, took);
         if filtered {
             summary = summary.with_filter(replay.archive().filter_stats());
         }
@@ -131,7 +145,7 @@ pub(crate) async fn run(
     let reader = replay.archive().clone();
     let outcome = replay
         .run(
-            &kinesis_client(sdk),
+            &kinesis_client(&target_sdk),
             stop,
             |p| {
                 while counted < p.sent {
@@ -170,16 +184,16 @@ pub(crate) async fn run(
     }
     // One JSON document holds the replay and its verification; text says each as it ends.
     let verified_first = match (args.verify && !report.stopped, json) {
-        (true, true) => Some(verify(&outcome, sdk, &target).await?),
+        (true, true) => Some(verify(&outcome, &target_sdk, &options).await?),
         _ => None,
     };
     if json {
         print_json(
-            &ReplaySummary::new(report, target.as_str(), args.dry_run)
+            &ReplaySummary::new(report, &target_label, args.dry_run)
                 .with_verify(verified_first.clone()),
         )?;
     } else {
-        print_summary(report, &target, args.dry_run, global.quiet);
+        print_summary(report, &target_label, args.dry_run, global.quiet);
     }
     if report.stopped {
         crate::say(&format!(
@@ -222,21 +236,21 @@ pub(crate) async fn run(
         let verified = match verified_first {
             Some(verified) => verified,
             None => {
-                let verified = verify(&outcome, sdk, &target).await?;
+                let verified = verify(&outcome, &target_sdk, &options).await?;
                 if !global.quiet || !verified.passed() {
-                    crate::say(&verify_text(&verified, &target));
+                    crate::say(&verify_text(&verified, &target_label));
                 }
                 verified
             }
         };
-        verify_outcome(&verified, &target)?;
+        verify_outcome(&verified, &target_label)?;
     }
     // A dry run sent nothing, so nothing failed: it succeeds, having said what would.
     if report.failed.is_empty() || args.dry_run {
         Ok(())
     } else {
         Err(Failure::Runtime(format!(
-            "{} record(s) could not be sent to {target} (listed above); the others were sent",
+            "{} record(s) could not be sent to {target_label} (listed above); the others were sent",
             report.failed.len()
         )))
     }
@@ -245,14 +259,17 @@ pub(crate) async fn run(
 /// `--verify`: reads back what the replay sent and checks it.
 async fn verify(
     outcome: &ReplayOutcome,
-    sdk: &SdkConfig,
-    target: &StreamName,
+    target_sdk: &SdkConfig,
+    options: &ReinjectOptions,
 ) -> Result<VerifyReport, Failure> {
     let mut signal = crate::signals::listen()?;
     let stop = async {
         (&mut signal).await;
     };
-    match outcome.verify(&kinesis_client(sdk), target, stop).await? {
+    match outcome
+        .verify(&kinesis_client(target_sdk), options, stop)
+        .await?
+    {
         Some(report) => Ok(report),
         None => {
             crate::say("verification stopped by a signal: the replay was sent, not checked");
@@ -262,7 +279,7 @@ async fn verify(
 }
 
 /// A verification that found a record wrong fails the command.
-fn verify_outcome(report: &VerifyReport, target: &StreamName) -> Result<(), Failure> {
+fn verify_outcome(report: &VerifyReport, target: &str) -> Result<(), Failure> {
     if report.not_verifiable > 0 {
         crate::say(&format!(
             "verify: {} record(s) sent by an earlier run without --verify cannot be checked",
@@ -282,7 +299,7 @@ fn verify_outcome(report: &VerifyReport, target: &StreamName) -> Result<(), Fail
     )))
 }
 
-fn verify_text(report: &VerifyReport, target: &StreamName) -> String {
+fn verify_text(report: &VerifyReport, target: &str) -> String {
     let mut text = format!(
         "verify {target}: {} verified, {} missing, {} altered, {} duplicated, {} out of order \
          ({} shard(s) read back in {} GetRecords call(s); {} record(s) of other producers \
@@ -320,6 +337,48 @@ fn verify_text(report: &VerifyReport, target: &StreamName) -> String {
         }
     }
     text
+}
+
+/// Where and as whom the target is written: its region when it is not the source's (the
+/// ARN's, or --target-region; both given must agree), and the role to assume.
+fn target_access(sdk: &SdkConfig, args: &ReinjectArgs) -> Result<TargetAccess, Failure> {
+    let arn_region = args.target.as_ref().and_then(|t| t.region.clone());
+    let region = match (arn_region, &args.target_region) {
+        (Some(arn), Some(flag)) if arn != *flag => {
+            return Err(Failure::Usage(format!(
+                "the target's ARN is in region {arn} and --target-region is {flag}: give one"
+            )));
+        }
+        (Some(region), _) => Some(region),
+        (None, Some(region)) => Some(region.clone()),
+        (None, None) => None,
+    };
+    let source_region = sdk.region().map(|r| r.as_ref().to_owned());
+    Ok(TargetAccess {
+        region: region.filter(|r| Some(r) != source_region.as_ref()),
+        role_arn: args.target_role_arn.clone(),
+        external_id: args.target_external_id.clone(),
+    })
+}
+
+/// Whether a target given by ARN, in the source's region and without a role, is in another
+/// account than the source (a stream shared by a resource policy): by the source's ARN, as
+/// given or as DescribeStreamSummary answers. When that cannot be known, it is taken as
+/// another account: the frame then names the source, so the target's archiver keeps the
+/// records rather than skip them as replays of its own.
+async fn other_account(sdk: &SdkConfig, source: &StreamArg, target_arn: &Option<String>) -> bool {
+    let Some(target_arn) = target_arn else {
+        return false;
+    };
+    let account = |arn: &str| arn.split(':').nth(4).map(str::to_owned);
+    let source_arn = match &source.arn {
+        Some(arn) => Some(arn.clone()),
+        None => describe_stream_summary(&kinesis_client(sdk), &source.name)
+            .await
+            .ok()
+            .map(|summary| summary.arn),
+    };
+    source_arn.and_then(|arn| account(&arn)) != account(target_arn)
 }
 
 /// The exit code of the signal that already came (the listener completed).
@@ -399,7 +458,7 @@ fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(sdk)
 }
 
-fn print_summary(report: &ReinjectReport, target: &StreamName, dry_run: bool, quiet: bool) {
+fn print_summary(report: &ReinjectReport, target: &str, dry_run: bool, quiet: bool) {
     if quiet && report.failed.is_empty() {
         return;
     }
@@ -407,7 +466,7 @@ fn print_summary(report: &ReinjectReport, target: &StreamName, dry_run: bool, qu
 }
 
 /// `orders: read 1,200, sent 1,200, ...`; a dry run says "would send" and counts no call.
-fn summary_line(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> String {
+fn summary_line(report: &ReinjectReport, target: &str, dry_run: bool) -> String {
     let seconds = report.elapsed.as_secs_f64();
     let calls = match dry_run {
         true => "nothing sent: dry run".to_owned(),
@@ -429,6 +488,7 @@ fn summary_line(report: &ReinjectReport, target: &StreamName, dry_run: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kinarch_core::StreamName;
 
     fn stream() -> StreamName {
         StreamName::new("orders").unwrap()

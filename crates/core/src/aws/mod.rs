@@ -142,6 +142,66 @@ pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// As whom and where a replay writes its target (`reinject --target ARN --target-role-arn
+/// ROLE --target-external-id ID --target-region REGION`), when that is not where and as
+/// whom it reads its source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetAccess {
+    /// The target's region, when it is not the source's (from its ARN, or
+    /// `--target-region`).
+    pub region: Option<String>,
+    /// A role to assume for the target's calls only.
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    pub external_id: Option<String>,
+}
+
+/// The session name of the role a replay assumes, seen in the target account's CloudTrail.
+pub const TARGET_SESSION_NAME: &str = "kinarch-reinject";
+
+impl TargetAccess {
+    /// Who the target's calls run as, for messages: the role assumed, or the caller.
+    pub fn identity(&self) -> String {
+        match &self.role_arn {
+            Some(role) => format!(
+                "as role {role}, assumed with session name {TARGET_SESSION_NAME}{}",
+                if self.external_id.is_some() {
+                    " and the external id given"
+                } else {
+                    ""
+                }
+            ),
+            None => "with the caller's credentials".to_owned(),
+        }
+    }
+
+    /// The configuration of the target's calls: `base` (its HTTP client, timeouts, retries,
+    /// endpoint) in the target's region, with the role's credentials when one is given. The
+    /// role is assumed through STS with `base`'s credentials at the first call, and its
+    /// credentials are cached and renewed before they expire (the SDK's identity cache), so
+    /// a replay of any length keeps going; the source is still read with `base`.
+    pub async fn sdk_config(&self, base: &SdkConfig) -> SdkConfig {
+        let mut config = base.to_builder();
+        if let Some(region) = &self.region {
+            config = config.region(Region::new(region.clone()));
+        }
+        if let Some(role) = &self.role_arn {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                .session_name(TARGET_SESSION_NAME)
+                .configure(base);
+            if let Some(id) = &self.external_id {
+                provider = provider.external_id(id.clone());
+            }
+            config = config.credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    provider.build().await,
+                ),
+            );
+        }
+        config.build()
+    }
+}
+
 /// Refuses a profile that the shared config and credentials files do not define
 /// ([`Error::ProfileNotFound`], naming the files looked in); files that cannot be parsed are
 /// an error too.

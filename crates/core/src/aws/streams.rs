@@ -11,7 +11,7 @@ use crate::aws::error::AwsErrorKind;
 use crate::aws::error::{NotFound, is_not_found};
 use crate::aws::{aws_error, send_with_retries};
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE};
-use crate::domain::names::StreamName;
+use crate::domain::names::{StreamAddress, StreamName};
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 
@@ -101,12 +101,21 @@ pub async fn describe_stream_summary(
     kinesis: &KinesisClient,
     stream: &StreamName,
 ) -> Result<StreamSummary, Error> {
+    describe_stream_summary_at(kinesis, &stream.clone().into()).await
+}
+
+/// [`describe_stream_summary`] of a stream named by name or ARN.
+pub async fn describe_stream_summary_at(
+    kinesis: &KinesisClient,
+    stream: &StreamAddress,
+) -> Result<StreamSummary, Error> {
     let output = kinesis
         .describe_stream_summary()
-        .stream_name(stream.as_str())
+        .set_stream_name(stream.name_param())
+        .set_stream_arn(stream.arn_param())
         .send()
         .await
-        .map_err(|err| not_found_or(kinesis, stream, "Kinesis.DescribeStreamSummary", err))?;
+        .map_err(|err| not_found_or(kinesis, &stream.name, "Kinesis.DescribeStreamSummary", err))?;
     let summary = output.stream_description_summary.ok_or_else(|| {
         Error::aws(
             "Kinesis.DescribeStreamSummary",

@@ -115,6 +115,56 @@ impl fmt::Debug for TableName {
     }
 }
 
+/// How Kinesis calls name a stream: by name, in the account and region of the client's
+/// credentials, or by ARN. A stream of another account is found by its ARN only when the
+/// caller's own credentials may use it (a resource policy); with a role of that account its
+/// name works too, and the ARN says exactly which stream is meant either way, so an ARN
+/// given is what calls send.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamAddress {
+    /// The stream's name.
+    pub name: StreamName,
+    /// Its ARN, when one was given.
+    pub arn: Option<String>,
+}
+
+impl StreamAddress {
+    /// The `StreamName` parameter of a call: the name when no ARN was given.
+    pub fn name_param(&self) -> Option<String> {
+        self.arn.is_none().then(|| self.name.as_str().to_owned())
+    }
+
+    /// The `StreamARN` parameter of a call.
+    pub fn arn_param(&self) -> Option<String> {
+        self.arn.clone()
+    }
+}
+
+impl From<StreamName> for StreamAddress {
+    fn from(name: StreamName) -> Self {
+        Self { name, arn: None }
+    }
+}
+
+impl From<StreamRef> for StreamAddress {
+    fn from(stream: StreamRef) -> Self {
+        Self {
+            name: stream.name,
+            arn: Some(stream.arn),
+        }
+    }
+}
+
+impl fmt::Display for StreamAddress {
+    /// The ARN when given (it names the account and region), else the name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.arn {
+            Some(arn) => f.write_str(arn),
+            None => f.write_str(self.name.as_str()),
+        }
+    }
+}
+
 /// The stream an event source ARN points at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamRef {
@@ -161,6 +211,23 @@ impl StreamRef {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_address_sends_the_arn_when_given_and_the_name_otherwise() {
+        let by_name = StreamAddress::from(StreamName::new("orders").unwrap());
+        assert_eq!(
+            (by_name.name_param().as_deref(), by_name.arn_param()),
+            (Some("orders"), None)
+        );
+        assert_eq!(by_name.to_string(), "orders");
+        let arn = "arn:aws:kinesis:eu-west-1:210987654321:stream/orders";
+        let by_arn = StreamAddress::from(StreamRef::from_arn(arn).unwrap());
+        assert_eq!(
+            (by_arn.name_param(), by_arn.arn_param().as_deref()),
+            (None, Some(arn))
+        );
+        assert_eq!(by_arn.to_string(), arn);
+    }
 
     #[test]
     fn stream_names_follow_kinesis_rules() {

@@ -45,6 +45,8 @@ pub(crate) enum CallError {
 pub(crate) struct ShardCalls<'a> {
     pub(crate) client: &'a KinesisClient,
     pub(crate) stream: &'a StreamName,
+    /// The stream's ARN, when calls name it by ARN (a replay's target in another account).
+    pub(crate) stream_arn: Option<&'a str>,
     pub(crate) region: &'a str,
     /// Named when a checkpoint does not fit the stream (the archiver's reads; `None` for
     /// reads that start from no checkpoint).
@@ -61,7 +63,12 @@ impl ShardCalls<'_> {
         let mut call = self
             .client
             .get_shard_iterator()
-            .stream_name(self.stream.as_str())
+            .set_stream_name(
+                self.stream_arn
+                    .is_none()
+                    .then(|| self.stream.as_str().to_owned()),
+            )
+            .set_stream_arn(self.stream_arn.map(str::to_owned))
             .shard_id(shard);
         call = match position {
             Position::Start(StartPosition::TrimHorizon) => {
@@ -123,6 +130,8 @@ impl ShardCalls<'_> {
             .client
             .get_records()
             .shard_iterator(iterator)
+            // A stream of another account shared by a resource policy is read by its ARN.
+            .set_stream_arn(self.stream_arn.map(str::to_owned))
             .limit(limit)
             .send()
             .await

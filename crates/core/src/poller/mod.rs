@@ -499,6 +499,7 @@ impl StreamPoller {
             kinesis: ShardCalls {
                 client: &self.kinesis,
                 stream: &self.config.stream,
+                stream_arn: None,
                 region: &self.region,
                 checkpoints: Some(self.store.location()),
             },

@@ -127,7 +127,7 @@ pub async fn put_records(
         linger: options.linger,
         ..SendOptions::default()
     };
-    let report = send_records(kinesis, stream, records, &options, progress).await?;
+    let report = send_records(kinesis, &stream.clone().into(), records, &options, progress).await?;
     Ok(PutReport {
         read: report.read,
         sent: report.sent,

@@ -17,11 +17,11 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use futures::{Stream, StreamExt};
 
 use crate::domain::frame::{ReplayFrame, ReplayMetadata};
-use crate::domain::names::StreamName;
+use crate::domain::names::{StreamAddress, StreamName};
 use crate::domain::pace::OriginalPace;
 use crate::domain::record::{ArchiveRecord, Payload};
 use crate::domain::sequence::SequenceNumber;
-use crate::error::Error;
+use crate::error::{Error, ReplaySide};
 use crate::replay::journal::Position;
 use crate::replay::sender::{
     Accepted, Input, Outgoing, SendFailure, SendOptions, send_records_until,
@@ -50,6 +50,13 @@ pub struct ReinjectOptions {
     pub source: StreamName,
     /// The stream to send them to (may be the source).
     pub target: StreamName,
+    /// The target's ARN, when given (`--target ARN`): calls name the target by it, in
+    /// whatever account and region it is.
+    pub target_arn: Option<String>,
+    /// Who writes the target, when it is not who reads the source (another account, role or
+    /// region, see [`crate::aws::TargetAccess::identity`]): errors then say which side
+    /// failed and as whom, and a target of the source's name is another stream.
+    pub target_identity: Option<String>,
     /// Raw or framed with the original metadata.
     pub framing: Framing,
     /// Ceiling on records sent per second, retries included (see [`SendOptions::rate`]).
@@ -80,6 +87,8 @@ impl ReinjectOptions {
         Self {
             source,
             target,
+            target_arn: None,
+            target_identity: None,
             framing: Framing::Raw,
             rate,
             concurrency,
@@ -89,10 +98,44 @@ impl ReinjectOptions {
         }
     }
 
+    /// How calls name the target.
+    pub fn target_address(&self) -> StreamAddress {
+        StreamAddress {
+            name: self.target.clone(),
+            arn: self.target_arn.clone(),
+        }
+    }
+
+    /// Whether the target is the source stream itself (same name, same account and region).
+    pub fn target_is_source(&self) -> bool {
+        self.source == self.target && self.target_identity.is_none()
+    }
+
     /// The source stream's name for the frame, when it is not the target (a replay into
     /// another stream says where its records came from).
     pub(crate) fn frame_source(&self) -> Option<&str> {
-        (self.source != self.target).then(|| self.source.as_str())
+        (!self.target_is_source()).then(|| self.source.as_str())
+    }
+
+    /// `error` labelled with the side it happened on, when the sides differ.
+    pub(crate) fn on_side(&self, error: Error, side: Side) -> Error {
+        let Some(target_identity) = &self.target_identity else {
+            return error;
+        };
+        match side {
+            Side::Source => error.on_side(
+                ReplaySide::Source(self.source.clone()),
+                "with the caller's credentials",
+            ),
+            Side::Target => error.on_side(
+                ReplaySide::Target(self.target_address().to_string()),
+                target_identity,
+            ),
+            Side::ReadBack => error.on_side(
+                ReplaySide::TargetReadBack(self.target_address().to_string()),
+                target_identity,
+            ),
+        }
     }
 
     /// How the sender sends.
@@ -106,6 +149,26 @@ impl ReinjectOptions {
             ..SendOptions::default()
         }
     }
+}
+
+/// Checks, as a replay's first PutRecords would find out, that its target exists and may be
+/// used with the target's credentials (DescribeStreamSummary through `kinesis`, the target's
+/// client): what `--dry-run` and `--estimate` do, since they send nothing.
+pub async fn check_target(
+    kinesis: &KinesisClient,
+    options: &ReinjectOptions,
+) -> Result<crate::aws::streams::StreamSummary, Error> {
+    crate::aws::streams::describe_stream_summary_at(kinesis, &options.target_address())
+        .await
+        .map_err(|e| options.on_side(e, Side::Target))
+}
+
+/// The side of a replay a call is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Source,
+    Target,
+    ReadBack,
 }
 
 /// A record that could not be sent.
@@ -202,24 +265,27 @@ pub async fn reinject_until(
             (Ok(r), Some(pace)) => Some(pace.due(r.approximate_arrival_timestamp)),
             _ => None,
         };
-        Ok(match to_input(record, options)? {
-            Input::Send(mut outgoing) => {
-                outgoing.not_before = due;
-                Input::Send(outgoing)
-            }
-            refused => refused,
-        })
+        Ok(
+            match to_input(record, options).map_err(|e| options.on_side(e, Side::Source))? {
+                Input::Send(mut outgoing) => {
+                    outgoing.not_before = due;
+                    Input::Send(outgoing)
+                }
+                refused => refused,
+            },
+        )
     });
     let report = send_records_until(
         kinesis,
-        &options.target,
+        &options.target_address(),
         framed,
         &options.send_options(),
         stop,
         progress,
         accepted,
     )
-    .await?;
+    .await
+    .map_err(|e| options.on_side(e, Side::Target))?;
     Ok(ReinjectReport {
         read: report.read,
         sent: report.sent,

@@ -13,7 +13,6 @@ use aws_sdk_kinesis::Client as KinesisClient;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 
-use crate::domain::names::StreamName;
 use crate::domain::record::ArchiveRecord;
 use crate::domain::selection::{Selection, rfc3339};
 use crate::error::Error;
@@ -23,7 +22,7 @@ use crate::read::{ArchiveReader, ReadOptions, ReadStats};
 use crate::replay::estimate::{ReplayEstimate, estimate};
 use crate::replay::journal::{Journal, Position, ReplayIdentity};
 use crate::replay::reinject::{
-    Framing, ReinjectOptions, ReinjectProgress, ReinjectReport, reinject_until,
+    Framing, ReinjectOptions, ReinjectProgress, ReinjectReport, Side, reinject_until,
 };
 use crate::replay::verify::{SentLedger, VerifyReport, verify};
 
@@ -82,20 +81,22 @@ pub struct ReplayOutcome {
 }
 
 impl ReplayOutcome {
-    /// Reads back what was sent into `target` and checks it (`--verify`, see
+    /// Reads back what was sent into `options`' target and checks it (`--verify`, see
     /// [`crate::replay::verify`]); `Ok(None)` when the replay was not asked to verify or
     /// `stop` completed first. Records an earlier run sent without a ledger are counted as
-    /// not verifiable.
+    /// not verifiable. `kinesis` is the target's client.
     pub async fn verify(
         &self,
         kinesis: &KinesisClient,
-        target: &StreamName,
+        options: &ReinjectOptions,
         stop: impl Future<Output = ()>,
     ) -> Result<Option<VerifyReport>, Error> {
         let Some(ledger) = &self.sent else {
             return Ok(None);
         };
-        let report = verify(kinesis, target, ledger, stop).await?;
+        let report = verify(kinesis, &options.target_address(), ledger, stop)
+            .await
+            .map_err(|e| options.on_side(e, Side::ReadBack))?;
         Ok(report.map(|mut report| {
             report.not_verifiable = self
                 .skipped_by_journal
@@ -123,7 +124,7 @@ pub fn replay_identity(
             .into_iter()
             .map(|(flag, value)| (flag.to_owned(), value)),
     );
-    fields.push(("--target".to_owned(), options.target.to_string()));
+    fields.push(("--target".to_owned(), options.target_address().to_string()));
     if let Framing::Metadata { separator } = options.framing {
         fields.push(("--metadata".to_owned(), "true".to_owned()));
         fields.push((

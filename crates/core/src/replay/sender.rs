@@ -47,7 +47,7 @@ use tokio::time::Instant;
 use crate::aws::error::PutRecordsEntryError;
 use crate::aws::retry::Backoff;
 use crate::aws::{aws_error, describe, is_transient};
-use crate::domain::names::StreamName;
+use crate::domain::names::StreamAddress;
 use crate::error::Error;
 
 /// PutRecords takes at most 500 records per call.
@@ -264,7 +264,7 @@ impl<Id> SendReport<Id> {
 /// let source = futures::stream::iter(lines.iter().enumerate().map(|(i, line)| {
 ///     Ok(Input::Send(Outgoing::new(i + 1, "customer-1", line.as_bytes().to_vec())))
 /// }));
-/// let stream = StreamName::new("orders")?;
+/// let stream = StreamName::new("orders")?.into();
 /// let report = send_records(&kinesis, &stream, source, &SendOptions::default(), |_| {}).await?;
 /// for failure in &report.failed {
 ///     println!("line {}: {}", failure.id, failure.reason);
@@ -273,7 +273,7 @@ impl<Id> SendReport<Id> {
 /// ```
 pub async fn send_records<Id: Ord>(
     kinesis: &KinesisClient,
-    stream: &StreamName,
+    stream: &StreamAddress,
     source: impl Stream<Item = Result<Input<Id>, Error>>,
     options: &SendOptions,
     progress: impl FnMut(&SendProgress),
@@ -299,7 +299,7 @@ pub async fn send_records<Id: Ord>(
 /// [`Accepted`]).
 pub async fn send_records_until<Id: Ord>(
     kinesis: &KinesisClient,
-    stream: &StreamName,
+    stream: &StreamAddress,
     source: impl Stream<Item = Result<Input<Id>, Error>>,
     options: &SendOptions,
     stop: impl std::future::Future<Output = ()>,
@@ -824,7 +824,7 @@ impl Pacer {
 /// reason of a transient failure of the whole call, which is retried.
 async fn put_records<Id>(
     kinesis: &KinesisClient,
-    stream: &StreamName,
+    stream: &StreamAddress,
     request: Vec<Queued<Id>>,
 ) -> (
     Vec<Queued<Id>>,
@@ -843,7 +843,8 @@ async fn put_records<Id>(
         .collect();
     let result = kinesis
         .put_records()
-        .stream_name(stream.as_str())
+        .set_stream_name(stream.name_param())
+        .set_stream_arn(stream.arn_param())
         .set_records(Some(entries))
         .send()
         .await;
@@ -865,7 +866,7 @@ async fn put_records<Id>(
                 .is_some_and(PutRecordsError::is_resource_not_found_exception) =>
         {
             Err(Error::StreamNotFound {
-                stream: stream.clone(),
+                stream: stream.name.clone(),
                 region: crate::aws::region_name(kinesis.config().region()),
             })
         }

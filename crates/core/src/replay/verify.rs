@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::aws::retry::{Budget, retry};
-use crate::domain::names::StreamName;
+use crate::domain::names::{StreamAddress, StreamName};
 use crate::domain::sequence::SequenceNumber;
 use crate::error::Error;
 use crate::poller::kinesis::{ShardCall, ShardCalls, ShardOperation, call_retries};
@@ -498,14 +498,15 @@ impl<'a> Verifier<'a> {
 /// [module documentation](self)). `None` when `stop` completed first.
 pub async fn verify(
     kinesis: &KinesisClient,
-    target: &StreamName,
+    target: &StreamAddress,
     ledger: &SentLedger,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Option<VerifyReport>, Error> {
     let region = crate::aws::region_name(kinesis.config().region());
     let calls = ShardCalls {
         client: kinesis,
-        stream: target,
+        stream: &target.name,
+        stream_arn: target.arn.as_deref(),
         region: &region,
         checkpoints: None,
     };
