@@ -344,6 +344,32 @@ impl FaultProxy {
         arrivals
     }
 
+    /// Every PutRecords request so far as (milliseconds since the proxy started, when it
+    /// arrived; the partition keys of its entries), in arrival order.
+    pub fn put_records_keys(&self) -> Vec<(u128, Vec<String>)> {
+        let log = self.shared.log.lock().unwrap();
+        let mut arrivals: Vec<(u128, Vec<String>)> = log
+            .iter()
+            .filter(|c| c.target.ends_with(".PutRecords"))
+            .map(|c| {
+                let keys = serde_json::from_slice::<serde_json::Value>(&c.body)
+                    .ok()
+                    .and_then(|b| {
+                        b["Records"].as_array().map(|entries| {
+                            entries
+                                .iter()
+                                .map(|e| e["PartitionKey"].as_str().unwrap_or("").to_owned())
+                                .collect()
+                        })
+                    })
+                    .unwrap_or_default();
+                (c.at_ms, keys)
+            })
+            .collect();
+        arrivals.sort();
+        arrivals
+    }
+
     /// For a failing test: each record (partition key, sequence number) with one line per
     /// request that carried it (arrival order, time, operation, fault, status).
     pub fn calls_carrying(&self, records: &[(String, String)]) -> String {

@@ -26,6 +26,7 @@ mod parquet_archive;
 mod parquet_peers;
 mod reinject;
 mod replays;
+mod shard_load;
 mod template;
 mod tier;
 mod time_index;

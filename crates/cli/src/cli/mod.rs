@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use kinarch_core::domain::filter::ContentFilter;
 use kinarch_core::domain::overflow::OverflowTarget;
+use kinarch_core::domain::shard_load::LoadShare;
 use kinarch_core::poller::{DEFAULT_BATCH_SIZE, StartPosition};
 use kinarch_core::read::WorkerSegment;
 use kinarch_core::{ArchiveMode, ArchiveTtl, SequenceNumber, TableName};
@@ -925,6 +926,11 @@ pub(crate) struct ReinjectArgs {
     /// PutRecords calls in flight at once (1 to 64).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_concurrency, allow_hyphen_values = true, help_heading = "Pace")]
     pub(crate) concurrency: usize,
+    /// Hold each target shard to PCT percent of its write limit (1,000 records and 1 MiB a
+    /// second), per shard, by each record's hash key; a shard that throttles gets half its
+    /// budget, then a tenth of its cap back per calm second. Leaves room for live producers.
+    #[arg(long, value_name = "PCT", value_parser = parse_load_share, help_heading = "Pace")]
+    pub(crate) max_shard_load: Option<LoadShare>,
     /// Show what would be sent; send nothing.
     #[arg(long, help_heading = "Pace")]
     pub(crate) dry_run: bool,

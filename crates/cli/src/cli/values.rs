@@ -138,6 +138,17 @@ pub(crate) fn parse_stream(text: &str) -> Result<StreamArg, String> {
         .map_err(|e| format!("{e}, or a stream ARN"))
 }
 
+/// `--max-shard-load`: a whole percentage, 1 to 100.
+pub(super) fn parse_load_share(
+    text: &str,
+) -> Result<kinarch_core::domain::shard_load::LoadShare, String> {
+    let percent: u8 = text
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage from 1 to 100"))?;
+    kinarch_core::domain::shard_load::LoadShare::new(percent)
+}
+
 /// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
 pub(super) fn parse_role_arn(text: &str) -> Result<String, String> {
     let bad = || {

@@ -6,7 +6,9 @@ use aws_config::SdkConfig;
 use kinarch_core::aws::TargetAccess;
 use kinarch_core::aws::streams::describe_stream_summary;
 use kinarch_core::read::locate::Located;
-use kinarch_core::replay::reinject::{Framing, ReinjectOptions, ReinjectReport, check_target};
+use kinarch_core::replay::reinject::{
+    Framing, ReinjectOptions, ReinjectReport, check_target, target_shard_load,
+};
 use kinarch_core::replay::runner::{
     EstimateSummary, Replay, ReplayOutcome, ReplayRequest, ReplaySummary,
 };
@@ -59,6 +61,10 @@ pub(crate) async fn run(
     options.target_arn = target_arn;
     options.target_identity = target_elsewhere.then(|| access.identity());
     let target_label = options.target_address().to_string();
+    if let Some(share) = args.max_shard_load {
+        options.shard_load =
+            Some(target_shard_load(&kinesis_client(&target_sdk), &options, share).await?);
+    }
     options.framing = if args.metadata {
         Framing::Metadata {
             separator: args.separator,
@@ -194,6 +200,17 @@ pub(crate) async fn run(
         )?;
     } else {
         print_summary(report, &target_label, args.dry_run, global.quiet);
+    }
+    if !report.throttled.is_empty() && !json {
+        let shards: Vec<String> = report
+            .throttled
+            .iter()
+            .map(|(shard, n)| format!("{shard} {}", thousands(*n)))
+            .collect();
+        crate::say(&format!(
+            "throttled by Kinesis (each shard's budget halved, then grown back): {}",
+            shards.join(", ")
+        ));
     }
     if report.stopped {
         crate::say(&format!(
@@ -424,7 +441,7 @@ fn estimate_text(e: &EstimateSummary) -> String {
     };
     format!(
         "estimate for {}: {} record(s), {} bytes, at least {} PutRecords call(s), {} shard(s), \
-         {} key(s); {span}; takes at least {} s at this pace and rate{}{}",
+         {} key(s); {span}; takes at least {} s at this pace and rate{}{}{}",
         e.target,
         thousands(e.records),
         thousands(e.bytes),
@@ -442,6 +459,13 @@ fn estimate_text(e: &EstimateSummary) -> String {
                 thousands(e.records),
                 thousands(read),
                 thousands(not_json)
+            ),
+            _ => String::new(),
+        },
+        match (&e.busiest_target_shard, e.busiest_target_shard_seconds) {
+            (Some(shard), Some(seconds)) => format!(
+                "; the busiest target shard, {shard}, takes {} s at --max-shard-load",
+                decimal(seconds, 1)
             ),
             _ => String::new(),
         }

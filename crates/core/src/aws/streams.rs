@@ -13,6 +13,7 @@ use crate::aws::{aws_error, send_with_retries};
 use crate::domain::config::{StreamArchiveConfig, TAG_MODE};
 use crate::domain::names::{StreamAddress, StreamName};
 use crate::domain::sequence::SequenceNumber;
+use crate::domain::shard_load::ShardMap;
 use crate::error::Error;
 
 /// All tags of a stream (ListTagsForStream, every page).
@@ -207,6 +208,9 @@ pub struct ShardInfo {
     /// Set once the shard is closed (split or merged): no record after it will ever be
     /// added. Open shards have none.
     pub ending_sequence_number: Option<SequenceNumber>,
+    /// The hash keys it takes: first and last (a record goes where its hash key falls,
+    /// see [`crate::domain::shard_load`]).
+    pub hash_key_range: (u128, u128),
 }
 
 impl ShardInfo {
@@ -235,6 +239,15 @@ pub async fn list_shards(
     stream: &StreamName,
     page_size: Option<i32>,
 ) -> Result<Vec<ShardInfo>, Error> {
+    list_shards_at(kinesis, &stream.clone().into(), page_size).await
+}
+
+/// [`list_shards`] of a stream named by name or ARN.
+pub async fn list_shards_at(
+    kinesis: &KinesisClient,
+    stream: &StreamAddress,
+    page_size: Option<i32>,
+) -> Result<Vec<ShardInfo>, Error> {
     let mut shards = Vec::new();
     let mut next_token: Option<String> = None;
     // One budget for the whole listing, however many pages it takes.
@@ -242,14 +255,17 @@ pub async fn list_shards(
     loop {
         // A call with NextToken must not name the stream: the token already does.
         let call = match &next_token {
-            None => kinesis.list_shards().stream_name(stream.as_str()),
+            None => kinesis
+                .list_shards()
+                .set_stream_name(stream.name_param())
+                .set_stream_arn(stream.arn_param()),
             Some(token) => kinesis.list_shards().next_token(token),
         };
         let call = call.set_max_results(page_size);
         let output = send_with_retries(
             deadline.saturating_duration_since(Instant::now()),
             || call.clone().send(),
-            |err| not_found_or(kinesis, stream, "Kinesis.ListShards", err),
+            |err| not_found_or(kinesis, &stream.name, "Kinesis.ListShards", err),
         )
         .await?;
         for shard in output.shards.unwrap_or_default() {
@@ -258,11 +274,34 @@ pub async fn list_shards(
                 .and_then(|range| range.ending_sequence_number)
                 .map(|seq| SequenceNumber::parse(&seq))
                 .transpose()?;
+            let hash_key_range = shard
+                .hash_key_range
+                .map(|range| {
+                    let parse = |key: &str| {
+                        key.parse::<u128>().map_err(|_| {
+                            Error::aws(
+                                "Kinesis.ListShards",
+                                AwsErrorKind::Other,
+                                format!(
+                                    "shard {} has a hash key {key:?} that is not a number",
+                                    shard.shard_id
+                                ),
+                            )
+                        })
+                    };
+                    Ok::<_, Error>((
+                        parse(&range.starting_hash_key)?,
+                        parse(&range.ending_hash_key)?,
+                    ))
+                })
+                .transpose()?
+                .unwrap_or((0, u128::MAX));
             shards.push(ShardInfo {
                 shard_id: shard.shard_id,
                 parent_shard_id: shard.parent_shard_id,
                 adjacent_parent_shard_id: shard.adjacent_parent_shard_id,
                 ending_sequence_number: ending,
+                hash_key_range,
             });
         }
         match output.next_token {
@@ -270,6 +309,22 @@ pub async fn list_shards(
             _ => return Ok(shards),
         }
     }
+}
+
+/// The open shards of `shards` as a [`ShardMap`].
+pub fn shard_map(shards: &[ShardInfo]) -> ShardMap {
+    ShardMap::new(
+        shards
+            .iter()
+            .filter(|shard| !shard.is_closed())
+            .map(|shard| {
+                (
+                    shard.shard_id.clone(),
+                    shard.hash_key_range.0,
+                    shard.hash_key_range.1,
+                )
+            }),
+    )
 }
 
 /// Stream configurations kept for a while, so a warm Lambda does not call

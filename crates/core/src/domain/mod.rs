@@ -17,5 +17,6 @@ pub mod plan;
 pub mod record;
 pub mod selection;
 pub mod sequence;
+pub mod shard_load;
 pub mod tier;
 pub mod timefmt;

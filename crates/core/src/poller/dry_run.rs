@@ -129,6 +129,7 @@ mod tests {
             parent_shard_id: parent.map(Into::into),
             adjacent_parent_shard_id: None,
             ending_sequence_number: None,
+            hash_key_range: (0, u128::MAX),
         }
     }
 

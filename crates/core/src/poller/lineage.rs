@@ -315,6 +315,7 @@ pub(super) mod tests {
             parent_shard_id: parents.first().map(|p| id(*p)),
             adjacent_parent_shard_id: parents.get(1).map(|p| id(*p)),
             ending_sequence_number: ending.map(seq),
+            hash_key_range: (0, u128::MAX),
         }
     }
 

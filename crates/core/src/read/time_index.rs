@@ -157,6 +157,7 @@ mod tests {
             parent_shard_id: parents.first().map(|&p| shard_id(p)),
             adjacent_parent_shard_id: parents.get(1).map(|&p| shard_id(p)),
             ending_sequence_number: None,
+            hash_key_range: (0, u128::MAX),
         }
     }
 

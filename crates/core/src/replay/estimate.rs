@@ -26,6 +26,7 @@ use futures::{Stream, StreamExt};
 
 use crate::domain::pace::replay_duration;
 use crate::domain::record::ArchiveRecord;
+use crate::domain::shard_load::LoadShare;
 use crate::error::Error;
 use crate::replay::reinject::{RecordId, ReinjectOptions, to_input};
 use crate::replay::sender::{Input, MAX_BYTES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, Outgoing};
@@ -51,12 +52,20 @@ pub struct ReplayEstimate {
     pub unsendable: u64,
     /// Items that did not follow the table contract.
     pub unreadable: u64,
+    /// With a shard load: the target shard that takes the most time at its share, and how
+    /// long (records and bytes against its budget).
+    pub busiest_target_shard: Option<(String, Duration)>,
 }
 
 impl ReplayEstimate {
-    /// How long the replay takes at least, paced (`speed`) and rate-limited.
+    /// How long the replay takes at least, paced (`speed`), rate-limited and held to the
+    /// busiest target shard's budget.
     pub fn duration(&self, speed: Option<f64>, rate: Option<u32>) -> Duration {
-        replay_duration(self.records, self.arrivals, speed, rate)
+        let paced = replay_duration(self.records, self.arrivals, speed, rate);
+        match &self.busiest_target_shard {
+            Some((_, busiest)) => paced.max(*busiest),
+            None => paced,
+        }
     }
 }
 
@@ -81,12 +90,29 @@ pub async fn estimate(
         });
         match (to_input(record, options)?, seen) {
             (Input::Send(outgoing), Some((arrival, shard))) if outgoing.refusal().is_none() => {
+                if let Some(load) = &options.shard_load
+                    && let Some(target) = load.shards.shard_of(
+                        &outgoing.partition_key,
+                        outgoing.explicit_hash_key.as_deref(),
+                    )
+                {
+                    let counts = match counter.per_target_shard.get_mut(target) {
+                        Some(counts) => counts,
+                        None => counter
+                            .per_target_shard
+                            .entry(target.to_owned())
+                            .or_default(),
+                    };
+                    counts.0 += 1;
+                    counts.1 += outgoing.size() as u64;
+                }
                 counter.add(&outgoing, arrival, shard)
             }
             _ => counter.estimate.unsendable += 1,
         }
     }
-    Ok(counter.finish())
+    let share = options.shard_load.as_ref().map(|load| load.share);
+    Ok(counter.finish(share))
 }
 
 #[derive(Default)]
@@ -96,6 +122,8 @@ struct Counter {
     shards: HashSet<String>,
     /// Data and partition keys: what the PutRecords byte limit counts.
     request_bytes: u64,
+    /// With a shard load: records and bytes per target shard.
+    per_target_shard: HashMap<String, (u64, u64)>,
 }
 
 impl Counter {
@@ -124,7 +152,14 @@ impl Counter {
         }
     }
 
-    fn finish(mut self) -> ReplayEstimate {
+    fn finish(mut self, share: Option<LoadShare>) -> ReplayEstimate {
+        if let Some(share) = share {
+            self.estimate.busiest_target_shard = self
+                .per_target_shard
+                .into_iter()
+                .map(|(shard, (records, bytes))| (shard, share.duration(records, bytes)))
+                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+        }
         self.estimate.keys = self.per_key.len() as u64;
         self.estimate.shards = self.shards.len() as u64;
         self.estimate.calls = calls(self.per_key.values().copied(), self.request_bytes);

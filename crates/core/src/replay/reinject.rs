@@ -10,6 +10,7 @@
 //! A record whose payload was too large to archive is reported and does not block its
 //! key, since nothing can overtake a record that is never sent.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::domain::names::{StreamAddress, StreamName};
 use crate::domain::pace::OriginalPace;
 use crate::domain::record::{ArchiveRecord, Payload};
 use crate::domain::sequence::SequenceNumber;
+use crate::domain::shard_load::{LoadShare, ShardLoad};
 use crate::error::{Error, ReplaySide};
 use crate::replay::journal::Position;
 use crate::replay::sender::{
@@ -71,6 +73,9 @@ pub struct ReinjectOptions {
     /// (`--pace original --speed F`); `None`: as fast as the rate allows. The records
     /// should come in arrival order (see [`crate::domain::pace`]).
     pub original_pace: Option<f64>,
+    /// Hold each target shard to a share of its write limit (`--max-shard-load`, see
+    /// [`crate::domain::shard_load`]); [`target_shard_load`] makes one.
+    pub shard_load: Option<ShardLoad>,
 }
 
 impl ReinjectOptions {
@@ -95,6 +100,7 @@ impl ReinjectOptions {
             max_attempts,
             dry_run,
             original_pace: None,
+            shard_load: None,
         }
     }
 
@@ -145,6 +151,7 @@ impl ReinjectOptions {
             concurrency: self.concurrency,
             max_attempts: self.max_attempts,
             dry_run: self.dry_run,
+            shard_load: self.shard_load.clone(),
             // Archived records are all there at once: nothing to wait for.
             ..SendOptions::default()
         }
@@ -161,6 +168,22 @@ pub async fn check_target(
     crate::aws::streams::describe_stream_summary_at(kinesis, &options.target_address())
         .await
         .map_err(|e| options.on_side(e, Side::Target))
+}
+
+/// The shard load of `options`' target at `share`: its open shards, listed with the
+/// target's client (`kinesis`).
+pub async fn target_shard_load(
+    kinesis: &KinesisClient,
+    options: &ReinjectOptions,
+    share: LoadShare,
+) -> Result<ShardLoad, Error> {
+    let shards = crate::aws::streams::list_shards_at(kinesis, &options.target_address(), None)
+        .await
+        .map_err(|e| options.on_side(e, Side::Target))?;
+    Ok(ShardLoad {
+        share,
+        shards: crate::aws::streams::shard_map(&shards),
+    })
 }
 
 /// The side of a replay a call is on.
@@ -206,6 +229,8 @@ pub struct ReinjectReport {
     /// Records read but not sent because it was stopped; records not yet read are not
     /// counted anywhere.
     pub unsent: u64,
+    /// Record sends Kinesis throttled, by target shard (with a shard load).
+    pub throttled: BTreeMap<String, u64>,
 }
 
 /// Sends `records` into `options.target`. `progress` is called after each answered
@@ -305,6 +330,7 @@ pub async fn reinject_until(
         elapsed: report.elapsed,
         stopped: report.stopped,
         unsent: report.unsent,
+        throttled: report.throttled,
     })
 }
 

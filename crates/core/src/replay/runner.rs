@@ -413,6 +413,9 @@ pub struct ReplaySummary {
     pub stopped: bool,
     /// Records read but not sent because it stopped.
     pub unsent: u64,
+    /// With `--max-shard-load`: record sends Kinesis throttled, by target shard.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttled_by_shard: BTreeMap<String, u64>,
     /// What `--verify` found (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
@@ -455,6 +458,7 @@ impl ReplaySummary {
             seconds: report.elapsed.as_secs_f64(),
             stopped: report.stopped,
             unsent: report.unsent,
+            throttled_by_shard: report.throttled.clone(),
             verify: None,
         }
     }
@@ -497,6 +501,12 @@ pub struct EstimateSummary {
     /// With `--where`: records whose payload is not JSON (not selected).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_json: Option<u64>,
+    /// With `--max-shard-load`: the target shard the replay takes longest into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busiest_target_shard: Option<String>,
+    /// And how long, at its share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busiest_target_shard_seconds: Option<f64>,
 }
 
 impl EstimateSummary {
@@ -516,6 +526,14 @@ impl EstimateSummary {
             seconds: took.as_secs_f64(),
             records_read: None,
             not_json: None,
+            busiest_target_shard: estimate
+                .busiest_target_shard
+                .as_ref()
+                .map(|(s, _)| s.clone()),
+            busiest_target_shard_seconds: estimate
+                .busiest_target_shard
+                .as_ref()
+                .map(|(_, d)| d.as_secs_f64()),
         }
     }
 

@@ -31,7 +31,7 @@
 //! the answers, the retry timers and the pacing timer, so that a slow source never delays
 //! handling an answer and a slow answer never stops reading.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::time::Duration;
@@ -44,10 +44,12 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::aws::error::PutRecordsEntryError;
+use crate::aws::error::{PutRecordsEntryError, PutRecordsEntryErrorKind};
 use crate::aws::retry::Backoff;
+use crate::aws::streams::{ShardInfo, list_shards_at, shard_map};
 use crate::aws::{aws_error, describe, is_transient};
 use crate::domain::names::StreamAddress;
+use crate::domain::shard_load::{Aimd, LoadShare, ShardLoad, ShardMap};
 use crate::error::Error;
 
 /// PutRecords takes at most 500 records per call.
@@ -175,6 +177,9 @@ pub struct SendOptions {
     pub ordered: bool,
     /// Wait up to this long for a request to fill before sending it; `None` sends at once.
     pub linger: Option<Duration>,
+    /// Hold each target shard to a share of its write limit, lowered when it throttles
+    /// (`--max-shard-load`, see [`crate::domain::shard_load`]).
+    pub shard_load: Option<ShardLoad>,
 }
 
 impl Default for SendOptions {
@@ -187,6 +192,7 @@ impl Default for SendOptions {
             dry_run: false,
             ordered: true,
             linger: None,
+            shard_load: None,
         }
     }
 }
@@ -223,6 +229,9 @@ pub struct SendReport<Id> {
     pub stopped: bool,
     /// Records read but not sent because the run was stopped (not in `failed`).
     pub unsent: u64,
+    /// Record sends Kinesis throttled, by target shard (with [`SendOptions::shard_load`],
+    /// which knows each record's shard).
+    pub throttled: BTreeMap<String, u64>,
 }
 
 impl<Id> Default for SendReport<Id> {
@@ -237,6 +246,7 @@ impl<Id> Default for SendReport<Id> {
             elapsed: Duration::ZERO,
             stopped: false,
             unsent: 0,
+            throttled: BTreeMap::new(),
         }
     }
 }
@@ -316,6 +326,8 @@ pub async fn send_records_until<Id: Ord>(
     let concurrency = options.concurrency.max(1);
     // Since when queued records wait for a request to fill (with a linger).
     let mut lingering_since: Option<Instant> = None;
+    // ListShards again after a reshard (with a shard load).
+    let mut refresh: Option<futures::future::BoxFuture<'_, Result<Vec<ShardInfo>, Error>>> = None;
     loop {
         // Take what the source has ready before starting requests, so that they go out as
         // full as the keys allow; while the source waits (a table page on its way), the
@@ -368,7 +380,15 @@ pub async fn send_records_until<Id: Ord>(
         // Timers matter only when a request could start once they ring.
         let could_start = !stopping && in_flight.len() < concurrency && run.pending.len > 0;
         let retry_at = could_start.then(|| run.pending.next_due()).flatten();
-        let pace_at = could_start.then(|| run.pacer.next_room()).flatten();
+        let pace_at = could_start
+            .then(|| {
+                let shards = run.shards.as_ref().and_then(ShardPacing::next_room);
+                run.pacer.next_room().into_iter().chain(shards).min()
+            })
+            .flatten();
+        if refresh.is_none() && run.shards.as_ref().is_some_and(|p| p.stale) {
+            refresh = Some(Box::pin(list_shards_at(kinesis, stream, None)));
+        }
         let linger_at = could_start.then_some(linger_until).flatten();
         let now = Instant::now();
         let event = tokio::select! {
@@ -378,6 +398,10 @@ pub async fn send_records_until<Id: Ord>(
             () = tokio::time::sleep_until(pace_at.unwrap_or(now)), if pace_at.is_some() => Event::Due,
             () = tokio::time::sleep_until(linger_at.unwrap_or(now)), if linger_at.is_some() => Event::Due,
             () = &mut stop, if !stopping => Event::Stop,
+            listed = async { refresh.as_mut().expect("checked").await }, if refresh.is_some() => {
+                refresh = None;
+                Event::Resharded(listed)
+            }
         };
         match event {
             Event::Read(None) => exhausted = true,
@@ -391,6 +415,7 @@ pub async fn send_records_until<Id: Ord>(
             }
             Event::Due => {}
             Event::Stop => stopping = true,
+            Event::Resharded(listed) => run.resharded(listed),
         }
     }
     run.report.elapsed = started.elapsed();
@@ -407,6 +432,8 @@ enum Event<R, A> {
     Due,
     /// The caller asked the run to stop.
     Stop,
+    /// The target's shards were listed again after a reshard.
+    Resharded(Result<Vec<ShardInfo>, Error>),
 }
 
 /// The state of one [`send_records`]: what waits, what the rate allows, what happened.
@@ -422,6 +449,8 @@ struct Run<Id> {
     accepted: Vec<Accepted<Id>>,
     /// When sending started: what [`Outgoing::not_before`] counts from.
     started: Instant,
+    /// Per-shard budgets, with [`SendOptions::shard_load`].
+    shards: Option<ShardPacing>,
 }
 
 impl<Id: Ord> Run<Id> {
@@ -434,6 +463,27 @@ impl<Id: Ord> Run<Id> {
             next_lane: (!options.ordered).then_some(0),
             accepted: Vec::new(),
             started: Instant::now(),
+            shards: options.shard_load.clone().map(ShardPacing::new),
+        }
+    }
+
+    /// The target's shards as listed again: queued records are placed anew.
+    fn resharded(&mut self, listed: Result<Vec<ShardInfo>, Error>) {
+        let Some(pacing) = self.shards.as_mut() else {
+            return;
+        };
+        pacing.stale = false;
+        match listed {
+            Ok(shards) => {
+                pacing.map = shard_map(&shards);
+                for queued in self.pending.queues.values_mut().flatten() {
+                    queued.shard = pacing.shard_of(&queued.record);
+                }
+            }
+            // The old map still holds most keys; the next unknown shard asks again.
+            Err(error) => {
+                tracing::warn!(error = %error, "ListShards after a reshard failed; keeping the shards known")
+            }
         }
     }
 
@@ -457,6 +507,10 @@ impl<Id: Ord> Run<Id> {
         };
         let mut queued = Queued::new(record, lane);
         queued.due = queued.record.not_before.map(|offset| self.started + offset);
+        queued.shard = self
+            .shards
+            .as_ref()
+            .and_then(|pacing| pacing.shard_of(&queued.record));
         if let Err(record) = self.pending.push(queued) {
             self.report
                 .failed
@@ -468,9 +522,17 @@ impl<Id: Ord> Run<Id> {
     /// the PutRecords limits and the rate allow. `None` when none may go now.
     fn start_request(&mut self, now: Instant) -> Option<Vec<Queued<Id>>> {
         let room = self.pacer.room(now);
-        let request = self
-            .pending
-            .next_request(MAX_RECORDS_PER_REQUEST.min(room), now);
+        let shards = &mut self.shards;
+        let request =
+            self.pending
+                .next_request_admitted(MAX_RECORDS_PER_REQUEST.min(room), now, |queued| {
+                    match (shards.as_mut(), &queued.shard) {
+                        (Some(pacing), Some(shard)) => {
+                            pacing.admit(shard, queued.record.size(), now)
+                        }
+                        _ => true,
+                    }
+                });
         if request.is_empty() {
             return None;
         }
@@ -482,7 +544,9 @@ impl<Id: Ord> Run<Id> {
     /// A dry run: every queued record counts as sent, in the order it would go.
     fn pretend_sent(&mut self) {
         loop {
-            let request = self.pending.next_request(usize::MAX, Instant::now());
+            let request = self
+                .pending
+                .next_request_admitted(usize::MAX, Instant::now(), |_| true);
             if request.is_empty() {
                 break;
             }
@@ -506,15 +570,21 @@ impl<Id: Ord> Run<Id> {
         request: Vec<Queued<Id>>,
         result: Result<Vec<Result<Placement, PutRecordsEntryError>>, String>,
     ) {
-        self.pacer.answered(request.len(), Instant::now());
+        let now = Instant::now();
+        self.pacer.answered(request.len(), now);
         match result {
             Err(reason) => {
                 for queued in request {
+                    self.shard_answered(&queued, now, false, None);
                     self.retry_or_fail(queued, &reason);
                 }
             }
             Ok(codes) => {
                 for (queued, code) in request.into_iter().zip(codes) {
+                    let throttled =
+                        matches!(&code, Err(e) if e.kind == PutRecordsEntryErrorKind::Throttled);
+                    let stored_in = code.as_ref().ok().map(|p| p.shard_id.as_str());
+                    self.shard_answered(&queued, now, throttled, stored_in);
                     match code {
                         Ok(placement) => {
                             self.sent(&queued.record);
@@ -541,6 +611,29 @@ impl<Id: Ord> Run<Id> {
             }
         }
         self.pending.tidy();
+    }
+
+    /// A record's answer, for its shard's budget: throttled or not, and the shard Kinesis
+    /// says it stored it in (an unknown one means the stream was resharded).
+    fn shard_answered(
+        &mut self,
+        queued: &Queued<Id>,
+        now: Instant,
+        throttled: bool,
+        stored_in: Option<&str>,
+    ) {
+        let (Some(pacing), Some(shard)) = (self.shards.as_mut(), &queued.shard) else {
+            return;
+        };
+        pacing.answered(shard, queued.record.size(), now, throttled);
+        if throttled {
+            *self.report.throttled.entry(shard.clone()).or_default() += 1;
+        }
+        if let Some(stored_in) = stored_in
+            && !pacing.map.contains(stored_in)
+        {
+            pacing.stale = true;
+        }
     }
 
     /// A failed record goes back in front of its key after its backoff, or, out of
@@ -596,6 +689,8 @@ struct Queued<Id> {
     /// Made at the first failure: most records never need one, and boxed so that the
     /// thousands of records read ahead stay small.
     backoff: Option<Box<Backoff>>,
+    /// The target shard it goes to, with a shard load.
+    shard: Option<String>,
 }
 
 impl<Id> Queued<Id> {
@@ -606,6 +701,7 @@ impl<Id> Queued<Id> {
             attempts: 0,
             due: None,
             backoff: None,
+            shard: None,
         }
     }
 }
@@ -665,7 +761,19 @@ impl<Id: Ord> Pending<Id> {
 
     /// The next request: the oldest record of each key that has nothing in flight and is
     /// not in backoff, within `max_records` and the PutRecords byte limit.
+    #[cfg(test)]
     fn next_request(&mut self, max_records: usize, now: Instant) -> Vec<Queued<Id>> {
+        self.next_request_admitted(max_records, now, |_| true)
+    }
+
+    /// [`Pending::next_request`] of the records `admit` lets go (and counts: it is asked
+    /// once per record taken, last).
+    fn next_request_admitted(
+        &mut self,
+        max_records: usize,
+        now: Instant,
+        mut admit: impl FnMut(&Queued<Id>) -> bool,
+    ) -> Vec<Queued<Id>> {
         let mut request = Vec::new();
         let mut bytes = 0;
         for key in &self.order {
@@ -683,7 +791,7 @@ impl<Id: Ord> Pending<Id> {
                 continue;
             }
             let size = front.record.size();
-            if bytes + size > MAX_BYTES_PER_REQUEST {
+            if bytes + size > MAX_BYTES_PER_REQUEST || !admit(front) {
                 continue;
             }
             bytes += size;
@@ -796,6 +904,16 @@ impl Pacer {
         rate.saturating_sub(self.in_flight + self.answered_records)
     }
 
+    /// Changes the ceiling (a shard's budget after throttling or calm).
+    fn set_rate(&mut self, rate: usize) {
+        self.rate = Some(rate);
+    }
+
+    /// Whether nothing is counted: a record larger than the whole budget may go then.
+    fn is_idle(&self) -> bool {
+        self.in_flight + self.answered_records == 0
+    }
+
     /// A request of `records` was sent.
     fn started(&mut self, records: usize) {
         self.in_flight += records;
@@ -817,6 +935,98 @@ impl Pacer {
         (self.in_flight + self.answered_records >= rate)
             .then(|| self.answered.front().map(|&(until, _)| until))
             .flatten()
+    }
+}
+
+/// The per-shard budgets of a send with a shard load: each shard's records and bytes per
+/// second (counted as [`Pacer`] counts the stream-wide rate) at its share of the cap, scaled
+/// by its [`Aimd`] factor.
+#[derive(Debug)]
+struct ShardPacing {
+    share: LoadShare,
+    map: ShardMap,
+    states: HashMap<String, ShardState>,
+    /// A shard unknown to the map stored a record: the stream was resharded.
+    stale: bool,
+}
+
+#[derive(Debug)]
+struct ShardState {
+    records: Pacer,
+    bytes: Pacer,
+    aimd: Aimd,
+    /// When the factor was last brought up to date.
+    since: Instant,
+}
+
+impl ShardPacing {
+    fn new(load: ShardLoad) -> Self {
+        Self {
+            share: load.share,
+            map: load.shards,
+            states: HashMap::new(),
+            stale: false,
+        }
+    }
+
+    fn shard_of<Id>(&self, record: &Outgoing<Id>) -> Option<String> {
+        self.map
+            .shard_of(&record.partition_key, record.explicit_hash_key.as_deref())
+            .map(str::to_owned)
+    }
+
+    /// The shard's state, its budget brought up to `now`.
+    fn state(&mut self, shard: &str, now: Instant) -> &mut ShardState {
+        let share = self.share;
+        let state = self
+            .states
+            .entry(shard.to_owned())
+            .or_insert_with(|| ShardState {
+                records: Pacer::new(None),
+                bytes: Pacer::new(None),
+                aimd: Aimd::default(),
+                since: now,
+            });
+        state.aimd.calm(now.saturating_duration_since(state.since));
+        state.since = now;
+        state
+            .records
+            .set_rate(state.aimd.of(share.records_per_second()) as usize);
+        state
+            .bytes
+            .set_rate(state.aimd.of(share.bytes_per_second()) as usize);
+        state
+    }
+
+    /// Whether a record of `size` bytes may go to `shard` now; counted if so.
+    fn admit(&mut self, shard: &str, size: usize, now: Instant) -> bool {
+        let state = self.state(shard, now);
+        let fits = state.records.room(now) >= 1
+            && (state.bytes.room(now) >= size || state.bytes.is_idle());
+        if fits {
+            state.records.started(1);
+            state.bytes.started(size);
+        }
+        fits
+    }
+
+    /// A record sent to `shard` was answered.
+    fn answered(&mut self, shard: &str, size: usize, now: Instant, throttled: bool) {
+        let state = self.state(shard, now);
+        state.records.answered(1, now);
+        state.bytes.answered(size, now);
+        if throttled {
+            state.aimd.throttled();
+        }
+    }
+
+    /// The soonest a shard's budget grows without an answer.
+    fn next_room(&self) -> Option<Instant> {
+        self.states
+            .values()
+            .flat_map(|s| [s.records.next_room(), s.bytes.next_room()])
+            .flatten()
+            .min()
     }
 }
 
