@@ -68,16 +68,16 @@ pub struct DeliveredRecord {
     pub data: Vec<u8>,
     /// When it arrived in the source stream, epoch seconds.
     pub arrival: f64,
-    /// The archived records it is made of: itself, or the container's user records, by
-    /// their sub-sequence numbers (what a journal and a failure list name).
-    pub user_records: Vec<Option<u64>>,
+    /// The archived records it is made of, by partition key and sub-sequence number: itself,
+    /// or the container's user records (what a journal and a failure list name).
+    pub user_records: Vec<(String, Option<u64>)>,
 }
 
 impl DeliveredRecord {
     /// One plain archived record.
     pub fn plain(record: ArchiveRecord) -> Self {
         Self {
-            user_records: vec![record.sub_sequence_number],
+            user_records: vec![(record.partition_key.clone(), record.sub_sequence_number)],
             shard_id: record.shard_id,
             sequence_number: record.sequence_number,
             partition_key: record.partition_key,
@@ -119,7 +119,10 @@ pub fn shard_records(mut records: Vec<ArchiveRecord>) -> Vec<DeliveredRecord> {
                 })
                 .collect::<Vec<_>>(),
         );
-        let sub_sequences = users.iter().map(|u| u.sub_sequence_number).collect();
+        let sub_sequences = users
+            .iter()
+            .map(|u| (u.partition_key.clone(), u.sub_sequence_number))
+            .collect();
         let first = users.swap_remove(0);
         delivered.push(DeliveredRecord {
             shard_id: first.shard_id,
@@ -408,7 +411,10 @@ mod tests {
         assert_eq!(order, ["9", "10", "100"]);
         let container = &records[0];
         assert_eq!(container.partition_key, "a1");
-        assert_eq!(container.user_records, [Some(0), Some(1)]);
+        assert_eq!(
+            container.user_records,
+            [("a1".to_owned(), Some(0)), ("a2".to_owned(), Some(1))]
+        );
         let users = kpl::deaggregate(&container.data).unwrap().unwrap();
         let users: Vec<(&str, &[u8])> = users
             .iter()
@@ -416,7 +422,7 @@ mod tests {
             .collect();
         assert_eq!(users, [("a1", &b"nine.0"[..]), ("a2", &b"nine.1"[..])]);
         assert_eq!(records[1].data, b"ten");
-        assert_eq!(records[1].user_records, [None]);
+        assert_eq!(records[1].user_records, [("b".to_owned(), None)]);
     }
 
     #[test]

@@ -90,7 +90,11 @@ pub fn replay_identity(
             .into_iter()
             .map(|(flag, value)| (flag.to_owned(), value)),
     );
-    fields.push(("--target".to_owned(), options.target.to_string()));
+    match &options.target_function {
+        // A function replay's journal names the function: a stream replay's is refused.
+        Some(function) => fields.push(("--target-function".to_owned(), function.clone())),
+        None => fields.push(("--target".to_owned(), options.target.to_string())),
+    }
     if let Framing::Metadata { separator } = options.framing {
         fields.push(("--metadata".to_owned(), "true".to_owned()));
         fields.push((
@@ -295,6 +299,12 @@ impl Replay {
 
     fn sent_before(&self, record: &Result<ArchiveRecord, Error>) -> bool {
         sent_by(self.journal.as_ref(), record)
+    }
+
+    /// The prepared replay's parts, for a replay into a function
+    /// ([`crate::replay::function`]): archive, selection, read options and journal.
+    pub(crate) fn into_parts(self) -> (ArchiveReader, Selection, ReadOptions, Option<Journal>) {
+        (self.archive, self.selection, self.read, self.journal)
     }
 }
 
