@@ -47,18 +47,22 @@ pub(crate) async fn run(
     // The function is looked up first, in every mode (a dry run and an estimate check it too):
     // its ARN and execution role (the events' invokeIdentityArn).
     let info = describe_function(&lambda, &function).await?;
-    let stream_arn = match describe_stream_summary(&aws_sdk_kinesis::Client::new(sdk), &source).await
-    {
-        Ok(summary) => summary.arn,
-        // The stream is gone (its archive outlives it): its ARN in the function's account and
-        // the region of this run.
-        Err(e) if e.aws_kind() == Some(kinarch_core::aws::error::AwsErrorKind::NotFound) => {
-            let account = info.arn.split(':').nth(4).unwrap_or_default();
-            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-            format!("arn:aws:kinesis:{region}:{account}:stream/{source}")
-        }
-        Err(e) => return Err(e.explained(|| "reading the source stream failed".into()).into()),
-    };
+    let stream_arn =
+        match describe_stream_summary(&aws_sdk_kinesis::Client::new(sdk), &source).await {
+            Ok(summary) => summary.arn,
+            // The stream is gone (its archive outlives it): its ARN in the function's account and
+            // the region of this run.
+            Err(e) if e.aws_kind() == Some(kinarch_core::aws::error::AwsErrorKind::NotFound) => {
+                let account = info.arn.split(':').nth(4).unwrap_or_default();
+                let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+                format!("arn:aws:kinesis:{region}:{account}:stream/{source}")
+            }
+            Err(e) => {
+                return Err(e
+                    .explained(|| "reading the source stream failed".into())
+                    .into());
+            }
+        };
     let target = FunctionTarget {
         source: EventSource {
             region: stream_arn.split(':').nth(3).unwrap_or_default().to_owned(),
@@ -207,10 +211,18 @@ fn summary_line(report: &FunctionReport, function: &str, dry_run: bool) -> Strin
         "function {function}: read {}, {} {}, {} invocation(s){}, retried {}, throttled {}, \
          failed {}, {} event bytes, {} s, {}",
         thousands(report.read),
-        if dry_run { "would deliver" } else { "delivered" },
+        if dry_run {
+            "would deliver"
+        } else {
+            "delivered"
+        },
         thousands(report.delivered),
         thousands(report.invocations),
-        if dry_run { " (nothing invoked: dry run)" } else { "" },
+        if dry_run {
+            " (nothing invoked: dry run)"
+        } else {
+            ""
+        },
         thousands(report.retried),
         thousands(report.throttled),
         thousands(report.failed.len() as u64),
