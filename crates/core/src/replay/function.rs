@@ -8,7 +8,7 @@
 //! partition key. Then each shard is delivered batch after batch, one batch in flight per
 //! shard, `concurrency` shards at once. A batch the function fails (function error, or
 //! `batchItemFailures`) is delivered again from its first failed record, up to
-//! `max_attempts` times from the same record with backoff ([`crate::aws::retry`]'s); then
+//! `max_attempts` times from the same record with backoff (the one `aws::retry` backoff); then
 //! that shard stops, and its records not delivered are listed. Throttling (429, reserved
 //! concurrency) is tried again with backoff for [`THROTTLED_FOR`]. An Invoke the function
 //! can never take (the function does not exist, access denied) ends the replay with the
