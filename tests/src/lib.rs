@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod dynamo;
+pub mod invoke;
 pub mod kinesis;
 pub mod lambda;
 pub mod moto;

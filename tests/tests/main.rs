@@ -18,6 +18,7 @@ mod demo;
 mod export;
 mod faults;
 mod filters;
+mod function_target;
 mod interrupt;
 mod kpl;
 mod lambda;

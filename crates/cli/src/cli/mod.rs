@@ -897,6 +897,17 @@ pub(crate) struct ReinjectArgs {
         help_heading = "Target"
     )]
     pub(crate) target_external_id: Option<String>,
+    /// Invoke this Lambda function (a name or an ARN) with the records, in the events Lambda's
+    /// Kinesis event source mapping delivers, instead of sending them to a stream.
+    #[arg(long, value_name = "NAME|ARN", conflicts_with_all = ["target", "metadata", "verify", "max_shard_load", "target_region", "target_role_arn"], help_heading = "Function target")]
+    pub(crate) target_function: Option<String>,
+    /// With --target-function: records per event (1 to 10000; events also stay within 6 MB).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = parse_function_batch_size, allow_hyphen_values = true, requires = "target_function", help_heading = "Function target")]
+    pub(crate) batch_size: usize,
+    /// With --target-function: invocations of a failed batch from the same first record
+    /// before its shard stops (1 to 100).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = parse_function_attempts, allow_hyphen_values = true, requires = "target_function", help_heading = "Function target")]
+    pub(crate) function_attempts: u32,
     /// Which table is the archive.
     #[command(flatten)]
     pub(crate) archive: ArchiveTableArgs,
@@ -923,7 +934,8 @@ pub(crate) struct ReinjectArgs {
     /// With --pace original: divide the gaps by F (10: ten times faster; 0.5: half as fast).
     #[arg(long, value_name = "F", value_parser = parse_speed, requires = "pace", help_heading = "Pace")]
     pub(crate) speed: Option<f64>,
-    /// PutRecords calls in flight at once (1 to 64).
+    /// PutRecords calls in flight at once (1 to 64); with --target-function, source shards
+    /// delivered at once (one batch in flight each).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_concurrency, allow_hyphen_values = true, help_heading = "Pace")]
     pub(crate) concurrency: usize,
     /// Hold each target shard to PCT percent of its write limit (1,000 records and 1 MiB a

@@ -82,6 +82,19 @@ pub(super) fn parse_batch_size(text: &str) -> Result<usize, String> {
     .map(|n| n as usize)
 }
 
+pub(super) fn parse_function_batch_size(text: &str) -> Result<usize, String> {
+    parse_count(
+        text,
+        "the batch size (records per event, at most the event source mapping's)",
+        kinarch_core::domain::function_event::MAX_BATCH_RECORDS as u64,
+    )
+    .map(|n| n as usize)
+}
+
+pub(super) fn parse_function_attempts(text: &str) -> Result<u32, String> {
+    parse_count(text, "the attempts per failed batch", 100).map(|n| n as u32)
+}
+
 pub(super) fn parse_overflow_target(
     text: &str,
 ) -> Result<kinarch_core::domain::overflow::OverflowTarget, String> {

@@ -9,6 +9,7 @@ mod list;
 mod put;
 mod read;
 mod reinject;
+mod reinject_function;
 mod setup;
 mod status;
 mod tier;

@@ -33,6 +33,9 @@ pub(crate) async fn run(
     // Ctrl-C or SIGTERM, from the start: while the selection is read (a paced replay or an
     // estimate reads it whole first) nothing was sent; while sending, no new call starts,
     // the calls in flight are answered, then the summary says what was sent and what not.
+    if args.target_function.is_some() {
+        return super::reinject_function::run(sdk, global, args).await;
+    }
     let mut signal = crate::signals::listen()?;
     let access = target_access(sdk, &args)?;
     let resolved = super::selection(args.selection)?;

@@ -22,6 +22,7 @@ use aws_types::os_shim_internal::{Env, Fs};
 pub(crate) mod batch_write;
 pub mod error;
 pub mod expression;
+pub mod functions;
 pub mod item;
 mod logged;
 pub mod objects;

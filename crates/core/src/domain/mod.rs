@@ -8,6 +8,7 @@ pub mod config;
 pub mod event;
 pub mod filter;
 pub mod frame;
+pub mod function_event;
 pub mod kpl;
 pub mod names;
 pub mod overflow;

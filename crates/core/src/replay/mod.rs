@@ -2,6 +2,7 @@
 //! lines of input ([`put`]), both through one PutRecords sender ([`sender`]).
 
 pub mod estimate;
+pub mod function;
 pub mod journal;
 pub mod put;
 pub mod reinject;

@@ -76,6 +76,9 @@ pub struct ReinjectOptions {
     /// Hold each target shard to a share of its write limit (`--max-shard-load`, see
     /// [`crate::domain::shard_load`]); [`target_shard_load`] makes one.
     pub shard_load: Option<ShardLoad>,
+    /// A replay into a consumer function (`--target-function`, see
+    /// [`crate::replay::function`]) instead of `target`: the journal's identity names it.
+    pub target_function: Option<String>,
 }
 
 impl ReinjectOptions {
@@ -101,6 +104,7 @@ impl ReinjectOptions {
             dry_run,
             original_pace: None,
             shard_load: None,
+            target_function: None,
         }
     }
 
@@ -349,22 +353,30 @@ pub(crate) fn to_input(
 ) -> Result<Input<RecordId>, Error> {
     match record {
         Ok(record) => Ok(frame(record, options.framing, options.frame_source())),
-        Err(Error::PayloadUnavailable {
+        Err(error) => unavailable(error).map(Input::Refused),
+    }
+}
+
+/// A record whose payload is in S3 and cannot be read ([`Error::PayloadUnavailable`]) as
+/// that record's failure; any other error stays the error.
+pub(crate) fn unavailable(error: Error) -> Result<SendFailure<RecordId>, Error> {
+    match error {
+        Error::PayloadUnavailable {
             partition_key,
             sequence_number,
             sub_sequence_number,
             location,
             reason,
             ..
-        }) => Ok(Input::Refused(SendFailure {
+        } => Ok(SendFailure {
             id: Position {
                 sequence: sequence_number,
                 sub_sequence: sub_sequence_number,
             },
             partition_key,
             reason: format!("its archived payload {location} cannot be read: {reason}"),
-        })),
-        Err(other) => Err(other),
+        }),
+        other => Err(other),
     }
 }
 
@@ -372,17 +384,7 @@ pub(crate) fn to_input(
 /// archive. `source` is the original stream's name for the frame, when it is not the
 /// target.
 fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input<RecordId> {
-    let refused = match record.payload() {
-        Payload::Bytes(_) => None,
-        Payload::Oversize(size) => Some(format!(
-            "its payload ({size} bytes) was too large to archive and is not in the archive"
-        )),
-        Payload::Stored(stored) => Some(format!(
-            "its payload is in S3 at {} and was not fetched",
-            stored.location
-        )),
-    };
-    if let Some(reason) = refused {
+    if let Some(reason) = refusal(&record) {
         return Input::Refused(SendFailure {
             id: Position {
                 sequence: record.sequence_number,
@@ -412,6 +414,22 @@ fn frame(record: ArchiveRecord, framing: Framing, source: Option<&str>) -> Input
     );
     outgoing.explicit_hash_key = record.explicit_hash_key;
     Input::Send(outgoing)
+}
+
+/// Why `record` cannot be replayed, when its payload is not in the archive (too large to
+/// archive, or in S3 and not fetched): the one rule of a replay into a stream and into a
+/// function.
+pub(crate) fn refusal(record: &ArchiveRecord) -> Option<String> {
+    match record.payload() {
+        Payload::Bytes(_) => None,
+        Payload::Oversize(size) => Some(format!(
+            "its payload ({size} bytes) was too large to archive and is not in the archive"
+        )),
+        Payload::Stored(stored) => Some(format!(
+            "its payload is in S3 at {} and was not fetched",
+            stored.location
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::replay::verify::{SentLedger, VerifyReport, verify};
 
 /// How often the journal is rewritten while a replay runs (and once at its end): a crash
 /// in between sends that second's records again on the rerun (at-least-once).
-const JOURNAL_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const JOURNAL_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything a replay is asked to do.
 #[derive(Debug, Clone)]
@@ -124,7 +124,11 @@ pub fn replay_identity(
             .into_iter()
             .map(|(flag, value)| (flag.to_owned(), value)),
     );
-    fields.push(("--target".to_owned(), options.target_address().to_string()));
+    match &options.target_function {
+        // A function replay's journal names the function: a stream replay's is refused.
+        Some(function) => fields.push(("--target-function".to_owned(), function.clone())),
+        None => fields.push(("--target".to_owned(), options.target_address().to_string())),
+    }
     if let Framing::Metadata { separator } = options.framing {
         fields.push(("--metadata".to_owned(), "true".to_owned()));
         fields.push((
@@ -366,6 +370,12 @@ impl Replay {
 
     fn sent_before(&self, record: &Result<ArchiveRecord, Error>) -> bool {
         sent_by(self.journal.as_ref(), record)
+    }
+
+    /// The prepared replay's parts, for a replay into a function
+    /// ([`crate::replay::function`]): archive, selection, read options and journal.
+    pub(crate) fn into_parts(self) -> (ArchiveReader, Selection, ReadOptions, Option<Journal>) {
+        (self.archive, self.selection, self.read, self.journal)
     }
 }
 
