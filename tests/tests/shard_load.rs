@@ -79,6 +79,24 @@ fn busiest_windows(
         .collect()
 }
 
+/// `reinject orders --target replay --max-shard-load 10 -o json` through `proxy`, with
+/// `extra`; its summary.
+async fn replay_at_10_percent(w: &World, proxy: &FaultProxy, extra: &[&str]) -> serde_json::Value {
+    let mut command = command_with_env(&w.moto.env_via(&proxy.endpoint()));
+    command.args([
+        "reinject",
+        "orders",
+        "--target",
+        "replay",
+        "--max-shard-load",
+        "10",
+        "-o",
+        "json",
+    ]);
+    command.args(extra);
+    run_command(command, None).await.ok().json()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_target_shard_gets_more_than_its_share_in_any_second() {
     let w = World::start().await;
@@ -110,18 +128,7 @@ async fn no_target_shard_gets_more_than_its_share_in_any_second() {
     assert!(estimate["seconds"].as_f64().unwrap() >= busiest);
 
     let proxy = FaultProxy::start(&w.moto.endpoint()).await;
-    let mut command = command_with_env(&w.moto.env_via(&proxy.endpoint()));
-    command.args([
-        "reinject",
-        "orders",
-        "--target",
-        "replay",
-        "--max-shard-load",
-        "10",
-        "-o",
-        "json",
-    ]);
-    let summary = run_command(command, None).await.ok().json();
+    let summary = replay_at_10_percent(&w, &proxy, &[]).await;
     assert_eq!(summary["sent"], 400);
     assert_eq!(kinesis::read_all(&w.kinesis, "replay").await.len(), 400);
     let windows = busiest_windows(&proxy.put_records_keys(), &map, 0..=u128::MAX);
@@ -154,20 +161,7 @@ async fn throttling_halves_the_shards_budget_and_is_reported_per_shard() {
             .len();
         Some(Fault::FailEntries((0..entries).collect()))
     });
-    let mut command = command_with_env(&w.moto.env_via(&proxy.endpoint()));
-    command.args([
-        "reinject",
-        "orders",
-        "--target",
-        "replay",
-        "--max-shard-load",
-        "10",
-        "--concurrency",
-        "1",
-        "-o",
-        "json",
-    ]);
-    let summary = run_command(command, None).await.ok().json();
+    let summary = replay_at_10_percent(&w, &proxy, &["--concurrency", "1"]).await;
     assert_eq!(summary["sent"], 400);
     let throttled: u64 = summary["throttledByShard"]
         .as_object()

@@ -235,6 +235,15 @@ as \"would not send\").
 On a terminal a progress line shows records sent and the rate. The summary goes to standard
 error; -o json prints it as one JSON document on standard output instead.",
         after_help = "\
+--verify reads the replay back afterwards (GetRecords from each target shard, between the
+lowest and highest sequence numbers PutRecords answered) and checks that each record is
+there once, with its bytes, in its key's order; records others wrote are ignored. Exit 1
+when any is missing, altered, duplicated or out of order, with the first few named.
+
+--max-shard-load PCT holds each target shard to PCT percent of its write limit (1,000
+records and 1 MiB a second), placing each record by the MD5 of its partition key; a shard
+that throttles gets half its budget, then a tenth of its cap back per calm second.
+
 Another account or region: --target takes a stream ARN of any account and region (or a name
 with --target-region), and --target-role-arn ROLE [--target-external-id ID] assumes that role
 for the target's calls only (PutRecords, DescribeStreamSummary, and GetRecords for --verify),
