@@ -1298,6 +1298,101 @@ mod tests {
         assert_eq!(run.report.requests, 2);
     }
 
+    fn shard(id: &str, first: u128, last: u128) -> ShardInfo {
+        ShardInfo {
+            shard_id: id.into(),
+            parent_shard_id: None,
+            adjacent_parent_shard_id: None,
+            ending_sequence_number: None,
+            hash_key_range: (first, last),
+        }
+    }
+
+    #[test]
+    fn each_shard_takes_its_share_and_a_reshard_places_queued_records_anew() {
+        let share = LoadShare::new(1).unwrap(); // 10 records a second per shard
+        let mut run = Run::new(&SendOptions {
+            shard_load: Some(ShardLoad {
+                share,
+                shards: shard_map(&[shard("shardId-0", 0, u128::MAX)]),
+            }),
+            ..SendOptions::default()
+        });
+        for id in 0..30u32 {
+            run.accept(Input::Send(Outgoing::new(id, format!("k{id}"), vec![0])));
+        }
+        let now = Instant::now();
+        let first = run.start_request(now).unwrap();
+        assert_eq!(first.len(), 10, "the shard's share");
+        assert!(run.start_request(now).is_none());
+        // Kinesis stored them in shards it did not list: the stream was resharded.
+        let stored = |shard_id: &str| {
+            Ok(Placement {
+                shard_id: shard_id.into(),
+                sequence_number: "1".into(),
+            })
+        };
+        run.answered(first, Ok((0..10).map(|_| stored("shardId-1")).collect()));
+        assert!(run.shards.as_ref().unwrap().stale);
+        run.resharded(Ok(vec![
+            shard("shardId-1", 0, u128::MAX / 2),
+            shard("shardId-2", u128::MAX / 2 + 1, u128::MAX),
+        ]));
+        let pacing = run.shards.as_ref().unwrap();
+        assert!(!pacing.stale);
+        let placed: HashSet<&str> = run
+            .pending
+            .queues
+            .values()
+            .flatten()
+            .filter_map(|q| q.shard.as_deref())
+            .collect();
+        assert_eq!(placed, HashSet::from(["shardId-1", "shardId-2"]));
+        // Two new shards, each with its own share of 10.
+        let later = now + Duration::from_millis(10);
+        let request = run.start_request(later).unwrap();
+        let mut per_shard: HashMap<&str, usize> = HashMap::new();
+        for queued in &request {
+            *per_shard
+                .entry(queued.shard.as_deref().unwrap())
+                .or_default() += 1;
+        }
+        assert!(per_shard.values().all(|n| *n <= 10), "{per_shard:?}");
+        assert!(
+            request.len() > 10,
+            "more than one shard's share: {per_shard:?}"
+        );
+    }
+
+    #[test]
+    fn a_throttled_shard_gets_half_its_share() {
+        let mut run = Run::new(&SendOptions {
+            shard_load: Some(ShardLoad {
+                share: LoadShare::new(2).unwrap(), // 20 a second
+                shards: shard_map(&[shard("shardId-0", 0, u128::MAX)]),
+            }),
+            ..SendOptions::default()
+        });
+        for id in 0..100u32 {
+            run.accept(Input::Send(Outgoing::new(id, format!("k{id}"), vec![0])));
+        }
+        let t0 = Instant::now();
+        let first = run.start_request(t0).unwrap();
+        assert_eq!(first.len(), 20);
+        let throttled = || {
+            Err(PutRecordsEntryError::parse(
+                "ProvisionedThroughputExceededException".into(),
+                None,
+            ))
+        };
+        run.answered(first, Ok((0..20).map(|_| throttled()).collect()));
+        assert_eq!(run.report.throttled["shardId-0"], 20);
+        // The throttled records count for a second after their answer; then the shard takes
+        // half its share (10) plus the tenth of it (2) a calm second gives back, not 20.
+        let later = t0 + Duration::from_millis(1500);
+        assert_eq!(run.start_request(later).unwrap().len(), 12);
+    }
+
     #[test]
     fn a_request_takes_no_more_records_than_the_rate_has_room_for() {
         let mut run = Run::new(&SendOptions {
