@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use kinarch_bench::data::{self, PAYLOAD_BYTES};
-use kinarch_bench::null_endpoint::{Dataset, NullEndpoint, OpCount};
+use kinarch_bench::null_endpoint::{Dataset, LAMBDA_INVOKE, NullEndpoint, OpCount};
 use kinarch_bench::procfs::{self, Finished};
 use kinarch_bench::report::{Report, Verdict};
 use kinarch_bench::stats::Summary;
@@ -79,6 +79,7 @@ const SCENARIOS: &[&str] = &[
     "big-batches",
     "kpl",
     "reinject",
+    "replay-targets",
     "scan",
     "moto",
     "overflow",
@@ -219,6 +220,9 @@ fn main() {
         if run("reinject") {
             reinject_library(&ctx, &mut report).await;
             reinject_binary(&ctx, &mut report).await;
+        }
+        if run("replay-targets") {
+            replay_targets(&ctx, &mut report).await;
         }
         if run("scan") {
             scan_library(&ctx, &mut report).await;
@@ -877,6 +881,98 @@ async fn reinject_binary(ctx: &Ctx, report: &mut Report) {
                 ),
             );
         }
+    }
+}
+
+/// `kinarch reinject` of one archive into the null endpoint, through PutRecords (`--target`)
+/// and through function invocations (`--target-function`, the event source mapping's
+/// batches, one in flight per source shard): records/s and CPU per record of the whole
+/// process, the archive's scan included.
+async fn replay_targets(ctx: &Ctx, report: &mut Report) {
+    const RECORDS: usize = 20_000;
+    const KEYS: usize = 100;
+    ctx.null.set_dataset(Dataset {
+        items: RECORDS,
+        keys: KEYS,
+        payload_bytes: PAYLOAD_BYTES,
+    });
+    let through: [(&str, &str, &[&str]); 3] = [
+        (
+            "PutRecords",
+            "Kinesis.PutRecords",
+            &["-q", "reinject", "bench-src", "--target", "bench-dst"],
+        ),
+        (
+            "function invocations, 100 records per event",
+            LAMBDA_INVOKE,
+            &[
+                "-q",
+                "reinject",
+                "bench-src",
+                "--target-function",
+                "bench-consumer",
+            ],
+        ),
+        (
+            "function invocations, 1,000 records per event",
+            LAMBDA_INVOKE,
+            &[
+                "-q",
+                "reinject",
+                "bench-src",
+                "--target-function",
+                "bench-consumer",
+                "--batch-size",
+                "1000",
+            ],
+        ),
+    ];
+    for (name, operation, args) in through {
+        let (mut rates, mut cpu, mut rss) = (vec![], vec![], vec![]);
+        let mut counts = String::new();
+        let mut failed = 0;
+        for _ in 0..ctx.runs.throughput {
+            ctx.null.reset_counts();
+            let run = run_kinarch(ctx, &ctx.null.endpoint(), args).await;
+            if !run.success || ctx.null.count(operation).entries != RECORDS as u64 {
+                failed += 1;
+                continue;
+            }
+            counts = op_summary(&ctx.null.counts());
+            rates.push(RECORDS as f64 / run.wall.as_secs_f64());
+            cpu.push(run.cpu().as_secs_f64() * 1e6 / RECORDS as f64);
+            rss.push(kib_to_mib(run.max_rss_kib as f64));
+        }
+        let failed = match failed {
+            0 => String::new(),
+            n => format!("; {n} run(s) FAILED"),
+        };
+        let (Some(rate), Some(cpu), Some(rss)) =
+            (Summary::of(&rates), Summary::of(&cpu), Summary::of(&rss))
+        else {
+            report.add(
+                NULL,
+                format!("replay 20,000 records through {name}: records/s"),
+                "report",
+                "-",
+                Verdict::Info,
+                format!("no run delivered every record{failed}"),
+            );
+            continue;
+        };
+        report.add(
+            NULL,
+            format!("replay 20,000 records through {name}: records/s"),
+            "report",
+            rate.show(0),
+            Verdict::Info,
+            format!(
+                "kinarch reinject, whole process incl. start and scan; CPU {} µs/record; \
+                 peak RSS {} MiB; {counts}{failed}",
+                cpu.show(1),
+                rss.show(1)
+            ),
+        );
     }
 }
 

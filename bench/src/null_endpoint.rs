@@ -10,10 +10,13 @@
 //! | DynamoDB PutItem | `{}` (the condition held) |
 //! | DynamoDB Scan, Query | pages of the [`Dataset`]'s items, ~1 MB each as DynamoDB pages |
 //! | DynamoDB GetItem, DescribeTable, DescribeTimeToLive | a valid empty/ACTIVE/ENABLED answer |
+//! | DynamoDB ListTagsOfResource | no tags (a table not tiered into Parquet) |
 //! | Kinesis ListTagsForStream | `StreamArchiveMode` = `LATEST` for streams whose name ends in `-latest`, `NONE` and `ArchiveParquet` = `s3://bench-parquet/kinarch` for `-parquet`, else `ALL` |
 //! | S3 PutObject (a `PUT` without `X-Amz-Target`) | `200`; its entries count the object's bytes |
 //! | Kinesis PutRecords, PutRecord | every record stored, increasing sequence numbers |
 //! | Kinesis DescribeStreamSummary | an ACTIVE stream of one shard |
+//! | Lambda Invoke (`POST /2015-03-31/functions/NAME/invocations`) | `{"batchItemFailures":[]}` (the function took every record); its entries count the event's records |
+//! | Lambda GetFunctionConfiguration (`GET /2015-03-31/functions/NAME/configuration`) | the function's name, ARN and role |
 //!
 //! Anything else is answered `400 UnknownOperationException` and counted, so a scenario
 //! that makes an unexpected call shows it in its counts.
@@ -43,6 +46,9 @@ use crate::data;
 
 /// The operation name S3 PutObject requests are counted under (entries: bytes).
 pub const S3_PUT_OBJECT: &str = "S3.PutObject";
+
+/// The operation name Lambda Invoke requests are counted under (entries: the event's records).
+pub const LAMBDA_INVOKE: &str = "Lambda.Invoke";
 
 /// DynamoDB stops a Scan or Query page at 1 MB of items.
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -191,7 +197,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let s3_put = request.method() == axum::http::Method::PUT
         && !request.headers().contains_key("x-amz-target");
     let (parts, body) = request.into_parts();
-    let op = if s3_put {
+    let lambda = lambda_operation(&parts.method, parts.uri.path());
+    let op = if let Some((op, _)) = &lambda {
+        (*op).to_owned()
+    } else if s3_put {
         S3_PUT_OBJECT.to_owned()
     } else if !parts.headers.contains_key("x-amz-target") {
         // Path-style S3 (`/BUCKET` or `/BUCKET/KEY`), named as the tests' proxy names it.
@@ -206,6 +215,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if let Some((upstream, client)) = &shared.upstream {
         count(&shared, &op, request_entries(&op, &body));
         return forward(upstream, client, parts, body).await;
+    }
+    if let Some((op, function)) = lambda {
+        let (entries, answer) = lambda_answer(op, &function, &body);
+        count(&shared, op, entries);
+        return json_response(StatusCode::OK, "application/json", answer);
     }
     if s3_put {
         count(&shared, &op, body.len() as u64);
@@ -247,6 +261,50 @@ fn json_response(status: StatusCode, content_type: &str, body: String) -> Respon
         HeaderValue::from_static("00000000-0000-0000-0000-000000000000"),
     );
     response
+}
+
+/// A Lambda call's operation and function name, from its method and path (Lambda's REST API
+/// names the operation by its path, not by `X-Amz-Target`).
+fn lambda_operation(method: &axum::http::Method, path: &str) -> Option<(&'static str, String)> {
+    let rest = path.strip_prefix("/2015-03-31/functions/")?;
+    let (function, action) = rest.rsplit_once('/')?;
+    let op = match (method.as_str(), action) {
+        ("POST", "invocations") => LAMBDA_INVOKE,
+        ("GET", "configuration") => "Lambda.GetFunctionConfiguration",
+        _ => return None,
+    };
+    Some((op, function.replace("%3A", ":").replace("%3a", ":")))
+}
+
+/// An event's records (`Records`), as Lambda's Kinesis event source mapping sends them.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KinesisEvent {
+    records: Vec<IgnoredAny>,
+}
+
+/// The canned answer to a Lambda call: entries carried and body.
+fn lambda_answer(op: &str, function: &str, body: &[u8]) -> (u64, String) {
+    if op == LAMBDA_INVOKE {
+        let records = serde_json::from_slice::<KinesisEvent>(body)
+            .map(|e| e.records.len() as u64)
+            .unwrap_or(0);
+        return (records, r#"{"batchItemFailures":[]}"#.to_owned());
+    }
+    let arn = match function.starts_with("arn:") {
+        true => function.to_owned(),
+        false => format!(
+            "arn:aws:lambda:{}:123456789012:function:{function}",
+            crate::REGION
+        ),
+    };
+    let answer = json!({
+        "FunctionName": arn.rsplit(':').next().unwrap_or(function),
+        "FunctionArn": arn,
+        "Role": "arn:aws:iam::123456789012:role/bench-consumer",
+        "State": "Active",
+    });
+    (0, answer.to_string())
 }
 
 #[derive(Deserialize)]
@@ -310,6 +368,8 @@ fn answer(shared: &Shared, op: &str, body: &[u8]) -> (StatusCode, String, u64) {
                 items.dataset.items,
             ))
         }
+        // An untiered table: no tags (the tier marker `tieredBefore` is a table tag).
+        "DynamoDB.ListTagsOfResource" => ok(json!({ "Tags": [] })),
         "DynamoDB.DescribeTimeToLive" => ok(json!({
             "TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "expireAfter"}
         })),
@@ -534,5 +594,31 @@ mod tests {
             json!({"ExpressionAttributeValues": {":pk": {"S": "key-1"}}}),
         );
         assert_eq!(q["Count"], 3); // 1, 4, 7
+    }
+
+    #[test]
+    fn lambda_calls_are_told_by_their_path_and_answered() {
+        let post = axum::http::Method::POST;
+        let get = axum::http::Method::GET;
+        let (op, function) =
+            lambda_operation(&post, "/2015-03-31/functions/consumer/invocations").unwrap();
+        assert_eq!((op, function.as_str()), (LAMBDA_INVOKE, "consumer"));
+        let event = json!({"Records": [{"kinesis": {}}, {"kinesis": {}}]}).to_string();
+        let (records, answer) = lambda_answer(op, &function, event.as_bytes());
+        assert_eq!(records, 2);
+        assert_eq!(answer, r#"{"batchItemFailures":[]}"#);
+
+        let path =
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af/configuration";
+        let (op, function) = lambda_operation(&get, path).unwrap();
+        let (_, answer) = lambda_answer(op, &function, b"");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            answer["FunctionArn"],
+            "arn:aws:lambda:us-east-1:1:function:f"
+        );
+        assert_eq!(answer["FunctionName"], "f");
+        assert!(lambda_operation(&get, "/2015-03-31/functions/f/invocations").is_none());
+        assert!(lambda_operation(&post, "/bucket/key").is_none());
     }
 }

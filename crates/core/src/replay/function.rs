@@ -21,7 +21,8 @@
 //!
 //! `--pace original`: each record is due at its arrival time's offset (divided by the
 //! speed) from the first record's; a shard's batch takes the records due by then, as the
-//! mapping takes the records that arrived.
+//! mapping takes the records that arrived. A dry run does not wait (its batches are full, as
+//! [`Replay::estimate_function`] counts them).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -567,9 +568,10 @@ impl<P: FnMut(u64)> Shared<'_, P> {
                 self.report.borrow_mut().unsent += archived_count(&shard.records[at..]);
                 return Ok(());
             }
-            // At the original pace, the records due by now (the first one waited for).
+            // At the original pace, the records due by now (the first one waited for). A dry
+            // run waits for nothing, as a stream replay's does: its batches are full.
             let mut available = shard.records.len() - at;
-            if let Some(due) = &shard.due {
+            if let (Some(due), false) = (&shard.due, options.dry_run) {
                 let wait = due[at].saturating_sub(self.start.elapsed());
                 if !wait.is_zero() && !self.sleep(wait).await {
                     continue;
