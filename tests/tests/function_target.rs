@@ -49,6 +49,15 @@ fn script(answer: impl Fn(&Value) -> Invocation + Send + Sync + 'static) -> Cons
     Consumer::Script(Box::new(answer))
 }
 
+/// `reinject orders --target-function consumer -o json`.
+const TO_CONSUMER: [&str; 6] = [
+    "reinject",
+    "orders",
+    "--target-function",
+    "consumer",
+    "-o",
+    "json",
+];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archiver_function_rebuilds_the_archive_item_for_item() {
     let source = World::start().await;
@@ -132,19 +141,7 @@ async fn partial_failures_are_delivered_again_from_the_first_failed_record() {
         0,
     )
     .await;
-    let run = kinarch(
-        &world,
-        &endpoint,
-        &[
-            "reinject",
-            "orders",
-            "--target-function",
-            "consumer",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let run = kinarch(&world, &endpoint, &TO_CONSUMER).await;
     run.ok();
     assert_eq!(run.json()["delivered"], 10);
     assert_eq!(run.json()["retried"], 1);
@@ -221,19 +218,7 @@ async fn throttled_invocations_are_made_again() {
     let records: Vec<ArchiveRecord> = (0..4).map(|i| record(i, 1)).collect();
     world.archived("orders", 1, &records, Utc::now()).await;
     let endpoint = InvokeEndpoint::start(script(|_| Invocation::Response(Value::Null)), 5).await;
-    let run = kinarch(
-        &world,
-        &endpoint,
-        &[
-            "reinject",
-            "orders",
-            "--target-function",
-            "consumer",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let run = kinarch(&world, &endpoint, &TO_CONSUMER).await;
     run.ok();
     assert_eq!(run.json()["delivered"], 4);
     assert_eq!(endpoint.throttled(), 5);
